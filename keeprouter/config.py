@@ -1,0 +1,331 @@
+"""The config file (YAML, `${ENV}` interpolated), validated once at start-up into plain typed objects.
+
+A bad config raises ConfigError whose message is one line naming the key at fault, e.g.
+`models.ministral-14b-latest.endpoints[0].provider: unknown provider 'mistrall'`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from keeprouter.catalogue import catalogue as builtin
+
+API_FORMATS = ("openai", "anthropic")
+KNOWN_CAPABILITIES = frozenset(
+    {"streaming", "tools", "vision", "reasoning", "response_format", "json_mode", "prompt_caching"}
+)
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(Exception):
+    """One line, naming the key at fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect: float = 10.0
+    first_byte: float = 300.0  # reasoning models may think for minutes before the first token
+    idle: float = 120.0
+
+    def merged(self, raw: dict[str, Any] | None, where: str) -> Timeouts:
+        if not raw:
+            return self
+        values = {"connect": self.connect, "first_byte": self.first_byte, "idle": self.idle}
+        for k, v in _mapping(raw, where).items():
+            if k not in values:
+                raise ConfigError(f"{where}.{k}: unknown timeout (use connect, first_byte, idle)")
+            values[k] = _positive(v, f"{where}.{k}")
+        return Timeouts(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTier:
+    """Prices that apply once the prompt has at least `min_prompt_tokens` tokens."""
+
+    min_prompt_tokens: int
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal | None = None
+    cache_write: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pricing:
+    """USD per 1M tokens. Cached tokens fall back to `input` when their own price is absent."""
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal | None = None
+    cache_write: Decimal | None = None
+    reasoning: Decimal | None = None  # defaults to `output`
+    tiers: tuple[PriceTier, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    id: str
+    api: str
+    base_url: str
+    api_key: str | None
+    timeout: Timeouts = field(default_factory=Timeouts)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointConfig:
+    provider: str
+    model: str
+    pricing: Pricing
+    capabilities: frozenset[str]
+    context_length: int
+    max_output_tokens: int | None
+    timeout: Timeouts
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    id: str
+    name: str
+    maker: str
+    context_length: int
+    endpoints: tuple[EndpointConfig, ...]
+    description: str = ""
+    created: int = 0
+    input_modalities: tuple[str, ...] = ("text",)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    database: str = "sqlite:///keeprouter.db"
+    redis: str | None = None
+    admin_key: str | None = None
+    providers: dict[str, ProviderConfig] = field(default_factory=dict)
+    models: dict[str, ModelConfig] = field(default_factory=dict)
+
+    def endpoint_provider(self, ep: EndpointConfig) -> ProviderConfig:
+        return self.providers[ep.provider]
+
+
+# ---- loading ----------------------------------------------------------------------------------
+
+
+def load_config(path: str | os.PathLike[str] | None, env: dict[str, str] | None = None) -> Config:
+    """Read the file at `path` (or none: built-ins only), merge the built-in catalogue, validate."""
+    env = dict(os.environ) if env is None else env
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except OSError as e:
+            raise ConfigError(f"config: cannot read {p}: {e.strerror}") from None
+        try:
+            loaded = yaml.safe_load(_interpolate(text, env))
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config: {p} is not valid YAML: {str(e).splitlines()[0]}") from None
+        if loaded is not None:
+            raw = _mapping(loaded, "config")
+    return parse_config(raw, env)
+
+
+def parse_config(raw: dict[str, Any], env: dict[str, str]) -> Config:
+    known = {"database", "redis", "admin_key", "providers", "models"}
+    for k in raw:
+        if k not in known:
+            raise ConfigError(f"{k}: unknown key (expected one of {', '.join(sorted(known))})")
+    providers: dict[str, ProviderConfig] = {}
+    # Built-in providers exist only when their API key is in the environment.
+    for pid, praw in builtin.builtin_providers().items():
+        key_env = praw.get("api_key_env")
+        if key_env and env.get(key_env):
+            providers[pid] = _provider(pid, {**praw, "api_key": env[key_env]}, f"providers.{pid}")
+    for pid, praw in _mapping(raw.get("providers") or {}, "providers").items():
+        providers[str(pid)] = _provider(str(pid), _mapping(praw, f"providers.{pid}"), f"providers.{pid}")
+
+    models_raw: dict[str, Any] = dict(builtin.builtin_models())
+    user_models = _mapping(raw.get("models") or {}, "models")
+    models_raw.update(user_models)
+    models: dict[str, ModelConfig] = {}
+    for mid, mraw in models_raw.items():
+        where = f"models.{mid}"
+        is_user = mid in user_models
+        m = _model(str(mid), _mapping(mraw, where), providers, where, strict=is_user)
+        models[m.id] = m
+
+    admin = raw.get("admin_key")
+    if admin is not None and not isinstance(admin, str):
+        raise ConfigError("admin_key: must be a string")
+    redis_url = raw.get("redis")
+    if redis_url is not None and not (isinstance(redis_url, str) and redis_url.startswith("redis")):
+        raise ConfigError("redis: must be a redis:// URL")
+    database = raw.get("database", "sqlite:///keeprouter.db")
+    if not isinstance(database, str) or not database.startswith(("sqlite://", "postgresql://", "postgres://")):
+        raise ConfigError("database: must be sqlite:///PATH or postgresql://...")
+    return Config(
+        database=database,
+        redis=redis_url or None,
+        admin_key=admin or env.get("KEEPROUTER_ADMIN_KEY") or None,
+        providers=providers,
+        models=models,
+    )
+
+
+def _interpolate(text: str, env: dict[str, str]) -> str:
+    def sub(m: re.Match[str]) -> str:
+        return env.get(m.group(1), m.group(2) if m.group(2) is not None else "")
+
+    return _ENV_RE.sub(sub, text)
+
+
+def _provider(pid: str, raw: dict[str, Any], where: str) -> ProviderConfig:
+    allowed = {"api", "base_url", "api_key", "timeout", "headers", "api_key_env"}
+    for k in raw:
+        if k not in allowed:
+            raise ConfigError(f"{where}.{k}: unknown key")
+    api = raw.get("api")
+    if api not in API_FORMATS:
+        raise ConfigError(f"{where}.api: must be one of {', '.join(API_FORMATS)}, got {api!r}")
+    base_url = raw.get("base_url")
+    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}.base_url: must be an http(s) URL")
+    headers = _mapping(raw.get("headers") or {}, f"{where}.headers")
+    key = raw.get("api_key")
+    return ProviderConfig(
+        id=pid,
+        api=api,
+        base_url=base_url.rstrip("/"),
+        api_key=str(key) if key else None,
+        timeout=Timeouts().merged(raw.get("timeout"), f"{where}.timeout"),
+        headers={str(k): str(v) for k, v in headers.items()},
+    )
+
+
+def _model(
+    mid: str, raw: dict[str, Any], providers: dict[str, ProviderConfig], where: str, strict: bool
+) -> ModelConfig:
+    allowed = {"name", "maker", "context_length", "endpoints", "description", "created", "input_modalities"}
+    for k in raw:
+        if k not in allowed:
+            raise ConfigError(f"{where}.{k}: unknown key")
+    ctx = _int(raw.get("context_length", 0), f"{where}.context_length") or 0
+    eps_raw = raw.get("endpoints")
+    if not isinstance(eps_raw, list) or not eps_raw:
+        raise ConfigError(f"{where}.endpoints: must be a non-empty list")
+    endpoints = []
+    for i, eraw in enumerate(eps_raw):
+        ewhere = f"{where}.endpoints[{i}]"
+        e = _mapping(eraw, ewhere)
+        pid = e.get("provider")
+        if pid not in providers:
+            if strict:
+                raise ConfigError(f"{ewhere}.provider: unknown provider {pid!r}")
+            continue  # a built-in endpoint whose provider is not configured here
+        endpoints.append(_endpoint(e, providers[str(pid)], ctx, ewhere))
+    return ModelConfig(
+        id=mid,
+        name=str(raw.get("name") or mid),
+        maker=str(raw.get("maker") or ""),
+        context_length=ctx or max((e.context_length for e in endpoints), default=0),
+        endpoints=tuple(endpoints),
+        description=str(raw.get("description") or ""),
+        created=_int(raw.get("created", 0), f"{where}.created") or 0,
+        input_modalities=tuple(raw.get("input_modalities") or ("text",)),
+    )
+
+
+def _endpoint(e: dict[str, Any], provider: ProviderConfig, model_ctx: int, where: str) -> EndpointConfig:
+    allowed = {"provider", "model", "pricing", "capabilities", "context_length", "max_output_tokens", "timeout"}
+    for k in e:
+        if k not in allowed:
+            raise ConfigError(f"{where}.{k}: unknown key")
+    upstream_model = e.get("model")
+    if not isinstance(upstream_model, str) or not upstream_model:
+        raise ConfigError(f"{where}.model: required (the upstream's model name)")
+    caps = e.get("capabilities", ["streaming"])
+    if not isinstance(caps, list):
+        raise ConfigError(f"{where}.capabilities: must be a list")
+    for c in caps:
+        if c not in KNOWN_CAPABILITIES:
+            raise ConfigError(f"{where}.capabilities: unknown capability {c!r}")
+    return EndpointConfig(
+        provider=provider.id,
+        model=upstream_model,
+        pricing=_pricing(e.get("pricing"), f"{where}.pricing"),
+        capabilities=frozenset(caps),
+        context_length=_int(e.get("context_length"), f"{where}.context_length") or model_ctx,
+        max_output_tokens=_int(e.get("max_output_tokens"), f"{where}.max_output_tokens"),
+        timeout=provider.timeout.merged(e.get("timeout"), f"{where}.timeout"),
+    )
+
+
+def _pricing(raw: Any, where: str) -> Pricing:
+    p = _mapping(raw, where)
+    for k in p:
+        if k not in {"input", "output", "cache_read", "cache_write", "reasoning", "tiers"}:
+            raise ConfigError(f"{where}.{k}: unknown key")
+    if "input" not in p or "output" not in p:
+        raise ConfigError(f"{where}: needs input and output (USD per 1M tokens)")
+    tiers = []
+    for i, t in enumerate(p.get("tiers") or []):
+        tw = f"{where}.tiers[{i}]"
+        tm = _mapping(t, tw)
+        tiers.append(
+            PriceTier(
+                min_prompt_tokens=_int(tm.get("min_prompt_tokens"), f"{tw}.min_prompt_tokens") or 0,
+                input=_money(tm.get("input"), f"{tw}.input"),
+                output=_money(tm.get("output"), f"{tw}.output"),
+                cache_read=_money_opt(tm.get("cache_read"), f"{tw}.cache_read"),
+                cache_write=_money_opt(tm.get("cache_write"), f"{tw}.cache_write"),
+            )
+        )
+    return Pricing(
+        input=_money(p["input"], f"{where}.input"),
+        output=_money(p["output"], f"{where}.output"),
+        cache_read=_money_opt(p.get("cache_read"), f"{where}.cache_read"),
+        cache_write=_money_opt(p.get("cache_write"), f"{where}.cache_write"),
+        reasoning=_money_opt(p.get("reasoning"), f"{where}.reasoning"),
+        tiers=tuple(sorted(tiers, key=lambda t: t.min_prompt_tokens)),
+    )
+
+
+def _money(v: Any, where: str) -> Decimal:
+    if isinstance(v, bool) or not isinstance(v, int | float | str):
+        raise ConfigError(f"{where}: must be a number (USD per 1M tokens)")
+    try:
+        d = Decimal(str(v))  # str() so 0.2 stays exactly 0.2, not the binary float
+    except InvalidOperation:
+        raise ConfigError(f"{where}: must be a number (USD per 1M tokens)") from None
+    if d < 0 or not d.is_finite():
+        raise ConfigError(f"{where}: must be >= 0")
+    return d
+
+
+def _money_opt(v: Any, where: str) -> Decimal | None:
+    return None if v is None else _money(v, where)
+
+
+def _int(v: Any, where: str) -> int | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise ConfigError(f"{where}: must be a non-negative integer")
+    return v
+
+
+def _positive(v: Any, where: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+        raise ConfigError(f"{where}: must be a positive number of seconds")
+    return float(v)
+
+
+def _mapping(v: Any, where: str) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise ConfigError(f"{where}: must be a mapping")
+    return v

@@ -1,0 +1,103 @@
+"""KeepRouter's one error tree. Every error has a kind and an HTTP status; each client API renders it
+in its own shape (see `formats.openai.render_error` and `formats.anthropic.render_error`).
+
+    GatewayError                      kind                    status
+    ├── InvalidRequest                invalid_request         400
+    ├── AuthenticationFailed          authentication          401
+    ├── InsufficientCredit            payment_required        402
+    ├── PermissionDenied              permission_denied       403
+    ├── NotFound                      not_found               404
+    ├── PayloadTooLarge               payload_too_large       413
+    ├── RateLimited                   rate_limit_exceeded     429   (keeps the upstream's retry-after)
+    ├── NoEndpointAvailable           provider_overloaded     503
+    └── UpstreamError                 provider_unavailable    502   (status may be the upstream's 4xx)
+        └── UpstreamTimeout           timeout                 504
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    kind = "server"
+    status = 500
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: str | None = None,
+        metadata: dict[str, object] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        self.retry_after = retry_after
+        self.metadata = metadata
+
+
+class InvalidRequest(GatewayError):
+    kind = "invalid_request"
+    status = 400
+
+
+class AuthenticationFailed(GatewayError):
+    kind = "authentication"
+    status = 401
+
+
+class InsufficientCredit(GatewayError):
+    kind = "payment_required"
+    status = 402
+
+
+class PermissionDenied(GatewayError):
+    kind = "permission_denied"
+    status = 403
+
+
+class NotFound(GatewayError):
+    kind = "not_found"
+    status = 404
+
+
+class PayloadTooLarge(GatewayError):
+    kind = "payload_too_large"
+    status = 413
+
+
+class RateLimited(GatewayError):
+    kind = "rate_limit_exceeded"
+    status = 429
+
+
+class NoEndpointAvailable(GatewayError):
+    kind = "provider_overloaded"
+    status = 503
+
+
+class UpstreamError(GatewayError):
+    """The upstream failed. `status` is 502 for upstream 5xx/garbage, or the upstream's own 4xx
+    (a 400 "prompt is too long" is the caller's problem and keeps its status and message)."""
+
+    kind = "provider_unavailable"
+    status = 502
+
+    _KIND_BY_STATUS = {400: "invalid_request", 404: "not_found", 408: "timeout", 413: "payload_too_large",
+                       422: "invalid_request", 429: "rate_limit_exceeded", 503: "provider_overloaded",
+                       504: "timeout", 529: "provider_overloaded"}
+
+    def __init__(self, message: str, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.kind = self._KIND_BY_STATUS.get(self.status, type(self).kind)
+
+    @property
+    def retryable(self) -> bool:
+        """Whether another endpoint could succeed where this one failed."""
+        return self.status >= 500 or self.status in (408, 429)
+
+
+class UpstreamTimeout(UpstreamError):
+    kind = "timeout"
+    status = 504

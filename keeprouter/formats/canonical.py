@@ -1,0 +1,215 @@
+"""The canonical model: the one internal shape every client API and provider translates to and from.
+
+It is a superset shaped after Anthropic's content blocks (the richer of the two formats):
+
+    ChatRequest
+      system: [TextPart]                      (OpenAI system/developer messages end up here)
+      messages: [Message(role, [Part])]       role is "user" | "assistant"
+        Part = TextPart | ImagePart | ToolCallPart | ToolResultPart | ThinkingPart
+      tools, tool_choice, sampling parameters, stream flags
+    ChatResponse(content: [Part], stop_reason, usage)
+    StreamEvent = Start | TextDelta | ThinkingDelta | SignatureDelta | RedactedThinking
+                | ToolCallStart | ToolCallDelta | Finish | UsageUpdate
+
+Conventions:
+- Tool results live in *user* messages as ToolResultPart (Anthropic's rule); OpenAI `role: "tool"`
+  messages are merged into one user turn on the way in and split out again on the way out.
+- Tool-call arguments stay a JSON *string* (`arguments`) so streamed fragments concatenate exactly.
+- Usage is normalised: `input_tokens` INCLUDES cached reads and writes (OpenAI's convention); the
+  Anthropic translator adds `cache_read_input_tokens + cache_creation_input_tokens` on the way in and
+  subtracts them on the way out. Billing reads only this shape.
+- Stop reasons use Anthropic's names plus "content_filter" and "error".
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import msgspec
+
+Role = Literal["user", "assistant"]
+ApiFormat = Literal["openai", "anthropic"]
+
+# Body fields that steer KeepRouter itself (OpenRouter's names); never forwarded upstream.
+ROUTER_FIELDS = frozenset(
+    {"provider", "models", "route", "transforms", "plugins", "usage", "fallbacks", "session_id", "trace", "debug"}
+)
+StopReason = Literal["end_turn", "max_tokens", "tool_use", "stop_sequence", "content_filter", "error"]
+
+
+class TextPart(msgspec.Struct, tag="text", kw_only=True):
+    text: str
+    cache_control: dict[str, Any] | None = None
+
+
+class ImagePart(msgspec.Struct, tag="image", kw_only=True):
+    """An image: either a URL (`url`) or inline base64 (`media_type` + `data`)."""
+
+    url: str | None = None
+    media_type: str | None = None
+    data: str | None = None
+    detail: str | None = None
+    cache_control: dict[str, Any] | None = None
+
+
+class ToolCallPart(msgspec.Struct, tag="tool_call", kw_only=True):
+    id: str
+    name: str
+    arguments: str  # JSON text, exactly as produced
+    cache_control: dict[str, Any] | None = None
+
+
+class ToolResultPart(msgspec.Struct, tag="tool_result", kw_only=True):
+    tool_call_id: str
+    content: list[TextPart | ImagePart]
+    is_error: bool = False
+    cache_control: dict[str, Any] | None = None
+
+
+class ThinkingPart(msgspec.Struct, tag="thinking", kw_only=True):
+    """Reasoning text, or Anthropic's opaque `redacted_thinking` (then `redacted` holds its data).
+
+    `signature`/`redacted` are signed state: replayed byte for byte, and only to the upstream
+    format that issued them (`origin`, e.g. "anthropic"); translators for other formats drop them.
+    """
+
+    text: str = ""
+    signature: str | None = None
+    redacted: str | None = None
+    origin: str | None = None
+
+
+Part = TextPart | ImagePart | ToolCallPart | ToolResultPart | ThinkingPart
+
+
+class Message(msgspec.Struct, kw_only=True):
+    role: Role
+    content: list[Part]
+    name: str | None = None
+
+
+class Tool(msgspec.Struct, kw_only=True):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] = msgspec.field(default_factory=dict)
+    cache_control: dict[str, Any] | None = None
+
+
+class ToolChoice(msgspec.Struct, kw_only=True):
+    """`mode`: auto | none | required (Anthropic "any") | tool (then `name`)."""
+
+    mode: Literal["auto", "none", "required", "tool"] = "auto"
+    name: str | None = None
+    disable_parallel: bool = False
+
+
+class Reasoning(msgspec.Struct, kw_only=True):
+    """Reasoning request: OpenAI `reasoning_effort`/OpenRouter `reasoning` <-> Anthropic `thinking`."""
+
+    effort: str | None = None
+    budget_tokens: int | None = None
+    enabled: bool = True
+
+
+class ChatRequest(msgspec.Struct, kw_only=True):
+    model: str
+    messages: list[Message]
+    system: list[TextPart] = msgspec.field(default_factory=list)
+    tools: list[Tool] = msgspec.field(default_factory=list)
+    tool_choice: ToolChoice | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    stop: list[str] = msgspec.field(default_factory=list)
+    seed: int | None = None
+    response_format: dict[str, Any] | None = None
+    user: str | None = None
+    reasoning: Reasoning | None = None
+    stream: bool = False
+    include_usage: bool = False
+    # Fields the translator did not model, kept verbatim so an upstream speaking the client's own
+    # format (`source`) still gets them; translators for the other format ignore them.
+    extra: dict[str, Any] = msgspec.field(default_factory=dict)
+    source: ApiFormat = "openai"
+
+
+class Usage(msgspec.Struct, kw_only=True):
+    input_tokens: int = 0  # includes cache_read_tokens and cache_write_tokens
+    output_tokens: int = 0  # includes reasoning_tokens
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+class ChatResponse(msgspec.Struct, kw_only=True):
+    id: str
+    model: str
+    content: list[Part]
+    stop_reason: StopReason | None
+    stop_sequence: str | None = None
+    usage: Usage = msgspec.field(default_factory=Usage)
+
+
+# ---- stream events -------------------------------------------------------------------------
+
+
+class Start(msgspec.Struct, tag="start", kw_only=True):
+    """First event of every stream. `usage` carries input counts when the upstream gives them early."""
+
+    id: str
+    model: str
+    usage: Usage | None = None
+
+
+class TextDelta(msgspec.Struct, tag="text_delta", kw_only=True):
+    text: str
+
+
+class ThinkingDelta(msgspec.Struct, tag="thinking_delta", kw_only=True):
+    text: str
+
+
+class SignatureDelta(msgspec.Struct, tag="signature_delta", kw_only=True):
+    signature: str
+
+
+class RedactedThinking(msgspec.Struct, tag="redacted_thinking", kw_only=True):
+    data: str
+
+
+class ToolCallStart(msgspec.Struct, tag="tool_call_start", kw_only=True):
+    """A new tool call. `index` counts tool calls only (0, 1, 2...) across the whole response."""
+
+    index: int
+    id: str
+    name: str
+
+
+class ToolCallDelta(msgspec.Struct, tag="tool_call_delta", kw_only=True):
+    index: int
+    arguments: str
+
+
+class Finish(msgspec.Struct, tag="finish", kw_only=True):
+    stop_reason: StopReason
+    stop_sequence: str | None = None
+
+
+class UsageUpdate(msgspec.Struct, tag="usage", kw_only=True):
+    """Cumulative usage so far; the last one seen is the stream's usage."""
+
+    usage: Usage
+
+
+StreamEvent = (
+    Start
+    | TextDelta
+    | ThinkingDelta
+    | SignatureDelta
+    | RedactedThinking
+    | ToolCallStart
+    | ToolCallDelta
+    | Finish
+    | UsageUpdate
+)
