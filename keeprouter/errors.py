@@ -16,6 +16,8 @@ in its own shape (see `formats.openai.render_error` and `formats.anthropic.rende
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class GatewayError(Exception):
     kind = "server"
@@ -84,9 +86,11 @@ class UpstreamError(GatewayError):
     kind = "provider_unavailable"
     status = 502
 
-    _KIND_BY_STATUS = {400: "invalid_request", 404: "not_found", 408: "timeout", 413: "payload_too_large",
-                       422: "invalid_request", 429: "rate_limit_exceeded", 503: "provider_overloaded",
-                       504: "timeout", 529: "provider_overloaded"}
+    _KIND_BY_STATUS: ClassVar[dict[int, str]] = {
+        400: "invalid_request", 404: "not_found", 408: "timeout", 413: "payload_too_large",
+        422: "invalid_request", 429: "rate_limit_exceeded", 503: "provider_overloaded",
+        504: "timeout", 529: "provider_overloaded",
+    }
 
     def __init__(self, message: str, **kw: object) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]

@@ -32,7 +32,8 @@ ApiFormat = Literal["openai", "anthropic"]
 
 # Body fields that steer KeepRouter itself (OpenRouter's names); never forwarded upstream.
 ROUTER_FIELDS = frozenset(
-    {"provider", "models", "route", "transforms", "plugins", "usage", "fallbacks", "session_id", "trace", "debug"}
+    {"provider", "models", "route", "transforms", "plugins", "usage", "fallbacks", "session_id", "trace",
+     "debug"}
 )
 StopReason = Literal["end_turn", "max_tokens", "tool_use", "stop_sequence", "content_filter", "error"]
 

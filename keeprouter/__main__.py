@@ -1,0 +1,3 @@
+from keeprouter.cli import main
+
+main()

@@ -1,0 +1,126 @@
+"""Shared HTTP plumbing for the routes: the app's state, JSON bodies, auth, errors in each API's shape."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from keeprouter.config import Config
+from keeprouter.errors import (
+    AuthenticationFailed,
+    GatewayError,
+    InvalidRequest,
+    PayloadTooLarge,
+    PermissionDenied,
+)
+from keeprouter.formats import anthropic as anthropic_fmt
+from keeprouter.formats import openai as openai_fmt
+from keeprouter.gateway import Gateway
+from keeprouter.keys import KeyService
+from keeprouter.routing.health import HealthTracker
+from keeprouter.store.base import KeyRecord, Store
+
+JSON = "application/json"
+log = logging.getLogger("keeprouter")
+
+
+@dataclass(slots=True)
+class State:
+    config: Config
+    admin_key: str
+    gateway: Gateway
+    keys: KeyService
+    store: Store
+    health: HealthTracker
+    admin_record: KeyRecord
+
+
+STATE: web.AppKey[State] = web.AppKey("keeprouter_state", State)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type=JSON, headers=headers)
+
+
+def error_response(err: GatewayError, api: str) -> web.Response:
+    """`err` rendered in the caller's own API format, with its status and retry hints."""
+    body = anthropic_fmt.render_error(err) if api == "anthropic" else openai_fmt.render_error(err)
+    headers = {}
+    if err.retry_after:
+        headers["retry-after"] = err.retry_after
+    if err.status >= 500 and err.status not in (502, 503, 504):
+        headers["x-should-retry"] = "false"
+    return json_response(body, err.status, headers)
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise PayloadTooLarge("request body is too large") from None
+    if not raw:
+        raise InvalidRequest("request body is empty; expected a JSON object")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise InvalidRequest(f"request body is not valid JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    return body
+
+
+def presented_key(request: web.Request) -> str:
+    """The API key from `Authorization: Bearer KEY` or `x-api-key: KEY`."""
+    headers = request.headers
+    auth = headers.get("Authorization")
+    if auth:
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    key = headers.get("x-api-key")
+    if key:
+        return key.strip()
+    raise AuthenticationFailed("Missing API key: send 'Authorization: Bearer KEY' or 'x-api-key: KEY'")
+
+
+async def authenticate(request: web.Request) -> KeyRecord:
+    """The caller's key record. The admin key maps to the stored "admin" record: unlimited, and
+    metered like any key so its generations are recorded too."""
+    state = request.app[STATE]
+    token = presented_key(request)
+    if hmac.compare_digest(token.encode(), state.admin_key.encode()):
+        return state.admin_record
+    return await state.keys.authenticate(token)
+
+
+async def require_admin(request: web.Request) -> None:
+    if not (await authenticate(request)).is_admin:
+        raise PermissionDenied("this endpoint needs the admin key")
+
+
+def with_errors(api: str) -> Callable[[Handler], Handler]:
+    """Decorator: any GatewayError becomes an error response in `api`'s shape; nothing else leaks."""
+
+    def wrap(fn: Handler) -> Handler:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            try:
+                return await fn(request)
+            except GatewayError as e:
+                return error_response(e, api)
+            except Exception:  # a bug of ours: log it, never show a stack trace to the caller
+                log.exception("unhandled error on %s %s", request.method, request.path)
+                return error_response(GatewayError("internal error"), api)
+
+        handler.__name__ = fn.__name__
+        handler.__doc__ = fn.__doc__
+        return handler
+
+    return wrap

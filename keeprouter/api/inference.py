@@ -1,0 +1,152 @@
+"""The chat handler shared by both client APIs: decode -> one gateway call -> encode.
+
+A `ClientApi` binds one client wire format (its parser, response builder, stream encoder and error
+shape); everything else is the same for OpenAI and Anthropic callers.
+
+Streaming rules:
+- Failures before the first upstream event fall back or become a normal HTTP error.
+- While waiting for the first event, after KEEPALIVE_AFTER seconds the 200 is committed and SSE
+  comments are sent every KEEPALIVE_EVERY seconds (load balancers cut silent streams at 60 s).
+- After that, an upstream failure ends the stream with an in-band error in the caller's format.
+- A client that goes away cancels the upstream request; what was produced is still billed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from contextlib import aclosing, suppress
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from keeprouter.api.http import STATE, authenticate, error_response, json_response, read_json
+from keeprouter.errors import GatewayError
+from keeprouter.formats.canonical import ChatRequest, StreamEvent
+from keeprouter.formats.sse import KEEPALIVE
+from keeprouter.gateway import Caller, Completion, LiveStream
+from keeprouter.store.base import GenerationStatus
+
+KEEPALIVE_AFTER = 3.0
+KEEPALIVE_EVERY = 10.0
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # tell nginx not to buffer the stream
+}
+
+
+class Encoder(Protocol):
+    def feed(self, ev: StreamEvent) -> list[bytes]: ...
+
+    def error(self, err: GatewayError) -> list[bytes]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClientApi:
+    name: str
+    parse: Callable[[dict[str, Any]], ChatRequest]
+    respond: Callable[[Completion, str], dict[str, Any]]
+    encoder: Callable[[str, str, LiveStream | None], Encoder]
+    end: Callable[[Encoder, LiveStream], list[bytes]]
+
+
+def app_headers(request: web.Request) -> tuple[str | None, str | None]:
+    h = request.headers
+    return h.get("HTTP-Referer") or h.get("Referer"), h.get("X-Title") or h.get("X-OpenRouter-Title")
+
+
+def chat_handler(api: ClientApi) -> Callable[[web.Request], Any]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        state = request.app[STATE]
+        try:
+            key = await authenticate(request)
+            body = await read_json(request)
+            req = api.parse(body)
+            gateway = state.gateway
+            route = gateway.route(body, req)
+            app, title = app_headers(request)
+            caller = Caller(api.name, key, request.headers, app, title)
+            if req.stream:
+                return await _stream(request, api, caller, req, route)
+            done = await gateway.complete(caller, req, route)
+        except GatewayError as e:
+            return error_response(e, api.name)
+        gen_id = done.meter.gen_id
+        resp = json_response(
+            api.respond(done, gen_id),
+            headers={"X-Generation-Id": gen_id, "X-KeepRouter-Provider": done.candidate.endpoint.provider},
+        )
+        # Written first, recorded after: the ledger never delays the caller, and the settle task
+        # survives the client going away (it is drained at shutdown).
+        gateway.settle_later(gateway.settle(done))
+        return resp
+
+    return handle
+
+
+async def _stream(
+    request: web.Request, api: ClientApi, caller: Caller, req: ChatRequest, route: Any
+) -> web.StreamResponse:
+    gateway = request.app[STATE].gateway
+    resp = web.StreamResponse(headers=SSE_HEADERS)
+    opening = asyncio.ensure_future(gateway.open_stream(caller, req, route))
+    prepared = False
+    try:
+        timeout = KEEPALIVE_AFTER
+        while True:
+            done, _ = await asyncio.wait((opening,), timeout=timeout)
+            if done:
+                break
+            if not prepared:
+                await resp.prepare(request)
+                prepared = True
+            await resp.write(KEEPALIVE)
+            timeout = KEEPALIVE_EVERY
+    except BaseException:
+        opening.cancel()
+        with suppress(BaseException):
+            await asyncio.shield(opening)  # let it release its credit hold
+        raise
+    try:
+        live = opening.result()
+    except GatewayError as e:
+        if not prepared:
+            return error_response(e, api.name)
+        enc = api.encoder("gen-failed", req.model, None)
+        await resp.write(b"".join(enc.error(e)))
+        return resp
+
+    model_id = live.candidate.model.id
+    enc = api.encoder(live.gen_id, model_id, live)
+    if not prepared:
+        resp.headers["X-Generation-Id"] = live.gen_id
+        resp.headers["X-KeepRouter-Provider"] = live.candidate.endpoint.provider
+        await resp.prepare(request)
+    status: GenerationStatus = "ok"
+    error: GatewayError | None = None
+    try:
+        async with aclosing(live.events()) as events:
+            async for ev in events:
+                frames = enc.feed(ev)
+                if frames:
+                    await resp.write(frames[0] if len(frames) == 1 else b"".join(frames))
+        await resp.write(b"".join(api.end(enc, live)))
+    except GatewayError as e:  # the upstream failed mid-stream: tell the caller in-band
+        status, error = "error", e
+        with suppress(ConnectionError):
+            await resp.write(b"".join(enc.error(e)))
+    except ConnectionError:  # the client went away while we wrote
+        gateway.settle_later(live.finish("cancelled"))
+        return resp
+    except asyncio.CancelledError:  # the client went away while we waited (handler cancelled)
+        gateway.settle_later(live.finish("cancelled"))
+        raise
+    gateway.settle_later(live.finish(status, error))
+    return resp
+
+
+def now() -> int:
+    return int(time.time())

@@ -1,0 +1,191 @@
+"""Keys, credits and generations, in OpenRouter's shapes.
+
+Admin only: `POST|GET /api/v1/keys`, `GET|PATCH|DELETE /api/v1/keys/{hash}`.
+Any key: `GET /api/v1/key` (its own usage and limit), `GET /api/v1/credits`, `GET /api/v1/generation?id=`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from aiohttp import web
+
+from keeprouter.api.http import STATE, authenticate, json_response, read_json, require_admin, with_errors
+from keeprouter.billing.pricing import to_float
+from keeprouter.errors import InvalidRequest, NotFound
+from keeprouter.store.base import ADMIN_HASH
+
+RESETS = (None, "daily", "weekly", "monthly")
+
+
+def _limit(v: Any) -> Decimal | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float | str):
+        raise InvalidRequest("limit: must be a number of USD or null")
+    try:
+        d = Decimal(str(v))
+    except InvalidOperation:
+        raise InvalidRequest("limit: must be a number of USD or null") from None
+    if d < 0 or not d.is_finite():
+        raise InvalidRequest("limit: must be >= 0")
+    return d
+
+
+def _reset(v: Any) -> str | None:
+    if v not in RESETS:
+        raise InvalidRequest("limit_reset: must be daily, weekly, monthly or null")
+    return v  # type: ignore[no-any-return]
+
+
+def _expires(v: Any) -> float | None:
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise InvalidRequest("expires_at: must be an ISO 8601 UTC timestamp")
+    try:
+        return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise InvalidRequest("expires_at: must be an ISO 8601 UTC timestamp") from None
+
+
+@with_errors("openai")
+async def create_key(request: web.Request) -> web.StreamResponse:
+    await require_admin(request)
+    body = await read_json(request)
+    name = body.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidRequest("name: required")
+    svc = request.app[STATE].keys
+    key, record = await svc.create(
+        name.strip(),
+        limit=_limit(body.get("limit")),
+        limit_reset=_reset(body.get("limit_reset")),
+        expires_at=_expires(body.get("expires_at")),
+    )
+    return json_response({"key": key, "data": svc.to_openrouter(record)}, status=201)
+
+
+@with_errors("openai")
+async def list_keys(request: web.Request) -> web.StreamResponse:
+    await require_admin(request)
+    svc = request.app[STATE].keys
+    include_disabled = request.query.get("include_disabled", "true").lower() != "false"
+    records = [r for r in await svc.list(include_disabled=include_disabled) if r.hash != ADMIN_HASH]
+    return json_response({"data": [svc.to_openrouter(r) for r in records]})
+
+
+@with_errors("openai")
+async def get_key(request: web.Request) -> web.StreamResponse:
+    await require_admin(request)
+    svc = request.app[STATE].keys
+    record = await svc.get(request.match_info["hash"])
+    return json_response({"data": svc.to_openrouter(record)})
+
+
+@with_errors("openai")
+async def update_key(request: web.Request) -> web.StreamResponse:
+    await require_admin(request)
+    body = await read_json(request)
+    changes: dict[str, Any] = {}
+    if "name" in body:
+        if not isinstance(body["name"], str) or not body["name"].strip():
+            raise InvalidRequest("name: must be a non-empty string")
+        changes["name"] = body["name"].strip()
+    if "limit" in body:
+        changes["limit"] = _limit(body["limit"])
+    if "disabled" in body:
+        if not isinstance(body["disabled"], bool):
+            raise InvalidRequest("disabled: must be a boolean")
+        changes["disabled"] = body["disabled"]
+    if "limit_reset" in body:
+        changes["limit_reset"] = _reset(body["limit_reset"])
+    svc = request.app[STATE].keys
+    record = await svc.update(request.match_info["hash"], **changes)
+    return json_response({"data": svc.to_openrouter(record)})
+
+
+@with_errors("openai")
+async def delete_key(request: web.Request) -> web.StreamResponse:
+    await require_admin(request)
+    await request.app[STATE].keys.delete(request.match_info["hash"])
+    return json_response({"deleted": True})
+
+
+@with_errors("openai")
+async def current_key(request: web.Request) -> web.StreamResponse:
+    record = await authenticate(request)
+    svc = request.app[STATE].keys
+    data = svc.to_openrouter(await svc.get(record.hash))
+    data["is_management_key"] = record.is_admin
+    return json_response({"data": data})
+
+
+@with_errors("openai")
+async def credits(request: web.Request) -> web.StreamResponse:
+    record = await authenticate(request)
+    svc = request.app[STATE].keys
+    data = svc.to_openrouter(await svc.get(record.hash))
+    limit = data.get("limit")
+    return json_response({"data": {"total_credits": limit, "total_usage": data.get("usage", 0)}})
+
+
+@with_errors("openai")
+async def generation(request: web.Request) -> web.StreamResponse:
+    record = await authenticate(request)
+    gen_id = request.query.get("id")
+    if not gen_id:
+        raise InvalidRequest("id: required (the response's id or its X-Generation-Id header)")
+    state = request.app[STATE]
+    gen = await state.store.get_generation(gen_id)
+    if gen is None or (not record.is_admin and gen.key_hash != record.hash):
+        raise NotFound(f"generation '{gen_id}' not found")
+    return json_response({"data": generation_json(gen)})
+
+
+def generation_json(gen: Any) -> dict[str, Any]:
+    created = datetime.fromtimestamp(gen.created_at).astimezone().isoformat()
+    return {
+        "id": gen.id,
+        "created_at": created,
+        "model": gen.model,
+        "provider_name": gen.provider,
+        "upstream_model": gen.upstream_model,
+        "api_type": gen.api,
+        "streamed": gen.streamed,
+        "cancelled": gen.status == "cancelled",
+        "status": gen.status,
+        "finish_reason": gen.finish_reason,
+        "native_finish_reason": gen.finish_reason,
+        "tokens_prompt": gen.tokens_prompt,
+        "tokens_completion": gen.tokens_completion,
+        "native_tokens_prompt": gen.tokens_prompt,
+        "native_tokens_completion": gen.tokens_completion,
+        "native_tokens_cached": gen.tokens_cached,
+        "native_tokens_cache_write": gen.tokens_cache_write,
+        "native_tokens_reasoning": gen.tokens_reasoning,
+        "total_cost": to_float(gen.cost),
+        "usage": to_float(gen.cost),
+        "latency": gen.ttft_ms,
+        "generation_time": (gen.latency_ms or 0) - (gen.ttft_ms or 0),
+        "total_time": gen.latency_ms,
+        "throughput": gen.throughput,
+        "app": gen.app_title or gen.app,
+        "http_referer": gen.app,
+        "is_byok": False,
+        "provider_responses": gen.attempts,
+        "error": gen.error,
+    }
+
+
+def add_routes(r: web.UrlDispatcher) -> None:
+    r.add_post("/api/v1/keys", create_key)
+    r.add_get("/api/v1/keys", list_keys)
+    r.add_get("/api/v1/keys/{hash}", get_key)
+    r.add_patch("/api/v1/keys/{hash}", update_key)
+    r.add_delete("/api/v1/keys/{hash}", delete_key)
+    r.add_get("/api/v1/key", current_key)
+    r.add_get("/api/v1/credits", credits)
+    r.add_get("/api/v1/generation", generation)

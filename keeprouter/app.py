@@ -1,0 +1,97 @@
+"""`create_app(config)`: builds the aiohttp application and owns all of its state.
+
+Nothing here runs at import time; the store, the upstream connection pools and the gateway are
+created at start-up and closed (after in-flight settles drain) at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from keeprouter.api import anthropic, catalogue, health, keys, openai
+from keeprouter.api.http import STATE, State
+from keeprouter.billing.ledger import Ledger
+from keeprouter.config import Config
+from keeprouter.gateway import Gateway
+from keeprouter.keys import KeyService
+from keeprouter.providers import build_adapter
+from keeprouter.routing.health import HealthTracker
+from keeprouter.store import open_store
+from keeprouter.store.base import ADMIN_HASH, KeyRecord, Store
+
+log = logging.getLogger("keeprouter")
+HOLD_SWEEP_SECONDS = 60.0
+
+MAX_BODY = 32 * 1024 * 1024  # images inline as base64 make large bodies legitimate
+
+# Every prefix a client may use: OpenAI SDKs add /v1 themselves, OpenRouter users add /api/v1,
+# the Vercel AI SDK posts to {ANTHROPIC_BASE_URL}/messages.
+PREFIXES = ("/v1", "", "/api/v1")
+
+
+def create_app(config: Config, admin_key: str) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY)
+    app.cleanup_ctx.append(_lifecycle(config, admin_key))
+    r = app.router
+    for p in PREFIXES:
+        r.add_post(f"{p}/chat/completions", openai.chat_completions)
+        r.add_post(f"{p}/messages", anthropic.messages)
+        r.add_post(f"{p}/messages/count_tokens", anthropic.count_tokens)
+    for p in ("/v1", "/api/v1"):
+        r.add_get(f"{p}/models", catalogue.list_models)
+        r.add_get(p + "/models/{id:.+}/endpoints", catalogue.model_endpoints)
+        r.add_get(p + "/models/{id:.+}", catalogue.get_model)
+    keys.add_routes(r)
+    health.add_routes(r)
+    return app
+
+
+def _lifecycle(config: Config, admin_key: str):  # type: ignore[no-untyped-def]
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        store = await open_store(config.database)
+        admin = await _admin_record(store)
+        adapters = {pid: build_adapter(p) for pid, p in config.providers.items()}
+        tracker = HealthTracker()
+        ledger = Ledger(store)
+        gateway = Gateway(config, adapters, ledger, tracker)
+        app[STATE] = State(config, admin_key, gateway, KeyService(store), store, tracker, admin)
+        sweeper = asyncio.ensure_future(_sweep_holds(ledger))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await gateway.drain()
+            for a in adapters.values():
+                await a.close()
+            await store.close()
+
+    return ctx
+
+
+async def _admin_record(store: Store) -> KeyRecord:
+    now = time.time()
+    record = await store.get_key(ADMIN_HASH, now)
+    if record is None:
+        record = KeyRecord(hash=ADMIN_HASH, name="admin", label="admin", created_at=now)
+        await store.insert_key(record)
+    return KeyRecord(hash=ADMIN_HASH, name="admin", label="admin", created_at=record.created_at, is_admin=True)
+
+
+async def _sweep_holds(ledger: Ledger) -> None:
+    """Return the credit of holds left by requests that died with their gateway (kill -9)."""
+    while True:
+        try:
+            n = await ledger.expire_holds()
+            if n:
+                log.info("released %d expired credit holds", n)
+        except Exception:  # the database may be briefly away; try again next round
+            log.exception("sweeping expired holds failed")
+        await asyncio.sleep(HOLD_SWEEP_SECONDS)

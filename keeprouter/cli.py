@@ -1,0 +1,182 @@
+"""The `keeprouter` command: `serve`, `keys create|list|update|delete`, `check-config`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from keeprouter.config import Config, ConfigError, load_config
+
+log = logging.getLogger("keeprouter")
+
+
+def admin_key_path(config: Config) -> Path:
+    """Beside the SQLite database, or in the working directory for PostgreSQL."""
+    db = config.database
+    if db.startswith("sqlite:///") and db != "sqlite:///:memory:":
+        return Path(db.removeprefix("sqlite:///")).resolve().parent / "keeprouter.admin_key"
+    return Path.cwd() / "keeprouter.admin_key"
+
+
+def resolve_admin_key(config: Config) -> str:
+    """The configured admin key; else the one generated on first start (kept mode 0600).
+
+    Fail closed: a gateway never runs without an admin key, so a newcomer is never left open.
+    """
+    if config.admin_key:
+        return config.admin_key
+    path = admin_key_path(config)
+    if path.exists():
+        return path.read_text().strip()
+    key = "sk-kr-admin-" + secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    print(f"keeprouter: generated an admin key (kept in {path}, shown once):\n  {key}", file=sys.stderr)
+    return key
+
+
+def _config(args: argparse.Namespace) -> Config:
+    path = args.config or os.environ.get("KEEPROUTER_CONFIG")
+    try:
+        return load_config(path)
+    except ConfigError as e:
+        print(f"keeprouter: config error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def serve(args: argparse.Namespace) -> None:
+    from aiohttp import web
+
+    from keeprouter.app import create_app
+
+    config = _config(args)
+    admin_key = resolve_admin_key(config)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # uvloop is optional on platforms without it
+        pass
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    live = [p for p in config.providers]
+    log.info("serving %d models over providers %s", sum(1 for m in config.models.values() if m.endpoints), live)
+    web.run_app(
+        create_app(config, admin_key),
+        host=args.host,
+        port=args.port,
+        access_log=None,
+        print=lambda msg: log.info("listening on http://%s:%d", args.host, args.port),
+        handler_cancellation=True,  # a client that disconnects cancels its upstream request
+        backlog=4096,
+        shutdown_timeout=30.0,
+    )
+
+
+def check_config(args: argparse.Namespace) -> None:
+    config = _config(args)
+    routable = [m.id for m in config.models.values() if m.endpoints]
+    print(f"ok: {len(config.providers)} providers, {len(routable)} routable models")
+
+
+async def _keys(args: argparse.Namespace) -> Any:
+    from keeprouter.keys import KeyService
+    from keeprouter.store import open_store
+
+    config = _config(args)
+    store = await open_store(config.database)
+    try:
+        svc = KeyService(store)
+        if args.keys_cmd == "create":
+            limit = Decimal(args.limit) if args.limit is not None else None
+            key, record = await svc.create(args.name, limit=limit, limit_reset=args.limit_reset)
+            return {"key": key, "data": svc.to_openrouter(record)}
+        if args.keys_cmd == "list":
+            return {"data": [svc.to_openrouter(r) for r in await svc.list()]}
+        if args.keys_cmd == "update":
+            changes: dict[str, Any] = {}
+            if args.name is not None:
+                changes["name"] = args.name
+            if args.limit is not None:
+                changes["limit"] = None if args.limit == "none" else Decimal(args.limit)
+            if args.disable:
+                changes["disabled"] = True
+            if args.enable:
+                changes["disabled"] = False
+            record = await svc.update(args.hash, **changes)
+            return {"data": svc.to_openrouter(record)}
+        if args.keys_cmd == "delete":
+            await svc.delete(args.hash)
+            return {"deleted": True}
+    finally:
+        await store.close()
+    return None
+
+
+def keys(args: argparse.Namespace) -> None:
+    from keeprouter.errors import GatewayError
+
+    try:
+        out = asyncio.run(_keys(args))
+    except GatewayError as e:
+        print(f"keeprouter: {e.message}", file=sys.stderr)
+        raise SystemExit(1) from None
+    if args.keys_cmd == "create":
+        print(out["key"])
+        print(f"(shown once; hash {out['data']['hash']})", file=sys.stderr)
+    else:
+        print(orjson.dumps(out, option=orjson.OPT_INDENT_2).decode())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="keeprouter", description="Self-hostable LLM API router.")
+    p.add_argument("--config", help="config file (default: $KEEPROUTER_CONFIG, else built-ins only)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("serve", help="run the gateway")
+    s.add_argument("--config", default=argparse.SUPPRESS)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+    s.set_defaults(fn=serve)
+
+    c = sub.add_parser("check-config", help="validate the config and exit")
+    c.add_argument("--config", default=argparse.SUPPRESS)
+    c.set_defaults(fn=check_config)
+
+    k = sub.add_parser("keys", help="manage API keys")
+    k.add_argument("--config", default=argparse.SUPPRESS)
+    ks = k.add_subparsers(dest="keys_cmd", required=True)
+    kc = ks.add_parser("create", help="create a key and print it (shown once)")
+    kc.add_argument("--name", required=True)
+    kc.add_argument("--limit", help="credit limit in USD")
+    kc.add_argument("--limit-reset", choices=["daily", "weekly", "monthly"])
+    ks.add_parser("list", help="list keys")
+    ku = ks.add_parser("update", help="change a key")
+    ku.add_argument("hash")
+    ku.add_argument("--name")
+    ku.add_argument("--limit", help="USD, or 'none'")
+    ku.add_argument("--disable", action="store_true")
+    ku.add_argument("--enable", action="store_true")
+    kd = ks.add_parser("delete", help="delete a key")
+    kd.add_argument("hash")
+    k.set_defaults(fn=keys)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,399 @@
+"""Anthropic Messages streams: upstream events -> canonical events, canonical events -> client SSE.
+
+Encoder rules (wire-formats.md §3.5, pitfalls §2.1): exactly one `message_start` (with the real
+input counts when known) then a `ping`; blocks opened, filled and closed one at a time with
+contiguous indexes; each delta matches its block; a text -> tool transition closes the text block,
+opens the tool block AND emits the arguments that came with it (litellm#25321).
+
+Interleaved tool calls: the first tool call streams live, and its block stays open until the Finish;
+everything after it (later tool calls, their fragments, text or reasoning) is buffered per block and
+written, in order of first appearance, when the Finish (or `end()`) arrives. Fragments of any call
+therefore always land in that call's own block, even when providers interleave parallel calls,
+at the cost of not streaming the later calls' arguments progressively (clients run tools only after
+`message_stop` anyway).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from keeprouter.errors import GatewayError, UpstreamError
+from keeprouter.formats.anthropic import STOP_FROM_ANTHROPIC, error_type, stop_reason, usage_dict
+from keeprouter.formats.canonical import (
+    Finish,
+    RedactedThinking,
+    SignatureDelta,
+    Start,
+    StreamEvent,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    ToolCallStart,
+    Usage,
+    UsageUpdate,
+)
+
+# upstream in-stream error type -> the status our UpstreamError carries
+_ERROR_STATUS: dict[Any, int] = {
+    "overloaded_error": 503,
+    "rate_limit_error": 429,
+    "invalid_request_error": 400,
+    "request_too_large": 413,
+    "timeout_error": 504,
+}
+
+
+def _int(d: dict[str, Any], key: str, default: int) -> int:
+    v = d.get(key)
+    return v if isinstance(v, int) else default
+
+
+class AnthropicStreamDecoder:
+    """Feed each upstream SSE event (its `event:` name and parsed `data`)."""
+
+    __slots__ = ("_input", "_tools")
+
+    def __init__(self) -> None:
+        self._tools: dict[Any, int] = {}  # block index -> canonical tool index
+        self._input = (0, 0, 0)  # input_tokens, cache_read, cache_creation from message_start
+
+    def feed(self, event: str | None, data: dict[str, Any]) -> list[StreamEvent]:
+        t = event or data.get("type")
+        if t == "content_block_delta":
+            d = data.get("delta")
+            if not isinstance(d, dict):
+                return []
+            dt = d.get("type")
+            if dt == "text_delta":
+                text = d.get("text")
+                return [TextDelta(text=text)] if text and isinstance(text, str) else []
+            if dt == "input_json_delta":
+                ti = self._tools.get(data.get("index"))
+                pj = d.get("partial_json")
+                return (
+                    [ToolCallDelta(index=ti, arguments=pj)]
+                    if ti is not None and pj and isinstance(pj, str)
+                    else []
+                )
+            if dt == "thinking_delta":
+                text = d.get("thinking")
+                return [ThinkingDelta(text=text)] if text and isinstance(text, str) else []
+            if dt == "signature_delta":
+                sig = d.get("signature")
+                return [SignatureDelta(signature=sig)] if sig and isinstance(sig, str) else []
+            return []
+        if t == "content_block_start":
+            return self._block_start(data)
+        if t == "message_start":
+            msg = data.get("message")
+            if not isinstance(msg, dict):
+                msg = {}
+            u = msg.get("usage")
+            usage = None
+            if isinstance(u, dict):
+                self._input = (
+                    _int(u, "input_tokens", 0),
+                    _int(u, "cache_read_input_tokens", 0),
+                    _int(u, "cache_creation_input_tokens", 0),
+                )
+                usage = self._usage(u, 0)
+            return [Start(id=str(msg.get("id") or ""), model=str(msg.get("model") or ""), usage=usage)]
+        if t == "message_delta":
+            out: list[StreamEvent] = []
+            d = data.get("delta")
+            if isinstance(d, dict) and isinstance(d.get("stop_reason"), str):
+                seq = d.get("stop_sequence")
+                out.append(
+                    Finish(
+                        stop_reason=STOP_FROM_ANTHROPIC.get(d["stop_reason"], "end_turn"),
+                        stop_sequence=seq if isinstance(seq, str) else None,
+                    )
+                )
+            u = data.get("usage")
+            if isinstance(u, dict):
+                out.append(UsageUpdate(usage=self._usage(u, 0)))
+            return out
+        if t == "error":
+            err = data.get("error")
+            if not isinstance(err, dict):
+                err = {}
+            return self._raise(err)
+        return []  # ping, content_block_stop, message_stop, unknown events
+
+    @staticmethod
+    def _raise(err: dict[str, Any]) -> list[StreamEvent]:
+        raise UpstreamError(
+            str(err.get("message") or "upstream stream error"), status=_ERROR_STATUS.get(err.get("type"), 502)
+        )
+
+    def _usage(self, u: dict[str, Any], output: int) -> Usage:
+        """Cumulative usage: input side from message_start unless this event carries its own."""
+        inp, read, write = self._input
+        read = _int(u, "cache_read_input_tokens", read)
+        write = _int(u, "cache_creation_input_tokens", write)
+        otd = u.get("output_tokens_details")
+        return Usage(
+            input_tokens=_int(u, "input_tokens", inp) + read + write,
+            output_tokens=_int(u, "output_tokens", output),
+            cache_read_tokens=read,
+            cache_write_tokens=write,
+            reasoning_tokens=_int(otd, "thinking_tokens", 0) if isinstance(otd, dict) else 0,
+        )
+
+    def _block_start(self, data: dict[str, Any]) -> list[StreamEvent]:
+        b = data.get("content_block")
+        if not isinstance(b, dict):
+            return []
+        bt = b.get("type")
+        if bt == "text":
+            text = b.get("text")
+            return [TextDelta(text=text)] if text and isinstance(text, str) else []
+        if bt == "tool_use":
+            ti = self._tools[data.get("index")] = len(self._tools)
+            out: list[StreamEvent] = [
+                ToolCallStart(index=ti, id=str(b.get("id") or ""), name=str(b.get("name") or ""))
+            ]
+            inp = b.get("input")
+            if inp and isinstance(inp, dict):
+                out.append(ToolCallDelta(index=ti, arguments=orjson.dumps(inp).decode()))
+            return out
+        if bt == "thinking":
+            out = []
+            if (text := b.get("thinking")) and isinstance(text, str):
+                out.append(ThinkingDelta(text=text))
+            if (sig := b.get("signature")) and isinstance(sig, str):
+                out.append(SignatureDelta(signature=sig))
+            return out
+        if bt == "redacted_thinking":
+            return [RedactedThinking(data=str(b.get("data") or ""))]
+        return []
+
+
+def _ev(name: bytes, payload: bytes) -> bytes:
+    return b"event: " + name + b"\ndata: " + payload + b"\n\n"
+
+
+_PING = _ev(b"ping", b'{"type":"ping"}')
+_MESSAGE_STOP = _ev(b"message_stop", b'{"type":"message_stop"}')
+_STOP = b'event: content_block_stop\ndata: {"type":"content_block_stop","index":%d}\n\n'
+_START = b'event: content_block_start\ndata: {"type":"content_block_start","index":%d,"content_block":%b}\n\n'
+_DELTA = (
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
+    b'"delta":{"type":"%b","%b":%b}}\n\n'
+)
+_EMPTY_TEXT = b'{"type":"text","text":""}'
+_EMPTY_THINKING = b'{"type":"thinking","thinking":"","signature":""}'
+
+
+class AnthropicStreamEncoder:
+    """Canonical events -> `event: X\\ndata: {...}\\n\\n` frames of a Messages stream."""
+
+    __slots__ = (
+        "_finish",
+        "_id",
+        "_index",
+        "_live_tool",
+        "_model",
+        "_open",
+        "_pending",
+        "_pending_tools",
+        "_sealed",
+        "_start_usage",
+        "_started",
+        "_tools_seen",
+        "_usage",
+    )
+
+    def __init__(self, *, id: str, model: str) -> None:
+        self._id = id
+        self._model = model
+        self._started = False
+        self._index = -1  # index of the last opened block
+        self._open: str | None = None  # "text" | "thinking" | "tool_use"
+        self._sealed = False  # the open thinking block got its signature: new thinking opens a new block
+        self._live_tool: int | None = None
+        self._pending: list[list[Any]] = []  # buffered blocks: [kind, payload parts...]
+        self._pending_tools: dict[int, list[Any]] = {}
+        self._tools_seen = False
+        self._finish: Finish | None = None
+        self._usage: Usage | None = None
+        self._start_usage: Usage | None = None
+
+    def _message_start(self, out: list[bytes]) -> None:
+        self._started = True
+        u = usage_dict(self._start_usage or Usage())
+        u["output_tokens"] = 1
+        msg: dict[str, Any] = {
+            "id": self._id,
+            "type": "message",
+            "role": "assistant",
+            "model": self._model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": u,
+        }
+        out.append(_ev(b"message_start", orjson.dumps({"type": "message_start", "message": msg})))
+        out.append(_PING)
+
+    def _close(self, out: list[bytes]) -> None:
+        if self._open is not None:
+            out.append(_STOP % self._index)
+            self._open = None
+            self._live_tool = None
+
+    def _open_block(self, kind: str, block: bytes, out: list[bytes]) -> int:
+        self._close(out)
+        self._index += 1
+        self._open = kind
+        self._sealed = False
+        out.append(_START % (self._index, block))
+        return self._index
+
+    def _delta(self, kind: str, key: bytes, dtype: bytes, value: str, out: list[bytes]) -> None:
+        if self._open != kind or (kind == "thinking" and self._sealed):
+            self._open_block(kind, _EMPTY_TEXT if kind == "text" else _EMPTY_THINKING, out)
+        out.append(_DELTA % (self._index, dtype, key, orjson.dumps(value)))
+
+    def _hold(self, kind: str, value: str) -> None:
+        last = self._pending[-1] if self._pending else None
+        if last is not None and last[0] == kind and (kind == "text" or not last[2]):
+            last[1].append(value)
+        else:
+            self._pending.append([kind, [value], []] if kind == "thinking" else [kind, [value]])
+
+    def feed(self, ev: StreamEvent) -> list[bytes]:
+        out: list[bytes] = []
+        if isinstance(ev, Start):
+            if not self._started:
+                self._start_usage = ev.usage
+                self._message_start(out)
+            return out
+        if isinstance(ev, UsageUpdate):
+            self._usage = ev.usage
+            return out
+        if not self._started:
+            self._message_start(out)
+        holding = self._open == "tool_use"
+        if isinstance(ev, TextDelta):
+            if ev.text:
+                if holding:
+                    self._hold("text", ev.text)
+                else:
+                    self._delta("text", b"text", b"text_delta", ev.text, out)
+        elif isinstance(ev, ToolCallDelta):
+            if ev.arguments:
+                if ev.index == self._live_tool:
+                    out.append(
+                        _DELTA
+                        % (self._index, b"input_json_delta", b"partial_json", orjson.dumps(ev.arguments))
+                    )
+                elif (pending := self._pending_tools.get(ev.index)) is not None:
+                    pending[3].append(ev.arguments)
+        elif isinstance(ev, ToolCallStart):
+            if ev.index == self._live_tool or ev.index in self._pending_tools:
+                return out
+            self._tools_seen = True
+            if holding:
+                block = ["tool", ev.id, ev.name, []]
+                self._pending.append(block)
+                self._pending_tools[ev.index] = block
+            else:
+                self._open_block("tool_use", self._tool_block(ev.id, ev.name), out)
+                self._live_tool = ev.index
+        elif isinstance(ev, ThinkingDelta):
+            if ev.text:
+                if holding:
+                    self._hold("thinking", ev.text)
+                else:
+                    self._delta("thinking", b"thinking", b"thinking_delta", ev.text, out)
+        elif isinstance(ev, SignatureDelta):
+            if holding:
+                last = self._pending[-1] if self._pending else None
+                if last is None or last[0] != "thinking" or last[2]:
+                    last = ["thinking", [], []]
+                    self._pending.append(last)
+                last[2].append(ev.signature)
+            else:
+                if self._open != "thinking" or self._sealed:
+                    self._open_block("thinking", _EMPTY_THINKING, out)
+                out.append(
+                    _DELTA % (self._index, b"signature_delta", b"signature", orjson.dumps(ev.signature))
+                )
+                self._sealed = True
+        elif isinstance(ev, RedactedThinking):
+            if holding:
+                self._pending.append(["redacted", ev.data])
+            else:
+                self._redacted(ev.data, out)
+        elif isinstance(ev, Finish):
+            self._finish = ev
+            self._flush(out)
+        return out
+
+    @staticmethod
+    def _tool_block(id: str, name: str) -> bytes:
+        return orjson.dumps({"type": "tool_use", "id": id, "name": name, "input": {}})
+
+    def _redacted(self, data: str, out: list[bytes]) -> None:
+        self._open_block("redacted_thinking", orjson.dumps({"type": "redacted_thinking", "data": data}), out)
+        self._close(out)
+
+    def _flush(self, out: list[bytes]) -> None:
+        """Close the open block and write every buffered block, in order."""
+        self._close(out)
+        for block in self._pending:
+            kind = block[0]
+            if kind == "tool":
+                i = self._open_block("tool_use", self._tool_block(block[1], block[2]), out)
+                if block[3]:
+                    out.append(
+                        _DELTA % (i, b"input_json_delta", b"partial_json", orjson.dumps("".join(block[3])))
+                    )
+            elif kind == "text":
+                i = self._open_block("text", _EMPTY_TEXT, out)
+                out.append(_DELTA % (i, b"text_delta", b"text", orjson.dumps("".join(block[1]))))
+            elif kind == "thinking":
+                i = self._open_block("thinking", _EMPTY_THINKING, out)
+                if block[1]:
+                    out.append(_DELTA % (i, b"thinking_delta", b"thinking", orjson.dumps("".join(block[1]))))
+                if block[2]:
+                    out.append(
+                        _DELTA % (i, b"signature_delta", b"signature", orjson.dumps("".join(block[2])))
+                    )
+            else:
+                self._redacted(block[1], out)
+            self._close(out)
+        self._pending.clear()
+        self._pending_tools.clear()
+
+    def end(self) -> list[bytes]:
+        """Close a completed stream: open/buffered blocks, `message_delta` (usage), `message_stop`."""
+        out: list[bytes] = []
+        if not self._started:
+            self._message_start(out)
+        self._flush(out)
+        fin = self._finish
+        reason = stop_reason(fin.stop_reason if fin else None, self._tools_seen)
+        if reason == "tool_use" and not self._tools_seen:
+            reason = "end_turn"
+        u = usage_dict(self._usage or self._start_usage or Usage())
+        usage = {
+            "output_tokens": u["output_tokens"],
+            "input_tokens": u["input_tokens"],
+            "cache_creation_input_tokens": u["cache_creation_input_tokens"],
+            "cache_read_input_tokens": u["cache_read_input_tokens"],
+        }
+        delta = {"stop_reason": reason, "stop_sequence": fin.stop_sequence if fin else None}
+        out.append(
+            _ev(b"message_delta", orjson.dumps({"type": "message_delta", "delta": delta, "usage": usage}))
+        )
+        out.append(_MESSAGE_STOP)
+        return out
+
+    def error(self, err: GatewayError) -> list[bytes]:
+        """An in-stream `error` event; the stream must end after it."""
+        e = {"type": "error", "error": {"type": error_type(err.status), "message": err.message}}
+        return [_ev(b"error", orjson.dumps(e))]

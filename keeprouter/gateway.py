@@ -1,0 +1,419 @@
+"""The request path in one readable place: resolve -> select -> reserve -> call (with fallback) ->
+meter -> settle.
+
+The API layer hands the gateway a canonical `ChatRequest` and who is calling; the gateway returns a
+`Completion` (whole answer) or a `LiveStream` (first events already received, so every failure
+before the first byte could still fall back or become a proper HTTP error). The API layer writes
+the answer to the client, then calls `settle()`: recording never delays the caller.
+
+Billing rule: cost = tokens x the serving endpoint's price. A generation that produced no output
+(failed before any token) costs nothing; a stream cut by the client or the upstream is billed for
+what was produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator, Iterator, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from keeprouter.billing import pricing
+from keeprouter.billing.ledger import Hold, Ledger, new_generation_id
+from keeprouter.config import Config, ModelConfig
+from keeprouter.errors import (
+    GatewayError,
+    InvalidRequest,
+    NoEndpointAvailable,
+    NotFound,
+    UpstreamError,
+)
+from keeprouter.formats import tokens
+from keeprouter.formats.canonical import (
+    ROUTER_FIELDS,
+    ChatRequest,
+    ChatResponse,
+    Finish,
+    StreamEvent,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    ToolCallPart,
+    ToolCallStart,
+    Usage,
+    UsageUpdate,
+)
+from keeprouter.providers.base import Adapter
+from keeprouter.routing.health import HealthTracker
+from keeprouter.routing.select import Candidate, ProviderPrefs, parse_prefs, plan
+from keeprouter.store.base import GenerationRecord, GenerationStatus, KeyRecord
+
+MAX_ATTEMPTS = 5  # endpoints tried per request, across models
+MAX_RETRY_SECONDS = 120.0  # no new attempt starts after this long
+MAX_OUTPUT_FALLBACK = 4096  # worst-case output for reservations when neither request nor catalogue bounds it
+VARIANT_SORT = {"nitro": "throughput", "floor": "price"}
+
+
+@dataclass(slots=True)
+class Caller:
+    """Who is calling, through which client API (the admin key has a key record too, unlimited)."""
+
+    api: str
+    key: KeyRecord
+    headers: Mapping[str, str]
+    app: str | None = None
+    app_title: str | None = None
+
+
+@dataclass(slots=True)
+class Route:
+    models: list[ModelConfig]
+    prefs: ProviderPrefs
+
+
+@dataclass(slots=True)
+class Metering:
+    """Everything the ledger needs once the answer is out."""
+
+    gen_id: str
+    caller: Caller
+    request: ChatRequest
+    prompt_estimate: int
+    hold: Hold | None
+    started: float
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    last_error: UpstreamError | None = None
+    candidate: Candidate | None = None
+    first_token_at: float | None = None
+
+
+@dataclass(slots=True)
+class Completion:
+    response: ChatResponse
+    candidate: Candidate
+    cost: Decimal
+    meter: Metering
+
+
+class Gateway:
+    def __init__(
+        self, config: Config, adapters: Mapping[str, Adapter], ledger: Ledger, health: HealthTracker
+    ) -> None:
+        self.config = config
+        self.adapters = adapters
+        self.ledger = ledger
+        self.health = health
+        self._settling: set[asyncio.Task[None]] = set()
+
+    # ---- resolve ------------------------------------------------------------------------
+    def route(self, body: Mapping[str, Any], req: ChatRequest) -> Route:
+        """The models to try (the `model`, then the `models` fallbacks) and the caller's prefs."""
+        prefs = parse_prefs(body.get("provider"))
+        ids: list[str] = [req.model] if req.model else []
+        extra = body.get("models")
+        if extra is not None:
+            if not isinstance(extra, list) or not all(isinstance(m, str) for m in extra):
+                raise InvalidRequest("models: must be a list of model ids")
+            ids += [m for m in extra if m not in ids]
+        if not ids:
+            raise InvalidRequest("model: required")
+        models: list[ModelConfig] = []
+        for mid in ids:
+            base, _, variant = mid.partition(":")
+            model = self.config.models.get(mid) or self.config.models.get(base)
+            if model is None:
+                if mid == ids[0] and len(ids) == 1:
+                    raise NotFound(f"model '{mid}' does not exist")
+                continue
+            if variant in VARIANT_SORT and prefs.sort is None:
+                prefs.sort = VARIANT_SORT[variant]
+            models.append(model)
+        if not models:
+            raise NotFound(f"none of the models {ids} exist")
+        return Route(models, prefs)
+
+    def _begin(self, caller: Caller, req: ChatRequest) -> Metering:
+        gen_id = new_generation_id(time.time())
+        return Metering(gen_id, caller, req, tokens.count_request(req), None, time.monotonic())
+
+    def _candidates(self, meter: Metering, route: Route) -> list[Candidate]:
+        cands = plan(route.models, meter.request, route.prefs, meter.prompt_estimate, self.health)
+        if not any(c.endpoint.provider in self.adapters for c in cands):
+            raise NoEndpointAvailable("no provider is configured for this model")
+        return cands
+
+    async def _reserve(self, meter: Metering, cands: list[Candidate]) -> None:
+        key = meter.caller.key
+        worst = max(
+            pricing.worst_case(meter.prompt_estimate, self._max_output(meter.request, c), c.endpoint.pricing)
+            for c in cands
+        )
+        meter.hold = await self.ledger.reserve(key, worst)
+
+    @staticmethod
+    def _max_output(req: ChatRequest, c: Candidate) -> int:
+        if req.max_tokens:
+            return req.max_tokens
+        ep = c.endpoint
+        return ep.max_output_tokens or min(ep.context_length or MAX_OUTPUT_FALLBACK, MAX_OUTPUT_FALLBACK * 4)
+
+    # ---- whole answers -------------------------------------------------------------------
+    async def complete(self, caller: Caller, req: ChatRequest, route: Route) -> Completion:
+        meter = self._begin(caller, req)
+        cands = self._candidates(meter, route)
+        await self._reserve(meter, cands)
+        try:
+            for cand in self._attempts(meter, cands):
+                t0 = time.monotonic()
+                try:
+                    resp = await self.adapters[cand.endpoint.provider].complete(req, cand.endpoint, caller.headers)
+                except UpstreamError as e:
+                    self._failed(meter, cand, e)
+                    continue
+                elapsed = time.monotonic() - t0
+                meter.candidate = cand
+                meter.first_token_at = time.monotonic()
+                _fill_missing_usage(resp, meter.prompt_estimate)
+                out = resp.usage.output_tokens
+                self.health.success(cand.key, elapsed, out / elapsed if elapsed > 0 and out else None)
+                cost = pricing.quantize(pricing.cost(resp.usage, cand.endpoint.pricing)) if out else Decimal(0)
+                return Completion(resp, cand, cost, meter)
+            raise self._exhausted(meter)
+        except BaseException:
+            await self._release(meter)
+            raise
+
+    async def settle(self, done: Completion) -> None:
+        """Record the generation and settle its hold. Call after the answer was written."""
+        resp = done.response
+        await self._record(done.meter, resp.usage, done.cost, "ok", resp.stop_reason, streamed=False)
+
+    # ---- streams -------------------------------------------------------------------------
+    async def open_stream(self, caller: Caller, req: ChatRequest, route: Route) -> LiveStream:
+        """Try endpoints until one produces its first event; failures up to then fall back."""
+        meter = self._begin(caller, req)
+        cands = self._candidates(meter, route)
+        await self._reserve(meter, cands)
+        try:
+            for cand in self._attempts(meter, cands):
+                it = self.adapters[cand.endpoint.provider].stream(req, cand.endpoint, caller.headers)
+                try:
+                    first = await anext(it)
+                except StopAsyncIteration:
+                    self._failed(meter, cand, UpstreamError("provider sent an empty stream"))
+                    await it.aclose()
+                    continue
+                except UpstreamError as e:
+                    await it.aclose()
+                    self._failed(meter, cand, e)
+                    continue
+                except BaseException:
+                    await it.aclose()
+                    raise
+                meter.candidate = cand
+                return LiveStream(self, meter, cand, first, it)
+            raise self._exhausted(meter)
+        except BaseException:
+            await self._release(meter)
+            raise
+
+    # ---- shared --------------------------------------------------------------------------
+    def _attempts(self, meter: Metering, cands: list[Candidate]) -> Iterator[Candidate]:
+        """Endpoints to try in turn, bounded in count and in total time."""
+        deadline = meter.started + MAX_RETRY_SECONDS
+        usable = [c for c in cands if c.endpoint.provider in self.adapters]
+        for i, c in enumerate(usable[:MAX_ATTEMPTS]):
+            if i and time.monotonic() > deadline:
+                return
+            yield c
+
+    def _failed(self, meter: Metering, cand: Candidate, e: UpstreamError) -> None:
+        meter.attempts.append(
+            {"provider": cand.endpoint.provider, "model": cand.model.id, "status": e.status, "error": e.message}
+        )
+        meter.last_error = e
+        self.health.failure(cand.key, rate_limited=e.status == 429)
+        if not e.retryable:
+            raise e
+
+    def _exhausted(self, meter: Metering) -> GatewayError:
+        """The most meaningful error once every endpoint failed, listing each failure."""
+        attempts = meter.attempts
+        meta: dict[str, object] = {"attempts": attempts}
+        if not attempts:
+            return NoEndpointAvailable("no endpoint could be tried", metadata=meta)
+        last = meter.last_error
+        if len(attempts) == 1 and last is not None:
+            return last
+        if all(a["status"] == 429 for a in attempts):
+            retry = last.retry_after if last else None
+            return UpstreamError("every provider is rate-limited", status=429, retry_after=retry, metadata=meta)
+        summary = "; ".join(f"{a['provider']}: {a['error']}" for a in attempts)
+        return UpstreamError(f"every provider failed ({summary})", metadata=meta)
+
+    async def _release(self, meter: Metering) -> None:
+        if meter.hold is not None:
+            hold, meter.hold = meter.hold, None
+            await self.ledger.release(hold)
+
+    async def _record(
+        self,
+        meter: Metering,
+        usage: Usage,
+        cost: Decimal,
+        status: GenerationStatus,
+        finish: str | None,
+        *,
+        streamed: bool,
+        error: str | None = None,
+    ) -> None:
+        cand = meter.candidate
+        assert cand is not None, "only a generation that an endpoint served is recorded"
+        now = time.monotonic()
+        latency = now - meter.started
+        ttft = (meter.first_token_at or now) - meter.started
+        gen_time = now - (meter.first_token_at or meter.started)
+        gen = GenerationRecord(
+            id=meter.gen_id,
+            key_hash=meter.caller.key.hash,
+            model=cand.model.id,
+            provider=cand.endpoint.provider,
+            upstream_model=cand.endpoint.model,
+            api=meter.caller.api,
+            streamed=streamed,
+            status=status,
+            finish_reason=finish,
+            tokens_prompt=usage.input_tokens,
+            tokens_completion=usage.output_tokens,
+            tokens_cached=usage.cache_read_tokens,
+            tokens_cache_write=usage.cache_write_tokens,
+            tokens_reasoning=usage.reasoning_tokens,
+            cost=cost,
+            latency_ms=int(latency * 1000),
+            ttft_ms=int(ttft * 1000),
+            throughput=(usage.output_tokens / gen_time) if gen_time > 0 and usage.output_tokens else None,
+            app=meter.caller.app,
+            app_title=meter.caller.app_title,
+            attempts=meter.attempts,
+            error=error,
+            created_at=time.time(),
+        )
+        hold, meter.hold = meter.hold, None
+        assert hold is not None, "settled twice"
+        await self.ledger.settle(hold, gen)
+
+    def settle_later(self, coro: Any) -> None:
+        """Run a settle that must survive the caller's cancellation; drained at shutdown."""
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def drain(self) -> None:
+        while self._settling:
+            await asyncio.gather(*list(self._settling), return_exceptions=True)
+
+
+class LiveStream:
+    """An upstream stream that has produced its first event. Iterate `events()` once; then call
+    `finish()` (normal end, upstream error, or client gone) exactly once, which settles."""
+
+    def __init__(
+        self, gw: Gateway, meter: Metering, cand: Candidate, first: StreamEvent, it: AsyncGenerator[StreamEvent, None]
+    ) -> None:
+        self.gw = gw
+        self.meter = meter
+        self.candidate = cand
+        self.gen_id = meter.gen_id
+        self._first = first
+        self._it = it
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self._out_chars: list[str] = []
+        self.prompt_estimate = meter.prompt_estimate
+
+    async def events(self) -> AsyncGenerator[StreamEvent, None]:
+        meter = self.meter
+        meter.first_token_at = time.monotonic()
+        async with aclosing(self._it) as it:
+            yield self._observe(self._first)
+            async for ev in it:
+                yield self._observe(ev)
+
+    def _observe(self, ev: StreamEvent) -> StreamEvent:
+        if isinstance(ev, TextDelta | ThinkingDelta):
+            self._out_chars.append(ev.text)
+        elif isinstance(ev, ToolCallDelta):
+            self._out_chars.append(ev.arguments)
+        elif isinstance(ev, ToolCallStart):
+            self._out_chars.append(ev.name)
+        elif isinstance(ev, UsageUpdate):
+            self.usage = ev.usage
+        elif isinstance(ev, Finish):
+            self.finish_reason = ev.stop_reason
+        return ev
+
+    def final_usage(self) -> Usage:
+        """The upstream's usage when it sent one, else an offline count of what was produced."""
+        u = self.usage
+        produced = tokens.count_output("".join(self._out_chars)) if self._out_chars else 0
+        if u is None:
+            return Usage(input_tokens=self.prompt_estimate, output_tokens=produced)
+        if u.input_tokens == 0 or (u.output_tokens == 0 and produced):
+            return Usage(
+                input_tokens=u.input_tokens or self.prompt_estimate,
+                output_tokens=u.output_tokens or produced,
+                cache_read_tokens=u.cache_read_tokens,
+                cache_write_tokens=u.cache_write_tokens,
+                reasoning_tokens=u.reasoning_tokens,
+            )
+        return u
+
+    def cost(self) -> Decimal:
+        u = self.final_usage()
+        if u.output_tokens == 0 and not self._out_chars:
+            return Decimal(0)  # nothing produced: nothing billed
+        return pricing.quantize(pricing.cost(u, self.candidate.endpoint.pricing))
+
+    async def finish(self, status: GenerationStatus, error: GatewayError | None = None) -> None:
+        u = self.final_usage()
+        cost = self.cost()
+        out = u.output_tokens
+        key = self.candidate.key
+        gen_time = time.monotonic() - (self.meter.first_token_at or self.meter.started)
+        if status == "error":
+            self.gw.health.failure(key, rate_limited=False)
+        else:
+            ttft = (self.meter.first_token_at or time.monotonic()) - self.meter.started
+            self.gw.health.success(key, ttft, out / gen_time if gen_time > 0 and out else None)
+        await self.gw._record(
+            self.meter,
+            u,
+            cost,
+            status,
+            "error" if status == "error" else self.finish_reason,
+            streamed=True,
+            error=error.message if error else None,
+        )
+
+
+def _fill_missing_usage(resp: ChatResponse, prompt_estimate: int) -> None:
+    """Upstreams that return no usage are metered with the offline tokenizer."""
+    u = resp.usage
+    if u.input_tokens and u.output_tokens:
+        return
+    if not u.output_tokens:
+        text = []
+        for p in resp.content:
+            if isinstance(p, ToolCallPart):
+                text.append(p.name + p.arguments)
+            else:
+                text.append(getattr(p, "text", "") or "")
+        u.output_tokens = tokens.count_output("".join(text))
+    if not u.input_tokens:
+        u.input_tokens = prompt_estimate
+
+
+__all__ = ["ROUTER_FIELDS", "Caller", "Completion", "Gateway", "LiveStream", "Route"]

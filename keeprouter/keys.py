@@ -1,0 +1,247 @@
+"""API keys: creation, authentication and OpenRouter-shaped views.
+
+A key is "sk-kr-v1-" + 32 random bytes (urlsafe base64). Only its sha256 hex digest is stored, so
+a leaked database leaks no usable key; the full key is returned once, by `create`. Authentication
+hashes what was presented and looks the digest up: no secret is ever compared byte by byte, so
+there is no timing signal to exploit (the configured admin key, the one secret held in memory, is
+compared with `hmac.compare_digest`).
+
+A small per-process cache (hash -> record, `cache_ttl` seconds, default 2) keeps the database off
+the hot path; updates and deletes through this service drop the entry at once, other processes
+see them within `cache_ttl`. Credit is not checked from the cache: the ledger's reservation does
+that against the database.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import msgspec
+
+from keeprouter.billing.pricing import to_float
+from keeprouter.errors import AuthenticationFailed, InvalidRequest, NotFound
+from keeprouter.store.base import LIMIT_RESETS, KeyPatch, KeyRecord, KeyStore, LimitReset
+
+KEY_PREFIX = "sk-kr-v1-"
+_MAX_PRESENTED = 256  # longer than any key we issue; refuse before hashing megabytes
+_CACHE_MAX = 10_000  # entries; cleared wholesale when full (only valid keys are ever cached)
+_UNSET: Any = msgspec.UNSET
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def label_for(key: str) -> str:
+    """ "sk-kr-v1-abc...wxyz", OpenRouter's style: recognisable, not usable."""
+    return f"{key[: len(KEY_PREFIX) + 3]}...{key[-4:]}"
+
+
+class KeyService:
+    """Keys over a `KeyStore`. `clock` returns Unix seconds; `admin_key` is the configured admin
+    secret, which authenticates to a synthetic record with `is_admin=True` (it has no row in the
+    store, so it cannot hold credit: the caller decides how admin requests are metered)."""
+
+    def __init__(
+        self,
+        store: KeyStore,
+        clock: Callable[[], float] = time.time,
+        *,
+        admin_key: str | None = None,
+        cache_ttl: float = 2.0,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._admin_key = admin_key
+        self._cache_ttl = cache_ttl
+        self._cache: dict[str, tuple[float, KeyRecord]] = {}
+
+    async def create(
+        self,
+        name: str,
+        limit: Decimal | float | int | None = None,
+        limit_reset: str | None = None,
+        expires_at: float | str | None = None,
+    ) -> tuple[str, KeyRecord]:
+        """Make a key. Returns (the full key, shown only now; its record). Raises InvalidRequest."""
+        if not isinstance(name, str) or not name.strip() or len(name) > 200:
+            raise InvalidRequest("name: required, at most 200 characters")
+        now = self._clock()
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        record = KeyRecord(
+            hash=hash_key(key),
+            name=name,
+            label=label_for(key),
+            created_at=now,
+            limit=_limit(limit),
+            limit_reset=_limit_reset(limit_reset),
+            expires_at=_expiry(expires_at, now),
+        )
+        await self._store.insert_key(record)
+        return key, record
+
+    async def authenticate(self, presented: str) -> KeyRecord:
+        """The record of a live, enabled, unexpired key, or AuthenticationFailed (401)."""
+        if not presented or len(presented) > _MAX_PRESENTED:
+            raise AuthenticationFailed("Invalid API key")
+        now = self._clock()
+        if self._admin_key and hmac.compare_digest(presented.encode(), self._admin_key.encode()):
+            return KeyRecord(hash=hash_key(presented), name="admin", label=label_for(presented),
+                             created_at=0.0, is_admin=True)  # fmt: skip
+        digest = hash_key(presented)
+        cached = self._cache.get(digest)
+        if cached is not None and now - cached[0] < self._cache_ttl:
+            record = cached[1]
+        else:
+            found = await self._store.get_key(digest, now)
+            if found is None:
+                self._cache.pop(digest, None)
+                raise AuthenticationFailed("Invalid API key")
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            self._cache[digest] = (now, found)
+            record = found
+        if record.disabled:
+            raise AuthenticationFailed("API key is disabled")
+        if record.expires_at is not None and record.expires_at <= now:
+            raise AuthenticationFailed("API key has expired")
+        return record
+
+    async def list(
+        self, *, offset: int = 0, limit: int = 100, include_disabled: bool = True
+    ) -> list[KeyRecord]:
+        return await self._store.list_keys(
+            self._clock(),
+            offset=max(offset, 0),
+            limit=min(max(limit, 1), 1000),
+            include_disabled=include_disabled,
+        )
+
+    async def get(self, key_hash: str) -> KeyRecord:
+        """The live key with this hash, with current usage figures; NotFound otherwise."""
+        record = await self._store.get_key(key_hash, self._clock())
+        if record is None:
+            raise NotFound("Key not found")
+        return record
+
+    async def update(
+        self,
+        key_hash: str,
+        *,
+        name: str = _UNSET,
+        limit: Decimal | float | int | None = _UNSET,
+        disabled: bool = _UNSET,
+        limit_reset: str | None = _UNSET,
+        expires_at: float | str | None = _UNSET,
+    ) -> KeyRecord:
+        """Change the given fields (omitted ones stay; `limit=None` removes the limit)."""
+        now = self._clock()
+        patch = KeyPatch()
+        if name is not _UNSET:
+            if not isinstance(name, str) or not name.strip() or len(name) > 200:
+                raise InvalidRequest("name: must be a non-empty string of at most 200 characters")
+            patch = msgspec.structs.replace(patch, name=name)
+        if limit is not _UNSET:
+            patch = msgspec.structs.replace(patch, limit=_limit(limit))
+        if disabled is not _UNSET:
+            if not isinstance(disabled, bool):
+                raise InvalidRequest("disabled: must be true or false")
+            patch = msgspec.structs.replace(patch, disabled=disabled)
+        if limit_reset is not _UNSET:
+            patch = msgspec.structs.replace(patch, limit_reset=_limit_reset(limit_reset))
+        if expires_at is not _UNSET:
+            patch = msgspec.structs.replace(patch, expires_at=_expiry(expires_at, now))
+        self._cache.pop(key_hash, None)
+        record = await self._store.update_key(key_hash, patch, now)
+        if record is None:
+            raise NotFound("Key not found")
+        return record
+
+    async def delete(self, key_hash: str) -> None:
+        """Revoke the key for good (its history stays); NotFound if there is no such live key."""
+        self._cache.pop(key_hash, None)
+        if not await self._store.delete_key(key_hash, self._clock()):
+            raise NotFound("Key not found")
+
+    @staticmethod
+    def to_openrouter(record: KeyRecord) -> dict[str, Any]:
+        """The `data` object of OpenRouter's GET /api/v1/key and /api/v1/keys, money as JSON numbers."""
+        remaining = record.limit_remaining
+        return {
+            "hash": record.hash,
+            "name": record.name,
+            "label": record.label,
+            "disabled": record.disabled,
+            "limit": None if record.limit is None else to_float(record.limit),
+            "limit_remaining": None if remaining is None else to_float(remaining),
+            "limit_reset": record.limit_reset,
+            "include_byok_in_limit": False,
+            "usage": to_float(record.usage),
+            "usage_daily": to_float(record.usage_daily),
+            "usage_weekly": to_float(record.usage_weekly),
+            "usage_monthly": to_float(record.usage_monthly),
+            "byok_usage": 0.0,
+            "byok_usage_daily": 0.0,
+            "byok_usage_weekly": 0.0,
+            "byok_usage_monthly": 0.0,
+            "is_free_tier": False,
+            "is_management_key": record.is_admin,
+            "is_provisioning_key": record.is_admin,
+            "created_at": iso(record.created_at),
+            "updated_at": None if record.updated_at is None else iso(record.updated_at),
+            "expires_at": None if record.expires_at is None else iso(record.expires_at),
+        }
+
+
+def iso(ts: float) -> str:
+    """Unix seconds -> "2025-08-24T10:30:00.000Z" (UTC, as OpenRouter writes times)."""
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _limit(value: object) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Decimal | int | float | str):
+        raise InvalidRequest("limit: must be a number of USD, or null")
+    try:
+        d = value if isinstance(value, Decimal) else Decimal(str(value))  # str(): 0.1 stays 0.1
+    except InvalidOperation:
+        raise InvalidRequest("limit: must be a number of USD, or null") from None
+    if not d.is_finite() or d < 0 or d > Decimal(1_000_000_000):
+        raise InvalidRequest("limit: must be between 0 and 1e9 USD")
+    return d
+
+
+def _limit_reset(value: object) -> LimitReset | None:
+    if value is None:
+        return None
+    if value not in LIMIT_RESETS:
+        raise InvalidRequest("limit_reset: must be daily, weekly, monthly or null")
+    return value  # type: ignore[return-value]  # narrowed by the membership test
+
+
+def _expiry(value: object, now: float) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise InvalidRequest("expires_at: must be an ISO 8601 UTC time") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        ts = parsed.timestamp()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        ts = float(value)
+    else:
+        raise InvalidRequest("expires_at: must be an ISO 8601 UTC time")
+    if ts <= now:
+        raise InvalidRequest("expires_at: must be in the future")
+    return ts

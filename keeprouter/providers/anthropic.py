@@ -1,0 +1,75 @@
+"""Adapter for Anthropic Messages upstreams."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping
+
+import orjson
+
+from keeprouter.config import EndpointConfig, ProviderConfig
+from keeprouter.errors import UpstreamError
+from keeprouter.formats import anthropic as fmt
+from keeprouter.formats.anthropic_stream import AnthropicStreamDecoder
+from keeprouter.formats.canonical import ChatRequest, ChatResponse, StreamEvent
+from keeprouter.providers.transport import Transport
+
+API_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 8192  # Anthropic requires max_tokens; OpenAI callers may omit it
+
+
+class AnthropicAdapter:
+    api = "anthropic"
+
+    def __init__(self, provider: ProviderConfig, transport: Transport | None = None) -> None:
+        self.provider = provider
+        self.transport = transport or Transport(provider)
+        self.url = provider.base_url + "/v1/messages"
+        self.headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "anthropic-version": API_VERSION,
+            **provider.headers,
+        }
+        if provider.api_key:
+            self.headers["x-api-key"] = provider.api_key
+
+    def _headers(self, client_headers: Mapping[str, str]) -> Mapping[str, str]:
+        beta = client_headers.get("anthropic-beta")
+        if not beta:
+            return self.headers
+        return {**self.headers, "anthropic-beta": beta}
+
+    def _body(self, req: ChatRequest, ep: EndpointConfig) -> bytes:
+        default_max = ep.max_output_tokens or DEFAULT_MAX_TOKENS
+        return orjson.dumps(fmt.build_request(req, ep.model, default_max_tokens=default_max))
+
+    async def complete(
+        self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
+    ) -> ChatResponse:
+        data = await self.transport.post_json(
+            self.url, self._body(req, ep), self._headers(client_headers), ep.timeout
+        )
+        return fmt.parse_response(data)
+
+    async def stream(
+        self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
+    ) -> AsyncGenerator[StreamEvent, None]:
+        decoder = AnthropicStreamDecoder()
+        stream = self.transport.post_stream(
+            self.url, self._body(req, ep), self._headers(client_headers), ep.timeout
+        )
+        async for sse in stream:
+            if sse.event == "message_stop":
+                return
+            try:
+                data = orjson.loads(sse.data)
+            except orjson.JSONDecodeError:
+                raise UpstreamError(f"provider {self.provider.id} sent a malformed stream event") from None
+            if not isinstance(data, dict):
+                raise UpstreamError(f"provider {self.provider.id} sent a malformed stream event")
+            for ev in decoder.feed(sse.event or data.get("type"), data):
+                yield ev
+        raise UpstreamError(f"provider {self.provider.id} ended the stream early")
+
+    async def close(self) -> None:
+        await self.transport.close()

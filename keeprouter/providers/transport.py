@@ -1,0 +1,145 @@
+"""The one network seam: a pooled aiohttp session per provider, per-phase timeouts, error mapping.
+
+Every upstream call goes through `Transport.post_json` (whole body) or `Transport.post_stream`
+(an async iterator of raw SSE events). Both raise only `errors.UpstreamError` subclasses, and both
+close the upstream response on every path, including cancellation (the client went away).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import aiohttp
+import orjson
+
+from keeprouter.config import ProviderConfig, Timeouts
+from keeprouter.errors import UpstreamError, UpstreamTimeout
+from keeprouter.formats.sse import SSEEvent, SSEParser
+
+_MAX_ERROR_BODY = 64 * 1024
+
+
+class Transport:
+    """Owns one provider's connection pool. Create once at start-up, `close()` at shutdown."""
+
+    def __init__(self, provider: ProviderConfig, *, limit: int = 1000) -> None:
+        self.provider = provider
+        self._session: aiohttp.ClientSession | None = None
+        self._limit = limit
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:  # created lazily inside the running loop
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._limit, keepalive_timeout=60, ttl_dns_cache=300),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.provider.timeout.connect),
+                json_serialize=lambda o: orjson.dumps(o).decode(),
+                auto_decompress=True,
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def post_json(
+        self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts
+    ) -> dict[str, Any]:
+        """POST and return the parsed JSON answer; non-2xx raises UpstreamError."""
+        try:
+            async with asyncio.timeout(timeouts.first_byte):
+                async with self.session.post(url, data=body, headers=headers) as resp:
+                    raw = await resp.read()
+                    if resp.status >= 400:
+                        raise _status_error(self.provider.id, resp.status, raw, resp.headers)
+        except TimeoutError:
+            raise UpstreamTimeout(f"provider {self.provider.id} timed out") from None
+        except aiohttp.ClientError as e:
+            raise _connection_error(self.provider.id, e) from None
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(f"provider {self.provider.id} returned invalid JSON") from None
+        if not isinstance(data, dict):
+            raise UpstreamError(f"provider {self.provider.id} returned invalid JSON")
+        return data
+
+    async def post_stream(
+        self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts
+    ) -> AsyncIterator[SSEEvent]:
+        """POST and yield SSE events as they arrive (first_byte, then idle timeout between events)."""
+        loop = asyncio.get_running_loop()
+        parser = SSEParser()
+        try:
+            async with asyncio.timeout(timeouts.first_byte) as deadline:
+                async with self.session.post(url, data=body, headers=headers) as resp:
+                    if resp.status >= 400:
+                        raw = await resp.content.read(_MAX_ERROR_BODY)
+                        raise _status_error(self.provider.id, resp.status, raw, resp.headers)
+                    content = resp.content
+                    while True:
+                        chunk = await content.readany()
+                        if not chunk:
+                            return
+                        events = parser.feed(chunk)
+                        if events:
+                            # Disarm while the consumer runs: a deadline firing outside this frame
+                            # would cancel the consumer's own work (a slow client write).
+                            deadline.reschedule(None)
+                            for ev in events:
+                                yield ev
+                            deadline.reschedule(loop.time() + timeouts.idle)
+        except TimeoutError:
+            raise UpstreamTimeout(f"provider {self.provider.id} timed out") from None
+        except aiohttp.ClientError as e:
+            raise _connection_error(self.provider.id, e) from None
+        except ValueError as e:  # SSE line over the bound
+            raise UpstreamError(f"provider {self.provider.id} sent an invalid stream: {e}") from None
+
+
+def _connection_error(provider: str, e: aiohttp.ClientError) -> UpstreamError:
+    if isinstance(e, aiohttp.ClientConnectorError):
+        return UpstreamError(f"could not connect to provider {provider}")
+    if isinstance(e, aiohttp.ServerTimeoutError):
+        return UpstreamTimeout(f"provider {provider} timed out")
+    return UpstreamError(f"connection to provider {provider} failed: {type(e).__name__}")
+
+
+def _status_error(provider: str, status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamError:
+    message = _error_message(raw) or f"HTTP {status}"
+    retry_after = headers.get("retry-after")
+    meta: dict[str, object] = {"provider_name": provider, "provider_code": status}
+    if status in (401, 403):
+        # The caller's key is fine; ours for the provider is not. Never a 401 to the caller.
+        return UpstreamError(f"provider {provider} rejected KeepRouter's credentials: {message}", metadata=meta)
+    if status == 429:
+        return UpstreamError(message, status=429, retry_after=retry_after, metadata=meta)
+    if status in (400, 413, 422):
+        return UpstreamError(message, status=status, metadata=meta)
+    if status == 408:
+        return UpstreamTimeout(f"provider {provider} timed out: {message}", metadata=meta)
+    if status in (503, 529):
+        return UpstreamError(f"provider {provider} is overloaded: {message}", retry_after=retry_after, metadata=meta)
+    return UpstreamError(f"provider {provider} failed with HTTP {status}: {message}", metadata=meta)
+
+
+def _error_message(raw: bytes) -> str | None:
+    """The upstream's own error message (OpenAI and Anthropic shapes), verbatim."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        text = raw[:500].decode("utf-8", "replace").strip()
+        return text or None
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict) and isinstance(err.get("message"), str):
+            return str(err["message"])
+        if isinstance(err, str):
+            return err
+        if isinstance(data.get("message"), str):
+            return str(data["message"])
+    return None

@@ -1,0 +1,157 @@
+"""Live endpoint health: outcomes, latency and throughput per endpoint, and a circuit breaker.
+
+In-process and O(1) per request. Samples are kept for the last day in a bounded deque per endpoint.
+Rate-limited requests (429) are not failures of the endpoint (OpenRouter's uptime rule), but they
+do count as "recently failed" so the next request prefers another endpoint.
+
+Circuit: closed -> open when, over the last `window` seconds, at least `min_requests` requests
+were made and more than `failure_ratio` of them failed; open -> half-open after `cooldown`
+seconds, when one probe request is let through; a success closes it, a failure re-opens it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+MAX_SAMPLES = 20_000  # per endpoint; bounds memory whatever the traffic
+
+
+@dataclass(slots=True)
+class Sample:
+    at: float
+    ok: bool
+    rate_limited: bool
+    latency: float | None  # seconds to first token (or to the whole answer when not streamed)
+    throughput: float | None  # output tokens per second
+
+
+@dataclass(slots=True)
+class _Endpoint:
+    samples: deque[Sample] = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))
+    opened_at: float | None = None
+    probing: bool = False
+    last_failure: float | None = None
+
+
+class HealthTracker:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        window: float = 30.0,
+        min_requests: int = 5,
+        failure_ratio: float = 0.5,
+        cooldown: float = 30.0,
+        recent: float = 30.0,
+    ) -> None:
+        self.clock = clock
+        self.window = window
+        self.min_requests = min_requests
+        self.failure_ratio = failure_ratio
+        self.cooldown = cooldown
+        self.recent = recent
+        self._eps: dict[str, _Endpoint] = {}
+
+    def _ep(self, key: str) -> _Endpoint:
+        ep = self._eps.get(key)
+        if ep is None:
+            ep = self._eps[key] = _Endpoint()
+        return ep
+
+    # ---- recording ----
+    def success(self, key: str, latency: float | None, throughput: float | None) -> None:
+        ep = self._ep(key)
+        ep.samples.append(Sample(self.clock(), True, False, latency, throughput))
+        ep.opened_at = None
+        ep.probing = False
+
+    def failure(self, key: str, *, rate_limited: bool = False) -> None:
+        now = self.clock()
+        ep = self._ep(key)
+        ep.samples.append(Sample(now, False, rate_limited, None, None))
+        ep.last_failure = now
+        if rate_limited:
+            return
+        if ep.probing:  # the half-open probe failed
+            ep.opened_at = now
+            ep.probing = False
+            return
+        if ep.opened_at is None and self._failing(ep, now):
+            ep.opened_at = now
+
+    def _failing(self, ep: _Endpoint, now: float) -> bool:
+        total = failed = 0
+        for s in reversed(ep.samples):
+            if now - s.at > self.window:
+                break
+            if s.rate_limited:
+                continue
+            total += 1
+            failed += not s.ok
+        return total >= self.min_requests and failed > total * self.failure_ratio
+
+    # ---- routing.select.Stats ----
+    def is_open(self, key: str) -> bool:
+        ep = self._eps.get(key)
+        if ep is None or ep.opened_at is None:
+            return False
+        if ep.probing:
+            return True
+        if self.clock() - ep.opened_at >= self.cooldown:
+            ep.probing = True  # half-open: this caller is the probe
+            return False
+        return True
+
+    def recently_failed(self, key: str) -> bool:
+        ep = self._eps.get(key)
+        return ep is not None and ep.last_failure is not None and self.clock() - ep.last_failure < self.recent
+
+    def throughput(self, key: str) -> float | None:
+        return self.percentiles(key, "throughput", 1800.0).get("p50")
+
+    def latency(self, key: str) -> float | None:
+        return self.percentiles(key, "latency", 1800.0).get("p50")
+
+    # ---- reporting ----
+    def uptime(self, key: str, seconds: float) -> float | None:
+        """Percent of non-rate-limited requests that succeeded; None without data."""
+        ep = self._eps.get(key)
+        if ep is None:
+            return None
+        now = self.clock()
+        total = ok = 0
+        for s in reversed(ep.samples):
+            if now - s.at > seconds:
+                break
+            if s.rate_limited:
+                continue
+            total += 1
+            ok += s.ok
+        return round(100.0 * ok / total, 2) if total else None
+
+    def percentiles(self, key: str, metric: str, seconds: float) -> dict[str, float]:
+        ep = self._eps.get(key)
+        if ep is None:
+            return {}
+        now = self.clock()
+        values: list[float] = []
+        for s in reversed(ep.samples):
+            if now - s.at > seconds:
+                break
+            v = s.latency if metric == "latency" else s.throughput
+            if v is not None:
+                values.append(v)
+        if not values:
+            return {}
+        values.sort()
+        n = len(values)
+        return {f"p{q}": values[min(n - 1, int(n * q / 100))] for q in (50, 75, 90, 99)}
+
+    def state(self, key: str) -> str:
+        ep = self._eps.get(key)
+        if ep is None or ep.opened_at is None:
+            return "closed"
+        return "half_open" if ep.probing else "open"

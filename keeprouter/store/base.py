@@ -1,0 +1,252 @@
+"""The storage seam: plain record types and the small protocols every backend implements.
+
+Contracts common to all backends:
+- Money crosses this seam as exact `Decimal` USD and is stored as integer nano-dollars
+  (see `billing.pricing`); a settled cost is rounded half-even once, a hold rounded up.
+- Times are float seconds since the Unix epoch (UTC). Stores never read a clock: every method
+  that needs "now" takes it, so the logic layer owns time and tests can move it.
+- Usage periods are UTC: the day, the week starting Monday, the calendar month.
+- A key's `usage` always equals the sum of its generations' costs; `reserved` always equals the sum
+  of its open holds. Both are kept in the same transaction as the rows they summarise.
+- Deleted keys are kept (their generations still point at them) but are invisible to every key
+  method and refused by `reserve`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
+from typing import Any, Literal, NamedTuple, Protocol
+
+import msgspec
+
+ZERO = Decimal(0)
+SECONDS_PER_DAY = 86_400
+LimitReset = Literal["daily", "weekly", "monthly"]
+# The admin key's own row: unlimited, so admin requests are metered and recorded like any key's.
+ADMIN_HASH = "admin"
+GenerationStatus = Literal["ok", "error", "cancelled"]
+LIMIT_RESETS: tuple[str, ...] = ("daily", "weekly", "monthly")
+
+
+def to_nanos(usd: Decimal) -> int:
+    """USD -> integer nano-dollars (the storage unit), rounded half-even: settled costs."""
+    return int(usd.scaleb(9).to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
+def to_nanos_ceil(usd: Decimal) -> int:
+    """USD -> integer nano-dollars, rounded up: holds never cover less than their estimate."""
+    return int(usd.scaleb(9).to_integral_value(rounding=ROUND_CEILING))
+
+
+def from_nanos(nanos: int) -> Decimal:
+    """Integer nano-dollars -> exact USD."""
+    return Decimal(nanos).scaleb(-9)
+
+
+class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """An API key as stored: never the key itself, only its sha256 hex `hash` and a `label`."""
+
+    hash: str
+    name: str
+    label: str  # "sk-kr-v1-abc...wxyz": enough to recognise a key, useless to use it
+    created_at: float
+    disabled: bool = False
+    limit: Decimal | None = None  # USD; None = unlimited
+    limit_reset: LimitReset | None = None  # the limit applies per UTC day/week/month
+    expires_at: float | None = None
+    usage: Decimal = ZERO  # all time
+    usage_daily: Decimal = ZERO
+    usage_weekly: Decimal = ZERO
+    usage_monthly: Decimal = ZERO
+    limit_usage: Decimal = ZERO  # what counts against `limit`: usage in the current period, or all time
+    reserved: Decimal = ZERO  # open holds
+    updated_at: float | None = None
+    is_admin: bool = False
+
+    @property
+    def limit_remaining(self) -> Decimal | None:
+        if self.limit is None:
+            return None
+        return max(self.limit - self.limit_usage, ZERO)
+
+
+class KeyPatch(msgspec.Struct, frozen=True, kw_only=True):
+    """A partial key update: UNSET fields are left alone (so `limit=None` means "unlimited")."""
+
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    disabled: bool | msgspec.UnsetType = msgspec.UNSET
+    limit: Decimal | msgspec.UnsetType | None = msgspec.UNSET
+    limit_reset: LimitReset | msgspec.UnsetType | None = msgspec.UNSET
+    expires_at: float | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class GenerationRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One finished request, as `/api/v1/generation` reports it. `cost` is what the key paid."""
+
+    id: str  # "gen-..."
+    key_hash: str
+    model: str
+    provider: str
+    upstream_model: str
+    api: str  # the client API: "openai" | "anthropic"
+    created_at: float
+    streamed: bool = False
+    status: GenerationStatus = "ok"
+    finish_reason: str | None = None
+    tokens_prompt: int = 0  # includes cached reads and writes
+    tokens_completion: int = 0  # includes reasoning
+    tokens_cached: int = 0  # cache reads
+    tokens_cache_write: int = 0
+    tokens_reasoning: int = 0
+    cost: Decimal = ZERO
+    latency_ms: int | None = None
+    ttft_ms: int | None = None  # OpenRouter's generation_time
+    throughput: float | None = None  # completion tokens per second
+    app: str | None = None  # HTTP-Referer
+    app_title: str | None = None  # X-Title
+    attempts: list[dict[str, Any]] = msgspec.field(default_factory=list)  # earlier endpoint failures
+    error: str | None = None
+
+
+class KeyUsage(msgspec.Struct, frozen=True, kw_only=True):
+    """A key's ledger, for audits: `usage == settled` and `reserved == held` always hold."""
+
+    usage: Decimal
+    reserved: Decimal
+    settled: Decimal  # sum of the key's generation costs
+    held: Decimal  # sum of the key's open holds
+    open_holds: int
+    generations: int
+
+
+class ActivityRow(msgspec.Struct, frozen=True, kw_only=True):
+    """OpenRouter's `/api/v1/activity` row: one (UTC date, model, provider)."""
+
+    date: str  # YYYY-MM-DD
+    model: str
+    provider: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+    usage: Decimal
+
+
+class AppRow(msgspec.Struct, frozen=True, kw_only=True):
+    """App leaderboard row, by HTTP-Referer (rows without one are left out)."""
+
+    app: str
+    app_title: str | None
+    requests: int
+    tokens: int
+
+
+class KeyStore(Protocol):
+    async def insert_key(self, key: KeyRecord) -> None:
+        """Insert a new key; its usage fields are ignored (a new key has used nothing)."""
+        ...
+
+    async def get_key(self, key_hash: str, now: float) -> KeyRecord | None:
+        """The live (not deleted) key with usage figures as of `now`, or None."""
+        ...
+
+    async def list_keys(
+        self, now: float, *, offset: int = 0, limit: int = 100, include_disabled: bool = True
+    ) -> list[KeyRecord]:
+        """Live keys, oldest first."""
+        ...
+
+    async def update_key(self, key_hash: str, patch: KeyPatch, now: float) -> KeyRecord | None:
+        """Apply `patch` to a live key and return it, or None when there is no such key."""
+        ...
+
+    async def delete_key(self, key_hash: str, now: float) -> bool:
+        """Mark a live key deleted (kept for its history); False when there was none."""
+        ...
+
+
+class LedgerStore(Protocol):
+    async def reserve(
+        self, key_hash: str, hold_id: str, amount: Decimal, expires_at: float, now: float
+    ) -> bool:
+        """Atomically hold `amount` on a live, enabled, unexpired key, or refuse (False).
+
+        Admits only when limit_usage + reserved + amount <= limit; a key without a limit is always
+        admitted but is still held, so its open requests are visible. Race-free across every
+        process sharing the database."""
+        ...
+
+    async def settle(self, hold_id: str, gen: GenerationRecord, now: float) -> bool:
+        """ONE transaction: drop the hold, add `gen.cost` to the key's usage, insert `gen`.
+
+        Idempotent on `gen.id`: settling again bills nothing (returns False). A hold that has
+        already expired or been released is simply absent; the cost is still billed."""
+        ...
+
+    async def release(self, hold_id: str) -> bool:
+        """Drop a hold without billing (the request never reached an upstream)."""
+        ...
+
+    async def expire_holds(self, now: float) -> int:
+        """Drop every hold whose `expires_at <= now` (a crashed gateway's); returns how many."""
+        ...
+
+    async def key_usage(self, key_hash: str) -> KeyUsage | None:
+        """The key's ledger, recomputed from the rows, for audits and tests."""
+        ...
+
+
+class ReportStore(Protocol):
+    async def get_generation(self, generation_id: str) -> GenerationRecord | None: ...
+
+    async def list_generations(
+        self, key_hash: str, *, before: float | None = None, limit: int = 50
+    ) -> list[GenerationRecord]:
+        """A key's generations, newest first, strictly older than `before` when given."""
+        ...
+
+    async def activity(
+        self, start: dt.date, end: dt.date, *, key_hash: str | None = None
+    ) -> list[ActivityRow]:
+        """Per (date, model, provider) aggregates for UTC dates start..end inclusive."""
+        ...
+
+    async def app_rankings(self, start: dt.date, end: dt.date, *, limit: int = 50) -> list[AppRow]:
+        """Apps by total tokens over UTC dates start..end inclusive, biggest first."""
+        ...
+
+
+class Store(KeyStore, LedgerStore, ReportStore, Protocol):
+    async def migrate(self) -> None:
+        """Apply the not-yet-applied numbered migrations, in order; safe to run again and from
+        several processes at once."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Periods(NamedTuple):
+    """The first UTC day (days since the epoch) of the day, week and month containing a moment."""
+
+    day: int
+    week: int
+    month: int
+
+
+def periods(now: float) -> Periods:
+    day = int(now // SECONDS_PER_DAY)
+    week = day - (day + 3) % 7  # 1970-01-01 was a Thursday; weeks start on Monday
+    month = epoch_day(dt.datetime.fromtimestamp(now, dt.UTC).date().replace(day=1))
+    return Periods(day, week, month)
+
+
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+
+
+def epoch_day(d: dt.date) -> int:
+    return d.toordinal() - _EPOCH_ORDINAL
+
+
+def day_date(day: int) -> dt.date:
+    return dt.date.fromordinal(day + _EPOCH_ORDINAL)

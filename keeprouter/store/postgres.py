@@ -1,0 +1,277 @@
+"""PostgreSQL backend: an asyncpg pool, safe with any number of gateway processes on one database.
+
+Every ledger operation is ONE statement (data-modifying CTEs), hence one round trip and its own
+transaction. The admission check is a single row-locked UPDATE of the key whose WHERE clause reads
+only that row: under READ COMMITTED a concurrent writer makes it wait and then re-check against
+the committed row, so two processes can never both admit on the same stale balance.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from decimal import Decimal
+from typing import Any, cast
+
+import asyncpg
+import msgspec
+
+from keeprouter.store import _rows
+from keeprouter.store._migrate import SCHEMA_MIGRATIONS_DDL, migrations
+from keeprouter.store.base import (
+    ActivityRow,
+    AppRow,
+    GenerationRecord,
+    KeyPatch,
+    KeyRecord,
+    KeyUsage,
+    epoch_day,
+    from_nanos,
+    periods,
+    to_nanos,
+    to_nanos_ceil,
+)
+
+_MIGRATION_LOCK = 0x6B72_6D69  # pg_advisory_xact_lock id: one migrator at a time per database
+_KEY_SELECT = _rows.key_select_sql("$1", "$2", "$3")  # then $4.. for the caller's own parameters
+
+_RESERVE = f"""
+WITH k AS (
+    UPDATE keys SET reserved_nanos = reserved_nanos + $5
+    WHERE hash = $4 AND deleted_at IS NULL AND NOT disabled AND (expires_at IS NULL OR expires_at > $6)
+      AND (limit_nanos IS NULL
+           OR {_rows.limit_usage_sql("$1", "$2", "$3")} + reserved_nanos + $5 <= limit_nanos)
+    RETURNING hash
+)
+INSERT INTO holds (id, key_hash, amount_nanos, expires_at) SELECT $7, hash, $5, $8 FROM k RETURNING 1
+"""
+
+_N = len(_rows.GEN_COLUMNS)  # generation values are $1..$N; key_hash is $2
+_P = _rows.period_start_sql(f"${_N + 2}", f"${_N + 3}", f"${_N + 4}")
+_COST = "COALESCE((SELECT cost_nanos FROM g), 0)"
+# Settle = insert the generation (a duplicate id does nothing, so settling twice bills once),
+# drop the hold, bill the key, add to the key's day. A late settle never rewinds period_start.
+_SETTLE = f"""
+WITH g AS (
+    INSERT INTO generations ({_rows.GEN_COLUMN_LIST})
+    VALUES ({", ".join(f"${i}" for i in range(1, _N + 1))})
+    ON CONFLICT (id) DO NOTHING RETURNING cost_nanos
+), h AS (
+    DELETE FROM holds WHERE id = ${_N + 1} AND key_hash = $2 RETURNING amount_nanos
+), k AS (
+    UPDATE keys SET usage_nanos = usage_nanos + {_COST},
+        reserved_nanos = reserved_nanos - COALESCE((SELECT amount_nanos FROM h), 0),
+        period_usage_nanos = CASE WHEN {_P} > period_start THEN {_COST} ELSE period_usage_nanos + {_COST} END,
+        period_start = GREATEST(period_start, {_P})
+    WHERE hash = $2 AND (EXISTS (SELECT 1 FROM g) OR EXISTS (SELECT 1 FROM h))
+    RETURNING 1
+), d AS (
+    INSERT INTO key_usage_daily (key_hash, day, usage_nanos, requests)
+    SELECT $2, ${_N + 2}, cost_nanos, 1 FROM g
+    ON CONFLICT (key_hash, day) DO UPDATE
+    SET usage_nanos = key_usage_daily.usage_nanos + EXCLUDED.usage_nanos,
+        requests = key_usage_daily.requests + 1
+)
+SELECT EXISTS (SELECT 1 FROM g)
+"""
+
+
+def _drop_holds_sql(where: str) -> str:
+    """Delete matching holds and give their credit back, per key, in one statement."""
+    return f"""
+WITH h AS (DELETE FROM holds WHERE {where} RETURNING key_hash, amount_nanos),
+s AS (SELECT key_hash, SUM(amount_nanos)::bigint AS amount, COUNT(*) AS n FROM h GROUP BY key_hash)
+UPDATE keys SET reserved_nanos = reserved_nanos - s.amount FROM s WHERE keys.hash = s.key_hash RETURNING s.n
+"""
+
+
+_RELEASE = _drop_holds_sql("id = $1")
+_EXPIRE = _drop_holds_sql("expires_at <= $1")
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool release hook replacing asyncpg's reset query (one more round trip per operation):
+    this store leaves no session state behind (no SET, LISTEN, cursors or session-level locks;
+    its one advisory lock is transaction-scoped), so there is nothing to reset."""
+
+
+def _p(now: float) -> tuple[int, int, int]:
+    p = periods(now)
+    return p.day, p.week, p.month
+
+
+class PostgresStore:
+    """`Store` on PostgreSQL. Open with `await PostgresStore.open(url)`; `close()` closes the pool."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresStore:
+        # Unknown URL query parameters (e.g. ?search_path=x) become server settings in asyncpg.
+        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, reset=_keep_session)
+        return cls(pool)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def migrate(self) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await conn.execute(SCHEMA_MIGRATIONS_DDL)
+            applied = {r[0] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            for m in migrations("postgres"):
+                if m.version not in applied:
+                    await conn.execute(m.sql)  # no arguments: simple protocol, several statements
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                        m.version, m.name, time.time(),
+                    )  # fmt: skip
+
+    # ---- keys ---------------------------------------------------------------------------------
+
+    async def insert_key(self, key: KeyRecord) -> None:
+        await self._pool.execute(
+            "INSERT INTO keys (hash, name, label, disabled, limit_nanos, limit_reset, expires_at, created_at,"
+            " updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            key.hash, key.name, key.label, key.disabled, None if key.limit is None else to_nanos(key.limit),
+            key.limit_reset, key.expires_at, key.created_at, key.updated_at,
+        )  # fmt: skip
+
+    async def get_key(self, key_hash: str, now: float) -> KeyRecord | None:
+        row = await self._pool.fetchrow(_KEY_SELECT + " AND hash = $4", *_p(now), key_hash)
+        return None if row is None else _rows.key_from_row(row)
+
+    async def list_keys(
+        self, now: float, *, offset: int = 0, limit: int = 100, include_disabled: bool = True
+    ) -> list[KeyRecord]:
+        sql = _KEY_SELECT + ("" if include_disabled else " AND NOT disabled")
+        rows = await self._pool.fetch(
+            sql + " ORDER BY created_at, hash LIMIT $4 OFFSET $5", *_p(now), limit, offset
+        )
+        return [_rows.key_from_row(r) for r in rows]
+
+    async def update_key(self, key_hash: str, patch: KeyPatch, now: float) -> KeyRecord | None:
+        args: list[Any] = [key_hash, now]
+        sets = ["updated_at = $2"]
+
+        def bind(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        for field in ("name", "disabled", "limit_reset", "expires_at"):
+            value = getattr(patch, field)
+            if value is not msgspec.UNSET:
+                sets.append(f"{field} = {bind(value)}")  # column names are ours, never input
+        if patch.limit is not msgspec.UNSET:
+            sets.append(f"limit_nanos = {bind(None if patch.limit is None else to_nanos(patch.limit))}")
+        if patch.limit_reset is not msgspec.UNSET:
+            # The new period's usage is exact from the daily rows: every period starts on a UTC day.
+            # SET expressions see the row's old limit_reset, so the new one is bound.
+            d, w, m = (bind(v) for v in _p(now))
+            new_p = _rows.period_start_sql(d, w, m).replace("limit_reset", f"{bind(patch.limit_reset)}::text")
+            sets.append(f"period_start = {new_p}")
+            sets.append(
+                "period_usage_nanos = (SELECT COALESCE(SUM(usage_nanos), 0)::bigint FROM key_usage_daily"
+                f" WHERE key_hash = $1 AND day >= {new_p})"
+            )
+        async with self._pool.acquire() as conn, conn.transaction():
+            # Lock first: the UPDATE's subquery then runs on a fresh snapshot that includes every
+            # settle committed before ours took the row.
+            if await conn.fetchval(
+                "SELECT 1 FROM keys WHERE hash = $1 AND deleted_at IS NULL FOR UPDATE", key_hash
+            ):
+                await conn.execute(f"UPDATE keys SET {', '.join(sets)} WHERE hash = $1", *args)
+                row = await conn.fetchrow(_KEY_SELECT + " AND hash = $4", *_p(now), key_hash)
+                return None if row is None else _rows.key_from_row(row)
+        return None
+
+    async def delete_key(self, key_hash: str, now: float) -> bool:
+        status = await self._pool.execute(
+            "UPDATE keys SET deleted_at = $2, disabled = TRUE, updated_at = $2"
+            " WHERE hash = $1 AND deleted_at IS NULL",
+            key_hash, now,
+        )  # fmt: skip
+        return cast(str, status) == "UPDATE 1"
+
+    # ---- ledger -------------------------------------------------------------------------------
+
+    async def reserve(
+        self, key_hash: str, hold_id: str, amount: Decimal, expires_at: float, now: float
+    ) -> bool:
+        ok = await self._pool.fetchval(
+            _RESERVE, *_p(now), key_hash, to_nanos_ceil(amount), float(now), hold_id, float(expires_at)
+        )
+        return ok is not None
+
+    async def settle(self, hold_id: str, gen: GenerationRecord, now: float) -> bool:
+        args = (*_rows.gen_values(gen), hold_id, *_p(now))
+        for attempt in range(3):
+            try:
+                return bool(await self._pool.fetchval(_SETTLE, *args))
+            except asyncpg.exceptions.DeadlockDetectedError:
+                # Safe to retry: the generation id makes settle idempotent.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def release(self, hold_id: str) -> bool:
+        return bool(await self._pool.fetch(_RELEASE, hold_id))
+
+    async def expire_holds(self, now: float) -> int:
+        return sum(int(r[0]) for r in await self._pool.fetch(_EXPIRE, float(now)))
+
+    async def key_usage(self, key_hash: str) -> KeyUsage | None:
+        row = await self._pool.fetchrow(
+            "SELECT usage_nanos, reserved_nanos,"
+            " (SELECT COALESCE(SUM(cost_nanos), 0)::bigint FROM generations WHERE key_hash = $1),"
+            " (SELECT COUNT(*) FROM generations WHERE key_hash = $1),"
+            " (SELECT COALESCE(SUM(amount_nanos), 0)::bigint FROM holds WHERE key_hash = $1),"
+            " (SELECT COUNT(*) FROM holds WHERE key_hash = $1) FROM keys WHERE hash = $1",
+            key_hash,
+        )
+        if row is None:
+            return None
+        usage, reserved, settled, n_gen, held, n_holds = row
+        return KeyUsage(usage=from_nanos(usage), reserved=from_nanos(reserved), settled=from_nanos(settled),
+                        held=from_nanos(held), open_holds=n_holds, generations=n_gen)  # fmt: skip
+
+    # ---- reports ------------------------------------------------------------------------------
+
+    async def get_generation(self, generation_id: str) -> GenerationRecord | None:
+        row = await self._pool.fetchrow(
+            f"SELECT {_rows.GEN_COLUMN_LIST} FROM generations WHERE id = $1", generation_id
+        )
+        return None if row is None else _rows.gen_from_row(row)
+
+    async def list_generations(
+        self, key_hash: str, *, before: float | None = None, limit: int = 50
+    ) -> list[GenerationRecord]:
+        rows = await self._pool.fetch(
+            f"SELECT {_rows.GEN_COLUMN_LIST} FROM generations WHERE key_hash = $1 AND created_at < $2"
+            " ORDER BY created_at DESC LIMIT $3",
+            key_hash, float("inf") if before is None else float(before), limit,
+        )  # fmt: skip
+        return [_rows.gen_from_row(r) for r in rows]
+
+    async def activity(
+        self, start: dt.date, end: dt.date, *, key_hash: str | None = None
+    ) -> list[ActivityRow]:
+        rows = await self._pool.fetch(
+            "SELECT day, model, provider, COUNT(*), SUM(tokens_prompt)::bigint,"
+            " SUM(tokens_completion)::bigint, SUM(tokens_reasoning)::bigint,"
+            " SUM(cost_nanos)::bigint FROM generations"
+            " WHERE day BETWEEN $1 AND $2 AND ($3::text IS NULL OR key_hash = $3)"
+            " GROUP BY day, model, provider ORDER BY day, model, provider",
+            epoch_day(start), epoch_day(end), key_hash,
+        )  # fmt: skip
+        return [_rows.activity_from_row(r) for r in rows]
+
+    async def app_rankings(self, start: dt.date, end: dt.date, *, limit: int = 50) -> list[AppRow]:
+        rows = await self._pool.fetch(
+            "SELECT app, MAX(app_title), COUNT(*), SUM(tokens_prompt + tokens_completion)::bigint AS tokens"
+            " FROM generations WHERE day BETWEEN $1 AND $2 AND app IS NOT NULL"
+            " GROUP BY app ORDER BY tokens DESC, app LIMIT $3",
+            epoch_day(start), epoch_day(end), limit,
+        )  # fmt: skip
+        return [AppRow(app=r[0], app_title=r[1], requests=r[2], tokens=r[3]) for r in rows]

@@ -1,0 +1,333 @@
+"""SQLite backend: one aiosqlite connection, owned by the one process that owns the database file.
+
+WAL (readers never block the writer), busy_timeout (another process, e.g. the CLI, may briefly hold
+the write lock), synchronous=NORMAL (in WAL a commit survives a killed process; only an OS crash
+or power cut can lose the last commits), foreign keys on.
+
+Each operation is one plain function run on aiosqlite's worker thread in ONE hop: that thread runs
+queued calls strictly one after another, so a ledger transaction (BEGIN IMMEDIATE ... COMMIT) is
+never interleaved with another coroutine's statements, and costs one thread switch instead of one
+per statement.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from typing import Any, TypeVar, cast
+
+import aiosqlite
+import msgspec
+
+from keeprouter.store import _rows
+from keeprouter.store._migrate import SCHEMA_MIGRATIONS_DDL, Migration, migrations
+from keeprouter.store.base import (
+    ActivityRow,
+    AppRow,
+    GenerationRecord,
+    KeyPatch,
+    KeyRecord,
+    KeyUsage,
+    epoch_day,
+    from_nanos,
+    periods,
+    to_nanos,
+    to_nanos_ceil,
+)
+
+T = TypeVar("T")
+_P = {"d": ":d", "w": ":w", "m": ":m"}
+_KEY_SELECT = _rows.key_select_sql(**_P)
+_LIMIT_USAGE = _rows.limit_usage_sql(**_P)
+_PERIOD_START = _rows.period_start_sql(**_P)
+
+_RESERVE = (
+    "UPDATE keys SET reserved_nanos = reserved_nanos + :amount WHERE hash = :hash AND deleted_at IS NULL"
+    " AND disabled = 0 AND (expires_at IS NULL OR expires_at > :now)"
+    f" AND (limit_nanos IS NULL OR {_LIMIT_USAGE} + reserved_nanos + :amount <= limit_nanos) RETURNING 1"
+)
+# A late settle from an earlier period must not rewind period_start: it is billed to the current one.
+_BILL = (
+    "UPDATE keys SET usage_nanos = usage_nanos + :cost, reserved_nanos = reserved_nanos - :held,"
+    f" period_usage_nanos = CASE WHEN {_PERIOD_START} > period_start THEN :cost"
+    " ELSE period_usage_nanos + :cost END,"
+    f" period_start = max(period_start, {_PERIOD_START}) WHERE hash = :hash"
+)
+_INSERT_GEN = (
+    f"INSERT INTO generations ({_rows.GEN_COLUMN_LIST}) VALUES ({', '.join('?' * len(_rows.GEN_COLUMNS))})"
+    " ON CONFLICT (id) DO NOTHING"
+)
+_ADD_DAILY = (
+    "INSERT INTO key_usage_daily (key_hash, day, usage_nanos, requests) VALUES (?, ?, ?, 1)"
+    " ON CONFLICT (key_hash, day) DO UPDATE SET usage_nanos = usage_nanos + excluded.usage_nanos,"
+    " requests = requests + 1"
+)
+
+
+def _transaction(c: sqlite3.Connection, body: Callable[..., T], *args: Any) -> T:
+    """Run `body` inside BEGIN IMMEDIATE: the write lock is taken up front, so two processes never
+    both read then both write (no check-then-act race, no SQLITE_BUSY on upgrade)."""
+    c.execute("BEGIN IMMEDIATE")
+    try:
+        result = body(c, *args)
+    except BaseException:
+        c.execute("ROLLBACK")
+        raise
+    c.execute("COMMIT")
+    return result
+
+
+def _period_params(now: float) -> dict[str, Any]:
+    p = periods(now)
+    return {"d": p.day, "w": p.week, "m": p.month}
+
+
+class SqliteStore:
+    """`Store` on SQLite. Open with `await SqliteStore.open(path)` (":memory:" works); `close()` it."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self._db = db
+
+    @classmethod
+    async def open(cls, path: str) -> SqliteStore:
+        # isolation_level=None: the sqlite3 module must not open transactions behind our back.
+        db = await aiosqlite.connect(path, isolation_level=None)
+        store = cls(db)
+        await store._run(_configure)
+        return store
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        # aiosqlite's one sanctioned way to run code on its worker thread with its sqlite3 connection
+        # (its own Cursor uses it); wrapped here so the dependency sits in one line.
+        execute = cast(Callable[..., Awaitable[T]], self._db._execute)
+        return await execute(fn, self._db._conn, *args)
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def migrate(self) -> None:
+        await self._run(_migrate_sync)
+
+    # ---- keys ---------------------------------------------------------------------------------
+
+    async def insert_key(self, key: KeyRecord) -> None:
+        limit = None if key.limit is None else to_nanos(key.limit)
+        await self._run(_execute, (
+            "INSERT INTO keys (hash, name, label, disabled, limit_nanos, limit_reset, expires_at, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ), (key.hash, key.name, key.label, int(key.disabled), limit, key.limit_reset, key.expires_at,
+            key.created_at, key.updated_at))  # fmt: skip
+
+    async def get_key(self, key_hash: str, now: float) -> KeyRecord | None:
+        rows = await self._run(
+            _fetch, _KEY_SELECT + " AND hash = :hash", {**_period_params(now), "hash": key_hash}
+        )
+        return _rows.key_from_row(rows[0]) if rows else None
+
+    async def list_keys(
+        self, now: float, *, offset: int = 0, limit: int = 100, include_disabled: bool = True
+    ) -> list[KeyRecord]:
+        sql = _KEY_SELECT + ("" if include_disabled else " AND disabled = 0")
+        sql += " ORDER BY created_at, hash LIMIT :limit OFFSET :offset"
+        rows = await self._run(_fetch, sql, {**_period_params(now), "limit": limit, "offset": offset})
+        return [_rows.key_from_row(r) for r in rows]
+
+    async def update_key(self, key_hash: str, patch: KeyPatch, now: float) -> KeyRecord | None:
+        params = {**_period_params(now), "hash": key_hash, "now": now}
+        sets = ["updated_at = :now"]
+        for field in ("name", "disabled", "limit_reset", "expires_at"):
+            value = getattr(patch, field)
+            if value is not msgspec.UNSET:
+                sets.append(f"{field} = :{field}")  # field names come from the tuple above, never input
+                params[field] = int(value) if isinstance(value, bool) else value
+        if patch.limit is not msgspec.UNSET:
+            sets.append("limit_nanos = :limit")
+            params["limit"] = None if patch.limit is None else to_nanos(patch.limit)
+        if patch.limit_reset is not msgspec.UNSET:
+            # The new period's usage is exact from the daily rows: every period starts on a UTC day.
+            # SET expressions see the row's old limit_reset, so the new one is read from the binding.
+            new_p = _PERIOD_START.replace("limit_reset", ":limit_reset")
+            sets.append(f"period_start = {new_p}")
+            sets.append(
+                "period_usage_nanos = (SELECT COALESCE(SUM(usage_nanos), 0) FROM key_usage_daily"
+                f" WHERE key_hash = :hash AND day >= {new_p})"
+            )
+        update = f"UPDATE keys SET {', '.join(sets)} WHERE hash = :hash AND deleted_at IS NULL"
+
+        def body(c: sqlite3.Connection) -> list[Any]:
+            if c.execute(update, params).rowcount == 0:
+                return []
+            return c.execute(_KEY_SELECT + " AND hash = :hash", params).fetchall()
+
+        rows = await self._run(_transaction, body)
+        return _rows.key_from_row(rows[0]) if rows else None
+
+    async def delete_key(self, key_hash: str, now: float) -> bool:
+        sql = "UPDATE keys SET deleted_at = ?, disabled = 1, updated_at = ?"
+        sql += " WHERE hash = ? AND deleted_at IS NULL"
+        return await self._run(_execute, sql, (now, now, key_hash)) == 1
+
+    # ---- ledger -------------------------------------------------------------------------------
+
+    async def reserve(
+        self, key_hash: str, hold_id: str, amount: Decimal, expires_at: float, now: float
+    ) -> bool:
+        params = {**_period_params(now), "hash": key_hash, "amount": to_nanos_ceil(amount), "now": now}
+
+        def body(c: sqlite3.Connection) -> bool:
+            if c.execute(_RESERVE, params).fetchone() is None:
+                return False
+            c.execute(
+                "INSERT INTO holds (id, key_hash, amount_nanos, expires_at) VALUES (?, ?, ?, ?)",
+                (hold_id, key_hash, params["amount"], expires_at),
+            )
+            return True
+
+        return await self._run(_transaction, body)
+
+    async def settle(self, hold_id: str, gen: GenerationRecord, now: float) -> bool:
+        values = _rows.gen_values(gen)
+        cost = to_nanos(gen.cost)
+        p = _period_params(now)
+
+        def body(c: sqlite3.Connection) -> bool:
+            inserted = c.execute(_INSERT_GEN, values).rowcount == 1
+            held = c.execute(
+                "DELETE FROM holds WHERE id = ? AND key_hash = ? RETURNING amount_nanos",
+                (hold_id, gen.key_hash),
+            ).fetchone()
+            if inserted or held:
+                bill = {
+                    **p,
+                    "hash": gen.key_hash,
+                    "cost": cost if inserted else 0,
+                    "held": held[0] if held else 0,
+                }
+                c.execute(_BILL, bill)
+            if inserted:
+                c.execute(_ADD_DAILY, (gen.key_hash, p["d"], cost))
+            return inserted
+
+        inserted: bool = await self._run(_transaction, body)
+        return inserted
+
+    async def release(self, hold_id: str) -> bool:
+        dropped: int = await self._run(_transaction, _drop_holds, "id = ?", (hold_id,))
+        return dropped > 0
+
+    async def expire_holds(self, now: float) -> int:
+        return await self._run(_transaction, _drop_holds, "expires_at <= ?", (now,))
+
+    async def key_usage(self, key_hash: str) -> KeyUsage | None:
+        rows = await self._run(_fetch, (
+            "SELECT usage_nanos, reserved_nanos,"
+            " (SELECT COALESCE(SUM(cost_nanos), 0) FROM generations WHERE key_hash = :h),"
+            " (SELECT COUNT(*) FROM generations WHERE key_hash = :h),"
+            " (SELECT COALESCE(SUM(amount_nanos), 0) FROM holds WHERE key_hash = :h),"
+            " (SELECT COUNT(*) FROM holds WHERE key_hash = :h) FROM keys WHERE hash = :h"
+        ), {"h": key_hash})  # fmt: skip
+        if not rows:
+            return None
+        usage, reserved, settled, n_gen, held, n_holds = rows[0]
+        return KeyUsage(usage=from_nanos(usage), reserved=from_nanos(reserved), settled=from_nanos(settled),
+                        held=from_nanos(held), open_holds=n_holds, generations=n_gen)  # fmt: skip
+
+    # ---- reports ------------------------------------------------------------------------------
+
+    async def get_generation(self, generation_id: str) -> GenerationRecord | None:
+        sql = f"SELECT {_rows.GEN_COLUMN_LIST} FROM generations WHERE id = ?"
+        rows = await self._run(_fetch, sql, (generation_id,))
+        return _rows.gen_from_row(rows[0]) if rows else None
+
+    async def list_generations(
+        self, key_hash: str, *, before: float | None = None, limit: int = 50
+    ) -> list[GenerationRecord]:
+        sql = f"SELECT {_rows.GEN_COLUMN_LIST} FROM generations WHERE key_hash = ? AND created_at < ?"
+        sql += " ORDER BY created_at DESC LIMIT ?"
+        rows = await self._run(_fetch, sql, (key_hash, float("inf") if before is None else before, limit))
+        return [_rows.gen_from_row(r) for r in rows]
+
+    async def activity(
+        self, start: dt.date, end: dt.date, *, key_hash: str | None = None
+    ) -> list[ActivityRow]:
+        sql = (
+            "SELECT day, model, provider, COUNT(*), SUM(tokens_prompt), SUM(tokens_completion),"
+            " SUM(tokens_reasoning), SUM(cost_nanos) FROM generations WHERE day BETWEEN ? AND ?"
+            + ("" if key_hash is None else " AND key_hash = ?")
+            + " GROUP BY day, model, provider ORDER BY day, model, provider"
+        )
+        args: tuple[Any, ...] = (epoch_day(start), epoch_day(end))
+        rows = await self._run(_fetch, sql, args if key_hash is None else (*args, key_hash))
+        return [_rows.activity_from_row(r) for r in rows]
+
+    async def app_rankings(self, start: dt.date, end: dt.date, *, limit: int = 50) -> list[AppRow]:
+        sql = (
+            "SELECT app, MAX(app_title), COUNT(*), SUM(tokens_prompt + tokens_completion) AS tokens"
+            " FROM generations WHERE day BETWEEN ? AND ? AND app IS NOT NULL"
+            " GROUP BY app ORDER BY tokens DESC, app LIMIT ?"
+        )
+        rows = await self._run(_fetch, sql, (epoch_day(start), epoch_day(end), limit))
+        return [AppRow(app=r[0], app_title=r[1], requests=r[2], tokens=r[3]) for r in rows]
+
+
+def _configure(c: sqlite3.Connection) -> None:
+    c.execute("PRAGMA busy_timeout = 5000")  # first: switching to WAL may wait for another process
+    c.execute("PRAGMA journal_mode = WAL")  # answers "memory" for :memory:, which is fine
+    c.execute("PRAGMA synchronous = NORMAL")
+    c.execute("PRAGMA foreign_keys = ON")
+
+
+def _fetch(c: sqlite3.Connection, sql: str, params: Any) -> list[Any]:
+    return c.execute(sql, params).fetchall()
+
+
+def _execute(c: sqlite3.Connection, sql: str, params: Any) -> int:
+    return c.execute(sql, params).rowcount
+
+
+def _drop_holds(c: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> int:
+    """Delete the matching holds and give their credit back to their keys (inside a transaction)."""
+    rows = c.execute(f"DELETE FROM holds WHERE {where} RETURNING key_hash, amount_nanos", params).fetchall()
+    per_key: dict[str, int] = {}
+    for key_hash, amount in rows:
+        per_key[key_hash] = per_key.get(key_hash, 0) + amount
+    c.executemany(
+        "UPDATE keys SET reserved_nanos = reserved_nanos - ? WHERE hash = ?",
+        [(a, k) for k, a in per_key.items()],
+    )
+    return len(rows)
+
+
+def _migrate_sync(c: sqlite3.Connection) -> None:
+    c.execute(SCHEMA_MIGRATIONS_DDL)
+    for m in migrations("sqlite"):
+        # Checked under the write lock, so two processes starting together apply it once.
+        def apply(c: sqlite3.Connection, m: Migration = m) -> None:
+            if c.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (m.version,)).fetchone():
+                return
+            for statement in _statements(m.sql):
+                c.execute(statement)
+            c.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (m.version, m.name, time.time()),
+            )
+
+        _transaction(c, apply)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements. Not executescript(): it commits any open transaction
+    first, and a migration must be applied together with its schema_migrations row."""
+    out: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    if buf.strip() and not all(ln.strip().startswith("--") or not ln.strip() for ln in buf.splitlines()):
+        raise ValueError("migration ends with an incomplete statement")
+    return out

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import pytest
+
+from keeprouter.formats.canonical import (
+    ChatRequest,
+    ImagePart,
+    Message,
+    TextPart,
+    ThinkingPart,
+    Tool,
+    ToolCallPart,
+    ToolResultPart,
+)
+from keeprouter.formats.tokens import IMAGE_TOKENS, TOOLS_PREAMBLE, count_output, count_request, count_text
+
+
+@pytest.mark.parametrize(
+    "text,lo,hi",
+    [
+        # (cl100k count in the comment) — the estimate stays within ~25 %
+        ("", 0, 0),
+        ("Hello world, how are you today?", 7, 9),  # 8
+        ("The quick brown fox jumps over the lazy dog.", 9, 11),  # 10
+        ('{"city": "Paris", "units": "metric"}', 10, 14),  # 12
+        ("def foo(bar_baz):\n    return bar_baz * 2\n", 11, 16),  # 13
+        ("你好世界", 3, 6),  # 5
+        ("1234567890", 3, 5),  # 4
+    ],
+)
+def test_count_text_is_close_to_cl100k(text: str, lo: int, hi: int) -> None:
+    assert lo <= count_text(text) <= hi
+
+
+def test_count_text_long_words_and_other_scripts_cost_more() -> None:
+    assert count_text("antidisestablishmentarianism") > count_text("anti")
+    assert count_text("Привет") > 1
+    assert count_text("a" * 400) >= 90
+
+
+def test_count_text_is_deterministic_and_additive_enough() -> None:
+    t = "Tokens are counted offline. " * 50
+    assert count_text(t) == count_text(t)
+    unit = count_text("Tokens are counted offline.")  # the separating space joins the next word
+    assert 50 * unit <= count_text(t) <= 50 * unit + 1
+    assert count_output(t) == count_text(t)
+
+
+def test_count_request_counts_every_block_type() -> None:  # decolua/9router#2337
+    base = ChatRequest(model="m", messages=[Message(role="user", content=[TextPart(text="hi")])])
+    n0 = count_request(base)
+    assert n0 == 3 + 4 + count_text("hi")
+
+    def with_part(part: object) -> int:
+        req = ChatRequest(model="m", messages=[Message(role="user", content=[TextPart(text="hi"), part])])  # type: ignore[list-item]
+        return count_request(req) - n0
+
+    assert with_part(ToolCallPart(id="t", name="get_weather", arguments='{"city":"Paris"}')) >= 10
+    assert with_part(ToolResultPart(tool_call_id="t", content=[TextPart(text="18 degrees and sunny")])) >= 12
+    assert with_part(ToolResultPart(tool_call_id="t", content=[ImagePart(url="u")])) >= IMAGE_TOKENS
+    assert with_part(ThinkingPart(text="Let me think about this carefully")) >= 6
+    assert with_part(ThinkingPart(redacted="x" * 400)) == 100
+    assert with_part(ImagePart(url="u")) == IMAGE_TOKENS
+    sys_req = ChatRequest(
+        model="m", messages=base.messages, system=[TextPart(text="You are a helpful assistant.")]
+    )
+    assert count_request(sys_req) - n0 == count_text("You are a helpful assistant.")
+    tool = Tool(
+        name="get_weather",
+        description="Get the weather",
+        parameters={"type": "object", "properties": {"city": {"type": "string"}}},
+    )
+    tools_req = ChatRequest(model="m", messages=base.messages, tools=[tool])
+    assert count_request(tools_req) - n0 >= TOOLS_PREAMBLE + 20

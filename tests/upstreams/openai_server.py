@@ -1,0 +1,289 @@
+"""An OpenAI-compatible upstream (Chat Completions), written from the wire spec, not from keeprouter.
+
+Routes: ``POST {prefix}/chat/completions`` and ``GET {prefix}/models`` (prefix default ``/v1``).
+Quirk flags reproduce real hosts that deviate from OpenAI (see the constructor).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Literal
+
+from aiohttp import web
+
+from .base import EmulatedUpstream, Received, StreamPlan, sse
+from .script import OPENAI_FINISH, Fault, Reply, pieces
+
+ERROR_KINDS: dict[int, tuple[str, str | None]] = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("invalid_request_error", "unsupported_country_region_territory"),
+    404: ("invalid_request_error", "model_not_found"),
+    409: ("invalid_request_error", "conflict"),
+    413: ("invalid_request_error", "request_too_large"),
+    422: ("invalid_request_error", None),
+    429: ("requests", "rate_limit_exceeded"),
+}
+ERROR_MESSAGES: dict[int, str] = {
+    401: "Incorrect API key provided.",
+    404: "The model does not exist or you do not have access to it.",
+    429: "Rate limit reached for requests. Please try again later.",
+    500: "The server had an error while processing your request. Sorry about that!",
+    503: "The engine is currently overloaded, please try again later.",
+}
+
+
+class OpenAIUpstream(EmulatedUpstream):
+    """OpenAI Chat Completions upstream.
+
+    Quirks (all off by default = plain OpenAI):
+    - ``reasoning_field``: where ``Reply.thinking`` goes (``message.<field>`` / ``delta.<field>``).
+    - ``usage_in_last_choice_chunk``: usage rides on the finish_reason chunk (non-empty choices), always
+      sent, no separate usage chunk (BerriAI/litellm#36168).
+    - ``repeat_tool_id``: every tool-call fragment repeats ``id`` and ``type`` (BerriAI/litellm#20480).
+    - ``empty_tool_calls_list``: text deltas carry ``"tool_calls": []`` (vLLM, BerriAI/litellm#29286).
+    - ``no_usage``: usage is never sent, streaming or not.
+    - ``validate``: reject (400) requests a real OpenAI would reject (missing model/messages, assistant
+      tool_calls not answered by tool messages).
+    """
+
+    DEFAULT_KEY = "sk-up-openai"
+
+    def __init__(
+        self,
+        *,
+        expected_key: str | None = DEFAULT_KEY,
+        prefix: str = "/v1",
+        reasoning_field: Literal["reasoning_content", "reasoning"] = "reasoning_content",
+        usage_in_last_choice_chunk: bool = False,
+        repeat_tool_id: bool = False,
+        empty_tool_calls_list: bool = False,
+        no_usage: bool = False,
+        validate: bool = True,
+        models: tuple[str, ...] = ("gpt-4o-mini", "gpt-4o"),
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ):
+        super().__init__(expected_key=expected_key, host=host, port=port)
+        self.prefix = prefix.rstrip("/")
+        self.reasoning_field = reasoning_field
+        self.usage_in_last_choice_chunk = usage_in_last_choice_chunk
+        self.repeat_tool_id = repeat_tool_id
+        self.empty_tool_calls_list = empty_tool_calls_list
+        self.no_usage = no_usage
+        self.validate = validate
+        self.models = models
+        self.add_route("POST", f"{self.prefix}/chat/completions", self._chat)
+        self.add_route("GET", f"{self.prefix}/models", self._models)
+
+    @property
+    def url(self) -> str:
+        """The SDK ``base_url`` (``http://127.0.0.1:PORT/v1``)."""
+        return self.base_url + self.prefix
+
+    # ----- handlers -----------------------------------------------------------------------------
+    async def _chat(self, request: web.Request, rec: Received) -> web.StreamResponse:
+        denied = self._check_auth(rec)
+        if denied is not None:
+            return denied
+        if not isinstance(rec.body, dict):
+            return self.error_response(400, "We could not parse the JSON body of your request.")
+        problem = self._invalid(rec.body) if self.validate else None
+        if problem is not None:
+            message, param = problem
+            return web.json_response(
+                self._error(400, message, param=param), status=400, headers=self.response_headers()
+            )
+        return await self.generate(request, rec, stream=rec.stream)
+
+    async def _models(self, request: web.Request, rec: Received) -> web.StreamResponse:
+        denied = self._check_auth(rec)
+        if denied is not None:
+            return denied
+        data = [
+            {"id": m, "object": "model", "created": 1_700_000_000, "owned_by": "emulator"}
+            for m in self.models
+        ]
+        return web.json_response({"object": "list", "data": data}, headers=self.response_headers())
+
+    def _check_auth(self, rec: Received) -> web.Response | None:
+        if self.expected_key is None:
+            return None
+        scheme, _, token = (rec.header("authorization") or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            body = self._error(401, "You didn't provide an API key.", code=None)
+            return web.json_response(body, status=401, headers=self.response_headers())
+        if token.strip() != self.expected_key:
+            return self.error_response(401, f"Incorrect API key provided: {token.strip()[:4]}****.")
+        return None
+
+    @staticmethod
+    def _invalid(body: dict[str, Any]) -> tuple[str, str] | None:
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            return "you must provide a model parameter", "model"
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return "[] is too short - 'messages'", "messages"
+        for i, msg in enumerate(messages):
+            if not isinstance(msg, dict) or msg.get("role") not in {
+                "system",
+                "developer",
+                "user",
+                "assistant",
+                "tool",
+            }:
+                return f"Invalid value for 'messages[{i}].role'.", f"messages.[{i}].role"
+            calls = (msg.get("tool_calls") or []) if msg.get("role") == "assistant" else []
+            wanted = {c.get("id") for c in calls if isinstance(c, dict)}
+            following = messages[i + 1 : i + 1 + len(wanted)]
+            answered = {
+                m.get("tool_call_id") for m in following if isinstance(m, dict) and m.get("role") == "tool"
+            }
+            if wanted - answered:
+                return (
+                    "An assistant message with 'tool_calls' must be followed by tool messages responding to "
+                    f"each 'tool_call_id'. The following tool_call_ids did not have response messages: "
+                    f"{', '.join(sorted(str(x) for x in wanted - answered))}",
+                    f"messages.[{i + 1}].role",
+                )
+        return None
+
+    # ----- rendering ----------------------------------------------------------------------------
+    def response_headers(self) -> dict[str, str]:
+        return {"x-request-id": f"req_{uuid.uuid4().hex}", "openai-processing-ms": "1"}
+
+    def _error(
+        self, status: int, message: str, *, param: str | None = None, code: Any = ...
+    ) -> dict[str, Any]:
+        kind, default_code = ERROR_KINDS.get(
+            status, ("server_error" if status >= 500 else "invalid_request_error", None)
+        )
+        return {
+            "error": {
+                "message": message,
+                "type": kind,
+                "param": param,
+                "code": default_code if code is ... else code,
+            }
+        }
+
+    def error_body(self, status: int, message: str | None = None) -> dict[str, Any]:
+        return self._error(
+            status, message or ERROR_MESSAGES.get(status, f"Emulated upstream error {status}.")
+        )
+
+    def _usage(self, reply: Reply) -> dict[str, Any]:
+        prompt_details: dict[str, int] = {"cached_tokens": reply.cache_read, "audio_tokens": 0}
+        if reply.cache_write:
+            prompt_details["cache_write_tokens"] = reply.cache_write
+        return {
+            "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": reply.output_tokens,
+            "total_tokens": reply.prompt_tokens + reply.output_tokens,
+            "prompt_tokens_details": prompt_details,
+            "completion_tokens_details": {
+                "reasoning_tokens": reply.reasoning_tokens,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        }
+
+    def _head(self, reply: Reply, rec: Received, obj: str) -> dict[str, Any]:
+        return {
+            "id": reply.id or f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": obj,
+            "created": int(time.time()),
+            "model": reply.model or rec.model or "unknown",
+            "service_tier": "default",
+            "system_fingerprint": "fp_emulated",
+        }
+
+    @staticmethod
+    def _tool_ids(reply: Reply) -> list[str]:
+        return [tc.id or f"call_{uuid.uuid4().hex[:24]}" for tc in reply.tool_calls]
+
+    def render(self, reply: Reply, rec: Received) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": reply.text,
+            "refusal": None,
+            "annotations": [],
+        }
+        if reply.thinking is not None:
+            message[self.reasoning_field] = reply.thinking
+        if reply.tool_calls:
+            message["tool_calls"] = [
+                {"id": call_id, "type": "function", "function": {"name": tc.name, "arguments": tc.arguments}}
+                for call_id, tc in zip(self._tool_ids(reply), reply.tool_calls, strict=True)
+            ]
+        out = self._head(reply, rec, "chat.completion")
+        out["choices"] = [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": OPENAI_FINISH[reply.stop_kind],
+            }
+        ]
+        if not self.no_usage:
+            out["usage"] = self._usage(reply)
+        return out
+
+    def plan_stream(self, reply: Reply, fault: Fault, rec: Received) -> StreamPlan:
+        head = self._head(reply, rec, "chat.completion.chunk")
+        body = rec.body if isinstance(rec.body, dict) else {}
+        options = body.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        usage_null = include_usage and not self.no_usage
+
+        def chunk(delta: dict[str, Any], finish: str | None = None, usage: Any = None) -> bytes:
+            out = {
+                **head,
+                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+            }
+            if usage is not None or usage_null:
+                out["usage"] = usage
+            return sse(out)
+
+        events = [chunk({"role": "assistant", "content": "", "refusal": None})]
+        for piece in pieces(reply.thinking or "", reply.chunk_size):
+            events.append(chunk({self.reasoning_field: piece}))
+        for piece in pieces(reply.text or "", reply.chunk_size):
+            delta: dict[str, Any] = {"content": piece}
+            if self.empty_tool_calls_list:
+                delta["tool_calls"] = []
+            events.append(chunk(delta))
+        for index, (call_id, tc) in enumerate(zip(self._tool_ids(reply), reply.tool_calls, strict=True)):
+            first = {
+                "index": index,
+                "id": call_id,
+                "type": "function",
+                "function": {"name": tc.name, "arguments": ""},
+            }
+            events.append(chunk({"tool_calls": [first]}))
+            for piece in pieces(tc.arguments, reply.args_chunk):
+                frag: dict[str, Any] = {"index": index, "function": {"arguments": piece}}
+                if self.repeat_tool_id:
+                    frag = {"index": index, "id": call_id, "type": "function", **frag}
+                events.append(chunk({"tool_calls": [frag]}))
+        usage = None if self.no_usage else self._usage(reply)
+        finish = OPENAI_FINISH[reply.stop_kind]
+        if self.usage_in_last_choice_chunk:
+            events.append(chunk({}, finish, usage))
+        else:
+            events.append(chunk({}, finish))
+            if usage_null:
+                events.append(sse({**head, "choices": [], "usage": usage}))
+        events.append(b"data: [DONE]\n\n")
+
+        error = fault.body if isinstance(fault.body, dict) else None
+        error_chunk = {
+            **head,
+            "error": error
+            or {"code": fault.status or 502, "message": "Upstream error mid-stream", "type": "server_error"},
+            "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}],
+        }
+        broken = 'data: {"id":"' + head["id"] + '","object":"chat.completion.chunk","choices":[{"delta":\n\n'
+        return StreamPlan(events=events, error_event=sse(error_chunk), broken_event=broken.encode())
