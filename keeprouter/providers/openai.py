@@ -11,6 +11,7 @@ from keeprouter.errors import UpstreamError
 from keeprouter.formats import openai as fmt
 from keeprouter.formats.canonical import ChatRequest, ChatResponse, Finish, StreamEvent
 from keeprouter.formats.openai_stream import OpenAIStreamDecoder
+from keeprouter.providers import hosts
 from keeprouter.providers.transport import Transport
 
 
@@ -24,18 +25,25 @@ class OpenAIAdapter:
         self.headers = {"Content-Type": "application/json", "Accept": "application/json", **provider.headers}
         if provider.api_key:
             self.headers["Authorization"] = f"Bearer {provider.api_key}"
+        self.quirks = hosts.quirks_for(provider.base_url)
+
+    def _body(self, req: ChatRequest, ep: EndpointConfig) -> bytes:
+        body = fmt.build_request(req, ep.model)
+        if self.quirks is not hosts.PLAIN:
+            hosts.apply(self.quirks, body)
+        return orjson.dumps(body)
 
     async def complete(
         self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
     ) -> ChatResponse:
-        body = orjson.dumps(fmt.build_request(req, ep.model))
+        body = self._body(req, ep)
         data = await self.transport.post_json(self.url, body, self.headers, ep.timeout)
         return fmt.parse_response(data)
 
     async def stream(
         self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
     ) -> AsyncGenerator[StreamEvent, None]:
-        body = orjson.dumps(fmt.build_request(req, ep.model))
+        body = self._body(req, ep)
         decoder = OpenAIStreamDecoder()
         finished = False
         async for sse in self.transport.post_stream(self.url, body, self.headers, ep.timeout):

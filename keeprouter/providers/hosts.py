@@ -1,0 +1,62 @@
+"""Host quirks as data: how OpenAI-compatible hosts differ from the reference wire format.
+
+The adapter looks the provider's host up once, at start-up; the core never names a host.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import string
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True, slots=True)
+class HostQuirks:
+    # OpenAI's reasoning models reject `max_tokens` and want `max_completion_tokens`.
+    max_tokens_field: str = "max_tokens"
+    # Mistral accepts only tool-call ids of exactly nine [a-zA-Z0-9] characters.
+    tool_id_alnum9: bool = False
+
+
+QUIRKS: dict[str, HostQuirks] = {
+    "api.openai.com": HostQuirks(max_tokens_field="max_completion_tokens"),
+    "api.mistral.ai": HostQuirks(tool_id_alnum9=True),
+}
+PLAIN = HostQuirks()
+
+_ALNUM9 = re.compile(r"[a-zA-Z0-9]{9}")
+_ALPHABET = string.ascii_letters + string.digits
+
+
+def quirks_for(base_url: str) -> HostQuirks:
+    return QUIRKS.get(urlsplit(base_url).hostname or "", PLAIN)
+
+
+def alnum9(tool_id: str) -> str:
+    """A stable nine-character id for `tool_id`: the same input always maps to the same output,
+    so a tool call and its result still match after the rewrite."""
+    if _ALNUM9.fullmatch(tool_id):
+        return tool_id
+    n = int.from_bytes(hashlib.sha256(tool_id.encode()).digest()[:8], "big")
+    out = []
+    for _ in range(9):
+        n, r = divmod(n, len(_ALPHABET))
+        out.append(_ALPHABET[r])
+    return "".join(out)
+
+
+def apply(q: HostQuirks, body: dict[str, Any]) -> dict[str, Any]:
+    """Rewrite an OpenAI-format request body for a quirky host, in place."""
+    if q.max_tokens_field != "max_tokens" and "max_tokens" in body:
+        body[q.max_tokens_field] = body.pop("max_tokens")
+    if q.tool_id_alnum9:
+        for m in body.get("messages", ()):
+            if m.get("role") == "tool" and isinstance(m.get("tool_call_id"), str):
+                m["tool_call_id"] = alnum9(m["tool_call_id"])
+            for call in m.get("tool_calls") or ():
+                if isinstance(call.get("id"), str):
+                    call["id"] = alnum9(call["id"])
+    return body
