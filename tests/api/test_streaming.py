@@ -147,7 +147,9 @@ async def test_count_tokens_counts_every_block_type(gw: RunningGateway) -> None:
                 {"type": "thinking", "thinking": "Let me write the file.", "signature": "sig"},
                 {"type": "tool_use", "id": "toolu_1", "name": "Write", "input": {"path": "a.py", "content": "x" * 99}},
             ]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "written " * 20}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "written " * 20},
+            ]},
         ],
     }
     headers = {"x-api-key": gw.admin_key, "anthropic-version": "2023-06-01"}
