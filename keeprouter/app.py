@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 
@@ -16,7 +17,7 @@ from aiohttp import web
 
 from keeprouter.api import anthropic, catalogue, health, keys, openai
 from keeprouter.api.http import STATE, State
-from keeprouter.billing.ledger import Ledger
+from keeprouter.billing.ledger import DEFAULT_HOLD_TTL, Ledger
 from keeprouter.config import Config
 from keeprouter.gateway import Gateway
 from keeprouter.keys import KeyService
@@ -58,10 +59,11 @@ def _lifecycle(config: Config, admin_key: str):  # type: ignore[no-untyped-def]
         admin = await _admin_record(store)
         adapters = {pid: build_adapter(p) for pid, p in config.providers.items()}
         tracker = HealthTracker()
-        ledger = Ledger(store)
+        ledger = Ledger(store, hold_ttl=env_seconds("KEEPROUTER_HOLD_TTL", DEFAULT_HOLD_TTL))
         gateway = Gateway(config, adapters, ledger, tracker)
         app[STATE] = State(config, admin_key, gateway, KeyService(store), store, tracker, admin)
-        sweeper = asyncio.ensure_future(_sweep_holds(ledger))
+        sweep_every = env_seconds("KEEPROUTER_HOLD_SWEEP_SECONDS", HOLD_SWEEP_SECONDS)
+        sweeper = asyncio.ensure_future(_sweep_holds(ledger, sweep_every))
         try:
             yield
         finally:
@@ -76,6 +78,23 @@ def _lifecycle(config: Config, admin_key: str):  # type: ignore[no-untyped-def]
     return ctx
 
 
+def env_seconds(name: str, default: float) -> float:
+    """A positive number of seconds from the environment, else `default`. Used for the credit-hold
+    lifetime (KEEPROUTER_HOLD_TTL) and sweep period (KEEPROUTER_HOLD_SWEEP_SECONDS), which tests
+    of a killed gateway shorten; a hold TTL must stay longer than any request may live."""
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not (0 < value < float("inf")):
+        log.warning("ignoring %s=%r: not a positive number of seconds", name, raw)
+        return default
+    return value
+
+
 async def _admin_record(store: Store) -> KeyRecord:
     now = time.time()
     record = await store.get_key(ADMIN_HASH, now)
@@ -85,7 +104,7 @@ async def _admin_record(store: Store) -> KeyRecord:
     return KeyRecord(hash=ADMIN_HASH, name="admin", label="admin", created_at=record.created_at, is_admin=True)
 
 
-async def _sweep_holds(ledger: Ledger) -> None:
+async def _sweep_holds(ledger: Ledger, every: float) -> None:
     """Return the credit of holds left by requests that died with their gateway (kill -9)."""
     while True:
         try:
@@ -94,4 +113,4 @@ async def _sweep_holds(ledger: Ledger) -> None:
                 log.info("released %d expired credit holds", n)
         except Exception:  # the database may be briefly away; try again next round
             log.exception("sweeping expired holds failed")
-        await asyncio.sleep(HOLD_SWEEP_SECONDS)
+        await asyncio.sleep(every)

@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from keeprouter.billing import pricing
-from keeprouter.billing.ledger import Hold, Ledger, new_generation_id
+from keeprouter.billing.ledger import Hold, Ledger
 from keeprouter.config import Config, ModelConfig
 from keeprouter.errors import (
     GatewayError,
@@ -30,6 +32,7 @@ from keeprouter.errors import (
     NoEndpointAvailable,
     NotFound,
     UpstreamError,
+    UpstreamTimeout,
 )
 from keeprouter.formats import tokens
 from keeprouter.formats.canonical import (
@@ -37,6 +40,7 @@ from keeprouter.formats.canonical import (
     ChatRequest,
     ChatResponse,
     Finish,
+    Start,
     StreamEvent,
     TextDelta,
     ThinkingDelta,
@@ -136,7 +140,7 @@ class Gateway:
         return Route(models, prefs)
 
     def _begin(self, caller: Caller, req: ChatRequest) -> Metering:
-        gen_id = new_generation_id(time.time())
+        gen_id = self.ledger.ids.generation_id(time.time())
         return Metering(gen_id, caller, req, tokens.count_request(req), None, time.monotonic())
 
     def _candidates(self, meter: Metering, route: Route) -> list[Candidate]:
@@ -231,8 +235,10 @@ class Gateway:
             yield c
 
     def _failed(self, meter: Metering, cand: Candidate, e: UpstreamError) -> None:
+        # The upstream's own HTTP status when it answered (OpenRouter's provider_responses), else ours.
+        status = (e.metadata or {}).get("provider_code", e.status)
         meter.attempts.append(
-            {"provider": cand.endpoint.provider, "model": cand.model.id, "status": e.status, "error": e.message}
+            {"provider": cand.endpoint.provider, "model": cand.model.id, "status": status, "error": e.message}
         )
         meter.last_error = e
         self.health.failure(cand.key, rate_limited=e.status == 429)
@@ -252,6 +258,8 @@ class Gateway:
             retry = last.retry_after if last else None
             return UpstreamError("every provider is rate-limited", status=429, retry_after=retry, metadata=meta)
         summary = "; ".join(f"{a['provider']}: {a['error']}" for a in attempts)
+        if all(a["status"] == 504 for a in attempts):
+            return UpstreamTimeout(f"every provider timed out ({summary})", metadata=meta)
         return UpstreamError(f"every provider failed ({summary})", metadata=meta)
 
     async def _release(self, meter: Metering) -> None:
@@ -351,6 +359,10 @@ class LiveStream:
             self._out_chars.append(ev.name)
         elif isinstance(ev, UsageUpdate):
             self.usage = ev.usage
+        elif isinstance(ev, Start) and ev.usage is not None and self.usage is None:
+            # Input counts sent early (Anthropic's message_start) bill a stream cut before its final
+            # usage; the output count there is a placeholder, so what was produced replaces it.
+            self.usage = msgspec.structs.replace(ev.usage, output_tokens=0, reasoning_tokens=0)
         elif isinstance(ev, Finish):
             self.finish_reason = ev.stop_reason
         return ev

@@ -20,6 +20,7 @@ still billed in full when it settles.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import time
 from collections.abc import Callable
@@ -48,6 +49,22 @@ def new_generation_id(now: float) -> str:
     return f"gen-{int(now)}-{secrets.token_hex(10)}"
 
 
+class IdSource:
+    """Unique ids at hot-path cost: a random per-instance prefix (80 bits, so instances never
+    collide) plus a counter, instead of a getrandom() syscall per id. Ids are not secrets: every
+    lookup by id is also checked against the caller's key."""
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(6)
+        self._count = itertools.count()
+
+    def generation_id(self, now: float) -> str:
+        return f"gen-{int(now)}-{self._prefix}{next(self._count):08x}"
+
+    def hold_id(self) -> str:
+        return f"hold-{self._prefix}{next(self._count):08x}"
+
+
 class Ledger:
     """Reserve -> settle | release over a `Store`. Stateless apart from the store: any number of
     Ledgers, in any number of processes, may share one database."""
@@ -57,6 +74,7 @@ class Ledger:
     ) -> None:
         self._store = store
         self._clock = clock
+        self.ids = IdSource()
         self._hold_ttl = hold_ttl
 
     async def reserve(self, key: KeyRecord, amount: Decimal) -> Hold:
@@ -70,7 +88,7 @@ class Ledger:
         now = self._clock()
         held = from_nanos(to_nanos_ceil(amount))
         hold = Hold(
-            id=f"hold-{secrets.token_hex(12)}",
+            id=self.ids.hold_id(),
             key_hash=key.hash,
             amount=held,
             expires_at=now + self._hold_ttl,

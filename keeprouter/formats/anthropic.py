@@ -171,12 +171,15 @@ def _message_blocks(m: Message, results: list[dict[str, Any]], rest: list[dict[s
                 rest.append({"type": "thinking", "thinking": p.text, "signature": p.signature})
 
 
-def _messages(messages: list[Message]) -> list[dict[str, Any]]:
+def _messages(messages: list[Message], keep_system: bool) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     role = None
     results: list[dict[str, Any]] = []
     rest: list[dict[str, Any]] = []
     for m in messages:
+        if m.role == "system" and not keep_system:
+            # Without the mid-conversation-system beta, an instruction in place is a user text turn.
+            m = Message(role="user", content=[TextPart(text=p.text) for p in m.content if isinstance(p, TextPart)])
         if m.role != role:
             if results or rest:
                 out.append({"role": role, "content": results + rest})
@@ -205,7 +208,7 @@ def build_request(req: ChatRequest, upstream_model: str, *, default_max_tokens: 
         body.update((k, v) for k, v in req.extra.items() if k[:1] != "_")
     max_tokens = req.max_tokens or default_max_tokens
     body["model"] = upstream_model
-    body["messages"] = _messages(req.messages)
+    body["messages"] = _messages(req.messages, keep_system=req.source == "anthropic")
     system = [p for p in req.system if p.text]
     if system:
         if len(system) == 1 and system[0].cache_control is None:

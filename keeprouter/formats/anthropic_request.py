@@ -221,8 +221,8 @@ def parse_request(body: dict[str, Any], *, require_max_tokens: bool = True) -> C
         if not isinstance(m, dict):
             raise _bad(f"messages[{i}]", "must be an object")
         role = m.get("role")
-        if role != "user" and role != "assistant":
-            raise _bad(f"messages[{i}].role", f'must be "user" or "assistant", got {role!r}')
+        if role != "user" and role != "assistant" and role != "system":
+            raise _bad(f"messages[{i}].role", f'must be "user", "assistant" or "system", got {role!r}')
         messages.append(Message(role=role, content=parse_blocks(m.get("content"), f"messages[{i}].content")))
     max_tokens = _number(body, "max_tokens", int)
     if max_tokens is None and require_max_tokens:

@@ -4,7 +4,7 @@ It is a superset shaped after Anthropic's content blocks (the richer of the two 
 
     ChatRequest
       system: [TextPart]                      (OpenAI system/developer messages end up here)
-      messages: [Message(role, [Part])]       role is "user" | "assistant"
+      messages: [Message(role, [Part])]       role is "user" | "assistant" (| "system" mid-conversation)
         Part = TextPart | ImagePart | ToolCallPart | ToolResultPart | ThinkingPart
       tools, tool_choice, sampling parameters, stream flags
     ChatResponse(content: [Part], stop_reason, usage)
@@ -27,7 +27,9 @@ from typing import Any, Literal
 
 import msgspec
 
-Role = Literal["user", "assistant"]
+# "system" messages are instructions placed mid-conversation (Anthropic's mid-conversation-system
+# beta, which Claude Code uses); leading system prompts live in ChatRequest.system.
+Role = Literal["user", "assistant", "system"]
 ApiFormat = Literal["openai", "anthropic"]
 
 # Body fields that steer KeepRouter itself (OpenRouter's names); never forwarded upstream.

@@ -125,7 +125,9 @@ def build_request(req: ChatRequest, upstream_model: str) -> dict[str, Any]:
         else:
             out.append({"role": "system", "content": "\n\n".join(p.text for p in req.system)})
     for m in req.messages:
-        if m.role == "user":
+        if m.role == "system":
+            out.append({"role": "system", "content": "".join(p.text for p in m.content if isinstance(p, TextPart))})
+        elif m.role == "user":
             rest: list[TextPart | ImagePart] = []
             for p in m.content:
                 if isinstance(p, ToolResultPart):

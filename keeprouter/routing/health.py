@@ -7,6 +7,9 @@ do count as "recently failed" so the next request prefers another endpoint.
 Circuit: closed -> open when, over the last `window` seconds, at least `min_requests` requests
 were made and more than `failure_ratio` of them failed; open -> half-open after `cooldown`
 seconds, when one probe request is let through; a success closes it, a failure re-opens it.
+A probe that never reports back (the prober was served by another endpoint first) expires after
+another `cooldown`, when a new probe is let through; a rate-limited probe is inconclusive and the
+next caller probes again. Percentiles are nearest-rank.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class _Endpoint:
     samples: deque[Sample] = field(default_factory=lambda: deque(maxlen=MAX_SAMPLES))
     opened_at: float | None = None
     probing: bool = False
+    probe_at: float = 0.0
     last_failure: float | None = None
 
 
@@ -74,6 +78,7 @@ class HealthTracker:
         ep.samples.append(Sample(now, False, rate_limited, None, None))
         ep.last_failure = now
         if rate_limited:
+            ep.probing = False  # a rate-limited probe says nothing about the outage: probe again
             return
         if ep.probing:  # the half-open probe failed
             ep.opened_at = now
@@ -98,10 +103,12 @@ class HealthTracker:
         ep = self._eps.get(key)
         if ep is None or ep.opened_at is None:
             return False
-        if ep.probing:
-            return True
-        if self.clock() - ep.opened_at >= self.cooldown:
+        now = self.clock()
+        if ep.probing and now - ep.probe_at < self.cooldown:
+            return True  # a probe is in flight
+        if now - ep.opened_at >= self.cooldown:
             ep.probing = True  # half-open: this caller is the probe
+            ep.probe_at = now
             return False
         return True
 
@@ -148,7 +155,7 @@ class HealthTracker:
             return {}
         values.sort()
         n = len(values)
-        return {f"p{q}": values[min(n - 1, int(n * q / 100))] for q in (50, 75, 90, 99)}
+        return {f"p{q}": values[max(0, (n * q + 99) // 100 - 1)] for q in (50, 75, 90, 99)}
 
     def state(self, key: str) -> str:
         ep = self._eps.get(key)

@@ -227,7 +227,7 @@ def test_parse_request_tool_choice(tc: dict[str, Any], expected: ToolChoice) -> 
     [
         ({"model": 3}, "model"),
         ({"messages": []}, "messages"),
-        ({"messages": [{"role": "system", "content": "x"}]}, "messages[0].role"),
+        ({"messages": [{"role": "moderator", "content": "x"}]}, "messages[0].role"),
         ({"messages": [{"role": "user", "content": [{"type": "weird"}]}]}, "messages[0].content[0].type"),
         (
             {"messages": [{"role": "user", "content": [{"type": "tool_result"}]}]},
@@ -673,3 +673,34 @@ def test_parse_request_keeps_text_of_search_result_blocks() -> None:
         )
     )
     assert req.messages[0].content == [ToolResultPart(tool_call_id="x", content=[TextPart(text="a\n\nb")])]
+
+
+def test_mid_conversation_system_message_is_accepted_and_kept_for_anthropic_upstreams() -> None:
+    # Claude Code sends {"role": "system"} mid-conversation (anthropic-beta mid-conversation-system-...).
+    req = an.parse_request(
+        body(
+            messages=[
+                {"role": "user", "content": "hi"},
+                {"role": "system", "content": "Available agent types: ..."},
+                {"role": "user", "content": "go"},
+            ]
+        )
+    )
+    assert [m.role for m in req.messages] == ["user", "system", "user"]
+    out = an.build_request(req, "claude-x", default_max_tokens=100)
+    assert [m["role"] for m in out["messages"]] == ["user", "system", "user"]
+
+
+def test_mid_conversation_system_message_goes_in_place_to_openai_upstreams() -> None:
+    from keeprouter.formats import openai as oa
+
+    req = an.parse_request(
+        body(
+            messages=[
+                {"role": "user", "content": "hi"},
+                {"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+            ]
+        )
+    )
+    out = oa.build_request(req, "gpt-x")
+    assert out["messages"][-1] == {"role": "system", "content": "Be brief."}
