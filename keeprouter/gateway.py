@@ -25,7 +25,7 @@ import msgspec
 
 from keeprouter.billing import pricing
 from keeprouter.billing.ledger import Hold, Ledger
-from keeprouter.config import Config, ModelConfig
+from keeprouter.config import Config, EndpointConfig, ModelConfig
 from keeprouter.errors import (
     GatewayError,
     InvalidRequest,
@@ -173,7 +173,8 @@ class Gateway:
             for cand in self._attempts(meter, cands):
                 t0 = time.monotonic()
                 try:
-                    resp = await self.adapters[cand.endpoint.provider].complete(req, cand.endpoint, caller.headers)
+                    ep = cand.endpoint
+                    resp = await self.adapters[ep.provider].complete(fit(req, ep), ep, caller.headers)
                 except UpstreamError as e:
                     self._failed(meter, cand, e)
                     continue
@@ -203,7 +204,8 @@ class Gateway:
         await self._reserve(meter, cands)
         try:
             for cand in self._attempts(meter, cands):
-                it = self.adapters[cand.endpoint.provider].stream(req, cand.endpoint, caller.headers)
+                ep = cand.endpoint
+                it = self.adapters[ep.provider].stream(fit(req, ep), ep, caller.headers)
                 try:
                     first = await anext(it)
                 except StopAsyncIteration:
@@ -409,6 +411,22 @@ class LiveStream:
             streamed=True,
             error=error.message if error else None,
         )
+
+
+def fit(req: ChatRequest, ep: EndpointConfig) -> ChatRequest:
+    """`req` adjusted to what this endpoint accepts: no reasoning request to an endpoint without
+    reasoning, max_tokens capped at its output limit (Claude Code asks 32000 of every model).
+    Returns `req` itself when nothing changes (the common case: no copy)."""
+    drop_reasoning = req.reasoning is not None and "reasoning" not in ep.capabilities
+    cap = ep.max_output_tokens
+    over = cap is not None and req.max_tokens is not None and req.max_tokens > cap
+    if not drop_reasoning and not over:
+        return req
+    return msgspec.structs.replace(
+        req,
+        reasoning=None if drop_reasoning else req.reasoning,
+        max_tokens=cap if over else req.max_tokens,
+    )
 
 
 def _fill_missing_usage(resp: ChatResponse, prompt_estimate: int) -> None:

@@ -116,6 +116,9 @@ def _effort(r: Reasoning) -> str | None:
     return "low" if r.budget_tokens <= 2048 else "medium" if r.budget_tokens <= 8192 else "high"
 
 
+MAX_USER_LEN = 64
+
+
 def build_request(req: ChatRequest, upstream_model: str) -> dict[str, Any]:
     """Canonical -> an upstream Chat Completions body for `upstream_model`."""
     out: list[dict[str, Any]] = []
@@ -198,8 +201,8 @@ def build_request(req: ChatRequest, upstream_model: str) -> dict[str, Any]:
         body["seed"] = req.seed
     if req.response_format is not None:
         body["response_format"] = req.response_format
-    if req.user is not None:
-        body["user"] = req.user
+    if req.user is not None and len(req.user) <= MAX_USER_LEN:
+        body["user"] = req.user  # longer ids (Claude Code's metadata.user_id JSON) are rejected by OpenAI
     if req.reasoning is not None and (effort := _effort(req.reasoning)) is not None:
         body["reasoning_effort"] = effort
     if req.stream:
