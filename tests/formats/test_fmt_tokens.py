@@ -39,11 +39,21 @@ def test_count_text_long_words_and_other_scripts_cost_more() -> None:
 
 
 def test_count_text_is_deterministic_and_additive_enough() -> None:
-    t = "Tokens are counted offline. " * 50
+    t = "Tokens are counted offline. " * 20
     assert count_text(t) == count_text(t)
     unit = count_text("Tokens are counted offline.")  # the separating space joins the next word
-    assert 50 * unit <= count_text(t) <= 50 * unit + 1
+    assert 20 * unit <= count_text(t) <= 20 * unit + 1
     assert count_output(t) == count_text(t)
+
+
+def test_large_texts_use_a_length_ratio_close_to_the_regex_estimate() -> None:
+    from keeprouter.formats.tokens import LARGE_TEXT
+
+    unit = "def handler(request):\n    return json_response({'status': 'ok', 'items': items})\n"
+    t = unit * (LARGE_TEXT // len(unit) + 50)
+    regex_estimate = count_text(unit) * (LARGE_TEXT // len(unit) + 50)
+    assert 0.7 * regex_estimate <= count_text(t) <= 1.4 * regex_estimate
+    assert count_text("汉字" * 1000) >= 1500  # non-ASCII runs near a token per character
 
 
 def test_count_request_counts_every_block_type() -> None:  # decolua/9router#2337
