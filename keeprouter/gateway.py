@@ -315,11 +315,13 @@ class Gateway:
         assert hold is not None, "settled twice"
         await self.ledger.settle(hold, gen)
 
-    def settle_later(self, coro: Any) -> None:
-        """Run a settle that must survive the caller's cancellation; drained at shutdown."""
+    def settle_later(self, coro: Any) -> asyncio.Task[None]:
+        """Run a settle that must survive the caller's cancellation; drained at shutdown. The
+        task is returned so a caller may wait for it (never cancel it)."""
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
+        return task
 
     async def drain(self) -> None:
         while self._settling:

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from keeprouter.api.http import STATE, authenticate, error_response, json_response, read_json
+from keeprouter.api.http import STATE, authenticate, error_response, json_response, log, read_json
 from keeprouter.errors import GatewayError
 from keeprouter.formats.canonical import ChatRequest, StreamEvent
 from keeprouter.formats.sse import KEEPALIVE
@@ -31,6 +31,7 @@ from keeprouter.store.base import GenerationStatus
 
 KEEPALIVE_AFTER = 3.0
 KEEPALIVE_EVERY = 10.0
+SETTLE_BEFORE_END = 5.0  # seconds a stream's final event may wait for its ledger write
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-cache",
@@ -127,24 +128,39 @@ async def _stream(
         await resp.prepare(request)
     status: GenerationStatus = "ok"
     error: GatewayError | None = None
+    settling: asyncio.Future[None] | None = None  # finish() runs exactly once
     try:
         async with aclosing(live.events()) as events:
             async for ev in events:
                 frames = enc.feed(ev)
                 if frames:
                     await resp.write(frames[0] if len(frames) == 1 else b"".join(frames))
-        await resp.write(b"".join(api.end(enc, live)))
+        tail = b"".join(api.end(enc, live))
+        # Recorded BEFORE the final event goes out (one short transaction; the content is already
+        # delivered): a client that saw its stream end is never missing from the ledger, even if
+        # this process is killed right after. Bounded, so a slow database cannot hold the end back.
+        settling = gateway.settle_later(live.finish("ok"))
+        await asyncio.wait((settling,), timeout=SETTLE_BEFORE_END)
+        await resp.write(tail)
     except GatewayError as e:  # the upstream failed mid-stream: tell the caller in-band
         status, error = "error", e
         with suppress(ConnectionError):
             await resp.write(b"".join(enc.error(e)))
     except ConnectionError:  # the client went away while we wrote
-        gateway.settle_later(live.finish("cancelled"))
+        if settling is None:
+            gateway.settle_later(live.finish("cancelled"))
         return resp
     except asyncio.CancelledError:  # the client went away while we waited (handler cancelled)
-        gateway.settle_later(live.finish("cancelled"))
+        if settling is None:
+            gateway.settle_later(live.finish("cancelled"))
         raise
-    gateway.settle_later(live.finish(status, error))
+    except Exception:  # a bug of ours: end the stream cleanly and still settle what was produced
+        log.exception("stream %s failed", live.gen_id)
+        status, error = "error", GatewayError("internal error")
+        with suppress(ConnectionError):
+            await resp.write(b"".join(enc.error(error)))
+    if settling is None:
+        gateway.settle_later(live.finish(status, error))
     return resp
 
 

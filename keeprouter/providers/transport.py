@@ -74,25 +74,28 @@ class Transport:
         """POST and yield SSE events as they arrive (first_byte, then idle timeout between events)."""
         loop = asyncio.get_running_loop()
         parser = SSEParser()
+        # One timeout per read, entered and left inside this frame: a timeout held across `yield`
+        # would belong to whichever task read the first event, not to the one reading now.
+        deadline = loop.time() + timeouts.first_byte
         try:
-            async with asyncio.timeout(timeouts.first_byte) as deadline:
-                async with self.session.post(url, data=body, headers=headers) as resp:
-                    if resp.status >= 400:
+            async with asyncio.timeout_at(deadline):
+                resp = await self.session.post(url, data=body, headers=headers)
+            async with resp:
+                if resp.status >= 400:
+                    async with asyncio.timeout_at(deadline):
                         raw = await resp.content.read(_MAX_ERROR_BODY)
-                        raise _status_error(self.provider.id, resp.status, raw, resp.headers)
-                    content = resp.content
-                    while True:
+                    raise _status_error(self.provider.id, resp.status, raw, resp.headers)
+                content = resp.content
+                while True:
+                    async with asyncio.timeout_at(deadline):
                         chunk = await content.readany()
-                        if not chunk:
-                            return
-                        events = parser.feed(chunk)
-                        if events:
-                            # Disarm while the consumer runs: a deadline firing outside this frame
-                            # would cancel the consumer's own work (a slow client write).
-                            deadline.reschedule(None)
-                            for ev in events:
-                                yield ev
-                            deadline.reschedule(loop.time() + timeouts.idle)
+                    if not chunk:
+                        return
+                    events = parser.feed(chunk)
+                    if events:
+                        for ev in events:
+                            yield ev
+                        deadline = loop.time() + timeouts.idle
         except TimeoutError:
             raise UpstreamTimeout(f"provider {self.provider.id} timed out") from None
         except aiohttp.ClientError as e:

@@ -123,6 +123,23 @@ class HealthTracker:
         return self.percentiles(key, "latency", 1800.0).get("p50")
 
     # ---- reporting ----
+    def keys(self) -> list[str]:
+        """Every endpoint with samples (for routing.rollup)."""
+        return list(self._eps)
+
+    def samples(self, key: str, since: float) -> list[Sample]:
+        """Samples recorded at or after `since` (tracker clock), oldest first."""
+        ep = self._eps.get(key)
+        if ep is None:
+            return []
+        out: list[Sample] = []
+        for s in reversed(ep.samples):
+            if s.at < since:
+                break
+            out.append(s)
+        out.reverse()
+        return out
+
     def uptime(self, key: str, seconds: float) -> float | None:
         """Percent of non-rate-limited requests that succeeded; None without data."""
         ep = self._eps.get(key)
