@@ -1,0 +1,72 @@
+"""Dependencies point one way: formats <- providers <- routing <- gateway <- api. A module may
+import only the layers listed for it here; a new arrow is a design change, made here on purpose."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "keeprouter"
+BASE = {"errors", "formats"}  # the canonical model and the error tree are everyone's vocabulary
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(),
+    "formats": {"errors"},
+    "catalogue": set(),
+    "config": {"catalogue"},
+    "store": BASE,
+    "billing": BASE | {"config", "store"},
+    "providers": BASE | {"config"},
+    "routing": BASE | {"config"},
+    "keys": BASE | {"billing", "store"},
+    "gateway": BASE | {"config", "billing", "providers", "routing", "store"},
+    "api": BASE | {"config", "billing", "gateway", "keys", "providers", "routing", "store"},
+    "app": BASE | {"api", "billing", "config", "gateway", "keys", "providers", "routing", "store"},
+    "cli": BASE | {"app", "config", "keys", "store"},
+}
+
+
+def _layer(path: Path) -> str:
+    rel = path.relative_to(PKG)
+    return rel.parts[0].removesuffix(".py")
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        for n in names:
+            parts = n.split(".")
+            if parts[0] == "keeprouter" and len(parts) > 1:
+                out.add(parts[1])
+    return out
+
+
+MODULES = sorted(p for p in PKG.rglob("*.py") if _layer(p) not in {"__init__", "__main__"})
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PKG)))
+def test_module_imports_only_its_allowed_layers(path: Path) -> None:
+    layer = _layer(path)
+    assert layer in ALLOWED, f"new top-level module {layer}: add it to ALLOWED"
+    wrong = _imports(path) - ALLOWED[layer] - {layer}
+    assert not wrong, f"{path.relative_to(PKG)} imports {sorted(wrong)}"
+
+
+def test_importing_keeprouter_has_no_side_effects() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import socket, os\n"
+        "def no(*a, **k): raise AssertionError('network at import time')\n"
+        "socket.socket.connect = no\n"
+        "import keeprouter.app, keeprouter.cli, keeprouter.gateway\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
