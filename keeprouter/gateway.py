@@ -15,17 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, Iterator, Mapping
-from contextlib import aclosing
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import msgspec
-
 from keeprouter.billing import pricing
 from keeprouter.billing.ledger import Hold, Ledger
-from keeprouter.config import Config, EndpointConfig, ModelConfig
+from keeprouter.config import Config, ModelConfig
 from keeprouter.errors import (
     GatewayError,
     InvalidRequest,
@@ -39,18 +36,13 @@ from keeprouter.formats.canonical import (
     ROUTER_FIELDS,
     ChatRequest,
     ChatResponse,
-    Finish,
-    Start,
-    StreamEvent,
-    TextDelta,
-    ThinkingDelta,
-    ToolCallDelta,
+    ThinkingPart,
     ToolCallPart,
-    ToolCallStart,
     Usage,
-    UsageUpdate,
 )
+from keeprouter.live_stream import LiveStream
 from keeprouter.providers.base import Adapter
+from keeprouter.routing.fit import SignatureIssuers, fit
 from keeprouter.routing.health import HealthTracker
 from keeprouter.routing.select import Candidate, ProviderPrefs, parse_prefs, plan
 from keeprouter.store.base import GenerationRecord, GenerationStatus, KeyRecord
@@ -111,6 +103,7 @@ class Gateway:
         self.ledger = ledger
         self.health = health
         self._settling: set[asyncio.Task[None]] = set()
+        self.issuers = SignatureIssuers()
 
     # ---- resolve ------------------------------------------------------------------------
     def route(self, body: Mapping[str, Any], req: ChatRequest) -> Route:
@@ -174,7 +167,7 @@ class Gateway:
                 t0 = time.monotonic()
                 try:
                     ep = cand.endpoint
-                    resp = await self.adapters[ep.provider].complete(fit(req, ep), ep, caller.headers)
+                    resp = await self.adapters[ep.provider].complete(fit(req, ep, self.issuers), ep, caller.headers)
                 except UpstreamError as e:
                     self._failed(meter, cand, e)
                     continue
@@ -182,6 +175,9 @@ class Gateway:
                 meter.candidate = cand
                 meter.first_token_at = time.monotonic()
                 _fill_missing_usage(resp, meter.prompt_estimate)
+                for part in resp.content:
+                    if isinstance(part, ThinkingPart) and (part.signature or part.redacted):
+                        self.issuers.record(part.signature or part.redacted or "", ep)
                 out = resp.usage.output_tokens
                 self.health.success(cand.key, elapsed, out / elapsed if elapsed > 0 and out else None)
                 cost = pricing.quantize(pricing.cost(resp.usage, cand.endpoint.pricing)) if out else Decimal(0)
@@ -194,7 +190,7 @@ class Gateway:
     async def settle(self, done: Completion) -> None:
         """Record the generation and settle its hold. Call after the answer was written."""
         resp = done.response
-        await self._record(done.meter, resp.usage, done.cost, "ok", resp.stop_reason, streamed=False)
+        await self.record(done.meter, resp.usage, done.cost, "ok", resp.stop_reason, streamed=False)
 
     # ---- streams -------------------------------------------------------------------------
     async def open_stream(self, caller: Caller, req: ChatRequest, route: Route) -> LiveStream:
@@ -205,7 +201,7 @@ class Gateway:
         try:
             for cand in self._attempts(meter, cands):
                 ep = cand.endpoint
-                it = self.adapters[ep.provider].stream(fit(req, ep), ep, caller.headers)
+                it = self.adapters[ep.provider].stream(fit(req, ep, self.issuers), ep, caller.headers)
                 try:
                     first = await anext(it)
                 except StopAsyncIteration:
@@ -269,7 +265,7 @@ class Gateway:
             hold, meter.hold = meter.hold, None
             await self.ledger.release(hold)
 
-    async def _record(
+    async def record(
         self,
         meter: Metering,
         usage: Usage,
@@ -326,109 +322,6 @@ class Gateway:
     async def drain(self) -> None:
         while self._settling:
             await asyncio.gather(*list(self._settling), return_exceptions=True)
-
-
-class LiveStream:
-    """An upstream stream that has produced its first event. Iterate `events()` once; then call
-    `finish()` (normal end, upstream error, or client gone) exactly once, which settles."""
-
-    def __init__(
-        self, gw: Gateway, meter: Metering, cand: Candidate, first: StreamEvent, it: AsyncGenerator[StreamEvent, None]
-    ) -> None:
-        self.gw = gw
-        self.meter = meter
-        self.candidate = cand
-        self.gen_id = meter.gen_id
-        self._first = first
-        self._it = it
-        self.usage: Usage | None = None
-        self.finish_reason: str | None = None
-        self._out_chars: list[str] = []
-        self.prompt_estimate = meter.prompt_estimate
-
-    async def events(self) -> AsyncGenerator[StreamEvent, None]:
-        meter = self.meter
-        meter.first_token_at = time.monotonic()
-        async with aclosing(self._it) as it:
-            yield self._observe(self._first)
-            async for ev in it:
-                yield self._observe(ev)
-
-    def _observe(self, ev: StreamEvent) -> StreamEvent:
-        if isinstance(ev, TextDelta | ThinkingDelta):
-            self._out_chars.append(ev.text)
-        elif isinstance(ev, ToolCallDelta):
-            self._out_chars.append(ev.arguments)
-        elif isinstance(ev, ToolCallStart):
-            self._out_chars.append(ev.name)
-        elif isinstance(ev, UsageUpdate):
-            self.usage = ev.usage
-        elif isinstance(ev, Start) and ev.usage is not None and self.usage is None:
-            # Input counts sent early (Anthropic's message_start) bill a stream cut before its final
-            # usage; the output count there is a placeholder, so what was produced replaces it.
-            self.usage = msgspec.structs.replace(ev.usage, output_tokens=0, reasoning_tokens=0)
-        elif isinstance(ev, Finish):
-            self.finish_reason = ev.stop_reason
-        return ev
-
-    def final_usage(self) -> Usage:
-        """The upstream's usage when it sent one, else an offline count of what was produced."""
-        u = self.usage
-        produced = tokens.count_output("".join(self._out_chars)) if self._out_chars else 0
-        if u is None:
-            return Usage(input_tokens=self.prompt_estimate, output_tokens=produced)
-        if u.input_tokens == 0 or (u.output_tokens == 0 and produced):
-            return Usage(
-                input_tokens=u.input_tokens or self.prompt_estimate,
-                output_tokens=u.output_tokens or produced,
-                cache_read_tokens=u.cache_read_tokens,
-                cache_write_tokens=u.cache_write_tokens,
-                reasoning_tokens=u.reasoning_tokens,
-            )
-        return u
-
-    def cost(self) -> Decimal:
-        u = self.final_usage()
-        if u.output_tokens == 0 and not self._out_chars:
-            return Decimal(0)  # nothing produced: nothing billed
-        return pricing.quantize(pricing.cost(u, self.candidate.endpoint.pricing))
-
-    async def finish(self, status: GenerationStatus, error: GatewayError | None = None) -> None:
-        u = self.final_usage()
-        cost = self.cost()
-        out = u.output_tokens
-        key = self.candidate.key
-        gen_time = time.monotonic() - (self.meter.first_token_at or self.meter.started)
-        if status == "error":
-            self.gw.health.failure(key, rate_limited=False)
-        else:
-            ttft = (self.meter.first_token_at or time.monotonic()) - self.meter.started
-            self.gw.health.success(key, ttft, out / gen_time if gen_time > 0 and out else None)
-        await self.gw._record(
-            self.meter,
-            u,
-            cost,
-            status,
-            "error" if status == "error" else self.finish_reason,
-            streamed=True,
-            error=error.message if error else None,
-        )
-
-
-def fit(req: ChatRequest, ep: EndpointConfig) -> ChatRequest:
-    """`req` adjusted to what this endpoint accepts: no reasoning request to an endpoint without
-    reasoning, max_tokens capped at its output limit (Claude Code asks 32000 of every model).
-    Returns `req` itself when nothing changes (the common case: no copy)."""
-    drop_reasoning = req.reasoning is not None and "reasoning" not in ep.capabilities
-    cap = ep.max_output_tokens
-    over = cap is not None and req.max_tokens is not None and req.max_tokens > cap
-    if not drop_reasoning and not over:
-        return req
-    return msgspec.structs.replace(
-        req,
-        reasoning=None if drop_reasoning else req.reasoning,
-        max_tokens=cap if over else req.max_tokens,
-    )
 
 
 def _fill_missing_usage(resp: ChatResponse, prompt_estimate: int) -> None:

@@ -20,8 +20,9 @@ ALLOWED: dict[str, set[str]] = {
     "providers": BASE | {"config"},
     "routing": BASE | {"config"},
     "keys": BASE | {"billing", "store"},
-    "gateway": BASE | {"config", "billing", "providers", "routing", "store"},
-    "api": BASE | {"config", "billing", "gateway", "keys", "providers", "routing", "store"},
+    "gateway": BASE | {"config", "billing", "live_stream", "providers", "routing", "store"},
+    "live_stream": BASE | {"billing", "gateway", "routing", "store"},
+    "api": BASE | {"config", "billing", "gateway", "keys", "live_stream", "providers", "routing", "store"},
     "app": BASE | {"api", "billing", "config", "gateway", "keys", "providers", "routing", "store"},
     "cli": BASE | {"app", "config", "keys", "store"},
 }

@@ -1,0 +1,65 @@
+"""Signed reasoning state goes back byte for byte, and only to the endpoint that issued it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.clients import anthropic_client
+from support.gateway import ADMIN_KEY, run_gateway, sqlite_url
+from upstreams.anthropic_server import AnthropicUpstream
+from upstreams.script import Reply
+
+
+def config(a: AnthropicUpstream, b: AnthropicUpstream, db: str) -> dict[str, Any]:
+    ep = {"pricing": {"input": 3, "output": 15}, "capabilities": ["streaming", "tools", "reasoning"]}
+    return {
+        "database": db,
+        "admin_key": ADMIN_KEY,
+        "providers": {
+            "an1": {"api": "anthropic", "base_url": a.url, "api_key": "sk-up-anthropic"},
+            "an2": {"api": "anthropic", "base_url": b.url, "api_key": "sk-up-anthropic"},
+        },
+        "models": {
+            "claude-x": {
+                "context_length": 200000,
+                "endpoints": [
+                    {"provider": "an1", "model": "claude-a", **ep},
+                    {"provider": "an2", "model": "claude-b", **ep},
+                ],
+            }
+        },
+    }
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_signature_is_replayed_only_to_its_issuer(
+    make_anthropic_upstream: Callable[..., Awaitable[AnthropicUpstream]], tmp_path: Path, stream: bool
+) -> None:
+    a, b = await make_anthropic_upstream(), await make_anthropic_upstream()
+    a.script(Reply(text="Answer.", thinking="Let me think.", signature="SIG/abc+=="))
+    async with run_gateway(config(a, b, sqlite_url(tmp_path))) as gw, anthropic_client(gw.url, gw.admin_key) as c:
+        first: dict[str, Any] = {"model": "claude-x", "max_tokens": 2000, "extra_body": {"provider": {"only": ["an1"]}},
+                                 "messages": [{"role": "user", "content": "Q1"}]}
+        if stream:
+            async with c.messages.stream(**first) as s:
+                msg = await s.get_final_message()
+        else:
+            msg = await c.messages.create(**first)
+        blocks = [blk.model_dump(exclude_none=True) for blk in msg.content]
+        assert blocks[0] == {"type": "thinking", "thinking": "Let me think.", "signature": "SIG/abc+=="}
+        history = [
+            {"role": "user", "content": "Q1"},
+            {"role": "assistant", "content": blocks},
+            {"role": "user", "content": "Q2"},
+        ]
+        for provider in ("an2", "an1"):
+            await c.messages.create(
+                model="claude-x", max_tokens=2000, messages=history, extra_body={"provider": {"only": [provider]}}
+            )
+    to_b = b.requests[-1].body["messages"][1]["content"]
+    assert [blk["type"] for blk in to_b] == ["text"]  # another endpoint: the signed block is withheld
+    to_a = a.requests[-1].body["messages"][1]["content"]
+    assert to_a[0] == {"type": "thinking", "thinking": "Let me think.", "signature": "SIG/abc+=="}
