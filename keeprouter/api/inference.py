@@ -93,32 +93,27 @@ async def _stream(
 ) -> web.StreamResponse:
     gateway = request.app[STATE].gateway
     resp = web.StreamResponse(headers=SSE_HEADERS)
-    opening = asyncio.ensure_future(gateway.open_stream(caller, req, route))
-    prepared = False
+    # Keep-alives only for slow starts: a timer spawns the writer task, so a fast first token costs
+    # no extra task. The writer is stopped (and awaited) before anything else is written.
+    keepalive: asyncio.Task[None] | None = None
+
+    def start_keepalive() -> None:
+        nonlocal keepalive
+        keepalive = asyncio.ensure_future(_keepalive(request, resp))
+
+    timer = asyncio.get_running_loop().call_later(KEEPALIVE_AFTER, start_keepalive)
     try:
-        timeout = KEEPALIVE_AFTER
-        while True:
-            done, _ = await asyncio.wait((opening,), timeout=timeout)
-            if done:
-                break
-            if not prepared:
-                await resp.prepare(request)
-                prepared = True
-            await resp.write(KEEPALIVE)
-            timeout = KEEPALIVE_EVERY
-    except BaseException:
-        opening.cancel()
-        with suppress(BaseException):
-            await asyncio.shield(opening)  # let it release its credit hold
-        raise
-    try:
-        live = opening.result()
+        live = await gateway.open_stream(caller, req, route)
     except GatewayError as e:
-        if not prepared:
+        await _stop(timer, keepalive)
+        if not resp.prepared:
             return error_response(e, api.name)
         enc = api.encoder("gen-failed", req.model, None)
         await resp.write(b"".join(enc.error(e)))
         return resp
+    finally:
+        await _stop(timer, keepalive)
+    prepared = resp.prepared
 
     model_id = live.candidate.model.id
     enc = api.encoder(live.gen_id, model_id, live)
@@ -162,6 +157,22 @@ async def _stream(
     if settling is None:
         gateway.settle_later(live.finish(status, error))
     return resp
+
+
+async def _keepalive(request: web.Request, resp: web.StreamResponse) -> None:
+    """Commit the 200 and send SSE comments until stopped (load balancers cut silent streams)."""
+    await resp.prepare(request)
+    while True:
+        await resp.write(KEEPALIVE)
+        await asyncio.sleep(KEEPALIVE_EVERY)
+
+
+async def _stop(timer: asyncio.TimerHandle, task: asyncio.Task[None] | None) -> None:
+    timer.cancel()
+    if task is not None and not task.done():
+        task.cancel()
+        with suppress(asyncio.CancelledError, ConnectionError):
+            await task
 
 
 def now() -> int:
