@@ -92,6 +92,8 @@ class LiveStream:
     def final_usage(self) -> Usage:
         """The upstream's usage when it sent one, else an offline count of what was produced."""
         u = self.usage
+        if u is not None and u.input_tokens and u.output_tokens:
+            return u  # the common case: the upstream reported it all, nothing to count
         produced = tokens.count_output("".join(self._out_chars)) if self._out_chars else 0
         if u is None:
             return Usage(input_tokens=self.prompt_estimate, output_tokens=produced)
@@ -105,15 +107,15 @@ class LiveStream:
             )
         return u
 
-    def cost(self) -> Decimal:
-        u = self.final_usage()
+    def cost(self, u: Usage | None = None) -> Decimal:
+        u = u or self.final_usage()
         if u.output_tokens == 0 and not self._out_chars:
             return Decimal(0)  # nothing produced: nothing billed
         return pricing.quantize(pricing.cost(u, self.candidate.endpoint.pricing))
 
     async def finish(self, status: GenerationStatus, error: GatewayError | None = None) -> None:
         u = self.final_usage()
-        cost = self.cost()
+        cost = self.cost(u)
         out = u.output_tokens
         key = self.candidate.key
         gen_time = time.monotonic() - (self.meter.first_token_at or self.meter.started)
