@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from keeprouter.api import anthropic, catalogue, health, keys, openai
+from keeprouter.api import anthropic, catalogue, health, keys, openai, stats
 from keeprouter.api.http import STATE, State
 from keeprouter.billing.ledger import DEFAULT_HOLD_TTL, Ledger
 from keeprouter.config import Config
@@ -47,6 +47,7 @@ def create_app(config: Config, admin_key: str) -> web.Application:
     for p in ("/v1", "/api/v1"):
         r.add_get(f"{p}/models", catalogue.list_models)
         r.add_get(p + "/models/{id:.+}/endpoints", catalogue.model_endpoints)
+        r.add_get(p + "/models/{id:.+}/uptime", stats.model_uptime)
         r.add_get(p + "/models/{id:.+}", catalogue.get_model)
     keys.add_routes(r)
     health.add_routes(r)
@@ -64,6 +65,8 @@ def _lifecycle(config: Config, admin_key: str):  # type: ignore[no-untyped-def]
         app[STATE] = State(config, admin_key, gateway, KeyService(store), store, tracker, admin)
         sweep_every = env_seconds("KEEPROUTER_HOLD_SWEEP_SECONDS", HOLD_SWEEP_SECONDS)
         sweeper = asyncio.ensure_future(_sweep_holds(ledger, sweep_every))
+        flusher = app[stats.FLUSHER] = stats.HealthFlusher(tracker, store, config)
+        flusher.start(env_seconds("KEEPROUTER_HEALTH_FLUSH_SECONDS", stats.HEALTH_FLUSH_SECONDS))
         try:
             yield
         finally:
@@ -71,6 +74,7 @@ def _lifecycle(config: Config, admin_key: str):  # type: ignore[no-untyped-def]
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
             await gateway.drain()
+            await flusher.close()  # after the drain: the last requests' health is written too
             for a in adapters.values():
                 await a.close()
             await store.close()
@@ -81,7 +85,8 @@ def _lifecycle(config: Config, admin_key: str):  # type: ignore[no-untyped-def]
 def env_seconds(name: str, default: float) -> float:
     """A positive number of seconds from the environment, else `default`. Used for the credit-hold
     lifetime (KEEPROUTER_HOLD_TTL) and sweep period (KEEPROUTER_HOLD_SWEEP_SECONDS), which tests
-    of a killed gateway shorten; a hold TTL must stay longer than any request may live."""
+    of a killed gateway shorten; a hold TTL must stay longer than any request may live; and for the
+    period of endpoint health writes (KEEPROUTER_HEALTH_FLUSH_SECONDS)."""
     raw = os.environ.get(name)
     if not raw:
         return default

@@ -123,8 +123,8 @@ def daily(rows: Iterable[MinuteRow]) -> list[DayRow]:
 
 
 class MinuteRollup:
-    """Emits each completed minute once. Call `collect()` about once a minute (and at shutdown);
-    minutes older than the tracker's retention are simply not found."""
+    """Emits each completed minute once. Call `collect()` about once a minute and
+    `collect(final=True)` at shutdown; minutes older than the tracker's retention are not found."""
 
     def __init__(self, tracker: HealthTracker, wall: Callable[[], float] = time.time) -> None:
         self.tracker = tracker
@@ -133,8 +133,10 @@ class MinuteRollup:
         now = wall()
         self.done_until = float(int(now // MINUTE) * MINUTE)  # the current minute is emitted when it ends
 
-    def collect(self) -> list[MinuteRow]:
-        end = float(int(self.wall() // MINUTE) * MINUTE)
+    def collect(self, *, final: bool = False) -> list[MinuteRow]:
+        """Rows of the minutes completed since the last call. `final=True` (at shutdown, the last
+        call) also emits the current, unfinished minute, so a graceful stop loses nothing."""
+        end = float(int(self.wall() // MINUTE) * MINUTE) + (MINUTE if final else 0)
         if end <= self.done_until:
             return []
         start, self.done_until = self.done_until, end

@@ -15,6 +15,7 @@ Contracts common to all backends:
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -142,6 +143,39 @@ class AppRow(msgspec.Struct, frozen=True, kw_only=True):
     tokens: int
 
 
+class EndpointMinute(msgspec.Struct, frozen=True, kw_only=True):
+    """One endpoint's health over one wall-clock minute (counts and sums add up across writers)."""
+
+    model: str
+    provider: str
+    upstream_model: str
+    minute: int  # epoch seconds at the start of the minute (a multiple of 60)
+    requests: int
+    successes: int
+    rate_limited: int  # 429s: neither success nor failure for uptime
+    latency_sum: float = 0.0  # seconds to first token, over `latency_count` requests
+    latency_count: int = 0
+    throughput_sum: float = 0.0  # output tokens per second, over `throughput_count` requests
+    throughput_count: int = 0
+    latency_p50: float | None = None
+    latency_p90: float | None = None
+
+
+class EndpointDay(msgspec.Struct, frozen=True, kw_only=True):
+    """One endpoint's health over one UTC day, folded from its minutes."""
+
+    date: str  # YYYY-MM-DD
+    model: str
+    provider: str
+    upstream_model: str
+    requests: int
+    successes: int
+    rate_limited: int
+    uptime: float | None  # percent of non-rate-limited requests that succeeded; None without any
+    latency: float | None  # mean seconds to first token
+    throughput: float | None  # mean output tokens per second
+
+
 class KeyStore(Protocol):
     async def insert_key(self, key: KeyRecord) -> None:
         """Insert a new key; its usage fields are ignored (a new key has used nothing)."""
@@ -217,7 +251,21 @@ class ReportStore(Protocol):
         ...
 
 
-class Store(KeyStore, LedgerStore, ReportStore, Protocol):
+class HealthStore(Protocol):
+    async def write_endpoint_minutes(self, rows: Sequence[EndpointMinute]) -> None:
+        """Add `rows` in ONE transaction. A (endpoint, minute) already stored is ADDED to, not
+        replaced: several instances sharing the database each write their own share of a minute."""
+        ...
+
+    async def endpoint_daily(
+        self, model_id: str | None, start: dt.date, end: dt.date
+    ) -> list[EndpointDay]:
+        """Per endpoint per UTC date start..end inclusive (of one model, or all when None), days
+        with data only, ordered by date, model, provider, upstream_model."""
+        ...
+
+
+class Store(KeyStore, LedgerStore, ReportStore, HealthStore, Protocol):
     async def migrate(self) -> None:
         """Apply the not-yet-applied numbered migrations, in order; safe to run again and from
         several processes at once."""

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, cast
 
 import asyncpg
 import msgspec
 
-from keeprouter.store import _rows
+from keeprouter.store import _health, _rows
 from keeprouter.store._migrate import SCHEMA_MIGRATIONS_DDL, migrations
 from keeprouter.store.base import (
     ActivityRow,
     AppRow,
+    EndpointDay,
+    EndpointMinute,
     GenerationRecord,
     KeyPatch,
     KeyRecord,
@@ -275,3 +278,12 @@ class PostgresStore:
             epoch_day(start), epoch_day(end), limit,
         )  # fmt: skip
         return [AppRow(app=r[0], app_title=r[1], requests=r[2], tokens=r[3]) for r in rows]
+
+    # ---- endpoint health (store._health) ------------------------------------------------------
+
+    async def write_endpoint_minutes(self, rows: Sequence[EndpointMinute]) -> None:
+        if rows:
+            await _health.pg_write(self._pool, rows)
+
+    async def endpoint_daily(self, model_id: str | None, start: dt.date, end: dt.date) -> list[EndpointDay]:
+        return await _health.pg_daily(self._pool, model_id, start, end)

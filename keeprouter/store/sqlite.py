@@ -21,18 +21,20 @@ import asyncio
 import datetime as dt
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar, cast
 
 import aiosqlite
 import msgspec
 
-from keeprouter.store import _rows
+from keeprouter.store import _health, _rows
 from keeprouter.store._migrate import SCHEMA_MIGRATIONS_DDL, Migration, migrations
 from keeprouter.store.base import (
     ActivityRow,
     AppRow,
+    EndpointDay,
+    EndpointMinute,
     GenerationRecord,
     KeyPatch,
     KeyRecord,
@@ -330,6 +332,15 @@ class SqliteStore:
         )
         rows = await self._run(_fetch, sql, (epoch_day(start), epoch_day(end), limit))
         return [AppRow(app=r[0], app_title=r[1], requests=r[2], tokens=r[3]) for r in rows]
+
+    # ---- endpoint health (store._health) ------------------------------------------------------
+
+    async def write_endpoint_minutes(self, rows: Sequence[EndpointMinute]) -> None:
+        if rows:
+            await self._run(_transaction, _health.sqlite_write, rows)
+
+    async def endpoint_daily(self, model_id: str | None, start: dt.date, end: dt.date) -> list[EndpointDay]:
+        return await self._run(_health.sqlite_daily, model_id, start, end)
 
 
 def _configure(c: sqlite3.Connection) -> None:

@@ -191,3 +191,17 @@ async def test_parallel_streams_do_not_interfere(gw: RunningGateway, openai_upst
         outs = await asyncio.wait_for(asyncio.gather(*(one() for _ in range(20))), 20)
     assert all(o.rstrip().endswith("data: [DONE]") for o in outs)
     assert len({o.split('"id":"')[1].split('"')[0] for o in outs}) == 20  # unique ids under concurrency
+
+
+async def test_client_disconnect_cancels_a_non_streamed_upstream_request(
+    gw: RunningGateway, openai_upstream: OpenAIUpstream
+) -> None:
+    openai_upstream.script(Fault(delay_first_byte=5.0))
+    body = {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}]}
+    async with aiohttp.ClientSession() as s:
+        with pytest.raises(asyncio.TimeoutError):
+            url, short = gw.url + "/v1/chat/completions", aiohttp.ClientTimeout(0.3)
+            await s.post(url, json=body, headers=auth(gw), timeout=short)
+    rec = (await openai_upstream.wait_for_requests(1))[0]
+    await rec.wait_done(3.0)
+    assert rec.disconnected, "the upstream request outlived the client"

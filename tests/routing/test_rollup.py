@@ -97,3 +97,17 @@ def test_rollup_emits_each_completed_minute_once() -> None:
     rows = roll.collect()
     assert [(r.endpoint, r.minute, r.rate_limited) for r in rows] == [(K, int(T0) + 60, 1)]
     assert roll.collect() == []
+
+
+def test_final_collect_includes_the_current_minute_once() -> None:
+    mono, wall = Clock(500.0), Clock(T0 + 10)
+    h = HealthTracker(mono, min_requests=10**6)
+    roll = MinuteRollup(h, wall)
+    h.success(K, 0.5, 40.0)
+    mono.t += 20  # wall T0+30: the minute is still running at shutdown
+    wall.t += 20
+    h.failure(K)
+    assert roll.collect() == []
+    [row] = roll.collect(final=True)
+    assert (row.minute, row.requests, row.successes) == (int(T0), 2, 1)
+    assert roll.collect() == [] and roll.collect(final=True) == []  # never twice

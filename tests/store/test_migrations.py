@@ -19,6 +19,8 @@ from store.backends import backend_of
 RELEASED = {
     ("sqlite", "0001_init.sql"): "91af651059c7c557c03649f2991b9f0bb581e77809a35e6be704573ccdd579a5",
     ("postgres", "0001_init.sql"): "d5a9b23746a468c0832a63a75b54bae346335ba35f456af1f5f28eb04576c7ad",
+    ("sqlite", "0002_endpoint_minutes.sql"): "263afceb22ec64cf626109f4bf55234e6dd4e54b474f929666e1bc69759c09e4",
+    ("postgres", "0002_endpoint_minutes.sql"): "ab471420295f2c66147d45cc535b4d8f9bb5757ddb31bfade54e9b32af8715db",
 }
 
 
