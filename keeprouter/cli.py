@@ -69,8 +69,12 @@ def serve(args: argparse.Namespace) -> None:
     except ImportError:  # uvloop is optional on platforms without it
         pass
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    live = [p for p in config.providers]
+    live = list(config.providers)
     log.info("serving %d models over providers %s", sum(1 for m in config.models.values() if m.endpoints), live)
+    if config.redis:
+        # Said plainly rather than silently ignored: instances share keys, credits and generations
+        # through PostgreSQL today; endpoint health (circuit breakers) is still per instance.
+        log.warning("redis is configured but not used yet: endpoint health is tracked per instance")
     web.run_app(
         create_app(config, admin_key),
         host=args.host,
