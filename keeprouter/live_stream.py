@@ -123,7 +123,8 @@ class LiveStream:
             self.gw.health.failure(key, rate_limited=False)
         else:
             ttft = (self.meter.first_token_at or time.monotonic()) - self.meter.started
-            self.gw.health.success(key, ttft, out / gen_time if gen_time > 0 and out else None)
+            total = time.monotonic() - self.meter.started
+            self.gw.health.success(key, ttft, out / gen_time if gen_time > 0 and out else None, total)
         await self.gw.record(
             self.meter,
             u,

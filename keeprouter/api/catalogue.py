@@ -153,7 +153,9 @@ def endpoint_json(model: ModelConfig, ep: EndpointConfig, health: HealthTracker)
         "uptime_last_5m": health.uptime(key, 300),
         "uptime_last_30m": health.uptime(key, 1800),
         "uptime_last_1d": health.uptime(key, 86400),
-        "latency_last_30m": _ms(health.percentiles(key, "latency", 1800)) or None,
+        "success_rate_last_30s": health.uptime(key, 30),
+        "latency_last_30m": _ms(health.percentiles(key, "latency", 1800)) or None,  # time to first token
+        "e2e_latency_last_30m": _ms(health.percentiles(key, "total", 1800)) or None,
         "throughput_last_30m": health.percentiles(key, "throughput", 1800) or None,
     }
 

@@ -29,6 +29,7 @@ class Sample:
     rate_limited: bool
     latency: float | None  # seconds to first token (or to the whole answer when not streamed)
     throughput: float | None  # output tokens per second
+    total: float | None = None  # seconds to the last token
 
 
 @dataclass(slots=True)
@@ -66,9 +67,13 @@ class HealthTracker:
         return ep
 
     # ---- recording ----
-    def success(self, key: str, latency: float | None, throughput: float | None) -> None:
+    def success(
+        self, key: str, latency: float | None, throughput: float | None, total: float | None = None
+    ) -> None:
+        """`latency`: time to first token; `total`: to the last (the same when not streamed)."""
         ep = self._ep(key)
-        ep.samples.append(Sample(self.clock(), True, False, latency, throughput))
+        end = total if total is not None else latency
+        ep.samples.append(Sample(self.clock(), True, False, latency, throughput, end))
         ep.opened_at = None
         ep.probing = False
 
@@ -165,7 +170,7 @@ class HealthTracker:
         for s in reversed(ep.samples):
             if now - s.at > seconds:
                 break
-            v = s.latency if metric == "latency" else s.throughput
+            v = s.latency if metric == "latency" else s.total if metric == "total" else s.throughput
             if v is not None:
                 values.append(v)
         if not values:

@@ -281,3 +281,16 @@ def test_full_cycle_repeats(cycles: int) -> None:
         h.success(K, 0.1, 1)
         assert h.state(K) == "closed"
         clock.advance(6)
+
+
+def test_time_to_first_token_and_end_to_end_latency_are_tracked_apart() -> None:
+    from keeprouter.routing.health import HealthTracker
+
+    now = [1000.0]
+    h = HealthTracker(clock=lambda: now[0])
+    for i in range(10):
+        h.success("ep", latency=0.1 * (i + 1), throughput=50.0, total=2.0 + i)
+    assert h.percentiles("ep", "latency", 1800)["p50"] == 0.5
+    assert h.percentiles("ep", "total", 1800)["p50"] == 6.0
+    h.success("ep", latency=0.3, throughput=None)  # not streamed: the whole answer is the first token
+    assert h.percentiles("ep", "total", 1800)["p99"] == 11.0
