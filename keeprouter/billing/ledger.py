@@ -11,11 +11,12 @@
 Why holds: charging only when a request finishes lets N concurrent requests each see the same
 balance and together overspend it (BerriAI/litellm#34732, #26672). A hold is taken atomically with
 the limit check, so the sum of the worst cases of the requests in flight never exceeds what is
-left. Each call is one short store transaction (one round trip on PostgreSQL).
+left. On PostgreSQL each call is one short transaction (one round trip); on SQLite, whose file one
+gateway process owns, holds live in that process's memory and only settle writes (store.sqlite).
 
-Holds expire (`hold_ttl`) so the credit of a gateway that died mid-request comes back; someone must
-call `expire_holds()` periodically (the app owns that task). A request that outlives its hold is
-still billed in full when it settles.
+Holds expire (`hold_ttl`) so the credit of a gateway that died mid-request comes back (on SQLite,
+with the restart); someone must call `expire_holds()` periodically (the app owns that task). A
+request that outlives its hold is still billed in full when it settles.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class IdSource:
 
 class Ledger:
     """Reserve -> settle | release over a `Store`. Stateless apart from the store: any number of
-    Ledgers, in any number of processes, may share one database."""
+    Ledgers, in any number of processes, may share one PostgreSQL database (SQLite: one process)."""
 
     def __init__(
         self, store: Store, clock: Callable[[], float] = time.time, hold_ttl: float = DEFAULT_HOLD_TTL

@@ -7,7 +7,8 @@ Contracts common to all backends:
   that needs "now" takes it, so the logic layer owns time and tests can move it.
 - Usage periods are UTC: the day, the week starting Monday, the calendar month.
 - A key's `usage` always equals the sum of its generations' costs; `reserved` always equals the sum
-  of its open holds. Both are kept in the same transaction as the rows they summarise.
+  of its open holds. Both are kept in the same transaction as the rows they summarise (on SQLite,
+  holds live in the owning process's memory: see store/sqlite.py).
 - Deleted keys are kept (their generations still point at them) but are invisible to every key
   method and refused by `reserve`.
 """
@@ -208,7 +209,7 @@ class LedgerStore(Protocol):
 
         Admits only when limit_usage + reserved + amount <= limit; a key without a limit is always
         admitted but is still held, so its open requests are visible. Race-free across every
-        process sharing the database."""
+        process sharing a PostgreSQL database; on SQLite, within the one process that owns the file."""
         ...
 
     async def settle(self, hold_id: str, gen: GenerationRecord, now: float) -> bool:

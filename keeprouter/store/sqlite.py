@@ -9,16 +9,32 @@ queued calls strictly one after another, so a ledger transaction (BEGIN IMMEDIAT
 never interleaved with another coroutine's statements, and costs one thread switch instead of one
 per statement.
 
-Ledger writes (reserve, settle, release) are group-committed: those submitted while a batch is
-being written go together into the next batch, one thread hop and one COMMIT for all of them, each
-inside its own SAVEPOINT so one failing body never undoes another. A caller still returns only once
-its own write is committed; under load this divides the commit cost by the batch size.
+The ledger's credit holds live in this process's memory, not in the database: exactly one gateway
+process owns a SQLite file (the `keeprouter keys` CLI may change keys from another process, but
+never reserves or settles). Holds only stop the requests in flight from overspending together; when
+the process dies its requests die with it, so its holds must vanish too, and they do. So `reserve`,
+`release` and `expire_holds` never touch the database (no thread hop, no write on the way to the
+first token); the `holds` table and `keys.reserved_nanos` stay in the schema, unused on SQLite.
+(PostgreSQL keeps holds in the database: several instances share it.)
+
+`reserve` admits against a per-key admission state cached from the key row (limit, what counts
+against it, disabled/deleted/expiry), read again after _ADMISSION_TTL seconds (so the CLI's changes
+are seen soon, like the auth cache), on a new UTC day (every limit period starts on one), and after
+this process writes the key. Settles are written to the database as before and their result is put
+into that state at once, so the next admission is exact. Database operations are ordered by a
+sequence number taken on the worker thread, so a slow read never overwrites a newer settle's figure.
+
+Settles are group-committed: those submitted while a batch is being written go together into the
+next batch, one thread hop and one COMMIT for all of them, each inside its own SAVEPOINT so one
+failing body never undoes another. A caller still returns only once its own write is committed;
+under load this divides the commit cost by the batch size.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -31,6 +47,7 @@ import msgspec
 from keeprouter.store import _health, _rows
 from keeprouter.store._migrate import SCHEMA_MIGRATIONS_DDL, Migration, migrations
 from keeprouter.store.base import (
+    SECONDS_PER_DAY,
     ActivityRow,
     AppRow,
     EndpointDay,
@@ -52,17 +69,17 @@ _KEY_SELECT = _rows.key_select_sql(**_P)
 _LIMIT_USAGE = _rows.limit_usage_sql(**_P)
 _PERIOD_START = _rows.period_start_sql(**_P)
 
-_RESERVE = (
-    "UPDATE keys SET reserved_nanos = reserved_nanos + :amount WHERE hash = :hash AND deleted_at IS NULL"
-    " AND disabled = 0 AND (expires_at IS NULL OR expires_at > :now)"
-    f" AND (limit_nanos IS NULL OR {_LIMIT_USAGE} + reserved_nanos + :amount <= limit_nanos) RETURNING 1"
+_ADMISSION_TTL = 2.0  # seconds an admission state is trusted before the key row is read again
+_ADMISSION_SELECT = (
+    f"SELECT disabled, limit_nanos, expires_at, {_LIMIT_USAGE} FROM keys WHERE hash = :hash AND deleted_at IS NULL"
 )
 # A late settle from an earlier period must not rewind period_start: it is billed to the current one.
+# Returns the key's new limit usage, for the admission state.
 _BILL = (
-    "UPDATE keys SET usage_nanos = usage_nanos + :cost, reserved_nanos = reserved_nanos - :held,"
+    "UPDATE keys SET usage_nanos = usage_nanos + :cost,"
     f" period_usage_nanos = CASE WHEN {_PERIOD_START} > period_start THEN :cost"
     " ELSE period_usage_nanos + :cost END,"
-    f" period_start = max(period_start, {_PERIOD_START}) WHERE hash = :hash"
+    f" period_start = max(period_start, {_PERIOD_START}) WHERE hash = :hash RETURNING {_LIMIT_USAGE}"
 )
 _INSERT_GEN = (
     f"INSERT INTO generations ({_rows.GEN_COLUMN_LIST}) VALUES ({', '.join('?' * len(_rows.GEN_COLUMNS))})"
@@ -119,6 +136,34 @@ def _period_params(now: float) -> dict[str, Any]:
     return {"d": p.day, "w": p.week, "m": p.month}
 
 
+class _Admission:
+    """What `reserve` needs of one key's row, as of database sequence number `seq`.
+
+    `limit_usage` may be newer (a settle's figure, as of `usage_seq`). A marker (`loaded_at` = inf:
+    never fresh) stands for "this process changed the key at `seq`: read it again"."""
+
+    __slots__ = ("day", "expires_at", "limit", "limit_usage", "live", "loaded_at", "seq", "usage_seq")
+
+    def __init__(
+        self, seq: int, loaded_at: float, day: int, live: bool, expires_at: float | None,
+        limit: int | None, limit_usage: int,
+    ) -> None:  # fmt: skip
+        self.seq = self.usage_seq = seq
+        self.loaded_at = loaded_at
+        self.day = day  # the UTC day it was read on: every limit period starts on a UTC day
+        self.live = live  # exists, not deleted, not disabled
+        self.expires_at = expires_at
+        self.limit = limit  # nano-dollars; None = unlimited
+        self.limit_usage = limit_usage  # nano-dollars counting against `limit` in the current period
+
+    @classmethod
+    def marker(cls, seq: int) -> _Admission:
+        return cls(seq, math.inf, -1, False, None, None, 0)
+
+    def fresh(self, now: float) -> bool:
+        return self.loaded_at <= now < self.loaded_at + _ADMISSION_TTL and int(now // SECONDS_PER_DAY) == self.day
+
+
 class SqliteStore:
     """`Store` on SQLite. Open with `await SqliteStore.open(path)` (":memory:" works); `close()` it."""
 
@@ -126,6 +171,11 @@ class SqliteStore:
         self._db = db
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
+        # The ledger's in-memory side (see the module docstring); touched only on the event loop.
+        self._admit: dict[str, _Admission] = {}
+        self._reserved: dict[str, int] = {}  # key hash -> nano-dollars held by its open holds
+        self._holds: dict[str, tuple[str, int, float]] = {}  # hold id -> (key hash, nanos, expires_at)
+        self._db_seq = 0  # incremented ONLY on aiosqlite's worker thread: orders database states
 
     async def _tx(self, body: Callable[..., T], *args: Any) -> T:
         """Run `body(conn, *args)` in the next group commit; returns once it is committed."""
@@ -164,6 +214,21 @@ class SqliteStore:
         execute = cast(Callable[..., Awaitable[T]], self._db._execute)
         return await execute(fn, self._db._conn, *args)
 
+    def _sequenced(self, c: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> tuple[int, T]:
+        """On the worker thread: run `fn` and number the database state it leaves (or saw)."""
+        result = fn(c, *args)
+        self._db_seq += 1
+        return self._db_seq, result
+
+    def _invalidate(self, key_hash: str, seq: int) -> None:
+        """This process wrote the key at `seq`: its admission state must be read again."""
+        old = self._admit.get(key_hash)
+        if old is None or old.seq < seq:
+            self._admit[key_hash] = _Admission.marker(seq)
+
+    def _with_reserved(self, rec: KeyRecord) -> KeyRecord:
+        return msgspec.structs.replace(rec, reserved=from_nanos(self._reserved.get(rec.hash, 0)))
+
     async def close(self) -> None:
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
@@ -176,17 +241,18 @@ class SqliteStore:
 
     async def insert_key(self, key: KeyRecord) -> None:
         limit = None if key.limit is None else to_nanos(key.limit)
-        await self._run(_execute, (
+        seq, _ = await self._run(self._sequenced, _execute, (
             "INSERT INTO keys (hash, name, label, disabled, limit_nanos, limit_reset, expires_at, created_at,"
             " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ), (key.hash, key.name, key.label, int(key.disabled), limit, key.limit_reset, key.expires_at,
             key.created_at, key.updated_at))  # fmt: skip
+        self._invalidate(key.hash, seq)
 
     async def get_key(self, key_hash: str, now: float) -> KeyRecord | None:
         rows = await self._run(
             _fetch, _KEY_SELECT + " AND hash = :hash", {**_period_params(now), "hash": key_hash}
         )
-        return _rows.key_from_row(rows[0]) if rows else None
+        return self._with_reserved(_rows.key_from_row(rows[0])) if rows else None
 
     async def list_keys(
         self, now: float, *, offset: int = 0, limit: int = 100, include_disabled: bool = True
@@ -194,7 +260,7 @@ class SqliteStore:
         sql = _KEY_SELECT + ("" if include_disabled else " AND disabled = 0")
         sql += " ORDER BY created_at, hash LIMIT :limit OFFSET :offset"
         rows = await self._run(_fetch, sql, {**_period_params(now), "limit": limit, "offset": offset})
-        return [_rows.key_from_row(r) for r in rows]
+        return [self._with_reserved(_rows.key_from_row(r)) for r in rows]
 
     async def update_key(self, key_hash: str, patch: KeyPatch, now: float) -> KeyRecord | None:
         params = {**_period_params(now), "hash": key_hash, "now": now}
@@ -223,78 +289,120 @@ class SqliteStore:
                 return []
             return c.execute(_KEY_SELECT + " AND hash = :hash", params).fetchall()
 
-        rows = await self._run(_transaction, body)
-        return _rows.key_from_row(rows[0]) if rows else None
+        seq, rows = await self._run(self._sequenced, _transaction, body)
+        self._invalidate(key_hash, seq)
+        return self._with_reserved(_rows.key_from_row(rows[0])) if rows else None
 
     async def delete_key(self, key_hash: str, now: float) -> bool:
         sql = "UPDATE keys SET deleted_at = ?, disabled = 1, updated_at = ?"
         sql += " WHERE hash = ? AND deleted_at IS NULL"
-        return await self._run(_execute, sql, (now, now, key_hash)) == 1
+        done: tuple[int, int] = await self._run(self._sequenced, _execute, sql, (now, now, key_hash))
+        self._invalidate(key_hash, done[0])
+        return done[1] == 1
 
-    # ---- ledger -------------------------------------------------------------------------------
+    # ---- ledger (holds in memory: see the module docstring) ----------------------------------
+
+    async def _admission(self, key_hash: str, now: float) -> _Admission:
+        """Read the key's admission state and install it, unless something newer got there first."""
+        params = {**_period_params(now), "hash": key_hash}
+        while True:
+            seq, rows = await self._run(self._sequenced, _fetch, _ADMISSION_SELECT, params)
+            old = self._admit.get(key_hash)
+            if old is not None and old.seq > seq:
+                if old.fresh(now):
+                    return old  # a newer read finished first
+                continue  # this process wrote the key after our read (or a newer read is stale): again
+            day = int(now // SECONDS_PER_DAY)
+            if rows:
+                disabled, limit, expires_at, usage = rows[0]
+                new = _Admission(seq, now, day, not disabled, expires_at, limit, int(usage))
+            else:  # no such live key
+                new = _Admission(seq, now, day, False, None, None, 0)
+            if old is not None and old.usage_seq > seq and old.day == day:
+                new.limit_usage, new.usage_seq = old.limit_usage, old.usage_seq  # a settle after our read
+            self._admit[key_hash] = new
+            return new
 
     async def reserve(
         self, key_hash: str, hold_id: str, amount: Decimal, expires_at: float, now: float
     ) -> bool:
-        params = {**_period_params(now), "hash": key_hash, "amount": to_nanos_ceil(amount), "now": now}
-
-        def body(c: sqlite3.Connection) -> bool:
-            if c.execute(_RESERVE, params).fetchone() is None:
-                return False
-            c.execute(
-                "INSERT INTO holds (id, key_hash, amount_nanos, expires_at) VALUES (?, ?, ?, ?)",
-                (hold_id, key_hash, params["amount"], expires_at),
-            )
-            return True
-
-        return await self._tx(body)
+        nanos = to_nanos_ceil(amount)
+        state = self._admit.get(key_hash)
+        if state is None or not state.fresh(now):
+            state = await self._admission(key_hash, now)
+        # No await from here on: the check and the hold are one step for every other coroutine.
+        if not state.live or (state.expires_at is not None and state.expires_at <= now):
+            return False
+        reserved = self._reserved.get(key_hash, 0)
+        if state.limit is not None and state.limit_usage + reserved + nanos > state.limit:
+            return False
+        if hold_id in self._holds:
+            raise ValueError(f"hold {hold_id!r} already exists")
+        self._holds[hold_id] = (key_hash, nanos, expires_at)
+        self._reserved[key_hash] = reserved + nanos
+        return True
 
     async def settle(self, hold_id: str, gen: GenerationRecord, now: float) -> bool:
         values = _rows.gen_values(gen)
         cost = to_nanos(gen.cost)
         p = _period_params(now)
+        bill = {**p, "hash": gen.key_hash, "cost": cost}
 
-        def body(c: sqlite3.Connection) -> bool:
-            inserted = c.execute(_INSERT_GEN, values).rowcount == 1
-            held = c.execute(
-                "DELETE FROM holds WHERE id = ? AND key_hash = ? RETURNING amount_nanos",
-                (hold_id, gen.key_hash),
-            ).fetchone()
-            if inserted or held:
-                bill = {
-                    **p,
-                    "hash": gen.key_hash,
-                    "cost": cost if inserted else 0,
-                    "held": held[0] if held else 0,
-                }
-                c.execute(_BILL, bill)
-            if inserted:
-                c.execute(_ADD_DAILY, (gen.key_hash, p["d"], cost))
-            return inserted
+        def body(c: sqlite3.Connection) -> tuple[int, int | None] | None:
+            if c.execute(_INSERT_GEN, values).rowcount != 1:
+                return None  # already settled: nothing is billed twice
+            row = c.execute(_BILL, bill).fetchone()
+            c.execute(_ADD_DAILY, (gen.key_hash, p["d"], cost))
+            self._db_seq += 1  # on the worker thread, like every other increment
+            return self._db_seq, None if row is None else int(row[0])
 
-        inserted: bool = await self._tx(body)
-        return inserted
+        billed = await self._tx(body)
+        # Committed. Now, in one step: the hold goes and the bill counts against the limit instead.
+        self._drop_hold(hold_id, gen.key_hash)
+        if billed is not None:
+            seq, limit_usage = billed
+            state = self._admit.get(gen.key_hash)
+            if state is not None and seq <= state.usage_seq:
+                pass  # read after this settle: already counted
+            elif state is not None and state.loaded_at != math.inf and state.day == p["d"] and limit_usage is not None:
+                state.limit_usage, state.usage_seq = limit_usage, seq
+            else:  # nothing (a read may be in flight), a marker, or another day: read it again
+                self._invalidate(gen.key_hash, seq)
+        return billed is not None
+
+    def _drop_hold(self, hold_id: str, key_hash: str | None = None) -> bool:
+        hold = self._holds.get(hold_id)
+        if hold is None or (key_hash is not None and hold[0] != key_hash):
+            return False
+        del self._holds[hold_id]
+        left = self._reserved[hold[0]] - hold[1]
+        if left:
+            self._reserved[hold[0]] = left
+        else:
+            del self._reserved[hold[0]]
+        return True
 
     async def release(self, hold_id: str) -> bool:
-        dropped: int = await self._tx(_drop_holds, "id = ?", (hold_id,))
-        return dropped > 0
+        return self._drop_hold(hold_id)
 
     async def expire_holds(self, now: float) -> int:
-        return await self._run(_transaction, _drop_holds, "expires_at <= ?", (now,))
+        expired = [hold_id for hold_id, (_, _, expires_at) in self._holds.items() if expires_at <= now]
+        for hold_id in expired:
+            self._drop_hold(hold_id)
+        return len(expired)
 
     async def key_usage(self, key_hash: str) -> KeyUsage | None:
         rows = await self._run(_fetch, (
-            "SELECT usage_nanos, reserved_nanos,"
-            " (SELECT COALESCE(SUM(cost_nanos), 0) FROM generations WHERE key_hash = :h),"
-            " (SELECT COUNT(*) FROM generations WHERE key_hash = :h),"
-            " (SELECT COALESCE(SUM(amount_nanos), 0) FROM holds WHERE key_hash = :h),"
-            " (SELECT COUNT(*) FROM holds WHERE key_hash = :h) FROM keys WHERE hash = :h"
+            "SELECT usage_nanos, (SELECT COALESCE(SUM(cost_nanos), 0) FROM generations WHERE key_hash = :h),"
+            " (SELECT COUNT(*) FROM generations WHERE key_hash = :h) FROM keys WHERE hash = :h"
         ), {"h": key_hash})  # fmt: skip
         if not rows:
             return None
-        usage, reserved, settled, n_gen, held, n_holds = rows[0]
+        usage, settled, n_gen = rows[0]
+        held = [amount for k, amount, _ in self._holds.values() if k == key_hash]
+        reserved = self._reserved.get(key_hash, 0)
         return KeyUsage(usage=from_nanos(usage), reserved=from_nanos(reserved), settled=from_nanos(settled),
-                        held=from_nanos(held), open_holds=n_holds, generations=n_gen)  # fmt: skip
+                        held=from_nanos(sum(held)), open_holds=len(held), generations=n_gen)  # fmt: skip
 
     # ---- reports ------------------------------------------------------------------------------
 
@@ -356,19 +464,6 @@ def _fetch(c: sqlite3.Connection, sql: str, params: Any) -> list[Any]:
 
 def _execute(c: sqlite3.Connection, sql: str, params: Any) -> int:
     return c.execute(sql, params).rowcount
-
-
-def _drop_holds(c: sqlite3.Connection, where: str, params: tuple[Any, ...]) -> int:
-    """Delete the matching holds and give their credit back to their keys (inside a transaction)."""
-    rows = c.execute(f"DELETE FROM holds WHERE {where} RETURNING key_hash, amount_nanos", params).fetchall()
-    per_key: dict[str, int] = {}
-    for key_hash, amount in rows:
-        per_key[key_hash] = per_key.get(key_hash, 0) + amount
-    c.executemany(
-        "UPDATE keys SET reserved_nanos = reserved_nanos - ? WHERE hash = ?",
-        [(a, k) for k, a in per_key.items()],
-    )
-    return len(rows)
 
 
 def _migrate_sync(c: sqlite3.Connection) -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import random
 from decimal import Decimal
 from typing import Any
 
 import msgspec
 import pytest
 
-from keeprouter.store import Store
+from keeprouter.store import Store, open_store
 from keeprouter.store.base import GenerationRecord, KeyPatch, KeyRecord, KeyUsage, periods
-from store.backends import DAY, T0
+from store.backends import DAY, T0, backend_of
 
 D = Decimal
 
@@ -252,3 +254,95 @@ async def test_activity_and_app_rankings(store: Store) -> None:
         ("y.com", None, 1, 1000),
         ("x.com", "X", 2, 40),
     ]
+
+
+async def test_sqlite_sees_another_process_key_change_within_two_seconds(store_url: str) -> None:
+    """SQLite admits from a cached copy of the key row; the CLI may change the key from another
+    process (another store here), and the gateway must see it once the copy is 2 s old."""
+    if backend_of(store_url) != "sqlite":
+        pytest.skip("the admission cache is SQLite's")
+    gateway, cli = await open_store(store_url), await open_store(store_url)
+    try:
+        k = await make_key(cli, limit="1")
+        assert await gateway.reserve(k, "h1", D("0.5"), T0 + 60, T0)
+        await cli.update_key(k, KeyPatch(limit=D("0.5")), T0)
+        assert not await gateway.reserve(k, "h2", D("0.01"), T0 + 60, T0 + 2.5)
+        await cli.update_key(k, KeyPatch(limit=D("2")), T0)
+        assert await gateway.reserve(k, "h3", D("1"), T0 + 60, T0 + 5)
+        await cli.update_key(k, KeyPatch(disabled=True), T0)
+        assert not await gateway.reserve(k, "h4", D(0), T0 + 60, T0 + 7.5)
+        await gateway.update_key(k, KeyPatch(disabled=False), T0)  # this process's writes: seen at once
+        assert await gateway.reserve(k, "h5", D(0), T0 + 60, T0 + 7.5)
+        u = await ledger(gateway, k)
+        assert (u.reserved, u.open_holds) == (D("1.5"), 3)
+    finally:
+        await gateway.close()
+        await cli.close()
+
+
+async def test_sqlite_key_reads_racing_settles_never_overspend(
+    store: Store, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every reserve here reads the key row again (its clock is past the cached copy's 2 s) while
+    other requests settle: a read that started before a settle must not hide that settle's cost,
+    whatever order the coroutines wake up in (jittered here)."""
+    if backend_of(store_url) != "sqlite":
+        pytest.skip("the admission cache is SQLite's")
+    run = store._run  # type: ignore[attr-defined]
+    rng = random.Random(7)
+
+    async def jittery_run(*args: Any) -> Any:
+        result = await run(*args)
+        for _ in range(rng.randrange(4)):
+            await asyncio.sleep(0)
+        return result
+
+    monkeypatch.setattr(store, "_run", jittery_run)
+    unit = D("0.000001")
+    k = await make_key(store, limit=str(unit * 100))
+    clock = [T0]
+    admitted: list[str] = []
+
+    async def worker(w: int) -> None:
+        for i in range(40):
+            clock[0] += 3
+            now = clock[0]
+            if await store.reserve(k, f"h{w}-{i}", unit, now + 60, now):
+                admitted.append(f"g{w}-{i}")
+                await asyncio.sleep(0)
+                assert await store.settle(f"h{w}-{i}", gen(k, f"g{w}-{i}", str(unit)), now)
+
+    await asyncio.gather(*(worker(w) for w in range(10)))
+    u = await ledger(store, k)
+    assert len(admitted) == 100 and u.usage == unit * 100 and u.generations == 100
+
+
+@pytest.mark.parametrize("meanwhile", ["settle", "update_key"])
+async def test_sqlite_a_late_key_read_never_hides_a_newer_write(
+    store: Store, store_url: str, monkeypatch: pytest.MonkeyPatch, meanwhile: str
+) -> None:
+    """A reserve reads the key row; before its coroutine wakes up, a settle (or a key update) of
+    this process lands. The older read must not replace what the newer write taught the cache."""
+    if backend_of(store_url) != "sqlite":
+        pytest.skip("the admission cache is SQLite's")
+    k = await make_key(store, limit="1")
+    assert await store.reserve(k, "h0", D("0.6"), T0 + 60, T0)
+    run, gate, first = store._run, asyncio.Event(), [True]  # type: ignore[attr-defined]
+
+    async def late_first_read(*args: Any) -> Any:
+        late, first[0] = first[0], False
+        result = await run(*args)
+        if late:
+            await gate.wait()
+        return result
+
+    monkeypatch.setattr(store, "_run", late_first_read)
+    slow = asyncio.ensure_future(store.reserve(k, "h1", D("0.4"), T0 + 60, T0 + 3))  # past the 2 s: reads
+    await asyncio.sleep(0)  # its read is queued (and runs) before the write below
+    if meanwhile == "settle":
+        assert await store.settle("h0", gen(k, "g0", "0.7"), T0 + 3)
+    else:
+        await store.update_key(k, KeyPatch(disabled=True), T0 + 3)
+    gate.set()
+    assert not await slow  # 0.7 billed: 0.4 more does not fit (or: disabled); the stale read would admit it
+    await ledger(store, k)
