@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from keeprouter.api import anthropic, catalogue, health, keys, openai, stats
+from keeprouter.api import activity, anthropic, catalogue, health, keys, openai, stats
 from keeprouter.api.http import STATE, State
 from keeprouter.billing.ledger import DEFAULT_HOLD_TTL, Ledger
 from keeprouter.config import Config
@@ -50,6 +50,7 @@ def create_app(config: Config, admin_key: str) -> web.Application:
         r.add_get(p + "/models/{id:.+}/uptime", stats.model_uptime)
         r.add_get(p + "/models/{id:.+}", catalogue.get_model)
     keys.add_routes(r)
+    activity.add_routes(r)
     health.add_routes(r)
     return app
 
