@@ -14,6 +14,7 @@ what was produced.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ from keeprouter.store.base import GenerationRecord, GenerationStatus, KeyRecord
 MAX_ATTEMPTS = 5  # endpoints tried per request, across models
 MAX_RETRY_SECONDS = 120.0  # no new attempt starts after this long
 MAX_OUTPUT_FALLBACK = 4096  # worst-case output for reservations when neither request nor catalogue bounds it
+_DATE_SUFFIX = re.compile(r"-\d{8}$")
 VARIANT_SORT = {"nitro": "throughput", "floor": "price"}
 
 
@@ -120,7 +122,7 @@ class Gateway:
         models: list[ModelConfig] = []
         for mid in ids:
             base, _, variant = mid.partition(":")
-            model = self.config.models.get(mid) or self.config.models.get(base)
+            model = self.config.models.get(mid) or self.config.models.get(base) or self._alias(base)
             if model is None:
                 if mid == ids[0] and len(ids) == 1:
                     raise NotFound(f"model '{mid}' does not exist")
@@ -131,6 +133,14 @@ class Gateway:
         if not models:
             raise NotFound(f"none of the models {ids} exist")
         return Route(models, prefs)
+
+    def _alias(self, model_id: str) -> ModelConfig | None:
+        """Names clients use for a catalogue model: OpenRouter's `author/slug` ("mistralai/codestral-latest")
+        and Anthropic's dated snapshots ("claude-sonnet-4-5-20250929", as Claude Code sends)."""
+        models = self.config.models
+        _, _, slug = model_id.rpartition("/")
+        undated = _DATE_SUFFIX.sub("", slug)
+        return models.get(slug) or models.get(undated)
 
     def _begin(self, caller: Caller, req: ChatRequest) -> Metering:
         gen_id = self.ledger.ids.generation_id(time.time())

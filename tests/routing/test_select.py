@@ -481,3 +481,20 @@ def test_nitro_plans_fastest_first() -> None:
     gw.health.success(key_b, 0.5, 20.0)
     r = gw.route({"model": "m1:nitro"}, _req_for({"model": "m1:nitro"}))
     assert names(plan(r.models, _req_for({"model": "m1"}), r.prefs, 1, gw.health)) == ["a", "b"]
+
+
+def test_client_model_aliases_resolve_to_catalogue_models() -> None:
+    from keeprouter.config import parse_config
+    from keeprouter.formats.canonical import ChatRequest, Message, TextPart
+    from keeprouter.gateway import Gateway
+    from keeprouter.routing.health import HealthTracker
+
+    cfg = parse_config({}, env={"ANTHROPIC_API_KEY": "k", "MISTRAL_API_KEY": "k"})
+    gw = Gateway(cfg, {}, None, HealthTracker())  # type: ignore[arg-type]
+    for sent, expected in (
+        ("claude-sonnet-4-5-20250929", "claude-sonnet-4-5"),  # Claude Code's dated snapshot names
+        ("anthropic/claude-haiku-4-5", "claude-haiku-4-5"),  # OpenRouter's author/slug
+        ("mistralai/codestral-latest", "codestral-latest"),
+    ):
+        req = ChatRequest(model=sent, messages=[Message(role="user", content=[TextPart(text="x")])])
+        assert gw.route({}, req).models[0].id == expected
