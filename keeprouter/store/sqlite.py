@@ -36,7 +36,6 @@ import asyncio
 import datetime as dt
 import math
 import sqlite3
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any, TypeVar, cast
@@ -45,7 +44,15 @@ import aiosqlite
 import msgspec
 
 from keeprouter.store import _health, _rows
-from keeprouter.store._migrate import SCHEMA_MIGRATIONS_DDL, Migration, migrations
+from keeprouter.store._sqlite_sync import (
+    _configure,
+    _execute,
+    _fetch,
+    _group,
+    _migrate_sync,
+    _Pending,
+    _transaction,
+)
 from keeprouter.store.base import (
     SECONDS_PER_DAY,
     ActivityRow,
@@ -90,45 +97,6 @@ _ADD_DAILY = (
     " ON CONFLICT (key_hash, day) DO UPDATE SET usage_nanos = usage_nanos + excluded.usage_nanos,"
     " requests = requests + 1"
 )
-
-
-def _transaction(c: sqlite3.Connection, body: Callable[..., T], *args: Any) -> T:
-    """Run `body` inside BEGIN IMMEDIATE: the write lock is taken up front, so two processes never
-    both read then both write (no check-then-act race, no SQLITE_BUSY on upgrade)."""
-    c.execute("BEGIN IMMEDIATE")
-    try:
-        result = body(c, *args)
-    except BaseException:
-        c.execute("ROLLBACK")
-        raise
-    c.execute("COMMIT")
-    return result
-
-
-_Pending = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]"]
-
-
-def _group(c: sqlite3.Connection, batch: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
-    """Run each body in its own SAVEPOINT inside one BEGIN IMMEDIATE ... COMMIT."""
-    out: list[tuple[bool, Any]] = []
-    c.execute("BEGIN IMMEDIATE")
-    try:
-        for body, args in batch:
-            c.execute("SAVEPOINT one")
-            try:
-                result = body(c, *args)
-            except Exception as e:
-                c.execute("ROLLBACK TO one")
-                c.execute("RELEASE one")
-                out.append((False, e))
-            else:
-                c.execute("RELEASE one")
-                out.append((True, result))
-    except BaseException:
-        c.execute("ROLLBACK")
-        raise
-    c.execute("COMMIT")
-    return out
 
 
 def _period_params(now: float) -> dict[str, Any]:
@@ -449,50 +417,3 @@ class SqliteStore:
 
     async def endpoint_daily(self, model_id: str | None, start: dt.date, end: dt.date) -> list[EndpointDay]:
         return await self._run(_health.sqlite_daily, model_id, start, end)
-
-
-def _configure(c: sqlite3.Connection) -> None:
-    c.execute("PRAGMA busy_timeout = 5000")  # first: switching to WAL may wait for another process
-    c.execute("PRAGMA journal_mode = WAL")  # answers "memory" for :memory:, which is fine
-    c.execute("PRAGMA synchronous = NORMAL")
-    c.execute("PRAGMA foreign_keys = ON")
-
-
-def _fetch(c: sqlite3.Connection, sql: str, params: Any) -> list[Any]:
-    return c.execute(sql, params).fetchall()
-
-
-def _execute(c: sqlite3.Connection, sql: str, params: Any) -> int:
-    return c.execute(sql, params).rowcount
-
-
-def _migrate_sync(c: sqlite3.Connection) -> None:
-    c.execute(SCHEMA_MIGRATIONS_DDL)
-    for m in migrations("sqlite"):
-        # Checked under the write lock, so two processes starting together apply it once.
-        def apply(c: sqlite3.Connection, m: Migration = m) -> None:
-            if c.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (m.version,)).fetchone():
-                return
-            for statement in _statements(m.sql):
-                c.execute(statement)
-            c.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                (m.version, m.name, time.time()),
-            )
-
-        _transaction(c, apply)
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration into statements. Not executescript(): it commits any open transaction
-    first, and a migration must be applied together with its schema_migrations row."""
-    out: list[str] = []
-    buf = ""
-    for line in script.splitlines(keepends=True):
-        buf += line
-        if sqlite3.complete_statement(buf):
-            out.append(buf.strip())
-            buf = ""
-    if buf.strip() and not all(ln.strip().startswith("--") or not ln.strip() for ln in buf.splitlines()):
-        raise ValueError("migration ends with an incomplete statement")
-    return out
