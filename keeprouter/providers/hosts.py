@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,11 +19,13 @@ class HostQuirks:
     max_tokens_field: str = "max_tokens"
     # Mistral accepts only tool-call ids of exactly nine [a-zA-Z0-9] characters.
     tool_id_alnum9: bool = False
+    # Top-level fields the host refuses (Mistral: `stream_options`, and sends usage anyway).
+    drop: frozenset[str] = frozenset()
 
 
 QUIRKS: dict[str, HostQuirks] = {
     "api.openai.com": HostQuirks(max_tokens_field="max_completion_tokens"),
-    "api.mistral.ai": HostQuirks(tool_id_alnum9=True),
+    "api.mistral.ai": HostQuirks(tool_id_alnum9=True, drop=frozenset({"stream_options", "user", "seed"})),
 }
 PLAIN = HostQuirks()
 
@@ -48,8 +50,34 @@ def alnum9(tool_id: str) -> str:
     return "".join(out)
 
 
+# How hosts say they refuse a field: pydantic's extra_forbidden (Mistral, FastAPI servers) and
+# OpenAI's own wording; and Mistral's tool-call id rule.
+_REFUSED_FIELD = re.compile(
+    r'extra_forbidden"[^]]*?"loc":\s*\[\s*"body",\s*"(\w+)"'
+    r'|"loc":\s*\[\s*"body",\s*"(\w+)"[^]]*\][^}]*?extra_forbidden'
+    r"|[Uu]nrecognized request argument supplied: (\w+)"
+    r"|[Uu]nknown (?:parameter|field|argument):? '?(\w+)"
+)
+_ID_RULE = re.compile(r"tool.?call.?id.*(?:length of 9|9 char|a-zA-Z0-9)", re.IGNORECASE | re.DOTALL)
+
+
+def learn(q: HostQuirks, error_message: str) -> HostQuirks | None:
+    """The quirks `q` plus what a 400/422 `error_message` reveals the host refuses, or None when it
+    reveals nothing new (then the error is the caller's to see)."""
+    m = _REFUSED_FIELD.search(error_message)
+    if m:
+        field = next(g for g in m.groups() if g)
+        if field not in q.drop and field not in ("model", "messages"):
+            return replace(q, drop=q.drop | {field})
+    if not q.tool_id_alnum9 and _ID_RULE.search(error_message):
+        return replace(q, tool_id_alnum9=True)
+    return None
+
+
 def apply(q: HostQuirks, body: dict[str, Any]) -> dict[str, Any]:
     """Rewrite an OpenAI-format request body for a quirky host, in place."""
+    for field in q.drop:
+        body.pop(field, None)
     if q.max_tokens_field != "max_tokens" and "max_tokens" in body:
         body[q.max_tokens_field] = body.pop("max_tokens")
     if q.tool_id_alnum9:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 
 import orjson
 
@@ -11,8 +13,12 @@ from keeprouter.errors import UpstreamError
 from keeprouter.formats import openai as fmt
 from keeprouter.formats.canonical import ChatRequest, ChatResponse, Finish, StreamEvent
 from keeprouter.formats.openai_stream import OpenAIStreamDecoder
+from keeprouter.formats.sse import SSEEvent
 from keeprouter.providers import hosts
 from keeprouter.providers.transport import Transport
+
+log = logging.getLogger("keeprouter")
+MAX_LEARNING_RETRIES = 3  # fields a host may refuse per request before its error is passed on
 
 
 class OpenAIAdapter:
@@ -33,20 +39,36 @@ class OpenAIAdapter:
             hosts.apply(self.quirks, body)
         return orjson.dumps(body)
 
+    def _learn(self, e: UpstreamError) -> bool:
+        """After a 400/422, learn which field this host refuses (kept for every later request), so
+        the same request can be sent again without it. False when there is nothing to learn."""
+        if e.status not in (400, 422):
+            return False
+        learned = hosts.learn(self.quirks, e.message)
+        if learned is None:
+            return False
+        log.warning("provider %s refuses %s; not sending it from now on", self.provider.id, learned)
+        self.quirks = learned
+        return True
+
     async def complete(
         self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
     ) -> ChatResponse:
-        body = self._body(req, ep)
-        data = await self.transport.post_json(self.url, body, self.headers, ep.timeout)
+        for attempt in range(MAX_LEARNING_RETRIES + 1):
+            try:
+                data = await self.transport.post_json(self.url, self._body(req, ep), self.headers, ep.timeout)
+                break
+            except UpstreamError as e:
+                if attempt == MAX_LEARNING_RETRIES or not self._learn(e):
+                    raise
         return fmt.parse_response(data)
 
     async def stream(
         self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
     ) -> AsyncGenerator[StreamEvent, None]:
-        body = self._body(req, ep)
         decoder = OpenAIStreamDecoder()
         finished = False
-        async for sse in self.transport.post_stream(self.url, body, self.headers, ep.timeout):
+        async for sse in self._events(req, ep):
             data = sse.data
             if data == "[DONE]":
                 return
@@ -62,6 +84,25 @@ class OpenAIAdapter:
                 yield ev
         if not finished:  # the connection ended with neither a finish_reason nor [DONE]
             raise UpstreamError(f"provider {self.provider.id} ended the stream early")
+
+    async def _events(self, req: ChatRequest, ep: EndpointConfig) -> AsyncGenerator[SSEEvent, None]:
+        """The upstream's SSE events; a refused field learned before the first event is retried."""
+        for attempt in range(MAX_LEARNING_RETRIES + 1):
+            events = self.transport.post_stream(self.url, self._body(req, ep), self.headers, ep.timeout)
+            try:
+                first = await anext(events)
+            except StopAsyncIteration:
+                return
+            except UpstreamError as e:
+                await events.aclose()
+                if attempt == MAX_LEARNING_RETRIES or not self._learn(e):
+                    raise
+                continue
+            async with aclosing(events):
+                yield first
+                async for ev in events:
+                    yield ev
+            return
 
     async def close(self) -> None:
         await self.transport.close()

@@ -8,7 +8,7 @@ close the upstream response on every path, including cancellation (the client we
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import aiohttp
@@ -70,7 +70,7 @@ class Transport:
 
     async def post_stream(
         self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts
-    ) -> AsyncIterator[SSEEvent]:
+    ) -> AsyncGenerator[SSEEvent, None]:
         """POST and yield SSE events as they arrive (first_byte, then idle timeout between events)."""
         loop = asyncio.get_running_loop()
         parser = SSEParser()
@@ -145,4 +145,9 @@ def _error_message(raw: bytes) -> str | None:
             return err
         if isinstance(data.get("message"), str):
             return str(data["message"])
+        # Validation errors as structures (Mistral's {"message": {"detail": [...]}}, FastAPI's
+        # {"detail": [...]}): kept whole, so the adapter can see which field the host refused.
+        for k in ("message", "detail"):
+            if isinstance(data.get(k), dict | list):
+                return orjson.dumps(data[k]).decode()
     return None
