@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from keeprouter.api import activity, anthropic, catalogue, health, keys, openai, stats
-from keeprouter.api.http import STATE, State
+from keeprouter.api.http import STATE, State, json_errors
 from keeprouter.billing.ledger import DEFAULT_HOLD_TTL, Ledger
 from keeprouter.config import Config
 from keeprouter.gateway import Gateway
@@ -37,7 +37,7 @@ PREFIXES = ("/v1", "", "/api/v1")
 
 
 def create_app(config: Config, admin_key: str) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY)
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors])
     app.cleanup_ctx.append(_lifecycle(config, admin_key))
     r = app.router
     for p in PREFIXES:

@@ -71,7 +71,7 @@ class KeyService:
         expires_at: float | str | None = None,
     ) -> tuple[str, KeyRecord]:
         """Make a key. Returns (the full key, shown only now; its record). Raises InvalidRequest."""
-        if not isinstance(name, str) or not name.strip() or len(name) > 200:
+        if not isinstance(name, str) or not name.strip() or len(name) > 200 or "\x00" in name:
             raise InvalidRequest("name: required, at most 200 characters")
         now = self._clock()
         key = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -145,7 +145,7 @@ class KeyService:
         now = self._clock()
         patch = KeyPatch()
         if name is not _UNSET:
-            if not isinstance(name, str) or not name.strip() or len(name) > 200:
+            if not isinstance(name, str) or not name.strip() or len(name) > 200 or "\x00" in name:
                 raise InvalidRequest("name: must be a non-empty string of at most 200 characters")
             patch = msgspec.structs.replace(patch, name=name)
         if limit is not _UNSET:

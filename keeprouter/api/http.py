@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ from keeprouter.routing.health import HealthTracker
 from keeprouter.store.base import KeyRecord, Store
 
 JSON = "application/json"
+BODY_READ_TIMEOUT = 120.0  # seconds a request body may take to arrive
 log = logging.getLogger("keeprouter")
 
 
@@ -62,10 +64,18 @@ def error_response(err: GatewayError, api: str) -> web.Response:
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object, whatever its Content-Type (as OpenAI accepts). A declared length
+    over the limit is refused before reading any of it; a body that does not arrive within
+    BODY_READ_TIMEOUT is a 408, so a stalled client cannot hold a handler forever."""
+    if (request.content_length or 0) > request.client_max_size:
+        raise PayloadTooLarge(f"request body is too large (limit {request.client_max_size} bytes)")
     try:
-        raw = await request.read()
+        async with asyncio.timeout(BODY_READ_TIMEOUT):
+            raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        raise PayloadTooLarge("request body is too large") from None
+        raise PayloadTooLarge(f"request body is too large (limit {request.client_max_size} bytes)") from None
+    except TimeoutError:
+        raise InvalidRequest("timed out reading the request body", status=408) from None
     if not raw:
         raise InvalidRequest("request body is empty; expected a JSON object")
     try:
@@ -78,17 +88,24 @@ async def read_json(request: web.Request) -> dict[str, Any]:
 
 
 def presented_key(request: web.Request) -> str:
-    """The API key from `Authorization: Bearer KEY` or `x-api-key: KEY`."""
+    """The API key from `Authorization: Bearer KEY` or `x-api-key: KEY` (never the query string).
+    Both present and different is refused rather than one picked silently."""
     headers = request.headers
+    bearer = ""
     auth = headers.get("Authorization")
     if auth:
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() == "bearer" and token.strip():
-            return token.strip()
-    key = headers.get("x-api-key")
-    if key:
-        return key.strip()
-    raise AuthenticationFailed("Missing API key: send 'Authorization: Bearer KEY' or 'x-api-key: KEY'")
+        scheme, _, token = auth.strip().partition(" ")
+        if scheme.lower() == "bearer":
+            bearer = token.strip()
+    key = (headers.get("x-api-key") or "").strip()
+    if bearer and key and bearer != key:  # both the caller's own: nothing secret to time
+        raise AuthenticationFailed("Conflicting credentials: 'Authorization' and 'x-api-key' carry different keys")
+    token = bearer or key
+    if not token:
+        raise AuthenticationFailed("Missing API key: send 'Authorization: Bearer KEY' or 'x-api-key: KEY'")
+    if not (token.isascii() and token.isprintable()):  # headers that were not UTF-8, control bytes
+        raise AuthenticationFailed("Invalid API key")
+    return token
 
 
 async def authenticate(request: web.Request) -> KeyRecord:
@@ -104,6 +121,26 @@ async def authenticate(request: web.Request) -> KeyRecord:
 async def require_admin(request: web.Request) -> None:
     if not (await authenticate(request)).is_admin:
         raise PermissionDenied("this endpoint needs the admin key")
+
+
+def guess_api(request: web.Request) -> str:
+    """The error format of a caller no handler has claimed: Anthropic's for its paths and SDKs."""
+    return "anthropic" if "anthropic-version" in request.headers or "/messages" in request.path else "openai"
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's own refusals (unknown path 404, wrong method 405, ...) as JSON errors in the caller's
+    format rather than text/plain; handlers render their own errors and never reach this."""
+    try:
+        return await handler(request)
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        resp = error_response(GatewayError(e.reason, status=e.status), guess_api(request))
+        if "Allow" in e.headers:
+            resp.headers["Allow"] = e.headers["Allow"]
+        return resp
 
 
 def with_errors(api: str) -> Callable[[Handler], Handler]:

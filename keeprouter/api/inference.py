@@ -75,6 +75,9 @@ def chat_handler(api: ClientApi) -> Callable[[web.Request], Any]:
             done = await gateway.complete(caller, req, route)
         except GatewayError as e:
             return error_response(e, api.name)
+        except Exception:  # a bug of ours: log it, answer in the caller's format, never a stack trace
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return error_response(GatewayError("internal error"), api.name)
         gen_id = done.meter.gen_id
         resp = json_response(
             api.respond(done, gen_id),

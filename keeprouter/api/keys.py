@@ -51,6 +51,15 @@ def _expires(v: Any) -> float | None:
         raise InvalidRequest("expires_at: must be an ISO 8601 UTC timestamp") from None
 
 
+def _hash(request: web.Request) -> str:
+    """The {hash} path parameter; one that cannot be a stored hash is simply not found (and never
+    reaches the database: PostgreSQL refuses NUL in text)."""
+    h = request.match_info["hash"]
+    if not h.isascii() or not h.replace("-", "").replace("_", "").isalnum():
+        raise NotFound(f"key '{h[:80]}' not found")
+    return h
+
+
 @with_errors("openai")
 async def create_key(request: web.Request) -> web.StreamResponse:
     await require_admin(request)
@@ -81,7 +90,7 @@ async def list_keys(request: web.Request) -> web.StreamResponse:
 async def get_key(request: web.Request) -> web.StreamResponse:
     await require_admin(request)
     svc = request.app[STATE].keys
-    record = await svc.get(request.match_info["hash"])
+    record = await svc.get(_hash(request))
     return json_response({"data": svc.to_openrouter(record)})
 
 
@@ -103,14 +112,14 @@ async def update_key(request: web.Request) -> web.StreamResponse:
     if "limit_reset" in body:
         changes["limit_reset"] = _reset(body["limit_reset"])
     svc = request.app[STATE].keys
-    record = await svc.update(request.match_info["hash"], **changes)
+    record = await svc.update(_hash(request), **changes)
     return json_response({"data": svc.to_openrouter(record)})
 
 
 @with_errors("openai")
 async def delete_key(request: web.Request) -> web.StreamResponse:
     await require_admin(request)
-    await request.app[STATE].keys.delete(request.match_info["hash"])
+    await request.app[STATE].keys.delete(_hash(request))
     return json_response({"deleted": True})
 
 
@@ -138,6 +147,8 @@ async def generation(request: web.Request) -> web.StreamResponse:
     gen_id = request.query.get("id")
     if not gen_id:
         raise InvalidRequest("id: required (the response's id or its X-Generation-Id header)")
+    if "\x00" in gen_id:  # PostgreSQL refuses NUL in text: it can match nothing anyway
+        raise NotFound("generation not found")
     state = request.app[STATE]
     gen = await state.store.get_generation(gen_id)
     if gen is None or (not record.is_admin and gen.key_hash != record.hash):

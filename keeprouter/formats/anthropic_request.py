@@ -27,6 +27,7 @@ from keeprouter.formats.canonical import (
     ToolCallPart,
     ToolChoice,
     ToolResultPart,
+    inline_image_problem,
 )
 
 _MODELLED = frozenset(
@@ -86,8 +87,10 @@ def _image(b: dict[str, Any], where: str) -> ImagePart:
     src = b.get("source")
     cc = b.get("cache_control")
     if isinstance(src, dict):
-        if src.get("type") == "base64" and isinstance(src.get("data"), str):
-            return ImagePart(media_type=src.get("media_type"), data=src["data"], cache_control=cc)
+        if src.get("type") == "base64":
+            if (problem := inline_image_problem(src.get("media_type"), src.get("data"))) is not None:
+                raise _bad(f"{where}.source", problem)
+            return ImagePart(media_type=src["media_type"], data=src["data"], cache_control=cc)
         if src.get("type") == "url" and isinstance(src.get("url"), str):
             return ImagePart(url=src["url"], cache_control=cc)
     raise _bad(f"{where}.source", "must be a base64 or url image source")
@@ -227,6 +230,11 @@ def parse_request(body: dict[str, Any], *, require_max_tokens: bool = True) -> C
     max_tokens = _number(body, "max_tokens", int)
     if max_tokens is None and require_max_tokens:
         raise _bad("max_tokens", "is required")
+    if max_tokens is not None and max_tokens < 1:
+        raise _bad("max_tokens", "must be at least 1")
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise _bad("stream", "must be a boolean")
     extra = {k: v for k, v in body.items() if k not in _NOT_EXTRA}
     req = ChatRequest(
         model=model,
@@ -237,7 +245,7 @@ def parse_request(body: dict[str, Any], *, require_max_tokens: bool = True) -> C
         temperature=_number(body, "temperature", float),
         top_p=_number(body, "top_p", float),
         top_k=_number(body, "top_k", int),
-        stream=body.get("stream") is True,
+        stream=stream is True,
     )
     if (system := body.get("system")) is not None:
         req.system = _text_blocks(system, "system")

@@ -23,6 +23,7 @@ Conventions:
 
 from __future__ import annotations
 
+import base64
 from typing import Any, Literal
 
 import msgspec
@@ -53,6 +54,27 @@ class ImagePart(msgspec.Struct, tag="image", kw_only=True):
     data: str | None = None
     detail: str | None = None
     cache_control: dict[str, Any] | None = None
+
+
+def inline_image_problem(media_type: object, data: object) -> str | None:
+    """Why inline image data cannot be passed on (an `image/*` media type and non-empty standard
+    base64; line breaks and missing padding allowed), or None when it can."""
+    if not isinstance(media_type, str) or not media_type.lower().startswith("image/"):
+        return "must have an image/* media type"
+    if not isinstance(data, str) or not data.strip():
+        return "must have base64 image data"
+    try:
+        base64.b64decode(data, validate=True)
+    except ValueError:  # binascii.Error, or text that is not ASCII
+        compact = data.translate(_WHITESPACE)
+        try:  # line breaks and missing padding are common and harmless
+            base64.b64decode(compact + "=" * (-len(compact) % 4), validate=True)
+        except ValueError:
+            return "must have valid base64 image data"
+    return None
+
+
+_WHITESPACE = str.maketrans("", "", " \t\r\n")
 
 
 class ToolCallPart(msgspec.Struct, tag="tool_call", kw_only=True):

@@ -27,6 +27,7 @@ from keeprouter.formats.canonical import (
     ToolCallPart,
     ToolChoice,
     ToolResultPart,
+    inline_image_problem,
 )
 
 _MODELLED = frozenset(
@@ -82,10 +83,14 @@ def _image(url: Any, detail: Any, where: str) -> ImagePart:
     if not isinstance(url, str) or not url:
         raise _bad(where, "must have an `image_url.url` string")
     d = detail if isinstance(detail, str) else None
-    if url.startswith("data:"):
+    if url[:5].lower() == "data:":
         head, sep, data = url.partition(",")
-        if sep and head.endswith(";base64"):
-            return ImagePart(media_type=head[5:-7] or None, data=data, detail=d)
+        if not sep or not head.endswith(";base64"):
+            raise _bad(f"{where}.image_url.url", "must be a base64 data URL (data:image/...;base64,...) or a URL")
+        media_type = head[5:-7]
+        if (problem := inline_image_problem(media_type, data)) is not None:
+            raise _bad(f"{where}.image_url.url", problem)
+        return ImagePart(media_type=media_type, data=data, detail=d)
     return ImagePart(url=url, detail=d)
 
 
@@ -277,6 +282,8 @@ def parse_request(body: dict[str, Any]) -> ChatRequest:
         req.tool_choice.disable_parallel = True
     mct = _int(body, "max_completion_tokens")
     req.max_tokens = mct if mct is not None else _int(body, "max_tokens")
+    if req.max_tokens is not None and req.max_tokens < 1:
+        raise _bad("max_completion_tokens" if mct is not None else "max_tokens", "must be at least 1")
     req.temperature = _num(body, "temperature")
     req.top_p = _num(body, "top_p")
     req.top_k = _int(body, "top_k")
@@ -297,7 +304,10 @@ def parse_request(body: dict[str, Any]) -> ChatRequest:
         raise _bad("user", "must be a string")
     req.user = user
     req.reasoning = _reasoning(body)
-    req.stream = body.get("stream") is True
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise _bad("stream", "must be a boolean")
+    req.stream = stream is True
     so = body.get("stream_options")
     req.include_usage = isinstance(so, dict) and so.get("include_usage") is True
     req.extra = {k: v for k, v in body.items() if k not in _NOT_EXTRA}

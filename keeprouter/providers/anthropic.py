@@ -67,7 +67,11 @@ class AnthropicAdapter:
                 raise UpstreamError(f"provider {self.provider.id} sent a malformed stream event") from None
             if not isinstance(data, dict):
                 raise UpstreamError(f"provider {self.provider.id} sent a malformed stream event")
-            for ev in decoder.feed(sse.event or data.get("type"), data):
+            try:
+                events = decoder.feed(sse.event or data.get("type"), data)
+            except UpstreamError as e:  # an in-band error: it may echo our key back
+                raise self.transport.scrub(e) from None
+            for ev in events:
                 yield ev
         raise UpstreamError(f"provider {self.provider.id} ended the stream early")
 

@@ -78,7 +78,11 @@ class OpenAIAdapter:
                 raise UpstreamError(f"provider {self.provider.id} sent a malformed stream chunk") from None
             if not isinstance(chunk, dict):
                 raise UpstreamError(f"provider {self.provider.id} sent a malformed stream chunk")
-            for ev in decoder.feed(chunk):
+            try:
+                events = decoder.feed(chunk)
+            except UpstreamError as e:  # an in-band error: it may echo our key back
+                raise self.transport.scrub(e) from None
+            for ev in events:
                 if isinstance(ev, Finish):
                     finished = True
                 yield ev

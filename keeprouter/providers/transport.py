@@ -26,8 +26,16 @@ class Transport:
 
     def __init__(self, provider: ProviderConfig, *, limit: int = 1000) -> None:
         self.provider = provider
+        self.secrets = provider_secrets(provider)
         self._session: aiohttp.ClientSession | None = None
         self._limit = limit
+
+    def scrub(self, e: UpstreamError) -> UpstreamError:
+        """`e` with this provider's credentials cut out of its message (for in-stream errors; HTTP
+        errors are scrubbed here already)."""
+        e.message = redact(e.message, self.secrets)
+        e.args = (e.message,)
+        return e
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -55,7 +63,7 @@ class Transport:
                 async with self.session.post(url, data=body, headers=headers) as resp:
                     raw = await resp.read()
                     if resp.status >= 400:
-                        raise _status_error(self.provider.id, resp.status, raw, resp.headers)
+                        raise _status_error(self.provider.id, resp.status, raw, resp.headers, self.secrets)
         except TimeoutError:
             raise UpstreamTimeout(f"provider {self.provider.id} timed out") from None
         except aiohttp.ClientError as e:
@@ -84,7 +92,7 @@ class Transport:
                 if resp.status >= 400:
                     async with asyncio.timeout_at(deadline):
                         raw = await resp.content.read(_MAX_ERROR_BODY)
-                    raise _status_error(self.provider.id, resp.status, raw, resp.headers)
+                    raise _status_error(self.provider.id, resp.status, raw, resp.headers, self.secrets)
                 content = resp.content
                 while True:
                     async with asyncio.timeout_at(deadline):
@@ -112,8 +120,30 @@ def _connection_error(provider: str, e: aiohttp.ClientError) -> UpstreamError:
     return UpstreamError(f"connection to provider {provider} failed: {type(e).__name__}")
 
 
-def _status_error(provider: str, status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamError:
-    message = _error_message(raw) or f"HTTP {status}"
+def provider_secrets(provider: ProviderConfig) -> tuple[str, ...]:
+    """The credentials KeepRouter sends this provider: its api_key and any configured header that
+    looks like one (Azure's `api-key`, a proxy's `Authorization`)."""
+    found = [provider.api_key or ""]
+    for name, value in provider.headers.items():
+        if any(w in name.lower() for w in ("key", "auth", "token", "secret")):
+            found.append(value)
+            found.append(value.partition(" ")[2])  # "Bearer sk-...": the token alone too
+    return tuple(sorted({s for s in found if len(s) >= 8}, key=len, reverse=True))
+
+
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    """`text` (an upstream's error message) with every occurrence of a provider credential replaced:
+    upstreams echo the key they refused ("Incorrect API key provided: sk-...")."""
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, "[REDACTED]")
+    return text
+
+
+def _status_error(
+    provider: str, status: int, raw: bytes, headers: Mapping[str, str], secrets: tuple[str, ...] = ()
+) -> UpstreamError:
+    message = redact(_error_message(raw) or f"HTTP {status}", secrets)
     retry_after = headers.get("retry-after")
     meta: dict[str, object] = {"provider_name": provider, "provider_code": status}
     if status in (401, 403):

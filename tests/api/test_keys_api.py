@@ -254,3 +254,17 @@ async def test_cli_keys_create_prints_a_working_key(
             assert (me["data"]["name"], me["data"]["limit"]) == ("x", 5)
             status, listed = await call(s, g, "GET", "/api/v1/keys", g.admin_key)
             assert [k["name"] for k in listed["data"]] == ["x"]
+
+
+async def test_nul_bytes_never_reach_the_database(store_url: str) -> None:
+    """PostgreSQL refuses NUL in text: such input is a 4xx, never a 500 (on both backends)."""
+    from support.gateway import ADMIN_KEY
+
+    async with run_gateway({"database": store_url, "admin_key": ADMIN_KEY}) as gw, aiohttp.ClientSession() as s:
+        h = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        async with s.post(gw.url + "/api/v1/keys", json={"name": "a\x00b"}, headers=h) as r:
+            assert r.status == 400
+        async with s.get(gw.url + "/api/v1/keys/ab%00cd", headers=h) as r:
+            assert r.status == 404
+        async with s.get(gw.url + "/api/v1/generation", params={"id": "gen-\x00"}, headers=h) as r:
+            assert r.status == 404

@@ -3,6 +3,7 @@ being decoded from one format and re-encoded in the other."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import orjson
@@ -80,7 +81,7 @@ def conversation(draw: st.DrawFn, *, anthropic: bool) -> list[Message]:
                 content.append(TextPart(text=draw(text)))
                 if draw(st.booleans()):
                     content.append(
-                        ImagePart(media_type="image/png", data=draw(ident))
+                        ImagePart(media_type="image/png", data=base64.b64encode(draw(st.binary(min_size=1))).decode())
                         if draw(st.booleans())
                         else ImagePart(url="https://x/" + draw(ident))
                     )
