@@ -144,7 +144,7 @@ class Gateway:
 
     def _begin(self, caller: Caller, req: ChatRequest) -> Metering:
         gen_id = self.ledger.ids.generation_id(time.time())
-        return Metering(gen_id, caller, req, tokens.count_request(req), None, time.monotonic())
+        return Metering(gen_id, caller, req, tokens.estimate_request(req), None, time.monotonic())
 
     def _candidates(self, meter: Metering, route: Route) -> list[Candidate]:
         cands = plan(route.models, meter.request, route.prefs, meter.prompt_estimate, self.health)

@@ -4,7 +4,9 @@
 
 Decisions (beyond wire-formats.md §3.10):
 - System parts become ONE leading `system` message: a plain string (parts joined with "\\n\\n") unless
-  some part has `cache_control`, then a list of text parts keeping it (OpenRouter forwards it).
+  an OpenAI-format caller put `cache_control` on a part, then a list of text parts keeping it
+  (OpenRouter forwards it). Anthropic callers' `cache_control` is dropped: it is Anthropic's, and
+  strict hosts (Mistral) refuse unknown fields in content parts.
 - Assistant text parts are joined ("") into one string: many OpenAI-compatible servers reject
   array content on assistant messages.
 - `top_k` is sent only when the client itself spoke OpenAI (OpenAI proper rejects it; Anthropic
@@ -85,14 +87,14 @@ def _image_url(p: ImagePart) -> dict[str, Any]:
     return {"type": "image_url", "image_url": iu}
 
 
-def _content(parts: list[TextPart | ImagePart]) -> str | list[dict[str, Any]]:
-    if len(parts) == 1 and isinstance(parts[0], TextPart) and parts[0].cache_control is None:
+def _content(parts: list[TextPart | ImagePart], keep_cache: bool = True) -> str | list[dict[str, Any]]:
+    if len(parts) == 1 and isinstance(parts[0], TextPart) and (parts[0].cache_control is None or not keep_cache):
         return parts[0].text
     out: list[dict[str, Any]] = []
     for p in parts:
         if isinstance(p, TextPart):
             d: dict[str, Any] = {"type": "text", "text": p.text}
-            if p.cache_control is not None:
+            if p.cache_control is not None and keep_cache:
                 d["cache_control"] = p.cache_control
             out.append(d)
         else:
@@ -100,10 +102,10 @@ def _content(parts: list[TextPart | ImagePart]) -> str | list[dict[str, Any]]:
     return out
 
 
-def _tool_content(parts: list[TextPart | ImagePart]) -> str | list[dict[str, Any]]:
+def _tool_content(parts: list[TextPart | ImagePart], keep_cache: bool) -> str | list[dict[str, Any]]:
     if all(isinstance(p, TextPart) for p in parts):
         return "".join(p.text for p in parts)  # type: ignore[union-attr]
-    return _content(parts)
+    return _content(parts, keep_cache)
 
 
 def _effort(r: Reasoning) -> str | None:
@@ -122,8 +124,11 @@ MAX_USER_LEN = 64
 def build_request(req: ChatRequest, upstream_model: str) -> dict[str, Any]:
     """Canonical -> an upstream Chat Completions body for `upstream_model`."""
     out: list[dict[str, Any]] = []
+    # `cache_control` is Anthropic's: kept only when an OpenAI-format caller sent it on purpose
+    # (OpenRouter-style); strict hosts (Mistral) refuse unknown fields in content parts.
+    keep_cache = req.source == "openai"
     if req.system:
-        if any(p.cache_control is not None for p in req.system):
+        if keep_cache and any(p.cache_control is not None for p in req.system):
             out.append({"role": "system", "content": _content(list(req.system))})
         else:
             out.append({"role": "system", "content": "\n\n".join(p.text for p in req.system)})
@@ -134,13 +139,12 @@ def build_request(req: ChatRequest, upstream_model: str) -> dict[str, Any]:
             rest: list[TextPart | ImagePart] = []
             for p in m.content:
                 if isinstance(p, ToolResultPart):
-                    out.append(
-                        {"role": "tool", "tool_call_id": p.tool_call_id, "content": _tool_content(p.content)}
-                    )
+                    content = _tool_content(p.content, keep_cache)
+                    out.append({"role": "tool", "tool_call_id": p.tool_call_id, "content": content})
                 elif isinstance(p, TextPart | ImagePart):
                     rest.append(p)
             if rest:
-                um: dict[str, Any] = {"role": "user", "content": _content(rest)}
+                um: dict[str, Any] = {"role": "user", "content": _content(rest, keep_cache)}
                 if m.name is not None:
                     um["name"] = m.name
                 out.append(um)

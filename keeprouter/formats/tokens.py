@@ -18,6 +18,7 @@ an underestimate makes clients compact too late (ericc-ch/copilot-api#210).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import orjson
 
@@ -61,9 +62,8 @@ def count_text(text: str) -> int:
     if not text:
         return 0
     if len(text) > LARGE_TEXT:
-        # Agent contexts run to hundreds of KB per request: keep the hot path O(1) per block.
-        # Non-ASCII text (CJK, Cyrillic...) runs closer to one token per character.
-        return int(len(text) / (_CHARS_PER_TOKEN_LARGE if text.isascii() else 1.2)) + 1
+        # Agent contexts run to hundreds of KB per request: O(1) per block above this size.
+        return quick_text(text)
     n = len(_PIECES.findall(text))
     if len(text) >= 4:
         for m in _LONG_ASCII.finditer(text):
@@ -81,32 +81,45 @@ def count_output(parts_text: str) -> int:
     return count_text(parts_text)
 
 
-def count_request(req: ChatRequest) -> int:
+def count_request(req: ChatRequest, count: Callable[[str], int] = count_text) -> int:
     """Estimated input tokens of a whole request: system, tools, and every message block."""
     n = _PER_REQUEST
     for s in req.system:
-        n += count_text(s.text)
+        n += count(s.text)
     if req.tools:
         n += TOOLS_PREAMBLE
         for t in req.tools:
-            n += _PER_TOOL + count_text(t.name)
+            n += _PER_TOOL + count(t.name)
             if t.description:
-                n += count_text(t.description)
+                n += count(t.description)
             if t.parameters:
-                n += count_text(orjson.dumps(t.parameters).decode())
+                n += count(orjson.dumps(t.parameters).decode())
     for m in req.messages:
         n += _PER_MESSAGE
         for p in m.content:
             if isinstance(p, TextPart):
-                n += count_text(p.text)
+                n += count(p.text)
             elif isinstance(p, ToolCallPart):
-                n += _PER_BLOCK + count_text(p.name) + count_text(p.arguments)
+                n += _PER_BLOCK + count(p.name) + count(p.arguments)
             elif isinstance(p, ToolResultPart):
                 n += _PER_BLOCK
                 for c in p.content:
-                    n += count_text(c.text) if isinstance(c, TextPart) else IMAGE_TOKENS
+                    n += count(c.text) if isinstance(c, TextPart) else IMAGE_TOKENS
             elif isinstance(p, ImagePart):
                 n += IMAGE_TOKENS
             elif isinstance(p, ThinkingPart):
-                n += count_text(p.text) if p.redacted is None else len(p.redacted) // 4
+                n += count(p.text) if p.redacted is None else len(p.redacted) // 4
     return n
+
+
+def quick_text(text: str) -> int:
+    """O(1) estimate from the length alone (~4 characters per token in ASCII, ~1.2 otherwise)."""
+    if not text:
+        return 0
+    return int(len(text) / (_CHARS_PER_TOKEN_LARGE if text.isascii() else 1.2)) + 1
+
+
+def estimate_request(req: ChatRequest) -> int:
+    """The request path's prompt estimate (context check, credit reservation): O(1) per block, since
+    it only bounds what the upstream's own usage settles exactly. `count_tokens` uses count_request."""
+    return count_request(req, quick_text)

@@ -23,7 +23,9 @@ class AnthropicAdapter:
     def __init__(self, provider: ProviderConfig, transport: Transport | None = None) -> None:
         self.provider = provider
         self.transport = transport or Transport(provider)
-        self.url = provider.base_url + "/v1/messages"
+        # The contract's base_url has no /v1 (the SDK convention); accept one written with it too.
+        base = provider.base_url.removesuffix("/v1")
+        self.url = base + "/v1/messages"
         self.headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",

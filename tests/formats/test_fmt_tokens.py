@@ -82,3 +82,12 @@ def test_count_request_counts_every_block_type() -> None:  # decolua/9router#233
     )
     tools_req = ChatRequest(model="m", messages=base.messages, tools=[tool])
     assert count_request(tools_req) - n0 >= TOOLS_PREAMBLE + 20
+
+
+def test_request_path_estimate_is_close_to_the_counted_one() -> None:
+    from keeprouter.formats.tokens import count_request, estimate_request
+
+    text = "We run an internal LLM gateway between forty services and three providers. " * 10
+    req = ChatRequest(model="m", messages=[Message(role="user", content=[TextPart(text=text)])])
+    counted, quick = count_request(req), estimate_request(req)
+    assert counted <= quick <= 1.5 * counted  # errs high on prose (~5.4 chars a token), never low

@@ -31,3 +31,12 @@ def test_mistral_tool_ids_become_nine_alnum_and_stay_paired() -> None:
     assert re.fullmatch(r"[a-zA-Z0-9]{9}", new_id)
     assert body["messages"][1]["tool_call_id"] == new_id
     assert body["messages"][2]["tool_calls"][0]["id"] == "abcDEF123"  # already valid: kept
+
+
+def test_anthropic_base_url_with_or_without_v1() -> None:
+    from keeprouter.config import ProviderConfig
+    from keeprouter.providers.anthropic import AnthropicAdapter
+
+    for base in ("http://127.0.0.1:9", "http://127.0.0.1:9/v1"):
+        adapter = AnthropicAdapter(ProviderConfig("an", "anthropic", base, "k"))
+        assert adapter.url == "http://127.0.0.1:9/v1/messages"
