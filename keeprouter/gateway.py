@@ -142,6 +142,23 @@ class Gateway:
         undated = _DATE_SUFFIX.sub("", slug)
         return models.get(slug) or models.get(undated)
 
+    async def upstream_count(
+        self, models: list[ModelConfig], req: ChatRequest, headers: Mapping[str, str]
+    ) -> int | None:
+        """An exact input-token count from the first upstream of `models[0]` that can count
+        (Anthropic-format hosts), or None when none can: the caller estimates offline then."""
+        for ep in models[0].endpoints:
+            adapter = self.adapters.get(ep.provider)
+            counter = getattr(adapter, "count_tokens", None)
+            if counter is None:
+                continue
+            try:
+                n: int = await counter(fit(req, ep), ep, headers)
+                return n
+            except UpstreamError:
+                continue
+        return None
+
     def _begin(self, caller: Caller, req: ChatRequest) -> Metering:
         gen_id = self.ledger.ids.generation_id(time.time())
         return Metering(gen_id, caller, req, tokens.estimate_request(req), None, time.monotonic())

@@ -6,8 +6,9 @@ from typing import Any
 
 from aiohttp import web
 
-from keeprouter.api.http import authenticate, json_response, read_json, with_errors
+from keeprouter.api.http import STATE, authenticate, json_response, read_json, with_errors
 from keeprouter.api.inference import ClientApi, Encoder, chat_handler
+from keeprouter.errors import NotFound
 from keeprouter.formats import anthropic as fmt
 from keeprouter.formats import tokens
 from keeprouter.formats.anthropic_stream import AnthropicStreamEncoder
@@ -48,7 +49,16 @@ messages = chat_handler(ANTHROPIC)
 
 @with_errors("anthropic")
 async def count_tokens(request: web.Request) -> web.StreamResponse:
-    """Counts every block type (system, tools, tool_use, tool_result, images, thinking) offline."""
+    """The exact count from the model's Anthropic-format upstream when it has one (Claude models),
+    else an offline count of every block type (system, tools, tool_use, tool_result, images,
+    thinking). Never a 404 for an unknown model: Claude Code treats that as an error."""
     await authenticate(request)
-    req = fmt.parse_request(await read_json(request), require_max_tokens=False)
-    return json_response({"input_tokens": tokens.count_request(req)})
+    body = await read_json(request)
+    req = fmt.parse_request(body, require_max_tokens=False)
+    gateway = request.app[STATE].gateway
+    try:
+        models = gateway.route(body, req).models
+    except NotFound:
+        models = []
+    n = await gateway.upstream_count(models, req, request.headers) if models else None
+    return json_response({"input_tokens": n if n is not None else tokens.count_request(req)})

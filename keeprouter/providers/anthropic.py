@@ -6,7 +6,7 @@ from collections.abc import AsyncGenerator, Mapping
 
 import orjson
 
-from keeprouter.config import EndpointConfig, ProviderConfig
+from keeprouter.config import EndpointConfig, ProviderConfig, Timeouts
 from keeprouter.errors import UpstreamError
 from keeprouter.formats import anthropic as fmt
 from keeprouter.formats.anthropic_stream import AnthropicStreamDecoder
@@ -15,6 +15,8 @@ from keeprouter.providers.transport import Transport
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 8192  # Anthropic requires max_tokens; OpenAI callers may omit it
+COUNT_TIMEOUT = 10.0  # seconds: a count that slow is better estimated locally
+_NOT_COUNTED = ("max_tokens", "stream", "temperature", "top_p", "top_k", "stop_sequences", "metadata")
 
 
 class AnthropicAdapter:
@@ -26,6 +28,7 @@ class AnthropicAdapter:
         # The contract's base_url has no /v1 (the SDK convention); accept one written with it too.
         base = provider.base_url.removesuffix("/v1")
         self.url = base + "/v1/messages"
+        self.count_url = base + "/v1/messages/count_tokens"
         self.headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
@@ -44,6 +47,21 @@ class AnthropicAdapter:
     def _body(self, req: ChatRequest, ep: EndpointConfig) -> bytes:
         default_max = ep.max_output_tokens or DEFAULT_MAX_TOKENS
         return orjson.dumps(fmt.build_request(req, ep.model, default_max_tokens=default_max))
+
+    async def count_tokens(self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]) -> int:
+        """The upstream's own exact count (`/v1/messages/count_tokens` takes the body minus
+        max_tokens and stream); raises UpstreamError when the host cannot count."""
+        body = fmt.build_request(req, ep.model, default_max_tokens=1)
+        for field in _NOT_COUNTED:
+            body.pop(field, None)
+        timeouts = Timeouts(connect=ep.timeout.connect, first_byte=COUNT_TIMEOUT, idle=COUNT_TIMEOUT)
+        data = await self.transport.post_json(
+            self.count_url, orjson.dumps(body), self._headers(client_headers), timeouts
+        )
+        n = data.get("input_tokens")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise UpstreamError(f"provider {self.provider.id} returned no token count")
+        return n
 
     async def complete(
         self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]

@@ -205,3 +205,28 @@ async def test_client_disconnect_cancels_a_non_streamed_upstream_request(
     rec = (await openai_upstream.wait_for_requests(1))[0]
     await rec.wait_done(3.0)
     assert rec.disconnected, "the upstream request outlived the client"
+
+
+async def test_count_tokens_asks_an_anthropic_upstream_for_the_exact_count(
+    gw: RunningGateway, anthropic_upstream: AnthropicUpstream, openai_upstream: OpenAIUpstream
+) -> None:
+    from upstreams.anthropic_server import count_tokens as upstream_count
+
+    headers = {"x-api-key": gw.admin_key, "anthropic-version": "2023-06-01"}
+    body = {"model": "claude-test", "system": "Be brief.", "messages": [{"role": "user", "content": "hello there"}]}
+    async with aiohttp.ClientSession() as s:
+        async with s.post(gw.url + "/v1/messages/count_tokens", json=body, headers=headers) as r:
+            assert r.status == 200
+            exact = (await r.json())["input_tokens"]
+        sent = anthropic_upstream.requests[-1]
+        assert sent.path == "/v1/messages/count_tokens"
+        assert sent.body["model"] == "up-claude" and "max_tokens" not in sent.body
+        assert exact == upstream_count(sent.body)
+        # an OpenAI-format model is counted offline: nothing is sent upstream
+        url = gw.url + "/v1/messages/count_tokens"
+        async with s.post(url, json={**body, "model": "gpt-test"}, headers=headers) as r:
+            assert r.status == 200 and (await r.json())["input_tokens"] > 0
+        assert not openai_upstream.requests
+        # an unknown model still gets a count (Claude Code treats a 404 here as an error)
+        async with s.post(gw.url + "/v1/messages/count_tokens", json={**body, "model": "nope"}, headers=headers) as r:
+            assert r.status == 200
