@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -24,7 +23,6 @@ from keeprouter.keys import KeyService
 from keeprouter.providers import build_adapter
 from keeprouter.routing.health import HealthTracker
 from keeprouter.store import open_store
-from keeprouter.store.base import ADMIN_HASH, KeyRecord, Store
 
 log = logging.getLogger("keeprouter")
 HOLD_SWEEP_SECONDS = 60.0
@@ -58,12 +56,13 @@ def create_app(config: Config, admin_key: str) -> web.Application:
 def _lifecycle(config: Config, admin_key: str):  # type: ignore[no-untyped-def]
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         store = await open_store(config.database)
-        admin = await _admin_record(store)
+        keys = KeyService(store, admin_key=admin_key)
+        await keys.ensure_admin()
         adapters = {pid: build_adapter(p) for pid, p in config.providers.items()}
         tracker = HealthTracker()
         ledger = Ledger(store, hold_ttl=env_seconds("KEEPROUTER_HOLD_TTL", DEFAULT_HOLD_TTL))
         gateway = Gateway(config, adapters, ledger, tracker)
-        app[STATE] = State(config, admin_key, gateway, KeyService(store), store, tracker, admin)
+        app[STATE] = State(config, gateway, keys, store, tracker)
         sweep_every = env_seconds("KEEPROUTER_HOLD_SWEEP_SECONDS", HOLD_SWEEP_SECONDS)
         sweeper = asyncio.ensure_future(_sweep_holds(ledger, sweep_every))
         flusher = app[stats.FLUSHER] = stats.HealthFlusher(tracker, store, config)
@@ -99,15 +98,6 @@ def env_seconds(name: str, default: float) -> float:
         log.warning("ignoring %s=%r: not a positive number of seconds", name, raw)
         return default
     return value
-
-
-async def _admin_record(store: Store) -> KeyRecord:
-    now = time.time()
-    record = await store.get_key(ADMIN_HASH, now)
-    if record is None:
-        record = KeyRecord(hash=ADMIN_HASH, name="admin", label="admin", created_at=now)
-        await store.insert_key(record)
-    return KeyRecord(hash=ADMIN_HASH, name="admin", label="admin", created_at=record.created_at, is_admin=True)
 
 
 async def _sweep_holds(ledger: Ledger, every: float) -> None:

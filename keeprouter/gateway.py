@@ -34,7 +34,6 @@ from keeprouter.errors import (
 )
 from keeprouter.formats import tokens
 from keeprouter.formats.canonical import (
-    ROUTER_FIELDS,
     ChatRequest,
     ChatResponse,
     ThinkingPart,
@@ -368,4 +367,4 @@ def _fill_missing_usage(resp: ChatResponse, prompt_estimate: int) -> None:
         u.input_tokens = prompt_estimate
 
 
-__all__ = ["ROUTER_FIELDS", "Caller", "Completion", "Gateway", "LiveStream", "Route"]
+__all__ = ["Caller", "Completion", "Gateway", "Route"]

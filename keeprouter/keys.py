@@ -27,7 +27,7 @@ import msgspec
 
 from keeprouter.billing.pricing import to_float
 from keeprouter.errors import AuthenticationFailed, InvalidRequest, NotFound
-from keeprouter.store.base import LIMIT_RESETS, KeyPatch, KeyRecord, KeyStore, LimitReset
+from keeprouter.store.base import ADMIN_HASH, LIMIT_RESETS, KeyPatch, KeyRecord, KeyStore, LimitReset
 
 KEY_PREFIX = "sk-kr-v1-"
 _MAX_PRESENTED = 256  # longer than any key we issue; refuse before hashing megabytes
@@ -46,8 +46,8 @@ def label_for(key: str) -> str:
 
 class KeyService:
     """Keys over a `KeyStore`. `clock` returns Unix seconds; `admin_key` is the configured admin
-    secret, which authenticates to a synthetic record with `is_admin=True` (it has no row in the
-    store, so it cannot hold credit: the caller decides how admin requests are metered)."""
+    secret, which authenticates to the stored "admin" row (`ensure_admin` creates it) with
+    `is_admin=True`: unlimited, and metered like any key, so its generations are recorded too."""
 
     def __init__(
         self,
@@ -62,6 +62,16 @@ class KeyService:
         self._admin_key = admin_key
         self._cache_ttl = cache_ttl
         self._cache: dict[str, tuple[float, KeyRecord]] = {}
+        self._admin = KeyRecord(hash=ADMIN_HASH, name="admin", label="admin", created_at=0.0, is_admin=True)
+
+    async def ensure_admin(self) -> None:
+        """Create the admin key's row if this database has none yet (idempotent)."""
+        now = self._clock()
+        record = await self._store.get_key(ADMIN_HASH, now)
+        if record is None:
+            record = KeyRecord(hash=ADMIN_HASH, name="admin", label="admin", created_at=now)
+            await self._store.insert_key(record)
+        self._admin = msgspec.structs.replace(self._admin, created_at=record.created_at)
 
     async def create(
         self,
@@ -93,8 +103,7 @@ class KeyService:
             raise AuthenticationFailed("Invalid API key")
         now = self._clock()
         if self._admin_key and hmac.compare_digest(presented.encode(), self._admin_key.encode()):
-            return KeyRecord(hash=hash_key(presented), name="admin", label=label_for(presented),
-                             created_at=0.0, is_admin=True)  # fmt: skip
+            return self._admin
         digest = hash_key(presented)
         cached = self._cache.get(digest)
         if cached is not None and now - cached[0] < self._cache_ttl:

@@ -13,7 +13,8 @@ from keeprouter.formats import anthropic as fmt
 from keeprouter.formats import tokens
 from keeprouter.formats.anthropic_stream import AnthropicStreamEncoder
 from keeprouter.formats.canonical import Start, StreamEvent, Usage
-from keeprouter.gateway import Completion, LiveStream
+from keeprouter.gateway import Completion
+from keeprouter.live_stream import LiveStream
 
 
 def _respond(done: Completion, gen_id: str) -> dict[str, Any]:

@@ -26,7 +26,8 @@ from keeprouter.api.http import STATE, authenticate, error_response, json_respon
 from keeprouter.errors import GatewayError
 from keeprouter.formats.canonical import ChatRequest, StreamEvent
 from keeprouter.formats.sse import KEEPALIVE
-from keeprouter.gateway import Caller, Completion, LiveStream
+from keeprouter.gateway import Caller, Completion
+from keeprouter.live_stream import LiveStream
 from keeprouter.store.base import GenerationStatus
 
 KEEPALIVE_AFTER = 3.0
