@@ -6,6 +6,8 @@ A bad config raises ConfigError whose message is one line naming the key at faul
 
 from __future__ import annotations
 
+import datetime as dt
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
@@ -66,6 +68,8 @@ class Pricing:
     cache_write: Decimal | None = None
     reasoning: Decimal | None = None  # defaults to `output`
     tiers: tuple[PriceTier, ...] = ()
+    source: str | None = None  # where the price is published (a URL, or "local")
+    as_of: dt.date | None = None  # when it was read there
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,29 @@ class ProviderConfig:
     api_key: str | None
     timeout: Timeouts = field(default_factory=Timeouts)
     headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderInfo:
+    """What the pages say about a provider, configured here or not: its display name, wire format,
+    and the environment variable that would enable it (None for one the config file defines)."""
+
+    id: str
+    name: str
+    api: str
+    base_url: str
+    enable_env: str | None = None  # e.g. MISTRAL_API_KEY; OLLAMA_BASE_URL for a local host
+    docs: str | None = None
+    configured: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SiteConfig:
+    """How the pages present this server (`site:`), and whose X-Forwarded-* headers to believe."""
+
+    name: str = "KeepRouter"
+    public_url: str | None = None  # base URL in code samples; else the request's own
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +126,8 @@ class ModelConfig:
     description: str = ""
     created: int = 0
     input_modalities: tuple[str, ...] = ("text",)
+    # Built-in endpoints whose provider is not configured here: shown on the pages, never routed to.
+    unconfigured: tuple[EndpointConfig, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +137,8 @@ class Config:
     admin_key: str | None = None
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
     models: dict[str, ModelConfig] = field(default_factory=dict)
+    site: SiteConfig = field(default_factory=SiteConfig)
+    provider_info: dict[str, ProviderInfo] = field(default_factory=dict)  # configured or not
 
     def endpoint_provider(self, ep: EndpointConfig) -> ProviderConfig:
         return self.providers[ep.provider]
@@ -136,18 +167,36 @@ def load_config(path: str | os.PathLike[str] | None, env: dict[str, str] | None 
 
 
 def parse_config(raw: dict[str, Any], env: dict[str, str]) -> Config:
-    known = {"database", "redis", "admin_key", "providers", "models"}
+    known = {"database", "redis", "admin_key", "providers", "models", "site"}
     for k in raw:
         if k not in known:
             raise ConfigError(f"{k}: unknown key (expected one of {', '.join(sorted(known))})")
     providers: dict[str, ProviderConfig] = {}
-    # Built-in providers exist only when their API key is in the environment.
+    info: dict[str, ProviderInfo] = {}
+    # Built-in providers exist only when their API key (or, for a local host, its base URL) is in
+    # the environment; the others are still known, so the pages can say what would enable them.
+    offline: dict[str, ProviderConfig] = {}
     for pid, praw in builtin.builtin_providers().items():
-        key_env = praw.get("api_key_env")
+        where = f"providers.{pid}"
+        key_env, url_env = praw.get("api_key_env"), praw.get("base_url_env")
+        row = dict(praw)
         if key_env and env.get(key_env):
-            providers[pid] = _provider(pid, {**praw, "api_key": env[key_env]}, f"providers.{pid}")
+            row["api_key"] = env[key_env]
+        if url_env and env.get(url_env):
+            row["base_url"] = env[url_env]
+        enabled = bool((key_env and env.get(key_env)) or (url_env and env.get(url_env)))
+        p = _provider(pid, row, where)
+        (providers if enabled else offline)[pid] = p
+        info[pid] = ProviderInfo(
+            pid, str(praw.get("name") or pid), p.api, p.base_url, key_env or url_env, praw.get("docs"), enabled
+        )
     for pid, praw in _mapping(raw.get("providers") or {}, "providers").items():
-        providers[str(pid)] = _provider(str(pid), _mapping(praw, f"providers.{pid}"), f"providers.{pid}")
+        p = providers[str(pid)] = _provider(str(pid), _mapping(praw, f"providers.{pid}"), f"providers.{pid}")
+        offline.pop(p.id, None)
+        seen = info.get(p.id)
+        info[p.id] = ProviderInfo(
+            p.id, seen.name if seen else p.id, p.api, p.base_url, None, seen.docs if seen else None, True
+        )
 
     models_raw: dict[str, Any] = dict(builtin.builtin_models())
     user_models = _mapping(raw.get("models") or {}, "models")
@@ -156,7 +205,7 @@ def parse_config(raw: dict[str, Any], env: dict[str, str]) -> Config:
     for mid, mraw in models_raw.items():
         where = f"models.{mid}"
         is_user = mid in user_models
-        m = _model(str(mid), _mapping(mraw, where), providers, where, strict=is_user)
+        m = _model(str(mid), _mapping(mraw, where), providers, offline, where, strict=is_user)
         models[m.id] = m
 
     admin = raw.get("admin_key")
@@ -174,7 +223,34 @@ def parse_config(raw: dict[str, Any], env: dict[str, str]) -> Config:
         admin_key=admin or env.get("KEEPROUTER_ADMIN_KEY") or None,
         providers=providers,
         models=models,
+        site=_site(raw.get("site"), "site"),
+        provider_info=info,
     )
+
+
+def _site(raw: Any, where: str) -> SiteConfig:
+    if raw is None:
+        return SiteConfig()
+    s = _mapping(raw, where)
+    for k in s:
+        if k not in {"name", "public_url", "trusted_proxies"}:
+            raise ConfigError(f"{where}.{k}: unknown key (expected name, public_url, trusted_proxies)")
+    name = s.get("name", "KeepRouter")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{where}.name: must be a non-empty string")
+    url = s.get("public_url")
+    if url is not None and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
+        raise ConfigError(f"{where}.public_url: must be an http(s) URL")
+    proxies = s.get("trusted_proxies") or []
+    if not isinstance(proxies, list):
+        raise ConfigError(f"{where}.trusted_proxies: must be a list of addresses or networks")
+    nets = []
+    for i, p in enumerate(proxies):
+        try:
+            nets.append(ipaddress.ip_network(str(p), strict=False))
+        except ValueError:
+            raise ConfigError(f"{where}.trusted_proxies[{i}]: not an IP address or network: {p!r}") from None
+    return SiteConfig(name.strip(), url.rstrip("/") if url else None, tuple(nets))
 
 
 def _interpolate(text: str, env: dict[str, str]) -> str:
@@ -185,7 +261,7 @@ def _interpolate(text: str, env: dict[str, str]) -> str:
 
 
 def _provider(pid: str, raw: dict[str, Any], where: str) -> ProviderConfig:
-    allowed = {"api", "base_url", "api_key", "timeout", "headers", "api_key_env"}
+    allowed = {"api", "base_url", "api_key", "timeout", "headers", "api_key_env", "base_url_env", "name", "docs"}
     for k in raw:
         if k not in allowed:
             raise ConfigError(f"{where}.{k}: unknown key")
@@ -208,7 +284,12 @@ def _provider(pid: str, raw: dict[str, Any], where: str) -> ProviderConfig:
 
 
 def _model(
-    mid: str, raw: dict[str, Any], providers: dict[str, ProviderConfig], where: str, strict: bool
+    mid: str,
+    raw: dict[str, Any],
+    providers: dict[str, ProviderConfig],
+    offline: dict[str, ProviderConfig],
+    where: str,
+    strict: bool,
 ) -> ModelConfig:
     allowed = {"name", "maker", "context_length", "endpoints", "description", "created", "input_modalities"}
     for k in raw:
@@ -218,26 +299,35 @@ def _model(
     eps_raw = raw.get("endpoints")
     if not isinstance(eps_raw, list) or not eps_raw:
         raise ConfigError(f"{where}.endpoints: must be a non-empty list")
-    endpoints = []
+    endpoints, unconfigured = [], []
     for i, eraw in enumerate(eps_raw):
         ewhere = f"{where}.endpoints[{i}]"
         e = _mapping(eraw, ewhere)
         pid = e.get("provider")
-        if pid not in providers:
-            if strict:
-                raise ConfigError(f"{ewhere}.provider: unknown provider {pid!r}")
-            continue  # a built-in endpoint whose provider is not configured here
-        endpoints.append(_endpoint(e, providers[str(pid)], ctx, ewhere))
+        if pid in providers:
+            endpoints.append(_endpoint(e, providers[str(pid)], ctx, ewhere))
+        elif pid in offline and not strict:  # a built-in endpoint whose provider has no key here
+            unconfigured.append(_endpoint(e, offline[str(pid)], ctx, ewhere))
+        else:
+            raise ConfigError(f"{ewhere}.provider: unknown provider {pid!r}")
     return ModelConfig(
         id=mid,
         name=str(raw.get("name") or mid),
         maker=str(raw.get("maker") or ""),
-        context_length=ctx or max((e.context_length for e in endpoints), default=0),
+        context_length=ctx or max((e.context_length for e in (*endpoints, *unconfigured)), default=0),
         endpoints=tuple(endpoints),
         description=str(raw.get("description") or ""),
-        created=_int(raw.get("created", 0), f"{where}.created") or 0,
+        created=_created(raw.get("created"), f"{where}.created"),
         input_modalities=tuple(raw.get("input_modalities") or ("text",)),
+        unconfigured=tuple(unconfigured),
     )
+
+
+def _created(v: Any, where: str) -> int:
+    """Epoch seconds, or a release date (YAML `2025-08-07`) taken as midnight UTC."""
+    if isinstance(v, dt.date):
+        return int(dt.datetime(v.year, v.month, v.day, tzinfo=dt.UTC).timestamp())
+    return _int(v, where) or 0
 
 
 def _endpoint(e: dict[str, Any], provider: ProviderConfig, model_ctx: int, where: str) -> EndpointConfig:
@@ -268,7 +358,7 @@ def _endpoint(e: dict[str, Any], provider: ProviderConfig, model_ctx: int, where
 def _pricing(raw: Any, where: str) -> Pricing:
     p = _mapping(raw, where)
     for k in p:
-        if k not in {"input", "output", "cache_read", "cache_write", "reasoning", "tiers"}:
+        if k not in {"input", "output", "cache_read", "cache_write", "reasoning", "tiers", "source", "as_of"}:
             raise ConfigError(f"{where}.{k}: unknown key")
     if "input" not in p or "output" not in p:
         raise ConfigError(f"{where}: needs input and output (USD per 1M tokens)")
@@ -292,7 +382,24 @@ def _pricing(raw: Any, where: str) -> Pricing:
         cache_write=_money_opt(p.get("cache_write"), f"{where}.cache_write"),
         reasoning=_money_opt(p.get("reasoning"), f"{where}.reasoning"),
         tiers=tuple(sorted(tiers, key=lambda t: t.min_prompt_tokens)),
+        source=_str_opt(p.get("source"), f"{where}.source"),
+        as_of=_date_opt(p.get("as_of"), f"{where}.as_of"),
     )
+
+
+def _str_opt(v: Any, where: str) -> str | None:
+    if v is not None and not isinstance(v, str):
+        raise ConfigError(f"{where}: must be a string")
+    return v or None
+
+
+def _date_opt(v: Any, where: str) -> dt.date | None:
+    if v is None or (isinstance(v, dt.date) and not isinstance(v, dt.datetime)):
+        return v
+    try:
+        return dt.date.fromisoformat(str(v))
+    except ValueError:
+        raise ConfigError(f"{where}: must be a date, YYYY-MM-DD") from None
 
 
 def _money(v: Any, where: str) -> Decimal:

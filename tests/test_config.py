@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -108,3 +110,75 @@ def test_file_model_wins_over_builtin() -> None:
     )
     m = cfg.models["codestral-latest"]
     assert m.name == "Mine" and m.endpoints[0].model == "codestral-2501"
+
+
+# ---- catalogue facts the pages show (issue 8) ---------------------------------------------------
+
+
+def test_builtin_models_without_a_key_are_kept_as_unconfigured_endpoints() -> None:
+    config = parse_config({}, env={})
+    m = config.models["ministral-14b-latest"]
+    assert m.endpoints == ()  # never routed to
+    assert [e.provider for e in m.unconfigured] == ["mistral"]
+    info = config.provider_info["mistral"]
+    assert (info.enable_env, info.configured) == ("MISTRAL_API_KEY", False)
+
+
+def test_a_key_in_the_environment_moves_the_endpoint_to_routable() -> None:
+    config = parse_config({}, env={"MISTRAL_API_KEY": "k"})
+    m = config.models["ministral-14b-latest"]
+    assert [e.provider for e in m.endpoints] == ["mistral"] and m.unconfigured == ()
+    assert config.provider_info["mistral"].configured
+
+
+def test_a_config_file_provider_overrides_the_builtin_of_the_same_id() -> None:
+    raw = {"providers": {"mistral": {"api": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key": "k"}}}
+    config = parse_config(raw, env={})
+    assert config.models["ministral-14b-latest"].endpoints[0].provider == "mistral"
+    info = config.provider_info["mistral"]
+    assert info.configured and info.enable_env is None and info.base_url == "http://127.0.0.1:9/v1"
+
+
+def test_price_source_and_date_and_release_date_are_parsed() -> None:
+    raw = {
+        "providers": {"p": {"api": "openai", "base_url": "http://127.0.0.1:9", "api_key": "k"}},
+        "models": {
+            "m": {
+                "created": dt.date(2025, 8, 7),
+                "endpoints": [
+                    {
+                        "provider": "p",
+                        "model": "m",
+                        "pricing": {"input": 1, "output": 2, "source": "https://x.example/p", "as_of": "2026-11-20"},
+                    }
+                ],
+            }
+        },
+    }
+    m = parse_config(raw, env={}).models["m"]
+    assert m.created == 1754524800
+    assert m.endpoints[0].pricing.source == "https://x.example/p"
+    assert m.endpoints[0].pricing.as_of == dt.date(2026, 11, 20)
+
+
+def test_site_identity_and_trusted_proxies() -> None:
+    site = parse_config(
+        {"site": {"name": "Acme Router", "public_url": "https://r.example/", "trusted_proxies": ["10.0.0.0/8", "::1"]}},
+        env={},
+    ).site
+    assert (site.name, site.public_url) == ("Acme Router", "https://r.example")
+    assert [str(n) for n in site.trusted_proxies] == ["10.0.0.0/8", "::1/128"]
+    assert parse_config({}, env={}).site.public_url is None
+
+
+@pytest.mark.parametrize(
+    ("site", "fault"),
+    [
+        ({"nmae": "x"}, "site.nmae: unknown key"),
+        ({"public_url": "router.example"}, "site.public_url: must be an http(s) URL"),
+        ({"trusted_proxies": ["not-an-ip"]}, "site.trusted_proxies[0]: not an IP address"),
+    ],
+)
+def test_bad_site_config_is_one_line_naming_the_key(site: dict[str, object], fault: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(fault)):
+        parse_config({"site": site}, env={})
