@@ -247,8 +247,11 @@ class ReportStore(Protocol):
         """Per (date, model, provider) aggregates for UTC dates start..end inclusive."""
         ...
 
-    async def app_rankings(self, start: dt.date, end: dt.date, *, limit: int = 50) -> list[AppRow]:
-        """Apps by total tokens over UTC dates start..end inclusive, biggest first."""
+    async def app_rankings(
+        self, start: dt.date, end: dt.date, *, limit: int = 50, model: str | None = None
+    ) -> list[AppRow]:
+        """Apps by total tokens over UTC dates start..end inclusive (of one model's generations when
+        `model` is given), biggest first."""
         ...
 
 

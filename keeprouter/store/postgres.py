@@ -270,12 +270,14 @@ class PostgresStore:
         )  # fmt: skip
         return [_rows.activity_from_row(r) for r in rows]
 
-    async def app_rankings(self, start: dt.date, end: dt.date, *, limit: int = 50) -> list[AppRow]:
+    async def app_rankings(
+        self, start: dt.date, end: dt.date, *, limit: int = 50, model: str | None = None
+    ) -> list[AppRow]:
         rows = await self._pool.fetch(
             "SELECT app, MAX(app_title), COUNT(*), SUM(tokens_prompt + tokens_completion)::bigint AS tokens"
-            " FROM generations WHERE day BETWEEN $1 AND $2 AND app IS NOT NULL"
+            " FROM generations WHERE day BETWEEN $1 AND $2 AND app IS NOT NULL AND ($4::text IS NULL OR model = $4)"
             " GROUP BY app ORDER BY tokens DESC, app LIMIT $3",
-            epoch_day(start), epoch_day(end), limit,
+            epoch_day(start), epoch_day(end), limit, model,
         )  # fmt: skip
         return [AppRow(app=r[0], app_title=r[1], requests=r[2], tokens=r[3]) for r in rows]
 

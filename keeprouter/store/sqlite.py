@@ -400,13 +400,15 @@ class SqliteStore:
         rows = await self._run(_fetch, sql, args if key_hash is None else (*args, key_hash))
         return [_rows.activity_from_row(r) for r in rows]
 
-    async def app_rankings(self, start: dt.date, end: dt.date, *, limit: int = 50) -> list[AppRow]:
+    async def app_rankings(
+        self, start: dt.date, end: dt.date, *, limit: int = 50, model: str | None = None
+    ) -> list[AppRow]:
         sql = (
             "SELECT app, MAX(app_title), COUNT(*), SUM(tokens_prompt + tokens_completion) AS tokens"
-            " FROM generations WHERE day BETWEEN ? AND ? AND app IS NOT NULL"
+            " FROM generations WHERE day BETWEEN ? AND ? AND app IS NOT NULL AND (? IS NULL OR model = ?)"
             " GROUP BY app ORDER BY tokens DESC, app LIMIT ?"
         )
-        rows = await self._run(_fetch, sql, (epoch_day(start), epoch_day(end), limit))
+        rows = await self._run(_fetch, sql, (epoch_day(start), epoch_day(end), model, model, limit))
         return [AppRow(app=r[0], app_title=r[1], requests=r[2], tokens=r[3]) for r in rows]
 
     # ---- endpoint health (store._health) ------------------------------------------------------

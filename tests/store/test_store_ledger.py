@@ -254,6 +254,11 @@ async def test_activity_and_app_rankings(store: Store) -> None:
         ("y.com", None, 1, 1000),
         ("x.com", "X", 2, 40),
     ]
+    two_days = (day1, day1 + dt.timedelta(days=1))
+    g5 = msgspec.structs.replace(gen(b, "g5", "0.1", T0 + DAY, tokens_prompt=7, app="z.com"), model="m/two")
+    assert await store.settle("none", g5, g5.created_at)
+    assert [r.app for r in await store.app_rankings(*two_days, model="m/two")] == ["z.com"]
+    assert [r.app for r in await store.app_rankings(*two_days, model="m/one")] == ["y.com", "x.com"]
 
 
 async def test_sqlite_sees_another_process_key_change_within_two_seconds(store_url: str) -> None:
