@@ -23,6 +23,9 @@ from keeprouter.keys import KeyService
 from keeprouter.providers import build_adapter
 from keeprouter.routing.health import HealthTracker
 from keeprouter.store import open_store
+from keeprouter.web import routes as web_routes
+from keeprouter.web.render import Renderer
+from keeprouter.web.sources import PageSources
 
 log = logging.getLogger("keeprouter")
 HOLD_SWEEP_SECONDS = 60.0
@@ -50,6 +53,7 @@ def create_app(config: Config, admin_key: str) -> web.Application:
     keys.add_routes(r)
     activity.add_routes(r)
     health.add_routes(r)
+    web_routes.add_routes(r)
     return app
 
 
@@ -63,6 +67,7 @@ def _lifecycle(config: Config, admin_key: str):  # type: ignore[no-untyped-def]
         ledger = Ledger(store, hold_ttl=env_seconds("KEEPROUTER_HOLD_TTL", DEFAULT_HOLD_TTL))
         gateway = Gateway(config, adapters, ledger, tracker)
         app[STATE] = State(config, gateway, keys, store, tracker)
+        app[web_routes.WEB] = web_routes.Web(config, PageSources(store, tracker), Renderer())
         sweep_every = env_seconds("KEEPROUTER_HOLD_SWEEP_SECONDS", HOLD_SWEEP_SECONDS)
         sweeper = asyncio.ensure_future(_sweep_holds(ledger, sweep_every))
         flusher = app[stats.FLUSHER] = stats.HealthFlusher(tracker, store, config)

@@ -32,6 +32,7 @@ from upstreams.script import Fault
 
 from keeprouter.api.http import STATE
 from keeprouter.store.base import KeyPatch
+from keeprouter.web.routes import WEB
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 ANTHROPIC_VERSION = {"anthropic-version": "2023-06-01"}
@@ -270,6 +271,21 @@ PUBLIC = {
     ("GET", "/v1/models/{id}/uptime"),
     ("GET", "/api/v1/models/{id}/uptime"),
     ("GET", "/api/v1/datasets/app-rankings"),  # public on OpenRouter too
+    # the pages (keeprouter.web): the public catalogue, each also as Markdown
+    *(
+        ("GET", path + suffix)
+        for path in (
+            "/models", "/providers", "/rankings", "/docs/quickstart",
+            "/use-cases/openai-sdk", "/use-cases/anthropic-sdk", "/use-cases/claude-code",
+        )
+        for suffix in ("", ".md")
+    ),  # fmt: skip
+    ("GET", "/index.md"),
+    ("GET", "/.md"),
+    ("GET", "/models/{id}"),
+    ("GET", "/providers/{id}"),
+    ("GET", "/llms.txt"),
+    ("GET", "/static/{file}"),
 }
 
 
@@ -288,7 +304,9 @@ async def test_every_route_not_on_the_public_list_needs_a_key(gw: RunningGateway
     assert ("POST", "/v1/chat/completions") in table and ("GET", "/api/v1/keys") in table
     async with aiohttp.ClientSession(timeout=TIMEOUT) as s:
         for method, pattern in table:
-            url = gw.url + pattern.replace("{id}", "gpt-test").replace("{hash}", NO_SUCH_HASH)
+            static = gw.server.app[WEB].renderer.static["site.css"].url.removeprefix("/static/")
+            url = gw.url + pattern.replace("/providers/{id}", "/providers/oa").replace("{file}", static)
+            url = url.replace("{id}", "gpt-test").replace("{hash}", NO_SUCH_HASH)
             url = re.sub(r"\{\w+\}", "x", url)
             async with s.request(method, url, data=b"{}" if method in ("POST", "PATCH", "PUT") else None) as r:
                 public = (method, pattern) in PUBLIC or (method == "HEAD" and ("GET", pattern) in PUBLIC)

@@ -1,0 +1,172 @@
+"""The page routes: each page at `X` as HTML and at `X.md` as Markdown, from one page struct.
+
+Public, no key. Every page carries a strict Content-Security-Policy (same origin only: the charts are
+inline SVG drawn on the server, the one script is ours), and no page ever holds a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from keeprouter.config import Config
+from keeprouter.web import site as site_mod
+from keeprouter.web.pages import guides, model, models, providers, rankings
+from keeprouter.web.pages.common import Site
+from keeprouter.web.render import Renderer
+from keeprouter.web.sources import PageSources
+
+HTML = "text/html"
+MARKDOWN = "text/markdown"
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+PAGE_CACHE = "public, max-age=5"  # the figures behind a page are themselves up to 5 s old
+STATIC_CACHE = "public, max-age=31536000, immutable"  # addressed by content hash
+
+
+@dataclass(slots=True)
+class Web:
+    config: Config
+    sources: PageSources
+    renderer: Renderer
+
+
+WEB: web.AppKey[Web] = web.AppKey("keeprouter_web", Web)
+# A page: (web state, site, the request's query) -> (template, struct), or None for a 404.
+PageFn = Callable[[Web, Site, web.Request], Awaitable[tuple[str, Any] | None]]
+
+
+def _site(w: Web, request: web.Request) -> Site:
+    return Site(w.config.site.name, site_mod.base_url(w.config.site, request), w.sources.today())
+
+
+def _respond(request: web.Request, body: str, form: str, status: int = 200) -> web.Response:
+    ctype = HTML if form == "html" else MARKDOWN
+    resp = web.Response(text=body, status=status, content_type=ctype, charset="utf-8", headers=SECURITY_HEADERS)
+    resp.headers["Cache-Control"] = PAGE_CACHE if status == 200 else "no-cache"
+    resp.headers["Vary"] = "Host, X-Forwarded-Host, X-Forwarded-Proto"
+    return resp
+
+
+def _not_found(w: Web, site: Site, request: web.Request, form: str, what: str) -> web.Response:
+    page = guides.Guide(site, request.path, "Not found", (f"There is no {what} here.",), ())
+    return _respond(request, w.renderer.render("notfound", page, form), form, 404)
+
+
+def page(fn: PageFn, what: str = "page") -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A handler serving `fn`'s page as HTML, or as Markdown when the path ends in `.md`."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        w = request.app[WEB]
+        form = "md" if request.path.endswith(".md") else "html"
+        site = _site(w, request)
+        found = await fn(w, site, request)
+        if found is None:
+            return _not_found(w, site, request, form, what)
+        template, data = found
+        return _respond(request, w.renderer.render(template, data, form), form)
+
+    return handler
+
+
+def _id(request: web.Request) -> str:
+    return request.match_info["id"].removesuffix(".md")
+
+
+async def _home(w: Web, site: Site, request: web.Request) -> tuple[str, Any]:
+    return "guide", guides.home(w.config, site)
+
+
+async def _models(w: Web, site: Site, request: web.Request) -> tuple[str, Any]:
+    return "models", await models.models_page(w.config, w.sources, site, request.query)
+
+
+async def _model(w: Web, site: Site, request: web.Request) -> tuple[str, Any] | None:
+    data = await model.model_page(w.config, w.sources, site, _id(request))
+    return None if data is None else ("model", data)
+
+
+async def _providers(w: Web, site: Site, request: web.Request) -> tuple[str, Any]:
+    return "providers", providers.providers_page(w.config, site)
+
+
+async def _provider(w: Web, site: Site, request: web.Request) -> tuple[str, Any] | None:
+    data = await providers.provider_page(w.config, w.sources, site, _id(request))
+    return None if data is None else ("provider", data)
+
+
+async def _rankings(w: Web, site: Site, request: web.Request) -> tuple[str, Any]:
+    return "rankings", await rankings.rankings_page(w.config, w.sources, site)
+
+
+def _guide(build: Callable[[Config, Site], guides.Guide]) -> PageFn:
+    async def fn(w: Web, site: Site, request: web.Request) -> tuple[str, Any]:
+        return "guide", build(w.config, site)
+
+    return fn
+
+
+async def llms_txt(request: web.Request) -> web.StreamResponse:
+    w = request.app[WEB]
+    body = guides.llms_txt(w.config, _site(w, request))
+    resp = web.Response(text=body, content_type="text/plain", charset="utf-8", headers=SECURITY_HEADERS)
+    resp.headers["Cache-Control"] = PAGE_CACHE
+    return resp
+
+
+async def static(request: web.Request) -> web.StreamResponse:
+    w = request.app[WEB]
+    wanted = request.match_info["file"]
+    for f in w.renderer.static.values():
+        if f.url == f"/static/{wanted}":
+            headers = {"Cache-Control": STATIC_CACHE, "X-Content-Type-Options": "nosniff"}
+            resp = web.Response(body=f.body, headers=headers)
+            resp.content_type, _, _ = f.content_type.partition(";")
+            resp.charset = "utf-8"
+            return resp
+    raise web.HTTPNotFound()
+
+
+_home_page = page(_home)
+
+
+async def root(request: web.Request) -> web.StreamResponse:
+    """`/`: the home page for browsers; the small JSON index for a client that asks for JSON."""
+    accept = request.headers.get("Accept", "")
+    if "application/json" in accept and "text/html" not in accept:
+        return web.json_response(
+            {"name": request.app[WEB].config.site.name, "openai_base_url": "/v1", "anthropic_base_url": "/",
+             "models": "/api/v1/models", "health": "/health"}
+        )  # fmt: skip
+    return await _home_page(request)
+
+
+def add_routes(r: web.UrlDispatcher) -> None:
+    pages: list[tuple[str, PageFn, str]] = [
+        ("/models", _models, "page"),
+        ("/providers", _providers, "page"),
+        ("/rankings", _rankings, "page"),
+        *((path, _guide(b), "page") for path, b in guides.GUIDE_PAGES.items()),
+    ]
+    r.add_get("/", root)
+    r.add_get("/index.md", _home_page)
+    r.add_get("/.md", _home_page)
+    for path, fn, what in pages:
+        handler = page(fn, what)
+        r.add_get(path, handler)
+        r.add_get(path + ".md", handler)
+    r.add_get("/models/{id:.+}", page(_model, "model"))
+    r.add_get("/providers/{id:.+}", page(_provider, "provider"))
+    r.add_get("/llms.txt", llms_txt)
+    r.add_get("/static/{file}", static)
