@@ -119,7 +119,7 @@ def test_builtin_models_without_a_key_are_kept_as_unconfigured_endpoints() -> No
     config = parse_config({}, env={})
     m = config.models["ministral-14b-latest"]
     assert m.endpoints == ()  # never routed to
-    assert [e.provider for e in m.unconfigured] == ["mistral"]
+    assert [e.provider for e in m.unconfigured] == ["mistral", "openrouter"]
     info = config.provider_info["mistral"]
     assert (info.enable_env, info.configured) == ("MISTRAL_API_KEY", False)
 
@@ -127,7 +127,9 @@ def test_builtin_models_without_a_key_are_kept_as_unconfigured_endpoints() -> No
 def test_a_key_in_the_environment_moves_the_endpoint_to_routable() -> None:
     config = parse_config({}, env={"MISTRAL_API_KEY": "k"})
     m = config.models["ministral-14b-latest"]
-    assert [e.provider for e in m.endpoints] == ["mistral"] and m.unconfigured == ()
+    # only the host whose key is set becomes routable; the model's other hosts stay listed
+    assert [e.provider for e in m.endpoints] == ["mistral"]
+    assert [e.provider for e in m.unconfigured] == ["openrouter"]
     assert config.provider_info["mistral"].configured
 
 
