@@ -279,7 +279,7 @@ PUBLIC = {
             "/use-cases/openai-sdk", "/use-cases/anthropic-sdk", "/use-cases/claude-code",
         )
         for suffix in ("", ".md")
-    ),  # fmt: skip
+    ),
     ("GET", "/index.md"),
     ("GET", "/.md"),
     ("GET", "/models/{id}"),
