@@ -16,14 +16,15 @@ ALLOWED: dict[str, set[str]] = {
     "catalogue": set(),
     "config": {"catalogue"},
     "store": BASE,
+    "limits": set(),
     "billing": BASE | {"config", "store"},
     "providers": BASE | {"config"},
     "routing": BASE | {"config"},
     "keys": BASE | {"billing", "store"},
-    "gateway": BASE | {"config", "billing", "live_stream", "providers", "routing", "store"},
+    "gateway": BASE | {"config", "billing", "limits", "live_stream", "providers", "routing", "store"},
     "live_stream": BASE | {"billing", "gateway", "routing", "store"},
     "api": BASE | {"config", "billing", "gateway", "keys", "live_stream", "providers", "routing", "store"},
-    "app": BASE | {"api", "billing", "config", "gateway", "keys", "providers", "routing", "store"},
+    "app": BASE | {"api", "billing", "config", "gateway", "keys", "limits", "providers", "routing", "store"},
     "cli": BASE | {"app", "config", "keys", "store"},
 }
 
