@@ -72,9 +72,9 @@ def serve(args: argparse.Namespace) -> None:
     live = list(config.providers)
     log.info("serving %d models over providers %s", sum(1 for m in config.models.values() if m.endpoints), live)
     if config.redis:
-        # Said plainly rather than silently ignored: instances share keys, credits and generations
-        # through PostgreSQL today; endpoint health (circuit breakers) is still per instance.
-        log.warning("redis is configured but not used yet: endpoint health is tracked per instance")
+        # Said plainly: instances share keys, credits and generations through PostgreSQL and rate
+        # limits through Redis; endpoint health (circuit breakers) is still per instance.
+        log.info("redis is configured: per-key rate limits are shared; endpoint health is per instance")
     web.run_app(
         create_app(config, admin_key),
         host=args.host,

@@ -16,7 +16,7 @@ ALLOWED: dict[str, set[str]] = {
     "catalogue": set(),
     "config": {"catalogue"},
     "store": BASE,
-    "limits": set(),
+    "limits": {"errors"},
     "billing": BASE | {"config", "store"},
     "providers": BASE | {"config"},
     "routing": BASE | {"config"},

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, NamedTuple, Protocol
 
+from keeprouter.errors import RateLimited
+
 WINDOW = 60.0  # seconds
 
 
@@ -54,6 +56,32 @@ class Refusal:
     def reset_ms(self) -> int:
         """When the window has room again, epoch milliseconds (OpenRouter's X-RateLimit-Reset)."""
         return math.ceil((self.now + (self.retry_after or WINDOW)) * 1000)
+
+    def error(self) -> RateLimited:
+        """Our own 429, told apart from an upstream's by its message (naming the key's limit) and
+        by OpenRouter's X-RateLimit-* headers (Reset in epoch milliseconds)."""
+        if self.limit == "rpm_limit":
+            message = f"rate limit exceeded: rpm_limit of {self.value} requests per minute for this key"
+        elif self.retry_after is None:
+            message = (
+                f"rate limit exceeded: this request reserves {self.tokens} tokens (prompt and max_tokens), more"
+                f" than the tpm_limit of {self.value} tokens per minute for this key; lower max_tokens"
+            )
+        else:
+            message = (
+                f"rate limit exceeded: tpm_limit of {self.value} tokens per minute for this key"
+                f" (this request reserves {self.tokens} tokens: prompt and max_tokens)"
+            )
+        wait = self.retry_after
+        err = RateLimited(message, retry_after=None if wait is None else str(max(1, math.ceil(wait))))
+        err.headers = {
+            "X-RateLimit-Limit": str(self.value),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset_ms),
+        }
+        if wait is None:  # waiting cannot help: tell the SDKs not to retry
+            err.headers["x-should-retry"] = "false"
+        return err
 
 
 def decide(
