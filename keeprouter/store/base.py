@@ -271,6 +271,11 @@ class HealthStore(Protocol):
 
 
 class Store(KeyStore, LedgerStore, ReportStore, HealthStore, Protocol):
+    async def ping(self) -> None:
+        """One trivial query; raises whatever the driver raises when the database does not answer
+        (readiness; callers bound it in time)."""
+        ...
+
     async def migrate(self) -> None:
         """Apply the not-yet-applied numbered migrations, in order; safe to run again and from
         several processes at once."""

@@ -118,6 +118,9 @@ class PostgresStore:
     async def close(self) -> None:
         await self._pool.close()
 
+    async def ping(self) -> None:
+        await self._pool.fetchval("SELECT 1")
+
     async def migrate(self) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)

@@ -205,6 +205,9 @@ class SqliteStore:
     async def migrate(self) -> None:
         await self._run(_migrate_sync)
 
+    async def ping(self) -> None:
+        await self._run(_fetch, "SELECT 1", ())
+
     # ---- keys ---------------------------------------------------------------------------------
 
     async def insert_key(self, key: KeyRecord) -> None:
