@@ -6,11 +6,9 @@ The API layer hands the gateway a canonical `ChatRequest` and who is calling; th
 before the first byte could still fall back or become a proper HTTP error). The API layer writes
 the answer to the client, then calls `settle()`: recording never delays the caller.
 
-Admission (`_reserve`, shared by every client API): a key with `rpm_limit` / `tpm_limit` is checked
-first, so a request over a rate limit holds no credit and reaches no upstream (429); then the credit
-hold (402). A key without rate limits skips the limiter entirely. Its token reservation is the same
-worst case the credit hold prices (prompt estimate + output budget), settled to the real count with
-the generation.
+Admission (`_reserve`, shared by every client API): rate limits first (429; a key without any skips
+the limiter), reserving the worst case the credit hold prices, then the credit hold (402); a refused
+request holds nothing and reaches no upstream. The tokens are settled to the real count with the ledger.
 
 Billing rule: cost = tokens x the serving endpoint's price. A generation that produced no output
 (failed before any token) costs nothing; a stream cut by the client or the upstream is billed for
@@ -190,7 +188,12 @@ class Gateway:
         outputs = [(c, self._max_output(meter.request, c)) for c in cands]
         if key.rpm_limit is not None or key.tpm_limit is not None:
             budget = meter.prompt_estimate + max(out for _, out in outputs)
-            admitted = await self.limiter.admit(meter.gen_id, key.hash, Limits(key.rpm_limit, key.tpm_limit), budget)
+            limits = Limits(key.rpm_limit, key.tpm_limit)
+            try:
+                admitted = await self.limiter.admit(meter.gen_id, key.hash, limits, budget)
+            except asyncio.CancelledError:  # the client left while Redis answered: undo a possible entry
+                self.settle_later(self.limiter.release(Ticket(meter.gen_id, key.hash, budget)))
+                raise
             if isinstance(admitted, Refusal):
                 raise admitted.error()
             meter.ticket = admitted
