@@ -115,7 +115,7 @@ class Gateway:
         self.adapters = adapters
         self.ledger = ledger
         self.health = health
-        self.limiter: RateLimiter = limiter or MemoryLimiter()
+        self.limiter: RateLimiter = limiter if limiter is not None else MemoryLimiter()
         self._settling: set[asyncio.Task[None]] = set()
         self.issuers = SignatureIssuers()
 
