@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -20,6 +20,8 @@ from keeprouter.billing.ledger import DEFAULT_HOLD_TTL, Ledger
 from keeprouter.config import Config
 from keeprouter.gateway import Gateway
 from keeprouter.keys import KeyService
+from keeprouter.limits.base import RateLimiter
+from keeprouter.limits.memory import MemoryLimiter
 from keeprouter.providers import build_adapter
 from keeprouter.routing.health import HealthTracker
 from keeprouter.store import open_store
@@ -65,7 +67,9 @@ def _lifecycle(config: Config, admin_key: str):  # type: ignore[no-untyped-def]
         adapters = {pid: build_adapter(p) for pid, p in config.providers.items()}
         tracker = HealthTracker()
         ledger = Ledger(store, hold_ttl=env_seconds("KEEPROUTER_HOLD_TTL", DEFAULT_HOLD_TTL))
-        gateway = Gateway(config, adapters, ledger, tracker)
+        limiter, close_redis = _limiter(config)
+        await limiter.start()
+        gateway = Gateway(config, adapters, ledger, tracker, limiter)
         app[STATE] = State(config, gateway, keys, store, tracker)
         app[web_routes.WEB] = web_routes.Web(config, PageSources(store, tracker), Renderer())
         sweep_every = env_seconds("KEEPROUTER_HOLD_SWEEP_SECONDS", HOLD_SWEEP_SECONDS)
@@ -80,11 +84,31 @@ def _lifecycle(config: Config, admin_key: str):  # type: ignore[no-untyped-def]
                 await sweeper
             await gateway.drain()
             await flusher.close()  # after the drain: the last requests' health is written too
+            await limiter.close()
+            await close_redis()
             for a in adapters.values():
                 await a.close()
             await store.close()
 
     return ctx
+
+
+def _limiter(config: Config) -> tuple[RateLimiter, Callable[[], Awaitable[None]]]:
+    """Rate limits in Redis when `redis:` is configured (falling back to this process's counters
+    while it is away), else in this process; and how to close the one pooled Redis client.
+    KEEPROUTER_REDIS_PREFIX prefixes every key this gateway writes in Redis."""
+    if not config.redis:
+        return MemoryLimiter(), _nothing
+    from keeprouter.limits.failover import FailoverLimiter  # imports redis only when it is used
+    from keeprouter.limits.redis_limiter import DEFAULT_PREFIX, RedisLimiter, redis_client
+
+    client = redis_client(config.redis)
+    prefix = os.environ.get("KEEPROUTER_REDIS_PREFIX") or DEFAULT_PREFIX
+    return FailoverLimiter(RedisLimiter(client, prefix=prefix), MemoryLimiter()), client.aclose
+
+
+async def _nothing() -> None:
+    pass
 
 
 def env_seconds(name: str, default: float) -> float:

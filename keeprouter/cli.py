@@ -72,9 +72,9 @@ def serve(args: argparse.Namespace) -> None:
     live = list(config.providers)
     log.info("serving %d models over providers %s", sum(1 for m in config.models.values() if m.endpoints), live)
     if config.redis:
-        # Said plainly rather than silently ignored: instances share keys, credits and generations
-        # through PostgreSQL today; endpoint health (circuit breakers) is still per instance.
-        log.warning("redis is configured but not used yet: endpoint health is tracked per instance")
+        # Said plainly: instances share keys, credits and generations through PostgreSQL and rate
+        # limits through Redis; endpoint health (circuit breakers) is still per instance.
+        log.info("redis is configured: per-key rate limits are shared; endpoint health is per instance")
     web.run_app(
         create_app(config, admin_key),
         host=args.host,
@@ -103,7 +103,10 @@ async def _keys(args: argparse.Namespace) -> Any:
         svc = KeyService(store)
         if args.keys_cmd == "create":
             limit = Decimal(args.limit) if args.limit is not None else None
-            key, record = await svc.create(args.name, limit=limit, limit_reset=args.limit_reset)
+            key, record = await svc.create(
+                args.name, limit=limit, limit_reset=args.limit_reset, rpm_limit=args.rpm_limit,
+                tpm_limit=args.tpm_limit,
+            )  # fmt: skip
             return {"key": key, "data": svc.to_openrouter(record)}
         if args.keys_cmd == "list":
             return {"data": [svc.to_openrouter(r) for r in await svc.list()]}
@@ -113,6 +116,12 @@ async def _keys(args: argparse.Namespace) -> Any:
                 changes["name"] = args.name
             if args.limit is not None:
                 changes["limit"] = None if args.limit == "none" else Decimal(args.limit)
+            if args.limit_reset is not None:
+                changes["limit_reset"] = None if args.limit_reset == "none" else args.limit_reset
+            for field in ("rpm_limit", "tpm_limit"):
+                value = getattr(args, field)
+                if value is not None:
+                    changes[field] = None if value == "none" else _whole(value, field)
             if args.disable:
                 changes["disabled"] = True
             if args.enable:
@@ -125,6 +134,15 @@ async def _keys(args: argparse.Namespace) -> Any:
     finally:
         await store.close()
     return None
+
+
+def _whole(text: str, field: str) -> int:
+    from keeprouter.errors import InvalidRequest
+
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidRequest(f"{field}: must be a whole number, or 'none'") from None
 
 
 def keys(args: argparse.Namespace) -> None:
@@ -163,12 +181,17 @@ def build_parser() -> argparse.ArgumentParser:
     kc = ks.add_parser("create", help="create a key and print it (shown once)")
     kc.add_argument("--name", required=True)
     kc.add_argument("--limit", help="credit limit in USD")
-    kc.add_argument("--limit-reset", choices=["daily", "weekly", "monthly"])
+    kc.add_argument("--limit-reset", choices=["daily", "weekly", "monthly"], help="the limit applies per UTC period")
+    kc.add_argument("--rpm-limit", type=int, help="requests admitted per 60 s")
+    kc.add_argument("--tpm-limit", type=int, help="input + output tokens per 60 s")
     ks.add_parser("list", help="list keys")
     ku = ks.add_parser("update", help="change a key")
     ku.add_argument("hash")
     ku.add_argument("--name")
     ku.add_argument("--limit", help="USD, or 'none'")
+    ku.add_argument("--limit-reset", choices=["daily", "weekly", "monthly", "none"])
+    ku.add_argument("--rpm-limit", help="requests per 60 s, or 'none'")
+    ku.add_argument("--tpm-limit", help="tokens per 60 s, or 'none'")
     ku.add_argument("--disable", action="store_true")
     ku.add_argument("--enable", action="store_true")
     kd = ks.add_parser("delete", help="delete a key")

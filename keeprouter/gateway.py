@@ -1,10 +1,14 @@
-"""The request path in one readable place: resolve -> select -> reserve -> call (with fallback) ->
-meter -> settle.
+"""The request path in one readable place: resolve -> select -> rate limits -> reserve -> call (with
+fallback) -> meter -> settle.
 
 The API layer hands the gateway a canonical `ChatRequest` and who is calling; the gateway returns a
 `Completion` (whole answer) or a `LiveStream` (first events already received, so every failure
 before the first byte could still fall back or become a proper HTTP error). The API layer writes
 the answer to the client, then calls `settle()`: recording never delays the caller.
+
+Admission (`_reserve`, shared by every client API): rate limits first (429; a key without any skips
+the limiter), reserving the worst case the credit hold prices, then the credit hold (402); a refused
+request holds nothing and reaches no upstream. The tokens are settled to the real count with the ledger.
 
 Billing rule: cost = tokens x the serving endpoint's price. A generation that produced no output
 (failed before any token) costs nothing; a stream cut by the client or the upstream is billed for
@@ -40,6 +44,8 @@ from keeprouter.formats.canonical import (
     ToolCallPart,
     Usage,
 )
+from keeprouter.limits.base import Limits, RateLimiter, Refusal, Ticket
+from keeprouter.limits.memory import MemoryLimiter
 from keeprouter.live_stream import LiveStream
 from keeprouter.providers.base import Adapter
 from keeprouter.routing.fit import SignatureIssuers, fit
@@ -85,6 +91,7 @@ class Metering:
     last_error: UpstreamError | None = None
     candidate: Candidate | None = None
     first_token_at: float | None = None
+    ticket: Ticket | None = None  # the rate limiter's entry, for keys with rpm/tpm limits
 
 
 @dataclass(slots=True)
@@ -97,12 +104,18 @@ class Completion:
 
 class Gateway:
     def __init__(
-        self, config: Config, adapters: Mapping[str, Adapter], ledger: Ledger, health: HealthTracker
+        self,
+        config: Config,
+        adapters: Mapping[str, Adapter],
+        ledger: Ledger,
+        health: HealthTracker,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.config = config
         self.adapters = adapters
         self.ledger = ledger
         self.health = health
+        self.limiter: RateLimiter = limiter if limiter is not None else MemoryLimiter()
         self._settling: set[asyncio.Task[None]] = set()
         self.issuers = SignatureIssuers()
 
@@ -169,12 +182,29 @@ class Gateway:
         return cands
 
     async def _reserve(self, meter: Metering, cands: list[Candidate]) -> None:
+        """Admit the request: rate limits (429), then the credit hold (402); either refusal leaves
+        nothing behind."""
         key = meter.caller.key
-        worst = max(
-            pricing.worst_case(meter.prompt_estimate, self._max_output(meter.request, c), c.endpoint.pricing)
-            for c in cands
-        )
-        meter.hold = await self.ledger.reserve(key, worst)
+        outputs = [(c, self._max_output(meter.request, c)) for c in cands]
+        if key.rpm_limit is not None or key.tpm_limit is not None:
+            budget = meter.prompt_estimate + max(out for _, out in outputs)
+            limits = Limits(key.rpm_limit, key.tpm_limit)
+            try:
+                admitted = await self.limiter.admit(meter.gen_id, key.hash, limits, budget)
+            except asyncio.CancelledError:  # the client left while Redis answered: undo a possible entry
+                self.settle_later(self.limiter.release(Ticket(meter.gen_id, key.hash, budget)))
+                raise
+            if isinstance(admitted, Refusal):
+                raise admitted.error()
+            meter.ticket = admitted
+        worst = max(pricing.worst_case(meter.prompt_estimate, out, c.endpoint.pricing) for c, out in outputs)
+        try:
+            meter.hold = await self.ledger.reserve(key, worst)
+        except BaseException:
+            if meter.ticket is not None:  # refused for credit: it was never admitted
+                ticket, meter.ticket = meter.ticket, None
+                await self.limiter.release(ticket)
+            raise
 
     @staticmethod
     def _max_output(req: ChatRequest, c: Candidate) -> int:
@@ -290,6 +320,9 @@ class Gateway:
         if meter.hold is not None:
             hold, meter.hold = meter.hold, None
             await self.ledger.release(hold)
+        if meter.ticket is not None:  # admitted but produced nothing: the request counts, no tokens
+            ticket, meter.ticket = meter.ticket, None
+            await self.limiter.settle(ticket, 0)
 
     async def record(
         self,
@@ -335,7 +368,12 @@ class Gateway:
         )
         hold, meter.hold = meter.hold, None
         assert hold is not None, "settled twice"
-        await self.ledger.settle(hold, gen)
+        ticket, meter.ticket = meter.ticket, None
+        try:
+            if ticket is not None:
+                await self.limiter.settle(ticket, usage.input_tokens + usage.output_tokens)
+        finally:
+            await self.ledger.settle(hold, gen)
 
     def settle_later(self, coro: Any) -> asyncio.Task[None]:
         """Run a settle that must survive the caller's cancellation; drained at shutdown. The

@@ -79,10 +79,13 @@ class KeyService:
         limit: Decimal | float | int | None = None,
         limit_reset: str | None = None,
         expires_at: float | str | None = None,
+        rpm_limit: int | None = None,
+        tpm_limit: int | None = None,
     ) -> tuple[str, KeyRecord]:
-        """Make a key. Returns (the full key, shown only now; its record). Raises InvalidRequest."""
+        """Make a key. Returns (the full key, shown only now; its record). Raises InvalidRequest
+        naming the field at fault."""
         if not isinstance(name, str) or not name.strip() or len(name) > 200 or "\x00" in name:
-            raise InvalidRequest("name: required, at most 200 characters")
+            raise InvalidRequest("name: required, at most 200 characters", param="name")
         now = self._clock()
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         record = KeyRecord(
@@ -93,6 +96,8 @@ class KeyService:
             limit=_limit(limit),
             limit_reset=_limit_reset(limit_reset),
             expires_at=_expiry(expires_at, now),
+            rpm_limit=_rate("rpm_limit", rpm_limit),
+            tpm_limit=_rate("tpm_limit", tpm_limit),
         )
         await self._store.insert_key(record)
         return key, record
@@ -149,24 +154,30 @@ class KeyService:
         disabled: bool = _UNSET,
         limit_reset: str | None = _UNSET,
         expires_at: float | str | None = _UNSET,
+        rpm_limit: int | None = _UNSET,
+        tpm_limit: int | None = _UNSET,
     ) -> KeyRecord:
-        """Change the given fields (omitted ones stay; `limit=None` removes the limit)."""
+        """Change the given fields (omitted ones stay; `limit=None` removes the limit, and so on)."""
         now = self._clock()
         patch = KeyPatch()
         if name is not _UNSET:
             if not isinstance(name, str) or not name.strip() or len(name) > 200 or "\x00" in name:
-                raise InvalidRequest("name: must be a non-empty string of at most 200 characters")
+                raise InvalidRequest("name: must be a non-empty string of at most 200 characters", param="name")
             patch = msgspec.structs.replace(patch, name=name)
         if limit is not _UNSET:
             patch = msgspec.structs.replace(patch, limit=_limit(limit))
         if disabled is not _UNSET:
             if not isinstance(disabled, bool):
-                raise InvalidRequest("disabled: must be true or false")
+                raise InvalidRequest("disabled: must be true or false", param="disabled")
             patch = msgspec.structs.replace(patch, disabled=disabled)
         if limit_reset is not _UNSET:
             patch = msgspec.structs.replace(patch, limit_reset=_limit_reset(limit_reset))
         if expires_at is not _UNSET:
             patch = msgspec.structs.replace(patch, expires_at=_expiry(expires_at, now))
+        if rpm_limit is not _UNSET:
+            patch = msgspec.structs.replace(patch, rpm_limit=_rate("rpm_limit", rpm_limit))
+        if tpm_limit is not _UNSET:
+            patch = msgspec.structs.replace(patch, tpm_limit=_rate("tpm_limit", tpm_limit))
         self._cache.pop(key_hash, None)
         record = await self._store.update_key(key_hash, patch, now)
         if record is None:
@@ -191,6 +202,8 @@ class KeyService:
             "limit": None if record.limit is None else to_float(record.limit),
             "limit_remaining": None if remaining is None else to_float(remaining),
             "limit_reset": record.limit_reset,
+            "rpm_limit": record.rpm_limit,
+            "tpm_limit": record.tpm_limit,
             "include_byok_in_limit": False,
             "usage": to_float(record.usage),
             "usage_daily": to_float(record.usage_daily),
@@ -218,13 +231,13 @@ def _limit(value: object) -> Decimal | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, Decimal | int | float | str):
-        raise InvalidRequest("limit: must be a number of USD, or null")
+        raise InvalidRequest("limit: must be a number of USD, or null", param="limit")
     try:
         d = value if isinstance(value, Decimal) else Decimal(str(value))  # str(): 0.1 stays 0.1
     except InvalidOperation:
-        raise InvalidRequest("limit: must be a number of USD, or null") from None
+        raise InvalidRequest("limit: must be a number of USD, or null", param="limit") from None
     if not d.is_finite() or d < 0 or d > Decimal(1_000_000_000):
-        raise InvalidRequest("limit: must be between 0 and 1e9 USD")
+        raise InvalidRequest("limit: must be between 0 and 1e9 USD", param="limit")
     return d
 
 
@@ -232,7 +245,7 @@ def _limit_reset(value: object) -> LimitReset | None:
     if value is None:
         return None
     if value not in LIMIT_RESETS:
-        raise InvalidRequest("limit_reset: must be daily, weekly, monthly or null")
+        raise InvalidRequest("limit_reset: must be daily, weekly, monthly or null", param="limit_reset")
     return value  # type: ignore[return-value]  # narrowed by the membership test
 
 
@@ -243,14 +256,26 @@ def _expiry(value: object, now: float) -> float | None:
         try:
             parsed = dt.datetime.fromisoformat(value)
         except ValueError:
-            raise InvalidRequest("expires_at: must be an ISO 8601 UTC time") from None
+            raise InvalidRequest("expires_at: must be an ISO 8601 UTC time", param="expires_at") from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=dt.UTC)
         ts = parsed.timestamp()
     elif isinstance(value, int | float) and not isinstance(value, bool):
         ts = float(value)
     else:
-        raise InvalidRequest("expires_at: must be an ISO 8601 UTC time")
+        raise InvalidRequest("expires_at: must be an ISO 8601 UTC time", param="expires_at")
     if ts <= now:
-        raise InvalidRequest("expires_at: must be in the future")
+        raise InvalidRequest("expires_at: must be in the future", param="expires_at")
     return ts
+
+
+MAX_RATE = 2**31 - 1  # fits every backend's INTEGER column
+
+
+def _rate(field: str, value: object) -> int | None:
+    """A per-minute rate limit: a whole number >= 1, or None (no limit). Disable a key to stop it."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_RATE:
+        raise InvalidRequest(f"{field}: must be a whole number from 1 to {MAX_RATE}, or null", param=field)
+    return value

@@ -16,17 +16,18 @@ ALLOWED: dict[str, set[str]] = {
     "catalogue": set(),
     "config": {"catalogue"},
     "store": BASE,
+    "limits": {"errors"},
     "billing": BASE | {"config", "store"},
     "providers": BASE | {"config"},
     "routing": BASE | {"config"},
     "keys": BASE | {"billing", "store"},
-    "gateway": BASE | {"config", "billing", "live_stream", "providers", "routing", "store"},
+    "gateway": BASE | {"config", "billing", "limits", "live_stream", "providers", "routing", "store"},
     "live_stream": BASE | {"billing", "gateway", "routing", "store"},
     "api": BASE | {"config", "billing", "gateway", "keys", "live_stream", "providers", "routing", "store"},
     # The pages read the catalogue, the store's aggregates and live health; nothing imports them
     # but the app that mounts them.
     "web": BASE | {"config", "routing", "store"},
-    "app": BASE | {"api", "billing", "config", "gateway", "keys", "providers", "routing", "store", "web"},
+    "app": BASE | {"api", "billing", "config", "gateway", "keys", "limits", "providers", "routing", "store", "web"},
     "cli": BASE | {"app", "config", "keys", "store"},
 }
 

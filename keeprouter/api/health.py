@@ -1,19 +1,43 @@
-"""Liveness and the preconnect probes clients send (`HEAD /api/hello` from Claude Code; `HEAD /`
-is answered by the home page)."""
+"""Health probes and the preconnect probes clients send (`HEAD /api/hello` from Claude Code; `HEAD /`
+is answered by the home page, keeprouter.web).
+
+`/health` (and `/health/live`): the process answers. `/health/ready` (alias `/health/readiness`):
+200 only while the database answers one trivial query within READY_TIMEOUT seconds, else 503, so a
+load balancer stops sending requests that could not be charged to a ledger.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from aiohttp import web
 
-from keeprouter.api.http import json_response
+from keeprouter.api.http import STATE, json_response
+
+READY_TIMEOUT = 2.0  # seconds; a probe must answer well within a load balancer's own timeout
+log = logging.getLogger("keeprouter")
 
 
 async def health(request: web.Request) -> web.StreamResponse:
     return json_response({"status": "ok"})
 
 
+async def ready(request: web.Request) -> web.StreamResponse:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            await request.app[STATE].store.ping()
+    except Exception as e:  # any driver failure, or the timeout: not ready
+        log.debug("readiness: the database does not answer (%s)", type(e).__name__)
+        return json_response({"status": "unavailable", "database": "unreachable"}, status=503)
+    return json_response({"status": "ready", "database": "ok"})
+
+
 def add_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/health", health)  # aiohttp answers HEAD on GET routes too
+    r.add_get("/health/live", health)
+    r.add_get("/health/liveness", health)
     r.add_get("/health/liveliness", health)
-    r.add_get("/health/readiness", health)
-    r.add_get("/api/hello", health)  # "/" is the home page (keeprouter.web)
+    r.add_get("/health/ready", ready)
+    r.add_get("/health/readiness", ready)
+    r.add_get("/api/hello", health)

@@ -52,7 +52,7 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 def error_response(err: GatewayError, api: str) -> web.Response:
     """`err` rendered in the caller's own API format, with its status and retry hints."""
     body = anthropic_fmt.render_error(err) if api == "anthropic" else openai_fmt.render_error(err)
-    headers = {}
+    headers = dict(err.headers) if err.headers else {}
     if err.retry_after:
         headers["retry-after"] = err.retry_after
     if err.status >= 500 and err.status not in (502, 503, 504):

@@ -7,7 +7,6 @@ Any key: `GET /api/v1/key` (its own usage and limit), `GET /api/v1/credits`, `GE
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import web
@@ -17,38 +16,28 @@ from keeprouter.billing.pricing import to_float
 from keeprouter.errors import InvalidRequest, NotFound
 from keeprouter.store.base import ADMIN_HASH
 
-RESETS = (None, "daily", "weekly", "monthly")
+# The fields each keys request may carry (OpenRouter's, plus the per-minute rate limits). Anything
+# else is refused with a 400 naming it: a misspelt limit must never be silently dropped.
+CREATE_FIELDS = ("name", "limit", "limit_reset", "expires_at", "rpm_limit", "tpm_limit", "include_byok_in_limit")
+UPDATE_FIELDS = ("name", "disabled", "limit", "limit_reset", "expires_at", "rpm_limit", "tpm_limit",
+                 "include_byok_in_limit")  # fmt: skip
 
 
-def _limit(v: Any) -> Decimal | None:
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int | float | str):
-        raise InvalidRequest("limit: must be a number of USD or null")
-    try:
-        d = Decimal(str(v))
-    except InvalidOperation:
-        raise InvalidRequest("limit: must be a number of USD or null") from None
-    if d < 0 or not d.is_finite():
-        raise InvalidRequest("limit: must be >= 0")
-    return d
-
-
-def _reset(v: Any) -> str | None:
-    if v not in RESETS:
-        raise InvalidRequest("limit_reset: must be daily, weekly, monthly or null")
-    return v  # type: ignore[no-any-return]
-
-
-def _expires(v: Any) -> float | None:
-    if v is None:
-        return None
-    if not isinstance(v, str):
-        raise InvalidRequest("expires_at: must be an ISO 8601 UTC timestamp")
-    try:
-        return datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise InvalidRequest("expires_at: must be an ISO 8601 UTC timestamp") from None
+def _fields(body: dict[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
+    """The body's fields for the key service, or InvalidRequest naming the first unknown one. The
+    service checks each value's type and names the field it refuses."""
+    unknown = [f for f in body if f not in known]
+    if unknown:
+        raise InvalidRequest(
+            f"unknown field {unknown[0]!r} (accepted: {', '.join(known)})", param=unknown[0][:100]
+        )
+    fields = dict(body)
+    byok = fields.pop("include_byok_in_limit", False)
+    if not isinstance(byok, bool):  # accepted for OpenRouter clients; there is no BYOK usage to include
+        raise InvalidRequest("include_byok_in_limit: must be true or false", param="include_byok_in_limit")
+    if isinstance(fields.get("name"), str):
+        fields["name"] = fields["name"].strip()
+    return fields
 
 
 def _hash(request: web.Request) -> str:
@@ -63,17 +52,11 @@ def _hash(request: web.Request) -> str:
 @with_errors("openai")
 async def create_key(request: web.Request) -> web.StreamResponse:
     await require_admin(request)
-    body = await read_json(request)
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidRequest("name: required")
+    fields = _fields(await read_json(request), CREATE_FIELDS)
+    if "name" not in fields:
+        raise InvalidRequest("name: required", param="name")
     svc = request.app[STATE].keys
-    key, record = await svc.create(
-        name.strip(),
-        limit=_limit(body.get("limit")),
-        limit_reset=_reset(body.get("limit_reset")),
-        expires_at=_expires(body.get("expires_at")),
-    )
+    key, record = await svc.create(**fields)
     return json_response({"key": key, "data": svc.to_openrouter(record)}, status=201)
 
 
@@ -97,22 +80,9 @@ async def get_key(request: web.Request) -> web.StreamResponse:
 @with_errors("openai")
 async def update_key(request: web.Request) -> web.StreamResponse:
     await require_admin(request)
-    body = await read_json(request)
-    changes: dict[str, Any] = {}
-    if "name" in body:
-        if not isinstance(body["name"], str) or not body["name"].strip():
-            raise InvalidRequest("name: must be a non-empty string")
-        changes["name"] = body["name"].strip()
-    if "limit" in body:
-        changes["limit"] = _limit(body["limit"])
-    if "disabled" in body:
-        if not isinstance(body["disabled"], bool):
-            raise InvalidRequest("disabled: must be a boolean")
-        changes["disabled"] = body["disabled"]
-    if "limit_reset" in body:
-        changes["limit_reset"] = _reset(body["limit_reset"])
+    fields = _fields(await read_json(request), UPDATE_FIELDS)
     svc = request.app[STATE].keys
-    record = await svc.update(_hash(request), **changes)
+    record = await svc.update(_hash(request), **fields)
     return json_response({"data": svc.to_openrouter(record)})
 
 

@@ -53,7 +53,7 @@ def key_select_sql(d: str, w: str, m: str) -> str:
     return (
         "SELECT hash, name, label, disabled, limit_nanos, limit_reset, expires_at, usage_nanos, "
         f"reserved_nanos, {limit_usage_sql(d, w, m)}, created_at, updated_at, "
-        f"{since(d)}, {since(w)}, {since(m)} FROM keys k WHERE deleted_at IS NULL"
+        f"{since(d)}, {since(w)}, {since(m)}, rpm_limit, tpm_limit FROM keys k WHERE deleted_at IS NULL"
     )
 
 
@@ -74,6 +74,8 @@ def key_from_row(row: Sequence[Any]) -> KeyRecord:
         usage_daily=from_nanos(int(row[12])),
         usage_weekly=from_nanos(int(row[13])),
         usage_monthly=from_nanos(int(row[14])),
+        rpm_limit=row[15],
+        tpm_limit=row[16],
     )
 
 

@@ -57,6 +57,8 @@ class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
     limit: Decimal | None = None  # USD; None = unlimited
     limit_reset: LimitReset | None = None  # the limit applies per UTC day/week/month
     expires_at: float | None = None
+    rpm_limit: int | None = None  # requests admitted per 60 s; None = unlimited (keeprouter.limits)
+    tpm_limit: int | None = None  # input + output tokens per 60 s; None = unlimited
     usage: Decimal = ZERO  # all time
     usage_daily: Decimal = ZERO
     usage_weekly: Decimal = ZERO
@@ -81,6 +83,8 @@ class KeyPatch(msgspec.Struct, frozen=True, kw_only=True):
     limit: Decimal | msgspec.UnsetType | None = msgspec.UNSET
     limit_reset: LimitReset | msgspec.UnsetType | None = msgspec.UNSET
     expires_at: float | msgspec.UnsetType | None = msgspec.UNSET
+    rpm_limit: int | msgspec.UnsetType | None = msgspec.UNSET
+    tpm_limit: int | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class GenerationRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -270,6 +274,11 @@ class HealthStore(Protocol):
 
 
 class Store(KeyStore, LedgerStore, ReportStore, HealthStore, Protocol):
+    async def ping(self) -> None:
+        """One trivial query; raises whatever the driver raises when the database does not answer
+        (readiness; callers bound it in time)."""
+        ...
+
     async def migrate(self) -> None:
         """Apply the not-yet-applied numbered migrations, in order; safe to run again and from
         several processes at once."""

@@ -118,6 +118,9 @@ class PostgresStore:
     async def close(self) -> None:
         await self._pool.close()
 
+    async def ping(self) -> None:
+        await self._pool.fetchval("SELECT 1")
+
     async def migrate(self) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
@@ -136,9 +139,9 @@ class PostgresStore:
     async def insert_key(self, key: KeyRecord) -> None:
         await self._pool.execute(
             "INSERT INTO keys (hash, name, label, disabled, limit_nanos, limit_reset, expires_at, created_at,"
-            " updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            " updated_at, rpm_limit, tpm_limit) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             key.hash, key.name, key.label, key.disabled, None if key.limit is None else to_nanos(key.limit),
-            key.limit_reset, key.expires_at, key.created_at, key.updated_at,
+            key.limit_reset, key.expires_at, key.created_at, key.updated_at, key.rpm_limit, key.tpm_limit,
         )  # fmt: skip
 
     async def get_key(self, key_hash: str, now: float) -> KeyRecord | None:
@@ -162,7 +165,7 @@ class PostgresStore:
             args.append(value)
             return f"${len(args)}"
 
-        for field in ("name", "disabled", "limit_reset", "expires_at"):
+        for field in ("name", "disabled", "limit_reset", "expires_at", "rpm_limit", "tpm_limit"):
             value = getattr(patch, field)
             if value is not msgspec.UNSET:
                 sets.append(f"{field} = {bind(value)}")  # column names are ours, never input

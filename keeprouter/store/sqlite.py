@@ -205,15 +205,18 @@ class SqliteStore:
     async def migrate(self) -> None:
         await self._run(_migrate_sync)
 
+    async def ping(self) -> None:
+        await self._run(_fetch, "SELECT 1", ())
+
     # ---- keys ---------------------------------------------------------------------------------
 
     async def insert_key(self, key: KeyRecord) -> None:
         limit = None if key.limit is None else to_nanos(key.limit)
         seq, _ = await self._run(self._sequenced, _execute, (
             "INSERT INTO keys (hash, name, label, disabled, limit_nanos, limit_reset, expires_at, created_at,"
-            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " updated_at, rpm_limit, tpm_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ), (key.hash, key.name, key.label, int(key.disabled), limit, key.limit_reset, key.expires_at,
-            key.created_at, key.updated_at))  # fmt: skip
+            key.created_at, key.updated_at, key.rpm_limit, key.tpm_limit))  # fmt: skip
         self._invalidate(key.hash, seq)
 
     async def get_key(self, key_hash: str, now: float) -> KeyRecord | None:
@@ -233,7 +236,7 @@ class SqliteStore:
     async def update_key(self, key_hash: str, patch: KeyPatch, now: float) -> KeyRecord | None:
         params = {**_period_params(now), "hash": key_hash, "now": now}
         sets = ["updated_at = :now"]
-        for field in ("name", "disabled", "limit_reset", "expires_at"):
+        for field in ("name", "disabled", "limit_reset", "expires_at", "rpm_limit", "tpm_limit"):
             value = getattr(patch, field)
             if value is not msgspec.UNSET:
                 sets.append(f"{field} = :{field}")  # field names come from the tuple above, never input

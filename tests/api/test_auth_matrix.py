@@ -259,7 +259,10 @@ async def test_over_limit_key_gets_402_in_the_callers_format(gw: RunningGateway)
 PUBLIC = {
     ("GET", "/"),
     ("GET", "/health"),
+    ("GET", "/health/live"),
+    ("GET", "/health/liveness"),
     ("GET", "/health/liveliness"),
+    ("GET", "/health/ready"),
     ("GET", "/health/readiness"),
     ("GET", "/api/hello"),
     ("GET", "/v1/models"),

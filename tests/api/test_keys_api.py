@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import subprocess
 import sys
@@ -268,3 +269,111 @@ async def test_nul_bytes_never_reach_the_database(store_url: str) -> None:
             assert r.status == 404
         async with s.get(gw.url + "/api/v1/generation", params={"id": "gen-\x00"}, headers=h) as r:
             assert r.status == 404
+
+
+async def test_rate_limits_and_limit_reset_are_stored_and_shown(gw: RunningGateway) -> None:
+    admin = gw.admin_key
+    async with aiohttp.ClientSession() as s:
+        body = {"name": "limited", "limit": 2, "limit_reset": "weekly", "rpm_limit": 30, "tpm_limit": 100_000}
+        status, created = await call(s, gw, "POST", "/api/v1/keys", admin, body)
+        assert status == 201, created
+        key, data = created["key"], created["data"]
+        assert (data["limit_reset"], data["rpm_limit"], data["tpm_limit"]) == ("weekly", 30, 100_000)
+        status, plain = await call(s, gw, "POST", "/api/v1/keys", admin, {"name": "plain"})
+        assert status == 201
+        assert (plain["data"]["limit_reset"], plain["data"]["rpm_limit"], plain["data"]["tpm_limit"]) == (None,) * 3
+
+        status, me = await get_json(s, gw.url + "/api/v1/key", key)
+        assert status == 200 and (me["data"]["rpm_limit"], me["data"]["tpm_limit"]) == (30, 100_000)
+        assert me["data"]["limit_reset"] == "weekly"
+        status, listed = await call(s, gw, "GET", "/api/v1/keys", admin)
+        shown = {k["name"]: (k["limit_reset"], k["rpm_limit"], k["tpm_limit"]) for k in listed["data"]}
+        assert shown == {"limited": ("weekly", 30, 100_000), "plain": (None, None, None)}
+
+        h = data["hash"]
+        patch = {"rpm_limit": None, "tpm_limit": 5, "limit_reset": "daily"}
+        status, upd = await call(s, gw, "PATCH", f"/api/v1/keys/{h}", admin, patch)
+        assert status == 200, upd
+        assert (upd["data"]["rpm_limit"], upd["data"]["tpm_limit"], upd["data"]["limit_reset"]) == (None, 5, "daily")
+        status, upd = await call(s, gw, "PATCH", f"/api/v1/keys/{h}", admin, {"name": "renamed"})
+        assert status == 200 and (upd["data"]["tpm_limit"], upd["data"]["limit_reset"]) == (5, "daily"), "omitted stay"
+        status, got = await call(s, gw, "GET", f"/api/v1/keys/{h}", admin)
+        assert (got["data"]["rpm_limit"], got["data"]["tpm_limit"], got["data"]["limit_reset"]) == (None, 5, "daily")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "x", "rpm_limt": 30}, "rpm_limt"),  # a misspelt limit is never dropped silently
+        ({"name": "x", "rate_limit": {"requests": 30}}, "rate_limit"),
+        ({"name": "x", "rpm_limit": "30"}, "rpm_limit"),
+        ({"name": "x", "rpm_limit": 0}, "rpm_limit"),
+        ({"name": "x", "rpm_limit": 2.5}, "rpm_limit"),
+        ({"name": "x", "tpm_limit": True}, "tpm_limit"),
+        ({"name": "x", "tpm_limit": -1}, "tpm_limit"),
+        ({"name": "x", "tpm_limit": 2**40}, "tpm_limit"),
+        ({"name": "x", "limit_reset": "hourly"}, "limit_reset"),
+        ({"name": "x", "limit": "lots"}, "limit"),
+        ({"name": "x", "expires_at": 12}, "expires_at"),
+        ({"name": "x", "include_byok_in_limit": "yes"}, "include_byok_in_limit"),
+        ({"name": 5}, "name"),
+        ({"limit": 5}, "name"),
+    ],
+)
+async def test_create_refuses_unknown_fields_and_wrong_types_naming_the_field(
+    gw: RunningGateway, body: dict[str, Any], field: str
+) -> None:
+    async with aiohttp.ClientSession() as s:
+        status, err = await call(s, gw, "POST", "/api/v1/keys", gw.admin_key, body)
+        assert status == 400, err
+        assert err["error"]["code"] == 400 and err["error"]["type"] == "invalid_request_error"
+        assert field in err["error"]["message"] and err["error"]["param"] == field
+        status, listed = await call(s, gw, "GET", "/api/v1/keys", gw.admin_key)
+        assert listed["data"] == [], "nothing was created"
+
+
+async def test_update_refuses_unknown_fields_and_wrong_types_and_changes_nothing(gw: RunningGateway) -> None:
+    async with aiohttp.ClientSession() as s:
+        made = await gw.create_key("keep")
+        h = made["data"]["hash"]
+        for body, field in [
+            ({"rpm_limit": 10, "tpm": 5}, "tpm"),
+            ({"usage": 0}, "usage"),  # a read-only field of the record is not writable
+            ({"rpm_limit": "ten"}, "rpm_limit"),
+            ({"tpm_limit": [1]}, "tpm_limit"),
+            ({"disabled": "true"}, "disabled"),
+            ({"limit_reset": 7}, "limit_reset"),
+        ]:
+            status, err = await call(s, gw, "PATCH", f"/api/v1/keys/{h}", gw.admin_key, body)
+            assert status == 400, (body, err)
+            assert field in err["error"]["message"] and err["error"]["param"] == field, err
+        status, got = await call(s, gw, "GET", f"/api/v1/keys/{h}", gw.admin_key)
+        assert (got["data"]["rpm_limit"], got["data"]["disabled"], got["data"]["limit_reset"]) == (None, False, None)
+
+
+async def test_cli_sets_and_clears_rate_limits(tmp_path: Path) -> None:
+    cfg_file = tmp_path / "keeprouter.yaml"
+    cfg_file.write_text(yaml.safe_dump({"database": f"sqlite:///{tmp_path / 'cli.db'}", "admin_key": "sk-kr-admin-x"}))
+
+    async def cli(*args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "keeprouter", "--config", str(cfg_file), "keys", *args,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(), err.decode()
+
+    rc, out, err = await cli("create", "--name", "c", "--rpm-limit", "30", "--tpm-limit", "1000")
+    assert rc == 0, err
+    h = hashlib.sha256(out.strip().encode()).hexdigest()
+    rc, out, err = await cli("list")
+    data = json.loads(out)["data"]
+    mine = next(k for k in data if k["hash"] == h)
+    assert (mine["rpm_limit"], mine["tpm_limit"], mine["limit_reset"]) == (30, 1000, None)
+    rc, out, err = await cli("update", h, "--rpm-limit", "none", "--tpm-limit", "50", "--limit-reset", "monthly")
+    assert rc == 0, err
+    assert (json.loads(out)["data"]["rpm_limit"], json.loads(out)["data"]["tpm_limit"]) == (None, 50)
+    assert json.loads(out)["data"]["limit_reset"] == "monthly"
+    rc, out, err = await cli("update", h, "--rpm-limit", "0")
+    assert rc == 1 and "rpm_limit" in err

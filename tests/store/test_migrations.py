@@ -21,6 +21,8 @@ RELEASED = {
     ("postgres", "0001_init.sql"): "d5a9b23746a468c0832a63a75b54bae346335ba35f456af1f5f28eb04576c7ad",
     ("sqlite", "0002_endpoint_minutes.sql"): "263afceb22ec64cf626109f4bf55234e6dd4e54b474f929666e1bc69759c09e4",
     ("postgres", "0002_endpoint_minutes.sql"): "ab471420295f2c66147d45cc535b4d8f9bb5757ddb31bfade54e9b32af8715db",
+    ("sqlite", "0003_key_rate_limits.sql"): "8952bb7d3df3389948c45f88b0a1f739b0970b934f8b1cd505be76876847abd4",
+    ("postgres", "0003_key_rate_limits.sql"): "2add967f84ddc510273fc7d448e160119a781bb0b50ce684f3ca56a3e57d514f",
 }
 
 
