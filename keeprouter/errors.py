@@ -30,9 +30,11 @@ class GatewayError(Exception):
         status: int | None = None,
         retry_after: str | None = None,
         metadata: dict[str, object] | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
+        self.param = param  # the offending request field, for APIs whose errors name it (OpenAI's)
         if status is not None:
             self.status = status
         self.retry_after = retry_after

@@ -334,7 +334,7 @@ def render_error(err: GatewayError) -> dict[str, Any]:
         "message": err.message,
         "type": error_type(err.status),
         "code": err.status,
-        "param": None,
+        "param": err.param,
     }
     if err.metadata:
         e["metadata"] = err.metadata
