@@ -11,7 +11,9 @@ Decisions:
 - Status: stop reason max_tokens -> "incomplete" with `incomplete_details.reason` "max_output_tokens"
   (content_filter -> "content_filter"), the last item "incomplete" too; otherwise "completed".
 - Reasoning (canonical thinking) becomes a `reasoning` item whose summary is the thinking text;
-  signed or redacted state is not exposed (it could only be replayed to its issuer).
+  signed or redacted thinking also carries its state sealed in `encrypted_content` (always, not only
+  with `include`: clients that pass output back as input then keep multi-turn tool use with thinking
+  working); the request parser unseals it.
 - `store` is always answered false (nothing is stored); the request's echoable fields come from the
   parser (`req.extra["_echo"]`), with OpenAI's defaults when absent.
 - Errors use the Chat Completions error shape (`openai.render_error`); in a response object the
@@ -33,7 +35,7 @@ from keeprouter.formats.canonical import (
     ToolCallPart,
     Usage,
 )
-from keeprouter.formats.openai_responses_request import ECHO, parse_request
+from keeprouter.formats.openai_responses_request import ECHO, parse_request, seal
 
 __all__ = [
     "build_response",
@@ -129,9 +131,12 @@ def function_call_item(id: str, call_id: str, name: str, arguments: str, status:
     }
 
 
-def reasoning_item(id: str, text: str | None) -> dict[str, Any]:
+def reasoning_item(id: str, text: str | None, encrypted: str | None = None) -> dict[str, Any]:
     summary = [] if text is None else [{"type": "summary_text", "text": text}]
-    return {"id": id, "type": "reasoning", "summary": summary}
+    item: dict[str, Any] = {"id": id, "type": "reasoning", "summary": summary}
+    if encrypted is not None:
+        item["encrypted_content"] = encrypted
+    return item
 
 
 def response_object(
@@ -193,9 +198,10 @@ def output_items(resp: ChatResponse, resp_id: str) -> list[dict[str, Any]]:
         elif isinstance(p, ToolCallPart):
             flush()
             items.append(function_call_item(item_id(resp_id, "fc", len(items)), p.id, p.name, p.arguments))
-        elif isinstance(p, ThinkingPart) and p.text:
+        elif isinstance(p, ThinkingPart) and ((sealed := seal(p)) or p.text):
             flush()
-            items.append(reasoning_item(item_id(resp_id, "rs", len(items)), p.text))
+            text = p.text if p.redacted is None else None
+            items.append(reasoning_item(item_id(resp_id, "rs", len(items)), text, sealed))
     flush()
     return items
 

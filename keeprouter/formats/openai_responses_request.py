@@ -8,8 +8,10 @@ Decisions:
 - `instructions` and system/developer messages before the first turn become `system`; later ones stay
   in place as canonical "system" messages. `function_call` and `reasoning` items join the assistant
   turn around them; consecutive `function_call_output` items become ONE user turn of tool results.
-- Reasoning items passed back keep their summary text as unsigned thinking (no upstream replays
-  unsigned thinking, so they are accepted and dropped); `encrypted_content` is not ours and is ignored.
+- Reasoning items passed back: signed thinking we issued comes back as `encrypted_content` (`seal`)
+  and is replayed as it was (text = the summary, byte for byte) to the format that signed it; any
+  other reasoning item keeps its summary as unsigned thinking, which no upstream replays (accepted,
+  dropped). Someone else's `encrypted_content` (OpenAI's) is ignored.
 - `text.format` json_schema / json_object -> canonical `response_format` (Chat Completions' shape).
 - What the response must echo (tools, tool_choice, text, metadata, ...) is kept, validated, in
   `req.extra["_echo"]`; with source "responses" no upstream translator reads `extra`.
@@ -36,6 +38,7 @@ from keeprouter.formats.canonical import (
 )
 
 ECHO = "_echo"
+_SEAL = "kr1"  # version tag of our `encrypted_content`: "kr1.s.<origin>.<signature>" | "kr1.r.<origin>.<data>"
 _STATELESS = "this server does not store responses: send the whole conversation in `input` (and `store: false`)"
 _MODES = frozenset({"auto", "none", "required"})
 _TEXT_TYPES = frozenset({"input_text", "output_text", "text"})
@@ -98,6 +101,29 @@ def _content(content: Any, where: str, *, images: bool) -> list[TextPart | Image
     return out
 
 
+def seal(part: ThinkingPart) -> str | None:
+    """Signed thinking as an opaque `encrypted_content` string; None for unsigned thinking."""
+    if part.origin is None or "." in part.origin:
+        return None
+    if part.redacted is not None:
+        return f"{_SEAL}.r.{part.origin}.{part.redacted}"
+    if part.signature:
+        return f"{_SEAL}.s.{part.origin}.{part.signature}"
+    return None
+
+
+def unseal(text: str, blob: str) -> ThinkingPart | None:
+    """`seal`'s inverse (the thinking text travels as the item's summary); None when not ours."""
+    tag, kind, origin, value = ([*blob.split(".", 3), "", "", ""])[:4]
+    if tag != _SEAL or not origin or not value:
+        return None
+    if kind == "r":
+        return ThinkingPart(redacted=value, origin=origin)
+    if kind == "s":
+        return ThinkingPart(text=text, signature=value, origin=origin)
+    return None
+
+
 class _Turns:
     """Canonical messages being assembled from Responses items, merging the turns that belong together."""
 
@@ -150,8 +176,12 @@ class _Turns:
         if summary is not None and not isinstance(summary, list):
             raise _bad(f"{where}.summary", "must be a list")
         text = "".join(s["text"] for s in summary or [] if isinstance(s, dict) and isinstance(s.get("text"), str))
-        if text:
-            self._last("assistant").content.append(ThinkingPart(text=text))
+        blob = item.get("encrypted_content")
+        part = unseal(text, blob) if isinstance(blob, str) else None
+        if part is None and text:
+            part = ThinkingPart(text=text)
+        if part is not None:
+            self._last("assistant").content.append(part)
 
 
 def _input(raw: Any, turns: _Turns) -> None:

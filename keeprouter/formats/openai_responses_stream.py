@@ -23,10 +23,13 @@ import orjson
 from keeprouter.errors import GatewayError
 from keeprouter.formats.canonical import (
     Finish,
+    RedactedThinking,
+    SignatureDelta,
     StopReason,
     StreamEvent,
     TextDelta,
     ThinkingDelta,
+    ThinkingPart,
     ToolCallDelta,
     ToolCallStart,
     Usage,
@@ -43,13 +46,18 @@ from keeprouter.formats.openai_responses import (
     response_object,
     usage_dict,
 )
+from keeprouter.formats.openai_responses_request import seal
 from keeprouter.formats.sse import sse_event
 
 _NO_LOGPROBS: list[Any] = []
 
 
+def _summary(text: str) -> dict[str, str]:
+    return {"type": "summary_text", "text": text}
+
+
 class _Item:
-    __slots__ = ("call_id", "id", "index", "kind", "name", "pieces")
+    __slots__ = ("call_id", "id", "index", "kind", "name", "pieces", "redacted", "signature", "summary")
 
     def __init__(self, kind: str, id: str, index: int, call_id: str = "", name: str = "") -> None:
         self.kind = kind  # "message" | "reasoning" | "function_call"
@@ -58,6 +66,9 @@ class _Item:
         self.call_id = call_id
         self.name = name
         self.pieces: list[str] = []
+        self.summary = False  # reasoning: its summary part was opened (the first thinking text came)
+        self.signature: list[str] = []
+        self.redacted: str | None = None
 
 
 class ResponsesStreamEncoder:
@@ -114,8 +125,6 @@ class ResponsesStreamEncoder:
         elif kind == "reasoning":
             added = reasoning_item(item.id, None)
             out.append(self._ev("response.output_item.added", {"output_index": index, "item": added}))
-            part = {"type": "summary_text", "text": ""}
-            out.append(self._ev("response.reasoning_summary_part.added", {**where, "summary_index": 0, "part": part}))
         else:
             added = function_call_item(item.id, call_id, name, "", "in_progress")
             out.append(self._ev("response.output_item.added", {"output_index": index, "item": added}))
@@ -130,10 +139,14 @@ class ResponsesStreamEncoder:
             out.append(self._ev("response.output_text.done", fields))
             out.append(self._ev("response.content_part.done", {**where, "content_index": 0, "part": output_text(text)}))
         elif item.kind == "reasoning":
-            done = reasoning_item(item.id, text)
-            part = {"type": "summary_text", "text": text}
-            out.append(self._ev("response.reasoning_summary_text.done", {**where, "summary_index": 0, "text": text}))
-            out.append(self._ev("response.reasoning_summary_part.done", {**where, "summary_index": 0, "part": part}))
+            # signed state from the stream is Anthropic's: only its decoder produces it
+            thinking = ThinkingPart(text=text, signature="".join(item.signature) or None, redacted=item.redacted,
+                                    origin="anthropic")  # fmt: skip
+            done = reasoning_item(item.id, text if item.summary else None, seal(thinking))
+            if item.summary:
+                at = {**where, "summary_index": 0}
+                out.append(self._ev("response.reasoning_summary_text.done", {**at, "text": text}))
+                out.append(self._ev("response.reasoning_summary_part.done", {**at, "part": _summary(text)}))
         else:
             done = function_call_item(item.id, item.call_id, item.name, text, status)
             out.append(self._ev("response.function_call_arguments.done", {**where, "arguments": text}))
@@ -165,7 +178,11 @@ class ResponsesStreamEncoder:
             fields = {**where, "content_index": 0, "delta": text, "logprobs": _NO_LOGPROBS}
             out.append(self._ev("response.output_text.delta", fields))
         else:
-            out.append(self._ev("response.reasoning_summary_text.delta", {**where, "summary_index": 0, "delta": text}))
+            at = {**where, "summary_index": 0}
+            if not block.summary:
+                block.summary = True
+                out.append(self._ev("response.reasoning_summary_part.added", {**at, "part": _summary("")}))
+            out.append(self._ev("response.reasoning_summary_text.delta", {**at, "delta": text}))
 
     # ---- the state machine ----------------------------------------------------------------
     def feed(self, ev: StreamEvent) -> list[bytes]:
@@ -193,6 +210,16 @@ class ResponsesStreamEncoder:
                 call = self._open("function_call", "fc", out, ev.id, ev.name)
                 self._calls[ev.index] = call
                 self._open_calls.append(call)
+        elif isinstance(ev, SignatureDelta):
+            if self._block is None or self._block.kind != "reasoning":
+                self._close_all(out)
+                self._block = self._open("reasoning", "rs", out)
+            self._block.signature.append(ev.signature)
+        elif isinstance(ev, RedactedThinking):  # an opaque block of its own: one item, opened and closed
+            self._close_all(out)
+            item = self._open("reasoning", "rs", out)
+            item.redacted = ev.data
+            self._close(item, out)
         elif isinstance(ev, Finish):
             self._stop = ev.stop_reason
         elif isinstance(ev, UsageUpdate):

@@ -18,7 +18,7 @@ import pytest_asyncio
 from formats.fmt_helpers import check_responses_stream
 from openai.types.responses import Response
 from support.clients import openai_client
-from support.gateway import RunningGateway, run_gateway, sqlite_url, two_format_config
+from support.gateway import ADMIN_KEY, RunningGateway, run_gateway, sqlite_url, two_format_config
 from support.raw import get_json, price_of, wait_until
 from upstreams.anthropic_server import AnthropicUpstream
 from upstreams.openai_server import OpenAIUpstream
@@ -233,6 +233,50 @@ async def test_reasoning_from_thinking_becomes_a_reasoning_item(env: Env, mode: 
         deltas = "".join(e.delta for e in events if e.type == "response.reasoning_summary_text.delta")
         assert deltas == "Six times seven."
     assert env.sent("anthropic")["thinking"]["type"] == "enabled"
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_signed_thinking_round_trips_through_reasoning_items(
+    make_anthropic_upstream: Any, tmp_path: Path, mode: str
+) -> None:
+    """Thinking + tool use on Anthropic needs the signed thinking back on the next turn; it comes back
+    as the reasoning item's encrypted_content, replayed only to the endpoint that signed it."""
+    a, b = await make_anthropic_upstream(), await make_anthropic_upstream()
+    cfg = config_two_anthropic(a, b, sqlite_url(tmp_path))
+    a.script(Reply(text=None, thinking="Need the weather.", signature="SIG/abc+==",
+                   tool_calls=[ToolCall(None, "get_weather", PARIS)]))  # fmt: skip
+    async with run_gateway(cfg) as gw:
+        env = Env(gw, {"a": a, "b": b})
+        only = {"extra_body": {"provider": {"only": ["an1"]}}}
+        kw = {"model": "claude-x", "tools": [WEATHER], "reasoning": {"effort": "low"}}
+        first, _ = await ask(env, mode, input="Weather in Paris?", **kw, **only)
+        rs = first.output[0]
+        assert rs.type == "reasoning" and rs.encrypted_content and [s.text for s in rs.summary] == ["Need the weather."]
+        [(call_id, _, _)] = function_calls(first)
+        history = [{"role": "user", "content": "Weather in Paris?"},
+                   *[o.model_dump(exclude_none=True) for o in first.output],
+                   {"type": "function_call_output", "call_id": call_id, "output": "sunny"}]  # fmt: skip
+        for provider in ("an2", "an1"):
+            await ask(env, "create", input=history, **kw, extra_body={"provider": {"only": [provider]}})
+    to_a = a.requests[-1].body["messages"][1]["content"]
+    assert to_a[0] == {"type": "thinking", "thinking": "Need the weather.", "signature": "SIG/abc+=="}
+    assert to_a[1]["type"] == "tool_use" and to_a[1]["id"] == call_id
+    to_b = b.requests[-1].body["messages"][1]["content"]
+    assert [blk["type"] for blk in to_b] == ["tool_use"]  # another endpoint: the signed block is withheld
+
+
+def config_two_anthropic(a: AnthropicUpstream, b: AnthropicUpstream, db: str) -> dict[str, Any]:
+    ep = {"pricing": {"input": 3, "output": 15}, "capabilities": ["streaming", "tools", "reasoning"]}
+    return {
+        "database": db,
+        "admin_key": ADMIN_KEY,
+        "providers": {
+            "an1": {"api": "anthropic", "base_url": a.url, "api_key": "sk-up-anthropic"},
+            "an2": {"api": "anthropic", "base_url": b.url, "api_key": "sk-up-anthropic"},
+        },
+        "models": {"claude-x": {"context_length": 200000, "endpoints": [
+            {"provider": "an1", "model": "claude-a", **ep}, {"provider": "an2", "model": "claude-b", **ep}]}},
+    }  # fmt: skip
 
 
 async def test_reasoning_items_passed_back_are_accepted(env: Env) -> None:

@@ -28,6 +28,7 @@ from keeprouter.formats.openai_responses import (
     parse_request,
     response_id,
 )
+from keeprouter.formats.openai_responses_request import seal
 
 PNG = "iVBORw0KGgo="
 WX = {"type": "function", "name": "wx", "description": "Weather", "parameters": {"type": "object"}}
@@ -296,10 +297,34 @@ def test_tool_calls_and_reasoning_become_items() -> None:
     body = respond(ChatResponse(id="u", model="u", content=content, stop_reason="tool_use"))
     assert [o["type"] for o in body["output"]] == ["reasoning", "message", "function_call", "function_call"]
     summary = [{"type": "summary_text", "text": "hmm"}]
-    assert body["output"][0] == {"id": "rs_9-x_0", "type": "reasoning", "summary": summary}
+    assert body["output"][0] == {"id": "rs_9-x_0", "type": "reasoning", "summary": summary,
+                                 "encrypted_content": "kr1.s.anthropic.s"}  # fmt: skip
     assert body["output"][3] == {"id": "fc_9-x_3", "type": "function_call", "status": "completed", "arguments": "{}",
                                  "call_id": "call_b", "name": "wx"}  # fmt: skip
     Response.model_validate(body)
+    unsigned = respond(ChatResponse(id="u", model="u", content=[ThinkingPart(text="t")], stop_reason="end_turn"))
+    assert "encrypted_content" not in unsigned["output"][0]
+
+
+def test_signed_thinking_round_trips_through_encrypted_content() -> None:
+    content = [ThinkingPart(text="hmm", signature="sig", origin="anthropic"),
+               ThinkingPart(redacted="opaque", origin="anthropic"), TextPart(text="Hi"),
+               ToolCallPart(id="toolu_1", name="wx", arguments='{"c":1}')]  # fmt: skip
+    out = respond(ChatResponse(id="u", model="u", content=content, stop_reason="tool_use"))["output"]
+    assert out[1] == {"id": "rs_9-x_1", "type": "reasoning", "summary": [],
+                      "encrypted_content": "kr1.r.anthropic.opaque"}  # fmt: skip
+    req = parse(input=[{"role": "user", "content": "hi"}, *out,
+                       {"type": "function_call_output", "call_id": "toolu_1", "output": "ok"}])  # fmt: skip
+    assert req.messages[1].content[:2] == content[:2]
+    an = anthropic_fmt.build_request(req, "up", default_max_tokens=10)
+    assert an["messages"][1]["content"][:2] == [
+        {"type": "thinking", "thinking": "hmm", "signature": "sig"}, {"type": "redacted_thinking", "data": "opaque"}]
+    # OpenAI's own encrypted_content, or a malformed one, is not ours: the summary stays unsigned thinking
+    for blob in ("gAAAAB-openai", "kr1.x.anthropic.v", "kr1.s.anthropic.", "kr1"):
+        req = parse(input=[{"type": "reasoning", "summary": [{"type": "summary_text", "text": "t"}],
+                            "encrypted_content": blob}])  # fmt: skip
+        assert req.messages[0].content == [ThinkingPart(text="t")]
+    assert seal(ThinkingPart(text="t", signature="s", origin="a.b")) is None
 
 
 def test_max_tokens_is_incomplete_and_marks_the_last_item() -> None:

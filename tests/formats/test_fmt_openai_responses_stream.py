@@ -157,10 +157,23 @@ def test_reasoning_streams_as_a_summary_then_text() -> None:
     assert events[3]["part"] == {"type": "summary_text", "text": ""} and events[3]["summary_index"] == 0
     rs = final.output[0]
     assert rs.type == "reasoning" and [s.text for s in rs.summary] == ["Thinking"]
-    assert "sig" not in orjson.dumps(events).decode() and "opaque" not in orjson.dumps(events).decode()
+    # signed state rides along sealed, the redacted block as an item of its own with no summary
+    assert rs.encrypted_content == "kr1.s.anthropic.sig"
+    redacted = final.output[1]
+    assert redacted.type == "reasoning" and redacted.summary == []
+    assert redacted.encrypted_content == "kr1.r.anthropic.opaque"
+    assert [e["type"] for e in events if e.get("output_index") == 1] == [
+        "response.output_item.added", "response.output_item.done"]  # fmt: skip
+    assert [o.type for o in final.output] == ["reasoning", "reasoning", "message"]
     assert final.output_text == "Answer"
     assert final.reasoning is not None and final.reasoning.effort == "high"
     assert final.usage is not None and final.usage.output_tokens_details.reasoning_tokens == 3
+
+
+def test_a_signature_without_thinking_text_is_a_reasoning_item_without_summary() -> None:
+    events, final = run([SignatureDelta(signature="s1"), SignatureDelta(signature="s2"), TextDelta(text="x")])
+    assert "response.reasoning_summary_part.added" not in types(events)
+    assert final.output[0].summary == [] and final.output[0].encrypted_content == "kr1.s.anthropic.s1s2"
 
 
 def test_thinking_after_a_tool_call_starts_a_new_reasoning_item() -> None:
