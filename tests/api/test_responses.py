@@ -375,8 +375,13 @@ async def test_provider_preferences_models_fallbacks_and_upstream_failover(env: 
                                                          extra_body={"provider": {"order": ["oa", "an"]}})  # fmt: skip
         assert raw.headers["X-KeepRouter-Provider"] == "an"
         gen = raw.headers["X-Generation-Id"]
-    status, data = await get_json_record(env, gen)
-    assert status == 200 and [a["provider"] for a in data["provider_responses"]] == ["oa"]
+
+    async def recorded() -> Any:  # written just after the answer, off the request path
+        status, data = await get_json_record(env, gen)
+        return data if status == 200 else None
+
+    data = await wait_until(recorded, 10.0)
+    assert [a["provider"] for a in data["provider_responses"]] == ["oa"]
 
 
 async def get_json_record(env: Env, some_id: str, key: str | None = None) -> tuple[int, dict[str, Any]]:
