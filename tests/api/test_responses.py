@@ -361,6 +361,15 @@ async def test_failure_mid_stream_ends_with_response_failed(env: Env, upstream: 
     assert r.output and r.output[0].status == "incomplete"  # type: ignore[union-attr]
 
 
+async def test_failure_after_keepalives_committed_the_stream_is_response_failed(env: Env) -> None:
+    # a slow first byte commits the 200 (SSE comments keep it alive); the failure then comes in-band
+    env.up["openai"].script(Fault(status=500, delay_first_byte=3.5))
+    r, events = await ask(env, "stream", model="gpt-test", input="hi")
+    assert [e.type for e in events] == ["response.created", "response.in_progress", "response.failed"]
+    assert r.status == "failed" and r.error is not None and r.error.code == "server_error"
+    assert r.model == "gpt-test" and r.id.startswith("resp_")
+
+
 # ---- routing, billing, records -------------------------------------------------------------
 
 
