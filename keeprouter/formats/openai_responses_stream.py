@@ -195,10 +195,10 @@ class ResponsesStreamEncoder:
             call = self._calls.get(ev.index)
             if call is not None and ev.arguments:
                 call.pieces.append(ev.arguments)
-                if call in self._open_calls:  # a fragment after its item closed still reaches the final output
+                if call in self._open_calls:
                     where = {"item_id": call.id, "output_index": call.index}
                     out.append(self._ev("response.function_call_arguments.delta", {**where, "delta": ev.arguments}))
-                else:
+                else:  # a fragment after its item closed is not streamed but reaches the final output
                     args = "".join(call.pieces)
                     self._output[call.index] = function_call_item(call.id, call.call_id, call.name, args)
         elif isinstance(ev, ThinkingDelta):
@@ -232,7 +232,7 @@ class ResponsesStreamEncoder:
         out: list[bytes] = []
         self._begin(out)
         reason = incomplete_reason(self._stop)
-        self._close_all(out, "incomplete" if reason else "completed")  # the last item is always still open
+        self._close_all(out, "incomplete" if reason else "completed")  # the last item is open (or reasoning)
         u = usage_dict(usage or self._usage or Usage(), cost)
         status = "incomplete" if reason else "completed"
         out.append(self._ev(f"response.{status}", {"response": self._response(status, usage=u, incomplete=reason)}))
