@@ -7,22 +7,28 @@ from typing import Any
 
 import orjson
 from formats.fmt_helpers import check_responses_stream
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keeprouter.errors import RateLimited, UpstreamError
 from keeprouter.formats.canonical import (
+    ChatResponse,
     Finish,
     RedactedThinking,
     SignatureDelta,
     Start,
     StreamEvent,
     TextDelta,
+    TextPart,
     ThinkingDelta,
+    ThinkingPart,
     ToolCallDelta,
+    ToolCallPart,
     ToolCallStart,
     Usage,
     UsageUpdate,
 )
-from keeprouter.formats.openai_responses import echo_of, parse_request
+from keeprouter.formats.openai_responses import build_response, echo_of, parse_request
 from keeprouter.formats.openai_responses_stream import ResponsesStreamEncoder
 
 USAGE = Usage(input_tokens=20, output_tokens=9, cache_read_tokens=4, reasoning_tokens=3)
@@ -255,3 +261,65 @@ def test_the_request_is_echoed_in_every_response_object() -> None:
         assert r["text"] == {"format": {"type": "json_object"}} and r["store"] is False
         assert r["previous_response_id"] is None and r["error"] is None
     assert final.text is not None and final.text.format is not None and final.text.format.type == "json_object"
+
+
+# ---- any stream: the invariants hold, and it ends with the object a whole answer gets ---------
+
+piece = st.text(min_size=1, max_size=6)
+block = st.one_of(
+    st.tuples(st.just("text"), st.lists(piece, min_size=1, max_size=4)),
+    st.tuples(st.just("thinking"), st.lists(piece, min_size=1, max_size=4), st.none() | st.text("ab=+/", min_size=1)),
+    st.tuples(st.just("redacted"), st.text("xyz", min_size=1, max_size=5)),
+    st.tuples(st.just("calls"), st.lists(st.lists(piece, max_size=3), min_size=1, max_size=3), st.randoms()),
+)
+
+
+def _merge(blocks: list[Any]) -> list[Any]:
+    """Adjacent text or thinking blocks would continue one item in a stream: keep one of each run."""
+    out: list[Any] = []
+    for b in blocks:
+        if out and b[0] == out[-1][0] and b[0] in ("text", "thinking"):
+            continue
+        out.append(b)
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(blocks=st.lists(block, max_size=6).map(_merge), stop=st.sampled_from(["end_turn", "tool_use", "max_tokens"]))
+def test_any_stream_ends_with_the_whole_answers_object(blocks: list[Any], stop: Any) -> None:
+    events: list[StreamEvent] = [Start(id="x", model="up")]
+    content: list[Any] = []
+    n_calls = 0
+    for b in blocks:
+        if b[0] == "text":
+            events += [TextDelta(text=p) for p in b[1]]
+            content.append(TextPart(text="".join(b[1])))
+        elif b[0] == "thinking":
+            events += [ThinkingDelta(text=p) for p in b[1]]
+            if b[2]:
+                events.append(SignatureDelta(signature=b[2]))
+            content.append(ThinkingPart(text="".join(b[1]), signature=b[2], origin="anthropic"))
+        elif b[0] == "redacted":
+            events.append(RedactedThinking(data=b[1]))
+            content.append(ThinkingPart(redacted=b[1], origin="anthropic"))
+        else:  # parallel calls, their fragments interleaved at random (each call's in its order)
+            pending: list[list[ToolCallDelta]] = []
+            for frags in b[1]:
+                i = n_calls
+                n_calls += 1
+                events.append(ToolCallStart(index=i, id=f"call_{i}", name="f"))
+                pending.append([ToolCallDelta(index=i, arguments=f) for f in frags])
+                content.append(ToolCallPart(id=f"call_{i}", name="f", arguments="".join(frags)))
+            while pending := [p for p in pending if p]:
+                events.append(b[2].choice(pending).pop(0))
+    events += [Finish(stop_reason=stop), UsageUpdate(usage=USAGE)]
+    enc = encoder()
+    frames = [f for ev in events for f in enc.feed(ev)] + enc.end(None, Decimal("0.01"))
+    streamed, _ = check_responses_stream(frames)
+    whole = build_response(ChatResponse(id="x", model="up", content=content, stop_reason=stop, usage=USAGE),
+                           id="resp_1-ab", model="m", created=1700, echo=enc_echo(), cost=Decimal("0.01"))  # fmt: skip
+    assert streamed[-1]["response"] == whole
+
+
+def enc_echo() -> dict[str, Any]:
+    return echo_of(parse_request({"model": "m", "input": "hi"}))
