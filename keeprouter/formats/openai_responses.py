@@ -35,10 +35,12 @@ from keeprouter.formats.canonical import (
     ToolCallPart,
     Usage,
 )
-from keeprouter.formats.openai_responses_request import ECHO, parse_request, seal
+from keeprouter.formats.openai_responses_request import ECHO, custom_input, parse_request, seal
 
 __all__ = [
     "build_response",
+    "custom_tool_call_item",
+    "custom_tools",
     "echo_of",
     "error_object",
     "function_call_item",
@@ -131,6 +133,16 @@ def function_call_item(id: str, call_id: str, name: str, arguments: str, status:
     }
 
 
+def custom_tool_call_item(id: str, call_id: str, name: str, arguments: str) -> dict[str, Any]:
+    """A call of a custom tool; `arguments` are those of the function standing in for it."""
+    return {"id": id, "type": "custom_tool_call", "call_id": call_id, "name": name, "input": custom_input(arguments)}
+
+
+def custom_tools(echo: dict[str, Any]) -> frozenset[str]:
+    """The names of the request's custom (free-text input) tools."""
+    return frozenset(t["name"] for t in echo["tools"] if isinstance(t, dict) and t.get("type") == "custom")
+
+
 def reasoning_item(id: str, text: str | None, encrypted: str | None = None) -> dict[str, Any]:
     summary = [] if text is None else [{"type": "summary_text", "text": text}]
     item: dict[str, Any] = {"id": id, "type": "reasoning", "summary": summary}
@@ -181,9 +193,9 @@ def response_object(
     }
 
 
-def output_items(resp: ChatResponse, resp_id: str) -> list[dict[str, Any]]:
+def output_items(resp: ChatResponse, resp_id: str, custom: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     """Canonical content -> output items: thinking -> reasoning, runs of text -> one message,
-    each tool call -> a function_call."""
+    each tool call -> a function_call (a custom_tool_call for the tools named in `custom`)."""
     items: list[dict[str, Any]] = []
     texts: list[str] = []
 
@@ -195,6 +207,9 @@ def output_items(resp: ChatResponse, resp_id: str) -> list[dict[str, Any]]:
     for p in resp.content:
         if isinstance(p, TextPart):
             texts.append(p.text)
+        elif isinstance(p, ToolCallPart) and p.name in custom:
+            flush()
+            items.append(custom_tool_call_item(item_id(resp_id, "ctc", len(items)), p.id, p.name, p.arguments))
         elif isinstance(p, ToolCallPart):
             flush()
             items.append(function_call_item(item_id(resp_id, "fc", len(items)), p.id, p.name, p.arguments))
@@ -210,7 +225,7 @@ def build_response(
     resp: ChatResponse, *, id: str, model: str, created: int, echo: dict[str, Any], cost: Decimal | None
 ) -> dict[str, Any]:
     """Canonical -> the client's `response` object (`id` is the response id, see `response_id`)."""
-    items = output_items(resp, id)
+    items = output_items(resp, id, custom_tools(echo))
     incomplete = incomplete_reason(resp.stop_reason)
     if incomplete and items and items[-1]["type"] != "reasoning":
         items[-1]["status"] = "incomplete"

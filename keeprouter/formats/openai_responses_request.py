@@ -3,7 +3,9 @@
 Decisions:
 - Stateless: `previous_response_id`, `conversation`, `background` and `item_reference` items are
   refused (400 naming the field); nothing is stored, so `store` is accepted and answered as false.
-- Only function tools: a built-in tool (web_search, file_search, computer_use, ...) is a 400 naming
+- Function tools, and custom (free-text input) tools as a function taking one string `input` (a
+  grammar goes into the description; `custom_tool_call` items carry the bare input both ways, see
+  `custom_input`). A built-in tool (web_search, file_search, computer_use, ...) is a 400 naming
   `tools[i].type`, as is a tool_choice naming one.
 - `instructions` and system/developer messages before the first turn become `system`; later ones stay
   in place as canonical "system" messages. `function_call` and `reasoning` items join the assistant
@@ -20,6 +22,8 @@ Decisions:
 from __future__ import annotations
 
 from typing import Any
+
+import orjson
 
 from keeprouter.errors import InvalidRequest
 from keeprouter.formats.canonical import (
@@ -42,6 +46,7 @@ _SEAL = "kr1"  # version tag of our `encrypted_content`: "kr1.s.<origin>.<signat
 _STATELESS = "this server does not store responses: send the whole conversation in `input` (and `store: false`)"
 _MODES = frozenset({"auto", "none", "required"})
 _TEXT_TYPES = frozenset({"input_text", "output_text", "text"})
+_CUSTOM_SCHEMA = {"type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"]}
 
 
 def _bad(field: str, problem: str) -> InvalidRequest:
@@ -160,6 +165,11 @@ class _Turns:
             raise _bad(f"{where}.arguments", "must be a string of JSON")
         self._last("assistant").content.append(ToolCallPart(id=call_id, name=name, arguments=args or ""))
 
+    def custom_tool_call(self, item: dict[str, Any], where: str) -> None:
+        call_id, name, text = _str(item, "call_id", where), _str(item, "name", where), _str(item, "input", where)
+        args = orjson.dumps({"input": text}).decode()
+        self._last("assistant").content.append(ToolCallPart(id=call_id, name=name, arguments=args))
+
     def function_call_output(self, item: dict[str, Any], where: str) -> None:
         call_id = _str(item, "call_id", where)
         out = item.get("output")
@@ -199,7 +209,9 @@ def _input(raw: Any, turns: _Turns) -> None:
             turns.message(item, where)
         elif t == "function_call":
             turns.function_call(item, where)
-        elif t == "function_call_output":
+        elif t == "custom_tool_call":
+            turns.custom_tool_call(item, where)
+        elif t in ("function_call_output", "custom_tool_call_output"):
             turns.function_call_output(item, where)
         elif t == "reasoning":
             turns.reasoning(item, where)
@@ -209,36 +221,52 @@ def _input(raw: Any, turns: _Turns) -> None:
             raise _bad(f"{where}.type", f"has unsupported item type {t!r}")
 
 
+def custom_input(arguments: str) -> str:
+    """A custom tool's bare input from the arguments of the function standing in for it."""
+    try:
+        v = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        return arguments
+    return v["input"] if isinstance(v, dict) and isinstance(v.get("input"), str) else arguments
+
+
+def _custom_description(t: dict[str, Any], desc: str | None) -> str:
+    f = t.get("format")
+    note = "Send the tool's whole input as the string `input`."
+    if isinstance(f, dict) and f.get("type") == "grammar" and isinstance(f.get("definition"), str):
+        note += f" It must follow this {f.get('syntax') or 'lark'} grammar:\n{f['definition']}"
+    return f"{desc}\n\n{note}" if desc else note
+
+
 def _tools(raw: Any) -> list[Tool]:
     if not isinstance(raw, list):
         raise _bad("tools", "must be a list")
     out = []
     for i, t in enumerate(raw):
         kind = t.get("type") if isinstance(t, dict) else None
-        if kind != "function":
+        if kind not in ("function", "custom"):
             raise _bad(
                 f"tools[{i}].type",
                 f"{kind!r} is not supported: this server runs no built-in tools (web search, file search,"
-                " computer use, ...); only `function` tools are",
+                " computer use, ...); only `function` and `custom` tools are",
             )
+        assert isinstance(t, dict)
         name = t.get("name")
         if not isinstance(name, str) or not name:
             raise _bad(f"tools[{i}].name", "is required")
         params, desc = t.get("parameters"), t.get("description")
-        out.append(
-            Tool(
-                name=name,
-                description=desc if isinstance(desc, str) else None,
-                parameters=params if isinstance(params, dict) else {},
-            )
-        )
+        desc = desc if isinstance(desc, str) else None
+        if kind == "custom":
+            out.append(Tool(name=name, description=_custom_description(t, desc), parameters=_CUSTOM_SCHEMA))
+        else:
+            out.append(Tool(name=name, description=desc, parameters=params if isinstance(params, dict) else {}))
     return out
 
 
 def _tool_choice(raw: Any) -> ToolChoice:
     if isinstance(raw, str) and raw in _MODES:
         return ToolChoice(mode=raw)  # type: ignore[arg-type]
-    if isinstance(raw, dict) and raw.get("type") == "function" and isinstance(raw.get("name"), str):
+    if isinstance(raw, dict) and raw.get("type") in ("function", "custom") and isinstance(raw.get("name"), str):
         return ToolChoice(mode="tool", name=raw["name"])
     raise _bad("tool_choice", 'must be "auto", "none", "required" or {"type": "function", "name": ...}')
 

@@ -7,10 +7,12 @@ Event order (OpenAI's): `response.created`, `response.in_progress`, then per out
 `sequence_number` (0, 1, 2...).
 
 Items: thinking -> a `reasoning` item (summary deltas), text -> a `message` item with one
-`output_text` part, each tool call -> a `function_call` item. A text or reasoning item closes when
-anything else begins; tool-call items stay open side by side until text, reasoning or the end
-comes (parallel calls may interleave their argument fragments). Each event is written as it comes;
-only the items' own text is kept, because the `.done` events and the final response repeat it.
+`output_text` part, each tool call -> a `function_call` item (a `custom_tool_call` for a custom
+tool: its bare input is known only once the call's JSON is whole, so it comes as one delta at the
+end). A text or reasoning item closes when anything else begins; tool-call items stay open side by
+side until text, reasoning or the end comes (parallel calls may interleave their argument
+fragments). Each event is written as it comes; only the items' own text is kept, because the
+`.done` events and the final response repeat it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from keeprouter.formats.canonical import (
     UsageUpdate,
 )
 from keeprouter.formats.openai_responses import (
+    custom_tool_call_item,
+    custom_tools,
     error_object,
     function_call_item,
     incomplete_reason,
@@ -60,7 +64,7 @@ class _Item:
     __slots__ = ("call_id", "id", "index", "kind", "name", "pieces", "redacted", "signature", "summary")
 
     def __init__(self, kind: str, id: str, index: int, call_id: str = "", name: str = "") -> None:
-        self.kind = kind  # "message" | "reasoning" | "function_call"
+        self.kind = kind  # "message" | "reasoning" | "function_call" | "custom_tool_call"
         self.id = id
         self.index = index
         self.call_id = call_id
@@ -75,14 +79,15 @@ class ResponsesStreamEncoder:
     """One response's stream. `feed` each canonical event; then `end(usage, cost)` for a stream that
     ran to its end, or `error(err)` for one that failed (either exactly once)."""
 
-    __slots__ = ("_block", "_calls", "_created", "_echo", "_id", "_model", "_open_calls", "_output", "_seq",
-                 "_started", "_stop", "_usage")  # fmt: skip
+    __slots__ = ("_block", "_calls", "_created", "_custom", "_echo", "_id", "_model", "_open_calls", "_output",
+                 "_seq", "_started", "_stop", "_usage")  # fmt: skip
 
     def __init__(self, *, id: str, model: str, created: int, echo: dict[str, Any]) -> None:
         self._id = id
         self._model = model
         self._created = created
         self._echo = echo
+        self._custom = custom_tools(echo)
         self._seq = 0
         self._started = False
         self._output: list[dict[str, Any] | None] = []  # by output_index; None while the item is open
@@ -125,6 +130,9 @@ class ResponsesStreamEncoder:
         elif kind == "reasoning":
             added = reasoning_item(item.id, None)
             out.append(self._ev("response.output_item.added", {"output_index": index, "item": added}))
+        elif kind == "custom_tool_call":
+            added = custom_tool_call_item(item.id, call_id, name, "")
+            out.append(self._ev("response.output_item.added", {"output_index": index, "item": added}))
         else:
             added = function_call_item(item.id, call_id, name, "", "in_progress")
             out.append(self._ev("response.output_item.added", {"output_index": index, "item": added}))
@@ -147,6 +155,11 @@ class ResponsesStreamEncoder:
                 at = {**where, "summary_index": 0}
                 out.append(self._ev("response.reasoning_summary_text.done", {**at, "text": text}))
                 out.append(self._ev("response.reasoning_summary_part.done", {**at, "part": _summary(text)}))
+        elif item.kind == "custom_tool_call":
+            done = custom_tool_call_item(item.id, item.call_id, item.name, text)
+            if done["input"]:
+                out.append(self._ev("response.custom_tool_call_input.delta", {**where, "delta": done["input"]}))
+            out.append(self._ev("response.custom_tool_call_input.done", {**where, "input": done["input"]}))
         else:
             done = function_call_item(item.id, item.call_id, item.name, text, status)
             out.append(self._ev("response.function_call_arguments.done", {**where, "arguments": text}))
@@ -195,7 +208,11 @@ class ResponsesStreamEncoder:
             call = self._calls.get(ev.index)
             if call is not None and ev.arguments:
                 call.pieces.append(ev.arguments)
-                if call in self._open_calls:
+                if call.kind == "custom_tool_call":
+                    if call not in self._open_calls:
+                        self._output[call.index] = custom_tool_call_item(call.id, call.call_id, call.name,
+                                                                         "".join(call.pieces))  # fmt: skip
+                elif call in self._open_calls:
                     where = {"item_id": call.id, "output_index": call.index}
                     out.append(self._ev("response.function_call_arguments.delta", {**where, "delta": ev.arguments}))
                 else:  # a fragment after its item closed is not streamed but reaches the final output
@@ -207,7 +224,8 @@ class ResponsesStreamEncoder:
         elif isinstance(ev, ToolCallStart):
             if ev.index not in self._calls:
                 self._close_block(out)
-                call = self._open("function_call", "fc", out, ev.id, ev.name)
+                kind, prefix = ("custom_tool_call", "ctc") if ev.name in self._custom else ("function_call", "fc")
+                call = self._open(kind, prefix, out, ev.id, ev.name)
                 self._calls[ev.index] = call
                 self._open_calls.append(call)
         elif isinstance(ev, SignatureDelta):

@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import openai
+import orjson
 import pydantic
 import pytest
 import pytest_asyncio
@@ -161,6 +162,32 @@ async def test_tool_call_then_function_call_output_round_trip(env: Env, upstream
                                                       "input": {"city": "Paris"}}  # fmt: skip
         result = sent["messages"][2]["content"][0]
         assert result["type"] == "tool_result" and result["tool_use_id"] == call_id
+
+
+@matrix
+async def test_custom_tool_round_trip_as_codex_uses_apply_patch(env: Env, upstream: str, mode: str) -> None:
+    patch = "*** Begin Patch\n*** Add File: a.txt\n+hi\n*** End Patch"
+    tool = {"type": "custom", "name": "apply_patch", "description": "Edit files.",
+            "format": {"type": "grammar", "syntax": "lark", "definition": "start: /(.|\\n)+/"}}  # fmt: skip
+    env.up[upstream].script(Reply(text=None, tool_calls=[ToolCall(None, "apply_patch", {"input": patch})]),
+                            Reply(text="Patched."))  # fmt: skip
+    first, _ = await ask(env, mode, model=MODEL[upstream], input="Add a.txt", tools=[tool])
+    call = first.output[-1]
+    assert call.type == "custom_tool_call" and call.input == patch and call.name == "apply_patch"
+    sent = env.sent(upstream)
+    schema = sent["tools"][0]["function"]["parameters"] if upstream == "openai" else sent["tools"][0]["input_schema"]
+    assert schema["properties"] == {"input": {"type": "string"}}
+    history = [{"role": "user", "content": "Add a.txt"}, call.model_dump(exclude_none=True),
+               {"type": "custom_tool_call_output", "call_id": call.call_id, "output": "Done!"}]  # fmt: skip
+    second, _ = await ask(env, mode, model=MODEL[upstream], input=history, tools=[tool])
+    assert second.output_text == "Patched."
+    sent = env.sent(upstream)
+    if upstream == "openai":
+        assert sent["messages"][1]["tool_calls"][0]["function"]["arguments"] == orjson.dumps({"input": patch}).decode()
+        assert sent["messages"][2] == {"role": "tool", "tool_call_id": call.call_id, "content": "Done!"}
+    else:
+        assert sent["messages"][1]["content"][0]["input"] == {"input": patch}
+        assert sent["messages"][2]["content"][0]["tool_use_id"] == call.call_id
 
 
 @pytest.mark.parametrize(("upstream", "stream"), [(u, s) for u in UPSTREAMS for s in (False, True)])

@@ -153,6 +153,8 @@ def check_responses_stream(
                 assert ev["text"] == texts[i]
             elif t == "response.function_call_arguments.done":
                 assert ev["arguments"] == texts[i]
+            elif t == "response.custom_tool_call_input.done":
+                assert ev["input"] == texts[i]
     assert not open_items, "every item is done before the end"
     state: ResponseStreamState[Any] = ResponseStreamState(input_tools=[], text_format=omit)
     for ev in events:

@@ -213,6 +213,41 @@ def test_tools_tool_choice_and_parallel_calls() -> None:
     assert an["tool_choice"] == {"type": "tool", "name": "wx", "disable_parallel_tool_use": True}
 
 
+def test_custom_tools_stand_in_as_functions_taking_one_string() -> None:
+    grammar = {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"}
+    req = parse(input=[{"role": "user", "content": "patch it"},
+                       {"type": "custom_tool_call", "call_id": "c1", "name": "apply_patch", "input": "*** Begin"},
+                       {"type": "custom_tool_call_output", "call_id": "c1", "output": "done"}],
+                tools=[{"type": "custom", "name": "apply_patch", "description": "Edit files.", "format": grammar},
+                       {"type": "custom", "name": "free"}],
+                tool_choice={"type": "custom", "name": "apply_patch"})  # fmt: skip
+    patch, free = req.tools
+    assert patch.parameters == free.parameters == {
+        "type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"]}  # fmt: skip
+    assert patch.description is not None and patch.description.startswith("Edit files.")
+    assert "lark grammar:\nstart: /.+/" in patch.description
+    assert free.description == "Send the tool's whole input as the string `input`."
+    assert req.tool_choice is not None and req.tool_choice.name == "apply_patch"
+    assert req.messages[1].content == [ToolCallPart(id="c1", name="apply_patch", arguments='{"input":"*** Begin"}')]
+    assert req.messages[2].content == [ToolResultPart(tool_call_id="c1", content=[TextPart(text="done")])]
+    refused({"input": [{"type": "custom_tool_call", "call_id": "c", "name": "f"}]}, "input[0].input", "string")
+
+
+def test_custom_tool_calls_answer_with_their_bare_input() -> None:
+    tools = [{"type": "custom", "name": "apply_patch"}, {"type": "function", "name": "wx"}]
+    content = [ToolCallPart(id="c1", name="apply_patch", arguments='{"input":"*** Begin"}'),
+               ToolCallPart(id="c2", name="apply_patch", arguments="not json"),
+               ToolCallPart(id="c3", name="apply_patch", arguments='{"other":1}'),
+               ToolCallPart(id="c4", name="wx", arguments="{}")]  # fmt: skip
+    out = respond(ChatResponse(id="u", model="u", content=content, stop_reason="tool_use"), tools=tools)["output"]
+    assert out[0] == {"id": "ctc_9-x_0", "type": "custom_tool_call", "call_id": "c1", "name": "apply_patch",
+                      "input": "*** Begin"}  # fmt: skip
+    assert [o.get("input") for o in out] == ["*** Begin", "not json", '{"other":1}', None]
+    assert out[3]["type"] == "function_call"
+    Response.model_validate({**respond(ChatResponse(id="u", model="u", content=content, stop_reason="tool_use"),
+                                       tools=tools)})  # fmt: skip
+
+
 def test_sampling_budget_formats_and_reasoning() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "string"}}}
     req = parse(input="x", max_output_tokens=50, temperature=0.2, top_p=1,

@@ -31,6 +31,7 @@ from keeprouter.formats.canonical import (
 from keeprouter.formats.openai_responses import build_response, echo_of, parse_request
 from keeprouter.formats.openai_responses_stream import ResponsesStreamEncoder
 
+WX = {"type": "function", "name": "wx", "parameters": {"type": "object"}}
 USAGE = Usage(input_tokens=20, output_tokens=9, cache_read_tokens=4, reasoning_tokens=3)
 
 
@@ -180,6 +181,25 @@ def test_a_signature_without_thinking_text_is_a_reasoning_item_without_summary()
     events, final = run([SignatureDelta(signature="s1"), SignatureDelta(signature="s2"), TextDelta(text="x")])
     assert "response.reasoning_summary_part.added" not in types(events)
     assert final.output[0].summary == [] and final.output[0].encrypted_content == "kr1.s.anthropic.s1s2"
+
+
+def test_custom_tool_calls_stream_their_bare_input_when_whole() -> None:
+    grammar = {"type": "grammar", "syntax": "lark", "definition": "s"}
+    custom = {"type": "custom", "name": "apply_patch", "format": grammar}
+    events, final = run(
+        [ToolCallStart(index=0, id="c1", name="apply_patch"), ToolCallDelta(index=0, arguments='{"input":"*** Begin'),
+         ToolCallDelta(index=0, arguments='\\n"}'), ToolCallStart(index=1, id="c2", name="apply_patch"),
+         ToolCallStart(index=2, id="c3", name="wx"), ToolCallDelta(index=2, arguments="{}"),
+         TextDelta(text="ok"), ToolCallDelta(index=1, arguments='{"input":"late"}'), Finish(stop_reason="tool_use")],
+        tools=[custom, WX], same_output=False,
+    )  # fmt: skip
+    added = next(e["item"] for e in events if e["type"] == "response.output_item.added")
+    assert added == {"id": "ctc_1-ab_0", "type": "custom_tool_call", "call_id": "c1", "name": "apply_patch",
+                     "input": ""}  # fmt: skip
+    assert [e["delta"] for e in events if e["type"] == "response.custom_tool_call_input.delta"] == ["*** Begin\n"]
+    assert [(o.type, getattr(o, "input", None)) for o in final.output] == [
+        ("custom_tool_call", "*** Begin\n"), ("custom_tool_call", "late"), ("function_call", None), ("message", None)]
+    assert "response.function_call_arguments.delta" in types(events)  # the function tool still streams
 
 
 def test_thinking_after_a_tool_call_starts_a_new_reasoning_item() -> None:
