@@ -42,7 +42,7 @@ from keeprouter.formats.canonical import (
 )
 from keeprouter.live_stream import LiveStream
 from keeprouter.providers.base import Adapter
-from keeprouter.routing.fit import SignatureIssuers, fit
+from keeprouter.routing.fit import SignatureIssuers, fit, output_budget
 from keeprouter.routing.health import HealthTracker
 from keeprouter.routing.select import Candidate, ProviderPrefs, parse_prefs, plan
 from keeprouter.store.base import GenerationRecord, GenerationStatus, KeyRecord
@@ -85,6 +85,7 @@ class Metering:
     last_error: UpstreamError | None = None
     candidate: Candidate | None = None
     first_token_at: float | None = None
+    budget_cut: int | None = None  # the max_tokens sent to the serving endpoint, when lowered
 
 
 @dataclass(slots=True)
@@ -171,16 +172,19 @@ class Gateway:
     async def _reserve(self, meter: Metering, cands: list[Candidate]) -> None:
         key = meter.caller.key
         worst = max(
-            pricing.worst_case(meter.prompt_estimate, self._max_output(meter.request, c), c.endpoint.pricing)
+            pricing.worst_case(meter.prompt_estimate, self._max_output(meter, c), c.endpoint.pricing)
             for c in cands
         )
         meter.hold = await self.ledger.reserve(key, worst)
 
     @staticmethod
-    def _max_output(req: ChatRequest, c: Candidate) -> int:
-        if req.max_tokens:
-            return req.max_tokens
+    def _max_output(meter: Metering, c: Candidate) -> int:
+        """The most output `c` may produce: the budget `fit` will send it (the request's, lowered to
+        the endpoint's limits), else the endpoint's bounds."""
         ep = c.endpoint
+        budget = output_budget(meter.request.max_tokens, meter.prompt_estimate, ep)
+        if budget:
+            return budget
         return ep.max_output_tokens or min(ep.context_length or MAX_OUTPUT_FALLBACK, MAX_OUTPUT_FALLBACK * 4)
 
     # ---- whole answers -------------------------------------------------------------------
@@ -193,7 +197,7 @@ class Gateway:
                 t0 = time.monotonic()
                 try:
                     ep = cand.endpoint
-                    resp = await self.adapters[ep.provider].complete(fit(req, ep, self.issuers), ep, caller.headers)
+                    resp = await self.adapters[ep.provider].complete(self._fit(meter, cand), ep, caller.headers)
                 except UpstreamError as e:
                     self._failed(meter, cand, e)
                     continue
@@ -227,7 +231,7 @@ class Gateway:
         try:
             for cand in self._attempts(meter, cands):
                 ep = cand.endpoint
-                it = self.adapters[ep.provider].stream(fit(req, ep, self.issuers), ep, caller.headers)
+                it = self.adapters[ep.provider].stream(self._fit(meter, cand), ep, caller.headers)
                 try:
                     first = await anext(it)
                 except StopAsyncIteration:
@@ -249,6 +253,15 @@ class Gateway:
             raise
 
     # ---- shared --------------------------------------------------------------------------
+    def _fit(self, meter: Metering, cand: Candidate) -> ChatRequest:
+        """The request as `cand` gets it. A max_tokens lowered to fit the context is not told to
+        the caller (it asked for a ceiling, not a length) but is recorded on the generation, in the
+        serving attempt's entry of `provider_responses`."""
+        req = meter.request
+        sent = fit(req, cand.endpoint, self.issuers, meter.prompt_estimate)
+        meter.budget_cut = sent.max_tokens if sent.max_tokens != req.max_tokens else None
+        return sent
+
     def _attempts(self, meter: Metering, cands: list[Candidate]) -> Iterator[Candidate]:
         """Endpoints to try in turn, bounded in count and in total time."""
         deadline = meter.started + MAX_RETRY_SECONDS
@@ -304,6 +317,12 @@ class Gateway:
     ) -> None:
         cand = meter.candidate
         assert cand is not None, "only a generation that an endpoint served is recorded"
+        attempts = meter.attempts
+        if meter.budget_cut is not None:
+            served: dict[str, Any] = {"provider": cand.endpoint.provider, "model": cand.model.id, "status": 200}
+            served["max_tokens_requested"] = meter.request.max_tokens
+            served["max_tokens_sent"] = meter.budget_cut
+            attempts = [*attempts, served]
         now = time.monotonic()
         latency = now - meter.started
         ttft = (meter.first_token_at or now) - meter.started
@@ -329,7 +348,7 @@ class Gateway:
             throughput=(usage.output_tokens / gen_time) if gen_time > 0 and usage.output_tokens else None,
             app=meter.caller.app,
             app_title=meter.caller.app_title,
-            attempts=meter.attempts,
+            attempts=attempts,
             error=error,
             created_at=time.time(),
         )
