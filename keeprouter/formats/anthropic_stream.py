@@ -52,11 +52,14 @@ def _int(d: dict[str, Any], key: str, default: int) -> int:
 
 
 class AnthropicStreamDecoder:
-    """Feed each upstream SSE event (its `event:` name and parsed `data`)."""
+    """Feed each upstream SSE event (its `event:` name and parsed `data`). Calls of `json_tool` (the
+    structured-output tool, see `anthropic.json_tool`) stream as the answer's text."""
 
-    __slots__ = ("_input", "_no_args", "_tools")
+    __slots__ = ("_input", "_json_block", "_json_tool", "_no_args", "_tools")
 
-    def __init__(self) -> None:
+    def __init__(self, json_tool: str | None = None) -> None:
+        self._json_tool = json_tool
+        self._json_block: Any = None  # block index of the structured-output call
         self._tools: dict[Any, int] = {}  # block index -> canonical tool index
         self._no_args: set[Any] = set()  # tool block indexes that have received no input yet
         self._input = (0, 0, 0)  # input_tokens, cache_read, cache_creation from message_start
@@ -76,6 +79,9 @@ class AnthropicStreamDecoder:
                 ti = self._tools.get(bi)
                 pj = d.get("partial_json")
                 if ti is None or not pj or not isinstance(pj, str):
+                    if bi == self._json_block and pj and isinstance(pj, str):
+                        self._no_args.discard(bi)
+                        return [TextDelta(text=pj)]
                     return []
                 self._no_args.discard(bi)
                 return [ToolCallDelta(index=ti, arguments=pj)]
@@ -107,12 +113,10 @@ class AnthropicStreamDecoder:
             d = data.get("delta")
             if isinstance(d, dict) and isinstance(d.get("stop_reason"), str):
                 seq = d.get("stop_sequence")
-                out.append(
-                    Finish(
-                        stop_reason=STOP_FROM_ANTHROPIC.get(d["stop_reason"], "end_turn"),
-                        stop_sequence=seq if isinstance(seq, str) else None,
-                    )
-                )
+                stop = STOP_FROM_ANTHROPIC.get(d["stop_reason"], "end_turn")
+                if stop == "tool_use" and self._json_block is not None and not self._tools:
+                    stop = "end_turn"  # the only call was the answer
+                out.append(Finish(stop_reason=stop, stop_sequence=seq if isinstance(seq, str) else None))
             u = data.get("usage")
             if isinstance(u, dict):
                 out.append(UsageUpdate(usage=self._usage(u, 0)))
@@ -126,6 +130,8 @@ class AnthropicStreamDecoder:
             bi = data.get("index")
             if bi in self._no_args:  # a call without input: its arguments are the empty object
                 self._no_args.discard(bi)
+                if bi == self._json_block:
+                    return [TextDelta(text="{}")]
                 return [ToolCallDelta(index=self._tools[bi], arguments="{}")]
         return []  # ping, content_block_stop, message_stop, unknown events
 
@@ -157,6 +163,13 @@ class AnthropicStreamDecoder:
         if bt == "text":
             text = b.get("text")
             return [TextDelta(text=text)] if text and isinstance(text, str) else []
+        if bt == "tool_use" and self._json_tool is not None and b.get("name") == self._json_tool:
+            self._json_block = data.get("index")
+            inp = b.get("input")
+            if inp and isinstance(inp, dict):
+                return [TextDelta(text=orjson.dumps(inp).decode())]
+            self._no_args.add(self._json_block)
+            return []
         if bt == "tool_use":
             ti = self._tools[data.get("index")] = len(self._tools)
             out: list[StreamEvent] = [
