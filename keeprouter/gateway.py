@@ -14,16 +14,17 @@ what was produced.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from keeprouter.billing import pricing
 from keeprouter.billing.ledger import Hold, Ledger
-from keeprouter.config import Config, ModelConfig
+from keeprouter.config import Config, EndpointConfig, ModelConfig
 from keeprouter.errors import (
     GatewayError,
     InvalidRequest,
@@ -49,6 +50,7 @@ from keeprouter.store.base import GenerationRecord, GenerationStatus, KeyRecord
 
 MAX_ATTEMPTS = 5  # endpoints tried per request, across models
 MAX_RETRY_SECONDS = 120.0  # no new attempt starts after this long
+log = logging.getLogger("keeprouter.gateway")
 MAX_OUTPUT_FALLBACK = 4096  # worst-case output for reservations when neither request nor catalogue bounds it
 _DATE_SUFFIX = re.compile(r"-\d{8}$")
 VARIANT_SORT = {"nitro": "throughput", "floor": "price"}
@@ -106,6 +108,8 @@ class Gateway:
         self.health = health
         self._settling: set[asyncio.Task[None]] = set()
         self.issuers = SignatureIssuers()
+        self.encodings = tokens.Encodings()
+        self._loading: set[str] = set()
 
     # ---- resolve ------------------------------------------------------------------------
     def route(self, body: Mapping[str, Any], req: ChatRequest) -> Route:
@@ -159,6 +163,42 @@ class Gateway:
                 continue
         return None
 
+    async def count_input(self, models: list[ModelConfig], req: ChatRequest, headers: Mapping[str, str]) -> int:
+        """`count_tokens`: the upstream's own count (Anthropic-format hosts), else the exact count
+        with the tokenizer of the first endpoint whose model has one shipped (OpenAI family), else
+        the offline estimate. Tokenizer work runs in a worker thread, off the event loop."""
+        n = await self.upstream_count(models, req, headers) if models else None
+        if n is not None:
+            return n
+        for ep in models[0].endpoints if models else ():
+            name = tokens.encoding_for(ep.model.rpartition("/")[2])
+            if name is not None:
+                enc = await asyncio.to_thread(self.encodings.get, name)
+                exact: int = await asyncio.to_thread(tokens.count_request, req, tokens.exact_counter(enc))
+                return exact
+        return tokens.count_request(req)
+
+    def exact_counter(self, ep: EndpointConfig) -> Callable[[str], int] | None:
+        """The exact text counter for `ep`'s model when its tokenizer is shipped AND already loaded
+        (metering a usage-less upstream never waits for a load: it starts one, in a worker thread,
+        and this answer is metered with the estimate)."""
+        name = tokens.encoding_for(ep.model.rpartition("/")[2])
+        if name is None:
+            return None
+        enc = self.encodings.loaded(name)
+        if enc is not None:
+            return tokens.exact_counter(enc)
+        if name not in self._loading:
+            self._loading.add(name)
+            self.settle_later(self._load_encoding(name))
+        return None
+
+    async def _load_encoding(self, name: str) -> None:
+        try:
+            await asyncio.to_thread(self.encodings.get, name)
+        except (OSError, tokens.VocabularyError):
+            log.exception("tokenizer %s could not be loaded; usage-less upstreams stay estimated", name)
+
     def _begin(self, caller: Caller, req: ChatRequest) -> Metering:
         gen_id = self.ledger.ids.generation_id(time.time())
         return Metering(gen_id, caller, req, tokens.estimate_request(req), None, time.monotonic())
@@ -204,7 +244,7 @@ class Gateway:
                 elapsed = time.monotonic() - t0
                 meter.candidate = cand
                 meter.first_token_at = time.monotonic()
-                _fill_missing_usage(resp, meter.prompt_estimate)
+                _fill_missing_usage(resp, meter, self.exact_counter(ep))
                 for part in resp.content:
                     if isinstance(part, ThinkingPart) and (part.signature or part.redacted):
                         self.issuers.record(part.signature or part.redacted or "", ep)
@@ -369,11 +409,13 @@ class Gateway:
             await asyncio.gather(*list(self._settling), return_exceptions=True)
 
 
-def _fill_missing_usage(resp: ChatResponse, prompt_estimate: int) -> None:
-    """Upstreams that return no usage are metered with the offline tokenizer."""
+def _fill_missing_usage(resp: ChatResponse, meter: Metering, exact: Callable[[str], int] | None) -> None:
+    """Upstreams that return no usage are metered offline: exactly with the model's tokenizer when
+    one is loaded (`exact`), else with the estimate."""
     u = resp.usage
     if u.input_tokens and u.output_tokens:
         return
+    count = exact or tokens.count_output
     if not u.output_tokens:
         text = []
         for p in resp.content:
@@ -381,9 +423,9 @@ def _fill_missing_usage(resp: ChatResponse, prompt_estimate: int) -> None:
                 text.append(p.name + p.arguments)
             else:
                 text.append(getattr(p, "text", "") or "")
-        u.output_tokens = tokens.count_output("".join(text))
+        u.output_tokens = count("".join(text))
     if not u.input_tokens:
-        u.input_tokens = prompt_estimate
+        u.input_tokens = tokens.count_request(meter.request, exact) if exact else meter.prompt_estimate
 
 
 __all__ = ["Caller", "Completion", "Gateway", "Route"]
