@@ -213,7 +213,9 @@ def _messages(messages: list[Message], keep_system: bool) -> list[dict[str, Any]
 def json_tool(req: ChatRequest) -> tuple[str, dict[str, Any]] | None:
     """The forced tool that carries `req.response_format` to a Messages upstream (its name and
     definition), or None when no structured output is asked for."""
-    rf = req.response_format or {}
+    rf = req.response_format
+    if rf is None:
+        return None
     kind = rf.get("type")
     name: str = "json_response"
     if kind == "json_schema":
@@ -260,7 +262,7 @@ def build_request(req: ChatRequest, upstream_model: str, *, default_max_tokens: 
         tools.append(d)
     if anthropic_client and "_server_tools" in req.extra:
         tools.extend(req.extra["_server_tools"])
-    structured = None if anthropic_client else json_tool(req)
+    structured = None if anthropic_client or req.response_format is None else json_tool(req)
     if structured is not None:
         tools.append(structured[1])
     if tools:
