@@ -244,7 +244,8 @@ class Gateway:
                 elapsed = time.monotonic() - t0
                 meter.candidate = cand
                 meter.first_token_at = time.monotonic()
-                _fill_missing_usage(resp, meter, self.exact_counter(ep))
+                if not (resp.usage.input_tokens and resp.usage.output_tokens):
+                    _fill_missing_usage(resp, meter, self.exact_counter(ep))
                 for part in resp.content:
                     if isinstance(part, ThinkingPart) and (part.signature or part.redacted):
                         self.issuers.record(part.signature or part.redacted or "", ep)
@@ -413,8 +414,6 @@ def _fill_missing_usage(resp: ChatResponse, meter: Metering, exact: Callable[[st
     """Upstreams that return no usage are metered offline: exactly with the model's tokenizer when
     one is loaded (`exact`), else with the estimate."""
     u = resp.usage
-    if u.input_tokens and u.output_tokens:
-        return
     count = exact or tokens.count_output
     if not u.output_tokens:
         text = []
