@@ -3,6 +3,7 @@ in its own shape (see `formats.openai.render_error` and `formats.anthropic.rende
 
     GatewayError                      kind                    status
     ├── InvalidRequest                invalid_request         400
+    │   └── ContextLengthExceeded     context_length_exceeded 400   (the prompt fits no endpoint)
     ├── AuthenticationFailed          authentication          401
     ├── InsufficientCredit            payment_required        402
     ├── PermissionDenied              permission_denied       403
@@ -45,6 +46,18 @@ class GatewayError(Exception):
 class InvalidRequest(GatewayError):
     kind = "invalid_request"
     status = 400
+
+
+class ContextLengthExceeded(InvalidRequest):
+    """The prompt alone does not fit any endpoint's context. Rendered with each provider's own
+    wording, which clients act on (Claude Code compacts on Anthropic's "prompt is too long")."""
+
+    kind = "context_length_exceeded"
+
+    def __init__(self, tokens: int, limit: int) -> None:
+        super().__init__(f"prompt is too long: {tokens} tokens > {limit} maximum")
+        self.tokens = tokens
+        self.limit = limit
 
 
 class AuthenticationFailed(GatewayError):

@@ -18,16 +18,17 @@ what was produced.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from keeprouter.billing import pricing
 from keeprouter.billing.ledger import Hold, Ledger
-from keeprouter.config import Config, ModelConfig
+from keeprouter.config import Config, EndpointConfig, ModelConfig
 from keeprouter.errors import (
     GatewayError,
     InvalidRequest,
@@ -48,13 +49,14 @@ from keeprouter.limits.base import Limits, RateLimiter, Refusal, Ticket
 from keeprouter.limits.memory import MemoryLimiter
 from keeprouter.live_stream import LiveStream
 from keeprouter.providers.base import Adapter
-from keeprouter.routing.fit import SignatureIssuers, fit
+from keeprouter.routing.fit import SignatureIssuers, fit, output_budget
 from keeprouter.routing.health import HealthTracker
 from keeprouter.routing.select import Candidate, ProviderPrefs, parse_prefs, plan
 from keeprouter.store.base import GenerationRecord, GenerationStatus, KeyRecord
 
 MAX_ATTEMPTS = 5  # endpoints tried per request, across models
 MAX_RETRY_SECONDS = 120.0  # no new attempt starts after this long
+log = logging.getLogger("keeprouter.gateway")
 MAX_OUTPUT_FALLBACK = 4096  # worst-case output for reservations when neither request nor catalogue bounds it
 _DATE_SUFFIX = re.compile(r"-\d{8}$")
 VARIANT_SORT = {"nitro": "throughput", "floor": "price"}
@@ -92,6 +94,7 @@ class Metering:
     candidate: Candidate | None = None
     first_token_at: float | None = None
     ticket: Ticket | None = None  # the rate limiter's entry, for keys with rpm/tpm limits
+    budget_cut: int | None = None  # the max_tokens sent to the serving endpoint, when lowered
 
 
 @dataclass(slots=True)
@@ -118,6 +121,8 @@ class Gateway:
         self.limiter: RateLimiter = limiter if limiter is not None else MemoryLimiter()
         self._settling: set[asyncio.Task[None]] = set()
         self.issuers = SignatureIssuers()
+        self.encodings = tokens.Encodings()
+        self._loading: set[str] = set()
 
     # ---- resolve ------------------------------------------------------------------------
     def route(self, body: Mapping[str, Any], req: ChatRequest) -> Route:
@@ -171,6 +176,42 @@ class Gateway:
                 continue
         return None
 
+    async def count_input(self, models: list[ModelConfig], req: ChatRequest, headers: Mapping[str, str]) -> int:
+        """`count_tokens`: the upstream's own count (Anthropic-format hosts), else the exact count
+        with the tokenizer of the first endpoint whose model has one shipped (OpenAI family), else
+        the offline estimate. Tokenizer work runs in a worker thread, off the event loop."""
+        n = await self.upstream_count(models, req, headers) if models else None
+        if n is not None:
+            return n
+        for ep in models[0].endpoints if models else ():
+            name = tokens.encoding_for(ep.model.rpartition("/")[2])
+            if name is not None:
+                enc = await asyncio.to_thread(self.encodings.get, name)
+                exact: int = await asyncio.to_thread(tokens.count_request, req, tokens.exact_counter(enc))
+                return exact
+        return tokens.count_request(req)
+
+    def exact_counter(self, ep: EndpointConfig) -> Callable[[str], int] | None:
+        """The exact text counter for `ep`'s model when its tokenizer is shipped AND already loaded
+        (metering a usage-less upstream never waits for a load: it starts one, in a worker thread,
+        and this answer is metered with the estimate)."""
+        name = tokens.encoding_for(ep.model.rpartition("/")[2])
+        if name is None:
+            return None
+        enc = self.encodings.loaded(name)
+        if enc is not None:
+            return tokens.exact_counter(enc)
+        if name not in self._loading:
+            self._loading.add(name)
+            self.settle_later(self._load_encoding(name))
+        return None
+
+    async def _load_encoding(self, name: str) -> None:
+        try:
+            await asyncio.to_thread(self.encodings.get, name)
+        except (OSError, tokens.VocabularyError):
+            log.exception("tokenizer %s could not be loaded; usage-less upstreams stay estimated", name)
+
     def _begin(self, caller: Caller, req: ChatRequest) -> Metering:
         gen_id = self.ledger.ids.generation_id(time.time())
         return Metering(gen_id, caller, req, tokens.estimate_request(req), None, time.monotonic())
@@ -185,7 +226,7 @@ class Gateway:
         """Admit the request: rate limits (429), then the credit hold (402); either refusal leaves
         nothing behind."""
         key = meter.caller.key
-        outputs = [(c, self._max_output(meter.request, c)) for c in cands]
+        outputs = [(c, self._max_output(meter, c)) for c in cands]
         if key.rpm_limit is not None or key.tpm_limit is not None:
             budget = meter.prompt_estimate + max(out for _, out in outputs)
             limits = Limits(key.rpm_limit, key.tpm_limit)
@@ -207,10 +248,13 @@ class Gateway:
             raise
 
     @staticmethod
-    def _max_output(req: ChatRequest, c: Candidate) -> int:
-        if req.max_tokens:
-            return req.max_tokens
+    def _max_output(meter: Metering, c: Candidate) -> int:
+        """The most output `c` may produce: the budget `fit` will send it (the request's, lowered to
+        the endpoint's limits), else the endpoint's bounds."""
         ep = c.endpoint
+        budget = output_budget(meter.request.max_tokens, meter.prompt_estimate, ep)
+        if budget:
+            return budget
         return ep.max_output_tokens or min(ep.context_length or MAX_OUTPUT_FALLBACK, MAX_OUTPUT_FALLBACK * 4)
 
     # ---- whole answers -------------------------------------------------------------------
@@ -223,14 +267,15 @@ class Gateway:
                 t0 = time.monotonic()
                 try:
                     ep = cand.endpoint
-                    resp = await self.adapters[ep.provider].complete(fit(req, ep, self.issuers), ep, caller.headers)
+                    resp = await self.adapters[ep.provider].complete(self._fit(meter, cand), ep, caller.headers)
                 except UpstreamError as e:
                     self._failed(meter, cand, e)
                     continue
                 elapsed = time.monotonic() - t0
                 meter.candidate = cand
                 meter.first_token_at = time.monotonic()
-                _fill_missing_usage(resp, meter.prompt_estimate)
+                if not (resp.usage.input_tokens and resp.usage.output_tokens):
+                    _fill_missing_usage(resp, meter, self.exact_counter(ep))
                 for part in resp.content:
                     if isinstance(part, ThinkingPart) and (part.signature or part.redacted):
                         self.issuers.record(part.signature or part.redacted or "", ep)
@@ -257,7 +302,7 @@ class Gateway:
         try:
             for cand in self._attempts(meter, cands):
                 ep = cand.endpoint
-                it = self.adapters[ep.provider].stream(fit(req, ep, self.issuers), ep, caller.headers)
+                it = self.adapters[ep.provider].stream(self._fit(meter, cand), ep, caller.headers)
                 try:
                     first = await anext(it)
                 except StopAsyncIteration:
@@ -279,6 +324,15 @@ class Gateway:
             raise
 
     # ---- shared --------------------------------------------------------------------------
+    def _fit(self, meter: Metering, cand: Candidate) -> ChatRequest:
+        """The request as `cand` gets it. A max_tokens lowered to fit the context is not told to
+        the caller (it asked for a ceiling, not a length) but is recorded on the generation, in the
+        serving attempt's entry of `provider_responses`."""
+        req = meter.request
+        sent = fit(req, cand.endpoint, self.issuers, meter.prompt_estimate)
+        meter.budget_cut = sent.max_tokens if sent.max_tokens != req.max_tokens else None
+        return sent
+
     def _attempts(self, meter: Metering, cands: list[Candidate]) -> Iterator[Candidate]:
         """Endpoints to try in turn, bounded in count and in total time."""
         deadline = meter.started + MAX_RETRY_SECONDS
@@ -337,6 +391,12 @@ class Gateway:
     ) -> None:
         cand = meter.candidate
         assert cand is not None, "only a generation that an endpoint served is recorded"
+        attempts = meter.attempts
+        if meter.budget_cut is not None:
+            served: dict[str, Any] = {"provider": cand.endpoint.provider, "model": cand.model.id, "status": 200}
+            served["max_tokens_requested"] = meter.request.max_tokens
+            served["max_tokens_sent"] = meter.budget_cut
+            attempts = [*attempts, served]
         now = time.monotonic()
         latency = now - meter.started
         ttft = (meter.first_token_at or now) - meter.started
@@ -362,7 +422,7 @@ class Gateway:
             throughput=(usage.output_tokens / gen_time) if gen_time > 0 and usage.output_tokens else None,
             app=meter.caller.app,
             app_title=meter.caller.app_title,
-            attempts=meter.attempts,
+            attempts=attempts,
             error=error,
             created_at=time.time(),
         )
@@ -388,11 +448,11 @@ class Gateway:
             await asyncio.gather(*list(self._settling), return_exceptions=True)
 
 
-def _fill_missing_usage(resp: ChatResponse, prompt_estimate: int) -> None:
-    """Upstreams that return no usage are metered with the offline tokenizer."""
+def _fill_missing_usage(resp: ChatResponse, meter: Metering, exact: Callable[[str], int] | None) -> None:
+    """Upstreams that return no usage are metered offline: exactly with the model's tokenizer when
+    one is loaded (`exact`), else with the estimate."""
     u = resp.usage
-    if u.input_tokens and u.output_tokens:
-        return
+    count = exact or tokens.count_output
     if not u.output_tokens:
         text = []
         for p in resp.content:
@@ -400,9 +460,9 @@ def _fill_missing_usage(resp: ChatResponse, prompt_estimate: int) -> None:
                 text.append(p.name + p.arguments)
             else:
                 text.append(getattr(p, "text", "") or "")
-        u.output_tokens = tokens.count_output("".join(text))
+        u.output_tokens = count("".join(text))
     if not u.input_tokens:
-        u.input_tokens = prompt_estimate
+        u.input_tokens = tokens.count_request(meter.request, exact) if exact else meter.prompt_estimate
 
 
 __all__ = ["Caller", "Completion", "Gateway", "Route"]

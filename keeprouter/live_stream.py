@@ -94,12 +94,15 @@ class LiveStream:
         u = self.usage
         if u is not None and u.input_tokens and u.output_tokens:
             return u  # the common case: the upstream reported it all, nothing to count
-        produced = tokens.count_output("".join(self._out_chars)) if self._out_chars else 0
+        exact = self.gw.exact_counter(self.candidate.endpoint)  # the model's tokenizer, when loaded
+        count = exact or tokens.count_output
+        produced = count("".join(self._out_chars)) if self._out_chars else 0
+        prompt = tokens.count_request(self.meter.request, exact) if exact else self.prompt_estimate
         if u is None:
-            return Usage(input_tokens=self.prompt_estimate, output_tokens=produced)
+            return Usage(input_tokens=prompt, output_tokens=produced)
         if u.input_tokens == 0 or (u.output_tokens == 0 and produced):
             return Usage(
-                input_tokens=u.input_tokens or self.prompt_estimate,
+                input_tokens=u.input_tokens or prompt,
                 output_tokens=u.output_tokens or produced,
                 cache_read_tokens=u.cache_read_tokens,
                 cache_write_tokens=u.cache_write_tokens,

@@ -10,7 +10,6 @@ from keeprouter.api.http import STATE, authenticate, json_response, read_json, w
 from keeprouter.api.inference import ClientApi, Encoder, chat_handler
 from keeprouter.errors import NotFound
 from keeprouter.formats import anthropic as fmt
-from keeprouter.formats import tokens
 from keeprouter.formats.anthropic_stream import AnthropicStreamEncoder
 from keeprouter.formats.canonical import Start, StreamEvent, Usage
 from keeprouter.gateway import Completion
@@ -51,8 +50,9 @@ messages = chat_handler(ANTHROPIC)
 @with_errors("anthropic")
 async def count_tokens(request: web.Request) -> web.StreamResponse:
     """The exact count from the model's Anthropic-format upstream when it has one (Claude models),
-    else an offline count of every block type (system, tools, tool_use, tool_result, images,
-    thinking). Never a 404 for an unknown model: Claude Code treats that as an error."""
+    else with the model's shipped tokenizer (OpenAI family), else an offline estimate; every block
+    type counts (system, tools, tool_use, tool_result, images, thinking). Never a 404 for an unknown
+    model: Claude Code treats that as an error."""
     await authenticate(request)
     body = await read_json(request)
     req = fmt.parse_request(body, require_max_tokens=False)
@@ -61,5 +61,4 @@ async def count_tokens(request: web.Request) -> web.StreamResponse:
         models = gateway.route(body, req).models
     except NotFound:
         models = []
-    n = await gateway.upstream_count(models, req, request.headers) if models else None
-    return json_response({"input_tokens": n if n is not None else tokens.count_request(req)})
+    return json_response({"input_tokens": await gateway.count_input(models, req, request.headers)})

@@ -13,8 +13,18 @@ Decisions (beyond wire-formats.md §3.10):
 - Thinking derived from a non-Anthropic client's reasoning is not sent with a forced tool choice
   (Anthropic rejects the pair). Tool ids are rewritten to Anthropic's `[a-zA-Z0-9_-]+` (`tool_id`).
 - Temperature is clamped to [0, 1]. For non-Anthropic clients `top_p` is dropped when `temperature` is
-  set (newer Claude models reject both). `response_format`, `seed` and `Message.name` have no Messages
-  equivalent and are dropped. Empty text blocks (rejected by Anthropic) are skipped, and a message left
+  set (newer Claude models reject both). `seed` and `Message.name` have no Messages equivalent and
+  are dropped.
+- Structured output (`response_format` json_schema / json_object; the Responses API's flat
+  `text.format` too) becomes a forced tool whose input schema is the caller's schema (`json_tool`);
+  the call's input comes back as the message text and the stop as end_turn (`parse_response`,
+  `AnthropicStreamDecoder`). Why this and not Anthropic's native `output_config.format` (GA) /
+  `output_format` (beta `structured-outputs-2025-11-13`): the native form exists only on recent
+  Claude models and not on Anthropic-format third-party hosts, which reject the unknown field; a
+  forced tool works on every tool-capable model and host, and its input is schema-shaped JSON. Its
+  costs: no extended thinking alongside it (Anthropic rejects thinking with a forced tool; the
+  existing rule drops it), and `strict` is not sent (strict tools are also recent-model only).
+- Empty text blocks (rejected by Anthropic) are skipped, and a message left
   with no blocks is skipped; consecutive same-role messages are merged, tool results first.
 """
 
@@ -200,6 +210,32 @@ def _messages(messages: list[Message], keep_system: bool) -> list[dict[str, Any]
     return out
 
 
+def json_tool(req: ChatRequest) -> tuple[str, dict[str, Any]] | None:
+    """The forced tool that carries `req.response_format` to a Messages upstream (its name and
+    definition), or None when no structured output is asked for."""
+    rf = req.response_format
+    if rf is None:
+        return None
+    kind = rf.get("type")
+    name: str = "json_response"
+    if kind == "json_schema":
+        nested = rf.get("json_schema")
+        spec: dict[str, Any] = nested if isinstance(nested, dict) else rf  # Responses' text.format is flat
+        schema = spec.get("schema") if isinstance(spec.get("schema"), dict) else {"type": "object"}
+        if isinstance(spec.get("name"), str) and spec["name"]:
+            name = spec["name"]
+        about = spec.get("description") if isinstance(spec.get("description"), str) else None
+    elif kind == "json_object":
+        schema, about = {"type": "object", "additionalProperties": True}, None
+    else:
+        return None
+    name = tool_id(name)[:64]
+    while any(t.name == name for t in req.tools):
+        name = name[:57] + "_output"
+    text = "Give your final answer by calling this tool: its input is the answer, as JSON."
+    return name, {"name": name, "description": f"{text} {about}" if about else text, "input_schema": schema}
+
+
 def build_request(req: ChatRequest, upstream_model: str, *, default_max_tokens: int) -> dict[str, Any]:
     """Canonical -> an upstream Messages body for `upstream_model`."""
     anthropic_client = req.source == "anthropic"
@@ -226,6 +262,9 @@ def build_request(req: ChatRequest, upstream_model: str, *, default_max_tokens: 
         tools.append(d)
     if anthropic_client and "_server_tools" in req.extra:
         tools.extend(req.extra["_server_tools"])
+    structured = None if anthropic_client or req.response_format is None else json_tool(req)
+    if structured is not None:
+        tools.append(structured[1])
     if tools:
         body["tools"] = tools
         tc = req.tool_choice
@@ -239,6 +278,13 @@ def build_request(req: ChatRequest, upstream_model: str, *, default_max_tokens: 
                 if tc.disable_parallel:
                     c["disable_parallel_tool_use"] = True
                 body["tool_choice"] = c
+        if structured is not None:
+            choice = body.get("tool_choice") or {"type": "auto"}
+            if len(tools) == 1 or choice["type"] == "none":
+                # the answer must be the tool call, made once
+                body["tool_choice"] = {"type": "tool", "name": structured[0], "disable_parallel_tool_use": True}
+            elif choice["type"] == "auto":
+                body["tool_choice"] = {**choice, "type": "any"}  # one of the caller's tools, or the answer
     thinking_on = False
     if anthropic_client and "_thinking" in req.extra:
         body["thinking"] = req.extra["_thinking"]
@@ -317,8 +363,9 @@ def usage_dict(u: Usage) -> dict[str, Any]:
     return d
 
 
-def parse_response(body: dict[str, Any]) -> ChatResponse:
-    """An upstream Messages response -> canonical (thinking keeps origin "anthropic")."""
+def parse_response(body: dict[str, Any], json_tool: str | None = None) -> ChatResponse:
+    """An upstream Messages response -> canonical (thinking keeps origin "anthropic"). A call of
+    `json_tool` (the structured-output tool) becomes the answer's text."""
     content = body.get("content")
     if not isinstance(content, list):
         raise UpstreamError("upstream returned a malformed response")
@@ -329,11 +376,18 @@ def parse_response(body: dict[str, Any]) -> ChatResponse:
     sr = body.get("stop_reason")
     seq = body.get("stop_sequence")
     usage = body.get("usage")
+    stop = STOP_FROM_ANTHROPIC.get(sr, "end_turn") if isinstance(sr, str) else None
+    if json_tool is not None and any(isinstance(p, ToolCallPart) and p.name == json_tool for p in parts):
+        parts = [
+            TextPart(text=p.arguments) if isinstance(p, ToolCallPart) and p.name == json_tool else p for p in parts
+        ]
+        if stop == "tool_use" and not any(isinstance(p, ToolCallPart) for p in parts):
+            stop = "end_turn"
     return ChatResponse(
         id=str(body.get("id") or ""),
         model=str(body.get("model") or ""),
         content=parts,
-        stop_reason=STOP_FROM_ANTHROPIC.get(sr, "end_turn") if isinstance(sr, str) else None,
+        stop_reason=stop,
         stop_sequence=seq if isinstance(seq, str) else None,
         usage=parse_usage(usage if isinstance(usage, dict) else None),
     )

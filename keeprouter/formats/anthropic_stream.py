@@ -5,12 +5,13 @@ input counts when known) then a `ping`; blocks opened, filled and closed one at 
 contiguous indexes; each delta matches its block; a text -> tool transition closes the text block,
 opens the tool block AND emits the arguments that came with it (litellm#25321).
 
-Interleaved tool calls: the first tool call streams live, and its block stays open until the Finish;
-everything after it (later tool calls, their fragments, text or reasoning) is buffered per block and
-written, in order of first appearance, when the Finish (or `end()`) arrives. Fragments of any call
-therefore always land in that call's own block, even when providers interleave parallel calls,
-at the cost of not streaming the later calls' arguments progressively (clients run tools only after
-`message_stop` anyway).
+Tool calls stream as they arrive: a tool call's block is closed as soon as the next block (another
+call, text or reasoning) starts, provided the arguments received so far are complete JSON. Only
+while they are incomplete is what follows buffered (per block, in order of first appearance) and
+written once they complete or the stream finishes: OpenAI-format providers interleave the fragments
+of parallel calls by `index`, so an incomplete call may still receive fragments, and its block must
+stay open for them (Messages blocks cannot be reopened). An Anthropic upstream never interleaves
+(each tool block's input is complete at its content_block_stop), so everything from it streams live.
 """
 
 from __future__ import annotations
@@ -51,12 +52,16 @@ def _int(d: dict[str, Any], key: str, default: int) -> int:
 
 
 class AnthropicStreamDecoder:
-    """Feed each upstream SSE event (its `event:` name and parsed `data`)."""
+    """Feed each upstream SSE event (its `event:` name and parsed `data`). Calls of `json_tool` (the
+    structured-output tool, see `anthropic.json_tool`) stream as the answer's text."""
 
-    __slots__ = ("_input", "_tools")
+    __slots__ = ("_input", "_json_block", "_json_tool", "_no_args", "_tools")
 
-    def __init__(self) -> None:
+    def __init__(self, json_tool: str | None = None) -> None:
+        self._json_tool = json_tool
+        self._json_block: Any = None  # block index of the structured-output call
         self._tools: dict[Any, int] = {}  # block index -> canonical tool index
+        self._no_args: set[Any] = set()  # tool block indexes that have received no input yet
         self._input = (0, 0, 0)  # input_tokens, cache_read, cache_creation from message_start
 
     def feed(self, event: str | None, data: dict[str, Any]) -> list[StreamEvent]:
@@ -70,13 +75,16 @@ class AnthropicStreamDecoder:
                 text = d.get("text")
                 return [TextDelta(text=text)] if text and isinstance(text, str) else []
             if dt == "input_json_delta":
-                ti = self._tools.get(data.get("index"))
+                bi = data.get("index")
+                ti = self._tools.get(bi)
                 pj = d.get("partial_json")
-                return (
-                    [ToolCallDelta(index=ti, arguments=pj)]
-                    if ti is not None and pj and isinstance(pj, str)
-                    else []
-                )
+                if ti is None or not pj or not isinstance(pj, str):
+                    if bi == self._json_block and pj and isinstance(pj, str):
+                        self._no_args.discard(bi)
+                        return [TextDelta(text=pj)]
+                    return []
+                self._no_args.discard(bi)
+                return [ToolCallDelta(index=ti, arguments=pj)]
             if dt == "thinking_delta":
                 text = d.get("thinking")
                 return [ThinkingDelta(text=text)] if text and isinstance(text, str) else []
@@ -105,12 +113,10 @@ class AnthropicStreamDecoder:
             d = data.get("delta")
             if isinstance(d, dict) and isinstance(d.get("stop_reason"), str):
                 seq = d.get("stop_sequence")
-                out.append(
-                    Finish(
-                        stop_reason=STOP_FROM_ANTHROPIC.get(d["stop_reason"], "end_turn"),
-                        stop_sequence=seq if isinstance(seq, str) else None,
-                    )
-                )
+                stop = STOP_FROM_ANTHROPIC.get(d["stop_reason"], "end_turn")
+                if stop == "tool_use" and self._json_block is not None and not self._tools:
+                    stop = "end_turn"  # the only call was the answer
+                out.append(Finish(stop_reason=stop, stop_sequence=seq if isinstance(seq, str) else None))
             u = data.get("usage")
             if isinstance(u, dict):
                 out.append(UsageUpdate(usage=self._usage(u, 0)))
@@ -120,6 +126,13 @@ class AnthropicStreamDecoder:
             if not isinstance(err, dict):
                 err = {}
             return self._raise(err)
+        if t == "content_block_stop" and self._no_args:
+            bi = data.get("index")
+            if bi in self._no_args:  # a call without input: its arguments are the empty object
+                self._no_args.discard(bi)
+                if bi == self._json_block:
+                    return [TextDelta(text="{}")]
+                return [ToolCallDelta(index=self._tools[bi], arguments="{}")]
         return []  # ping, content_block_stop, message_stop, unknown events
 
     @staticmethod
@@ -150,6 +163,13 @@ class AnthropicStreamDecoder:
         if bt == "text":
             text = b.get("text")
             return [TextDelta(text=text)] if text and isinstance(text, str) else []
+        if bt == "tool_use" and self._json_tool is not None and b.get("name") == self._json_tool:
+            self._json_block = data.get("index")
+            inp = b.get("input")
+            if inp and isinstance(inp, dict):
+                return [TextDelta(text=orjson.dumps(inp).decode())]
+            self._no_args.add(self._json_block)
+            return []
         if bt == "tool_use":
             ti = self._tools[data.get("index")] = len(self._tools)
             out: list[StreamEvent] = [
@@ -158,6 +178,8 @@ class AnthropicStreamDecoder:
             inp = b.get("input")
             if inp and isinstance(inp, dict):
                 out.append(ToolCallDelta(index=ti, arguments=orjson.dumps(inp).decode()))
+            else:
+                self._no_args.add(data.get("index"))
             return out
         if bt == "thinking":
             out = []
@@ -194,6 +216,7 @@ class AnthropicStreamEncoder:
         "_finish",
         "_id",
         "_index",
+        "_live_args",
         "_live_tool",
         "_model",
         "_open",
@@ -214,6 +237,7 @@ class AnthropicStreamEncoder:
         self._open: str | None = None  # "text" | "thinking" | "tool_use"
         self._sealed = False  # the open thinking block got its signature: new thinking opens a new block
         self._live_tool: int | None = None
+        self._live_args: list[str] = []  # the open call's argument fragments so far
         self._pending: list[list[Any]] = []  # buffered blocks: [kind, payload parts...]
         self._pending_tools: dict[int, list[Any]] = {}
         self._tools_seen = False
@@ -276,6 +300,26 @@ class AnthropicStreamEncoder:
             return out
         if not self._started:
             self._message_start(out)
+        if isinstance(ev, ToolCallDelta):
+            if ev.arguments:
+                if ev.index == self._live_tool:
+                    out.append(
+                        _DELTA % (self._index, b"input_json_delta", b"partial_json", orjson.dumps(ev.arguments))
+                    )
+                    self._live_args.append(ev.arguments)
+                    if self._pending and ev.arguments.rstrip().endswith(("}", "]")):
+                        self._advance(out)
+                elif (pending := self._pending_tools.get(ev.index)) is not None:
+                    pending[3].append(ev.arguments)
+            return out
+        if isinstance(ev, ToolCallStart) and (ev.index == self._live_tool or ev.index in self._pending_tools):
+            return out
+        if isinstance(ev, Finish):
+            self._finish = ev
+            self._flush(out)
+            return out
+        if self._open == "tool_use":
+            self._advance(out)  # a new block begins: the open call is closed if it is complete
         holding = self._open == "tool_use"
         if isinstance(ev, TextDelta):
             if ev.text:
@@ -283,26 +327,14 @@ class AnthropicStreamEncoder:
                     self._hold("text", ev.text)
                 else:
                     self._delta("text", b"text", b"text_delta", ev.text, out)
-        elif isinstance(ev, ToolCallDelta):
-            if ev.arguments:
-                if ev.index == self._live_tool:
-                    out.append(
-                        _DELTA
-                        % (self._index, b"input_json_delta", b"partial_json", orjson.dumps(ev.arguments))
-                    )
-                elif (pending := self._pending_tools.get(ev.index)) is not None:
-                    pending[3].append(ev.arguments)
         elif isinstance(ev, ToolCallStart):
-            if ev.index == self._live_tool or ev.index in self._pending_tools:
-                return out
             self._tools_seen = True
             if holding:
-                block = ["tool", ev.id, ev.name, []]
+                block = ["tool", ev.id, ev.name, [], ev.index]
                 self._pending.append(block)
                 self._pending_tools[ev.index] = block
             else:
-                self._open_block("tool_use", self._tool_block(ev.id, ev.name), out)
-                self._live_tool = ev.index
+                self._open_tool(ev.index, ev.id, ev.name, [], out)
         elif isinstance(ev, ThinkingDelta):
             if ev.text:
                 if holding:
@@ -328,46 +360,64 @@ class AnthropicStreamEncoder:
                 self._pending.append(["redacted", ev.data])
             else:
                 self._redacted(ev.data, out)
-        elif isinstance(ev, Finish):
-            self._finish = ev
-            self._flush(out)
         return out
 
-    @staticmethod
-    def _tool_block(id: str, name: str) -> bytes:
-        return orjson.dumps({"type": "tool_use", "id": id, "name": name, "input": {}})
+    def _open_tool(self, index: int, id: str, name: str, args: list[str], out: list[bytes]) -> None:
+        i = self._open_block("tool_use", orjson.dumps({"type": "tool_use", "id": id, "name": name, "input": {}}), out)
+        self._live_tool = index
+        self._live_args = args
+        if args:
+            out.append(_DELTA % (i, b"input_json_delta", b"partial_json", orjson.dumps("".join(args))))
+
+    def _complete(self) -> bool:
+        """Whether the open call's arguments so far are one whole JSON value (no more can follow)."""
+        try:
+            orjson.loads("".join(self._live_args))
+        except orjson.JSONDecodeError:
+            return False
+        return True
+
+    def _advance(self, out: list[bytes]) -> None:
+        """While the open tool call is complete: close it and write the buffered blocks, up to and
+        including the next buffered call (which stays open, and is checked in turn)."""
+        while self._open == "tool_use" and self._complete():
+            self._close(out)
+            while self._pending and self._open != "tool_use":
+                self._next_pending(out)
+
+    def _next_pending(self, out: list[bytes]) -> None:
+        """Open the first buffered block and write its content; it stays open (later deltas of a call
+        keep landing in its block)."""
+        if not self._pending:
+            return
+        block = self._pending.pop(0)
+        kind = block[0]
+        if kind == "tool":
+            del self._pending_tools[block[4]]
+            self._open_tool(block[4], block[1], block[2], block[3], out)
+        elif kind == "text":
+            i = self._open_block("text", _EMPTY_TEXT, out)
+            out.append(_DELTA % (i, b"text_delta", b"text", orjson.dumps("".join(block[1]))))
+        elif kind == "thinking":
+            i = self._open_block("thinking", _EMPTY_THINKING, out)
+            if block[1]:
+                out.append(_DELTA % (i, b"thinking_delta", b"thinking", orjson.dumps("".join(block[1]))))
+            if block[2]:
+                out.append(_DELTA % (i, b"signature_delta", b"signature", orjson.dumps("".join(block[2]))))
+                self._sealed = True
+        else:
+            self._redacted(block[1], out)
 
     def _redacted(self, data: str, out: list[bytes]) -> None:
         self._open_block("redacted_thinking", orjson.dumps({"type": "redacted_thinking", "data": data}), out)
         self._close(out)
 
     def _flush(self, out: list[bytes]) -> None:
-        """Close the open block and write every buffered block, in order."""
-        self._close(out)
-        for block in self._pending:
-            kind = block[0]
-            if kind == "tool":
-                i = self._open_block("tool_use", self._tool_block(block[1], block[2]), out)
-                if block[3]:
-                    out.append(
-                        _DELTA % (i, b"input_json_delta", b"partial_json", orjson.dumps("".join(block[3])))
-                    )
-            elif kind == "text":
-                i = self._open_block("text", _EMPTY_TEXT, out)
-                out.append(_DELTA % (i, b"text_delta", b"text", orjson.dumps("".join(block[1]))))
-            elif kind == "thinking":
-                i = self._open_block("thinking", _EMPTY_THINKING, out)
-                if block[1]:
-                    out.append(_DELTA % (i, b"thinking_delta", b"thinking", orjson.dumps("".join(block[1]))))
-                if block[2]:
-                    out.append(
-                        _DELTA % (i, b"signature_delta", b"signature", orjson.dumps("".join(block[2])))
-                    )
-            else:
-                self._redacted(block[1], out)
+        """Close the open block and write every buffered block, in order (complete or not)."""
+        while self._pending:
             self._close(out)
-        self._pending.clear()
-        self._pending_tools.clear()
+            self._next_pending(out)
+        self._close(out)
 
     def end(self) -> list[bytes]:
         """Close a completed stream: open/buffered blocks, `message_delta` (usage), `message_stop`."""

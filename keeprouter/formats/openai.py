@@ -20,7 +20,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from keeprouter.errors import GatewayError, InvalidRequest, UpstreamError
+from keeprouter.errors import ContextLengthExceeded, GatewayError, InvalidRequest, UpstreamError
 from keeprouter.formats.canonical import (
     ChatRequest,
     ChatResponse,
@@ -329,7 +329,21 @@ def error_type(status: int) -> str:
 
 
 def render_error(err: GatewayError) -> dict[str, Any]:
-    """`{"error": {message, type, code: <HTTP status>, param, metadata?}}` (OpenRouter's shape)."""
+    """`{"error": {message, type, code: <HTTP status>, param, metadata?}}` (OpenRouter's shape); a
+    prompt too long for every endpoint is OpenAI's own `context_length_exceeded` error."""
+    if isinstance(err, ContextLengthExceeded):
+        message = (
+            f"This model's maximum context length is {err.limit} tokens. However, your messages resulted "
+            f"in {err.tokens} tokens. Please reduce the length of the messages."
+        )
+        return {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "code": "context_length_exceeded",
+                "param": "messages",
+            }
+        }
     e: dict[str, Any] = {
         "message": err.message,
         "type": error_type(err.status),

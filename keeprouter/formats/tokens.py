@@ -1,4 +1,13 @@
-"""Offline token estimates (no tokenizer files are shipped): close to cl100k on English and code.
+"""Token counts, offline: exact for OpenAI-family models (tiktoken, with its vocabularies shipped in
+the package), estimates elsewhere and wherever an estimate suffices.
+
+`Encodings` builds tiktoken's o200k_base / cl100k_base from `formats/vocab/*.tiktoken` (provenance in
+vocab/SOURCES.md), checking each file's published sha256 before use; nothing is downloaded. Loading
+one takes about a second, so it happens on first use and never on the request path: `count_tokens`
+loads in a worker thread, usage-less upstreams are counted exactly once an encoding is loaded.
+Which encoding a model uses is tiktoken's own table (`encoding_name_for_model`).
+
+The estimate is close to cl100k on English and code.
 
 `count_text` splits text the way cl100k's pre-tokenizer does (words with their leading space, digit
 runs of up to 3, punctuation runs, whitespace runs, one piece per CJK character), counts one token
@@ -17,10 +26,16 @@ an underestimate makes clients compact too late (ericc-ch/copilot-api#210).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
+import threading
 from collections.abc import Callable
+from importlib import resources
 
 import orjson
+import tiktoken
+import tiktoken.model
 
 from keeprouter.formats.canonical import (
     ChatRequest,
@@ -123,3 +138,95 @@ def estimate_request(req: ChatRequest) -> int:
     """The request path's prompt estimate (context check, credit reservation): O(1) per block, since
     it only bounds what the upstream's own usage settles exactly. `count_tokens` uses count_request."""
     return count_request(req, quick_text)
+
+
+# tiktoken's published sha256 of each vocabulary file (tiktoken_ext/openai_public.py `expected_hash`)
+VOCABULARY_SHA256 = {
+    "cl100k_base": "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
+    "o200k_base": "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d",
+}
+# The encodings' pre-tokenizer patterns and special tokens, as OpenAI defines them: with the ranks
+# these make the tokenization exact.
+_CL100K_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
+    r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+)
+_O200K_PATTERN = "|".join(
+    [
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+        r"""\p{N}{1,3}""",
+        r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+        r"""\s*[\r\n]+""",
+        r"""\s+(?!\S)""",
+        r"""\s+""",
+    ]
+)
+_SHAPES: dict[str, tuple[str, dict[str, int]]] = {
+    "cl100k_base": (
+        _CL100K_PATTERN,
+        {"<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259,
+         "<|fim_suffix|>": 100260, "<|endofprompt|>": 100276},
+    ),
+    "o200k_base": (_O200K_PATTERN, {"<|endoftext|>": 199999, "<|endofprompt|>": 200018}),
+}  # fmt: skip
+
+
+class VocabularyError(RuntimeError):
+    """A shipped vocabulary file is missing or does not match its published sha256."""
+
+
+def load_encoding(name: str) -> tiktoken.Encoding:
+    """Build encoding `name` from the vocabulary shipped in the package (blocking: ~1 s)."""
+    return encoding_from(name, resources.files("keeprouter.formats").joinpath("vocab", f"{name}.tiktoken").read_bytes())
+
+
+def encoding_from(name: str, data: bytes) -> tiktoken.Encoding:
+    """Encoding `name` from its vocabulary file's bytes, refused unless they have the published sha256."""
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != VOCABULARY_SHA256[name]:
+        raise VocabularyError(f"vocab/{name}.tiktoken has sha256 {digest}, not the published one")
+    ranks = {base64.b64decode(tok): int(rank) for tok, rank in (line.split() for line in data.splitlines() if line)}
+    pattern, special = _SHAPES[name]
+    return tiktoken.Encoding(name, pat_str=pattern, mergeable_ranks=ranks, special_tokens=special)
+
+
+def encoding_for(model: str) -> str | None:
+    """The shipped encoding an (upstream) model name uses, by tiktoken's table; None when unknown."""
+    try:
+        name = tiktoken.model.encoding_name_for_model(model)
+    except KeyError:
+        return None
+    return name if name in VOCABULARY_SHA256 else None
+
+
+class Encodings:
+    """The shipped encodings, each loaded once on first `get` (thread-safe; blocking, so callers on
+    the event loop use a worker thread) and then shared."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[str, tiktoken.Encoding] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> tiktoken.Encoding:
+        enc = self._loaded.get(name)
+        if enc is None:
+            with self._lock:
+                enc = self._loaded.get(name)
+                if enc is None:
+                    enc = self._loaded[name] = load_encoding(name)
+        return enc
+
+    def loaded(self, name: str) -> tiktoken.Encoding | None:
+        """The encoding if it is already loaded (never loads)."""
+        return self._loaded.get(name)
+
+
+def exact_counter(enc: tiktoken.Encoding) -> Callable[[str], int]:
+    """A `count` for `count_request`: the exact token count of each text (special-token text is
+    counted as plain text, as a tokenizer sees user content)."""
+
+    def count(text: str) -> int:
+        return len(enc.encode_ordinary(text)) if text else 0
+
+    return count

@@ -44,6 +44,14 @@ class AnthropicAdapter:
             return self.headers
         return {**self.headers, "anthropic-beta": beta}
 
+    @staticmethod
+    def _json_tool(req: ChatRequest) -> str | None:
+        """The structured-output tool's name when the body carries one (see formats.anthropic)."""
+        if req.response_format is None or req.source == "anthropic":
+            return None
+        tool = fmt.json_tool(req)
+        return tool[0] if tool else None
+
     def _body(self, req: ChatRequest, ep: EndpointConfig) -> bytes:
         default_max = ep.max_output_tokens or DEFAULT_MAX_TOKENS
         return orjson.dumps(fmt.build_request(req, ep.model, default_max_tokens=default_max))
@@ -69,12 +77,12 @@ class AnthropicAdapter:
         data = await self.transport.post_json(
             self.url, self._body(req, ep), self._headers(client_headers), ep.timeout
         )
-        return fmt.parse_response(data)
+        return fmt.parse_response(data, self._json_tool(req))
 
     async def stream(
         self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
     ) -> AsyncGenerator[StreamEvent, None]:
-        decoder = AnthropicStreamDecoder()
+        decoder = AnthropicStreamDecoder(self._json_tool(req))
         stream = self.transport.post_stream(
             self.url, self._body(req, ep), self._headers(client_headers), ep.timeout
         )

@@ -1,7 +1,10 @@
 """Endpoint selection, pure: which endpoints can serve a request, and in which order to try them.
 
-Filters (an endpoint is dropped when): prompt + requested output exceeds its context; tools are
-asked for and it lacks `tools`; the caller's `only`/`ignore`/`max_price` exclude it; the caller set
+Filters (an endpoint is dropped when): the prompt alone leaves less than `fit.MIN_OUTPUT` of its
+context (prompt + requested output that does not fit is served with a lower output budget, after the
+endpoints where it fits whole; when only the prompt's size excluded endpoints, the answer is a 400
+`ContextLengthExceeded`, never a 404 for a model that exists); tools are asked for and it lacks
+`tools`; the caller's `only`/`ignore`/`max_price` exclude it; the caller set
 `require_parameters` and it lacks a capability the request uses; its circuit is open.
 Order: caller's `order` first; then `sort` (price | throughput | latency) when given; otherwise a
 load-balanced shuffle weighted by 1/price² (OpenRouter's rule) with recently failed endpoints last.
@@ -15,8 +18,9 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from keeprouter.config import EndpointConfig, ModelConfig
-from keeprouter.errors import InvalidRequest, NotFound
+from keeprouter.errors import ContextLengthExceeded, InvalidRequest, NotFound
 from keeprouter.formats.canonical import ChatRequest
+from keeprouter.routing.fit import max_prompt, prompt_bound
 
 SORTS = ("price", "throughput", "latency")
 
@@ -110,14 +114,23 @@ def plan(
     each model's endpoints ordered by the rules in the module docstring."""
     result: list[Candidate] = []
     reasons: set[str] = set()
+    too_long: list[int] = []  # the prompt limits of the endpoints the prompt alone overflows
     for model in models:
-        eligible = [ep for ep in model.endpoints if _eligible(ep, req, prefs, prompt_tokens, reasons)]
+        eligible = [ep for ep in model.endpoints if _eligible(ep, req, prefs, prompt_tokens, reasons, too_long)]
         usable = [Candidate(model, ep) for ep in eligible if not stats.is_open(endpoint_key(model.id, ep))]
         if not usable and eligible:
             # Every endpoint's circuit is open: try them anyway rather than refuse outright.
             usable = [Candidate(model, ep) for ep in eligible]
-        result.extend(_order(usable, prefs, stats, rng or random))
+        ordered = _order(usable, prefs, stats, rng or random)
+        if req.max_tokens is not None and any(_cut(c.endpoint, req.max_tokens, prompt_tokens) for c in ordered):
+            # endpoints that must lower the output budget come after those where it fits whole
+            ordered = [c for c in ordered if not _cut(c.endpoint, req.max_tokens, prompt_tokens)] + [
+                c for c in ordered if _cut(c.endpoint, req.max_tokens, prompt_tokens)
+            ]
+        result.extend(ordered)
     if not result:
+        if too_long:
+            raise ContextLengthExceeded(prompt_tokens, max(too_long))
         why = "; ".join(sorted(reasons)) or "no endpoint is configured for this model"
         raise NotFound(f"No endpoints found that can serve this request: {why}")
     if not prefs.allow_fallbacks:
@@ -125,7 +138,14 @@ def plan(
     return result
 
 
-def _eligible(ep: EndpointConfig, req: ChatRequest, p: ProviderPrefs, prompt: int, reasons: set[str]) -> bool:
+def _cut(ep: EndpointConfig, max_tokens: int, prompt: int) -> bool:
+    """Whether `ep` can serve only with fewer output tokens than requested."""
+    return bool(ep.context_length) and prompt_bound(prompt) + max_tokens > ep.context_length
+
+
+def _eligible(
+    ep: EndpointConfig, req: ChatRequest, p: ProviderPrefs, prompt: int, reasons: set[str], too_long: list[int]
+) -> bool:
     caps = ep.capabilities
     if p.only is not None and ep.provider not in p.only:
         reasons.add("excluded by provider.only")
@@ -136,8 +156,9 @@ def _eligible(ep: EndpointConfig, req: ChatRequest, p: ProviderPrefs, prompt: in
     if p.order and not p.allow_fallbacks and ep.provider not in p.order:
         reasons.add("not in provider.order and allow_fallbacks is false")
         return False
-    if ep.context_length and prompt + (req.max_tokens or 0) > ep.context_length:
-        reasons.add(f"prompt ({prompt} tokens) plus max_tokens exceeds the context length")
+    limit = max_prompt(ep)
+    if limit is not None and prompt > limit:
+        too_long.append(limit)
         return False
     if req.tools and "tools" not in caps:
         reasons.add("no endpoint supports tool use")

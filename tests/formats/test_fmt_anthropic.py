@@ -294,7 +294,7 @@ def test_build_request_from_openai_canonical() -> None:
         stop=["s"],
         seed=1,
         user="u",
-        response_format={"type": "json_schema"},
+        response_format={"type": "text"},  # plain text: nothing to send (json modes: test_fmt_structured)
         stream=True,
         extra={"logprobs": True},
     )

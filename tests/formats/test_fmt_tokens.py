@@ -12,7 +12,18 @@ from keeprouter.formats.canonical import (
     ToolCallPart,
     ToolResultPart,
 )
-from keeprouter.formats.tokens import IMAGE_TOKENS, TOOLS_PREAMBLE, count_output, count_request, count_text
+from keeprouter.formats.tokens import (
+    IMAGE_TOKENS,
+    TOOLS_PREAMBLE,
+    Encodings,
+    VocabularyError,
+    count_output,
+    count_request,
+    count_text,
+    encoding_for,
+    encoding_from,
+    exact_counter,
+)
 
 
 @pytest.mark.parametrize(
@@ -91,3 +102,46 @@ def test_request_path_estimate_is_close_to_the_counted_one() -> None:
     req = ChatRequest(model="m", messages=[Message(role="user", content=[TextPart(text=text)])])
     counted, quick = count_request(req), estimate_request(req)
     assert counted <= quick <= 1.5 * counted  # errs high on prose (~5.4 chars a token), never low
+
+
+# ---- exact counts with the shipped tiktoken vocabularies --------------------------------------
+
+CODE = "def fetch(url: str) -> bytes:\n\treturn urllib.request.urlopen(url).read()\n"
+
+
+@pytest.fixture(scope="module")
+def encodings() -> Encodings:
+    return Encodings()
+
+
+def test_the_shipped_vocabularies_give_tiktokens_known_answers(encodings: Encodings) -> None:
+    o200k, cl100k = encodings.get("o200k_base"), encodings.get("cl100k_base")
+    assert o200k.encode_ordinary("hello world") == [24912, 2375]
+    assert cl100k.encode_ordinary("hello world") == [15339, 1917]
+    assert o200k.encode_ordinary("Привет, как дела?") == [23881, 131903, 11, 6220, 78857, 30]
+    assert cl100k.encode_ordinary("你好，世界！") == [57668, 53901, 3922, 3574, 244, 98220, 6447]
+    assert o200k.n_vocab == 200019 and cl100k.n_vocab == 100277
+    assert encodings.get("o200k_base") is o200k  # loaded once
+
+
+def test_a_vocabulary_without_the_published_sha256_is_refused() -> None:
+    with pytest.raises(VocabularyError, match="published"):
+        encoding_from("cl100k_base", b"aGVsbG8= 0\n")
+
+
+def test_models_map_to_encodings_by_tiktokens_table() -> None:
+    assert encoding_for("gpt-4o-mini") == "o200k_base"
+    assert encoding_for("gpt-5") == "o200k_base"
+    assert encoding_for("o3-mini") == "o200k_base"
+    assert encoding_for("gpt-4") == "cl100k_base"
+    assert encoding_for("gpt-3.5-turbo") == "cl100k_base"
+    assert encoding_for("mistral-large-latest") is None  # no tokenizer shipped: estimated
+    assert encoding_for("claude-sonnet-4-5") is None
+
+
+def test_exact_counts_replace_the_estimate_block_by_block(encodings: Encodings) -> None:
+    count = exact_counter(encodings.get("o200k_base"))
+    assert count("") == 0
+    assert count(CODE) == 17 != count_text(CODE)  # the estimate says 23
+    r = ChatRequest(model="m", messages=[Message(role="user", content=[TextPart(text=CODE)])])
+    assert count_request(r, count) == 3 + 4 + 17  # per request + per message + the text

@@ -12,9 +12,10 @@ import pytest
 
 from keeprouter.billing.ledger import Ledger
 from keeprouter.config import EndpointConfig, ModelConfig, Pricing, Timeouts, parse_config
-from keeprouter.errors import InvalidRequest, NotFound
+from keeprouter.errors import ContextLengthExceeded, InvalidRequest, NotFound
 from keeprouter.formats.canonical import ChatRequest, Message, Reasoning, TextPart, Tool
 from keeprouter.gateway import Gateway
+from keeprouter.routing.fit import MIN_OUTPUT
 from keeprouter.routing.health import HealthTracker
 from keeprouter.routing.select import Candidate, ProviderPrefs, endpoint_key, parse_prefs, plan
 
@@ -99,13 +100,21 @@ def run(
 # ---- filters ---------------------------------------------------------------------------------
 
 
-def test_context_length_counts_prompt_plus_max_tokens() -> None:
+def test_context_length_prefers_endpoints_where_the_whole_output_budget_fits() -> None:
     m = model(ep("small", ctx=1000), ep("big", ctx=5000))
-    assert sorted(run(m, prompt=900)) == ["big", "small"]
-    assert run(m, req(max_tokens=200), prompt=900) == ["big"]  # 1100 > 1000
-    assert sorted(run(m, req(max_tokens=100), prompt=900)) == ["big", "small"]  # exactly fits
-    with pytest.raises(NotFound, match="context length"):
-        run(m, req(max_tokens=10_000), prompt=900)
+    assert sorted(run(m, prompt=700)) == ["big", "small"]
+    # 700 estimated (up to 875 real) + 200 does not fit 1000: small can serve only with a lower budget
+    for seed in range(5):
+        assert run(m, req(max_tokens=200), prompt=700, seed=seed) == ["big", "small"]
+    assert sorted(run(m, req(max_tokens=100), prompt=700)) == ["big", "small"]  # 875 + 100 fits
+
+
+def test_a_prompt_that_fits_no_endpoint_is_a_400_naming_both_sizes_never_a_404() -> None:
+    m = model(ep("small", ctx=1000), ep("big", ctx=5000))
+    assert run(m, req(max_tokens=10_000), prompt=4000) == ["big"]  # served with a lower budget
+    with pytest.raises(ContextLengthExceeded, match=r"prompt is too long: 4900 tokens > 4744 maximum") as e:
+        run(m, req(max_tokens=10), prompt=4900)
+    assert e.value.status == 400 and (e.value.tokens, e.value.limit) == (4900, 5000 - MIN_OUTPUT)
 
 
 def test_context_length_zero_means_unknown_not_zero() -> None:

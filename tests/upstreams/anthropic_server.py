@@ -5,6 +5,7 @@ Routes: ``POST /v1/messages`` and ``POST /v1/messages/count_tokens``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from .base import EmulatedUpstream, Received, StreamPlan, sse
-from .script import ANTHROPIC_STOP, Fault, Reply, pieces
+from .script import ANTHROPIC_STOP, Fault, Reply, ToolCall, pieces
 
 ERROR_TYPES: dict[int, str] = {
     400: "invalid_request_error",
@@ -51,7 +52,8 @@ class AnthropicUpstream(EmulatedUpstream):
     """Anthropic Messages upstream.
 
     Auth: ``x-api-key`` (or ``Authorization: Bearer``) must equal ``expected_key`` (None: any).
-    ``anthropic-version`` is required (400 otherwise). With ``validate`` the body must have
+    ``anthropic-version`` is required (400 otherwise). A forced tool choice is answered with that
+    tool's call (see ``_forced``). With ``validate`` the body must have
     ``model``/``max_tokens``/``messages`` and every ``tool_use`` must be answered by ``tool_result``
     blocks in the next user message, as the real API enforces.
     """
@@ -153,10 +155,25 @@ class AnthropicUpstream(EmulatedUpstream):
             },
         }
 
+    @staticmethod
+    def _forced(reply: Reply, rec: Received) -> Reply:
+        """The real API answers a forced ``tool_choice: {"type": "tool", "name"}`` with that tool's
+        call and no text: a scripted reply whose text is JSON becomes the call, with it as input."""
+        choice = rec.body.get("tool_choice") if isinstance(rec.body, dict) else None
+        if not isinstance(choice, dict) or choice.get("type") != "tool" or reply.tool_calls or not reply.text:
+            return reply
+        try:
+            args = json.loads(reply.text)
+        except ValueError:
+            return reply
+        return dataclasses.replace(reply, text=None, tool_calls=[ToolCall(None, str(choice.get("name")), args)])
+
     def render(self, reply: Reply, rec: Received) -> dict[str, Any]:
+        reply = self._forced(reply, rec)
         return self._message(reply, rec, self._blocks(reply))
 
     def plan_stream(self, reply: Reply, fault: Fault, rec: Received) -> StreamPlan:
+        reply = self._forced(reply, rec)
         final = self._message(reply, rec, [])
         start = {
             **final,

@@ -108,6 +108,8 @@ class EmulatedUpstream:
         self.default: Reply = Reply()
         self._queue: deque[Item] = deque()
         self._closing = asyncio.Event()
+        self._released = asyncio.Event()
+        self.held = asyncio.Event()  # set while a stream waits at its Fault.hold_before
         self._app = web.Application(client_max_size=MAX_BODY)
         self._runner: web.AppRunner | None = None
 
@@ -115,6 +117,10 @@ class EmulatedUpstream:
     def script(self, *items: Item) -> None:
         """Queue answers for the next generation requests, one item per request (FIFO)."""
         self._queue.extend(items)
+
+    def release(self) -> None:
+        """Let a stream held at its ``Fault.hold_before`` go on."""
+        self._released.set()
 
     @property
     def pending(self) -> int:
@@ -319,6 +325,15 @@ class EmulatedUpstream:
                 await self._write(resp, rec, bad)
                 await resp.write_eof()
                 return resp
+            if fault.hold_before is not None and fault.hold_before in event and not self._released.is_set():
+                self.held.set()
+                waits = [asyncio.ensure_future(self._released.wait()), asyncio.ensure_future(self._closing.wait())]
+                await asyncio.wait(waits, timeout=HANG_MAX, return_when=asyncio.FIRST_COMPLETED)
+                for w in waits:
+                    w.cancel()
+                self.held.clear()
+                if self._closing.is_set():
+                    raise _ServerClosing
             await self._write(resp, rec, event)
         await resp.write_eof()
         rec.completed = True

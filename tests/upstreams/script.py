@@ -117,6 +117,8 @@ class Fault:
     - ``stream_error_after``: after N stream events send an in-stream error (OpenAI: chunk with top-level
       ``error`` + ``finish_reason: "error"``; Anthropic: ``event: error`` overloaded_error) and end.
       A dict ``body`` replaces the error object.
+    - ``hold_before``: stream only: stop before the first event containing these bytes until the test
+      calls ``server.release()`` (bounded by HANG_MAX), so a test can look at what the client got so far.
     - ``reply``: the content to (partially) send; default: the server's ``default`` reply.
     """
 
@@ -132,6 +134,7 @@ class Fault:
     drip_interval: float = 0.0
     hang: bool = False
     stream_error_after: int | None = None
+    hold_before: bytes | None = None
     reply: Reply | None = None
 
 

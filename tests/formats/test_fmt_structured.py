@@ -1,0 +1,132 @@
+"""Structured output to Anthropic-format upstreams as a forced tool, and back as text (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from keeprouter.formats import anthropic as fmt
+from keeprouter.formats.anthropic_stream import AnthropicStreamDecoder
+from keeprouter.formats.canonical import (
+    ChatRequest,
+    Finish,
+    Message,
+    Reasoning,
+    TextDelta,
+    TextPart,
+    Tool,
+    ToolCallPart,
+    ToolCallStart,
+    ToolChoice,
+)
+
+SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+
+
+def req(rf: dict[str, Any] | None, **kw: Any) -> ChatRequest:
+    return ChatRequest(
+        model="m", messages=[Message(role="user", content=[TextPart(text="hi")])], response_format=rf, **kw
+    )
+
+
+def body(r: ChatRequest) -> dict[str, Any]:
+    return fmt.build_request(r, "up", default_max_tokens=100)
+
+
+@pytest.mark.parametrize(
+    "rf",
+    [
+        {"type": "json_schema", "json_schema": {"name": "answer", "schema": SCHEMA, "strict": True}},
+        {"type": "json_schema", "name": "answer", "schema": SCHEMA, "strict": True},  # Responses' text.format
+    ],
+)
+def test_json_schema_becomes_a_forced_tool_with_the_callers_schema(rf: dict[str, Any]) -> None:
+    b = body(req(rf))
+    assert b["tools"] == [{"name": "answer", "description": b["tools"][0]["description"], "input_schema": SCHEMA}]
+    assert b["tool_choice"] == {"type": "tool", "name": "answer", "disable_parallel_tool_use": True}
+    assert "response_format" not in b and "strict" not in b["tools"][0]
+
+
+def test_json_object_and_odd_names() -> None:
+    b = body(req({"type": "json_object"}))
+    assert b["tools"][0]["name"] == "json_response"
+    assert b["tools"][0]["input_schema"]["type"] == "object"
+    spec = {"type": "json_schema", "json_schema": {"name": "my answer!", "description": "The result."}}
+    b = body(req(spec))
+    assert b["tools"][0]["name"] == "my_answer_"
+    assert b["tools"][0]["input_schema"] == {"type": "object"}
+    assert b["tools"][0]["description"].endswith("The result.")
+    assert fmt.json_tool(req({"type": "text"})) is None
+    assert fmt.json_tool(req(None)) is None
+
+
+def test_with_the_callers_tools_a_tool_must_be_called_and_names_never_clash() -> None:
+    tools = [Tool(name="answer", parameters={"type": "object"})]
+    rf = {"type": "json_schema", "json_schema": {"name": "answer", "schema": SCHEMA}}
+    b = body(req(rf, tools=tools))
+    assert [t["name"] for t in b["tools"]] == ["answer", "answer_output"]
+    assert b["tool_choice"] == {"type": "any"}
+    b = body(req(rf, tools=tools, tool_choice=ToolChoice(mode="tool", name="answer")))
+    assert b["tool_choice"] == {"type": "tool", "name": "answer"}  # the caller's forced tool wins
+    b = body(req(rf, tools=tools, tool_choice=ToolChoice(mode="none")))
+    assert b["tool_choice"]["name"] == "answer_output"
+
+
+def test_thinking_is_dropped_with_the_forced_tool_and_anthropic_callers_are_left_alone() -> None:
+    rf = {"type": "json_object"}
+    assert "thinking" not in body(req(rf, reasoning=Reasoning(effort="high")))
+    b = body(msgspec.structs.replace(req(rf), source="anthropic"))
+    assert "tools" not in b
+
+
+def test_the_answer_call_comes_back_as_text_with_end_turn() -> None:
+    upstream = {
+        "id": "msg_1",
+        "model": "up",
+        "content": [{"type": "tool_use", "id": "toolu_1", "name": "answer", "input": {"a": 1}}],
+        "stop_reason": "tool_use",
+        "usage": {"input_tokens": 3, "output_tokens": 4},
+    }
+    resp = fmt.parse_response(upstream, "answer")
+    assert resp.content == [TextPart(text='{"a":1}')] and resp.stop_reason == "end_turn"
+    other = {**upstream, "content": [*upstream["content"], {"type": "tool_use", "id": "t2", "name": "f", "input": {}}]}
+    resp = fmt.parse_response(other, "answer")
+    assert isinstance(resp.content[1], ToolCallPart) and resp.stop_reason == "tool_use"
+    assert isinstance(fmt.parse_response(upstream).content[0], ToolCallPart)  # no structured output asked
+
+
+def test_the_answer_call_streams_as_text() -> None:
+    dec = AnthropicStreamDecoder("answer")
+
+    def feed(t: str, **d: Any) -> list[Any]:
+        return dec.feed(t, {"type": t, **d})
+
+    start = {"type": "tool_use", "id": "toolu_1", "name": "answer", "input": {}}
+    assert feed("content_block_start", index=0, content_block=start) == []
+    assert feed("content_block_delta", index=0, delta={"type": "input_json_delta", "partial_json": '{"a":'}) == [
+        TextDelta(text='{"a":')
+    ]
+    assert feed("content_block_delta", index=0, delta={"type": "input_json_delta", "partial_json": "1}"}) == [
+        TextDelta(text="1}")
+    ]
+    assert feed("content_block_stop", index=0) == []
+    assert feed("message_delta", delta={"stop_reason": "tool_use"}) == [Finish(stop_reason="end_turn")]
+
+
+def test_an_empty_answer_and_an_answer_given_whole_at_the_start() -> None:
+    dec = AnthropicStreamDecoder("answer")
+    start = {"type": "tool_use", "id": "toolu_1", "name": "answer", "input": {}}
+    dec.feed("content_block_start", {"type": "content_block_start", "index": 0, "content_block": start})
+    assert dec.feed("content_block_stop", {"type": "content_block_stop", "index": 0}) == [TextDelta(text="{}")]
+    dec = AnthropicStreamDecoder("answer")
+    whole = {**start, "input": {"a": 2}}
+    got = dec.feed("content_block_start", {"type": "content_block_start", "index": 0, "content_block": whole})
+    assert got == [TextDelta(text='{"a":2}')]
+    other = {"type": "tool_use", "id": "toolu_2", "name": "f", "input": {}}
+    got = dec.feed("content_block_start", {"type": "content_block_start", "index": 1, "content_block": other})
+    assert got == [ToolCallStart(index=0, id="toolu_2", name="f")]
+    assert dec.feed("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use"}}) == [
+        Finish(stop_reason="tool_use")
+    ]
