@@ -152,13 +152,14 @@ def lines(
     x, _, x_ticks = _x_axis(days)
     highest = max(v for _, values in series for v in values.values() if v is not None)
     y, y_ticks = _y_axis(y_max if y_max is not None else nice_ceiling(highest), fmt)
+    at = {d: (round(x(d), 2), d.isoformat()) for d in days}  # each day's position and ISO date, once
     out = []
     for i, (name, values) in enumerate(series):
-        marks = tuple(
-            Mark(round(x(d), 2), round(y(v), 2), 0, 0, d.isoformat(), f"{d.isoformat()} · {name}: {fmt(v)}")
-            for d, v in sorted(values.items())
-            if v is not None
-        )
+        marks = []
+        for d, v in sorted(values.items()):
+            if v is not None:
+                px, iso = at[d]
+                marks.append(Mark(px, round(y(v), 2), 0, 0, iso, f"{iso} · {name}: {fmt(v)}"))
         points = " ".join(f"{m.x},{m.y}" for m in marks)
-        out.append(Series(name, f"s{i % SERIES_CLASSES}", marks, points))
+        out.append(Series(name, f"s{i % SERIES_CLASSES}", tuple(marks), points))
     return Chart(chart_id, title, "line", tuple(out), y_ticks, x_ticks, table)
