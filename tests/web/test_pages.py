@@ -201,3 +201,14 @@ def test_llms_txt_indexes_every_markdown_page() -> None:
     for path in ("/index.md", "/models.md", "/providers.md", "/rankings.md", "/docs/quickstart.md",
                  "/use-cases/claude-code.md", "/models/m-one.md", "/providers/fast.md"):  # fmt: skip
         assert f"(https://router.example{path})" in text
+
+
+def test_a_local_hosts_zero_price_is_not_quoted_for_a_model_not_served_here() -> None:
+    cfg = parse_config({}, env={})
+    m = next(m for m in cfg.models.values() if any(e.pricing.source == "local" for e in m.unconfigured))
+    page = model.build(cfg, SITE, m, {}, [], [], [])
+    assert "Input costs $0 " not in page.intro and page.example_cost != "$0"
+    local = parse_config({}, env={"OLLAMA_BASE_URL": "http://127.0.0.1:11434/v1"})
+    served = local.models[m.id]
+    if any(e.provider == "ollama" for e in served.endpoints):  # then the $0 is true here
+        assert model.build(local, SITE, served, {}, [], [], []).example_cost == "$0"

@@ -66,8 +66,10 @@ def listed_endpoints(config: Config, model: ModelConfig) -> list[Listed]:
 
 def headline(model: ModelConfig) -> EndpointConfig | None:
     """The endpoint whose prices a model is quoted at: the cheapest routable one, else the cheapest
-    listed (so a model without a key here still shows what it would cost)."""
-    pool = model.endpoints or model.unconfigured
+    hosted one listed (so a model without a key here still shows what it would cost, and a local
+    host's $0 is quoted only where that host is configured, or is all there is)."""
+    hosted = [e for e in model.unconfigured if e.pricing.source != "local"]
+    pool = model.endpoints or hosted or model.unconfigured
     return min(pool, key=lambda e: (e.pricing.input + e.pricing.output, e.provider), default=None)
 
 
