@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from keeprouter.api import activity, anthropic, catalogue, health, keys, openai, stats
+from keeprouter.api import activity, anthropic, catalogue, health, keys, openai, responses, stats
 from keeprouter.api.http import STATE, State, json_errors
 from keeprouter.billing.ledger import DEFAULT_HOLD_TTL, Ledger
 from keeprouter.config import Config
@@ -45,6 +45,7 @@ def create_app(config: Config, admin_key: str) -> web.Application:
     r = app.router
     for p in PREFIXES:
         r.add_post(f"{p}/chat/completions", openai.chat_completions)
+        r.add_post(f"{p}/responses", responses.create)
         r.add_post(f"{p}/messages", anthropic.messages)
         r.add_post(f"{p}/messages/count_tokens", anthropic.count_tokens)
     for p in ("/v1", "/api/v1"):

@@ -69,8 +69,8 @@ def serve(args: argparse.Namespace) -> None:
     except ImportError:  # uvloop is optional on platforms without it
         pass
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    live = list(config.providers)
-    log.info("serving %d models over providers %s", sum(1 for m in config.models.values() if m.endpoints), live)
+    for line in startup_summary(config):
+        log.log(logging.WARNING if line.startswith("no model") else logging.INFO, "%s", line)
     if config.redis:
         # Said plainly: instances share keys, credits and generations through PostgreSQL and rate
         # limits through Redis; endpoint health (circuit breakers) is still per instance.
@@ -85,6 +85,21 @@ def serve(args: argparse.Namespace) -> None:
         backlog=4096,
         shutdown_timeout=30.0,
     )
+
+
+def startup_summary(config: Config) -> list[str]:
+    """What the start-up log says about the catalogue: how many models are served, and when none is,
+    exactly which variable or config key would change that."""
+    served = sum(1 for m in config.models.values() if m.endpoints)
+    listed = sum(1 for m in config.models.values() if m.endpoints or m.unconfigured)
+    if served:
+        return [f"serving {served} of {listed} catalogue models over providers {', '.join(config.providers)}"]
+    envs = sorted({i.enable_env for i in config.provider_info.values() if i.enable_env and not i.configured})
+    return [
+        f"no model can be served: none of the {listed} catalogue models has a configured provider "
+        f"(the pages still list them). Set one of {', '.join(envs)} in the environment, or add a "
+        "`providers:` entry (api, base_url, api_key) to the config file, then restart."
+    ]
 
 
 def check_config(args: argparse.Namespace) -> None:

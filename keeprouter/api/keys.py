@@ -14,6 +14,7 @@ from aiohttp import web
 from keeprouter.api.http import STATE, authenticate, json_response, read_json, require_admin, with_errors
 from keeprouter.billing.pricing import to_float
 from keeprouter.errors import InvalidRequest, NotFound
+from keeprouter.formats.openai_responses import generation_id
 from keeprouter.store.base import ADMIN_HASH
 
 # The fields each keys request may carry (OpenRouter's, plus the per-minute rate limits). Anything
@@ -120,7 +121,7 @@ async def generation(request: web.Request) -> web.StreamResponse:
     if "\x00" in gen_id:  # PostgreSQL refuses NUL in text: it can match nothing anyway
         raise NotFound("generation not found")
     state = request.app[STATE]
-    gen = await state.store.get_generation(gen_id)
+    gen = await state.store.get_generation(generation_id(gen_id))  # a Responses id names its generation
     if gen is None or (not record.is_admin and gen.key_hash != record.hash):
         raise NotFound(f"generation '{gen_id}' not found")
     return json_response({"data": generation_json(gen)})

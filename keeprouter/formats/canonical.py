@@ -31,7 +31,10 @@ import msgspec
 # "system" messages are instructions placed mid-conversation (Anthropic's mid-conversation-system
 # beta, which Claude Code uses); leading system prompts live in ChatRequest.system.
 Role = Literal["user", "assistant", "system"]
-ApiFormat = Literal["openai", "anthropic"]
+# The client API a request came in through. Upstream translators replay `extra` and client-specific
+# state only to their own format; "responses" (OpenAI Responses) matches no upstream format, so its
+# `extra` is private to the Responses translators.
+ApiFormat = Literal["openai", "anthropic", "responses"]
 
 # Body fields that steer KeepRouter itself (OpenRouter's names); never forwarded upstream.
 ROUTER_FIELDS = frozenset(

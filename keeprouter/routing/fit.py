@@ -50,7 +50,7 @@ def fit(req: ChatRequest, ep: EndpointConfig, issuers: SignatureIssuers | None =
     cap = ep.max_output_tokens
     over = cap is not None and req.max_tokens is not None and req.max_tokens > cap
     messages = req.messages
-    if issuers is not None and req.source == "anthropic":  # only Anthropic callers send signed state
+    if issuers is not None and req.source != "openai":  # Chat Completions callers cannot send signed state
         messages = _scoped(messages, issuer_of(ep), issuers)
     if not drop_reasoning and not over and messages is req.messages:
         return req

@@ -7,7 +7,7 @@ inline SVG drawn on the server, the one script is ours), and no page ever holds 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -35,11 +35,28 @@ PAGE_CACHE = "public, max-age=5"  # the figures behind a page are themselves up 
 STATIC_CACHE = "public, max-age=31536000, immutable"  # addressed by content hash
 
 
+MAX_CACHED_PAGES = 512  # rendered pages kept; query strings are the caller's, so the count is bounded
+
+
 @dataclass(slots=True)
 class Web:
     config: Config
     sources: PageSources
     renderer: Renderer
+    # (path, query, base URL) -> (expires at, status, body): a page is rendered at most once per
+    # sources.ttl, the same few seconds its figures may lag anyway.
+    rendered: dict[tuple[str, str, str], tuple[float, int, str]] = field(default_factory=dict)
+
+    def cached(self, key: tuple[str, str, str]) -> tuple[int, str] | None:
+        hit = self.rendered.get(key)
+        if hit is None or hit[0] <= self.sources.clock():
+            return None
+        return hit[1], hit[2]
+
+    def keep(self, key: tuple[str, str, str], status: int, body: str) -> None:
+        if len(self.rendered) >= MAX_CACHED_PAGES:
+            self.rendered.clear()
+        self.rendered[key] = (self.sources.clock() + self.sources.ttl, status, body)
 
 
 WEB: web.AppKey[Web] = web.AppKey("keeprouter_web", Web)
@@ -71,11 +88,17 @@ def page(fn: PageFn, what: str = "page") -> Callable[[web.Request], Awaitable[we
         w = request.app[WEB]
         form = "md" if request.path.endswith(".md") else "html"
         site = _site(w, request)
+        key = (request.path, request.query_string, site.base_url)
+        hit = w.cached(key)
+        if hit is not None:
+            return _respond(request, hit[1], form, hit[0])
         found = await fn(w, site, request)
         if found is None:
             return _not_found(w, site, request, form, what)
         template, data = found
-        return _respond(request, w.renderer.render(template, data, form), form)
+        body = w.renderer.render(template, data, form)
+        w.keep(key, 200, body)
+        return _respond(request, body, form)
 
     return handler
 

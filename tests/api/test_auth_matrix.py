@@ -95,12 +95,16 @@ class Route:
 
 
 CHAT = {"model": "gpt-test", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+RESPONSE = {"model": "claude-test", "max_output_tokens": 8, "input": "hi"}
 ROUTES = [
     Route("chat", "POST", "/v1/chat/completions", "openai", CHAT),
     Route("chat-api", "POST", "/api/v1/chat/completions", "openai", CHAT),
     Route("messages", "POST", "/v1/messages", "anthropic", {**CHAT, "model": "claude-test"}),
     Route("messages-root", "POST", "/messages", "anthropic", {**CHAT, "model": "claude-test"}),
     Route("count_tokens", "POST", "/v1/messages/count_tokens", "anthropic", {**CHAT, "model": "claude-test"}),
+    Route("responses", "POST", "/v1/responses", "openai", RESPONSE),
+    Route("responses-root", "POST", "/responses", "openai", RESPONSE),
+    Route("responses-api", "POST", "/api/v1/responses", "openai", RESPONSE),
     Route("key", "GET", "/api/v1/key", "openai"),
     Route("credits", "GET", "/api/v1/credits", "openai"),
     Route("generation", "GET", "/api/v1/generation?id=gen-none", "openai", ok=404),
@@ -247,7 +251,7 @@ async def test_undecodable_or_control_bytes_in_keys_are_401(
 
 async def test_over_limit_key_gets_402_in_the_callers_format(gw: RunningGateway) -> None:
     made = await admin(gw, "POST", "/api/v1/keys", {"name": "broke", "limit": 0})
-    for route in ROUTES[:3]:
+    for route in [*ROUTES[:3], *(r for r in ROUTES if r.name.startswith("responses"))]:
         status, body = await call(gw, Keys(made["key"], "", "", "", ""), route, {"x-api-key": made["key"]})
         assert status == 402, (route.name, body)
         error_of(route.api, 402, body)

@@ -9,8 +9,11 @@ import pydantic
 from anthropic.lib.streaming._messages import accumulate_event
 from anthropic.types import Message as AnthropicMessage
 from anthropic.types import RawMessageStreamEvent
+from openai import omit
 from openai.lib.streaming.chat import ChatCompletionStreamState
+from openai.lib.streaming.responses._responses import ResponseStreamState
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.responses import Response, ResponseStreamEvent
 
 from keeprouter.formats.sse import SSEEvent, SSEParser
 
@@ -108,3 +111,55 @@ def check_anthropic_stream(frames: list[bytes]) -> AnthropicMessage:
         snapshot = accumulate_event(event=data, current_snapshot=snapshot, json_bufs=json_bufs)  # type: ignore[arg-type]
     assert snapshot is not None
     return AnthropicMessage.model_validate(snapshot.model_dump())
+
+
+_RESPONSES_EVENT: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(ResponseStreamEvent)
+_TERMINAL = ("response.completed", "response.incomplete", "response.failed")
+
+
+def check_responses_stream(
+    frames: list[bytes], *, same_output: bool = True
+) -> tuple[list[dict[str, Any]], Response]:
+    """Validate a Responses event stream: `event:` names match `type`, sequence numbers count from 0,
+    created + in_progress first, exactly one terminal event last, every item added then done once, each
+    delta inside its open item and the deltas adding up to the done text; every event validates as the
+    SDK's model and the SDK's own accumulator replays it; the final output is the items as done
+    (`same_output`). Returns the events and the final response."""
+    sse = parse_frames(frames)
+    events = [orjson.loads(e.data) for e in sse]
+    assert [e.event for e in sse] == [ev["type"] for ev in events]
+    assert [ev["sequence_number"] for ev in events] == list(range(len(events)))
+    assert [ev["type"] for ev in events[:2]] == ["response.created", "response.in_progress"]
+    assert events[-1]["type"] in _TERMINAL
+    assert sum(ev["type"] in _TERMINAL for ev in events) == 1
+    open_items: dict[int, dict[str, Any]] = {}
+    done_items: dict[int, dict[str, Any]] = {}
+    texts: dict[int, str] = {}
+    for ev in events:
+        t, i = ev["type"], ev.get("output_index")
+        if t == "response.output_item.added":
+            assert i not in open_items and i not in done_items, ev
+            assert i == len(open_items) + len(done_items), "output indexes are contiguous"
+            open_items[i] = ev["item"]
+            texts[i] = ""
+        elif t == "response.output_item.done":
+            assert open_items.pop(i)["id"] == ev["item"]["id"]
+            done_items[i] = ev["item"]
+        elif i is not None:
+            assert i in open_items and ev["item_id"] == open_items[i]["id"], ev
+            if t.endswith(".delta"):
+                texts[i] += ev["delta"]
+            elif t in ("response.output_text.done", "response.reasoning_summary_text.done"):
+                assert ev["text"] == texts[i]
+            elif t == "response.function_call_arguments.done":
+                assert ev["arguments"] == texts[i]
+            elif t == "response.custom_tool_call_input.done":
+                assert ev["input"] == texts[i]
+    assert not open_items, "every item is done before the end"
+    state: ResponseStreamState[Any] = ResponseStreamState(input_tools=[], text_format=omit)
+    for ev in events:
+        state.handle_event(_RESPONSES_EVENT.validate_python(ev))
+    final = Response.model_validate(events[-1]["response"])
+    if same_output:
+        assert events[-1]["response"]["output"] == [done_items[k] for k in sorted(done_items)]
+    return events, final

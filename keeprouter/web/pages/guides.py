@@ -7,6 +7,7 @@ Text may hold `code` in backticks: the HTML form renders it as <code>, the Markd
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from keeprouter.config import Config, ModelConfig
 from keeprouter.web import format as f
@@ -53,8 +54,13 @@ def example_model(config: Config) -> ModelConfig | None:
     if seed is not None and seed.endpoints:
         return seed
     if live:
-        return min(live, key=lambda m: (m.endpoints[0].pricing.input + m.endpoints[0].pricing.output, m.id))
+        return min(live, key=lambda m: (_price(m), m.id))
     return seed or next(iter(config.models.values()), None)
+
+
+def _price(m: ModelConfig) -> Decimal:
+    ep = headline(m)
+    return ep.pricing.input + ep.pricing.output if ep else Decimal(0)
 
 
 def _enable_hint(config: Config) -> str:
