@@ -71,7 +71,7 @@ async def _seed_past(gw: RunningGateway, key_hash: str, today: dt.date) -> list[
     minutes = []
     for i, day in enumerate(days):
         at = _noon(day)
-        for provider, upstream in (("oa", "up-gpt"), ("an", "up-claude")):
+        for j, (provider, upstream) in enumerate((("oa", "up-gpt"), ("an", "up-claude"))):
             gen = GenerationRecord(
                 id=f"gen-past-{provider}-{i}", key_hash=key_hash, model=MODEL, provider=provider,
                 upstream_model=upstream, api="openai", created_at=at, tokens_prompt=1000 * (i + 1),
@@ -81,8 +81,8 @@ async def _seed_past(gw: RunningGateway, key_hash: str, today: dt.date) -> list[
             assert await store.settle(f"hold-{gen.id}", gen, at)
             minute = EndpointMinute(
                 model=MODEL, provider=provider, upstream_model=upstream, minute=int(at) // 60 * 60,
-                requests=10, successes=9 - i, rate_limited=0, latency_sum=3.0, latency_count=10,
-                throughput_sum=400.0 + 50 * i, throughput_count=10,
+                requests=10, successes=9 - i - 2 * j, rate_limited=0, latency_sum=3.0 + 2 * j, latency_count=10,
+                throughput_sum=400.0 + 50 * i - 150 * j, throughput_count=10,
             )  # fmt: skip
             minutes.append(minute)
     await store.write_endpoint_minutes(minutes)
@@ -214,6 +214,14 @@ async def test_charts_have_one_mark_per_recorded_day(site: Site) -> None:
             dates = await marks.evaluate_all("els => els.map(e => e.dataset.date)")
             titles = await marks.evaluate_all("els => els.map(e => e.querySelector('title').textContent)")
             assert all(t.startswith(d) for d, t in zip(dates, titles, strict=True)), chart_id
+            box = await fig.locator("svg").evaluate(
+                """svg => { const vb = svg.viewBox.baseVal, out = [];
+                    for (const t of svg.querySelectorAll('text')) { const b = t.getBBox();
+                        if (b.x < 0 || b.x + b.width > vb.width || b.y < 0 || b.y + b.height > vb.height)
+                            out.push(t.textContent); }
+                    return out; }"""
+            )
+            assert box == [], f"{chart_id}: labels drawn outside the chart: {box}"
             table_dates = await fig.locator("tbody th").all_inner_texts()
             assert table_dates == site.days, chart_id  # one row per day, oldest first
 
