@@ -259,6 +259,12 @@ async def test_a_phone_screen_needs_no_horizontal_scrolling(site: Site) -> None:
             sizes = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
             assert sizes[0] <= sizes[1], (path, sizes)
             assert sizes[1] == 390
+            # A wide table scrolls inside its own box; its caption stays wrapped within the screen.
+            wide = await page.evaluate(
+                "[...document.querySelectorAll('caption')].filter(c => c.getBoundingClientRect().right > innerWidth)"
+                ".map(c => c.textContent)"
+            )
+            assert wide == [], (path, wide)
         assert watch.foreign == []
 
 
