@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -329,14 +330,18 @@ async def test_no_key_or_hash_on_any_page(site: Site) -> None:
         assert watch.foreign == []
 
 
-async def test_a_screenshot_of_a_model_page(site: Site) -> None:
+async def test_a_screenshot_of_a_model_page(site: Site, tmp_path: Path) -> None:
+    """The README's screenshot. Written to docs/ when missing or with KEEPROUTER_UPDATE_SCREENSHOT=1
+    (dates and port change every run, so a plain run leaves the committed image alone)."""
+    update = not SCREENSHOT.exists() or os.environ.get("KEEPROUTER_UPDATE_SCREENSHOT") == "1"
+    target = SCREENSHOT if update else tmp_path / SCREENSHOT.name
     async with watched_page(site.browser, site.gw.url, viewport={"width": 1280, "height": 900}) as (page, watch):
         await page.goto(f"/models/{MODEL}")
         assert await page.locator("#activity-chart svg [data-date]").count() > 0
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
         png = await page.screenshot(full_page=True, type="png")
-        assert png[:8] == b"\x89PNG\r\n\x1a\n"
-        SCREENSHOT.write_bytes(png)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == 1280  # IHDR width
+        target.write_bytes(png)
         assert watch.console_errors == [] and watch.foreign == []
 
 
