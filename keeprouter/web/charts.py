@@ -95,6 +95,14 @@ def _x_axis(days: Sequence[dt.date]) -> tuple[Callable[[dt.date], float], float,
     return x, slot, tuple(Tick(round(x(d), 1), d.isoformat()) for d in dict.fromkeys(picks))
 
 
+def compact(value: float) -> str:
+    """An axis label that fits the left margin: 950, 2.5k, 10k, 1.2M (the chart's title names the unit)."""
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= div:
+            return f"{value / div:.1f}".removesuffix(".0") + suffix
+    return f"{value:.0f}"
+
+
 def _y_axis(top_value: float, fmt: Callable[[float], str]) -> tuple[Callable[[float], float], tuple[Tick, ...]]:
     bottom = HEIGHT - BOTTOM
     scale = (bottom - TOP) / top_value
@@ -111,14 +119,17 @@ def stacked_bars(
     series: Sequence[tuple[str, Mapping[dt.date, float]]],
     fmt: Callable[[float], str],
     table: Table,
+    *,
+    tick_fmt: Callable[[float], str] | None = None,
 ) -> Chart:
-    """One bar per day with data, its series stacked bottom to top in the order given."""
+    """One bar per day with data, its series stacked bottom to top in the order given; `fmt` labels
+    the marks, `tick_fmt` (default `fmt`) the y axis."""
     days = sorted({d for _, values in series for d, v in values.items() if v})
     if not days:
         return Chart(chart_id, title, "bar", (), (), (), table)
     x, slot, x_ticks = _x_axis(days)
     totals = {d: sum(values.get(d, 0) for _, values in series) for d in days}
-    y, y_ticks = _y_axis(nice_ceiling(max(totals.values())), fmt)
+    y, y_ticks = _y_axis(nice_ceiling(max(totals.values())), tick_fmt or fmt)
     width = max(min(slot * 0.7, 24.0), 1.0)
     base = dict.fromkeys(days, 0.0)
     out = []
@@ -144,14 +155,15 @@ def lines(
     table: Table,
     *,
     y_max: float | None = None,
+    tick_fmt: Callable[[float], str] | None = None,
 ) -> Chart:
-    """One line per series through its days with data (a dot per day)."""
+    """One line per series through its days with data (a dot per day); `tick_fmt` as for bars."""
     days = sorted({d for _, values in series for d, v in values.items() if v is not None})
     if not days:
         return Chart(chart_id, title, "line", (), (), (), table)
     x, _, x_ticks = _x_axis(days)
     highest = max(v for _, values in series for v in values.values() if v is not None)
-    y, y_ticks = _y_axis(y_max if y_max is not None else nice_ceiling(highest), fmt)
+    y, y_ticks = _y_axis(y_max if y_max is not None else nice_ceiling(highest), tick_fmt or fmt)
     at = {d: (round(x(d), 2), d.isoformat()) for d in days}  # each day's position and ISO date, once
     out = []
     for i, (name, values) in enumerate(series):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from keeprouter.config import Config, ModelConfig
 from keeprouter.store.base import ActivityRow, AppRow, EndpointDay
 from keeprouter.web import format as f
-from keeprouter.web.charts import Chart, Table, lines, stacked_bars
+from keeprouter.web.charts import Chart, Table, compact, lines, stacked_bars
 from keeprouter.web.pages.common import (
     CLIENT_APIS,
     Link,
@@ -158,7 +158,9 @@ def build(
     names = {(x.provider.id, x.endpoint.model): _label(x, listed) for x in listed}
     uptime = _per_provider_day(days, names, "uptime", "Uptime per provider per day", f.percent, y_max=100.0)
     latency = _per_provider_day(days, names, "latency", "Latency (time to first token) per provider per day", f.ms)
-    tput = _per_provider_day(days, names, "throughput", "Throughput per provider per day", f.throughput)
+    tput_ticks: Callable[[float], str] = lambda v: f"{compact(v)} tok/s"  # noqa: E731  ("2,500.0 tok/s" is too wide)
+    tput_title = "Throughput per provider per day"
+    tput = _per_provider_day(days, names, "throughput", tput_title, f.throughput, tick_fmt=tput_ticks)
     apps_t = Table(
         ("App", "Tokens", "Requests"),
         tuple((a.app_title or a.app, f.count(a.tokens), f.count(a.requests)) for a in apps),
@@ -224,6 +226,7 @@ def _per_provider_day(
     fmt: Callable[[float | None], str],
     *,
     y_max: float | None = None,
+    tick_fmt: Callable[[float], str] | None = None,
 ) -> Chart:
     """A line chart of one metric per provider per day, with its table (Date + a column per provider)."""
     series: dict[str, dict[dt.date, float | None]] = defaultdict(dict)
@@ -238,7 +241,7 @@ def _per_provider_day(
         ("Date", *cols),
         tuple((day.isoformat(), *(fmt(series[c].get(day)) for c in cols)) for day in dates),
     )
-    return lines(f"{metric}-chart", title, [(c, series[c]) for c in cols], fmt, table, y_max=y_max)
+    return lines(f"{metric}-chart", title, [(c, series[c]) for c in cols], fmt, table, y_max=y_max, tick_fmt=tick_fmt)
 
 
 def _activity(rows: Sequence[ActivityRow]) -> Chart:
@@ -260,6 +263,7 @@ def _activity(rows: Sequence[ActivityRow]) -> Chart:
         [("Prompt", {d: per_day[d][0] for d in dates}), ("Completion", {d: per_day[d][1] for d in dates})],
         lambda v: f.tokens(round(v)),
         table,
+        tick_fmt=compact,  # "10,000 tokens" would not fit beside the axis
     )
 
 
