@@ -194,9 +194,9 @@ def parse_config(raw: dict[str, Any], env: dict[str, str]) -> Config:
         p = providers[str(pid)] = _provider(str(pid), _mapping(praw, f"providers.{pid}"), f"providers.{pid}")
         offline.pop(p.id, None)
         seen = info.get(p.id)
-        info[p.id] = ProviderInfo(
-            p.id, seen.name if seen else p.id, p.api, p.base_url, None, seen.docs if seen else None, True
-        )
+        name = str(praw.get("name") or (seen.name if seen else p.id))
+        docs = praw.get("docs") or (seen.docs if seen else None)
+        info[p.id] = ProviderInfo(p.id, name, p.api, p.base_url, None, docs, True)
 
     models_raw: dict[str, Any] = dict(builtin.builtin_models())
     user_models = _mapping(raw.get("models") or {}, "models")

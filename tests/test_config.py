@@ -139,6 +139,9 @@ def test_a_config_file_provider_overrides_the_builtin_of_the_same_id() -> None:
     assert config.models["ministral-14b-latest"].endpoints[0].provider == "mistral"
     info = config.provider_info["mistral"]
     assert info.configured and info.enable_env is None and info.base_url == "http://127.0.0.1:9/v1"
+    assert info.name == "Mistral AI"  # the built-in display name is kept ...
+    raw["providers"]["mistral"]["name"] = "Mistral (EU)"
+    assert parse_config(raw, env={}).provider_info["mistral"].name == "Mistral (EU)"  # ... unless renamed
 
 
 def test_price_source_and_date_and_release_date_are_parsed() -> None:
