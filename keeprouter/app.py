@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from keeprouter.api import activity, anthropic, catalogue, health, keys, openai, responses, stats
+from keeprouter.api import activity, anthropic, catalogue, health, keys, openai, openapi, responses, stats
 from keeprouter.api.http import STATE, State, json_errors
 from keeprouter.billing.ledger import DEFAULT_HOLD_TTL, Ledger
 from keeprouter.config import Config
@@ -56,6 +56,7 @@ def create_app(config: Config, admin_key: str) -> web.Application:
     keys.add_routes(r)
     activity.add_routes(r)
     health.add_routes(r)
+    openapi.add_routes(r)
     web_routes.add_routes(r)
     return app
 
