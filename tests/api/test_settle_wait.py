@@ -53,7 +53,7 @@ async def test_a_locked_database_delays_the_answer_by_the_settle_wait_then_recor
             slow = await chat(s, gw.url, ADMIN_KEY, "openai", "gpt-test", stream=False, max_tokens=20)
             took = time.monotonic() - t0
             assert slow.completed and slow.body_id, slow
-            assert WAIT <= took < WAIT + 1.5, f"the answer must wait the settle wait, not the database: {took:.2f}s"
+            assert WAIT <= took < WAIT + 2.5, f"the answer must wait the settle wait, not the database: {took:.2f}s"
             assert lock.execute("SELECT 1 FROM generations WHERE id = ?", (slow.body_id,)).fetchone() is None
             assert gw.server.app[STATE].gateway.settling == 1
             await asyncio.sleep(LOCK_HELD - took)  # past busy_timeout: the first attempt failed
