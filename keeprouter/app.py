@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from keeprouter.api import activity, anthropic, catalogue, health, keys, openai, responses, stats
+from keeprouter.api import activity, anthropic, catalogue, health, keys, openai, openapi, responses, stats
 from keeprouter.api.http import STATE, State, json_errors
 from keeprouter.billing.ledger import DEFAULT_HOLD_TTL, Ledger
 from keeprouter.config import Config
-from keeprouter.gateway import Gateway
+from keeprouter.gateway import SETTLE_WAIT, Gateway
 from keeprouter.keys import KeyService
 from keeprouter.limits.base import RateLimiter
 from keeprouter.limits.memory import MemoryLimiter
@@ -56,6 +56,7 @@ def create_app(config: Config, admin_key: str) -> web.Application:
     keys.add_routes(r)
     activity.add_routes(r)
     health.add_routes(r)
+    openapi.add_routes(r)
     web_routes.add_routes(r)
     return app
 
@@ -70,7 +71,8 @@ def _lifecycle(config: Config, admin_key: str):  # type: ignore[no-untyped-def]
         ledger = Ledger(store, hold_ttl=env_seconds("KEEPROUTER_HOLD_TTL", DEFAULT_HOLD_TTL))
         limiter, close_redis = _limiter(config)
         await limiter.start()
-        gateway = Gateway(config, adapters, ledger, tracker, limiter)
+        settle_wait = env_seconds("KEEPROUTER_SETTLE_WAIT_SECONDS", SETTLE_WAIT)
+        gateway = Gateway(config, adapters, ledger, tracker, limiter, settle_wait)
         app[STATE] = State(config, gateway, keys, store, tracker)
         app[web_routes.WEB] = web_routes.Web(config, PageSources(store, tracker), Renderer())
         sweep_every = env_seconds("KEEPROUTER_HOLD_SWEEP_SECONDS", HOLD_SWEEP_SECONDS)

@@ -56,9 +56,9 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def serve(args: argparse.Namespace) -> None:
-    from aiohttp import web
-
-    from keeprouter.app import create_app
+    from keeprouter.app import create_app, env_seconds
+    from keeprouter.serving import DEFAULT_GRACE
+    from keeprouter.serving import serve as serve_app
 
     config = _config(args)
     admin_key = resolve_admin_key(config)
@@ -75,16 +75,8 @@ def serve(args: argparse.Namespace) -> None:
         # Said plainly: instances share keys, credits and generations through PostgreSQL and rate
         # limits through Redis; endpoint health (circuit breakers) is still per instance.
         log.info("redis is configured: per-key rate limits are shared; endpoint health is per instance")
-    web.run_app(
-        create_app(config, admin_key),
-        host=args.host,
-        port=args.port,
-        access_log=None,
-        print=lambda msg: log.info("listening on http://%s:%d", args.host, args.port),
-        handler_cancellation=True,  # a client that disconnects cancels its upstream request
-        backlog=4096,
-        shutdown_timeout=30.0,
-    )
+    grace = env_seconds("KEEPROUTER_SHUTDOWN_SECONDS", DEFAULT_GRACE)
+    asyncio.run(serve_app(create_app(config, admin_key), args.host, args.port, grace))
 
 
 def startup_summary(config: Config) -> list[str]:

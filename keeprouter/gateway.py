@@ -3,8 +3,12 @@ fallback) -> meter -> settle.
 
 The API layer hands the gateway a canonical `ChatRequest` and who is calling; the gateway returns a
 `Completion` (whole answer) or a `LiveStream` (first events already received, so every failure
-before the first byte could still fall back or become a proper HTTP error). The API layer writes
-the answer to the client, then calls `settle()`: recording never delays the caller.
+before the first byte could still fall back or become a proper HTTP error). The API layer settles
+(records the generation) BEFORE the answer's last byte leaves, waiting at most a bounded time
+(`SETTLE_WAIT`, KEEPROUTER_SETTLE_WAIT_SECONDS): a client that received its answer in full is in
+the ledger even if the process is killed right after. When the database is slower than that, the
+answer goes out anyway and the settle keeps running (retried while the database fails): recorded
+late, never lost while the process lives; shutdown waits for it (`drain`).
 
 Admission (`_reserve`, shared by every client API): rate limits first (429; a key without any skips
 the limiter), reserving the worst case the credit hold prices, then the credit hold (402); a refused
@@ -58,6 +62,9 @@ MAX_ATTEMPTS = 5  # endpoints tried per request, across models
 MAX_RETRY_SECONDS = 120.0  # no new attempt starts after this long
 log = logging.getLogger("keeprouter.gateway")
 MAX_OUTPUT_FALLBACK = 4096  # worst-case output for reservations when neither request nor catalogue bounds it
+SETTLE_WAIT = 5.0  # seconds an answer's last byte may wait for its ledger write (then it goes anyway)
+SETTLE_RETRY_MAX = 5.0  # seconds between two attempts of a settle the database refused, at most
+log = logging.getLogger("keeprouter")
 _DATE_SUFFIX = re.compile(r"-\d{8}$")
 VARIANT_SORT = {"nitro": "throughput", "floor": "price"}
 
@@ -113,6 +120,7 @@ class Gateway:
         ledger: Ledger,
         health: HealthTracker,
         limiter: RateLimiter | None = None,
+        settle_wait: float = SETTLE_WAIT,
     ) -> None:
         self.config = config
         self.adapters = adapters
@@ -120,6 +128,8 @@ class Gateway:
         self.health = health
         self.limiter: RateLimiter = limiter if limiter is not None else MemoryLimiter()
         self._settling: set[asyncio.Task[None]] = set()
+        self.settle_wait = settle_wait  # how long an answer waits for its ledger write
+        self._give_up = False  # set by drain() at its deadline: settles stop retrying
         self.issuers = SignatureIssuers()
         self.encodings = tokens.Encodings()
         self._loading: set[str] = set()
@@ -289,7 +299,8 @@ class Gateway:
             raise
 
     async def settle(self, done: Completion) -> None:
-        """Record the generation and settle its hold. Call after the answer was written."""
+        """Record the generation and settle its hold; the API layer waits for it (bounded by
+        SETTLE_WAIT) before the answer's last byte leaves."""
         resp = done.response
         await self.record(done.meter, resp.usage, done.cost, "ok", resp.stop_reason, streamed=False)
 
@@ -433,7 +444,26 @@ class Gateway:
             if ticket is not None:
                 await self.limiter.settle(ticket, usage.input_tokens + usage.output_tokens)
         finally:
-            await self.ledger.settle(hold, gen)
+            await self._settle(hold, gen)
+
+    async def _settle(self, hold: Hold, gen: GenerationRecord) -> None:
+        """Settle, retrying while the database fails (settle is idempotent on the generation id, so
+        a retry after a commit whose answer was lost bills nothing twice). Gives up only when
+        `drain` hits its deadline: then the record is logged whole so an operator can replay it."""
+        delay = 0.05
+        while True:
+            try:
+                await self.ledger.settle(hold, gen)
+                return
+            except ValueError:
+                raise  # a bug (hold of another key), not the database
+            except Exception as e:
+                if self._give_up:
+                    log.error("generation %s NOT recorded at shutdown (%s): %r", gen.id, e, gen)
+                    raise
+                log.warning("settling %s failed (%s); retrying in %.2fs", gen.id, e, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, SETTLE_RETRY_MAX)
 
     def settle_later(self, coro: Any) -> asyncio.Task[None]:
         """Run a settle that must survive the caller's cancellation; drained at shutdown. The
@@ -443,9 +473,27 @@ class Gateway:
         task.add_done_callback(self._settling.discard)
         return task
 
-    async def drain(self) -> None:
+    @property
+    def settling(self) -> int:
+        """Settles not yet committed (the answer may already be out)."""
+        return len(self._settling)
+
+    async def drain(self, seconds: float = 60.0) -> bool:
+        """Wait for every settle to commit. After `seconds` (the database still refusing), retrying
+        settles make one last attempt and are logged whole if it fails. True if all committed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
         while self._settling:
-            await asyncio.gather(*list(self._settling), return_exceptions=True)
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            await asyncio.wait(list(self._settling), timeout=left)
+        if not self._settling:
+            return True
+        self._give_up = True
+        log.error("shutdown: %d settles still pending after %.0fs", len(self._settling), seconds)
+        await asyncio.wait(list(self._settling), timeout=SETTLE_RETRY_MAX + 1)
+        return not self._settling
 
 
 def _fill_missing_usage(resp: ChatResponse, meter: Metering, exact: Callable[[str], int] | None) -> None:

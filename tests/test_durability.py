@@ -16,14 +16,8 @@ KEEPROUTER_HOLD_SWEEP_SECONDS (keeprouter/app.py).
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 from typing import Any
@@ -34,6 +28,7 @@ import pytest_asyncio
 import yaml
 from store.backends import backend_of, store_url_fixture  # noqa: F401  (SQLite file / PostgreSQL schema per test)
 from support.gateway import ADMIN_KEY, two_format_config
+from support.process import ServerProcess
 from support.raw import Outcome, auth, chat, chat_body, path, price_of, sse_events, wait_until
 from upstreams.anthropic_server import AnthropicUpstream
 from upstreams.openai_server import OpenAIUpstream
@@ -56,59 +51,12 @@ KILL_AT = 2.0  # seconds after the first stream starts; streams keep starting un
 WORD = " tok"  # one token per streamed piece
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Served:
-    url: str
-    proc: subprocess.Popen[bytes]
-
-
-class Gateway:
-    """`python -m keeprouter serve` as a child process, with short hold lifetimes."""
+class Gateway(ServerProcess):
+    """The real server with short hold lifetimes."""
 
     def __init__(self, cfg_file: Path, log: Path) -> None:
-        self.cfg_file = cfg_file
-        self.log = log
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        env = {**os.environ, "KEEPROUTER_HOLD_TTL": str(HOLD_TTL), "KEEPROUTER_HOLD_SWEEP_SECONDS": str(SWEEP)}
-        out = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "keeprouter", "--config", str(self.cfg_file), "serve", "--port", str(self.port),
-                stdout=out, stderr=subprocess.STDOUT, env=env,
-            )  # fmt: skip
-        finally:
-            os.close(out)
-
-        async def up() -> bool:
-            assert self.proc is not None and self.proc.returncode is None, "gateway died; see " + str(self.log)
-            try:
-                async with aiohttp.ClientSession() as s, s.get(self.url + "/health") as r:
-                    return r.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await wait_until(up, 20.0, 0.05)
-
-    async def kill9(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        await asyncio.wait_for(self.proc.wait(), 5)
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()
-            await asyncio.wait_for(self.proc.wait(), 5)
+        env = {"KEEPROUTER_HOLD_TTL": str(HOLD_TTL), "KEEPROUTER_HOLD_SWEEP_SECONDS": str(SWEEP)}
+        super().__init__(cfg_file, log, env)
 
 
 @pytest_asyncio.fixture
@@ -266,33 +214,38 @@ async def test_kill_9_mid_load_loses_no_settled_generation_and_holds_expire(
 async def test_kill_9_right_after_the_final_event_keeps_the_record(
     store_url: str, store: Store, tmp_path: Path, openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream
 ) -> None:
-    """The worst moment: the gateway dies the instant its client has read the stream's final event."""
+    """The worst moment: the gateway dies the instant its client has read the stream's final event,
+    or the last byte of a non-streamed answer."""
     raw = two_format_config(openai_upstream.url, anthropic_upstream.url, store_url)
     cfg_file = tmp_path / "keeprouter.yaml"
     cfg_file.write_text(yaml.safe_dump(raw))
     openai_upstream.script(*[Fault(drip_interval=0.01, reply=Reply(text=WORD * 10, chunk_size=len(WORD),
-                                                                    output_tokens=10)) for _ in range(4)])  # fmt: skip
+                                                                    output_tokens=10)) for _ in range(8)])  # fmt: skip
     gw = Gateway(cfg_file, tmp_path / "gateway.log")
     try:
         async with aiohttp.ClientSession() as s:
-            for api in ("openai", "anthropic"):
+            for api, stream in (("openai", True), ("anthropic", True), ("openai", False), ("anthropic", False)):
                 await gw.start()
-                body = chat_body(api, "gpt-test", stream=True, max_tokens=50)
+                body = chat_body(api, "gpt-test", stream=stream, max_tokens=50)
                 async with (
                     asyncio.timeout(10),
                     s.post(gw.url + path(api), json=body, headers=auth(api, ADMIN_KEY)) as r,
                 ):
                     assert r.status == 200
                     gen_id = r.headers["X-Generation-Id"]
-                    async for data in sse_events(r):
-                        if data == "[DONE]" or (isinstance(data, dict) and data.get("type") == "message_stop"):
-                            await gw.kill9()
-                            break
+                    if not stream:
+                        await r.read()  # the whole answer is in the client's hands
+                        await gw.kill9()
                     else:
-                        raise AssertionError("the stream ended without its final event")
+                        async for data in sse_events(r):
+                            if data == "[DONE]" or (isinstance(data, dict) and data.get("type") == "message_stop"):
+                                await gw.kill9()
+                                break
+                        else:
+                            raise AssertionError("the stream ended without its final event")
                 g = await store.get_generation(gen_id)
                 assert g is not None, f"{api}: the client saw the end of {gen_id} but it was never recorded"
-                assert (g.status, g.tokens_completion) == ("ok", 10)
+                assert (g.status, g.streamed, g.tokens_completion) == ("ok", stream, 10)
                 admin = await store.key_usage(g.key_hash)
                 assert admin is not None and admin.usage == admin.settled
     finally:

@@ -32,7 +32,6 @@ from keeprouter.store.base import GenerationStatus
 
 KEEPALIVE_AFTER = 3.0
 KEEPALIVE_EVERY = 10.0
-SETTLE_BEFORE_END = 5.0  # seconds a stream's final event may wait for its ledger write
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-cache",
@@ -84,9 +83,12 @@ def chat_handler(api: ClientApi) -> Callable[[web.Request], Any]:
             api.respond(done, gen_id),
             headers={"X-Generation-Id": gen_id, "X-KeepRouter-Provider": done.candidate.endpoint.provider},
         )
-        # Written first, recorded after: the ledger never delays the caller, and the settle task
-        # survives the client going away (it is drained at shutdown).
-        gateway.settle_later(gateway.settle(done))
+        # Recorded BEFORE the answer leaves (aiohttp writes `resp` once we return): a client that
+        # received its answer in full is never missing from the ledger, even if this process is
+        # killed right after. Bounded: past `settle_wait` the answer goes anyway and the settle task
+        # (which survives the client going away and is drained at shutdown) records it late.
+        settling = gateway.settle_later(gateway.settle(done))
+        await asyncio.wait((settling,), timeout=gateway.settle_wait)
         return resp
 
     return handle
@@ -139,7 +141,7 @@ async def _stream(
         # delivered): a client that saw its stream end is never missing from the ledger, even if
         # this process is killed right after. Bounded, so a slow database cannot hold the end back.
         settling = gateway.settle_later(live.finish("ok"))
-        await asyncio.wait((settling,), timeout=SETTLE_BEFORE_END)
+        await asyncio.wait((settling,), timeout=gateway.settle_wait)
         await resp.write(tail)
     except GatewayError as e:  # the upstream failed mid-stream: tell the caller in-band
         status, error = "error", e

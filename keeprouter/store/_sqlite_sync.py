@@ -59,6 +59,11 @@ def _group(c: sqlite3.Connection, batch: list[tuple[Callable[..., Any], tuple[An
 def _configure(c: sqlite3.Connection) -> None:
     c.execute("PRAGMA busy_timeout = 5000")  # first: switching to WAL may wait for another process
     c.execute("PRAGMA journal_mode = WAL")  # answers "memory" for :memory:, which is fine
+    # Deliberate: in WAL mode NORMAL writes each COMMIT to the WAL file (the OS page cache) before it
+    # returns, so a committed settle survives the process being killed (the promise: an answer a
+    # client received is in the ledger); only an OS crash or power cut may lose the last commits,
+    # and those never corrupt the database. FULL would add an fsync per group commit for that case
+    # (PostgreSQL is the backend for machine-crash durability).
     c.execute("PRAGMA synchronous = NORMAL")
     c.execute("PRAGMA foreign_keys = ON")
 

@@ -278,6 +278,7 @@ PUBLIC = {
     ("GET", "/v1/models/{id}/uptime"),
     ("GET", "/api/v1/models/{id}/uptime"),
     ("GET", "/api/v1/datasets/app-rankings"),  # public on OpenRouter too
+    ("GET", "/openapi.json"),
     # the pages (keeprouter.web): the public catalogue, each also as Markdown
     *(
         ("GET", path + suffix)
