@@ -25,8 +25,10 @@ from keeprouter.limits.memory import MemoryLimiter
 from keeprouter.providers import build_adapter
 from keeprouter.routing.health import HealthTracker
 from keeprouter.store import open_store
+from keeprouter.web import console
 from keeprouter.web import routes as web_routes
 from keeprouter.web.render import Renderer
+from keeprouter.web.session import Sessions
 from keeprouter.web.sources import PageSources
 
 log = logging.getLogger("keeprouter")
@@ -58,6 +60,7 @@ def create_app(config: Config, admin_key: str) -> web.Application:
     health.add_routes(r)
     openapi.add_routes(r)
     web_routes.add_routes(r)
+    console.add_routes(r)
     return app
 
 
@@ -74,6 +77,7 @@ def _lifecycle(config: Config, admin_key: str):  # type: ignore[no-untyped-def]
         settle_wait = env_seconds("KEEPROUTER_SETTLE_WAIT_SECONDS", SETTLE_WAIT)
         gateway = Gateway(config, adapters, ledger, tracker, limiter, settle_wait)
         app[STATE] = State(config, gateway, keys, store, tracker)
+        app[console.SESSIONS] = Sessions(store, keys)
         app[web_routes.WEB] = web_routes.Web(config, PageSources(store, tracker), Renderer())
         sweep_every = env_seconds("KEEPROUTER_HOLD_SWEEP_SECONDS", HOLD_SWEEP_SECONDS)
         sweeper = asyncio.ensure_future(_sweep_holds(ledger, sweep_every))

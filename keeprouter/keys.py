@@ -128,6 +128,18 @@ class KeyService:
             raise AuthenticationFailed("API key has expired")
         return record
 
+    async def session_record(self, key_hash: str) -> KeyRecord | None:
+        """The record a console session signed in as, read afresh (never cached: a key disabled or
+        deleted a moment ago must end its sessions now), or None when it may no longer sign in."""
+        if key_hash == ADMIN_HASH:
+            return self._admin if self._admin_key else None
+        record = await self._store.get_key(key_hash, self._clock())
+        if record is None or record.disabled:
+            return None
+        if record.expires_at is not None and record.expires_at <= self._clock():
+            return None
+        return record
+
     async def list(
         self, *, offset: int = 0, limit: int = 100, include_disabled: bool = True
     ) -> list[KeyRecord]:

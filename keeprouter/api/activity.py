@@ -11,6 +11,7 @@ from aiohttp import web
 from keeprouter.api.http import STATE, authenticate, json_response, with_errors
 from keeprouter.billing.pricing import to_float
 from keeprouter.errors import InvalidRequest, PermissionDenied
+from keeprouter.store.base import ActivityRow, KeyRecord, ReportStore
 
 MAX_DAYS = 366
 
@@ -40,17 +41,25 @@ def _range(request: web.Request, default_days: int) -> tuple[dt.date, dt.date]:
     return start, end
 
 
+async def key_activity(
+    store: ReportStore, record: KeyRecord, api_key_hash: str | None, start: dt.date, end: dt.date
+) -> list[ActivityRow]:
+    """What `record` may see: its own rows; the admin everyone's, or one key's with `api_key_hash`.
+    The one code path of /api/v1/activity and the console's activity page."""
+    key_hash: str | None = record.hash
+    if record.is_admin:
+        key_hash = api_key_hash
+    elif api_key_hash not in (None, record.hash):
+        raise PermissionDenied("a key may read only its own activity")
+    return await store.activity(start, end, key_hash=key_hash)
+
+
 @with_errors("openai")
 async def activity(request: web.Request) -> web.StreamResponse:
     """A key sees its own activity; the admin key sees everyone's, or one key's with `api_key_hash`."""
     record = await authenticate(request)
-    key_hash: str | None = record.hash
-    if record.is_admin:
-        key_hash = request.query.get("api_key_hash")
-    elif request.query.get("api_key_hash") not in (None, record.hash):
-        raise PermissionDenied("a key may read only its own activity")
     start, end = _range(request, 30)
-    rows = await request.app[STATE].store.activity(start, end, key_hash=key_hash)
+    rows = await key_activity(request.app[STATE].store, record, request.query.get("api_key_hash"), start, end)
     return json_response(
         {
             "data": [

@@ -181,6 +181,32 @@ class EndpointDay(msgspec.Struct, frozen=True, kw_only=True):
     throughput: float | None  # mean output tokens per second
 
 
+class SessionRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A console sign-in session: only a sha256 of its id is stored, and the key it signs in as."""
+
+    id_hash: str
+    key_hash: str
+    created_at: float
+    last_seen: float
+    expires_at: float  # absolute end; the idle limit is the caller's, checked against last_seen
+
+
+class SessionStore(Protocol):
+    async def insert_session(self, session: SessionRecord) -> None: ...
+
+    async def get_session(self, id_hash: str) -> SessionRecord | None: ...
+
+    async def touch_session(self, id_hash: str, now: float) -> None:
+        """Record activity (the idle limit counts from `last_seen`)."""
+        ...
+
+    async def delete_session(self, id_hash: str) -> None: ...
+
+    async def delete_sessions_before(self, expires_at: float, idle_since: float) -> int:
+        """Drop every session past its absolute end or idle since before `idle_since`."""
+        ...
+
+
 class KeyStore(Protocol):
     async def insert_key(self, key: KeyRecord) -> None:
         """Insert a new key; its usage fields are ignored (a new key has used nothing)."""
@@ -273,7 +299,7 @@ class HealthStore(Protocol):
         ...
 
 
-class Store(KeyStore, LedgerStore, ReportStore, HealthStore, Protocol):
+class Store(KeyStore, LedgerStore, ReportStore, HealthStore, SessionStore, Protocol):
     async def ping(self) -> None:
         """One trivial query; raises whatever the driver raises when the database does not answer
         (readiness; callers bound it in time)."""

@@ -28,6 +28,7 @@ from keeprouter.store.base import (
     KeyPatch,
     KeyRecord,
     KeyUsage,
+    SessionRecord,
     epoch_day,
     from_nanos,
     periods,
@@ -292,3 +293,38 @@ class PostgresStore:
 
     async def endpoint_daily(self, model_id: str | None, start: dt.date, end: dt.date) -> list[EndpointDay]:
         return await _health.pg_daily(self._pool, model_id, start, end)
+
+    # ---- console sessions -----------------------------------------------------------------------
+
+    async def insert_session(self, session: SessionRecord) -> None:
+        s = session
+        await self._pool.execute(
+            "INSERT INTO console_sessions (id_hash, key_hash, created_at, last_seen, expires_at)"
+            " VALUES ($1, $2, $3, $4, $5)",
+            s.id_hash, s.key_hash, s.created_at, s.last_seen, s.expires_at,
+        )  # fmt: skip
+
+    async def get_session(self, id_hash: str) -> SessionRecord | None:
+        row = await self._pool.fetchrow(
+            "SELECT key_hash, created_at, last_seen, expires_at FROM console_sessions WHERE id_hash = $1", id_hash
+        )
+        if row is None:
+            return None
+        return SessionRecord(
+            id_hash=id_hash, key_hash=row[0], created_at=row[1], last_seen=row[2], expires_at=row[3]
+        )
+
+    async def touch_session(self, id_hash: str, now: float) -> None:
+        await self._pool.execute(
+            "UPDATE console_sessions SET last_seen = GREATEST(last_seen, $2) WHERE id_hash = $1", id_hash, float(now)
+        )
+
+    async def delete_session(self, id_hash: str) -> None:
+        await self._pool.execute("DELETE FROM console_sessions WHERE id_hash = $1", id_hash)
+
+    async def delete_sessions_before(self, expires_at: float, idle_since: float) -> int:
+        status = await self._pool.execute(
+            "DELETE FROM console_sessions WHERE expires_at <= $1 OR last_seen < $2",
+            float(expires_at), float(idle_since),
+        )  # fmt: skip
+        return int(cast(str, status).rsplit(" ", 1)[-1])

@@ -63,6 +63,7 @@ from keeprouter.store.base import (
     KeyPatch,
     KeyRecord,
     KeyUsage,
+    SessionRecord,
     epoch_day,
     from_nanos,
     periods,
@@ -422,3 +423,30 @@ class SqliteStore:
 
     async def endpoint_daily(self, model_id: str | None, start: dt.date, end: dt.date) -> list[EndpointDay]:
         return await self._run(_health.sqlite_daily, model_id, start, end)
+
+    # ---- console sessions -----------------------------------------------------------------------
+
+    async def insert_session(self, session: SessionRecord) -> None:
+        sql = "INSERT INTO console_sessions (id_hash, key_hash, created_at, last_seen, expires_at)"
+        sql += " VALUES (?, ?, ?, ?, ?)"
+        s = session
+        await self._run(_execute, sql, (s.id_hash, s.key_hash, s.created_at, s.last_seen, s.expires_at))
+
+    async def get_session(self, id_hash: str) -> SessionRecord | None:
+        sql = "SELECT key_hash, created_at, last_seen, expires_at FROM console_sessions WHERE id_hash = ?"
+        rows = await self._run(_fetch, sql, (id_hash,))
+        if not rows:
+            return None
+        k, c, seen, exp = rows[0]
+        return SessionRecord(id_hash=id_hash, key_hash=k, created_at=c, last_seen=seen, expires_at=exp)
+
+    async def touch_session(self, id_hash: str, now: float) -> None:
+        sql = "UPDATE console_sessions SET last_seen = MAX(last_seen, ?) WHERE id_hash = ?"
+        await self._run(_execute, sql, (now, id_hash))
+
+    async def delete_session(self, id_hash: str) -> None:
+        await self._run(_execute, "DELETE FROM console_sessions WHERE id_hash = ?", (id_hash,))
+
+    async def delete_sessions_before(self, expires_at: float, idle_since: float) -> int:
+        sql = "DELETE FROM console_sessions WHERE expires_at <= ? OR last_seen < ?"
+        return await self._run(_execute, sql, (expires_at, idle_since))

@@ -45,3 +45,25 @@ def base_url(site: SiteConfig, request: web.BaseRequest) -> str:
         else:
             host = "127.0.0.1:8080"
     return f"{scheme}://{host}"
+
+
+def is_https(site: SiteConfig, request: web.BaseRequest) -> bool:
+    """Whether the browser reached us over https: directly, or through a trusted proxy that says so."""
+    if request.secure:
+        return True
+    if _trusted(site, request.remote):
+        return request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower() == "https"
+    return False
+
+
+def client_address(site: SiteConfig, request: web.BaseRequest) -> str:
+    """The caller's address: the peer's, or through trusted proxies the nearest untrusted hop of
+    X-Forwarded-For (a caller can prepend anything to that header, never append)."""
+    addr = request.remote or "?"
+    if not _trusted(site, addr):
+        return addr
+    for hop in reversed([h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]):
+        if not _trusted(site, hop):
+            return hop
+        addr = hop
+    return addr

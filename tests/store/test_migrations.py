@@ -23,6 +23,8 @@ RELEASED = {
     ("postgres", "0002_endpoint_minutes.sql"): "ab471420295f2c66147d45cc535b4d8f9bb5757ddb31bfade54e9b32af8715db",
     ("sqlite", "0003_key_rate_limits.sql"): "8952bb7d3df3389948c45f88b0a1f739b0970b934f8b1cd505be76876847abd4",
     ("postgres", "0003_key_rate_limits.sql"): "2add967f84ddc510273fc7d448e160119a781bb0b50ce684f3ca56a3e57d514f",
+    ("sqlite", "0004_console_sessions.sql"): "66275af9f7d0c83585d44f92c764784c718737da3a7256c8734678fbeec2318c",
+    ("postgres", "0004_console_sessions.sql"): "66275af9f7d0c83585d44f92c764784c718737da3a7256c8734678fbeec2318c",
 }
 
 

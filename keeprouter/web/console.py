@@ -1,0 +1,160 @@
+"""The console routes: sign-in, a key's own usage and request log, and the operator's keys.
+
+Every page needs a session (else 303 to /login), is never cached (Cache-Control: no-store), and
+carries the public pages' strict CSP. Every POST but the sign-in itself needs the session's CSRF
+token (else 403). No key or session id is ever put in a URL or logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from keeprouter.api.activity import key_activity
+from keeprouter.api.http import STATE
+from keeprouter.errors import GatewayError
+from keeprouter.web import site as site_mod
+from keeprouter.web.pages import console as pages
+from keeprouter.web.pages.common import Site
+from keeprouter.web.routes import SECURITY_HEADERS, WEB, _site
+from keeprouter.web.session import COOKIE, IDLE_SECONDS, Sessions, Signed
+
+SESSIONS: web.AppKey[Sessions] = web.AppKey("keeprouter_sessions", Sessions)
+LOG_PAGE = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    site: Site
+    path: str
+    title: str
+    csrf: str
+    is_admin: bool
+    text: str
+    status: int = 200
+    new_key: str = ""  # shown once, right after it is made
+
+
+def _html(request: web.Request, template: str, page: Any, status: int = 200) -> web.Response:
+    body = request.app[WEB].renderer.render(template, page, "html")
+    resp = web.Response(text=body, status=status, content_type="text/html", charset="utf-8", headers=SECURITY_HEADERS)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+async def _signed(request: web.Request) -> Signed | None:
+    return await request.app[SESSIONS].resolve(request.cookies.get(COOKIE))
+
+
+Handler = Callable[[web.Request, Signed], Awaitable[web.StreamResponse]]
+
+
+def signed_in(fn: Handler, *, admin: bool = False) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        s = await _signed(request)
+        if s is None:
+            raise web.HTTPSeeOther("/login")
+        if request.method == "POST":
+            form = await request.post()
+            if not s.csrf_ok(str(form.get("csrf", "")) or None):
+                return _message(request, s, "Refused: this form is missing its security token. Reload and retry.", 403)
+        if admin and not s.record.is_admin:
+            return _message(request, s, "This page is for the operator's admin key.", 403)
+        return await fn(request, s)
+
+    return handler
+
+
+def _message(request: web.Request, s: Signed | None, text: str, status: int = 200, new_key: str = "") -> web.Response:
+    site = _site(request.app[WEB], request)
+    page = Message(site, request.path, "Console", s.csrf if s else "", bool(s and s.record.is_admin), text,
+                   status, new_key)  # fmt: skip
+    return _html(request, "console_message", page, status)
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    if await _signed(request) is not None:
+        raise web.HTTPSeeOther("/console")
+    return _message(request, None, "")
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    w, sessions = request.app[WEB], request.app[SESSIONS]
+    addr = site_mod.client_address(w.config.site, request)
+    wait = sessions.backoff.wait(addr)
+    if wait > 0:
+        resp = _message(request, None, f"Too many failed sign-ins: try again in {int(wait) + 1} s.", 429)
+        resp.headers["Retry-After"] = str(int(wait) + 1)
+        return resp
+    form = await request.post()
+    try:
+        record = await request.app[STATE].keys.authenticate(str(form.get("key", "")).strip())
+    except GatewayError:
+        sessions.backoff.failed(addr)
+        return _message(request, None, "That key was not accepted.", 401)
+    sessions.backoff.succeeded(addr)
+    session_id = await sessions.open(record)
+    resp = web.HTTPSeeOther("/console")
+    resp.set_cookie(COOKIE, session_id, httponly=True, samesite="Strict", path="/",
+                    secure=site_mod.is_https(w.config.site, request), max_age=int(IDLE_SECONDS))  # fmt: skip
+    raise resp
+
+
+async def logout(request: web.Request, s: Signed) -> web.StreamResponse:
+    await request.app[SESSIONS].close(s.session_id)
+    resp = web.HTTPSeeOther("/login")
+    resp.del_cookie(COOKIE, path="/")
+    raise resp
+
+
+def _key_param(request: web.Request, s: Signed) -> str:
+    """The admin may look at any key's usage (`?key=<hash>`); anyone else only at their own."""
+    return request.query.get("key", s.record.hash) if s.record.is_admin else s.record.hash
+
+
+async def overview(request: web.Request, s: Signed) -> web.StreamResponse:
+    """A key's credit and usage; the admin sees every key's usage, or one key's with `?key=`."""
+    w, state = request.app[WEB], request.app[STATE]
+    wanted = request.query.get("key") if s.record.is_admin else None
+    try:
+        record = s.record if s.record.is_admin and wanted is None else await state.keys.get(wanted or s.record.hash)
+    except GatewayError:
+        raise web.HTTPNotFound() from None
+    start, end = w.sources.window(30)
+    rows = await key_activity(state.store, s.record, wanted, start, end)
+    page = pages.overview(_site(w, request), record, rows, s.csrf, s.record.is_admin)
+    return _html(request, "console", page)
+
+
+async def log_list(request: web.Request, s: Signed) -> web.StreamResponse:
+    try:
+        before = float(request.query["before"]) if "before" in request.query else None
+    except ValueError:
+        before = None
+    gens = await request.app[STATE].store.list_generations(_key_param(request, s), before=before, limit=LOG_PAGE)
+    page = pages.logs(_site(request.app[WEB], request), gens, LOG_PAGE, s.csrf, s.record.is_admin)
+    return _html(request, "console_logs", page)
+
+
+async def log_detail(request: web.Request, s: Signed) -> web.StreamResponse:
+    gen_id = request.match_info["id"]
+    gen = None if "\x00" in gen_id else await request.app[STATE].store.get_generation(gen_id)
+    if gen is None or (not s.record.is_admin and gen.key_hash != s.record.hash):
+        return _message(request, s, "There is no such generation of this key.", 404)
+    return _html(request, "console_detail", pages.detail(_site(request.app[WEB], request), gen, s.csrf,
+                                                         s.record.is_admin))  # fmt: skip
+
+
+def add_routes(r: web.UrlDispatcher) -> None:
+    r.add_get("/login", login_form)
+    r.add_post("/login", login)
+    r.add_post("/logout", signed_in(logout))
+    r.add_get("/console", signed_in(overview))
+    r.add_get("/console/logs", signed_in(log_list))
+    r.add_get("/console/logs/{id}", signed_in(log_detail))
+    from keeprouter.web import console_admin  # the operator's pages
+
+    console_admin.add_routes(r)

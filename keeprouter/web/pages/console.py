@@ -1,0 +1,137 @@
+"""The console's page data: a key's credit, usage per day by model, and its request log.
+
+Pure builders over records the handlers fetched (only ever the signed-in key's rows, or for the
+admin any key's), every figure formatted by web.format like the public pages.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from keeprouter.keys import iso
+from keeprouter.store.base import ActivityRow, GenerationRecord, KeyRecord
+from keeprouter.web import format as f
+from keeprouter.web.charts import Chart, Table, stacked_bars
+from keeprouter.web.pages.common import Link, Site
+
+RESETS = {"daily": "every UTC day", "weekly": "every Monday (UTC)", "monthly": "on the 1st of each month (UTC)"}
+
+
+@dataclass(frozen=True, slots=True)
+class Credit:
+    used: str
+    limit: str
+    remaining: str
+    renews: str  # "" when the limit never renews
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    site: Site
+    path: str
+    title: str
+    csrf: str
+    is_admin: bool
+    key: str  # the key's label
+    credit: Credit
+    spend_chart: Chart
+    tokens_chart: Chart
+    requests_chart: Chart
+    by_model: Table
+
+
+@dataclass(frozen=True, slots=True)
+class Logs:
+    site: Site
+    path: str
+    title: str
+    csrf: str
+    is_admin: bool
+    table: Table
+    older: str  # URL of the next (older) page, "" at the end
+
+
+@dataclass(frozen=True, slots=True)
+class Detail:
+    site: Site
+    path: str
+    title: str
+    csrf: str
+    is_admin: bool
+    facts: Table
+    attempts: Table
+
+
+def credit(record: KeyRecord) -> Credit:
+    if record.limit is None:
+        return Credit(f.usd(record.usage), "none", "unlimited", "")
+    remaining = record.limit_remaining or Decimal(0)
+    renews = RESETS.get(record.limit_reset or "", "")
+    return Credit(f.usd(record.limit_usage), f.usd(record.limit), f.usd(remaining), renews)
+
+
+def _per_model(rows: Sequence[ActivityRow], value: str) -> list[tuple[str, dict[dt.date, float]]]:
+    out: dict[str, dict[dt.date, float]] = {}
+    for r in rows:
+        day = dt.date.fromisoformat(r.date)
+        v = {"spend": float(r.usage), "tokens": r.prompt_tokens + r.completion_tokens, "requests": r.requests}[value]
+        per = out.setdefault(r.model, {})
+        per[day] = per.get(day, 0.0) + v
+    return sorted(out.items())
+
+
+def overview(site: Site, record: KeyRecord, rows: Sequence[ActivityRow], csrf: str, is_admin: bool) -> Overview:
+    ordered = sorted(rows, key=lambda r: (r.date, r.model, r.provider))
+    table = Table(
+        ("Date", "Model", "Provider", "Requests", "Prompt tokens", "Completion tokens", "Spend"),
+        tuple((r.date, r.model, r.provider, f.count(r.requests), f.count(r.prompt_tokens),
+               f.count(r.completion_tokens), f.usd(r.usage)) for r in ordered),
+    )  # fmt: skip
+    charts = [
+        stacked_bars(f"{v}-chart", title, _per_model(rows, v), fmt, table)
+        for v, title, fmt in (
+            ("spend", "Spend per day by model", lambda x: f.usd(Decimal(str(round(x, 9))))),
+            ("tokens", "Tokens per day by model", lambda x: f.tokens(round(x))),
+            ("requests", "Requests per day by model", lambda x: f.count(round(x))),
+        )
+    ]
+    return Overview(site, "/console", f"Console: {record.name}", csrf, is_admin, record.label, credit(record),
+                    charts[0], charts[1], charts[2], table)  # fmt: skip
+
+
+def _ms(v: int | None) -> str:
+    return f.DASH if v is None else f"{v:,} ms"
+
+
+def logs(site: Site, gens: Sequence[GenerationRecord], page_size: int, csrf: str, is_admin: bool) -> Logs:
+    rows = tuple(
+        (Link(iso(g.created_at), f"/console/logs/{g.id}", ""), g.model, g.provider,
+         f.count(g.tokens_prompt + g.tokens_completion), f.usd(g.cost), _ms(g.latency_ms), _ms(g.ttft_ms),
+         g.status, g.app_title or g.app or f.DASH)
+        for g in gens
+    )  # fmt: skip
+    table = Table(("Time", "Model", "Provider", "Tokens", "Cost", "Latency", "TTFT", "Status", "App"), rows)
+    older = f"/console/logs?before={gens[-1].created_at!r}" if len(gens) == page_size else ""
+    return Logs(site, "/console/logs", "Request log", csrf, is_admin, table, older)
+
+
+def detail(site: Site, g: GenerationRecord, csrf: str, is_admin: bool) -> Detail:
+    facts = Table(("Field", "Value"), (
+        ("Time", iso(g.created_at)), ("Model", g.model), ("Provider", g.provider),
+        ("Upstream model", g.upstream_model), ("API", g.api), ("Streamed", "yes" if g.streamed else "no"),
+        ("Status", g.status), ("Finish reason", g.finish_reason or f.DASH),
+        ("Prompt tokens", f.count(g.tokens_prompt)), ("Completion tokens", f.count(g.tokens_completion)),
+        ("Cached tokens", f.count(g.tokens_cached)), ("Reasoning tokens", f.count(g.tokens_reasoning)),
+        ("Cost", f.usd(g.cost)), ("Latency", _ms(g.latency_ms)), ("Time to first token", _ms(g.ttft_ms)),
+        ("Throughput", f.throughput(g.throughput)), ("App", g.app_title or g.app or f.DASH),
+        ("Error", g.error or f.DASH),
+    ))  # fmt: skip
+    attempts = Table(
+        ("#", "Provider", "Model", "Status", "Error"),
+        tuple((str(i), str(a.get("provider", "")), str(a.get("model", "")), str(a.get("status", "")),
+               str(a.get("error", ""))[:300]) for i, a in enumerate(g.attempts, 1)),
+    )  # fmt: skip
+    return Detail(site, f"/console/logs/{g.id}", f"Generation {g.id}", csrf, is_admin, facts, attempts)

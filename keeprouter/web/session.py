@@ -1,0 +1,112 @@
+"""Console sign-in: server-side sessions behind a random cookie, CSRF tokens, sign-in backoff.
+
+The cookie holds a random session id (secrets.token_urlsafe(32)), never the key; the database holds
+only its sha256, so sessions survive restarts and work on every instance sharing the database, and
+a leaked database opens none. Each request resolves the session to its key record afresh, so a key
+disabled or deleted ends its sessions at once. The CSRF token is an HMAC of the session id: per
+session, the same on every instance, and unknowable without the cookie.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from keeprouter.keys import KeyService
+from keeprouter.store.base import KeyRecord, SessionRecord, SessionStore
+
+COOKIE = "kr_session"
+IDLE_SECONDS = 12 * 3600.0
+ABSOLUTE_SECONDS = 7 * 86_400.0
+TOUCH_EVERY = 60.0  # seconds between last_seen writes: not one write per page view
+BACKOFF_BASE, BACKOFF_MAX = 1.0, 300.0  # seconds refused after the 1st failure, and at most
+_BACKOFF_ENTRIES = 10_000  # client addresses remembered; cleared wholesale when full
+
+
+def _digest(session_id: str) -> str:
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def csrf_token(session_id: str) -> str:
+    return hmac.new(session_id.encode(), b"keeprouter-console-csrf", hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Signed:
+    """A resolved session: its id (to derive the CSRF token), and the key it signs in as."""
+
+    session_id: str
+    record: KeyRecord
+
+    @property
+    def csrf(self) -> str:
+        return csrf_token(self.session_id)
+
+    def csrf_ok(self, presented: str | None) -> bool:
+        return bool(presented) and hmac.compare_digest(str(presented).encode(), self.csrf.encode())
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Failed sign-ins per client address: after n failures, refuse for BASE * 2^(n-1) seconds."""
+
+    clock: Callable[[], float] = time.monotonic
+    failures: dict[str, tuple[int, float]] = field(default_factory=dict)  # addr -> (count, blocked until)
+
+    def wait(self, addr: str) -> float:
+        hit = self.failures.get(addr)
+        return 0.0 if hit is None else max(hit[1] - self.clock(), 0.0)
+
+    def failed(self, addr: str) -> None:
+        if len(self.failures) >= _BACKOFF_ENTRIES:
+            self.failures.clear()
+        n = self.failures.get(addr, (0, 0.0))[0] + 1
+        self.failures[addr] = (n, self.clock() + min(BACKOFF_BASE * 2 ** (n - 1), BACKOFF_MAX))
+
+    def succeeded(self, addr: str) -> None:
+        self.failures.pop(addr, None)
+
+
+class Sessions:
+    def __init__(self, store: SessionStore, keys: KeyService, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.keys = keys
+        self.clock = clock
+        self.backoff = Backoff()
+
+    async def open(self, record: KeyRecord) -> str:
+        """A new session for `record`; returns the id for the cookie (shown nowhere else)."""
+        now = self.clock()
+        session_id = secrets.token_urlsafe(32)
+        await self.store.delete_sessions_before(now, now - IDLE_SECONDS)  # sweep as we go
+        await self.store.insert_session(SessionRecord(
+            id_hash=_digest(session_id), key_hash=record.hash, created_at=now, last_seen=now,
+            expires_at=now + ABSOLUTE_SECONDS,
+        ))  # fmt: skip
+        return session_id
+
+    async def resolve(self, session_id: str | None) -> Signed | None:
+        """The live session behind a cookie, or None (absent, expired, idle, or its key gone)."""
+        if not session_id or len(session_id) > 100:
+            return None
+        id_hash = _digest(session_id)
+        found = await self.store.get_session(id_hash)
+        if found is None:
+            return None
+        now = self.clock()
+        record = None
+        if found.expires_at > now and found.last_seen > now - IDLE_SECONDS:
+            record = await self.keys.session_record(found.key_hash)
+        if record is None:
+            await self.store.delete_session(id_hash)
+            return None
+        if now - found.last_seen >= TOUCH_EVERY:
+            await self.store.touch_session(id_hash, now)
+        return Signed(session_id, record)
+
+    async def close(self, session_id: str) -> None:
+        await self.store.delete_session(_digest(session_id))
