@@ -26,7 +26,9 @@ ALLOWED: dict[str, set[str]] = {
     "api": BASE | {"config", "billing", "gateway", "keys", "live_stream", "providers", "routing", "store"},
     # The pages read the catalogue, the store's aggregates and live health; nothing imports them
     # but the app that mounts them.
-    "web": BASE | {"config", "routing", "store"},
+    # The console (web/console*.py) signs in with the key service and shares the activity logic of
+    # /api/v1/activity (api.activity.key_activity): one code path for both.
+    "web": BASE | {"api", "config", "keys", "routing", "store"},
     "app": BASE | {"api", "billing", "config", "gateway", "keys", "limits", "providers", "routing", "store", "web"},
     # Runs an app until signalled and drains it: knows aiohttp, nothing of ours.
     "serving": set(),

@@ -467,8 +467,8 @@ def _mutate(body: dict[str, Any], path: str, value: Any) -> None:
     *parents, last = path.split(".")
     target: Any = body
     for p in parents:
-        if isinstance(target, list) and int(p) >= len(target):
-            return  # an earlier change already replaced this list: nothing left to mutate
+        if isinstance(target, list) and (not p.isdigit() or int(p) >= len(target)):
+            return  # an earlier change already replaced this part: nothing left to mutate
         target = target[int(p)] if isinstance(target, list) else target.get(p)
         if not isinstance(target, dict | list):
             return

@@ -34,6 +34,7 @@ from upstreams.openai_server import OpenAIUpstream
 from keeprouter.api import openapi
 from keeprouter.app import create_app
 from keeprouter.config import parse_config
+from keeprouter.web import console
 from keeprouter.web import routes as web_routes
 
 DOC = openapi.document()
@@ -69,6 +70,7 @@ def described() -> set[tuple[str, str]]:
 def pages() -> set[tuple[str, str]]:
     r = web.UrlDispatcher()
     web_routes.add_routes(r)
+    console.add_routes(r)  # the console's HTML pages and forms (session cookie, not an API key)
     return table(r)
 
 
