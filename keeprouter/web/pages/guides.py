@@ -58,6 +58,12 @@ def example_model(config: Config) -> ModelConfig | None:
     return seed or next(iter(config.models.values()), None)
 
 
+def _example(config: Config) -> tuple[ModelConfig | None, str]:
+    """The sample model and the id the samples print (the seed id when the catalogue is empty)."""
+    model = example_model(config)
+    return model, model.id if model else SEED_MODEL
+
+
 def _price(m: ModelConfig) -> Decimal:
     ep = headline(m)
     return ep.pricing.input + ep.pricing.output if ep else Decimal(0)
@@ -81,8 +87,7 @@ def _model_note(config: Config, model: ModelConfig | None) -> tuple[str, ...]:
 
 
 def home(config: Config, site: Site) -> Guide:
-    model = example_model(config)
-    mid = model.id if model else SEED_MODEL
+    model, mid = _example(config)
     total = sum(1 for m in config.models.values() if m.endpoints or m.unconfigured)
     available = sum(1 for m in config.models.values() if m.endpoints)
     newest = newest_first(config, 8)
@@ -141,8 +146,7 @@ def home(config: Config, site: Site) -> Guide:
 
 
 def quickstart(config: Config, site: Site) -> Guide:
-    model = example_model(config)
-    mid = model.id if model else SEED_MODEL
+    model, mid = _example(config)
     base = site.base_url
     return Guide(
         site,
@@ -190,8 +194,7 @@ def quickstart(config: Config, site: Site) -> Guide:
 
 
 def openai_sdk(config: Config, site: Site) -> Guide:
-    model = example_model(config)
-    mid = model.id if model else SEED_MODEL
+    model, mid = _example(config)
     return Guide(
         site,
         "/use-cases/openai-sdk",
@@ -219,8 +222,7 @@ def openai_sdk(config: Config, site: Site) -> Guide:
 
 
 def anthropic_sdk(config: Config, site: Site) -> Guide:
-    model = example_model(config)
-    mid = model.id if model else SEED_MODEL
+    model, mid = _example(config)
     return Guide(
         site,
         "/use-cases/anthropic-sdk",
@@ -235,8 +237,7 @@ def anthropic_sdk(config: Config, site: Site) -> Guide:
 
 
 def claude_code_guide(config: Config, site: Site) -> Guide:
-    model = example_model(config)
-    mid = model.id if model else SEED_MODEL
+    model, mid = _example(config)
     return Guide(
         site,
         "/use-cases/claude-code",
