@@ -126,12 +126,12 @@ class SharedHealth(HealthTracker):
     async def refresh(self) -> None:
         """Send the successes counted since the last refresh and mirror every open circuit."""
         ok, self._ok = self._ok, {}
-        pipe = self._client.pipeline(transaction=False)
-        for key, n in ok.items():
-            await self._outcome(keys=self._keys(key), args=self._args(key, "count", n, 0), client=pipe)
         keep_ms = int(max(self.cooldown * 10, 60.0) * 1000)
-        await self._open(keys=[self._open_key], args=[keep_ms], client=pipe)
-        results = await pipe.execute()
+        async with self._client.pipeline(transaction=False) as pipe:  # one round trip
+            for key, n in ok.items():
+                await self._outcome(keys=self._keys(key), args=self._args(key, "count", n, 0), client=pipe)
+            await self._open(keys=[self._open_key], args=[keep_ms], client=pipe)
+            results = await pipe.execute()
         now_ms, *flat = results[-1]
         shared = {flat[i].decode(): int(float(flat[i + 1])) for i in range(0, len(flat), 2)}
         for key, opened in shared.items():
