@@ -164,6 +164,6 @@ async def test_without_redis_each_instance_keeps_its_own_circuit_and_sharing_res
     await pair.redis.start()
     for gw in (pair.a, pair.b):
         await until(lambda gw=gw: pair.health(gw).up, 5.0)  # type: ignore[misc]
-    for i in range(THRESHOLD):  # shared counting again: B's failures count with A's
+    for _ in range(THRESHOLD):  # shared counting again: B's failures count with A's
         await pair.ask(pair.b)
     await wait_until(pair.shared_open, 2.0, 0.02)
