@@ -4,8 +4,9 @@ restores, so the server itself keeps running for everyone else.
 
 Pinned: no request is admitted without a ledger, and the refusal is a fast 503 in the caller's
 format (key lookups included); readiness says so; streams whose settle hit the outage are recorded
-once the database is back (generations == delivered, usage == their sum, no hold left); serving
-resumes on its own.
+once the database is back (generations == delivered, usage == their sum, no hold left), even when
+the gateway is killed -9 before it returns (the next process replays the spool); serving resumes
+on its own.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ import aiohttp
 import asyncpg
 import pytest
 import pytest_asyncio
+import yaml
 from support.gateway import ADMIN_KEY, RunningGateway, run_gateway, two_format_config
+from support.process import ServerProcess
 from support.raw import auth, chat, wait_until
 from support.tcp_proxy import TcpProxy
 from upstreams.anthropic_server import AnthropicUpstream
@@ -167,3 +170,57 @@ async def test_streams_whose_settle_hits_the_outage_are_recorded_once_the_databa
     assert u.generations == n and u.usage == u.settled == price * n, u
     assert u.open_holds == 0 and u.reserved == 0, u
     assert spooled[0].stat().st_size == 0, "the spool is emptied once everything in it is recorded"
+
+
+async def test_a_gateway_killed_during_the_outage_records_the_spooled_streams_after_its_restart(
+    tmp_path: Path, openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream
+) -> None:
+    schema = f"kr_test_{secrets.token_hex(6)}"
+    admin = await _pg_admin()
+    proxy = TcpProxy(int(PG_URL.rsplit(":", 1)[1].split("/")[0]))
+    await proxy.start()
+    n = 3
+    reply = Reply(text="hello there", input_tokens=7, output_tokens=5)
+    openai_upstream.script(*[Fault(hold_before=b'"finish_reason":"stop"', reply=reply) for _ in range(n)])
+    cfg = tmp_path / "keeprouter.yaml"
+    url = f"postgresql://postgres@127.0.0.1:{proxy.port}/test?search_path={schema}"
+    cfg.write_text(yaml.safe_dump(two_format_config(openai_upstream.url, anthropic_upstream.url, url)))
+    gw = ServerProcess(cfg, tmp_path / "gateway.log", env={"KEEPROUTER_SPOOL_DIR": str(tmp_path / "spool")})
+    try:
+        await admin.execute(f'CREATE SCHEMA "{schema}"')
+        await gw.start()
+        async with aiohttp.ClientSession() as s:
+            streams = [
+                asyncio.ensure_future(chat(s, gw.url, ADMIN_KEY, "openai", "gpt-test", stream=True, max_tokens=50))
+                for _ in range(n)
+            ]
+            await openai_upstream.wait_for_requests(n)
+            await asyncio.sleep(0.3)
+            await proxy.stop()
+            openai_upstream.release()
+            outs = await asyncio.gather(*streams)
+        assert all(o.status == 200 and o.completed for o in outs), outs
+        await gw.kill9()  # the database is still away: the settles exist only in the spool
+        await proxy.start()
+        await gw.start()  # a new process claims the dead one's spool and records it
+
+        async def recorded() -> int:
+            conn = await asyncpg.connect(PG_URL, server_settings={"search_path": schema}, timeout=5)
+            try:
+                got: int = await conn.fetchval("SELECT COUNT(*) FROM generations")
+                return got if got == n else 0
+            finally:
+                await conn.close()
+
+        assert await wait_until(recorded, 15.0, 0.2) == n
+        conn = await asyncpg.connect(PG_URL, server_settings={"search_path": schema}, timeout=5)
+        try:
+            ids = {r[0] for r in await conn.fetch("SELECT id FROM generations")}
+        finally:
+            await conn.close()
+        assert ids == {o.body_id for o in outs}
+    finally:
+        await gw.stop()
+        await proxy.stop()
+        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await admin.close()
