@@ -32,6 +32,7 @@ from typing import IO
 import msgspec
 
 from keeprouter.billing.ledger import Hold, Ledger
+from keeprouter.errors import StoreUnavailable
 from keeprouter.store.base import GenerationRecord
 
 log = logging.getLogger("keeprouter.billing")
@@ -151,18 +152,22 @@ class SettleQueue:
 
     # ---- retrying ----
     async def flush(self) -> bool:
-        """Try every queued settle once, in order; stop at the first the database refuses.
+        """Try every queued settle once, in order, stopping while the database is unavailable
+        (one that fails for another reason is kept and skipped, so it never blocks the others).
         True when none is left."""
         for gen_id, item in list(self._pending.items()):
             try:
                 await self._ledger.settle(item.hold, item.gen)
             except ValueError:  # a hold of another key: a bug, retrying cannot help
                 log.error("dropping the settle of %s (%r)", gen_id, item)
-            except Exception as e:
+            except StoreUnavailable as e:
                 log.debug("settle of %s still refused: %s", gen_id, e)
                 return False
+            except Exception:
+                log.exception("settle of %s failed; kept for the next round", gen_id)
+                continue
             self._pending.pop(gen_id, None)
-        if self._pending:  # put() while we settled: the retrier goes on
+        if self._pending:  # kept, or put() while we settled: the retrier goes on
             return False
         if self._file is not None:
             await asyncio.to_thread(self._truncate)
