@@ -87,6 +87,8 @@ class SettleQueue:
                 await asyncio.to_thread(self._append, [_encode(item)])
             except OSError:  # the disk failed too: the settle is still retried while we live
                 log.exception("could not spool the settle of %s", gen.id)
+        if self._task is None:  # a queue nobody started (a Gateway built without an app)
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="keeprouter-settle-queue")
         self._wake.set()
 
     def _append(self, lines: list[bytes]) -> None:
