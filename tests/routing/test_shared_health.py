@@ -4,7 +4,7 @@ p1 asked for first (`provider.order`), so every request reaches p1 until its cir
 
 Pinned: the failures that open the circuit are counted across instances (5 in all, the
 single-instance threshold, not 5 per instance); the other instance stops sending to it within
-5 s; a half-open probe's success closes it everywhere; with Redis gone each instance keeps its
+5 s; a half-open probe's success closes it everywhere and its failure re-opens it everywhere; with Redis gone each instance keeps its
 own circuit (one warning) and sharing resumes when Redis returns.
 """
 
@@ -167,3 +167,28 @@ async def test_without_redis_each_instance_keeps_its_own_circuit_and_sharing_res
     for _ in range(THRESHOLD):  # shared counting again: B's failures count with A's
         await pair.ask(pair.b)
     await wait_until(pair.shared_open, 2.0, 0.02)
+
+
+async def test_a_half_open_probe_that_fails_reopens_the_circuit_on_every_instance(pair: Pair) -> None:
+    for i in range(THRESHOLD):
+        await pair.ask(pair.a if i % 2 == 0 else pair.b)
+    await wait_until(pair.shared_open, 2.0, 0.01)
+    await until(lambda: pair.health(pair.b).state(DEAD) == "open", 5.0)
+    client: Redis = Redis.from_url(pair.redis.url)
+    try:
+        first = await client.zscore(OPEN_SET, DEAD)
+        await asyncio.sleep(COOLDOWN)
+        assert await pair.ask(pair.a) == "p2"  # A's probe reached the dead endpoint, failed, fell back
+        assert len(pair.dead.requests) == THRESHOLD + 1
+        assert first is not None
+
+        async def reopened() -> bool:
+            score = await client.zscore(OPEN_SET, DEAD)
+            return score is not None and score > first
+
+        await wait_until(reopened, 2.0, 0.01)
+    finally:
+        await client.aclose()
+    await asyncio.sleep(1.2)  # B's refresh mirrors the new opening: its own cooldown starts again
+    assert await pair.ask(pair.b) == "p2"
+    assert len(pair.dead.requests) == THRESHOLD + 1, "B probed on the old opening's cooldown"
