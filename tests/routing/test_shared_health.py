@@ -4,8 +4,9 @@ p1 asked for first (`provider.order`), so every request reaches p1 until its cir
 
 Pinned: the failures that open the circuit are counted across instances (5 in all, the
 single-instance threshold, not 5 per instance); the other instance stops sending to it within
-5 s; a half-open probe's success closes it everywhere and its failure re-opens it everywhere; with Redis gone each instance keeps its
-own circuit (one warning) and sharing resumes when Redis returns.
+5 s; a half-open probe's success closes it everywhere and its failure re-opens it everywhere;
+with Redis gone each instance keeps its own circuit (one warning) and sharing resumes when Redis
+returns.
 """
 
 from __future__ import annotations
