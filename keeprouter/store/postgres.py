@@ -44,9 +44,13 @@ from keeprouter.store.base import (
     to_nanos_ceil,
 )
 
+# A server that refuses or resets connections (stopped, restarting, unreachable host) fails every
+# operation at once; these bounds are for one that does not answer at all. The acquire bound is
+# generous: hundreds of requests queued behind a busy pool are load, not an outage, and must not
+# be refused (a burst of 500 on a 10-connection pool waits seconds on a loaded machine).
 CONNECT_TIMEOUT = 2.0  # seconds to open a connection (asyncpg's default is 60)
-ACQUIRE_TIMEOUT = 3.0  # seconds to get a pooled connection, connecting included
-COMMAND_TIMEOUT = 5.0  # seconds per statement, the ledger's one-statement steps included
+ACQUIRE_TIMEOUT = 15.0  # seconds to get a pooled connection, queueing and connecting included
+COMMAND_TIMEOUT = 10.0  # seconds per statement, the ledger's one-statement steps included
 MIGRATE_TIMEOUT = 600.0  # a migration may rewrite a large table
 # What asyncpg raises when the server is unreachable, resets or closes the connection, is
 # shutting down or starting (57P01-57P03), is out of connections or resources (53xxx), or does
