@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from keeprouter.api import activity, anthropic, catalogue, health, keys, openai, openapi, responses, stats
 from keeprouter.api.http import STATE, State, json_errors
 from keeprouter.billing.ledger import DEFAULT_HOLD_TTL, Ledger
+from keeprouter.billing.settle_queue import SettleQueue
 from keeprouter.config import Config
 from keeprouter.gateway import SETTLE_WAIT, Gateway
 from keeprouter.keys import KeyService
@@ -30,6 +34,9 @@ from keeprouter.web import routes as web_routes
 from keeprouter.web.render import Renderer
 from keeprouter.web.session import Sessions
 from keeprouter.web.sources import PageSources
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = logging.getLogger("keeprouter")
 HOLD_SWEEP_SECONDS = 60.0
@@ -70,12 +77,16 @@ def _lifecycle(config: Config, admin_key: str):  # type: ignore[no-untyped-def]
         keys = KeyService(store, admin_key=admin_key)
         await keys.ensure_admin()
         adapters = {pid: build_adapter(p) for pid, p in config.providers.items()}
-        tracker = HealthTracker()
         ledger = Ledger(store, hold_ttl=env_seconds("KEEPROUTER_HOLD_TTL", DEFAULT_HOLD_TTL))
-        limiter, close_redis = _limiter(config)
+        redis = _redis(config)
+        limiter = _limiter(redis)
         await limiter.start()
+        tracker = _health(redis)
+        await tracker.start()
+        settle_queue = SettleQueue(ledger, spool_dir(config.database))
+        await settle_queue.start()
         settle_wait = env_seconds("KEEPROUTER_SETTLE_WAIT_SECONDS", SETTLE_WAIT)
-        gateway = Gateway(config, adapters, ledger, tracker, limiter, settle_wait)
+        gateway = Gateway(config, adapters, ledger, tracker, limiter, settle_wait, settle_queue)
         app[STATE] = State(config, gateway, keys, store, tracker)
         app[console.SESSIONS] = Sessions(store, keys)
         app[web_routes.WEB] = web_routes.Web(config, PageSources(store, tracker), Renderer())
@@ -90,9 +101,12 @@ def _lifecycle(config: Config, admin_key: str):  # type: ignore[no-untyped-def]
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
             await gateway.drain()
+            await settle_queue.close()  # what the database still refuses stays spooled
             await flusher.close()  # after the drain: the last requests' health is written too
+            await tracker.close()
             await limiter.close()
-            await close_redis()
+            if redis is not None:
+                await redis.aclose()
             for a in adapters.values():
                 await a.close()
             await store.close()
@@ -100,22 +114,48 @@ def _lifecycle(config: Config, admin_key: str):  # type: ignore[no-untyped-def]
     return ctx
 
 
-def _limiter(config: Config) -> tuple[RateLimiter, Callable[[], Awaitable[None]]]:
-    """Rate limits in Redis when `redis:` is configured (falling back to this process's counters
-    while it is away), else in this process; and how to close the one pooled Redis client.
-    KEEPROUTER_REDIS_PREFIX prefixes every key this gateway writes in Redis."""
+def _redis(config: Config) -> Redis | None:
+    """The one pooled Redis client of this gateway when `redis:` is configured (closed at shutdown)."""
     if not config.redis:
-        return MemoryLimiter(), _nothing
-    from keeprouter.limits.failover import FailoverLimiter  # imports redis only when it is used
-    from keeprouter.limits.redis_limiter import DEFAULT_PREFIX, RedisLimiter, redis_client
+        return None
+    from keeprouter.limits.redis_limiter import redis_client  # imports redis only when it is used
 
-    client = redis_client(config.redis)
+    return redis_client(config.redis)
+
+
+def _limiter(redis: Redis | None) -> RateLimiter:
+    """Rate limits in Redis when `redis:` is configured (falling back to this process's counters
+    while it is away), else in this process. KEEPROUTER_REDIS_PREFIX prefixes every key this
+    gateway writes in Redis."""
+    if redis is None:
+        return MemoryLimiter()
+    from keeprouter.limits.failover import FailoverLimiter
+    from keeprouter.limits.redis_limiter import DEFAULT_PREFIX, RedisLimiter
+
     prefix = os.environ.get("KEEPROUTER_REDIS_PREFIX") or DEFAULT_PREFIX
-    return FailoverLimiter(RedisLimiter(client, prefix=prefix), MemoryLimiter()), client.aclose
+    return FailoverLimiter(RedisLimiter(redis, prefix=prefix), MemoryLimiter())
 
 
-async def _nothing() -> None:
-    pass
+def _health(redis: Redis | None) -> HealthTracker:
+    """Endpoint health: circuits shared through Redis when it is configured (routing.shared_health),
+    else per process. KEEPROUTER_CIRCUIT_COOLDOWN_SECONDS (default 30) sets how long an open
+    circuit waits before its half-open probe."""
+    cooldown = env_seconds("KEEPROUTER_CIRCUIT_COOLDOWN_SECONDS", 30.0)
+    if redis is None:
+        return HealthTracker(cooldown=cooldown)
+    from keeprouter.routing.shared_health import DEFAULT_PREFIX, SharedHealth
+
+    env = os.environ.get("KEEPROUTER_REDIS_PREFIX")
+    return SharedHealth(redis, prefix=env + "hl:" if env else DEFAULT_PREFIX, cooldown=cooldown)
+
+
+def spool_dir(database_url: str) -> Path:
+    """Where settles the database refused are spooled (billing.settle_queue): under
+    KEEPROUTER_SPOOL_DIR (default ~/.local/state/keeprouter/spool), one directory per database
+    URL, so two deployments on one host never replay each other's settles."""
+    base = os.environ.get("KEEPROUTER_SPOOL_DIR")
+    root = Path(base) if base else Path.home() / ".local" / "state" / "keeprouter" / "spool"
+    return root / hashlib.sha256(database_url.encode()).hexdigest()[:16]
 
 
 def env_seconds(name: str, default: float) -> float:

@@ -11,6 +11,7 @@ in its own shape (see `formats.openai.render_error` and `formats.anthropic.rende
     ├── PayloadTooLarge               payload_too_large       413
     ├── RateLimited                   rate_limit_exceeded     429   (keeps the upstream's retry-after)
     ├── NoEndpointAvailable           provider_overloaded     503
+    ├── StoreUnavailable              service_unavailable     503   (the database does not answer)
     └── UpstreamError                 provider_unavailable    502   (status may be the upstream's 4xx)
         └── UpstreamTimeout           timeout                 504
 """
@@ -93,6 +94,19 @@ class RateLimited(GatewayError):
 class NoEndpointAvailable(GatewayError):
     kind = "provider_overloaded"
     status = 503
+
+
+class StoreUnavailable(GatewayError):
+    """The database does not answer (refused, reset, shut down, timed out): nothing is admitted
+    without a ledger to charge. Raised by the store backends, which classify their driver's
+    failures in one place (store.postgres)."""
+
+    kind = "service_unavailable"
+    status = 503
+
+    def __init__(self, message: str = "the database is unavailable; try again shortly", **kw: object) -> None:
+        kw.setdefault("retry_after", "1")
+        super().__init__(message, **kw)  # type: ignore[arg-type]
 
 
 class UpstreamError(GatewayError):

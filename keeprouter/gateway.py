@@ -7,8 +7,14 @@ before the first byte could still fall back or become a proper HTTP error). The 
 (records the generation) BEFORE the answer's last byte leaves, waiting at most a bounded time
 (`SETTLE_WAIT`, KEEPROUTER_SETTLE_WAIT_SECONDS): a client that received its answer in full is in
 the ledger even if the process is killed right after. When the database is slower than that, the
-answer goes out anyway and the settle keeps running (retried while the database fails): recorded
-late, never lost while the process lives; shutdown waits for it (`drain`).
+answer goes out anyway and the settle keeps running: recorded late. A settle the database refuses
+(an outage: StoreUnavailable, or any other failure) is handed to the settle queue
+(billing.settle_queue), spooled to a local file before the answer leaves and retried until the
+database takes it, so during an outage answers already produced go out at once and are recorded
+when it returns, even if this process dies meanwhile; shutdown waits for both (`drain`).
+
+During a database outage nothing new is admitted: the key lookup or the credit hold raises
+StoreUnavailable, a 503 in the caller's format, within the store's timeouts.
 
 Admission (`_reserve`, shared by every client API): rate limits first (429; a key without any skips
 the limiter), reserving the worst case the credit hold prices, then the credit hold (402); a refused
@@ -32,12 +38,14 @@ from typing import Any
 
 from keeprouter.billing import pricing
 from keeprouter.billing.ledger import Hold, Ledger
+from keeprouter.billing.settle_queue import SettleQueue
 from keeprouter.config import Config, EndpointConfig, ModelConfig
 from keeprouter.errors import (
     GatewayError,
     InvalidRequest,
     NoEndpointAvailable,
     NotFound,
+    StoreUnavailable,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -63,7 +71,6 @@ MAX_RETRY_SECONDS = 120.0  # no new attempt starts after this long
 log = logging.getLogger("keeprouter.gateway")
 MAX_OUTPUT_FALLBACK = 4096  # worst-case output for reservations when neither request nor catalogue bounds it
 SETTLE_WAIT = 5.0  # seconds an answer's last byte may wait for its ledger write (then it goes anyway)
-SETTLE_RETRY_MAX = 5.0  # seconds between two attempts of a settle the database refused, at most
 log = logging.getLogger("keeprouter")
 _DATE_SUFFIX = re.compile(r"-\d{8}$")
 VARIANT_SORT = {"nitro": "throughput", "floor": "price"}
@@ -121,6 +128,7 @@ class Gateway:
         health: HealthTracker,
         limiter: RateLimiter | None = None,
         settle_wait: float = SETTLE_WAIT,
+        settle_queue: SettleQueue | None = None,
     ) -> None:
         self.config = config
         self.adapters = adapters
@@ -129,7 +137,7 @@ class Gateway:
         self.limiter: RateLimiter = limiter if limiter is not None else MemoryLimiter()
         self._settling: set[asyncio.Task[None]] = set()
         self.settle_wait = settle_wait  # how long an answer waits for its ledger write
-        self._give_up = False  # set by drain() at its deadline: settles stop retrying
+        self.settle_queue = settle_queue if settle_queue is not None else SettleQueue(ledger)
         self.issuers = SignatureIssuers()
         self.encodings = tokens.Encodings()
         self._loading: set[str] = set()
@@ -384,7 +392,10 @@ class Gateway:
     async def _release(self, meter: Metering) -> None:
         if meter.hold is not None:
             hold, meter.hold = meter.hold, None
-            await self.ledger.release(hold)
+            try:
+                await self.ledger.release(hold)
+            except StoreUnavailable:  # the caller's own error matters more; the hold expires
+                log.warning("releasing hold %s failed: the database is unavailable", hold.id)
         if meter.ticket is not None:  # admitted but produced nothing: the request counts, no tokens
             ticket, meter.ticket = meter.ticket, None
             await self.limiter.settle(ticket, 0)
@@ -447,23 +458,16 @@ class Gateway:
             await self._settle(hold, gen)
 
     async def _settle(self, hold: Hold, gen: GenerationRecord) -> None:
-        """Settle, retrying while the database fails (settle is idempotent on the generation id, so
-        a retry after a commit whose answer was lost bills nothing twice). Gives up only when
-        `drain` hits its deadline: then the record is logged whole so an operator can replay it."""
-        delay = 0.05
-        while True:
-            try:
-                await self.ledger.settle(hold, gen)
-                return
-            except ValueError:
-                raise  # a bug (hold of another key), not the database
-            except Exception as e:
-                if self._give_up:
-                    log.error("generation %s NOT recorded at shutdown (%s): %r", gen.id, e, gen)
-                    raise
-                log.warning("settling %s failed (%s); retrying in %.2fs", gen.id, e, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, SETTLE_RETRY_MAX)
+        """Settle, or hand the settle to the queue when the database refuses it (settle is
+        idempotent on the generation id, so a retry after a commit whose answer was lost bills
+        nothing twice)."""
+        try:
+            await self.ledger.settle(hold, gen)
+        except ValueError:
+            raise  # a bug (hold of another key), not the database
+        except Exception as e:
+            log.warning("settling %s failed (%s): queued until the database takes it", gen.id, e)
+            await self.settle_queue.put(hold, gen)
 
     def settle_later(self, coro: Any) -> asyncio.Task[None]:
         """Run a settle that must survive the caller's cancellation; drained at shutdown. The
@@ -475,12 +479,13 @@ class Gateway:
 
     @property
     def settling(self) -> int:
-        """Settles not yet committed (the answer may already be out)."""
-        return len(self._settling)
+        """Settles not yet committed (the answer may already be out), queued ones included."""
+        return len(self._settling) + self.settle_queue.pending
 
     async def drain(self, seconds: float = 60.0) -> bool:
-        """Wait for every settle to commit. After `seconds` (the database still refusing), retrying
-        settles make one last attempt and are logged whole if it fails. True if all committed."""
+        """Wait for every settle to commit or be queued, then for the queue to empty, for up to
+        `seconds` in all. True if all committed. The app closes the queue afterwards: what is left
+        then stays in its spool file for the next start (billing.settle_queue)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
         while self._settling:
@@ -488,12 +493,10 @@ class Gateway:
             if left <= 0:
                 break
             await asyncio.wait(list(self._settling), timeout=left)
-        if not self._settling:
-            return True
-        self._give_up = True
-        log.error("shutdown: %d settles still pending after %.0fs", len(self._settling), seconds)
-        await asyncio.wait(list(self._settling), timeout=SETTLE_RETRY_MAX + 1)
-        return not self._settling
+        if self._settling:
+            log.error("shutdown: %d settles still running after %.0fs", len(self._settling), seconds)
+        emptied = await self.settle_queue.wait_empty(max(deadline - loop.time(), 0.0))
+        return emptied and not self._settling
 
 
 def _fill_missing_usage(resp: ChatResponse, meter: Metering, exact: Callable[[str], int] | None) -> None:

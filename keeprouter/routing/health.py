@@ -10,6 +10,9 @@ seconds, when one probe request is let through; a success closes it, a failure r
 A probe that never reports back (the prober was served by another endpoint first) expires after
 another `cooldown`, when a new probe is let through; a rate-limited probe is inconclusive and the
 next caller probes again. Percentiles are nearest-rank.
+
+`local_circuit` False hands the closed -> open decision to someone else (routing.shared_health,
+which counts outcomes across instances in Redis and mirrors the circuits it opens).
 """
 
 from __future__ import annotations
@@ -58,7 +61,14 @@ class HealthTracker:
         self.failure_ratio = failure_ratio
         self.cooldown = cooldown
         self.recent = recent
+        self.local_circuit = True
         self._eps: dict[str, _Endpoint] = {}
+
+    async def start(self) -> None:
+        """Start background work (none here; routing.shared_health has some). create_app owns it."""
+
+    async def close(self) -> None:
+        """Stop what `start` started."""
 
     def _ep(self, key: str) -> _Endpoint:
         ep = self._eps.get(key)
@@ -89,7 +99,7 @@ class HealthTracker:
             ep.opened_at = now
             ep.probing = False
             return
-        if ep.opened_at is None and self._failing(ep, now):
+        if self.local_circuit and ep.opened_at is None and self._failing(ep, now):
             ep.opened_at = now
 
     def _failing(self, ep: _Endpoint, now: float) -> bool:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
-
-import asyncpg
+from typing import TYPE_CHECKING, Any
 
 from keeprouter.store.base import SECONDS_PER_DAY, EndpointDay, EndpointMinute, day_date, epoch_day
+
+if TYPE_CHECKING:
+    from keeprouter.store.postgres import GuardedPool
 
 COLUMNS = (
     "model", "provider", "upstream_model", "minute", "requests", "successes", "rate_limited",
@@ -115,11 +116,11 @@ def sqlite_daily(c: sqlite3.Connection, model_id: str | None, start: dt.date, en
 # ---- PostgreSQL ------------------------------------------------------------------------------
 
 
-async def pg_write(pool: asyncpg.Pool, rows: Sequence[EndpointMinute]) -> None:
+async def pg_write(pool: GuardedPool, rows: Sequence[EndpointMinute]) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await conn.executemany(PG_UPSERT, [values(r) for r in rows])
 
 
-async def pg_daily(pool: asyncpg.Pool, model_id: str | None, start: dt.date, end: dt.date) -> list[EndpointDay]:
+async def pg_daily(pool: GuardedPool, model_id: str | None, start: dt.date, end: dt.date) -> list[EndpointDay]:
     lo, hi = bounds(start, end)
     return [day_from_row(r) for r in await pool.fetch(PG_DAILY, lo, hi, model_id)]
