@@ -5,7 +5,8 @@ Chat Completions for the emulated upstream, which plays a one-step agent: it cal
 ``Write`` tool to create hello.py, then answers ``Done.`` once the tool result comes back. Everything
 listens on 127.0.0.1; an egress trap set as HTTP(S)_PROXY catches any request to another host.
 
-Skipped (never failed) when Claude Code cannot be found or installed from npm; see e2e/claude_code.py.
+Fails when Claude Code cannot be found or installed from npm (skips only with
+KEEPROUTER_E2E_NO_INSTALL=1); see e2e/npm_cache.py.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from support.gateway import RunningGateway, run_gateway, sqlite_url, two_format_
 from upstreams.anthropic_server import AnthropicUpstream
 
 from e2e.agent_upstream import FINAL_TEXT, HELLO_CONTENT, AgentUpstream
-from e2e.claude_code import claude_env, claude_problem, find_or_install_claude, run_claude
+from e2e.claude_code import CLAUDE, claude_env, run_claude
 from e2e.tap import EgressTrap, GatewayTap
 
 pytestmark = pytest.mark.slow
@@ -34,10 +35,7 @@ RUN_TIMEOUT = 120.0
 
 @pytest.fixture(scope="session")
 def claude_binary() -> str:
-    path = find_or_install_claude()
-    if path is None:
-        pytest.skip(f"Claude Code CLI unavailable: {claude_problem()}")
-    return path
+    return CLAUDE.require()
 
 
 @dataclass
