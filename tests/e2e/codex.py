@@ -54,15 +54,16 @@ CODEX = NpmTool(
 )
 
 
-def codex_config(*, base_url: str, model: str) -> str:
-    """The ``config.toml`` the tests use (the README shows the same settings)."""
+def codex_config(*, base_url: str, model: str, web_search: bool = False) -> str:
+    """The ``config.toml`` the tests use (the README shows the same settings). ``web_search=True``
+    keeps Codex's default: a built-in web_search tool on every request."""
+    search = "" if web_search else 'web_search = "disabled"            # no built-in web_search tool (none runs here)\n'
     return f"""\
 model = "{model}"
 model_provider = "keeprouter"
 approval_policy = "never"          # headless: run the model's commands without asking
 sandbox_mode = "danger-full-access"  # the test's workdir is throw-away; no bubblewrap needed
-web_search = "disabled"            # no built-in web_search tool in the request (none runs here)
-check_for_update_on_startup = false
+{search}check_for_update_on_startup = false
 
 [model_providers.keeprouter]
 name = "KeepRouter"
@@ -110,10 +111,10 @@ def codex_env(*, home: Path, api_key: str, proxy: str | None = None) -> dict[str
     return env
 
 
-def write_config(home: Path, *, base_url: str, model: str) -> Path:
+def write_config(home: Path, *, base_url: str, model: str, web_search: bool = False) -> Path:
     path = home / ".codex" / "config.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(codex_config(base_url=base_url, model=model))
+    path.write_text(codex_config(base_url=base_url, model=model, web_search=web_search))
     return path
 
 

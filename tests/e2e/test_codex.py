@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from support.gateway import RunningGateway, run_gateway, sqlite_url, two_format_config
+from upstreams.script import Reply, ToolCall
 
 from e2e.agent_upstream import FINAL_TEXT, HELLO_CONTENT, AgentUpstream, AnthropicAgentUpstream
 from e2e.codex import CODEX, codex_env, run_codex, write_config
@@ -138,3 +139,55 @@ def call_id_in(message: dict[str, Any], call_id: str | None) -> bool:
     blocks = message.get("content") if isinstance(message.get("content"), list) else []
     return any(isinstance(b, dict) and b.get("type") == "tool_result" and b.get("tool_use_id") == call_id
                for b in blocks)  # fmt: skip
+
+
+async def test_codex_runs_a_namespaced_tool_called_by_its_flat_name(codex_binary: str, stack: Stack) -> None:
+    """The upstream calls `multi_agent_v1__close_agent` (a member of Codex's `multi_agent_v1`
+    namespace, flattened by the gateway); Codex must get it back as `close_agent` in that namespace,
+    run it, and send its output (not an "unsupported call") on the next turn."""
+    upstream = stack.upstreams["openai"]
+    flat = flat_name("multi_agent_v1", "close_agent")
+    upstream.script(Reply(text=None, tool_calls=[ToolCall(id="call_ns1", name=flat,
+                                                          arguments_json={"target": "no-such-agent"})]))  # fmt: skip
+    key = (await stack.gw.create_key("codex-ns"))["key"]
+    write_config(stack.home, base_url=stack.tap.url + "/v1", model="gpt-test")
+    env = codex_env(home=stack.home, api_key=key, proxy=stack.trap.url)
+    run = await run_codex(codex_binary, "Close the agent no-such-agent", cwd=stack.work, env=env, seconds=RUN_TIMEOUT)
+    context = f"{run.describe()}\n--- gateway traffic ---\n{stack.tap.summary()}"
+
+    assert stack.trap.attempts == [] and all(e.ok for e in stack.tap.exchanges), context
+    assert run.returncode == 0 and run.last_message == FINAL_TEXT, context
+    sent = [json.loads(e.request_body) for e in stack.tap.exchanges if e.path == "/v1/responses"]
+    assert flat in _names(upstream.requests[0].body["tools"]), context
+    # Codex's next request replays the call as it understood it: the member's name and its namespace
+    replayed = [i for i in sent[1]["input"] if i.get("type") == "function_call"]
+    assert [(i["name"], i.get("namespace"), i["call_id"]) for i in replayed] == [
+        ("close_agent", "multi_agent_v1", "call_ns1")], context  # fmt: skip
+    outputs = [i for i in sent[1]["input"] if i.get("type") == "function_call_output"]
+    assert [o["call_id"] for o in outputs] == ["call_ns1"], context
+    # the close_agent handler itself ran (it rejects the id), not Codex's answer to an unknown tool
+    assert "agent id" in str(outputs[0]["output"]) and "unsupported" not in str(outputs[0]["output"]), context
+    # ... and the upstream saw the flat name again, with the output as its result
+    follow = upstream.requests[-1].body
+    calls = [c for m in follow["messages"] if m.get("tool_calls") for c in m["tool_calls"]]
+    assert [c["function"]["name"] for c in calls] == [flat], context
+    assert any(call_id_in(m, "call_ns1") for m in follow["messages"]), context
+
+
+async def test_codex_with_its_default_web_search_tool_is_served_without_it(codex_binary: str, stack: Stack) -> None:
+    """Without `web_search = "disabled"` Codex offers a built-in web_search tool on every request; the
+    gateway drops it (it runs none) rather than refusing every turn."""
+    key = (await stack.gw.create_key("codex-web"))["key"]
+    write_config(stack.home, base_url=stack.tap.url + "/v1", model="claude-test", web_search=True)
+    env = codex_env(home=stack.home, api_key=key, proxy=stack.trap.url)
+    run = await run_codex(codex_binary, PROMPT, cwd=stack.work, env=env, seconds=RUN_TIMEOUT)
+    context = f"{run.describe()}\n--- gateway traffic ---\n{stack.tap.summary()}"
+
+    assert stack.trap.attempts == [] and all(e.ok for e in stack.tap.exchanges), context
+    assert run.returncode == 0 and run.last_message == FINAL_TEXT, context
+    assert (stack.work / "hello.py").read_text() == HELLO_CONTENT, context
+    first = json.loads(stack.tap.exchanges[0].request_body)
+    assert any(t.get("type") == "web_search" for t in first["tools"]), "Codex no longer sends web_search"
+    for rec in stack.upstreams["anthropic"].requests:
+        assert all(t.get("type") in (None, "custom") and "name" in t for t in rec.body.get("tools") or [])
+        assert "web_search" not in _names(rec.body.get("tools") or [])
