@@ -35,12 +35,12 @@ from keeprouter.formats.canonical import (
     ToolCallPart,
     Usage,
 )
-from keeprouter.formats.openai_responses_request import ECHO, custom_input, parse_request, seal
+from keeprouter.formats.openai_responses_request import ECHO, parse_request, seal
+from keeprouter.formats.openai_responses_tools import ToolNames, custom_input
 
 __all__ = [
     "build_response",
     "custom_tool_call_item",
-    "custom_tools",
     "echo_of",
     "error_object",
     "function_call_item",
@@ -50,6 +50,7 @@ __all__ = [
     "reasoning_item",
     "response_id",
     "response_object",
+    "tool_names",
     "usage_dict",
 ]
 
@@ -127,20 +128,30 @@ def output_text(text: str) -> dict[str, Any]:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
 
-def function_call_item(id: str, call_id: str, name: str, arguments: str, status: str = "completed") -> dict[str, Any]:
-    return {
+def function_call_item(
+    id: str, call_id: str, name: str, arguments: str, status: str = "completed", namespace: str | None = None
+) -> dict[str, Any]:
+    item = {
         "id": id, "type": "function_call", "status": status, "arguments": arguments, "call_id": call_id, "name": name
     }
+    if namespace is not None:  # a member of a `namespace` tool: its own name, and the group's
+        item["namespace"] = namespace
+    return item
 
 
-def custom_tool_call_item(id: str, call_id: str, name: str, arguments: str) -> dict[str, Any]:
+def custom_tool_call_item(
+    id: str, call_id: str, name: str, arguments: str, namespace: str | None = None
+) -> dict[str, Any]:
     """A call of a custom tool; `arguments` are those of the function standing in for it."""
-    return {"id": id, "type": "custom_tool_call", "call_id": call_id, "name": name, "input": custom_input(arguments)}
+    item = {"id": id, "type": "custom_tool_call", "call_id": call_id, "name": name, "input": custom_input(arguments)}
+    if namespace is not None:
+        item["namespace"] = namespace
+    return item
 
 
-def custom_tools(echo: dict[str, Any]) -> frozenset[str]:
-    """The names of the request's custom (free-text input) tools."""
-    return frozenset(t["name"] for t in echo["tools"] if isinstance(t, dict) and t.get("type") == "custom")
+def tool_names(echo: dict[str, Any]) -> ToolNames:
+    """How the request's tools are named back to the client (custom tools, namespace members)."""
+    return ToolNames(echo["tools"])
 
 
 def reasoning_item(id: str, text: str | None, encrypted: str | None = None) -> dict[str, Any]:
@@ -193,9 +204,11 @@ def response_object(
     }
 
 
-def output_items(resp: ChatResponse, resp_id: str, custom: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+def output_items(resp: ChatResponse, resp_id: str, names: ToolNames | None = None) -> list[dict[str, Any]]:
     """Canonical content -> output items: thinking -> reasoning, runs of text -> one message,
-    each tool call -> a function_call (a custom_tool_call for the tools named in `custom`)."""
+    each tool call -> a function_call (a custom_tool_call for custom tools; namespace members
+    under their own name and `namespace`, see `ToolNames`)."""
+    names = names or ToolNames(None)
     items: list[dict[str, Any]] = []
     texts: list[str] = []
 
@@ -207,12 +220,14 @@ def output_items(resp: ChatResponse, resp_id: str, custom: frozenset[str] = froz
     for p in resp.content:
         if isinstance(p, TextPart):
             texts.append(p.text)
-        elif isinstance(p, ToolCallPart) and p.name in custom:
-            flush()
-            items.append(custom_tool_call_item(item_id(resp_id, "ctc", len(items)), p.id, p.name, p.arguments))
         elif isinstance(p, ToolCallPart):
             flush()
-            items.append(function_call_item(item_id(resp_id, "fc", len(items)), p.id, p.name, p.arguments))
+            ns, name = names.origin(p.name)
+            if p.name in names.custom:
+                items.append(custom_tool_call_item(item_id(resp_id, "ctc", len(items)), p.id, name, p.arguments, ns))
+            else:
+                fc = item_id(resp_id, "fc", len(items))
+                items.append(function_call_item(fc, p.id, name, p.arguments, namespace=ns))
         elif isinstance(p, ThinkingPart) and ((sealed := seal(p)) or p.text):
             flush()
             text = p.text if p.redacted is None else None
@@ -225,7 +240,7 @@ def build_response(
     resp: ChatResponse, *, id: str, model: str, created: int, echo: dict[str, Any], cost: Decimal | None
 ) -> dict[str, Any]:
     """Canonical -> the client's `response` object (`id` is the response id, see `response_id`)."""
-    items = output_items(resp, id, custom_tools(echo))
+    items = output_items(resp, id, tool_names(echo))
     incomplete = incomplete_reason(resp.stop_reason)
     if incomplete and items and items[-1]["type"] != "reasoning":
         items[-1]["status"] = "incomplete"

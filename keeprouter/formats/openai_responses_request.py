@@ -3,10 +3,9 @@
 Decisions:
 - Stateless: `previous_response_id`, `conversation`, `background` and `item_reference` items are
   refused (400 naming the field); nothing is stored, so `store` is accepted and answered as false.
-- Function tools, and custom (free-text input) tools as a function taking one string `input` (a
-  grammar goes into the description; `custom_tool_call` items carry the bare input both ways, see
-  `custom_input`). A built-in tool (web_search, file_search, computer_use, ...) is a 400 naming
-  `tools[i].type`, as is a tool_choice naming one.
+- Tools (function, custom, namespace; built-ins) are parsed by `openai_responses_tools`; a
+  tool_choice naming a built-in tool is a 400. Calls passed back with a `namespace` are flattened
+  to the name their tool went upstream under.
 - `instructions` and system/developer messages before the first turn become `system`; later ones stay
   in place as canonical "system" messages. `function_call` and `reasoning` items join the assistant
   turn around them; consecutive `function_call_output` items become ONE user turn of tool results.
@@ -34,19 +33,18 @@ from keeprouter.formats.canonical import (
     Reasoning,
     TextPart,
     ThinkingPart,
-    Tool,
     ToolCallPart,
     ToolChoice,
     ToolResultPart,
     inline_image_problem,
 )
+from keeprouter.formats.openai_responses_tools import flat_name, parse_tools
 
 ECHO = "_echo"
 _SEAL = "kr1"  # version tag of our `encrypted_content`: "kr1.s.<origin>.<signature>" | "kr1.r.<origin>.<data>"
 _STATELESS = "this server does not store responses: send the whole conversation in `input` (and `store: false`)"
 _MODES = frozenset({"auto", "none", "required"})
 _TEXT_TYPES = frozenset({"input_text", "output_text", "text"})
-_CUSTOM_SCHEMA = {"type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"]}
 
 
 def _bad(field: str, problem: str) -> InvalidRequest:
@@ -129,6 +127,12 @@ def unseal(text: str, blob: str) -> ThinkingPart | None:
     return None
 
 
+def _called(item: dict[str, Any], where: str) -> str:
+    """The called tool's name as it went upstream (a namespace member's flat name)."""
+    name, ns = _str(item, "name", where), item.get("namespace")
+    return flat_name(ns, name) if isinstance(ns, str) and ns else name
+
+
 class _Turns:
     """Canonical messages being assembled from Responses items, merging the turns that belong together."""
 
@@ -159,14 +163,14 @@ class _Turns:
             raise _bad(f"{where}.role", f"has unknown role {role!r}")
 
     def function_call(self, item: dict[str, Any], where: str) -> None:
-        call_id, name = _str(item, "call_id", where), _str(item, "name", where)
+        call_id, name = _str(item, "call_id", where), _called(item, where)
         args = item.get("arguments")
         if args is not None and not isinstance(args, str):
             raise _bad(f"{where}.arguments", "must be a string of JSON")
         self._last("assistant").content.append(ToolCallPart(id=call_id, name=name, arguments=args or ""))
 
     def custom_tool_call(self, item: dict[str, Any], where: str) -> None:
-        call_id, name, text = _str(item, "call_id", where), _str(item, "name", where), _str(item, "input", where)
+        call_id, name, text = _str(item, "call_id", where), _called(item, where), _str(item, "input", where)
         args = orjson.dumps({"input": text}).decode()
         self._last("assistant").content.append(ToolCallPart(id=call_id, name=name, arguments=args))
 
@@ -221,53 +225,11 @@ def _input(raw: Any, turns: _Turns) -> None:
             raise _bad(f"{where}.type", f"has unsupported item type {t!r}")
 
 
-def custom_input(arguments: str) -> str:
-    """A custom tool's bare input from the arguments of the function standing in for it."""
-    try:
-        v = orjson.loads(arguments)
-    except orjson.JSONDecodeError:
-        return arguments
-    return v["input"] if isinstance(v, dict) and isinstance(v.get("input"), str) else arguments
-
-
-def _custom_description(t: dict[str, Any], desc: str | None) -> str:
-    f = t.get("format")
-    note = "Send the tool's whole input as the string `input`."
-    if isinstance(f, dict) and f.get("type") == "grammar" and isinstance(f.get("definition"), str):
-        note += f" It must follow this {f.get('syntax') or 'lark'} grammar:\n{f['definition']}"
-    return f"{desc}\n\n{note}" if desc else note
-
-
-def _tools(raw: Any) -> list[Tool]:
-    if not isinstance(raw, list):
-        raise _bad("tools", "must be a list")
-    out = []
-    for i, t in enumerate(raw):
-        kind = t.get("type") if isinstance(t, dict) else None
-        if kind not in ("function", "custom"):
-            raise _bad(
-                f"tools[{i}].type",
-                f"{kind!r} is not supported: this server runs no built-in tools (web search, file search,"
-                " computer use, ...); only `function` and `custom` tools are",
-            )
-        assert isinstance(t, dict)
-        name = t.get("name")
-        if not isinstance(name, str) or not name:
-            raise _bad(f"tools[{i}].name", "is required")
-        params, desc = t.get("parameters"), t.get("description")
-        desc = desc if isinstance(desc, str) else None
-        if kind == "custom":
-            out.append(Tool(name=name, description=_custom_description(t, desc), parameters=_CUSTOM_SCHEMA))
-        else:
-            out.append(Tool(name=name, description=desc, parameters=params if isinstance(params, dict) else {}))
-    return out
-
-
 def _tool_choice(raw: Any) -> ToolChoice:
     if isinstance(raw, str) and raw in _MODES:
         return ToolChoice(mode=raw)  # type: ignore[arg-type]
     if isinstance(raw, dict) and raw.get("type") in ("function", "custom") and isinstance(raw.get("name"), str):
-        return ToolChoice(mode="tool", name=raw["name"])
+        return ToolChoice(mode="tool", name=_called(raw, "tool_choice"))
     raise _bad("tool_choice", 'must be "auto", "none", "required" or {"type": "function", "name": ...}')
 
 
@@ -333,7 +295,7 @@ def parse_request(body: dict[str, Any]) -> ChatRequest:
     req = ChatRequest(model=model, messages=turns.messages, system=turns.system, source="responses")
     tools = body.get("tools")
     if tools is not None:
-        req.tools = _tools(tools)
+        req.tools = parse_tools(tools)
     if (tc := body.get("tool_choice")) is not None:
         req.tool_choice = _tool_choice(tc)
     parallel = body.get("parallel_tool_calls")

@@ -39,7 +39,6 @@ from keeprouter.formats.canonical import (
 )
 from keeprouter.formats.openai_responses import (
     custom_tool_call_item,
-    custom_tools,
     error_object,
     function_call_item,
     incomplete_reason,
@@ -48,6 +47,7 @@ from keeprouter.formats.openai_responses import (
     output_text,
     reasoning_item,
     response_object,
+    tool_names,
     usage_dict,
 )
 from keeprouter.formats.openai_responses_request import seal
@@ -61,14 +61,17 @@ def _summary(text: str) -> dict[str, str]:
 
 
 class _Item:
-    __slots__ = ("call_id", "id", "index", "kind", "name", "pieces", "redacted", "signature", "summary")
+    __slots__ = ("call_id", "id", "index", "kind", "name", "ns", "pieces", "redacted", "signature", "summary")
 
-    def __init__(self, kind: str, id: str, index: int, call_id: str = "", name: str = "") -> None:
+    def __init__(
+        self, kind: str, id: str, index: int, call_id: str = "", name: str = "", ns: str | None = None
+    ) -> None:
         self.kind = kind  # "message" | "reasoning" | "function_call" | "custom_tool_call"
         self.id = id
         self.index = index
         self.call_id = call_id
-        self.name = name
+        self.name = name  # a tool call: the name the client declared (a namespace member's own name)
+        self.ns = ns  # ... and its namespace
         self.pieces: list[str] = []
         self.summary = False  # reasoning: its summary part was opened (the first thinking text came)
         self.signature: list[str] = []
@@ -79,7 +82,7 @@ class ResponsesStreamEncoder:
     """One response's stream. `feed` each canonical event; then `end(usage, cost)` for a stream that
     ran to its end, or `error(err)` for one that failed (either exactly once)."""
 
-    __slots__ = ("_block", "_calls", "_created", "_custom", "_echo", "_id", "_model", "_open_calls", "_output",
+    __slots__ = ("_block", "_calls", "_created", "_echo", "_id", "_model", "_names", "_open_calls", "_output",
                  "_seq", "_started", "_stop", "_usage")  # fmt: skip
 
     def __init__(self, *, id: str, model: str, created: int, echo: dict[str, Any]) -> None:
@@ -87,7 +90,7 @@ class ResponsesStreamEncoder:
         self._model = model
         self._created = created
         self._echo = echo
-        self._custom = custom_tools(echo)
+        self._names = tool_names(echo)
         self._seq = 0
         self._started = False
         self._output: list[dict[str, Any] | None] = []  # by output_index; None while the item is open
@@ -118,9 +121,11 @@ class ResponsesStreamEncoder:
             out.append(self._ev("response.in_progress", head))
 
     # ---- items ----------------------------------------------------------------------------
-    def _open(self, kind: str, prefix: str, out: list[bytes], call_id: str = "", name: str = "") -> _Item:
+    def _open(
+        self, kind: str, prefix: str, out: list[bytes], call_id: str = "", name: str = "", ns: str | None = None
+    ) -> _Item:
         index = len(self._output)
-        item = _Item(kind, item_id(self._id, prefix, index), index, call_id, name)
+        item = _Item(kind, item_id(self._id, prefix, index), index, call_id, name, ns)
         self._output.append(None)
         where = {"item_id": item.id, "output_index": index}
         if kind == "message":
@@ -131,10 +136,10 @@ class ResponsesStreamEncoder:
             added = reasoning_item(item.id, None)
             out.append(self._ev("response.output_item.added", {"output_index": index, "item": added}))
         elif kind == "custom_tool_call":
-            added = custom_tool_call_item(item.id, call_id, name, "")
+            added = custom_tool_call_item(item.id, call_id, name, "", ns)
             out.append(self._ev("response.output_item.added", {"output_index": index, "item": added}))
         else:
-            added = function_call_item(item.id, call_id, name, "", "in_progress")
+            added = function_call_item(item.id, call_id, name, "", "in_progress", ns)
             out.append(self._ev("response.output_item.added", {"output_index": index, "item": added}))
         return item
 
@@ -156,12 +161,12 @@ class ResponsesStreamEncoder:
                 out.append(self._ev("response.reasoning_summary_text.done", {**at, "text": text}))
                 out.append(self._ev("response.reasoning_summary_part.done", {**at, "part": _summary(text)}))
         elif item.kind == "custom_tool_call":
-            done = custom_tool_call_item(item.id, item.call_id, item.name, text)
+            done = custom_tool_call_item(item.id, item.call_id, item.name, text, item.ns)
             if done["input"]:
                 out.append(self._ev("response.custom_tool_call_input.delta", {**where, "delta": done["input"]}))
             out.append(self._ev("response.custom_tool_call_input.done", {**where, "input": done["input"]}))
         else:
-            done = function_call_item(item.id, item.call_id, item.name, text, status)
+            done = function_call_item(item.id, item.call_id, item.name, text, status, item.ns)
             out.append(self._ev("response.function_call_arguments.done", {**where, "arguments": text}))
         out.append(self._ev("response.output_item.done", {"output_index": item.index, "item": done}))
         self._output[item.index] = done
@@ -211,21 +216,24 @@ class ResponsesStreamEncoder:
                 if call.kind == "custom_tool_call":
                     if call not in self._open_calls:
                         self._output[call.index] = custom_tool_call_item(call.id, call.call_id, call.name,
-                                                                         "".join(call.pieces))  # fmt: skip
+                                                                         "".join(call.pieces), call.ns)  # fmt: skip
                 elif call in self._open_calls:
                     where = {"item_id": call.id, "output_index": call.index}
                     out.append(self._ev("response.function_call_arguments.delta", {**where, "delta": ev.arguments}))
                 else:  # a fragment after its item closed is not streamed but reaches the final output
                     args = "".join(call.pieces)
-                    self._output[call.index] = function_call_item(call.id, call.call_id, call.name, args)
+                    self._output[call.index] = function_call_item(call.id, call.call_id, call.name, args,
+                                                                  namespace=call.ns)  # fmt: skip
         elif isinstance(ev, ThinkingDelta):
             if ev.text:
                 self._delta("reasoning", "rs", ev.text, out)
         elif isinstance(ev, ToolCallStart):
             if ev.index not in self._calls:
                 self._close_block(out)
-                kind, prefix = ("custom_tool_call", "ctc") if ev.name in self._custom else ("function_call", "fc")
-                call = self._open(kind, prefix, out, ev.id, ev.name)
+                custom = ev.name in self._names.custom
+                kind, prefix = ("custom_tool_call", "ctc") if custom else ("function_call", "fc")
+                ns, name = self._names.origin(ev.name)
+                call = self._open(kind, prefix, out, ev.id, name, ns)
                 self._calls[ev.index] = call
                 self._open_calls.append(call)
         elif isinstance(ev, SignatureDelta):

@@ -70,6 +70,7 @@ _LONG_PUNCT = re.compile(r"[^\w\s]{4,}")
 
 LARGE_TEXT = 768  # characters; above this a length ratio is about as good as the regex, and O(1)
 _CHARS_PER_TOKEN_LARGE = 4.0  # cl100k averages ~4.5 on English prose, ~3.5 on code
+_CHARS_PER_TOKEN_OTHER = 1.2  # CJK runs near a token per character; other scripts 1.5-3
 
 
 def count_text(text: str) -> int:
@@ -128,10 +129,18 @@ def count_request(req: ChatRequest, count: Callable[[str], int] = count_text) ->
 
 
 def quick_text(text: str) -> int:
-    """O(1) estimate from the length alone (~4 characters per token in ASCII, ~1.2 otherwise)."""
+    """Estimate from lengths alone: ~4 characters per token in ASCII, ~1.2 for every other character.
+
+    The ratio is per character, not per text: Claude Code's prompts are English with a few em dashes
+    and arrows, and pricing a whole 9 KB block at 1.2 characters a token (because one character was
+    not ASCII) made a 11k-token request look like 36k, too long for a 32k model."""
     if not text:
         return 0
-    return int(len(text) / (_CHARS_PER_TOKEN_LARGE if text.isascii() else 1.2)) + 1
+    n = len(text)
+    if text.isascii():
+        return int(n / _CHARS_PER_TOKEN_LARGE) + 1
+    other = n - len(text.encode("ascii", "ignore"))  # one C pass; only texts that are not ASCII pay it
+    return int((n - other) / _CHARS_PER_TOKEN_LARGE + other / _CHARS_PER_TOKEN_OTHER) + 1
 
 
 def estimate_request(req: ChatRequest) -> int:

@@ -344,7 +344,8 @@ async def test_previous_response_id_is_refused_statelessly(env: Env) -> None:
     assert not env.up["openai"].requests
 
 
-@pytest.mark.parametrize("tool", [{"type": "web_search"}, {"type": "file_search", "vector_store_ids": ["vs"]},
+@pytest.mark.parametrize("tool", [{"type": "code_interpreter", "container": {"type": "auto"}},
+                                  {"type": "file_search", "vector_store_ids": ["vs"]},
                                   {"type": "computer_use_preview", "display_width": 1, "display_height": 1,
                                    "environment": "linux"}])  # fmt: skip
 async def test_built_in_tools_are_refused(env: Env, tool: dict[str, Any]) -> None:

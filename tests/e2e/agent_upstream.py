@@ -1,12 +1,15 @@
-"""An OpenAI-format upstream that plays a tiny coding agent, so a real agent CLI can be driven end to end.
+"""Upstreams that play a tiny coding agent, so a real agent CLI can be driven end to end.
 
-It is the ``OpenAIUpstream`` emulator (exact Chat Completions wire format, streaming tool calls
-included) with a content-aware default instead of a FIFO script, because an agent CLI sends a
-varying number of requests (title/topic calls, the main loop, retries):
+``AgentUpstream`` is the ``OpenAIUpstream`` emulator (exact Chat Completions wire format, streaming
+tool calls included), ``AnthropicAgentUpstream`` the ``AnthropicUpstream`` one, each with a
+content-aware default instead of a FIFO script, because an agent CLI sends a varying number of
+requests (title/topic calls, the main loop, retries):
 
-- request offers tools and has no tool result yet -> one (streamed) call to the client's file-writing
-  tool (``Write``, or any tool taking ``file_path`` + ``content``) creating ``workdir/filename``;
-- request contains a tool result (``role: "tool"``) -> the final text ``Done.``;
+- request offers tools and has no tool result yet -> one (streamed) call creating ``workdir/filename``:
+  to the client's file-writing tool (``Write``, or any tool taking ``file_path`` + ``content``), else
+  to its shell tool (Codex's ``exec_command`` taking ``cmd``, or ``shell`` taking a ``command`` list);
+- request contains a tool result (OpenAI ``role: "tool"``, Anthropic ``tool_result`` block) -> the
+  final text ``Done.``;
 - request without tools (titles, summaries, quota probes) -> a short text.
 
 Items queued with ``script(...)`` still take precedence (e.g. to inject a ``Fault``). Every decision is
@@ -16,11 +19,13 @@ recorded in ``decisions`` alongside ``requests``.
 from __future__ import annotations
 
 import itertools
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from upstreams.anthropic_server import AnthropicUpstream
 from upstreams.base import Received
 from upstreams.openai_server import OpenAIUpstream
 from upstreams.script import Reply, ToolCall
@@ -47,8 +52,12 @@ def _tool_name(tool: Any) -> str | None:
 
 
 def _tool_params(tool: Any) -> dict[str, Any]:
-    fn = tool.get("function") if isinstance(tool, dict) else None
-    params = fn.get("parameters") if isinstance(fn, dict) else None
+    """A tool's parameter properties, in either format (OpenAI ``function.parameters``, Anthropic
+    ``input_schema``)."""
+    if not isinstance(tool, dict):
+        return {}
+    fn = tool.get("function")
+    params = fn.get("parameters") if isinstance(fn, dict) else tool.get("input_schema")
     props = params.get("properties") if isinstance(params, dict) else None
     return props if isinstance(props, dict) else {}
 
@@ -64,14 +73,36 @@ def find_write_tool(tools: list[Any]) -> str | None:
     return None
 
 
+def find_shell_tool(tools: list[Any]) -> tuple[str, str] | None:
+    """(name, argument) of a shell tool: one taking a ``cmd`` string or a ``command`` list."""
+    for tool in tools:
+        name, props = _tool_name(tool), _tool_params(tool)
+        if name and (props.get("cmd") or {}).get("type") == "string":
+            return name, "cmd"
+        if name and (props.get("command") or {}).get("type") == "array":
+            return name, "command"
+    return None
+
+
 def tool_results(body: Any) -> list[dict[str, Any]]:
-    """The ``role: "tool"`` messages of an OpenAI request body."""
+    """The tool results of a request body: OpenAI ``role: "tool"`` messages, Anthropic ``tool_result``
+    blocks."""
     messages = body.get("messages") if isinstance(body, dict) else None
-    return [m for m in messages or [] if isinstance(m, dict) and m.get("role") == "tool"]
+    out: list[dict[str, Any]] = []
+    for m in messages or []:
+        if not isinstance(m, dict):
+            continue
+        if m.get("role") == "tool":
+            out.append(m)
+        elif m.get("role") == "user" and isinstance(m.get("content"), list):
+            out.extend(b for b in m["content"] if isinstance(b, dict) and b.get("type") == "tool_result")
+    return out
 
 
-class AgentUpstream(OpenAIUpstream):
-    """OpenAI Chat Completions upstream answering like a one-step coding agent (see module docstring)."""
+class _Agent:
+    """The agent's decisions, over either emulator (see module docstring)."""
+
+    CALL_PREFIX = "call_e2e"
 
     def __init__(
         self,
@@ -81,7 +112,7 @@ class AgentUpstream(OpenAIUpstream):
         content: str = HELLO_CONTENT,
         **options: Any,
     ):
-        super().__init__(**options)
+        super().__init__(**options)  # type: ignore[call-arg]  # the emulator after us in the MRO
         self.workdir = workdir
         self.filename = filename
         self.content = content
@@ -99,21 +130,40 @@ class AgentUpstream(OpenAIUpstream):
             return Reply(text=PLAIN_TEXT), Decision("plain", rec)
         if tool_results(body):
             return Reply(text=FINAL_TEXT), Decision("final", rec)
+        args: dict[str, Any]
         name = find_write_tool(tools)
-        if name is None:
+        shell = find_shell_tool(tools) if name is None else None
+        if name is not None:
+            args = {"file_path": str(self.target), "content": self.content}
+        elif shell is not None:
+            name, arg = shell
+            line = f"printf %s {shlex.quote(self.content)} > {shlex.quote(str(self.target))}"
+            args = {"cmd": line} if arg == "cmd" else {"command": ["bash", "-c", line]}
+        else:
             return Reply(text="No file-writing tool was offered."), Decision("no_write_tool", rec)
-        call_id = f"call_e2e{next(self._ids):04d}"
-        args = {"file_path": str(self.target), "content": self.content}
+        call_id = f"{self.CALL_PREFIX}{next(self._ids):04d}"
         reply = Reply(text=None, tool_calls=[ToolCall(id=call_id, name=name, arguments_json=args)])
         return reply, Decision("tool_call", rec, tool_call_id=call_id, tool_name=name)
 
     async def generate(self, request: web.Request, rec: Received, *, stream: bool) -> web.StreamResponse:
         # ``generate`` takes the next item synchronously before its first await, so queueing the decision
         # here cannot be interleaved with a concurrent request.
-        if self.pending:
+        if self.pending:  # type: ignore[attr-defined]
             self.decisions.append(Decision("scripted", rec))
         else:
             reply, decision = self.decide(rec)
             self.decisions.append(decision)
-            self.script(reply)
-        return await super().generate(request, rec, stream=stream)
+            self.script(reply)  # type: ignore[attr-defined]
+        return await super().generate(request, rec, stream=stream)  # type: ignore[misc]
+
+
+class AgentUpstream(_Agent, OpenAIUpstream):
+    """OpenAI Chat Completions upstream answering like a one-step coding agent."""
+
+    CALL_PREFIX = "call_e2e"
+
+
+class AnthropicAgentUpstream(_Agent, AnthropicUpstream):
+    """Anthropic Messages upstream answering like a one-step coding agent."""
+
+    CALL_PREFIX = "toolu_e2e"

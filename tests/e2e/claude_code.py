@@ -1,52 +1,32 @@
 """Locate (or install once, from npm) the Claude Code CLI, and run it headless against a local gateway.
 
 The npm package ``@anthropic-ai/claude-code`` is a small wrapper whose postinstall hard-links a native
-binary (~250 MB) from a platform optional dependency over ``bin/claude.exe``. It is installed into a
-cache directory outside the repository and reused by every later run:
+binary (~250 MB) from a platform optional dependency over ``bin/claude.exe``. It is installed into
+``<cache>/claude-code`` by ``e2e.npm_cache`` (cache root, ``KEEPROUTER_E2E_NO_INSTALL``) and reused:
 
 - ``$KEEPROUTER_E2E_CLAUDE``: path of a ``claude`` binary to use instead (no install).
-- ``$KEEPROUTER_E2E_CACHE``: cache root (default ``$XDG_CACHE_HOME/keeprouter-e2e`` or ``~/.cache/…``);
-  the install lives in ``<root>/claude-code``.
-- ``$KEEPROUTER_E2E_NO_INSTALL=1``: never run npm; use only what is already there.
 - ``$KEEPROUTER_E2E_CLAUDE_VERSION``: npm version spec to install (default ``latest``).
 
-Whatever goes wrong (no npm, no registry, timeout, unsupported platform), ``find_or_install_claude``
-returns None and ``claude_problem()`` says why, so the test can skip instead of failing.
+``CLAUDE.require()`` gives the binary to a test, or fails it (skips only with
+``KEEPROUTER_E2E_NO_INSTALL=1``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import os
-import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PACKAGE = "@anthropic-ai/claude-code"
-INSTALL_TIMEOUT = 300.0  # seconds for the whole npm install (download + postinstall)
+from e2e.npm_cache import NpmTool, kill_group, run_version
+
 PROBE_TIMEOUT = 60.0  # seconds for ``claude --version``
-
-
-def cache_root() -> Path:
-    explicit = os.environ.get("KEEPROUTER_E2E_CACHE")
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "keeprouter-e2e"
-
-
-def install_dir() -> Path:
-    return cache_root() / "claude-code"
 
 
 def _candidates(prefix: Path) -> list[Path]:
@@ -63,143 +43,28 @@ def probe(binary: str | Path) -> str | None:
     """``claude --version`` in a throw-away HOME; the version line, or None when it does not run."""
     with tempfile.TemporaryDirectory(prefix="kr-claude-probe-") as home:
         env = {"PATH": os.environ.get("PATH", ""), "HOME": home, "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
-        try:
-            done = subprocess.run(
-                [str(binary), "--version"],
-                env=env,
-                cwd=home,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=PROBE_TIMEOUT,
-                check=False,
-            )
-        except (OSError, subprocess.SubprocessError):
-            return None
-    out = done.stdout.decode(errors="replace").strip()
-    return out if done.returncode == 0 and "Claude Code" in out else None
+        out = run_version(binary, env, home, PROBE_TIMEOUT)
+    return out if out and "Claude Code" in out else None
 
 
-@contextlib.contextmanager
-def _install_lock(root: Path) -> Iterator[None]:
-    """Serialise installs across processes (pytest-xdist workers, parallel CI jobs)."""
-    if sys.platform == "win32":
-        yield
-        return
-    import fcntl
-
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".install.lock", "w") as lock:
-        deadline = time.monotonic() + INSTALL_TIMEOUT + 60
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("another process holds the Claude Code install lock") from None
-                time.sleep(1.0)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _npm_install(npm: str, target: Path) -> str | None:
-    """Install into a scratch dir next to ``target``, then move it into place. Returns a problem or None."""
-    version = os.environ.get("KEEPROUTER_E2E_CLAUDE_VERSION", "latest")
-    scratch = Path(tempfile.mkdtemp(prefix="claude-code.partial-", dir=target.parent))
-    cmd = [
-        npm,
-        "install",
-        "--prefix",
-        str(scratch),
-        "--no-audit",
-        "--no-fund",
-        "--no-update-notifier",
-        "--engine-strict=false",  # the wrapper declares engines.node; the native binary does not need node
-        "--loglevel=error",
-        f"{PACKAGE}@{version}",
-    ]
-    try:
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # own process group: a timeout kills npm and its postinstall children
-        )
-        try:
-            out, _ = proc.communicate(timeout=INSTALL_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc.pid)
-            proc.communicate(timeout=30)
-            return f"`npm install {PACKAGE}` did not finish within {INSTALL_TIMEOUT:.0f} s"
-        if proc.returncode != 0:
-            tail = out.decode(errors="replace").strip()[-800:]
-            return f"`npm install {PACKAGE}` failed (exit {proc.returncode}): {tail}"
-        if not any(probe(c) for c in _candidates(scratch)):
-            return f"`npm install {PACKAGE}` succeeded but no runnable claude binary was found in {scratch}"
-        if target.exists():
-            shutil.rmtree(target)
-        scratch.rename(target)
-        return None
-    except OSError as exc:
-        return f"could not run npm: {exc}"
-    finally:
-        if scratch.exists():
-            shutil.rmtree(scratch, ignore_errors=True)
-
-
-@dataclass
-class _Located:
-    path: str | None
-    detail: str  # the version when found, else why not
-
-
-@functools.lru_cache(maxsize=1)
-def _locate() -> _Located:
-    explicit = os.environ.get("KEEPROUTER_E2E_CLAUDE")
-    if explicit:
-        version = probe(explicit)
-        if version:
-            return _Located(explicit, version)
-        return _Located(None, f"KEEPROUTER_E2E_CLAUDE={explicit} does not run (`--version` failed)")
-    target = install_dir()
-    for candidate in _candidates(target):
-        version = probe(candidate)
-        if version:
-            return _Located(str(candidate), version)
-    if os.environ.get("KEEPROUTER_E2E_NO_INSTALL") == "1":
-        return _Located(None, f"Claude Code is not installed in {target} and KEEPROUTER_E2E_NO_INSTALL=1")
-    npm = shutil.which("npm")
-    if npm is None:
-        return _Located(None, f"Claude Code is not installed in {target} and npm is not on PATH")
-    try:
-        with _install_lock(target.parent):
-            for candidate in _candidates(target):  # another process may have installed it meanwhile
-                version = probe(candidate)
-                if version:
-                    return _Located(str(candidate), version)
-            problem = _npm_install(npm, target)
-    except (OSError, TimeoutError) as exc:
-        problem = f"could not install Claude Code into {target}: {exc}"
-    if problem is not None:
-        return _Located(None, problem)
-    for candidate in _candidates(target):
-        version = probe(candidate)
-        if version:
-            return _Located(str(candidate), version)
-    return _Located(None, f"Claude Code was installed into {target} but does not run")
+CLAUDE = NpmTool(
+    name="claude-code",
+    package="@anthropic-ai/claude-code",
+    binary_env="KEEPROUTER_E2E_CLAUDE",
+    version_env="KEEPROUTER_E2E_CLAUDE_VERSION",
+    candidates=_candidates,
+    probe=probe,
+)
 
 
 def find_or_install_claude() -> str | None:
     """Path of a runnable ``claude`` binary (cached install, else a fresh npm install), or None."""
-    return _locate().path
+    return CLAUDE.locate().path
 
 
 def claude_problem() -> str:
     """Why ``find_or_install_claude()`` returned None (or the version string when it did not)."""
-    return _locate().detail
+    return CLAUDE.locate().detail
 
 
 # ----- running it ---------------------------------------------------------------------------------------
@@ -323,12 +188,12 @@ async def run_claude(
         out, err = await asyncio.wait_for(proc.communicate(), seconds)
         returncode = proc.returncode
     except TimeoutError:
-        _kill_group(proc.pid)
+        kill_group(proc.pid)
         out, err = await asyncio.wait_for(proc.communicate(), 30)
         returncode = None
     finally:
         if proc.returncode is None:  # cancelled (test interrupted): never leave the CLI running
-            _kill_group(proc.pid)
+            kill_group(proc.pid)
     stdout = out.decode(errors="replace")
     events: list[dict[str, Any]] = []
     for line in stdout.splitlines():
@@ -339,12 +204,3 @@ async def run_claude(
                 if isinstance(parsed, dict):
                     events.append(parsed)
     return ClaudeRun(returncode, stdout, err.decode(errors="replace"), time.monotonic() - started, events)
-
-
-def _kill_group(pid: int) -> None:
-    """Kill the process group this module started (``start_new_session=True``: its id is ``pid``)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        if hasattr(os, "killpg"):
-            os.killpg(pid, signal.SIGKILL)
-        else:  # Windows: no process groups
-            os.kill(pid, signal.SIGTERM)

@@ -48,6 +48,7 @@ class Exchange:
     content_type: str = ""
     error_body: str | None = None  # the answer's body when the status is not 2xx (first 4 kB)
     failure: str | None = None  # the tap could not reach the gateway
+    generation_id: str | None = None  # the answer's X-Generation-Id
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
 
@@ -120,6 +121,7 @@ class GatewayTap:
             ) as up:
                 ex.status = up.status
                 ex.content_type = up.headers.get("content-type", "")
+                ex.generation_id = up.headers.get("x-generation-id")
                 out_headers = {k: v for k, v in up.headers.items() if k.lower() not in HOP_BY_HOP}
                 if not ex.ok or request.method == "HEAD":
                     data = await up.read()

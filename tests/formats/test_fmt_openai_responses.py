@@ -168,7 +168,7 @@ def test_bad_input_items_name_the_field(input: Any, param: str, says: str) -> No
         ({"background": True}, "background", "does not store"),
         ({"instructions": ["x"]}, "instructions", "string"),
         ({"tools": {}}, "tools", "list"),
-        ({"tools": [{"type": "web_search"}]}, "tools[0].type", "built-in"),
+        ({"tools": [{"type": "image_generation"}]}, "tools[0].type", "built-in"),
         ({"tools": [{"type": "file_search", "vector_store_ids": []}]}, "tools[0].type", "file_search"),
         ({"tools": [{"type": "computer_use_preview"}]}, "tools[0].type", "computer_use_preview"),
         ({"tools": [{"type": "function"}]}, "tools[0].name", "required"),

@@ -67,6 +67,19 @@ def test_large_texts_use_a_length_ratio_close_to_the_regex_estimate() -> None:
     assert count_text("汉字" * 1000) >= 1500  # non-ASCII runs near a token per character
 
 
+def test_a_few_non_ascii_characters_do_not_inflate_a_large_english_text(encodings: Encodings) -> None:
+    """Claude Code's prompts: English with the odd em dash. One such character once priced the whole
+    block at 1.2 characters a token (x3.3), refusing an 11k-token request on a 32k model."""
+    from keeprouter.formats.tokens import quick_text
+
+    prose = "Use the Bash tool to run commands — never guess paths; read files before editing them. " * 40
+    exact = len(encodings.get("o200k_base").encode_ordinary(prose))
+    assert 0.8 * exact <= quick_text(prose) <= 1.5 * exact
+    assert count_text(prose) == quick_text(prose)  # above LARGE_TEXT
+    assert quick_text(prose.replace("—", "-")) <= quick_text(prose) <= quick_text(prose.replace("—", "-")) + 40
+    assert quick_text("汉字" * 1000) >= 1500  # text that is all non-ASCII still counts near a token a character
+
+
 def test_count_request_counts_every_block_type() -> None:  # decolua/9router#2337
     base = ChatRequest(model="m", messages=[Message(role="user", content=[TextPart(text="hi")])])
     n0 = count_request(base)
