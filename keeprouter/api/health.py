@@ -3,7 +3,8 @@ is answered by the home page, keeprouter.web).
 
 `/health` (and `/health/live`): the process answers. `/health/ready` (alias `/health/readiness`):
 200 only while the database answers one trivial query within READY_TIMEOUT seconds, else 503, so a
-load balancer stops sending requests that could not be charged to a ledger.
+load balancer stops sending requests that could not be charged to a ledger; and 503 from the moment
+shutdown begins (draining), so it stops sending requests to a process on its way out.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 from aiohttp import web
 
 from keeprouter.api.http import STATE, json_response
+from keeprouter.serving import DRAINING
 
 READY_TIMEOUT = 2.0  # seconds; a probe must answer well within a load balancer's own timeout
 log = logging.getLogger("keeprouter")
@@ -24,6 +26,9 @@ async def health(request: web.Request) -> web.StreamResponse:
 
 
 async def ready(request: web.Request) -> web.StreamResponse:
+    draining = request.app.get(DRAINING)
+    if draining is not None and draining.on:
+        return json_response({"status": "draining"}, status=503)
     try:
         async with asyncio.timeout(READY_TIMEOUT):
             await request.app[STATE].store.ping()
