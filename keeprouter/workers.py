@@ -141,7 +141,8 @@ class Supervisor:
                 p.kill()
             if self._own_dir:
                 shutil.rmtree(self.metrics_dir, ignore_errors=True)
-        bad = {s: c for s, c in codes.items() if c != 0}
+        # -SIGTERM: a worker still starting when the signal came (no handler yet, nothing in flight)
+        bad = {s: c for s, c in codes.items() if c not in (0, -signal.SIGTERM)}
         if bad:
             log.error("workers exited with errors: %s", bad)
         log.info("supervisor: every worker has exited")
@@ -175,7 +176,8 @@ class Supervisor:
         if self.sock is not None:
             env[FD_ENV] = str(self.sock.fileno())
             fds = (self.sock.fileno(),)
-        p = subprocess.Popen([sys.executable, "-m", "keeprouter", *self.argv], env=env, pass_fds=fds)
+        p = subprocess.Popen([sys.executable, "-m", "keeprouter", *self.argv], env=env, pass_fds=fds,
+                             preexec_fn=_die_with_parent)  # fmt: skip
         self.procs[slot] = p
         self.started[slot] = time.monotonic()
 
@@ -192,6 +194,15 @@ class Supervisor:
         except ImportError:  # pragma: no cover - a dependency, but never fatal to the supervisor
             return
         multiprocess.mark_process_dead(pid, self.metrics_dir)  # type: ignore[no-untyped-call]
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM it if the supervisor dies (even by SIGKILL), so no
+    worker outlives it holding the port (Linux prctl PR_SET_PDEATHSIG; elsewhere a no-op)."""
+    if sys.platform == "linux":
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
 
 
 def supervise(argv: Sequence[str], workers: int, host: str, port: int) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 from aiohttp import web
 
@@ -23,6 +24,11 @@ log = logging.getLogger("keeprouter")
 
 async def health(request: web.Request) -> web.StreamResponse:
     return json_response({"status": "ok"})
+
+
+async def live(request: web.Request) -> web.StreamResponse:
+    """The process answers; its pid tells which worker of `serve --workers N` did."""
+    return json_response({"status": "ok", "pid": os.getpid()})
 
 
 async def ready(request: web.Request) -> web.StreamResponse:
@@ -40,7 +46,7 @@ async def ready(request: web.Request) -> web.StreamResponse:
 
 def add_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/health", health)  # aiohttp answers HEAD on GET routes too
-    r.add_get("/health/live", health)
+    r.add_get("/health/live", live)
     r.add_get("/health/liveness", health)
     r.add_get("/health/liveliness", health)
     r.add_get("/health/ready", ready)
