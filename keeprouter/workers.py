@@ -7,10 +7,10 @@ set; it serves through `serving.serve` as a single process does. How the workers
   kernel wakes whichever worker is idle in accept(), so a busy worker takes fewer connections.
 - `reuseport`: every worker binds its own socket with SO_REUSEPORT; the kernel hashes each new
   connection to one of them, busy or not.
-Measured with bench/scale.py (README, "Running several processes"; 2 loaded cores, 10 s at 32 in
-flight): CPU seconds per worker 1.8/1.7 shared vs 1.9/1.9 reuseport, 116 vs 129 requests/s, i.e.
-both spread evenly and the throughput difference is within this machine's noise. `shared` stays
-the default: a port already taken fails once, in the supervisor, and it needs no SO_REUSEPORT.
+Measured with bench/scale.py (README, "Running several processes"; 2 loaded cores, 10 s at 32
+connections in flight), CPU seconds per worker: shared 1.8+1.7 and 1.4+1.5 in two runs,
+reuseport 1.9+1.9 and 2.4+0.2 (the kernel hashes a connection to a worker busy or not, or before
+the second has bound). The shared socket spread evenly every time, so it is the default.
 
 Signals: SIGTERM/SIGINT to the supervisor closes its copy of the socket and is forwarded to every
 worker, which drains gracefully (serving.py); a second signal is forwarded too (stop now). The
