@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from keeprouter.api import activity, anthropic, catalogue, health, keys, openai, openapi, responses, stats
+from keeprouter.api import activity, anthropic, catalogue, health, keys, metrics, openai, openapi, responses, stats
 from keeprouter.api.http import STATE, State, json_errors
 from keeprouter.billing.ledger import DEFAULT_HOLD_TTL, Ledger
 from keeprouter.billing.settle_queue import SettleQueue
@@ -26,8 +26,12 @@ from keeprouter.gateway import SETTLE_WAIT, Gateway
 from keeprouter.keys import KeyService
 from keeprouter.limits.base import RateLimiter
 from keeprouter.limits.memory import MemoryLimiter
+from keeprouter.observe.metrics import Metrics
+from keeprouter.observe.tracing import Tracing
 from keeprouter.providers import build_adapter
 from keeprouter.routing.health import HealthTracker
+from keeprouter.routing.select import endpoint_key
+from keeprouter.serving import DRAINING, Draining
 from keeprouter.store import open_store
 from keeprouter.web import console
 from keeprouter.web import routes as web_routes
@@ -40,6 +44,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("keeprouter")
 HOLD_SWEEP_SECONDS = 60.0
+GAUGE_EVERY = 5.0  # seconds between two updates of the endpoint gauges of /metrics
 
 MAX_BODY = 32 * 1024 * 1024  # images inline as base64 make large bodies legitimate
 
@@ -48,9 +53,11 @@ MAX_BODY = 32 * 1024 * 1024  # images inline as base64 make large bodies legitim
 PREFIXES = ("/v1", "", "/api/v1")
 
 
-def create_app(config: Config, admin_key: str) -> web.Application:
+def create_app(config: Config, admin_key: str, tracing: Tracing | None = None) -> web.Application:
+    """`tracing`: OpenTelemetry spans (observe.tracing.from_env), closed with the app; None: off."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors])
-    app.cleanup_ctx.append(_lifecycle(config, admin_key))
+    app[DRAINING] = Draining()
+    app.cleanup_ctx.append(_lifecycle(config, admin_key, tracing))
     r = app.router
     for p in PREFIXES:
         r.add_post(f"{p}/chat/completions", openai.chat_completions)
@@ -65,13 +72,14 @@ def create_app(config: Config, admin_key: str) -> web.Application:
     keys.add_routes(r)
     activity.add_routes(r)
     health.add_routes(r)
+    metrics.add_routes(r)
     openapi.add_routes(r)
     web_routes.add_routes(r)
     console.add_routes(r)
     return app
 
 
-def _lifecycle(config: Config, admin_key: str):  # type: ignore[no-untyped-def]
+def _lifecycle(config: Config, admin_key: str, tracing: Tracing | None):  # type: ignore[no-untyped-def]
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         store = await open_store(config.database)
         keys = KeyService(store, admin_key=admin_key)
@@ -86,20 +94,24 @@ def _lifecycle(config: Config, admin_key: str):  # type: ignore[no-untyped-def]
         settle_queue = SettleQueue(ledger, spool_dir(config.database))
         await settle_queue.start()
         settle_wait = env_seconds("KEEPROUTER_SETTLE_WAIT_SECONDS", SETTLE_WAIT)
-        gateway = Gateway(config, adapters, ledger, tracker, limiter, settle_wait, settle_queue)
+        public = os.environ.get("KEEPROUTER_METRICS_PUBLIC") == "1"
+        meters = Metrics([m for m, mc in config.models.items() if mc.endpoints], public=public)
+        gateway = Gateway(config, adapters, ledger, tracker, limiter, settle_wait, settle_queue, meters, tracing)
         app[STATE] = State(config, gateway, keys, store, tracker)
         app[console.SESSIONS] = Sessions(store, keys)
         app[web_routes.WEB] = web_routes.Web(config, PageSources(store, tracker), Renderer())
         sweep_every = env_seconds("KEEPROUTER_HOLD_SWEEP_SECONDS", HOLD_SWEEP_SECONDS)
         sweeper = asyncio.ensure_future(_sweep_holds(ledger, sweep_every))
+        gauges = asyncio.ensure_future(_endpoint_gauges(config, tracker, meters))
         flusher = app[stats.FLUSHER] = stats.HealthFlusher(tracker, store, config)
         flusher.start(env_seconds("KEEPROUTER_HEALTH_FLUSH_SECONDS", stats.HEALTH_FLUSH_SECONDS))
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in (sweeper, gauges):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await gateway.drain()
             await settle_queue.close()  # what the database still refuses stays spooled
             await flusher.close()  # after the drain: the last requests' health is written too
@@ -110,8 +122,20 @@ def _lifecycle(config: Config, admin_key: str):  # type: ignore[no-untyped-def]
             for a in adapters.values():
                 await a.close()
             await store.close()
+            if tracing is not None:
+                await asyncio.to_thread(tracing.close)  # flushes the spans still batched
 
     return ctx
+
+
+async def _endpoint_gauges(config: Config, tracker: HealthTracker, meters: Metrics) -> None:
+    """Keep /metrics' endpoint gauges current (a scrape may land on any worker, so each worker
+    writes its own view; see observe.metrics)."""
+    while True:
+        for mid, model in config.models.items():
+            for ep in model.endpoints:
+                meters.endpoint(mid, ep.provider, tracker.state(endpoint_key(mid, ep)))
+        await asyncio.sleep(GAUGE_EVERY)
 
 
 def _redis(config: Config) -> Redis | None:

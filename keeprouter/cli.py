@@ -10,7 +10,7 @@ import secrets
 import sys
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 
@@ -56,27 +56,67 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def serve(args: argparse.Namespace) -> None:
+    """One process serving (`--workers 1`, or a worker of the supervisor), or the supervisor of
+    `--workers N` (keeprouter.workers). SQLite is served by one process only (refused otherwise)."""
+    from keeprouter import workers
+    from keeprouter.observe import logs, tracing
+
+    config = _config(args)
+    logs.configure(logs.log_format(args.log_format))
+    worker = os.environ.get(workers.WORKER_ENV)
+    if args.workers < 1:
+        _fail("--workers must be at least 1")
+    is_sqlite = config.database.startswith("sqlite:")
+    if args.workers > 1 and not worker and is_sqlite:
+        _fail("--workers > 1 needs PostgreSQL (database: postgresql://...): SQLite serves one process only")
+    try:
+        lock = workers.sqlite_lock(config.database)
+    except workers.SqliteBusy as e:
+        _fail(str(e))
+    try:
+        trace = tracing.from_env()
+    except tracing.TracingUnavailable as e:
+        _fail(str(e))
+    admin_key = resolve_admin_key(config)  # before any worker starts: one key file, no race
+    if args.workers > 1 and not worker:
+        for line in startup_summary(config):
+            log.log(logging.WARNING if line.startswith("no model") else logging.INFO, "%s", line)
+        raise SystemExit(workers.supervise(args.argv, args.workers, args.host, args.port))
+    _serve_one(args, config, admin_key, trace, worker is not None)
+    del lock  # held to here: the process's whole life
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"keeprouter: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _serve_one(args: argparse.Namespace, config: Config, admin_key: str, trace: Any, worker: bool) -> None:
+    from keeprouter import workers
     from keeprouter.app import create_app, env_seconds
     from keeprouter.serving import DEFAULT_GRACE
     from keeprouter.serving import serve as serve_app
 
-    config = _config(args)
-    admin_key = resolve_admin_key(config)
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:  # uvloop is optional on platforms without it
         pass
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for line in startup_summary(config):
-        log.log(logging.WARNING if line.startswith("no model") else logging.INFO, "%s", line)
-    if config.redis:
-        # Said plainly: instances share keys, credits and generations through PostgreSQL and rate
-        # limits through Redis; endpoint health (circuit breakers) is still per instance.
-        log.info("redis is configured: per-key rate limits are shared; endpoint health is per instance")
+    if not worker:
+        for line in startup_summary(config):
+            log.log(logging.WARNING if line.startswith("no model") else logging.INFO, "%s", line)
+    if config.redis and not worker:
+        # Said plainly: instances share keys, credits and generations through PostgreSQL, and rate
+        # limits and circuit breakers through Redis; rolling uptime and latency stay per instance.
+        log.info("redis is configured: per-key rate limits and endpoint circuits are shared")
     grace = env_seconds("KEEPROUTER_SHUTDOWN_SECONDS", DEFAULT_GRACE)
-    asyncio.run(serve_app(create_app(config, admin_key), args.host, args.port, grace))
+    app = create_app(config, admin_key, trace)
+    site: dict[str, Any] = {}
+    sock = workers.inherited_socket() if worker else None
+    if worker and sock is None:
+        site["reuse_port"] = True  # KEEPROUTER_WORKER_SOCKET=reuseport: each worker binds the port
+    asyncio.run(serve_app(app, args.host, args.port, grace, sock, **site))
 
 
 def startup_summary(config: Config) -> list[str]:
@@ -176,6 +216,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", default=argparse.SUPPRESS)
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--workers", type=int, default=1,
+                   help="worker processes on one port (default 1; more than 1 needs PostgreSQL)")  # fmt: skip
+    s.add_argument("--log-format", choices=["text", "json"],
+                   help="text (default) or JSON lines carrying the generation id ($KEEPROUTER_LOG_FORMAT)")  # fmt: skip
     s.set_defaults(fn=serve)
 
     c = sub.add_parser("check-config", help="validate the config and exit")
@@ -209,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what a supervisor hands its workers
     args.fn(args)
 
 

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keeprouter.billing import pricing
 from keeprouter.billing.ledger import Hold, Ledger
@@ -60,11 +60,16 @@ from keeprouter.formats.canonical import (
 from keeprouter.limits.base import Limits, RateLimiter, Refusal, Ticket
 from keeprouter.limits.memory import MemoryLimiter
 from keeprouter.live_stream import LiveStream
+from keeprouter.observe.logs import GENERATION_ID
 from keeprouter.providers.base import Adapter
 from keeprouter.routing.fit import SignatureIssuers, fit, output_budget
 from keeprouter.routing.health import HealthTracker
 from keeprouter.routing.select import Candidate, ProviderPrefs, parse_prefs, plan
 from keeprouter.store.base import GenerationRecord, GenerationStatus, KeyRecord
+
+if TYPE_CHECKING:
+    from keeprouter.observe.metrics import Metrics
+    from keeprouter.observe.tracing import Tracing
 
 MAX_ATTEMPTS = 5  # endpoints tried per request, across models
 MAX_RETRY_SECONDS = 120.0  # no new attempt starts after this long
@@ -129,6 +134,8 @@ class Gateway:
         limiter: RateLimiter | None = None,
         settle_wait: float = SETTLE_WAIT,
         settle_queue: SettleQueue | None = None,
+        metrics: Metrics | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.config = config
         self.adapters = adapters
@@ -141,6 +148,8 @@ class Gateway:
         self.issuers = SignatureIssuers()
         self.encodings = tokens.Encodings()
         self._loading: set[str] = set()
+        self.metrics = metrics  # counted where generations settle (`record`), whatever the client API
+        self.tracing = tracing  # None unless OpenTelemetry is configured
 
     # ---- resolve ------------------------------------------------------------------------
     def route(self, body: Mapping[str, Any], req: ChatRequest) -> Route:
@@ -232,6 +241,7 @@ class Gateway:
 
     def _begin(self, caller: Caller, req: ChatRequest) -> Metering:
         gen_id = self.ledger.ids.generation_id(time.time())
+        GENERATION_ID.set(gen_id)  # every log line of this request from here on carries it
         return Metering(gen_id, caller, req, tokens.estimate_request(req), None, time.monotonic())
 
     def _candidates(self, meter: Metering, route: Route) -> list[Candidate]:
@@ -283,12 +293,20 @@ class Gateway:
         try:
             for cand in self._attempts(meter, cands):
                 t0 = time.monotonic()
+                ep = cand.endpoint
+                span = self._attempt_span(meter, cand)
                 try:
-                    ep = cand.endpoint
                     resp = await self.adapters[ep.provider].complete(self._fit(meter, cand), ep, caller.headers)
-                except UpstreamError as e:
+                except BaseException as e:
+                    if span is not None:
+                        self._end_span(span, e)
+                    if not isinstance(e, UpstreamError):
+                        raise
                     self._failed(meter, cand, e)
                     continue
+                if span is not None:
+                    u = resp.usage
+                    self._end_span(span, None, resp.model, u.input_tokens, u.output_tokens)
                 elapsed = time.monotonic() - t0
                 meter.candidate = cand
                 meter.first_token_at = time.monotonic()
@@ -322,19 +340,28 @@ class Gateway:
             for cand in self._attempts(meter, cands):
                 ep = cand.endpoint
                 it = self.adapters[ep.provider].stream(self._fit(meter, cand), ep, caller.headers)
+                span = self._attempt_span(meter, cand)
                 try:
                     first = await anext(it)
                 except StopAsyncIteration:
+                    if span is not None:
+                        self._end_span(span, UpstreamError("empty stream"))
                     self._failed(meter, cand, UpstreamError("provider sent an empty stream"))
                     await it.aclose()
                     continue
                 except UpstreamError as e:
+                    if span is not None:
+                        self._end_span(span, e)
                     await it.aclose()
                     self._failed(meter, cand, e)
                     continue
-                except BaseException:
+                except BaseException as e:
+                    if span is not None:
+                        self._end_span(span, e)
                     await it.aclose()
                     raise
+                if span is not None:
+                    self._end_span(span, None)
                 meter.candidate = cand
                 return LiveStream(self, meter, cand, first, it)
             raise self._exhausted(meter)
@@ -343,6 +370,20 @@ class Gateway:
             raise
 
     # ---- shared --------------------------------------------------------------------------
+    def _attempt_span(self, meter: Metering, cand: Candidate) -> Any:
+        """The upstream attempt's span, or None when tracing is off (the common case: one test)."""
+        if self.tracing is None:
+            return None
+        ep = cand.endpoint
+        base_url = getattr(self.config.providers.get(ep.provider), "base_url", "")
+        return self.tracing.start_attempt(ep.provider, ep.model, base_url, meter.request.max_tokens)
+
+    def _end_span(self, span: Any, error: BaseException | None, response_model: str | None = None,
+                  input_tokens: int = 0, output_tokens: int = 0) -> None:  # fmt: skip
+        assert self.tracing is not None
+        kind = None if error is None else type(error).__name__  # an error's kind, never its text
+        self.tracing.end_attempt(span, kind, response_model, input_tokens, output_tokens)
+
     def _fit(self, meter: Metering, cand: Candidate) -> ChatRequest:
         """The request as `cand` gets it. A max_tokens lowered to fit the context is not told to
         the caller (it asked for a ceiling, not a length) but is recorded on the generation, in the
@@ -448,6 +489,9 @@ class Gateway:
             error=error,
             created_at=time.time(),
         )
+        if self.metrics is not None:
+            self.metrics.settled(gen.model, gen.provider, gen.api, status, latency, ttft, gen.tokens_prompt,
+                                 gen.tokens_completion, gen.tokens_cached, gen.tokens_reasoning, cost)  # fmt: skip
         hold, meter.hold = meter.hold, None
         assert hold is not None, "settled twice"
         ticket, meter.ticket = meter.ticket, None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 
 from aiohttp import web
 
@@ -22,8 +23,27 @@ DEFAULT_GRACE = 30.0
 _POLL = 0.05  # seconds between two looks at the connections still open while draining
 
 
-async def serve(app: web.Application, host: str, port: int, grace: float = DEFAULT_GRACE, **site: object) -> None:
-    """Run `app` on host:port until signalled, then shut down as the module docstring says."""
+class Draining:
+    """Set once shutdown begins, so the readiness probe answers 503 from then on."""
+
+    def __init__(self) -> None:
+        self.on = False
+
+
+DRAINING: web.AppKey[Draining] = web.AppKey("keeprouter_draining", Draining)
+
+
+async def serve(
+    app: web.Application,
+    host: str,
+    port: int,
+    grace: float = DEFAULT_GRACE,
+    sock: socket.socket | None = None,
+    **site: object,
+) -> None:
+    """Run `app` on host:port (or on `sock`, a listening socket a supervisor handed down) until
+    signalled, then shut down as the module docstring says. `site` goes to aiohttp's TCPSite
+    (`reuse_port=True` for workers that each bind the port)."""
     runner = web.AppRunner(app, handle_signals=False, access_log=None, handler_cancellation=True,
                            shutdown_timeout=1.0)  # fmt: skip
     await runner.setup()
@@ -38,10 +58,16 @@ async def serve(app: web.Application, host: str, port: int, grace: float = DEFAU
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)
     try:
-        tcp = web.TCPSite(runner, host, port, backlog=4096, **site)  # type: ignore[arg-type]
+        tcp: web.BaseSite
+        if sock is not None:
+            tcp = web.SockSite(runner, sock, backlog=4096)
+        else:
+            tcp = web.TCPSite(runner, host, port, backlog=4096, **site)  # type: ignore[arg-type]
         await tcp.start()
         log.info("listening on http://%s:%d", host, port)
         await stop.wait()
+        if DRAINING in app:
+            app[DRAINING].on = True
         await _drain_connections(runner, tcp, grace, hurry)
     finally:
         await runner.cleanup()  # the app's cleanup: settles drained, batches flushed, store closed
@@ -50,7 +76,9 @@ async def serve(app: web.Application, host: str, port: int, grace: float = DEFAU
     log.info("shut down cleanly")
 
 
-async def _drain_connections(runner: web.AppRunner, tcp: web.TCPSite, grace: float, hurry: asyncio.Event) -> None:
+async def _drain_connections(
+    runner: web.AppRunner, tcp: web.BaseSite, grace: float, hurry: asyncio.Event
+) -> None:
     server = runner.server
     assert server is not None
     await tcp.stop()  # no new connections from here on

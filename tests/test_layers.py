@@ -21,18 +21,25 @@ ALLOWED: dict[str, set[str]] = {
     "providers": BASE | {"config"},
     "routing": BASE | {"config"},
     "keys": BASE | {"billing", "store"},
-    "gateway": BASE | {"config", "billing", "limits", "live_stream", "providers", "routing", "store"},
-    "live_stream": BASE | {"billing", "gateway", "routing", "store"},
-    "api": BASE | {"config", "billing", "gateway", "keys", "live_stream", "providers", "routing", "store"},
+    # Metrics, traces and log context: prometheus_client and OpenTelemetry behind small seams.
+    "observe": set(),
+    "gateway": BASE | {"config", "billing", "limits", "live_stream", "observe", "providers", "routing", "store"},
+    "live_stream": BASE | {"billing", "gateway", "observe", "routing", "store"},
+    # The readiness probe reads serving's draining flag (serving knows nothing of ours).
+    "api": BASE | {"config", "billing", "gateway", "keys", "live_stream", "providers", "routing", "serving", "store",
+                   "observe"},
     # The pages read the catalogue, the store's aggregates and live health; nothing imports them
     # but the app that mounts them.
     # The console (web/console*.py) signs in with the key service and shares the activity logic of
     # /api/v1/activity (api.activity.key_activity): one code path for both.
     "web": BASE | {"api", "config", "keys", "routing", "store"},
-    "app": BASE | {"api", "billing", "config", "gateway", "keys", "limits", "providers", "routing", "store", "web"},
+    "app": BASE | {"api", "billing", "config", "gateway", "keys", "limits", "observe", "providers", "routing",
+                   "serving", "store", "web"},
     # Runs an app until signalled and drains it: knows aiohttp, nothing of ours.
     "serving": set(),
-    "cli": BASE | {"app", "config", "keys", "serving", "store"},
+    # The supervisor of --workers: processes, sockets and a lock file; nothing of ours.
+    "workers": set(),
+    "cli": BASE | {"app", "config", "keys", "observe", "serving", "store", "workers"},
 }
 
 

@@ -24,9 +24,9 @@ from aiohttp import web
 
 from keeprouter.api.http import STATE, authenticate, error_response, json_response, log, read_json
 from keeprouter.errors import GatewayError
-from keeprouter.formats.canonical import ChatRequest, StreamEvent
+from keeprouter.formats.canonical import ChatRequest, StreamEvent, Usage
 from keeprouter.formats.sse import KEEPALIVE
-from keeprouter.gateway import Caller, Completion
+from keeprouter.gateway import Caller, Completion, Gateway, Metering
 from keeprouter.live_stream import LiveStream
 from keeprouter.store.base import GenerationStatus
 
@@ -60,8 +60,23 @@ def app_headers(request: web.Request) -> tuple[str | None, str | None]:
 
 
 def chat_handler(api: ClientApi) -> Callable[[web.Request], Any]:
-    async def handle(request: web.Request) -> web.StreamResponse:
+    async def traced(request: web.Request) -> web.StreamResponse:
+        """The request's span around `handle`, when traces are on."""
+        tracing = request.app[STATE].gateway.tracing
+        if tracing is None:
+            return await handle(request, None)
+        span, token = tracing.start_request(api.name)
+        status = 500
+        try:
+            resp = await handle(request, span)
+            status = resp.status
+            return resp
+        finally:
+            tracing.end_request(span, token, status)
+
+    async def handle(request: web.Request, span: Any) -> web.StreamResponse:
         state = request.app[STATE]
+        req: ChatRequest | None = None
         try:
             key = await authenticate(request)
             body = await read_json(request)
@@ -71,14 +86,18 @@ def chat_handler(api: ClientApi) -> Callable[[web.Request], Any]:
             app, title = app_headers(request)
             caller = Caller(api.name, key, request.headers, app, title)
             if req.stream:
-                return await _stream(request, api, caller, req, route)
+                return await _stream(request, api, caller, req, route, span)
             done = await gateway.complete(caller, req, route)
         except GatewayError as e:
+            _refused(state.gateway, api.name, req, e.status)
             return error_response(e, api.name)
         except Exception:  # a bug of ours: log it, answer in the caller's format, never a stack trace
             log.exception("unhandled error on %s %s", request.method, request.path)
+            _refused(state.gateway, api.name, req, 500)
             return error_response(GatewayError("internal error"), api.name)
         gen_id = done.meter.gen_id
+        if span is not None:
+            _span_served(gateway, span, done.meter, done.response.usage, done.response.stop_reason)
         resp = json_response(
             api.respond(done, gen_id),
             headers={"X-Generation-Id": gen_id, "X-KeepRouter-Provider": done.candidate.endpoint.provider},
@@ -91,11 +110,38 @@ def chat_handler(api: ClientApi) -> Callable[[web.Request], Any]:
         await asyncio.wait((settling,), timeout=gateway.settle_wait)
         return resp
 
-    return handle
+    return traced
+
+
+def _refused(gateway: Gateway, api: str, req: ChatRequest | None, status: int) -> None:
+    """Count a request no endpoint served (the settled ones are counted by the gateway)."""
+    if gateway.metrics is not None:
+        gateway.metrics.refused(req.model if req is not None else "", api, status)
+
+
+def _span_served(gateway: Gateway, span: Any, meter: Metering, usage: Usage, finish: str | None) -> None:
+    assert gateway.tracing is not None and meter.candidate is not None
+    cand = meter.candidate
+    gateway.tracing.served(span, meter.gen_id, cand.model.id, cand.endpoint.provider, cand.endpoint.model)
+    gateway.tracing.usage(span, usage.input_tokens, usage.output_tokens, finish)
 
 
 async def _stream(
-    request: web.Request, api: ClientApi, caller: Caller, req: ChatRequest, route: Any
+    request: web.Request, api: ClientApi, caller: Caller, req: ChatRequest, route: Any, span: Any
+) -> web.StreamResponse:
+    gateway = request.app[STATE].gateway
+    metrics = gateway.metrics
+    if metrics is not None:
+        metrics.streams.inc()
+    try:
+        return await _relay(request, api, caller, req, route, span)
+    finally:
+        if metrics is not None:
+            metrics.streams.dec()
+
+
+async def _relay(
+    request: web.Request, api: ClientApi, caller: Caller, req: ChatRequest, route: Any, span: Any
 ) -> web.StreamResponse:
     gateway = request.app[STATE].gateway
     resp = web.StreamResponse(headers=SSE_HEADERS)
@@ -112,6 +158,7 @@ async def _stream(
         live = await gateway.open_stream(caller, req, route)
     except GatewayError as e:
         await _stop(timer, keepalive)
+        _refused(gateway, api.name, req, e.status)
         if not resp.prepared:
             return error_response(e, api.name)
         enc = api.encoder("gen-failed", req.model, None)
@@ -162,6 +209,8 @@ async def _stream(
             await resp.write(b"".join(enc.error(error)))
     if settling is None:
         gateway.settle_later(live.finish(status, error))
+    if span is not None:
+        _span_served(gateway, span, live.meter, live.final_usage(), live.finish_reason)
     return resp
 
 

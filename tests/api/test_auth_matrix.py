@@ -89,6 +89,7 @@ class Route:
     body: Any = None
     admin_only: bool = False
     ok: int = 200  # the status an authorised caller gets
+    text: bool = False  # its success answer is text (Prometheus), its errors still JSON
 
     def url(self, gw: RunningGateway, user_hash: str) -> str:
         return gw.url + self.path.replace("{hash}", user_hash)
@@ -113,6 +114,7 @@ ROUTES = [
     Route("keys-get", "GET", "/api/v1/keys/{hash}", "openai", admin_only=True),
     Route("keys-update", "PATCH", "/api/v1/keys/{hash}", "openai", {"name": "renamed"}, admin_only=True),
     Route("keys-delete", "DELETE", f"/api/v1/keys/{NO_SUCH_HASH}", "openai", admin_only=True, ok=404),
+    Route("metrics", "GET", "/metrics", "openai", admin_only=True, text=True),
 ]
 
 
@@ -129,6 +131,9 @@ async def call(
     async with aiohttp.ClientSession(timeout=TIMEOUT) as s:
         async with s.request(route.method, url, data=data, headers=h) as r:
             text = await r.text()
+            if route.text and r.status == 200:
+                assert r.headers["Content-Type"].startswith("text/plain"), r.headers
+                return r.status, text
             assert r.headers.get("Content-Type", "").startswith("application/json"), (r.status, text)
             return r.status, orjson.loads(text)
 

@@ -71,3 +71,16 @@ async def test_ready_is_503_while_postgres_does_not_answer() -> None:
                 assert time.monotonic() < deadline, "ready again on its own"
                 await asyncio.sleep(0.2)
     await proxy.stop()
+
+
+async def test_ready_answers_503_while_the_process_drains_and_live_still_200(tmp_path: Path) -> None:
+    from keeprouter.serving import DRAINING
+
+    async with run_gateway({"database": sqlite_url(tmp_path), "admin_key": ADMIN_KEY}) as g:
+        async with aiohttp.ClientSession() as s:
+            assert await statuses(s, g.url, READY) == {200}
+            g.server.app[DRAINING].on = True  # what serving.serve sets on the first SIGTERM
+            for p in READY:
+                async with s.get(g.url + p) as r:
+                    assert (r.status, (await r.json())["status"]) == (503, "draining")
+            assert await statuses(s, g.url, LIVE) == {200}

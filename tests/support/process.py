@@ -26,8 +26,11 @@ class ServerProcess:
     """The real CLI server on 127.0.0.1; `env` is added to this process's environment. Restart it
     with `start()` on the same port (and so the same URL) after a kill."""
 
-    def __init__(self, cfg_file: Path, log: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, cfg_file: Path, log: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.cfg_file = cfg_file
+        self.args = args  # more `serve` arguments, e.g. ("--workers", "2")
         self.log = log
         self.env = env or {}
         self.port = free_port()
@@ -39,6 +42,7 @@ class ServerProcess:
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "keeprouter", "--config", str(self.cfg_file), "serve", "--port", str(self.port),
+                *self.args,
                 stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **self.env},
             )  # fmt: skip
         finally:
@@ -67,6 +71,11 @@ class ServerProcess:
         await self.wait(5)
 
     async def stop(self) -> None:
+        """SIGTERM first (a supervisor stops its workers), then SIGKILL if it lingers."""
         if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()
-            await asyncio.wait_for(self.proc.wait(), 5)
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except TimeoutError:
+                self.proc.kill()
+                await asyncio.wait_for(self.proc.wait(), 5)

@@ -1,0 +1,30 @@
+"""`GET /metrics`: the Prometheus text exposition of every worker.
+
+Who may read it: the admin key (`Authorization: Bearer ADMIN_KEY`, which Prometheus sends with
+`authorization: {credentials: ...}` in its scrape config), unless the operator opts in to a public
+endpoint with KEEPROUTER_METRICS_PUBLIC=1 (for a scraper on a private network). The labels hold no
+key or key name either way, but the figures (traffic, spend per model) are the operator's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from keeprouter.api.http import STATE, require_admin, with_errors
+from keeprouter.observe.metrics import CONTENT_TYPE
+
+
+@with_errors("openai")
+async def metrics(request: web.Request) -> web.StreamResponse:
+    m = request.app[STATE].gateway.metrics
+    assert m is not None, "create_app always builds the metrics"
+    if not m.public:
+        await require_admin(request)
+    # With several workers this reads their files: off the event loop.
+    return web.Response(body=await asyncio.to_thread(m.render), headers={"Content-Type": CONTENT_TYPE})
+
+
+def add_routes(r: web.UrlDispatcher) -> None:
+    r.add_get("/metrics", metrics)
