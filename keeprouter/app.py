@@ -36,7 +36,7 @@ from keeprouter.store import open_store
 from keeprouter.web import console
 from keeprouter.web import routes as web_routes
 from keeprouter.web.render import Renderer
-from keeprouter.web.session import Sessions
+from keeprouter.web.session import Sessions, login_secret
 from keeprouter.web.sources import PageSources
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def _lifecycle(config: Config, admin_key: str, tracing: Tracing | None):  # type
         meters = Metrics([m for m, mc in config.models.items() if mc.endpoints], public=public)
         gateway = Gateway(config, adapters, ledger, tracker, limiter, settle_wait, settle_queue, meters, tracing)
         app[STATE] = State(config, gateway, keys, store, tracker)
-        app[console.SESSIONS] = Sessions(store, keys)
+        app[console.SESSIONS] = Sessions(store, keys, login_secret=login_secret(admin_key))
         app[web_routes.WEB] = web_routes.Web(config, PageSources(store, tracker), Renderer())
         sweep_every = env_seconds("KEEPROUTER_HOLD_SWEEP_SECONDS", HOLD_SWEEP_SECONDS)
         sweeper = asyncio.ensure_future(_sweep_holds(ledger, sweep_every))

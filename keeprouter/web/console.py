@@ -1,8 +1,8 @@
 """The console routes: sign-in, a key's own usage and request log, and the operator's keys.
 
 Every page needs a session (else 303 to /login), is never cached (Cache-Control: no-store), and
-carries the public pages' strict CSP. Every POST but the sign-in itself needs the session's CSRF
-token (else 403). No key or session id is ever put in a URL or logged.
+carries the public pages' strict CSP. Every POST needs the session's CSRF token, and the sign-in
+its pre-session token (else 403). No key or session id is ever put in a URL or logged.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from keeprouter.web import site as site_mod
 from keeprouter.web.pages import console as pages
 from keeprouter.web.pages.common import Site
 from keeprouter.web.routes import SECURITY_HEADERS, WEB, _site
-from keeprouter.web.session import COOKIE, IDLE_SECONDS, Sessions, Signed
+from keeprouter.web.session import COOKIE, IDLE_SECONDS, LOGIN_COOKIE, LOGIN_COOKIE_SECONDS, Sessions, Signed
 
 SESSIONS: web.AppKey[Sessions] = web.AppKey("keeprouter_sessions", Sessions)
 LOG_PAGE = 50
@@ -36,6 +36,7 @@ class Message:
     text: str
     status: int = 200
     new_key: str = ""  # shown once, right after it is made
+    login_csrf: str = ""  # the sign-in form's pre-session token
 
 
 def _html(request: web.Request, template: str, page: Any, status: int = 200) -> web.Response:
@@ -75,31 +76,45 @@ def _message(request: web.Request, s: Signed | None, text: str, status: int = 20
     return _html(request, "console_message", page, status)
 
 
+def _login_page(request: web.Request, text: str, status: int = 200) -> web.Response:
+    """The sign-in form, with its pre-session token (and the nonce cookie it is signed from)."""
+    w, guard = request.app[WEB], request.app[SESSIONS].login
+    nonce = guard.nonce(request.cookies.get(LOGIN_COOKIE))
+    page = Message(_site(w, request), request.path, "Console", "", False, text, status, "", guard.token(nonce))
+    resp = _html(request, "console_message", page, status)
+    resp.set_cookie(LOGIN_COOKIE, nonce, httponly=True, samesite="Strict", path="/login",
+                    secure=site_mod.is_https(w.config.site, request), max_age=LOGIN_COOKIE_SECONDS)  # fmt: skip
+    return resp
+
+
 async def login_form(request: web.Request) -> web.StreamResponse:
     if await _signed(request) is not None:
         raise web.HTTPSeeOther("/console")
-    return _message(request, None, "")
+    return _login_page(request, "")
 
 
 async def login(request: web.Request) -> web.StreamResponse:
     w, sessions = request.app[WEB], request.app[SESSIONS]
+    form = await request.post()
+    if not sessions.login.ok(request.cookies.get(LOGIN_COOKIE), str(form.get("csrf", "")) or None):
+        return _login_page(request, "Refused: this sign-in form is missing its security token. Reload and retry.", 403)
     addr = site_mod.client_address(w.config.site, request)
     wait = sessions.backoff.wait(addr)
     if wait > 0:
-        resp = _message(request, None, f"Too many failed sign-ins: try again in {int(wait) + 1} s.", 429)
+        resp = _login_page(request, f"Too many failed sign-ins: try again in {int(wait) + 1} s.", 429)
         resp.headers["Retry-After"] = str(int(wait) + 1)
         return resp
-    form = await request.post()
     try:
         record = await request.app[STATE].keys.authenticate(str(form.get("key", "")).strip())
     except GatewayError:
         sessions.backoff.failed(addr)
-        return _message(request, None, "That key was not accepted.", 401)
+        return _login_page(request, "That key was not accepted.", 401)
     sessions.backoff.succeeded(addr)
     session_id = await sessions.open(record)
     resp = web.HTTPSeeOther("/console")
     resp.set_cookie(COOKIE, session_id, httponly=True, samesite="Strict", path="/",
                     secure=site_mod.is_https(w.config.site, request), max_age=int(IDLE_SECONDS))  # fmt: skip
+    resp.del_cookie(LOGIN_COOKIE, path="/login")
     raise resp
 
 
@@ -135,7 +150,8 @@ async def log_list(request: web.Request, s: Signed) -> web.StreamResponse:
     except ValueError:
         before = None
     gens = await request.app[STATE].store.list_generations(_key_param(request, s), before=before, limit=LOG_PAGE)
-    page = pages.logs(_site(request.app[WEB], request), gens, LOG_PAGE, s.csrf, s.record.is_admin)
+    key = request.query.get("key", "") if s.record.is_admin else ""
+    page = pages.logs(_site(request.app[WEB], request), gens, LOG_PAGE, s.csrf, s.record.is_admin, key)
     return _html(request, "console_logs", page)
 
 

@@ -1,4 +1,6 @@
-"""The operator's console pages (admin session only): keys and providers."""
+"""The operator's console pages (admin session only): keys (create, edit, disable, delete) and
+providers. Every change goes through the same KeyService as the keys API, so the form and the API
+validate alike; a refused edit is shown on the form, each message beside its field."""
 
 from __future__ import annotations
 
@@ -8,8 +10,8 @@ from typing import Any
 from aiohttp import web
 
 from keeprouter.api.http import STATE
-from keeprouter.errors import GatewayError
-from keeprouter.store.base import ADMIN_HASH
+from keeprouter.errors import GatewayError, NotFound
+from keeprouter.store.base import ADMIN_HASH, KeyRecord
 from keeprouter.web import format as f
 from keeprouter.web.charts import Table
 from keeprouter.web.console import _html, _message, signed_in
@@ -30,21 +32,87 @@ class AdminPage:
     keys: tuple[Any, ...] = ()  # (hash, name, disabled) for the per-key forms
 
 
-def _int(raw: str) -> int | None:
-    return int(raw) if raw.strip() else None
+@dataclass(frozen=True, slots=True)
+class KeyForm:
+    """The edit form of one key: the values shown (as typed, after a refusal) and the errors."""
+
+    site: Site
+    path: str
+    title: str
+    csrf: str
+    is_admin: bool
+    action: str
+    label: str
+    values: dict[str, str]
+    disabled: bool
+    errors: dict[str, str]  # field id (or "form") -> message
 
 
-def _fields(form: Any) -> dict[str, Any]:
+FIELDS = ("name", "limit", "limit_reset", "rpm_limit", "tpm_limit")
+
+
+def parse_fields(form: Any, *, edit: bool) -> tuple[dict[str, Any], dict[str, str]]:
+    """The form's fields as KeyService arguments ("" is "none": no limit, never resets), and the
+    errors of those that are not even of the right kind; the service judges the rest."""
+    raw = {k: str(form.get(k, "")).strip() for k in FIELDS}
+    fields: dict[str, Any] = {"name": raw["name"], "limit": raw["limit"] or None,
+                              "limit_reset": raw["limit_reset"] or None}  # fmt: skip
+    errors: dict[str, str] = {}
+    for k in ("rpm_limit", "tpm_limit"):
+        try:
+            fields[k] = int(raw[k]) if raw[k] else None
+        except ValueError:
+            errors[k] = f"{k}: must be a whole number, or empty for no limit"
+    if edit:
+        fields["disabled"] = form.get("disabled") == "on"
+    return fields, errors
+
+
+def _values(record: KeyRecord) -> dict[str, str]:
+    limit = "" if record.limit is None else f"{record.limit.normalize():f}"
+    return {"name": record.name, "limit": limit, "limit_reset": record.limit_reset or "",
+            "rpm_limit": str(record.rpm_limit or ""), "tpm_limit": str(record.tpm_limit or "")}  # fmt: skip
+
+
+def _edit_page(request: web.Request, s: Signed, record: KeyRecord, values: dict[str, str], disabled: bool,
+               errors: dict[str, str], status: int = 200) -> web.Response:  # fmt: skip
+    path = f"/console/keys/{record.hash}/edit"
+    page = KeyForm(_site(request.app[WEB], request), path, f"Edit key {record.name}", s.csrf, True, path,
+                   record.label, values, disabled, errors)  # fmt: skip
+    return _html(request, "console_edit", page, status)
+
+
+async def edit_form(request: web.Request, s: Signed) -> web.StreamResponse:
     try:
-        return {
-            "name": str(form.get("name", "")).strip(),
-            "limit": str(form.get("limit", "")).strip() or None,
-            "limit_reset": str(form.get("limit_reset", "")) or None,
-            "rpm_limit": _int(str(form.get("rpm_limit", ""))),
-            "tpm_limit": _int(str(form.get("tpm_limit", ""))),
-        }
-    except ValueError:
-        raise web.HTTPBadRequest(text="rate limits must be whole numbers") from None
+        if request.match_info["hash"] == ADMIN_HASH:  # the admin key is the config's, not editable here
+            raise NotFound("Key not found")
+        record = await request.app[STATE].keys.get(request.match_info["hash"])
+    except GatewayError:
+        return _message(request, s, "There is no such key.", 404)
+    return _edit_page(request, s, record, _values(record), record.disabled, {})
+
+
+async def edit_key(request: web.Request, s: Signed) -> web.StreamResponse:
+    svc, key_hash = request.app[STATE].keys, request.match_info["hash"]
+    form = await request.post()
+    try:
+        if key_hash == ADMIN_HASH:
+            raise NotFound("Key not found")
+        record = await svc.get(key_hash)
+    except GatewayError:
+        return _message(request, s, "There is no such key.", 404)
+    fields, errors = parse_fields(form, edit=True)
+    if not errors:
+        try:
+            await svc.update(key_hash, **fields)
+        except NotFound:
+            return _message(request, s, "There is no such key.", 404)
+        except GatewayError as e:
+            errors[e.param if e.param in FIELDS else "form"] = str(e)
+    if errors:
+        typed = {k: str(form.get(k, "")) for k in FIELDS}
+        return _edit_page(request, s, record, typed, bool(fields.get("disabled")), errors, 400)
+    raise web.HTTPSeeOther("/console/keys")
 
 
 async def keys_page(request: web.Request, s: Signed) -> web.StreamResponse:
@@ -63,23 +131,25 @@ async def keys_page(request: web.Request, s: Signed) -> web.StreamResponse:
 
 
 async def create_key(request: web.Request, s: Signed) -> web.StreamResponse:
+    fields, errors = parse_fields(await request.post(), edit=False)
+    if errors:
+        return _message(request, s, "Not created: " + "; ".join(errors.values()), 400)
     try:
-        key, record = await request.app[STATE].keys.create(**_fields(await request.post()))
+        key, record = await request.app[STATE].keys.create(**fields)
     except GatewayError as e:
         return _message(request, s, f"Not created: {e}", 400)
     return _message(request, s, f"Key {record.name!r} created. Copy it now: it is shown only once.", 201, key)
 
 
 async def update_key(request: web.Request, s: Signed) -> web.StreamResponse:
-    form = await request.post()
     svc, key_hash, action = request.app[STATE].keys, request.match_info["hash"], request.match_info["action"]
+    if action == "edit":
+        return await edit_key(request, s)
     try:
         if action == "delete":
             await svc.delete(key_hash)
         elif action in ("disable", "enable"):
             await svc.update(key_hash, disabled=action == "disable")
-        elif action == "edit":
-            await svc.update(key_hash, **_fields(form))
         else:
             raise web.HTTPNotFound()
     except GatewayError as e:
@@ -105,5 +175,6 @@ async def providers_page(request: web.Request, s: Signed) -> web.StreamResponse:
 def add_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/console/keys", signed_in(keys_page, admin=True))
     r.add_post("/console/keys", signed_in(create_key, admin=True))
+    r.add_get("/console/keys/{hash}/edit", signed_in(edit_form, admin=True))
     r.add_post("/console/keys/{hash}/{action}", signed_in(update_key, admin=True))
     r.add_get("/console/providers", signed_in(providers_page, admin=True))

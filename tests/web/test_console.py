@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 import pytest_asyncio
 from support.clients import anthropic_client, openai_client
+from support.console import CSRF, browser, login_token, post_login
 from support.gateway import ADMIN_KEY, RunningGateway, run_gateway, sqlite_url, two_format_config
 from upstreams.anthropic_server import AnthropicUpstream
 from upstreams.openai_server import OpenAIUpstream
@@ -17,8 +18,6 @@ from upstreams.script import Reply
 
 from keeprouter.api.http import STATE
 from keeprouter.web.routes import CSP
-
-CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
 
 
 @pytest_asyncio.fixture
@@ -29,17 +28,13 @@ async def gw(
         yield g
 
 
-def browser() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-
-
 async def sign_in(s: aiohttp.ClientSession, gw: RunningGateway, key: str) -> str:
     """Signs in; returns the console page's CSRF token."""
-    async with s.post(gw.url + "/login", data={"key": key}, allow_redirects=False) as r:
-        assert r.status == 303 and r.headers["Location"] == "/console"
-        cookie = r.headers["Set-Cookie"]
-        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" not in cookie  # plain http
-        assert key not in cookie
+    r = await post_login(s, gw.url, key)
+    assert r.status == 303 and r.headers["Location"] == "/console"
+    cookie = next(c for c in r.headers.getall("Set-Cookie") if c.startswith("kr_session="))
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" not in cookie  # plain http
+    assert key not in cookie
     async with s.get(gw.url + "/console") as r:
         assert r.status == 200
         assert r.headers["Content-Security-Policy"] == CSP and r.headers["Cache-Control"] == "no-store"
@@ -126,7 +121,108 @@ async def test_sign_out_ends_the_session_and_failures_back_off(gw: RunningGatewa
             assert r.status == 303
         async with s.get(gw.url + "/console", allow_redirects=False) as r:
             assert r.status == 303
-        async with s.post(gw.url + "/login", data={"key": "sk-kr-v1-wrong"}, allow_redirects=False) as r:
-            assert r.status == 401
+        assert (await post_login(s, gw.url, "sk-kr-v1-wrong")).status == 401
+        r = await post_login(s, gw.url, ADMIN_KEY)
+        assert r.status == 429 and int(r.headers["Retry-After"]) >= 1  # slowed down, even for a good key
+
+
+async def test_sign_in_needs_the_forms_own_token(gw: RunningGateway) -> None:
+    async with browser() as s, browser() as other:
         async with s.post(gw.url + "/login", data={"key": ADMIN_KEY}, allow_redirects=False) as r:
-            assert r.status == 429 and int(r.headers["Retry-After"]) >= 1  # slowed down, even for a good key
+            assert r.status == 403 and "security token" in await r.text()  # no token, no nonce cookie
+        theirs = await login_token(other, gw.url)  # a token from another visitor's form
+        async with s.post(gw.url + "/login", data={"key": ADMIN_KEY, "csrf": theirs}, allow_redirects=False) as r:
+            assert r.status == 403
+        mine = await login_token(s, gw.url)
+        assert mine != theirs
+        nonce = next(c for c in s.cookie_jar if c.key == "kr_login")
+        assert nonce["httponly"] and nonce["samesite"] == "Strict" and nonce["path"] == "/login"
+        async with s.post(gw.url + "/login", data={"key": ADMIN_KEY, "csrf": mine}, allow_redirects=False) as r:
+            assert r.status == 303  # refusals above were not failed sign-ins: no backoff
+        async with s.get(gw.url + "/console") as r:
+            assert r.status == 200
+
+
+async def test_cookies_are_secure_behind_a_trusted_https_proxy_only(
+    openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream, tmp_path: Path
+) -> None:
+    cfg = two_format_config(openai_upstream.url, anthropic_upstream.url, sqlite_url(tmp_path),
+                            site={"trusted_proxies": ["127.0.0.1"]})  # fmt: skip
+    async with run_gateway(cfg) as g, browser() as s:
+        https = {"X-Forwarded-Proto": "https"}
+        async with s.get(g.url + "/login", headers=https) as r:
+            nonce = r.cookies["kr_login"]
+            assert nonce["secure"] and nonce["httponly"] and nonce["samesite"] == "Strict"
+            token = CSRF.search(await r.text())
+        assert token
+        data = {"key": ADMIN_KEY, "csrf": token.group(1)}
+        # the jar keeps Secure cookies off plain http: hand the nonce over as the proxy would
+        cookie = {"Cookie": f"kr_login={nonce.value}"}
+        async with aiohttp.ClientSession() as raw:
+            async with raw.post(g.url + "/login", data=data, headers={**https, **cookie}, allow_redirects=False) as r:
+                assert r.status == 303
+                session = r.cookies["kr_session"]
+                assert session["secure"] and session["httponly"] and session["samesite"] == "Strict"
+            async with raw.get(g.url + "/login") as r:  # the same peer, no proxy header: plain http
+                assert not r.cookies["kr_login"]["secure"]
+
+
+async def test_the_operator_edits_a_key_through_the_key_service(gw: RunningGateway) -> None:
+    made = await gw.create_key("editable", limit=5)
+    h = made["data"]["hash"]
+    async with browser() as admin, browser() as cust:
+        token = await sign_in(admin, gw, ADMIN_KEY)
+        async with admin.get(gw.url + "/console/keys") as r:
+            assert f'href="/console/keys/{h}/edit"' in await r.text()
+        async with admin.get(gw.url + f"/console/keys/{h}/edit") as r:
+            form = await r.text()
+            assert r.status == 200 and 'value="editable"' in form
+            assert 'id="limit" name="limit" inputmode="decimal" value="5"' in form
+        edit = gw.url + f"/console/keys/{h}/edit"
+        good = {"csrf": token, "name": "renamed", "limit": "7.5", "limit_reset": "weekly", "rpm_limit": "30",
+                "tpm_limit": "", "disabled": "on"}  # fmt: skip
+        async with admin.post(edit, data={**good, "rpm_limit": "lots", "limit": "-1"}) as r:
+            page = await r.text()
+            assert r.status == 400
+            assert '<p class="field-error" id="rpm_limit-error">rpm_limit: must be a whole number' in page
+            assert 'aria-invalid="true" aria-describedby="rpm_limit-error"' in page
+            assert 'value="lots"' in page and 'value="renamed"' in page  # what was typed stays
+        async with admin.post(edit, data={**good, "limit": "-1"}) as r:  # the service's own validation
+            page = await r.text()
+            assert r.status == 400 and 'id="limit-error">limit: must be between 0 and 1e9 USD' in page
+        async with admin.post(edit, data={**good, "limit_reset": "hourly"}) as r:
+            assert r.status == 400 and 'id="limit_reset-error"' in await r.text()
+        async with admin.post(edit, data={**good, "csrf": ""}) as r:
+            assert r.status == 403
+        async with admin.get(gw.url + f"/api/v1/keys/{h}", headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as r:
+            data = (await r.json())["data"]
+            assert (data["name"], data["limit"], data["disabled"]) == ("editable", 5.0, False)  # nothing saved yet
+        ctoken = await sign_in(cust, gw, made["key"])
+        async with cust.get(edit) as r:
+            assert r.status == 403
+        async with cust.post(edit, data={**good, "csrf": ctoken}) as r:
+            assert r.status == 403
+        async with admin.post(edit, data=good, allow_redirects=False) as r:
+            assert (r.status, r.headers["Location"]) == (303, "/console/keys")
+        async with admin.get(gw.url + f"/api/v1/keys/{h}", headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as r:
+            data = (await r.json())["data"]
+        assert (data["name"], data["limit"], data["limit_reset"], data["rpm_limit"], data["tpm_limit"],
+                data["disabled"]) == ("renamed", 7.5, "weekly", 30, None, True)  # fmt: skip
+        async with cust.get(gw.url + "/console", allow_redirects=False) as r:
+            assert r.status == 303  # disabled through the form: the customer's session ended
+        async with admin.post(edit, data={**good, "disabled": ""}, allow_redirects=False) as r:
+            assert r.status == 303  # an unticked box enables it again
+        async with admin.get(gw.url + f"/console/keys/{'0' * 64}/edit") as r:
+            assert r.status == 404
+
+
+async def test_deleting_a_key_ends_its_sessions(gw: RunningGateway) -> None:
+    made = await gw.create_key("doomed")
+    async with browser() as admin, browser() as cust:
+        token = await sign_in(admin, gw, ADMIN_KEY)
+        await sign_in(cust, gw, made["key"])
+        url = gw.url + f"/console/keys/{made['data']['hash']}/delete"
+        async with admin.post(url, data={"csrf": token}, allow_redirects=False) as r:
+            assert r.status == 303
+        async with cust.get(gw.url + "/console/logs", allow_redirects=False) as r:
+            assert (r.status, r.headers["Location"]) == (303, "/login")

@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from urllib.parse import quote
 
 from keeprouter.keys import iso
 from keeprouter.store.base import ActivityRow, GenerationRecord, KeyRecord
@@ -106,7 +107,10 @@ def _ms(v: int | None) -> str:
     return f.DASH if v is None else f"{v:,} ms"
 
 
-def logs(site: Site, gens: Sequence[GenerationRecord], page_size: int, csrf: str, is_admin: bool) -> Logs:
+def logs(
+    site: Site, gens: Sequence[GenerationRecord], page_size: int, csrf: str, is_admin: bool, key: str = ""
+) -> Logs:
+    """A page of the request log; `key` is the hash the admin asked for (kept in the next page's URL)."""
     rows = tuple(
         (Link(iso(g.created_at), f"/console/logs/{g.id}", ""), g.model, g.provider,
          f.count(g.tokens_prompt + g.tokens_completion), f.usd(g.cost), _ms(g.latency_ms), _ms(g.ttft_ms),
@@ -115,6 +119,8 @@ def logs(site: Site, gens: Sequence[GenerationRecord], page_size: int, csrf: str
     )  # fmt: skip
     table = Table(("Time", "Model", "Provider", "Tokens", "Cost", "Latency", "TTFT", "Status", "App"), rows)
     older = f"/console/logs?before={gens[-1].created_at!r}" if len(gens) == page_size else ""
+    if older and key:
+        older += f"&key={quote(key, safe='')}"
     return Logs(site, "/console/logs", "Request log", csrf, is_admin, table, older)
 
 
