@@ -295,4 +295,26 @@ def parse_request(body: dict[str, Any], *, require_max_tokens: bool = True) -> C
             effort = oc.get("effort") if isinstance(oc, dict) else None
             req.reasoning = Reasoning(effort=effort if isinstance(effort, str) else None)
             extra["_thinking"] = thinking
+    req.response_format = _structured_output(body)
     return req
+
+
+def _structured_output(body: dict[str, Any]) -> dict[str, Any] | None:
+    """Native structured output (`output_config.format`, or the beta's top-level `output_format`) as
+    canonical `response_format`, so an OpenAI-format upstream is asked for the same schema (LangChain's
+    `with_structured_output(method="json_schema")` sends it). An Anthropic upstream still gets the
+    client's own field, kept in `extra`. `strict` is not asked for: a schema Anthropic accepts need
+    not meet OpenAI's strict rules (every property required, no additional ones), and a strict refusal
+    would turn a valid request into a 400."""
+    oc = body.get("output_config")
+    where, spec = "output_config.format", oc.get("format") if isinstance(oc, dict) else None
+    if spec is None:
+        where, spec = "output_format", body.get("output_format")
+    if spec is None:
+        return None
+    if not isinstance(spec, dict) or spec.get("type") != "json_schema":
+        raise _bad(f"{where}.type", 'must be "json_schema"')
+    schema = spec.get("schema")
+    if not isinstance(schema, dict):
+        raise _bad(f"{where}.schema", "must be an object")
+    return {"type": "json_schema", "json_schema": {"name": "response", "schema": schema}}

@@ -130,3 +130,54 @@ def test_an_empty_answer_and_an_answer_given_whole_at_the_start() -> None:
     assert dec.feed("message_delta", {"type": "message_delta", "delta": {"stop_reason": "tool_use"}}) == [
         Finish(stop_reason="tool_use")
     ]
+
+
+# ---- an Anthropic client's native structured output (output_config.format / output_format) ----------
+def _messages_body(**fields: Any) -> dict[str, Any]:
+    return {"model": "m", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}], **fields}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"output_config": {"format": {"type": "json_schema", "schema": SCHEMA}, "effort": "low"}},  # GA
+        {"output_format": {"type": "json_schema", "schema": SCHEMA}},  # beta structured-outputs-2025-11-13
+    ],
+)
+def test_native_structured_output_reaches_an_openai_upstream_as_response_format(fields: dict[str, Any]) -> None:
+    from keeprouter.formats import openai as oa
+
+    r = fmt.parse_request(_messages_body(**fields))
+    assert r.response_format == {"type": "json_schema", "json_schema": {"name": "response", "schema": SCHEMA}}
+    up = oa.build_request(r, "up-gpt")
+    assert up["response_format"] == r.response_format
+    assert "output_config" not in up and "output_format" not in up and "tools" not in up
+
+
+def test_native_structured_output_to_an_anthropic_upstream_is_the_clients_own_field() -> None:
+    fields = {"output_config": {"format": {"type": "json_schema", "schema": SCHEMA}}}
+    b = body(fmt.parse_request(_messages_body(**fields)))
+    assert b["output_config"] == fields["output_config"]
+    assert "tools" not in b and "tool_choice" not in b  # no forced tool on top of the native form
+
+
+@pytest.mark.parametrize(
+    ("fields", "param"),
+    [
+        ({"output_config": {"format": {"type": "text"}}}, "output_config.format.type"),
+        ({"output_format": {"type": "json_schema", "schema": "x"}}, "output_format.schema"),
+        ({"output_format": "json"}, "output_format.type"),
+    ],
+)
+def test_native_structured_output_that_is_not_a_schema_is_refused_naming_the_field(
+    fields: dict[str, Any], param: str
+) -> None:
+    from keeprouter.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest) as e:
+        fmt.parse_request(_messages_body(**fields))
+    assert str(e.value).startswith(f"`{param}` ")
+
+
+def test_effort_alone_asks_for_no_structured_output() -> None:
+    assert fmt.parse_request(_messages_body(output_config={"effort": "low"})).response_format is None

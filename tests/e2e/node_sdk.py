@@ -1,0 +1,196 @@
+"""Install (once, from npm) the JavaScript SDKs of tests/e2e/node/ and run its scripts against a gateway.
+
+The pinned ``package.json`` + ``package-lock.json`` are installed with ``npm ci`` into a cache dir outside
+the repository, keyed by a hash of both files, so a changed pin installs afresh and an unchanged one is
+reused by every later run; the scripts are copied beside their ``node_modules`` (ESM resolves packages
+from the importing file's own directory, and NODE_PATH does not apply to it).
+
+- ``$KEEPROUTER_E2E_CACHE``: cache root (as for Claude Code); the install lives in ``<root>/node-sdk/<hash>``.
+- ``$KEEPROUTER_E2E_NO_INSTALL=1``: never run npm; the tests skip when nothing is installed yet.
+
+Otherwise an install that fails is a test failure (``node_sdk_problem()`` says why), never a skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from e2e.claude_code import _kill_group, cache_root
+
+SOURCE = Path(__file__).parent / "node"
+PINS = ("package.json", "package-lock.json")
+MARKER = ".keeprouter-installed"
+INSTALL_TIMEOUT = 300.0  # seconds for ``npm ci``
+RUN_TIMEOUT = 60.0  # seconds for one script run
+# One script run at a time per test process: each loads a few MB of SDK code, and the machine is small.
+CONCURRENCY = 1
+
+
+def install_dir() -> Path:
+    digest = hashlib.sha256()
+    for name in PINS:
+        digest.update((SOURCE / name).read_bytes())
+    return cache_root() / "node-sdk" / digest.hexdigest()[:16]
+
+
+def no_install() -> bool:
+    return os.environ.get("KEEPROUTER_E2E_NO_INSTALL") == "1"
+
+
+@contextlib.contextmanager
+def _lock(root: Path) -> Iterator[None]:
+    """Serialise installs across processes sharing the cache."""
+    import fcntl
+
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".install.lock", "w") as handle:
+        deadline = time.monotonic() + INSTALL_TIMEOUT + 60
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("another process holds the node SDK install lock") from None
+                time.sleep(1.0)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _npm_ci(npm: str, target: Path) -> str | None:
+    """``npm ci`` into a scratch dir beside ``target``, then move it into place; a problem or None."""
+    scratch = Path(tempfile.mkdtemp(prefix="partial-", dir=target.parent))
+    try:
+        for name in PINS:
+            shutil.copy2(SOURCE / name, scratch / name)
+        cmd = [npm, "ci", "--no-audit", "--no-fund", "--no-update-notifier", "--ignore-scripts", "--loglevel=error"]
+        proc = subprocess.Popen(
+            cmd, cwd=scratch, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            out, _ = proc.communicate(timeout=INSTALL_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc.pid)
+            proc.communicate(timeout=30)
+            return f"`npm ci` of {SOURCE} did not finish within {INSTALL_TIMEOUT:.0f} s"
+        if proc.returncode != 0:
+            return f"`npm ci` of {SOURCE} failed (exit {proc.returncode}): {out.decode(errors='replace')[-800:]}"
+        (scratch / MARKER).write_text("ok\n")
+        if target.exists():
+            shutil.rmtree(target)
+        scratch.rename(target)
+        return None
+    except OSError as exc:
+        return f"could not run npm: {exc}"
+    finally:
+        if scratch.exists():
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class _Located:
+    path: Path | None
+    detail: str
+
+
+@functools.lru_cache(maxsize=1)
+def _locate() -> _Located:
+    target = install_dir()
+    if not (target / MARKER).is_file():
+        if no_install():
+            return _Located(None, f"the node SDKs are not installed in {target} and KEEPROUTER_E2E_NO_INSTALL=1")
+        npm = shutil.which("npm")
+        if npm is None or shutil.which("node") is None:
+            return _Located(None, "node and npm must be on PATH to install the JavaScript SDKs")
+        try:
+            with _lock(target.parent):
+                problem = None if (target / MARKER).is_file() else _npm_ci(npm, target)
+        except (OSError, TimeoutError) as exc:
+            problem = f"could not install the node SDKs into {target}: {exc}"
+        if problem is not None:
+            return _Located(None, problem)
+    for script in SOURCE.glob("*.mjs"):  # always the working tree's scripts, next to the pinned packages
+        shutil.copy2(script, target / script.name)
+    return _Located(target, str(target))
+
+
+def node_sdk_dir() -> Path | None:
+    """The directory holding the installed SDKs and the scripts, or None (see ``node_sdk_problem``)."""
+    return _locate().path
+
+
+def node_sdk_problem() -> str:
+    return _locate().detail
+
+
+@dataclass
+class NodeRun:
+    returncode: int | None  # None: killed after the timeout
+    stdout: str
+    stderr: str
+    output: dict[str, Any] | None  # the script's JSON line
+
+    @property
+    def result(self) -> Any:
+        assert self.output is not None and self.output.get("ok") is True, self.describe()
+        return self.output["result"]
+
+    def describe(self) -> str:
+        return f"exit={self.returncode}\n--- stdout ---\n{self.stdout[-4000:]}\n--- stderr ---\n{self.stderr[-4000:]}"
+
+
+_slots: dict[int, asyncio.Semaphore] = {}  # per event loop: a Semaphore belongs to the loop it waits on
+
+
+async def run_script(directory: Path, script: str, case: dict[str, Any], seconds: float = RUN_TIMEOUT) -> NodeRun:
+    """``node SCRIPT CASE_JSON`` in ``directory`` with a minimal environment; bounded by ``seconds``."""
+    loop = asyncio.get_running_loop()
+    slot = _slots.setdefault(id(loop), asyncio.Semaphore(CONCURRENCY))
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(directory),
+        "NO_COLOR": "1",
+        "NODE_OPTIONS": "--max-old-space-size=256",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    async with slot:
+        proc = await asyncio.create_subprocess_exec(
+            "node", script, json.dumps(case), cwd=str(directory), env=env,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        returncode: int | None
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), seconds)
+            returncode = proc.returncode
+        except TimeoutError:
+            _kill_group(proc.pid)
+            out, err = await asyncio.wait_for(proc.communicate(), 30)
+            returncode = None
+        finally:
+            if proc.returncode is None:
+                _kill_group(proc.pid)
+    stdout = out.decode(errors="replace")
+    output = None
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                output = json.loads(line)
+                break
+    return NodeRun(returncode, stdout, err.decode(errors="replace"), output)
