@@ -1,5 +1,6 @@
 """Token counts, offline: exact for OpenAI-family models (tiktoken, with its vocabularies shipped in
-the package), estimates elsewhere and wherever an estimate suffices.
+the package) and current Mistral models (Tekken, from the file mistral-common ships: formats.tekken),
+estimates elsewhere and wherever an estimate suffices.
 
 `Encodings` builds tiktoken's o200k_base / cl100k_base from `formats/vocab/*.tiktoken` (provenance in
 vocab/SOURCES.md), checking each file's published sha256 before use; nothing is downloaded. Loading
@@ -32,11 +33,13 @@ import re
 import threading
 from collections.abc import Callable
 from importlib import resources
+from typing import Protocol
 
 import orjson
 import tiktoken
 import tiktoken.model
 
+from keeprouter.formats import tekken
 from keeprouter.formats.canonical import (
     ChatRequest,
     ImagePart,
@@ -185,8 +188,17 @@ class VocabularyError(RuntimeError):
     """A shipped vocabulary file is missing or does not match its published sha256."""
 
 
-def load_encoding(name: str) -> tiktoken.Encoding:
-    """Build encoding `name` from the vocabulary shipped in the package (blocking: ~1 s)."""
+class Tokenizer(Protocol):
+    """What the exact counters need of a tokenizer: tiktoken's Encoding, or formats.tekken's."""
+
+    def encode_ordinary(self, text: str) -> list[int]: ...
+
+
+def load_encoding(name: str) -> Tokenizer:
+    """Build encoding `name` from the vocabulary shipped in the package, or Mistral's Tekken from
+    mistral-common's (blocking: 1-2 s)."""
+    if name == tekken.TEKKEN:
+        return tekken.load_tekken()
     return encoding_from(name, resources.files("keeprouter.formats").joinpath("vocab", f"{name}.tiktoken").read_bytes())
 
 
@@ -201,7 +213,10 @@ def encoding_from(name: str, data: bytes) -> tiktoken.Encoding:
 
 
 def encoding_for(model: str) -> str | None:
-    """The shipped encoding an (upstream) model name uses, by tiktoken's table; None when unknown."""
+    """The shipped encoding an (upstream) model name uses: Tekken for current Mistral models, else
+    by tiktoken's table; None when unknown."""
+    if tekken.uses_tekken(model):
+        return tekken.TEKKEN
     try:
         name = tiktoken.model.encoding_name_for_model(model)
     except KeyError:
@@ -214,10 +229,10 @@ class Encodings:
     the event loop use a worker thread) and then shared."""
 
     def __init__(self) -> None:
-        self._loaded: dict[str, tiktoken.Encoding] = {}
+        self._loaded: dict[str, Tokenizer] = {}
         self._lock = threading.Lock()
 
-    def get(self, name: str) -> tiktoken.Encoding:
+    def get(self, name: str) -> Tokenizer:
         enc = self._loaded.get(name)
         if enc is None:
             with self._lock:
@@ -226,12 +241,12 @@ class Encodings:
                     enc = self._loaded[name] = load_encoding(name)
         return enc
 
-    def loaded(self, name: str) -> tiktoken.Encoding | None:
+    def loaded(self, name: str) -> Tokenizer | None:
         """The encoding if it is already loaded (never loads)."""
         return self._loaded.get(name)
 
 
-def exact_counter(enc: tiktoken.Encoding) -> Callable[[str], int]:
+def exact_counter(enc: Tokenizer) -> Callable[[str], int]:
     """A `count` for `count_request`: the exact token count of each text (special-token text is
     counted as plain text, as a tokenizer sees user content)."""
 

@@ -39,7 +39,12 @@ async def gw(upstream: OpenAIUpstream, tmp_path: Path) -> AsyncIterator[RunningG
         "database": sqlite_url(tmp_path),
         "admin_key": "sk-kr-admin-test",
         "providers": {"oa": {"api": "openai", "base_url": upstream.url, "api_key": "sk-up-openai"}},
-        "models": {"mini": {"name": "Mini", "maker": "Test", "context_length": 128000, "endpoints": [ep]}},
+        "models": {
+            "mini": {"name": "Mini", "maker": "Test", "context_length": 128000, "endpoints": [ep]},
+            # the upstream's name is a current Mistral model's: Tekken, from mistral-common's file
+            "ministral": {"name": "Ministral", "maker": "Mistral", "context_length": 128000,
+                          "endpoints": [{**ep, "model": "ministral-14b-latest"}]},
+        },
     }
     async with run_gateway(cfg) as g:
         yield g
@@ -62,6 +67,12 @@ async def test_count_tokens_is_exact_for_an_openai_family_model(gw: RunningGatew
         got = await client.messages.count_tokens(model="mini", messages=[{"role": "user", "content": CODE}])
     assert got.input_tokens == 3 + 4 + 17  # per request + per message + the text's o200k tokens
     assert count_text(CODE) != 17  # the estimate would have said otherwise
+
+
+async def test_count_tokens_is_exact_for_a_mistral_model(gw: RunningGateway) -> None:
+    async with anthropic_client(gw.url, gw.admin_key) as client:
+        got = await client.messages.count_tokens(model="ministral", messages=[{"role": "user", "content": CODE}])
+    assert got.input_tokens == 3 + 4 + 18  # CODE is 18 Tekken tokens (17 in o200k, 23 estimated)
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -148,7 +148,7 @@ def test_models_map_to_encodings_by_tiktokens_table() -> None:
     assert encoding_for("o3-mini") == "o200k_base"
     assert encoding_for("gpt-4") == "cl100k_base"
     assert encoding_for("gpt-3.5-turbo") == "cl100k_base"
-    assert encoding_for("mistral-large-latest") is None  # no tokenizer shipped: estimated
+    assert encoding_for("mistral-large-latest") == "tekken"  # Mistral's own (test_fmt_tekken.py)
     assert encoding_for("claude-sonnet-4-5") is None
 
 
