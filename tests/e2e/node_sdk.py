@@ -22,13 +22,11 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from e2e.claude_code import _kill_group, cache_root
+from e2e.npm_cache import cache_root, install_lock, kill_group
 
 SOURCE = Path(__file__).parent / "node"
 PINS = ("package.json", "package-lock.json")
@@ -50,28 +48,6 @@ def no_install() -> bool:
     return os.environ.get("KEEPROUTER_E2E_NO_INSTALL") == "1"
 
 
-@contextlib.contextmanager
-def _lock(root: Path) -> Iterator[None]:
-    """Serialise installs across processes sharing the cache."""
-    import fcntl
-
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".install.lock", "w") as handle:
-        deadline = time.monotonic() + INSTALL_TIMEOUT + 60
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("another process holds the node SDK install lock") from None
-                time.sleep(1.0)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def _npm_ci(npm: str, target: Path) -> str | None:
     """``npm ci`` into a scratch dir beside ``target``, then move it into place; a problem or None."""
     scratch = Path(tempfile.mkdtemp(prefix="partial-", dir=target.parent))
@@ -86,7 +62,7 @@ def _npm_ci(npm: str, target: Path) -> str | None:
         try:
             out, _ = proc.communicate(timeout=INSTALL_TIMEOUT)
         except subprocess.TimeoutExpired:
-            _kill_group(proc.pid)
+            kill_group(proc.pid)
             proc.communicate(timeout=30)
             return f"`npm ci` of {SOURCE} did not finish within {INSTALL_TIMEOUT:.0f} s"
         if proc.returncode != 0:
@@ -119,7 +95,7 @@ def _locate() -> _Located:
         if npm is None or shutil.which("node") is None:
             return _Located(None, "node and npm must be on PATH to install the JavaScript SDKs")
         try:
-            with _lock(target.parent):
+            with install_lock(target.parent, "node-sdk"):
                 problem = None if (target / MARKER).is_file() else _npm_ci(npm, target)
         except (OSError, TimeoutError) as exc:
             problem = f"could not install the node SDKs into {target}: {exc}"
@@ -180,12 +156,12 @@ async def run_script(directory: Path, script: str, case: dict[str, Any], seconds
             out, err = await asyncio.wait_for(proc.communicate(), seconds)
             returncode = proc.returncode
         except TimeoutError:
-            _kill_group(proc.pid)
+            kill_group(proc.pid)
             out, err = await asyncio.wait_for(proc.communicate(), 30)
             returncode = None
         finally:
             if proc.returncode is None:
-                _kill_group(proc.pid)
+                kill_group(proc.pid)
     stdout = out.decode(errors="replace")
     output = None
     for line in reversed(stdout.splitlines()):
