@@ -1,6 +1,7 @@
 """`keeprouter serve --workers N` as real processes: the workers share one port, a SIGTERM to the
 supervisor drains every worker without losing a stream, SQLite refuses more than one process, and
-one key's credit stays exact across `--workers 2` plus a second instance on one PostgreSQL."""
+one key's credit and rpm limit stay exact across `--workers 2` plus a second instance on one
+PostgreSQL and one Redis."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from store.backends import _pg_admin
 from support.gateway import ADMIN_KEY, sqlite_url, two_format_config
 from support.process import ServerProcess
 from support.raw import auth, chat_body, path
+from support.redis_server import SHARED_URL, drop_prefix, shared_client, unique_prefix
 from test_shutdown import WORD, read_stream
 from upstreams.anthropic_server import AnthropicUpstream
 from upstreams.openai_server import OpenAIUpstream
@@ -33,7 +35,7 @@ from keeprouter.formats import openai as openai_fmt
 from keeprouter.formats import tokens
 from keeprouter.store import open_store
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 PG_URL = os.environ.get("KEEPROUTER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -51,9 +53,9 @@ async def pg_url() -> AsyncIterator[str]:
 
 
 def gateway(tmp_path: Path, name: str, oa: OpenAIUpstream, an: AnthropicUpstream, db: str, *args: str,
-            env: dict[str, str] | None = None) -> ServerProcess:  # fmt: skip
+            env: dict[str, str] | None = None, **extra: str) -> ServerProcess:  # fmt: skip
     cfg = tmp_path / f"{name}.yaml"
-    cfg.write_text(yaml.safe_dump(two_format_config(oa.url, an.url, db)))
+    cfg.write_text(yaml.safe_dump(two_format_config(oa.url, an.url, db, **extra)))
     return ServerProcess(cfg, tmp_path / f"{name}.log", env, args)
 
 
@@ -211,6 +213,44 @@ async def test_a_credit_for_exactly_n_admits_exactly_n_across_two_workers_and_a_
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_an_rpm_limit_admits_exactly_n_per_minute_across_every_process(
+    tmp_path: Path, openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream, pg_url: str
+) -> None:
+    rpm, sent = 30, 90
+    env = {"KEEPROUTER_REDIS_PREFIX": unique_prefix()}
+    a = gateway(tmp_path, "a", openai_upstream, anthropic_upstream, pg_url, "--workers", "2", env=env, redis=SHARED_URL)
+    b = gateway(tmp_path, "b", openai_upstream, anthropic_upstream, pg_url, env=env, redis=SHARED_URL)
+    body = chat_body("openai", "gpt-test", stream=False, max_tokens=16)
+    try:
+        await a.start()
+        await b.start()
+        await worker_pids(a)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True, limit=30)) as s:
+            async with s.post(a.url + "/api/v1/keys", json={"name": "rpm", "rpm_limit": rpm},
+                              headers=auth("openai", ADMIN_KEY)) as r:  # fmt: skip
+                assert r.status == 201
+                key = (await r.json())["key"]
+
+            async def one(i: int) -> tuple[int, str | None]:
+                url = (a.url, b.url)[i % 2]  # new connections: a's share spreads over its two workers
+                async with s.post(url + path("openai"), json=body, headers=auth("openai", key)) as r:
+                    await r.read()
+                    return r.status, r.headers.get("retry-after")
+
+            got = await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(sent))), 60)
+        statuses = [st for st, _ in got]
+        assert statuses.count(200) == rpm and statuses.count(429) == sent - rpm, sorted(statuses)
+        assert all(ra is not None for st, ra in got if st == 429)
+    finally:
+        await a.stop()
+        await b.stop()
+        client = await shared_client()
+        try:
+            await drop_prefix(client, env["KEEPROUTER_REDIS_PREFIX"])
+        finally:
+            await client.aclose()
 
 
 def requests_by_status(text: str) -> dict[str, float]:
