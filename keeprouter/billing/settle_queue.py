@@ -26,6 +26,7 @@ import fcntl
 import logging
 import os
 import secrets
+import threading
 from pathlib import Path
 from typing import IO
 
@@ -61,6 +62,8 @@ class SettleQueue:
         self._retry_max = retry_max
         self._pending: dict[str, Pending] = {}  # by generation id, oldest first
         self._file: IO[bytes] | None = None  # this process's spool, opened at the first put
+        # Spool writes run in worker threads and concurrent puts overlap: one file, whole lines.
+        self._file_lock = threading.Lock()
         self._path: Path | None = None
         self._wake = asyncio.Event()
         self._empty = asyncio.Event()
@@ -92,11 +95,12 @@ class SettleQueue:
         self._wake.set()
 
     def _append(self, lines: list[bytes]) -> None:
-        if self._file is None:
-            self._file = self._create()
-        self._file.write(b"".join(line + b"\n" for line in lines))
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        with self._file_lock:
+            if self._file is None:
+                self._file = self._create()
+            self._file.write(b"".join(line + b"\n" for line in lines))
+            self._file.flush()
+            os.fsync(self._file.fileno())
 
     def _create(self) -> IO[bytes]:
         """This process's spool file, locked before it gets the name other processes look for."""
@@ -111,10 +115,11 @@ class SettleQueue:
         return f
 
     def _truncate(self) -> None:
-        if self._file is not None:
-            self._file.truncate(0)
-            self._file.flush()
-            os.fsync(self._file.fileno())
+        with self._file_lock:
+            if self._file is not None:
+                self._file.truncate(0)
+                self._file.flush()
+                os.fsync(self._file.fileno())
 
     # ---- recovery of dead processes' spools ----
     def _claim_orphans(self) -> list[Pending]:
