@@ -13,18 +13,14 @@ binary (~250 MB) from a platform optional dependency over ``bin/claude.exe``. It
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import os
 import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from e2e.npm_cache import NpmTool, kill_group, run_version
+from e2e.npm_cache import NpmTool, json_lines, run_bounded, run_version
 
 PROBE_TIMEOUT = 60.0  # seconds for ``claude --version``
 
@@ -172,35 +168,5 @@ async def run_claude(
         "acceptEdits",
         "--no-session-persistence",
     ]
-    started = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        binary,
-        *args,
-        cwd=str(cwd),
-        env=dict(env),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        start_new_session=True,
-    )
-    returncode: int | None
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), seconds)
-        returncode = proc.returncode
-    except TimeoutError:
-        kill_group(proc.pid)
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
-        returncode = None
-    finally:
-        if proc.returncode is None:  # cancelled (test interrupted): never leave the CLI running
-            kill_group(proc.pid)
-    stdout = out.decode(errors="replace")
-    events: list[dict[str, Any]] = []
-    for line in stdout.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            with contextlib.suppress(ValueError):
-                parsed = json.loads(line)
-                if isinstance(parsed, dict):
-                    events.append(parsed)
-    return ClaudeRun(returncode, stdout, err.decode(errors="replace"), time.monotonic() - started, events)
+    run = await run_bounded([binary, *args], cwd=cwd, env=env, seconds=seconds)
+    return ClaudeRun(run.returncode, run.stdout, run.stderr, run.seconds, json_lines(run.stdout))

@@ -13,18 +13,14 @@ the only model provider and turns off everything that would reach another host.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import os
 import tempfile
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from e2e.npm_cache import NpmTool, kill_group, run_version
+from e2e.npm_cache import NpmTool, json_lines, run_bounded, run_version
 
 PROBE_TIMEOUT = 60.0
 KEY_ENV = "KEEPROUTER_API_KEY"  # the env var the provider's `env_key` names
@@ -148,28 +144,5 @@ async def run_codex(
 ) -> CodexRun:
     """``codex exec --json`` in ``cwd``; killed (with its children) after ``seconds``."""
     args = ["exec", "--json", "--strict-config", "--skip-git-repo-check", "--ephemeral", "-C", str(cwd), prompt]
-    started = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        binary, *args, cwd=str(cwd), env=dict(env), stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
-    )  # fmt: skip
-    returncode: int | None
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), seconds)
-        returncode = proc.returncode
-    except TimeoutError:
-        kill_group(proc.pid)
-        out, err = await asyncio.wait_for(proc.communicate(), 30)
-        returncode = None
-    finally:
-        # always: a cancelled run, or a command the model started that outlived codex itself
-        kill_group(proc.pid)
-    stdout = out.decode(errors="replace")
-    events: list[dict[str, Any]] = []
-    for line in stdout.splitlines():
-        if line.startswith("{"):
-            with contextlib.suppress(ValueError):
-                parsed = json.loads(line)
-                if isinstance(parsed, dict):
-                    events.append(parsed)
-    return CodexRun(returncode, stdout, err.decode(errors="replace"), time.monotonic() - started, events)
+    run = await run_bounded([binary, *args], cwd=cwd, env=env, seconds=seconds)
+    return CodexRun(run.returncode, run.stdout, run.stderr, run.seconds, json_lines(run.stdout))

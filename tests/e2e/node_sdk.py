@@ -14,7 +14,6 @@ Otherwise an install that fails is a test failure (``node_sdk_problem()`` says w
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import hashlib
 import json
@@ -26,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from e2e.npm_cache import cache_root, install_lock, kill_group
+from e2e.npm_cache import cache_root, install_lock, json_lines, kill_group, run_bounded
 
 SOURCE = Path(__file__).parent / "node"
 PINS = ("package.json", "package-lock.json")
@@ -146,27 +145,6 @@ async def run_script(directory: Path, script: str, case: dict[str, Any], seconds
         "NO_PROXY": "127.0.0.1,localhost",
     }
     async with slot:
-        proc = await asyncio.create_subprocess_exec(
-            "node", script, json.dumps(case), cwd=str(directory), env=env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
-        )
-        returncode: int | None
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), seconds)
-            returncode = proc.returncode
-        except TimeoutError:
-            kill_group(proc.pid)
-            out, err = await asyncio.wait_for(proc.communicate(), 30)
-            returncode = None
-        finally:
-            if proc.returncode is None:
-                kill_group(proc.pid)
-    stdout = out.decode(errors="replace")
-    output = None
-    for line in reversed(stdout.splitlines()):
-        if line.startswith("{"):
-            with contextlib.suppress(ValueError):
-                output = json.loads(line)
-                break
-    return NodeRun(returncode, stdout, err.decode(errors="replace"), output)
+        run = await run_bounded(["node", script, json.dumps(case)], cwd=directory, env=env, seconds=seconds)
+    objects = json_lines(run.stdout)
+    return NodeRun(run.returncode, run.stdout, run.stderr, objects[-1] if objects else None)

@@ -12,8 +12,10 @@ plain ``npm install --prefix <cache>/<name>`` is all they need; no global instal
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
+import json
 import os
 import shutil
 import signal
@@ -21,9 +23,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -190,3 +193,47 @@ def run_version(binary: str | Path, env: dict[str, str], cwd: str, timeout: floa
         return None
     out = done.stdout.decode(errors="replace").strip()
     return out if done.returncode == 0 and out else None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A bounded run of a client CLI or script: returncode None when it was killed at the deadline."""
+
+    returncode: int | None
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+async def run_bounded(argv: list[str], *, cwd: Path, env: Mapping[str, str], seconds: float) -> Finished:
+    """Run ``argv`` in its own process group, killed (with its children) after ``seconds``; the group
+    is killed afterwards in every case, so nothing the client started outlives it, even on cancel."""
+    started = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        *argv, cwd=str(cwd), env=dict(env), stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    returncode: int | None
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), seconds)
+        returncode = proc.returncode
+    except TimeoutError:
+        kill_group(proc.pid)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        returncode = None
+    finally:
+        kill_group(proc.pid)
+    return Finished(returncode, out.decode(errors="replace"), err.decode(errors="replace"), time.monotonic() - started)
+
+
+def json_lines(stdout: str) -> list[dict[str, Any]]:
+    """The JSON objects among ``stdout``'s lines (a JSON-lines event stream mixed with other output)."""
+    events: list[dict[str, Any]] = []
+    for line in stdout.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                parsed = json.loads(line)
+                if isinstance(parsed, dict):
+                    events.append(parsed)
+    return events
