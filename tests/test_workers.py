@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import pytest
 import pytest_asyncio
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from store.backends import _pg_admin
+from store.backends import pg_schema
 from support.gateway import ADMIN_KEY, sqlite_url, two_format_config
 from support.process import ServerProcess
 from support.raw import auth, chat_body, path
@@ -42,14 +41,8 @@ PG_URL = os.environ.get("KEEPROUTER_TEST_POSTGRES", "postgresql://postgres@127.0
 @pytest_asyncio.fixture
 async def pg_url() -> AsyncIterator[str]:
     """A fresh schema on the shared PostgreSQL server, dropped afterwards."""
-    schema = f"kr_workers_{secrets.token_hex(6)}"
-    admin = await _pg_admin()
-    try:
-        await admin.execute(f'CREATE SCHEMA "{schema}"')
+    async with pg_schema("kr_workers") as schema:
         yield f"{PG_URL}?search_path={schema}"
-    finally:
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await admin.close()
 
 
 def gateway(tmp_path: Path, name: str, oa: OpenAIUpstream, an: AnthropicUpstream, db: str, *args: str,

@@ -4,16 +4,13 @@ database does not answer, fast, and 200 again on its own once it does; liveness 
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
-from store.backends import PG_URL, _pg_admin
+from store.backends import PG_URL, pg_schema
 from support.gateway import ADMIN_KEY, run_gateway, sqlite_url
 from support.tcp_proxy import TcpProxy
 
@@ -37,24 +34,12 @@ async def test_ready_on_sqlite(tmp_path: Path) -> None:
             assert await statuses(s, g.url, READY + LIVE) == {200}
 
 
-@asynccontextmanager
-async def _pg_schema() -> AsyncIterator[str]:
-    schema = f"kr_test_{secrets.token_hex(6)}"
-    admin = await _pg_admin()
-    try:
-        await admin.execute(f'CREATE SCHEMA "{schema}"')
-        yield schema
-    finally:
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await admin.close()
-
-
 @pytest.mark.postgres
 async def test_ready_is_503_while_postgres_does_not_answer() -> None:
     pg = urlsplit(PG_URL)
     proxy = TcpProxy(pg.port or 5432)
     await proxy.start()
-    async with _pg_schema() as schema:
+    async with pg_schema() as schema:
         url = f"{pg.scheme}://{pg.netloc.rsplit('@', 1)[0]}@127.0.0.1:{proxy.port}{pg.path}?search_path={schema}"
         async with run_gateway({"database": url, "admin_key": ADMIN_KEY}) as g, aiohttp.ClientSession() as s:
             assert await statuses(s, g.url, READY) == {200}

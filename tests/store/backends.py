@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -49,20 +50,28 @@ async def _pg_admin() -> asyncpg.Connection:
         pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {e}")
 
 
+@asynccontextmanager
+async def pg_schema(prefix: str = "kr_test") -> AsyncIterator[str]:
+    """A fresh schema on the shared PostgreSQL server (its name), dropped afterwards: each test's
+    database of its own without creating databases."""
+    schema = f"{prefix}_{secrets.token_hex(6)}"
+    admin = await _pg_admin()
+    try:
+        await admin.execute(f'CREATE SCHEMA "{schema}"')
+        yield schema
+    finally:
+        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await admin.close()
+
+
 @pytest_asyncio.fixture(name="store_url", params=BACKENDS)
 async def store_url_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """A database URL for an empty database of each backend."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'keeprouter.db'}"
         return
-    schema = f"kr_test_{secrets.token_hex(6)}"
-    admin = await _pg_admin()
-    try:
-        await admin.execute(f'CREATE SCHEMA "{schema}"')
+    async with pg_schema() as schema:
         yield f"{PG_URL}?search_path={schema}"
-    finally:
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await admin.close()
 
 
 @pytest_asyncio.fixture(name="store")

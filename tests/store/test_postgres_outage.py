@@ -35,7 +35,7 @@ from upstreams.script import Fault, Reply
 
 from keeprouter.api.http import STATE
 from keeprouter.store.base import KeyUsage
-from store.backends import PG_URL, _pg_admin
+from store.backends import PG_URL, _pg_admin, pg_schema
 
 pytestmark = pytest.mark.postgres
 FAST = 1.5  # seconds: a refusal during the outage must come at least this fast
@@ -73,20 +73,16 @@ async def outage(
 ) -> AsyncIterator[Outage]:
     spool = tmp_path / "spool"
     monkeypatch.setenv("KEEPROUTER_SPOOL_DIR", str(spool))
-    schema = f"kr_test_{secrets.token_hex(6)}"
-    admin = await _pg_admin()
     proxy = TcpProxy(int(PG_URL.rsplit(":", 1)[1].split("/")[0]))
     await proxy.start()
     try:
-        await admin.execute(f'CREATE SCHEMA "{schema}"')
-        url = f"postgresql://postgres@127.0.0.1:{proxy.port}/test?search_path={schema}"
-        raw = two_format_config(openai_upstream.url, anthropic_upstream.url, url)
-        async with run_gateway(raw) as gw:
-            yield Outage(gw, proxy, schema, spool, openai_upstream)
+        async with pg_schema() as schema:
+            url = f"postgresql://postgres@127.0.0.1:{proxy.port}/test?search_path={schema}"
+            raw = two_format_config(openai_upstream.url, anthropic_upstream.url, url)
+            async with run_gateway(raw) as gw:
+                yield Outage(gw, proxy, schema, spool, openai_upstream)
     finally:
         await proxy.stop()
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await admin.close()
 
 
 async def post(s: aiohttp.ClientSession, url: str, key: str, path: str, body: dict[str, Any]) -> tuple[int, Any, float]:
