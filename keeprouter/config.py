@@ -19,7 +19,7 @@ import yaml
 
 from keeprouter.catalogue import catalogue as builtin
 
-API_FORMATS = ("openai", "anthropic")
+API_FORMATS = ("openai", "anthropic", "bedrock")
 KNOWN_CAPABILITIES = frozenset(
     {"streaming", "tools", "vision", "reasoning", "response_format", "json_mode", "prompt_caching"}
 )
@@ -80,6 +80,7 @@ class ProviderConfig:
     api_key: str | None
     timeout: Timeouts = field(default_factory=Timeouts)
     headers: dict[str, str] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)  # the kind's own keys (bedrock: region, aws_*)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,17 +263,28 @@ def _interpolate(text: str, env: dict[str, str]) -> str:
 
 def _provider(pid: str, raw: dict[str, Any], where: str) -> ProviderConfig:
     allowed = {"api", "base_url", "api_key", "timeout", "headers", "api_key_env", "base_url_env", "name", "docs"}
-    for k in raw:
-        if k not in allowed:
-            raise ConfigError(f"{where}.{k}: unknown key")
     api = raw.get("api")
+    kind_keys = _KIND_KEYS.get(str(api), ())
+    for k in raw:
+        if k not in allowed and k not in kind_keys:
+            raise ConfigError(f"{where}.{k}: unknown key")
     if api not in API_FORMATS:
         raise ConfigError(f"{where}.api: must be one of {', '.join(API_FORMATS)}, got {api!r}")
+    options = {k: str(raw[k]) for k in kind_keys if raw.get(k) not in (None, "")}
     base_url = raw.get("base_url")
+    if base_url is None and api == "bedrock":  # registry row: the default URL derives from the region
+        if "region" not in options:
+            raise ConfigError(f"{where}.region: required for api bedrock (or set base_url)")
+        base_url = f"https://bedrock-runtime.{options['region']}.amazonaws.com"
     if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"{where}.base_url: must be an http(s) URL")
     headers = _mapping(raw.get("headers") or {}, f"{where}.headers")
     key = raw.get("api_key")
+    if api == "bedrock" and "region" not in options:  # registry row: SigV4 signs for a region
+        m = re.match(r"https?://bedrock-runtime(?:-fips)?\.([a-z0-9-]+)\.", base_url)
+        if m is None and not key:
+            raise ConfigError(f"{where}.region: required for api bedrock")
+        options["region"] = m.group(1) if m else "us-east-1"
     return ProviderConfig(
         id=pid,
         api=api,
@@ -280,7 +292,14 @@ def _provider(pid: str, raw: dict[str, Any], where: str) -> ProviderConfig:
         api_key=str(key) if key else None,
         timeout=Timeouts().merged(raw.get("timeout"), f"{where}.timeout"),
         headers={str(k): str(v) for k, v in headers.items()},
+        options=options,
     )
+
+
+# registry row: each kind's own config keys
+_KIND_KEYS: dict[str, tuple[str, ...]] = {
+    "bedrock": ("region", "aws_access_key_id", "aws_secret_access_key", "aws_session_token"),
+}
 
 
 def _model(

@@ -6,11 +6,13 @@ from __future__ import annotations
 from keeprouter.config import ProviderConfig
 from keeprouter.providers.anthropic import AnthropicAdapter
 from keeprouter.providers.base import Adapter
+from keeprouter.providers.bedrock import BedrockAdapter
 from keeprouter.providers.openai import OpenAIAdapter
 
-_ADAPTERS: dict[str, type[OpenAIAdapter] | type[AnthropicAdapter]] = {
+_ADAPTERS: dict[str, type[OpenAIAdapter] | type[AnthropicAdapter] | type[BedrockAdapter]] = {
     "openai": OpenAIAdapter,
     "anthropic": AnthropicAdapter,
+    "bedrock": BedrockAdapter,  # registry row
 }
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from keeprouter.config import ProviderConfig, Timeouts
 from keeprouter.errors import UpstreamError, UpstreamTimeout
@@ -55,7 +56,7 @@ class Transport:
             self._session = None
 
     async def post_json(
-        self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts
+        self, url: str | URL, body: bytes, headers: Mapping[str, str], timeouts: Timeouts
     ) -> dict[str, Any]:
         """POST and return the parsed JSON answer; non-2xx raises UpstreamError."""
         try:
@@ -77,7 +78,7 @@ class Transport:
         return data
 
     async def post_stream(
-        self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts
+        self, url: str | URL, body: bytes, headers: Mapping[str, str], timeouts: Timeouts
     ) -> AsyncGenerator[SSEEvent, None]:
         """POST and yield SSE events as they arrive (first_byte, then idle timeout between events)."""
         loop = asyncio.get_running_loop()
@@ -123,7 +124,7 @@ def _connection_error(provider: str, e: aiohttp.ClientError) -> UpstreamError:
 def provider_secrets(provider: ProviderConfig) -> tuple[str, ...]:
     """The credentials KeepRouter sends this provider: its api_key and any configured header that
     looks like one (Azure's `api-key`, a proxy's `Authorization`)."""
-    found = [provider.api_key or ""]
+    found = [provider.api_key or "", *(v for k, v in provider.options.items() if "secret" in k or "token" in k)]
     for name, value in provider.headers.items():
         if any(w in name.lower() for w in ("key", "auth", "token", "secret")):
             found.append(value)

@@ -1,0 +1,146 @@
+"""Adapter for AWS Bedrock Runtime: Converse and ConverseStream, for every model Bedrock serves.
+
+`POST {base_url}/model/{model id}/converse` (JSON answer) and `/converse-stream` (an
+`application/vnd.amazon.eventstream` body), every request signed (`auth.py`). The model id is
+percent-encoded into one path segment (`:` -> `%3A`, an ARN's `/` too) and the URL is handed to
+aiohttp pre-encoded, so what is sent is exactly what was signed.
+
+The stream: the transport frames only SSE today, so `_chunks` reads the raw body through the
+transport's session (same timeouts and error mapping as `Transport.post_stream`) and
+`EventStreamDecoder` frames it; once the transport takes a framing, this becomes
+`transport.post_stream(..., framing=EventStreamDecoder)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncGenerator, Mapping
+from urllib.parse import quote
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from keeprouter.config import EndpointConfig, ProviderConfig, Timeouts
+from keeprouter.errors import UpstreamError, UpstreamTimeout
+from keeprouter.formats.anthropic import json_tool
+from keeprouter.formats.canonical import ChatRequest, ChatResponse, StreamEvent
+from keeprouter.providers.transport import Transport, _connection_error, _status_error
+
+from .auth import BearerAuth, NoCredentials, RequestSigner, SigV4Signer
+from .eventstream import EventStreamDecoder
+from .request import build_request
+from .response import parse_response
+from .stream import BedrockStreamDecoder
+
+DEFAULT_MAX_TOKENS = 8192  # Claude requires a maximum; callers of other APIs may omit it
+_MAX_ERROR_BODY = 64 * 1024
+
+
+class BedrockAdapter:
+    api = "bedrock"
+
+    def __init__(self, provider: ProviderConfig, transport: Transport | None = None) -> None:
+        self.provider = provider
+        self.transport = transport or Transport(provider)
+        region = provider.options.get("region", "us-east-1")
+        self.base_url = provider.base_url or f"https://bedrock-runtime.{region}.amazonaws.com"
+        self.headers = {"Content-Type": "application/json", **provider.headers}
+        self.signer: RequestSigner = (
+            BearerAuth(provider.api_key)
+            if provider.api_key
+            else SigV4Signer(
+                region,
+                access_key=provider.options.get("aws_access_key_id"),
+                secret_key=provider.options.get("aws_secret_access_key"),
+                session_token=provider.options.get("aws_session_token"),
+            )
+        )
+
+    def url(self, model: str, action: str) -> str:
+        return f"{self.base_url}/model/{quote(model, safe='')}/{action}"
+
+    async def _signed(self, url: str, body: bytes, accept: str) -> dict[str, str]:
+        headers = {**self.headers, "Accept": accept}
+        try:
+            if self.signer.needs_io:  # the credential chain may read files or call a metadata service
+                return await asyncio.to_thread(self.signer.sign, "POST", url, headers, body)
+            return self.signer.sign("POST", url, headers, body)
+        except NoCredentials as e:
+            raise UpstreamError(f"provider {self.provider.id}: {e}") from None
+
+    @staticmethod
+    def _json_tool(req: ChatRequest) -> str | None:
+        if req.response_format is None or req.source == "anthropic":
+            return None
+        tool = json_tool(req)
+        return tool[0] if tool else None
+
+    def _body(self, req: ChatRequest, ep: EndpointConfig) -> bytes:
+        default_max = ep.max_output_tokens or DEFAULT_MAX_TOKENS
+        return orjson.dumps(build_request(req, ep.model, default_max_tokens=default_max))
+
+    async def complete(
+        self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
+    ) -> ChatResponse:
+        url, body = self.url(ep.model, "converse"), self._body(req, ep)
+        headers = await self._signed(url, body, "application/json")
+        data = await self.transport.post_json(URL(url, encoded=True), body, headers, ep.timeout)
+        return parse_response(data, model=ep.model, id=f"msg_{uuid.uuid4().hex}", json_tool=self._json_tool(req))
+
+    async def stream(
+        self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
+    ) -> AsyncGenerator[StreamEvent, None]:
+        url, body = self.url(ep.model, "converse-stream"), self._body(req, ep)
+        headers = await self._signed(url, body, "application/vnd.amazon.eventstream")
+        frames = EventStreamDecoder()
+        decoder = BedrockStreamDecoder(
+            id=f"msg_{uuid.uuid4().hex}", model=ep.model, provider=self.provider.id, json_tool=self._json_tool(req)
+        )
+        async for chunk in self._chunks(URL(url, encoded=True), body, headers, ep.timeout):
+            try:
+                messages = frames.feed(chunk)
+            except ValueError as e:
+                raise UpstreamError(f"provider {self.provider.id} sent an invalid stream: {e}") from None
+            for event_type, payload in messages:
+                try:
+                    events = decoder.feed(event_type, payload)
+                except UpstreamError as e:  # an in-band exception: it may echo our key back
+                    raise self.transport.scrub(e) from None
+                for ev in events:
+                    yield ev
+                if decoder.done:
+                    return
+        if not decoder.stopped or frames.pending:
+            raise UpstreamError(f"provider {self.provider.id} ended the stream early")
+
+    async def _chunks(
+        self, url: URL, body: bytes, headers: Mapping[str, str], timeouts: Timeouts
+    ) -> AsyncGenerator[bytes, None]:
+        """The raw response body as it arrives (first_byte, then idle timeout between chunks)."""
+        t, pid = self.transport, self.provider.id
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeouts.first_byte
+        try:
+            async with asyncio.timeout_at(deadline):
+                resp = await t.session.post(url, data=body, headers=headers)
+            async with resp:
+                if resp.status >= 400:
+                    async with asyncio.timeout_at(deadline):
+                        raw = await resp.content.read(_MAX_ERROR_BODY)
+                    raise _status_error(pid, resp.status, raw, resp.headers, t.secrets)
+                while True:
+                    async with asyncio.timeout_at(deadline):
+                        chunk = await resp.content.readany()
+                    if not chunk:
+                        return
+                    yield chunk
+                    deadline = loop.time() + timeouts.idle
+        except TimeoutError:
+            raise UpstreamTimeout(f"provider {pid} timed out") from None
+        except aiohttp.ClientError as e:
+            raise _connection_error(pid, e) from None
+
+    async def close(self) -> None:
+        await self.transport.close()
