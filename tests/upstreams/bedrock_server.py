@@ -36,21 +36,21 @@ API_KEY = "bedrock-api-key-test-0123456789"
 REGION = "us-east-1"
 
 STOP = {"end": "end_turn", "tool_use": "tool_use", "max_tokens": "max_tokens", "stop_sequence": "stop_sequence",
-        "refusal": "content_filtered"}  # fmt: skip
+        "refusal": "content_filtered"}
 ERROR_TYPES = {400: "ValidationException", 403: "AccessDeniedException", 404: "ResourceNotFoundException",
                408: "ModelTimeoutException", 424: "ModelErrorException", 429: "ThrottlingException",
-               500: "InternalServerException", 503: "ServiceUnavailableException"}  # fmt: skip
+               500: "InternalServerException", 503: "ServiceUnavailableException"}
 ERROR_MESSAGES = {429: "Too many requests, please wait before trying again.",
                   500: "The system encountered an unexpected error during processing. Try your request again.",
-                  503: "Bedrock is unable to process your request."}  # fmt: skip
+                  503: "Bedrock is unable to process your request."}
 BAD_SIGNATURE = ("The request signature we calculated does not match the signature you provided. Check your AWS "
-                 "Secret Access Key and signing method. Consult the service documentation for details.")  # fmt: skip
+                 "Secret Access Key and signing method. Consult the service documentation for details.")
 _AUTH = re.compile(r"AWS4-HMAC-SHA256 Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]{64})")
 _BLOCK_KEYS = {"text", "image", "document", "toolUse", "toolResult", "reasoningContent", "cachePoint",
-               "guardContent", "video"}  # fmt: skip
+               "guardContent", "video"}
 _BODY_KEYS = {"messages", "system", "inferenceConfig", "toolConfig", "guardrailConfig", "additionalModelRequestFields",
               "additionalModelResponseFieldPaths", "promptVariables", "requestMetadata", "performanceConfig",
-              "serviceTier"}  # fmt: skip
+              "serviceTier"}
 
 
 # ----- the event-stream encoding ----------------------------------------------------------------
@@ -145,7 +145,7 @@ class BedrockUpstream(EmulatedUpstream):
         expected = self.signature(
             request.method, f"http://{rec.header('host')}{request.raw_path}",
             {n: rec.header(n) or "" for n in names}, rec.raw, date,
-        )  # fmt: skip
+        )
         if not hmac.compare_digest(expected, signature):
             return self._denied("InvalidSignatureException", BAD_SIGNATURE)
         return None
@@ -161,7 +161,7 @@ class BedrockUpstream(EmulatedUpstream):
 
     def _denied(self, kind: str, message: str) -> web.Response:
         return web.json_response({"message": message}, status=403,
-                                 headers={**self.response_headers(), "x-amzn-ErrorType": f"{kind}:http://internal.amazon.com/coral/com.amazon.coral.service/"})  # fmt: skip
+                                 headers={**self.response_headers(), "x-amzn-ErrorType": f"{kind}:http://internal.amazon.com/coral/com.amazon.coral.service/"})
 
     # ----- rendering ----------------------------------------------------------------------------
     def response_headers(self) -> dict[str, str]:
@@ -171,7 +171,7 @@ class BedrockUpstream(EmulatedUpstream):
         return {"message": message or ERROR_MESSAGES.get(status, "Error")}
 
     def error_response(self, status: int, message: str | None = None, **extra: str) -> web.Response:
-        extra.setdefault("x-amzn-ErrorType", f"{ERROR_TYPES.get(status, 'InternalServerException')}:http://internal.amazon.com/coral/com.amazon.bedrock/")  # noqa: E501
+        extra.setdefault("x-amzn-ErrorType", f"{ERROR_TYPES.get(status, 'InternalServerException')}:http://internal.amazon.com/coral/com.amazon.bedrock/")
         return super().error_response(status, message, **extra)
 
     def _fault_response(self, fault: Fault, headers: dict[str, str]) -> web.Response:
@@ -217,7 +217,7 @@ class BedrockUpstream(EmulatedUpstream):
     @staticmethod
     def _usage(reply: Reply) -> dict[str, int]:
         u = {"inputTokens": reply.input_tokens, "outputTokens": reply.output_tokens,
-             "totalTokens": reply.prompt_tokens + reply.output_tokens}  # fmt: skip
+             "totalTokens": reply.prompt_tokens + reply.output_tokens}
         if reply.cache_read or reply.cache_write:
             u |= {"cacheReadInputTokens": reply.cache_read, "cacheWriteInputTokens": reply.cache_write}
         return u
@@ -240,7 +240,7 @@ class BedrockUpstream(EmulatedUpstream):
         events.append(event("metadata", {"usage": self._usage(reply), "metrics": {"latencyMs": 42}, "p": "ab"}))
         error = fault.body if isinstance(fault.body, dict) else {}
         error_event = exception(str(error.get("type") or "modelStreamErrorException"),
-                                str(error.get("message") or "The model stream failed."))  # fmt: skip
+                                str(error.get("message") or "The model stream failed."))
         broken = bytearray(event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "x"}}))
         broken[-1] ^= 0xFF  # a message CRC that does not match
         return StreamPlan(events=events, error_event=error_event, broken_event=bytes(broken))
@@ -296,7 +296,7 @@ def invalid(body: dict[str, Any]) -> str | None:
         answered = {b["toolResult"]["toolUseId"] for b in following if isinstance(b, dict) and "toolResult" in b}
         if used - answered:
             return (f"Expected toolResult blocks at messages.{i + 1}.content for the following Ids: "
-                    f"{', '.join(sorted(used - answered))}")  # fmt: skip
+                    f"{', '.join(sorted(used - answered))}")
     if has_tool_blocks and not body.get("toolConfig"):
         return "The toolConfig field must be defined when using toolUse and toolResult content blocks."
     config = body.get("toolConfig")

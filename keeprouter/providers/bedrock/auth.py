@@ -75,7 +75,7 @@ class SigV4Signer:
                 creds = self._chain
             if creds is None:
                 raise NoCredentials("no AWS credentials: set aws_access_key_id/aws_secret_access_key, "
-                                    "an api_key, or the standard AWS credential chain")  # fmt: skip
+                                    "an api_key, or the standard AWS credential chain")
         frozen: ReadOnlyCredentials = creds.get_frozen_credentials()
         return frozen
 

@@ -123,7 +123,7 @@ def parse_block(b: object) -> Part | None:
     use = b.get("toolUse")
     if isinstance(use, dict):
         return ToolCallPart(id=str(use.get("toolUseId") or ""), name=str(use.get("name") or ""),
-                            arguments=_arguments(use.get("input")))  # fmt: skip
+                            arguments=_arguments(use.get("input")))
     rc = b.get("reasoningContent")
     if isinstance(rc, dict):
         if isinstance(rc.get("redactedContent"), str):
@@ -132,7 +132,7 @@ def parse_block(b: object) -> Part | None:
         if isinstance(rt, dict):
             sig = rt.get("signature")
             return ThinkingPart(text=str(rt.get("text") or ""), signature=sig if isinstance(sig, str) else None,
-                                origin=ORIGIN)  # fmt: skip
+                                origin=ORIGIN)
     return None
 
 

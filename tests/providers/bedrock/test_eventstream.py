@@ -22,7 +22,7 @@ STREAM = b"".join(
 EXPECTED = [
     ("messageStart", b'{"role":"assistant"}'),
     ("contentBlockDelta", json.dumps({"contentBlockIndex": 0, "delta": {"text": "héllo ✓"}},
-                                     separators=(",", ":")).encode()),  # fmt: skip
+                                     separators=(",", ":")).encode()),
     ("messageStop", b'{"stopReason":"end_turn"}'),
     ("throttlingException", b'{"message": "slow down"}'),
 ]
