@@ -226,3 +226,36 @@ async def test_bad_signature_is_a_provider_failure(bedrock_upstream: BedrockUpst
     assert "provider bd rejected KeepRouter's credentials" in str(e.value.body), e.value.body
     assert "not-the-secret" not in str(e.value.body)
     assert bedrock_upstream.requests and bedrock_upstream.pending == 0
+
+
+async def test_bedrock_api_key(bedrock_upstream: BedrockUpstream, tmp_path: Path) -> None:
+    cfg = config(bedrock_upstream.url, sqlite_url(tmp_path))
+    bd = cfg["providers"]["bd"]
+    for k in ("aws_access_key_id", "aws_secret_access_key"):
+        del bd[k]
+    bd["api_key"] = bedrock_upstream.expected_key
+    bedrock_upstream.script(Reply(text="keyed"))
+    async with run_gateway(cfg) as g:
+        r = await ask(g, "openai", True, messages=[{"role": "user", "content": "Hi"}])
+    assert r.text == "keyed"
+    assert bedrock_upstream.requests[0].headers["authorization"] == f"Bearer {bedrock_upstream.expected_key}"
+
+
+async def test_image_goes_inline(gw: RunningGateway, bedrock_upstream: BedrockUpstream) -> None:
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    content = [{"type": "text", "text": "What is this?"},
+               {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}}]
+    r = await ask(gw, "openai", False, messages=[{"role": "user", "content": content}])
+    assert r.text == "Hello!"
+    assert bedrock_upstream.requests[0].body["messages"][0]["content"][1] == {
+        "image": {"format": "png", "source": {"bytes": png}}
+    }
+
+
+@pytest.mark.parametrize("stream", STREAM)
+async def test_structured_output(gw: RunningGateway, bedrock_upstream: BedrockUpstream, stream: bool) -> None:
+    bedrock_upstream.script(Reply(text='{"city":"Oslo"}'))  # answered as a call of the forced tool
+    rf = {"type": "json_schema", "json_schema": {"name": "answer", "schema": SCHEMA}}
+    r = await ask(gw, "openai", stream, messages=[{"role": "user", "content": "A city?"}], response_format=rf)
+    assert json.loads(r.text) == {"city": "Oslo"} and r.stop == "end" and not r.tool_calls
+    assert bedrock_upstream.requests[0].body["toolConfig"]["toolChoice"] == {"tool": {"name": "answer"}}
