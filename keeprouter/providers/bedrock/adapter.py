@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 from urllib.parse import quote
 
 import aiohttp
@@ -98,20 +99,22 @@ class BedrockAdapter:
         decoder = BedrockStreamDecoder(
             id=f"msg_{uuid.uuid4().hex}", model=ep.model, provider=self.provider.id, json_tool=self._json_tool(req)
         )
-        async for chunk in self._chunks(URL(url, encoded=True), body, headers, ep.timeout):
-            try:
-                messages = frames.feed(chunk)
-            except ValueError as e:
-                raise UpstreamError(f"provider {self.provider.id} sent an invalid stream: {e}") from None
-            for event_type, payload in messages:
+        # closed on every path (the caller's aclose() included): that closes the upstream connection
+        async with aclosing(self._chunks(URL(url, encoded=True), body, headers, ep.timeout)) as chunks:
+            async for chunk in chunks:
                 try:
-                    events = decoder.feed(event_type, payload)
-                except UpstreamError as e:  # an in-band exception: it may echo our key back
-                    raise self.transport.scrub(e) from None
-                for ev in events:
-                    yield ev
-                if decoder.done:
-                    return
+                    messages = frames.feed(chunk)
+                except ValueError as e:
+                    raise UpstreamError(f"provider {self.provider.id} sent an invalid stream: {e}") from None
+                for event_type, payload in messages:
+                    try:
+                        events = decoder.feed(event_type, payload)
+                    except UpstreamError as e:  # an in-band exception: it may echo our key back
+                        raise self.transport.scrub(e) from None
+                    for ev in events:
+                        yield ev
+                    if decoder.done:
+                        return
         if not decoder.stopped or frames.pending:
             raise UpstreamError(f"provider {self.provider.id} ended the stream early")
 
