@@ -73,12 +73,14 @@ async def test_first_byte_timeout(adapter: BedrockAdapter, bedrock_upstream: Bed
 
 async def test_http_error_before_the_stream(adapter: BedrockAdapter, bedrock_upstream: BedrockUpstream) -> None:
     bedrock_upstream.script(Fault(status=400, body={"message": "messages.0: bad"}))
-    with pytest.raises(UpstreamError, match="messages.0: bad") as e:
+    with pytest.raises(UpstreamError, match=r"messages\.0: bad") as e:
         await events(adapter)
     assert e.value.status == 400
 
 
-async def test_closing_the_stream_closes_the_upstream(adapter: BedrockAdapter, bedrock_upstream: BedrockUpstream) -> None:
+async def test_closing_the_stream_closes_the_upstream(
+    adapter: BedrockAdapter, bedrock_upstream: BedrockUpstream
+) -> None:
     bedrock_upstream.script(Fault(drip_interval=0.05, reply=Reply(text="a long answer, dripped slowly", chunk_size=1)))
     async with aclosing(adapter.stream(REQ, EP, {})) as s:
         async for ev in s:
