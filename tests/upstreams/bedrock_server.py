@@ -222,6 +222,14 @@ class BedrockUpstream(EmulatedUpstream):
             u |= {"cacheReadInputTokens": reply.cache_read, "cacheWriteInputTokens": reply.cache_write}
         return u
 
+    @staticmethod
+    def _fields(reply: Reply, rec: Received) -> dict[str, Any]:
+        """``additionalModelResponseFields``: the matched stop sequence when the request asked for it."""
+        paths = rec.body.get("additionalModelResponseFieldPaths") if isinstance(rec.body, dict) else None
+        if reply.stop_kind == "stop_sequence" and isinstance(paths, list) and "/stop_sequence" in paths:
+            return {"additionalModelResponseFields": {"stop_sequence": reply.stop_sequence}}
+        return {}
+
     def render(self, reply: Reply, rec: Received) -> dict[str, Any]:
         reply = self._forced(reply, rec)
         return {
@@ -229,6 +237,7 @@ class BedrockUpstream(EmulatedUpstream):
             "stopReason": STOP[reply.stop_kind],
             "usage": self._usage(reply),
             "metrics": {"latencyMs": 42},
+            **self._fields(reply, rec),
         }
 
     def plan_stream(self, reply: Reply, fault: Fault, rec: Received) -> StreamPlan:
@@ -236,7 +245,7 @@ class BedrockUpstream(EmulatedUpstream):
         events = [event("messageStart", {"role": "assistant", "p": "abcdefghijklmnopq"})]
         for index, block in enumerate(self._blocks(reply)):
             events.extend(_block_events(index, block, reply))
-        events.append(event("messageStop", {"stopReason": STOP[reply.stop_kind], "p": "abcd"}))
+        events.append(event("messageStop", {"stopReason": STOP[reply.stop_kind], **self._fields(reply, rec)}))
         events.append(event("metadata", {"usage": self._usage(reply), "metrics": {"latencyMs": 42}, "p": "ab"}))
         error = fault.body if isinstance(fault.body, dict) else {}
         error_event = exception(str(error.get("type") or "modelStreamErrorException"),
@@ -287,6 +296,10 @@ def invalid(body: dict[str, Any]) -> str | None:
                 return f"messages.{i}.content.{j}: a content block must have exactly one known member"
             if "text" in b and not str(b["text"]).strip():
                 return f"The text field in the ContentBlock object at messages.{i}.content.{j} is blank."
+            result = b.get("toolResult")
+            if isinstance(result, dict) and (not result.get("content") or any(
+                    "text" in c and not str(c["text"]).strip() for c in result["content"])):
+                return f"The content field in the ToolResult object at messages.{i}.content.{j} is blank."
             rc = b.get("reasoningContent")
             if isinstance(rc, dict) and "reasoningText" in rc and not isinstance(rc["reasoningText"].get("text"), str):
                 return f"messages.{i}.content.{j}.reasoningContent.reasoningText.text: Member must not be null"

@@ -20,6 +20,8 @@ The model id travels in the URL, never in the body. Decisions:
   forced tool choice (Claude rejects both pairs). maxTokens is raised above the thinking budget.
 - Structured output (`response_format`) is a forced tool whose input schema is the caller's schema,
   as for Anthropic upstreams; `response.py` / `stream.py` turn its call back into text.
+- With stop sequences, Claude models are asked for the one that matched
+  (`additionalModelResponseFieldPaths: ["/stop_sequence"]`).
 - Images must be inline (Converse takes bytes or S3 locations, not web URLs).
 """
 
@@ -44,6 +46,7 @@ REPLAYED_ORIGINS = frozenset({ORIGIN, "anthropic"})
 IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif",
                  "image/webp": "webp"}
 CACHE_POINT: dict[str, Any] = {"cachePoint": {"type": "default"}}
+EMPTY_RESULT = "(no output)"
 
 
 def is_claude(model: str) -> bool:
@@ -74,6 +77,8 @@ def _result(p: ToolResultPart) -> dict[str, Any]:
                 content.append({"text": c.text})
         else:
             content.append(_image(c))
+    if not content:  # Converse refuses blank text, and a result needs content: say it was empty
+        content.append({"text": EMPTY_RESULT})
     d: dict[str, Any] = {"toolUseId": tool_id(p.tool_call_id), "content": content}
     if p.is_error:
         d["status"] = "error"
@@ -211,6 +216,8 @@ def build_request(req: ChatRequest, model: str, *, default_max_tokens: int) -> d
             inference["topP"] = req.top_p
     if req.stop:
         inference["stopSequences"] = list(req.stop)
+        if claude:  # Converse does not say which sequence stopped the answer unless asked
+            body["additionalModelResponseFieldPaths"] = ["/stop_sequence"]
     body["inferenceConfig"] = inference
     if claude and req.top_k is not None and not thinking_on:
         extra["top_k"] = req.top_k

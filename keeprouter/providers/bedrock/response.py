@@ -110,6 +110,12 @@ def parse_usage(u: object) -> Usage:
     )
 
 
+def stop_sequence(fields: object) -> str | None:
+    """The matched stop sequence, from `additionalModelResponseFields` (Claude, when asked)."""
+    seq = fields.get("stop_sequence") if isinstance(fields, dict) else None
+    return seq if isinstance(seq, str) else None
+
+
 def _arguments(value: object) -> str:
     return orjson.dumps(value if isinstance(value, dict) else {}).decode()
 
@@ -155,4 +161,5 @@ def parse_response(body: dict[str, Any], *, model: str, id: str = "", json_tool:
     stop: StopReason | None = STOP.get(sr, "end_turn") if isinstance(sr, str) else None
     if stop == "tool_use" and not any(isinstance(p, ToolCallPart) for p in parts):
         stop = "end_turn"
-    return ChatResponse(id=id, model=model, content=parts, stop_reason=stop, usage=parse_usage(body.get("usage")))
+    return ChatResponse(id=id, model=model, content=parts, stop_reason=stop, usage=parse_usage(body.get("usage")),
+                        stop_sequence=stop_sequence(body.get("additionalModelResponseFields")))

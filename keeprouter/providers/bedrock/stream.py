@@ -37,7 +37,7 @@ from keeprouter.formats.canonical import (
 )
 
 from .eventstream import ERROR
-from .response import STOP, error_for, error_message, parse_usage
+from .response import STOP, error_for, error_message, parse_usage, stop_sequence
 
 EVENTS = frozenset(
     {"messageStart", "contentBlockStart", "contentBlockDelta", "contentBlockStop", "messageStop", "metadata"}
@@ -81,7 +81,8 @@ class BedrockStreamDecoder:
             stop = STOP.get(sr, "end_turn") if isinstance(sr, str) else "end_turn"
             if stop == "tool_use" and not self._tools:
                 stop = "end_turn"  # the only call was the structured answer
-            out.append(Finish(stop_reason=stop))
+            seq = stop_sequence(data.get("additionalModelResponseFields"))
+            out.append(Finish(stop_reason=stop, stop_sequence=seq))
         elif event_type == "metadata":
             if self.stopped:
                 self.done = True

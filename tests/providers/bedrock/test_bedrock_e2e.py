@@ -253,6 +253,21 @@ async def test_image_goes_inline(gw: RunningGateway, bedrock_upstream: BedrockUp
 
 
 @pytest.mark.parametrize("stream", STREAM)
+async def test_stop_sequence_reaches_anthropic_callers(
+    gw: RunningGateway, bedrock_upstream: BedrockUpstream, stream: bool
+) -> None:
+    bedrock_upstream.script(Reply(text="one two", stop="stop_sequence", stop_sequence="THREE"))
+    r = await ask(gw, "anthropic", stream, messages=[{"role": "user", "content": "Count"}], stop_sequences=["THREE"])
+    assert r.stop == "stop_sequence"
+    final = r.raw if not stream else None
+    if final is not None:
+        assert final.stop_sequence == "THREE"
+    sent = bedrock_upstream.requests[0].body
+    assert sent["inferenceConfig"]["stopSequences"] == ["THREE"]
+    assert sent["additionalModelResponseFieldPaths"] == ["/stop_sequence"]
+
+
+@pytest.mark.parametrize("stream", STREAM)
 async def test_structured_output(gw: RunningGateway, bedrock_upstream: BedrockUpstream, stream: bool) -> None:
     bedrock_upstream.script(Reply(text='{"city":"Oslo"}'))  # answered as a call of the forced tool
     rf = {"type": "json_schema", "json_schema": {"name": "answer", "schema": SCHEMA}}

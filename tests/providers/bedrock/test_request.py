@@ -39,6 +39,7 @@ def test_text_system_and_inference_config() -> None:
         "messages": [{"role": "user", "content": [{"text": "hi"}]}],
         "system": [{"text": "Be brief."}],
         "inferenceConfig": {"maxTokens": 50, "temperature": 1.0, "stopSequences": ["END"]},
+        "additionalModelResponseFieldPaths": ["/stop_sequence"],  # which one matched (Claude)
     }
     assert "model" not in b
 
@@ -95,6 +96,16 @@ def test_tool_history_without_tools_still_gets_a_tool_config() -> None:
 def test_tool_choice(choice: ToolChoice | None, expected: dict | None) -> None:  # type: ignore[type-arg]
     b = body(ChatRequest(model="m", messages=[user("x")], tools=[WEATHER], tool_choice=choice))
     assert b["toolConfig"].get("toolChoice") == expected
+
+
+def test_empty_tool_result_is_not_blank() -> None:
+    history = [
+        user("x"),
+        Message(role="assistant", content=[ToolCallPart(id="a", name="lookup", arguments="{}")]),
+        Message(role="user", content=[ToolResultPart(tool_call_id="a", content=[TextPart(text="")])]),
+    ]
+    b = body(ChatRequest(model="m", messages=history, tools=[WEATHER]))
+    assert b["messages"][2]["content"] == [{"toolResult": {"toolUseId": "a", "content": [{"text": "(no output)"}]}}]
 
 
 def test_tool_choice_none_leaves_tools_out() -> None:
