@@ -4,7 +4,7 @@ The model id travels in the URL, never in the body. Decisions:
 - Content blocks are Converse's own: `text`, `image {format, source.bytes}` (base64 in JSON),
   `toolUse {toolUseId, name, input}`, `toolResult {toolUseId, content, status}` (in the user turn),
   `reasoningContent` (`reasoningText {text, signature}` or `redactedContent`) and a `cachePoint`
-  after any block the caller marked with `cache_control`.
+  after any block the caller marked with `cache_control` (Claude and Nova models only).
 - Every tool call of an assistant turn is kept, in order, with every result in the next user turn.
 - `toolConfig` goes with every request that has tools, also when the history holds tool blocks
   (Converse refuses toolUse/toolResult history without a toolConfig: tools named only in the
@@ -52,6 +52,15 @@ EMPTY_RESULT = "(no output)"
 def is_claude(model: str) -> bool:
     """A Claude model id or inference profile (`anthropic.claude-…`, `us.anthropic.claude-…`, an ARN)."""
     return "anthropic." in model or "claude" in model
+
+
+def caches(model: str) -> bool:
+    """Whether the model takes `cachePoint` blocks (Claude and Nova; others refuse them)."""
+    return is_claude(model) or "amazon.nova" in model
+
+
+def _uncached(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [b for b in blocks if "cachePoint" not in b]
 
 
 def _image(p: ImagePart) -> dict[str, Any]:
@@ -223,4 +232,11 @@ def build_request(req: ChatRequest, model: str, *, default_max_tokens: int) -> d
         extra["top_k"] = req.top_k
     if extra:
         body["additionalModelRequestFields"] = extra
+    if not caches(model):
+        for turn in turns:
+            turn["content"] = _uncached(turn["content"])
+        if system:
+            body["system"] = _uncached(system)
+        if config is not None:
+            config["tools"] = _uncached(config["tools"])
     return body

@@ -180,6 +180,10 @@ def test_cache_points_and_merged_turns() -> None:
                                                           {"text": "be nice"}]}]
     assert b["system"] == [{"text": "s"}, {"cachePoint": {"type": "default"}}]
     assert b["toolConfig"]["tools"][1] == {"cachePoint": {"type": "default"}}
+    llama = build_request(ChatRequest(model="m", messages=history, system=[TextPart(text="s", cache_control={})]),
+                          "meta.llama3-70b-instruct-v1:0", default_max_tokens=10)
+    assert llama["messages"][0]["content"] == [{"text": "a"}, {"text": "be nice"}]
+    assert llama["system"] == [{"text": "s"}]
 
 
 def test_structured_output_is_a_forced_tool() -> None:
