@@ -103,12 +103,27 @@ class BedrockUpstream(EmulatedUpstream):
         self.validate = validate
         self.add_route("POST", "/model/{model}/converse", self._converse)
         self.add_route("POST", "/model/{model}/converse-stream", self._converse_stream)
+        self.add_route("POST", "/model/{model}/count-tokens", self._count_tokens)
 
     async def _converse(self, request: web.Request, rec: Received) -> web.StreamResponse:
         return await self._answer(request, rec, stream=False)
 
     async def _converse_stream(self, request: web.Request, rec: Received) -> web.StreamResponse:
         return await self._answer(request, rec, stream=True)
+
+    async def _count_tokens(self, request: web.Request, rec: Received) -> web.StreamResponse:
+        """CountTokens: ``{"input": {"converse": {messages, system, toolConfig, …}}}`` ->
+        ``{"inputTokens"}``, the compact JSON length of that input // 4 (deterministic)."""
+        rejected = self._authorize(request, rec)
+        if rejected is not None:
+            return rejected
+        converse = rec.body.get("input", {}).get("converse") if isinstance(rec.body, dict) else None
+        problem = invalid(converse) if isinstance(converse, dict) and self.validate else None
+        if not isinstance(converse, dict) or problem is not None:
+            return self.error_response(400, problem or "The provided request is not valid")
+        rec.completed = True
+        n = max(1, len(json.dumps(converse, separators=(",", ":"), sort_keys=True)) // 4)
+        return web.json_response({"inputTokens": n}, headers=self.response_headers())
 
     async def _answer(self, request: web.Request, rec: Received, *, stream: bool) -> web.StreamResponse:
         rejected = self._authorize(request, rec)

@@ -31,11 +31,13 @@ from keeprouter.providers.transport import Transport, _connection_error, _status
 
 from .auth import BearerAuth, NoCredentials, RequestSigner, SigV4Signer
 from .eventstream import EventStreamDecoder
-from .request import build_request
+from .request import build_request, is_claude
 from .response import parse_response
 from .stream import BedrockStreamDecoder
 
 DEFAULT_MAX_TOKENS = 8192  # Claude requires a maximum; callers of other APIs may omit it
+COUNT_TIMEOUT = 10.0  # seconds: a count that slow is better estimated locally
+_COUNTED = ("messages", "system", "toolConfig", "additionalModelRequestFields")  # what CountTokens takes
 _MAX_ERROR_BODY = 64 * 1024
 
 
@@ -81,6 +83,22 @@ class BedrockAdapter:
     def _body(self, req: ChatRequest, ep: EndpointConfig) -> bytes:
         default_max = ep.max_output_tokens or DEFAULT_MAX_TOKENS
         return orjson.dumps(build_request(req, ep.model, default_max_tokens=default_max))
+
+    async def count_tokens(self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]) -> int:
+        """Bedrock's own count (`CountTokens` over the Converse input; Claude models only); raises
+        UpstreamError when the model or host cannot count, so the caller estimates locally."""
+        if not is_claude(ep.model):
+            raise UpstreamError(f"provider {self.provider.id} counts tokens for Claude models only")
+        converse = build_request(req, ep.model, default_max_tokens=1)
+        url = self.url(ep.model, "count-tokens")
+        body = orjson.dumps({"input": {"converse": {k: converse[k] for k in _COUNTED if k in converse}}})
+        headers = await self._signed(url, body, "application/json")
+        timeouts = Timeouts(connect=ep.timeout.connect, first_byte=COUNT_TIMEOUT, idle=COUNT_TIMEOUT)
+        data = await self.transport.post_json(URL(url, encoded=True), body, headers, timeouts)
+        n = data.get("inputTokens")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise UpstreamError(f"provider {self.provider.id} returned no token count")
+        return n
 
     async def complete(
         self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]

@@ -91,6 +91,15 @@ async def test_closing_the_stream_closes_the_upstream(
     assert rec.disconnected and not rec.completed
 
 
+async def test_count_tokens_only_for_claude(adapter: BedrockAdapter, bedrock_upstream: BedrockUpstream) -> None:
+    nova = EndpointConfig(provider="bd", model="amazon.nova-pro-v1:0", pricing=EP.pricing, capabilities=frozenset(),
+                          context_length=1000, max_output_tokens=None, timeout=TIMEOUTS)
+    with pytest.raises(UpstreamError, match="Claude models only"):
+        await adapter.count_tokens(REQ, nova, {})
+    assert not bedrock_upstream.requests
+    assert await adapter.count_tokens(REQ, EP, {}) > 0
+
+
 async def test_complete(adapter: BedrockAdapter, bedrock_upstream: BedrockUpstream) -> None:
     bedrock_upstream.script(Reply(text="whole", input_tokens=3, output_tokens=2))
     r = await adapter.complete(REQ, EP, {})

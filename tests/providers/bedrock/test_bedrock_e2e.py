@@ -274,3 +274,15 @@ async def test_structured_output(gw: RunningGateway, bedrock_upstream: BedrockUp
     r = await ask(gw, "openai", stream, messages=[{"role": "user", "content": "A city?"}], response_format=rf)
     assert json.loads(r.text) == {"city": "Oslo"} and r.stop == "end" and not r.tool_calls
     assert bedrock_upstream.requests[0].body["toolConfig"]["toolChoice"] == {"tool": {"name": "answer"}}
+
+
+async def test_count_tokens_is_bedrocks_own(gw: RunningGateway, bedrock_upstream: BedrockUpstream) -> None:
+    async with anthropic_client(gw.url, gw.admin_key) as c:
+        r = await c.messages.count_tokens(model="claude-bedrock", messages=[{"role": "user", "content": "Hello"}],
+                                          system="Be brief.")
+    [rec] = bedrock_upstream.requests
+    assert rec.path == f"/model/{MODEL}/count-tokens"
+    converse = rec.body["input"]["converse"]
+    assert converse["messages"] == [{"role": "user", "content": [{"text": "Hello"}]}]
+    assert converse["system"] == [{"text": "Be brief."}]
+    assert r.input_tokens == len(json.dumps(converse, separators=(",", ":"), sort_keys=True)) // 4
