@@ -13,7 +13,6 @@ from typing import Any
 
 import aiohttp
 import orjson
-from yarl import URL
 
 from keeprouter.config import ProviderConfig, Timeouts
 from keeprouter.errors import UpstreamError, UpstreamTimeout
@@ -56,7 +55,7 @@ class Transport:
             self._session = None
 
     async def post_json(
-        self, url: str | URL, body: bytes, headers: Mapping[str, str], timeouts: Timeouts
+        self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts
     ) -> dict[str, Any]:
         """POST and return the parsed JSON answer; non-2xx raises UpstreamError."""
         try:
@@ -78,7 +77,7 @@ class Transport:
         return data
 
     async def post_stream(
-        self, url: str | URL, body: bytes, headers: Mapping[str, str], timeouts: Timeouts
+        self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts
     ) -> AsyncGenerator[SSEEvent, None]:
         """POST and yield SSE events as they arrive (first_byte, then idle timeout between events)."""
         loop = asyncio.get_running_loop()

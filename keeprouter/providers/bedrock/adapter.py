@@ -5,10 +5,11 @@
 percent-encoded into one path segment (`:` -> `%3A`, an ARN's `/` too) and the URL is handed to
 aiohttp pre-encoded, so what is sent is exactly what was signed.
 
-The stream: the transport frames only SSE today, so `_chunks` reads the raw body through the
-transport's session (same timeouts and error mapping as `Transport.post_stream`) and
-`EventStreamDecoder` frames it; once the transport takes a framing, this becomes
-`transport.post_stream(..., framing=EventStreamDecoder)`.
+Requests go through the transport's session (its pool, timeouts' shape, connection-error mapping
+and secret redaction) by `_post`, which reads the raw body: the transport frames only SSE today,
+and Bedrock's errors are mapped by their `x-amzn-errortype` rather than by status alone. Once the
+transport takes a framing, the stream becomes `transport.post_stream(..., framing=EventStreamDecoder)`
+and `_post` the transport's own, with `_http_error` as this kind's error mapping.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -32,7 +34,7 @@ from keeprouter.providers.transport import Transport, _connection_error, _status
 from .auth import BearerAuth, NoCredentials, RequestSigner, SigV4Signer
 from .eventstream import EventStreamDecoder
 from .request import build_request, is_claude
-from .response import parse_response
+from .response import error_for, error_message, error_type, parse_response
 from .stream import BedrockStreamDecoder
 
 DEFAULT_MAX_TOKENS = 8192  # Claude requires a maximum; callers of other APIs may omit it
@@ -90,11 +92,9 @@ class BedrockAdapter:
         if not is_claude(ep.model):
             raise UpstreamError(f"provider {self.provider.id} counts tokens for Claude models only")
         converse = build_request(req, ep.model, default_max_tokens=1)
-        url = self.url(ep.model, "count-tokens")
         body = orjson.dumps({"input": {"converse": {k: converse[k] for k in _COUNTED if k in converse}}})
-        headers = await self._signed(url, body, "application/json")
         timeouts = Timeouts(connect=ep.timeout.connect, first_byte=COUNT_TIMEOUT, idle=COUNT_TIMEOUT)
-        data = await self.transport.post_json(URL(url, encoded=True), body, headers, timeouts)
+        data = await self._json(self.url(ep.model, "count-tokens"), body, timeouts)
         n = data.get("inputTokens")
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise UpstreamError(f"provider {self.provider.id} returned no token count")
@@ -103,9 +103,7 @@ class BedrockAdapter:
     async def complete(
         self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
     ) -> ChatResponse:
-        url, body = self.url(ep.model, "converse"), self._body(req, ep)
-        headers = await self._signed(url, body, "application/json")
-        data = await self.transport.post_json(URL(url, encoded=True), body, headers, ep.timeout)
+        data = await self._json(self.url(ep.model, "converse"), self._body(req, ep), ep.timeout)
         return parse_response(data, model=ep.model, id=f"msg_{uuid.uuid4().hex}", json_tool=self._json_tool(req))
 
     async def stream(
@@ -118,7 +116,7 @@ class BedrockAdapter:
             id=f"msg_{uuid.uuid4().hex}", model=ep.model, provider=self.provider.id, json_tool=self._json_tool(req)
         )
         # closed on every path (the caller's aclose() included): that closes the upstream connection
-        async with aclosing(self._chunks(URL(url, encoded=True), body, headers, ep.timeout)) as chunks:
+        async with aclosing(self._post(url, body, headers, ep.timeout)) as chunks:
             async for chunk in chunks:
                 try:
                     messages = frames.feed(chunk)
@@ -136,21 +134,40 @@ class BedrockAdapter:
         if not decoder.stopped or frames.pending:
             raise UpstreamError(f"provider {self.provider.id} ended the stream early")
 
-    async def _chunks(
-        self, url: URL, body: bytes, headers: Mapping[str, str], timeouts: Timeouts
+    async def _json(self, url: str, body: bytes, timeouts: Timeouts) -> dict[str, Any]:
+        """POST a signed JSON request; the parsed JSON answer."""
+        headers = await self._signed(url, body, "application/json")
+        async with aclosing(self._post(url, body, headers, timeouts, whole=True)) as chunks:
+            raw = b"".join([chunk async for chunk in chunks])
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            data = None
+        if not isinstance(data, dict):
+            raise UpstreamError(f"provider {self.provider.id} returned invalid JSON")
+        return data
+
+    async def _post(
+        self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts, *, whole: bool = False
     ) -> AsyncGenerator[bytes, None]:
-        """The raw response body as it arrives (first_byte, then idle timeout between chunks)."""
+        """POST through the transport's session, the URL sent exactly as signed; the response body
+        as it arrives (first_byte, then idle timeout between chunks), or whole in one chunk."""
         t, pid = self.transport, self.provider.id
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeouts.first_byte
         try:
             async with asyncio.timeout_at(deadline):
-                resp = await t.session.post(url, data=body, headers=headers)
+                resp = await t.session.post(URL(url, encoded=True), data=body, headers=headers)
             async with resp:
                 if resp.status >= 400:
                     async with asyncio.timeout_at(deadline):
                         raw = await resp.content.read(_MAX_ERROR_BODY)
-                    raise _status_error(pid, resp.status, raw, resp.headers, t.secrets)
+                    raise self._http_error(resp.status, raw, resp.headers)
+                if whole:
+                    async with asyncio.timeout_at(deadline):
+                        raw = await resp.read()
+                    yield raw  # outside the timeout: it must not reach into the consumer
+                    return
                 while True:
                     async with asyncio.timeout_at(deadline):
                         chunk = await resp.content.readany()
@@ -162,6 +179,16 @@ class BedrockAdapter:
             raise UpstreamTimeout(f"provider {pid} timed out") from None
         except aiohttp.ClientError as e:
             raise _connection_error(pid, e) from None
+
+    def _http_error(self, status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamError:
+        """Bedrock's error, by the type in `x-amzn-errortype`; without that header it was not Bedrock
+        answering (a proxy, a load balancer): mapped by status like any upstream."""
+        kind = error_type(headers.get("x-amzn-errortype"))
+        if not kind:
+            return _status_error(self.provider.id, status, raw, headers, self.transport.secrets)
+        message = error_message(raw) or f"HTTP {status}"
+        e = error_for(kind, message, self.provider.id, status=status, retry_after=headers.get("retry-after"))
+        return self.transport.scrub(e)
 
     async def close(self) -> None:
         await self.transport.close()

@@ -63,21 +63,23 @@ def error_type(header: str | None) -> str:
     return (header or "").split(":", 1)[0].strip()
 
 
-def error_for(kind: str, message: str, provider: str) -> UpstreamError:
-    """An error of Bedrock type `kind` (header or exception event) as the caller should see it:
-    400/404/429 keep their status and message; a refused credential is the router's problem (502);
-    the rest are the upstream failing (502, 503 overloaded, 504 timeout)."""
-    status = ERROR_STATUS.get(kind.lower(), 500)
+def error_for(
+    kind: str, message: str, provider: str, *, status: int | None = None, retry_after: str | None = None
+) -> UpstreamError:
+    """An error of Bedrock type `kind` (header or exception event; `status` the HTTP one, if any)
+    as the caller should see it: 400/404/413/429 keep their status and message; a refused
+    credential is the router's problem (502); the rest are the upstream failing (502, 504)."""
+    status = ERROR_STATUS.get(kind.lower(), status or 500)
     meta: dict[str, object] = {"provider_name": provider, "provider_code": status, "error_type": kind}
-    if status == 403:
+    if status in (401, 403):
         return UpstreamError(f"provider {provider} rejected KeepRouter's credentials: {message}", metadata=meta)
-    if status in (400, 404, 429):
-        return UpstreamError(message, status=status, metadata=meta)
+    if status in (400, 404, 413, 429):
+        return UpstreamError(message, status=status, retry_after=retry_after, metadata=meta)
     if status == 408:
         return UpstreamTimeout(f"provider {provider} timed out: {message}", metadata=meta)
     if status == 503:
-        return UpstreamError(f"provider {provider} is overloaded: {message}", metadata=meta)
-    return UpstreamError(f"provider {provider} failed ({kind or 'error'}): {message}", metadata=meta)
+        return UpstreamError(f"provider {provider} is overloaded: {message}", retry_after=retry_after, metadata=meta)
+    return UpstreamError(f"provider {provider} failed ({kind or status}): {message}", metadata=meta)
 
 
 def error_message(payload: bytes) -> str:

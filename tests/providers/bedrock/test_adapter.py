@@ -78,6 +78,35 @@ async def test_http_error_before_the_stream(adapter: BedrockAdapter, bedrock_ups
     assert e.value.status == 400
 
 
+@pytest.mark.parametrize("stream", [False, True])
+async def test_errors_mapped_by_their_bedrock_type(
+    adapter: BedrockAdapter, bedrock_upstream: BedrockUpstream, stream: bool
+) -> None:
+    bedrock_upstream.script(
+        Fault(status=400, body={"message": "quota"}, headers={"x-amzn-ErrorType": "ServiceQuotaExceededException:"}),
+        Fault(status=429, headers={"retry-after": "7"}),
+        Fault(status=502, body="<html>bad gateway</html>", headers={"x-amzn-ErrorType": ""}),  # not Bedrock
+        Fault(status=424, body={"message": f"model failed near {SECRET_KEY}"}),
+    )
+
+    async def call() -> object:
+        return await (events(adapter) if stream else adapter.complete(REQ, EP, {}))
+
+    with pytest.raises(UpstreamError) as e:
+        await call()
+    assert (e.value.status, e.value.message) == (429, "quota")
+    with pytest.raises(UpstreamError) as e:
+        await call()
+    assert e.value.status == 429 and e.value.retry_after == "7"
+    with pytest.raises(UpstreamError) as e:
+        await call()
+    assert e.value.status == 502 and "HTTP 502" in e.value.message
+    with pytest.raises(UpstreamError) as e:
+        await call()
+    assert e.value.status == 502 and "ModelErrorException" in e.value.message
+    assert SECRET_KEY not in e.value.message
+
+
 async def test_closing_the_stream_closes_the_upstream(
     adapter: BedrockAdapter, bedrock_upstream: BedrockUpstream
 ) -> None:
