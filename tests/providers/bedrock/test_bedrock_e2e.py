@@ -286,3 +286,19 @@ async def test_count_tokens_is_bedrocks_own(gw: RunningGateway, bedrock_upstream
     assert converse["messages"] == [{"role": "user", "content": [{"text": "Hello"}]}]
     assert converse["system"] == [{"text": "Be brief."}]
     assert r.input_tokens == len(json.dumps(converse, separators=(",", ":"), sort_keys=True)) // 4
+
+
+@pytest.mark.parametrize("stream", STREAM)
+async def test_responses_client(gw: RunningGateway, bedrock_upstream: BedrockUpstream, stream: bool) -> None:
+    bedrock_upstream.script(Reply(text="From Bedrock via Responses", tool_calls=CALLS))
+    tool = {"type": "function", "name": "get_weather", "parameters": SCHEMA}
+    async with openai_client(gw.url, gw.admin_key) as c:
+        if stream:
+            events = [ev async for ev in await c.responses.create(model="claude-bedrock", input=ASK, tools=[tool],
+                                                                  stream=True)]
+            final = next(ev.response for ev in events if ev.type == "response.completed")
+        else:
+            final = await c.responses.create(model="claude-bedrock", input=ASK, tools=[tool])
+    assert final.output_text == "From Bedrock via Responses"
+    calls = [(o.call_id, json.loads(o.arguments)) for o in final.output if o.type == "function_call"]
+    assert calls == [("tooluse_a", {"city": "Paris"}), ("tooluse_b", {"city": "Rome"})]
