@@ -37,7 +37,7 @@ from .request import build_request, is_claude
 from .response import error_for, error_message, error_type, parse_response
 from .stream import BedrockStreamDecoder
 
-DEFAULT_MAX_TOKENS = 8192  # Claude requires a maximum; callers of other APIs may omit it
+DEFAULT_MAX_TOKENS = 8192  # Claude requires a maximum (other models have their own default)
 COUNT_TIMEOUT = 10.0  # seconds: a count that slow is better estimated locally
 _COUNTED = ("messages", "system", "toolConfig", "additionalModelRequestFields")  # what CountTokens takes
 _MAX_ERROR_BODY = 64 * 1024
@@ -83,7 +83,7 @@ class BedrockAdapter:
         return tool[0] if tool else None
 
     def _body(self, req: ChatRequest, ep: EndpointConfig) -> bytes:
-        default_max = ep.max_output_tokens or DEFAULT_MAX_TOKENS
+        default_max = ep.max_output_tokens or (DEFAULT_MAX_TOKENS if is_claude(ep.model) else None)
         return orjson.dumps(build_request(req, ep.model, default_max_tokens=default_max))
 
     async def count_tokens(self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]) -> int:

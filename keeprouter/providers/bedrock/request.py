@@ -187,8 +187,9 @@ def _tool_config(req: ChatRequest, turns: list[dict[str, Any]]) -> tuple[dict[st
     return config, forced
 
 
-def build_request(req: ChatRequest, model: str, *, default_max_tokens: int) -> dict[str, Any]:
-    """Canonical -> a Converse body for `model` (which goes in the URL)."""
+def build_request(req: ChatRequest, model: str, *, default_max_tokens: int | None) -> dict[str, Any]:
+    """Canonical -> a Converse body for `model` (which goes in the URL). Without a maximum from the
+    caller or `default_max_tokens`, maxTokens is left to the model's own default."""
     body: dict[str, Any] = {}
     turns = messages(req.messages)
     body["messages"] = turns
@@ -212,11 +213,11 @@ def build_request(req: ChatRequest, model: str, *, default_max_tokens: int) -> d
         if not forced:
             r = req.reasoning
             budget = max(MIN_BUDGET, r.budget_tokens or EFFORT_BUDGET.get(r.effort or "medium", 8192))
-            if budget >= max_tokens:
-                max_tokens = budget + max_tokens
+            if max_tokens is None or budget >= max_tokens:
+                max_tokens = budget + (max_tokens or budget)
             extra["thinking"] = {"type": "enabled", "budget_tokens": budget}
             thinking_on = True
-    inference: dict[str, Any] = {"maxTokens": max_tokens}
+    inference: dict[str, Any] = {} if max_tokens is None else {"maxTokens": max_tokens}
     if req.temperature is not None and not thinking_on:
         inference["temperature"] = min(1.0, max(0.0, req.temperature))
     if req.top_p is not None and (not thinking_on or req.top_p >= 0.95):
@@ -227,7 +228,8 @@ def build_request(req: ChatRequest, model: str, *, default_max_tokens: int) -> d
         inference["stopSequences"] = list(req.stop)
         if claude:  # Converse does not say which sequence stopped the answer unless asked
             body["additionalModelResponseFieldPaths"] = ["/stop_sequence"]
-    body["inferenceConfig"] = inference
+    if inference:
+        body["inferenceConfig"] = inference
     if claude and req.top_k is not None and not thinking_on:
         extra["top_k"] = req.top_k
     if extra:

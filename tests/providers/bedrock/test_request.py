@@ -133,6 +133,11 @@ def test_reasoning_becomes_claude_thinking() -> None:
     assert "additionalModelRequestFields" not in body(req, NOVA)  # not a Claude model
 
 
+def test_max_tokens_left_to_the_model_without_one() -> None:
+    assert "inferenceConfig" not in build_request(ChatRequest(model="m", messages=[user("x")]), NOVA,
+                                                  default_max_tokens=None)
+
+
 def test_top_k_for_claude_only() -> None:
     req = ChatRequest(model="m", messages=[user("x")], top_k=7, top_p=0.9)
     assert body(req)["additionalModelRequestFields"] == {"top_k": 7}
