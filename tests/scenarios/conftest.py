@@ -21,7 +21,6 @@ from upstreams.base import EmulatedUpstream, Received
 from upstreams.script import Item
 
 from keeprouter.config import Pricing
-
 from scenarios.client_api import ClientApi, Closable
 from scenarios.neutral import Ask, Result, Sent
 from scenarios.rows import UPSTREAM_KINDS, Case

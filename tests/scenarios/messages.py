@@ -98,7 +98,12 @@ MESSAGES = ClientApi(
     name="messages",
     connect=connect,
     send=send,
-    finish_words={"end": "end_turn", "stop_sequence": "stop_sequence", "max_tokens": "max_tokens", "tool_use": "tool_use"},
+    finish_words={
+        "end": "end_turn",
+        "stop_sequence": "stop_sequence",
+        "max_tokens": "max_tokens",
+        "tool_use": "tool_use",
+    },
     id_prefix="gen-",
     reports_cost=False,
     error_shape="anthropic",

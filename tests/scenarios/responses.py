@@ -22,8 +22,7 @@ def _items(m: Msg) -> list[dict[str, Any]]:
         if m.text:
             out.append({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": m.text}]})
         out += [
-            {"type": "function_call", "call_id": c.id, "name": c.name, "arguments": json.dumps(c.args)}
-            for c in m.calls
+            {"type": "function_call", "call_id": c.id, "name": c.name, "arguments": json.dumps(c.args)} for c in m.calls
         ]
         return out
     if not m.images:
@@ -84,11 +83,11 @@ async def send(client: openai.AsyncOpenAI, model: str, ask: Ask, stream: bool) -
     assert [ev.type for ev in events[:2]] == ["response.created", "response.in_progress"]
     last = events[-1]
     assert last.type in TERMINAL, last.type
-    res = _read(last.response, generation_id)  # type: ignore[union-attr]
+    res = _read(last.response, generation_id)
     deltas = "".join(ev.delta for ev in events if ev.type == "response.output_text.delta")
     assert deltas == res.text, "the stream's text deltas differ from the final response"
     if last.type == "response.failed":
-        error = last.response.error  # type: ignore[union-attr]
+        error = last.response.error
         assert error is not None and error.message, "response.failed without an error"
         res.error = Failure(status=None, shape="response.failed", message=error.message)
     return res

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
@@ -35,7 +34,9 @@ class Case:
         return f"{self.api.name}-{self.kind.name}-{'stream' if self.stream else 'plain'}"
 
 
-def cases(scenario: str, *, needs: Collection[str] = (), streams: Collection[bool] = (False, True)) -> Any:
+def cases(
+    scenario: str, *, needs: Collection[str] = (), streams: Collection[bool] = (False, True)
+) -> pytest.MarkDecorator:
     """``pytest.mark.parametrize("case", ...)`` over every row combination the scenario applies to."""
     combos = [
         Case(api, kind, stream)
@@ -49,7 +50,7 @@ def cases(scenario: str, *, needs: Collection[str] = (), streams: Collection[boo
     return pytest.mark.parametrize("case", params)
 
 
-def api_cases(scenario: str) -> Any:
+def api_cases(scenario: str) -> pytest.MarkDecorator:
     """For scenarios the upstream kind plays no part in: every client API x (stream, not)."""
     params = [
         pytest.param(api, stream, id=f"{api.name}-{'stream' if stream else 'plain'}-{scenario}")

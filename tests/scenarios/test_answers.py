@@ -6,13 +6,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from scenarios.conftest import World
-from scenarios.neutral import Ask, Finish, Image, Msg
-from scenarios.rows import Case, cases
 from support.raw import price_of
 from upstreams.script import Reply
 
 from keeprouter.billing import pricing
+from scenarios.conftest import World
+from scenarios.neutral import Ask, Finish, Image, Msg
+from scenarios.rows import Case, cases
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

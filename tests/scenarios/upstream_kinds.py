@@ -108,16 +108,16 @@ ANTHROPIC_CHOICE = {"auto": "auto", "none": "none", "any": "required"}
 
 
 def _anthropic_turns(m: dict[str, Any]) -> list[Msg]:
-    blocks = [{"type": "text", "text": m["content"]}] if isinstance(m["content"], str) else m["content"]
+    blocks: list[dict[str, Any]] = (
+        [{"type": "text", "text": m["content"]}] if isinstance(m["content"], str) else m["content"]
+    )
     text = "".join(b["text"] for b in blocks if b["type"] == "text")
     if m["role"] == "assistant":
         calls = tuple(Call(b["id"], b["name"], b["input"]) for b in blocks if b["type"] == "tool_use")
         return [Msg("assistant", text, calls=calls)]
     assert m["role"] == "user", m["role"]
     results = tuple((b["tool_use_id"], text_of(b["content"])) for b in blocks if b["type"] == "tool_result")
-    images = tuple(
-        Image(b["source"]["media_type"], b["source"]["data"]) for b in blocks if b["type"] == "image"
-    )
+    images = tuple(Image(b["source"]["media_type"], b["source"]["data"]) for b in blocks if b["type"] == "image")
     turns = [Msg("tool", results=results)] if results else []
     if text or images or not results:
         turns.append(Msg("user", text, images=images))
