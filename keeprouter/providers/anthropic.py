@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 
 import orjson
 
@@ -87,21 +88,22 @@ class AnthropicAdapter:
         stream = self.transport.post_stream(
             self.url, self._body(req, ep), self._headers(client_headers), ep.timeout
         )
-        async for event, payload in stream:
-            if event == "message_stop":
-                return
-            try:
-                data = load_json(payload)
-            except orjson.JSONDecodeError:
-                raise UpstreamError(f"provider {self.provider.id} sent a malformed stream event") from None
-            if not isinstance(data, dict):
-                raise UpstreamError(f"provider {self.provider.id} sent a malformed stream event")
-            try:
-                events = decoder.feed(event or data.get("type"), data)
-            except UpstreamError as e:  # an in-band error: it may echo our key back
-                raise self.transport.scrub(e) from None
-            for ev in events:
-                yield ev
+        async with aclosing(stream):  # closed however the loop ends
+            async for event, payload in stream:
+                if event == "message_stop":
+                    return
+                try:
+                    data = load_json(payload)
+                except orjson.JSONDecodeError:
+                    raise UpstreamError(f"provider {self.provider.id} sent a malformed stream event") from None
+                if not isinstance(data, dict):
+                    raise UpstreamError(f"provider {self.provider.id} sent a malformed stream event")
+                try:
+                    events = decoder.feed(event or data.get("type"), data)
+                except UpstreamError as e:  # an in-band error: it may echo our key back
+                    raise self.transport.scrub(e) from None
+                for ev in events:
+                    yield ev
         raise UpstreamError(f"provider {self.provider.id} ended the stream early")
 
     async def close(self) -> None:

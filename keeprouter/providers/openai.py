@@ -69,23 +69,24 @@ class OpenAIAdapter:
     ) -> AsyncGenerator[StreamEvent, None]:
         decoder = OpenAIStreamDecoder()
         finished = False
-        async for _, data in self._events(req, ep):
-            if data == b"[DONE]":
-                return
-            try:
-                chunk = load_json(data)
-            except orjson.JSONDecodeError:
-                raise UpstreamError(f"provider {self.provider.id} sent a malformed stream chunk") from None
-            if not isinstance(chunk, dict):
-                raise UpstreamError(f"provider {self.provider.id} sent a malformed stream chunk")
-            try:
-                events = decoder.feed(chunk)
-            except UpstreamError as e:  # an in-band error: it may echo our key back
-                raise self.transport.scrub(e) from None
-            for ev in events:
-                if isinstance(ev, Finish):
-                    finished = True
-                yield ev
+        async with aclosing(self._events(req, ep)) as frames:  # closed however the loop ends
+            async for _, data in frames:
+                if data == b"[DONE]":
+                    return
+                try:
+                    chunk = load_json(data)
+                except orjson.JSONDecodeError:
+                    raise UpstreamError(f"provider {self.provider.id} sent a malformed stream chunk") from None
+                if not isinstance(chunk, dict):
+                    raise UpstreamError(f"provider {self.provider.id} sent a malformed stream chunk")
+                try:
+                    events = decoder.feed(chunk)
+                except UpstreamError as e:  # an in-band error: it may echo our key back
+                    raise self.transport.scrub(e) from None
+                for ev in events:
+                    if isinstance(ev, Finish):
+                        finished = True
+                    yield ev
         if not finished:  # the connection ended with neither a finish_reason nor [DONE]
             raise UpstreamError(f"provider {self.provider.id} ended the stream early")
 
