@@ -187,10 +187,11 @@ def _connection_error(provider: str, e: aiohttp.ClientError) -> UpstreamError:
 
 
 def provider_secrets(provider: ProviderConfig) -> tuple[str, ...]:
-    """The credentials KeepRouter sends this provider: its api_key and any configured header that
-    looks like one (Azure's `api-key`, a proxy's `Authorization`)."""
+    """The credentials KeepRouter sends this provider: its api_key, any configured header that
+    looks like one (Azure's `api-key`, a proxy's `Authorization`), and any of its kind's own keys
+    that does (`aws_secret_access_key`, `aws_session_token`)."""
     found = [provider.api_key or ""]
-    for name, value in provider.headers.items():
+    for name, value in (*provider.headers.items(), *provider.options.items()):
         if any(w in name.lower() for w in ("key", "auth", "token", "secret")):
             found.append(value)
             found.append(value.partition(" ")[2])  # "Bearer sk-...": the token alone too
