@@ -41,18 +41,23 @@ class ProviderKind:
         return self.keys.name
 
 
-ROWS: tuple[ProviderKind, ...] = (
-    ProviderKind(kinds.OPENAI, OpenAIAdapter, SSE, counts_tokens=False, capabilities=_CHAT),
-    # Structured output rides on a forced tool; prompt caching is explicit (cache_control).
-    ProviderKind(kinds.ANTHROPIC, AnthropicAdapter, SSE, counts_tokens=True, capabilities=_CHAT),
+# Keyed by kind name, in the order of `kinds.KINDS` (a test holds them to it).
+ROWS: Mapping[str, ProviderKind] = MappingProxyType(
+    {
+        row.name: row
+        for row in (
+            ProviderKind(kinds.OPENAI, OpenAIAdapter, SSE, counts_tokens=False, capabilities=_CHAT),
+            # Structured output rides on a forced tool; prompt caching is explicit (cache_control).
+            ProviderKind(kinds.ANTHROPIC, AnthropicAdapter, SSE, counts_tokens=True, capabilities=_CHAT),
+        )
+    }
 )
-KINDS: Mapping[str, ProviderKind] = MappingProxyType({row.name: row for row in ROWS})
 
 
 def kind_of(provider: ProviderConfig) -> ProviderKind:
     """The row of `provider`'s kind. Config validation admits only kinds in `kinds.KINDS`, and a
     test holds the rows to exactly those, so a miss here is a programming error."""
-    return KINDS[provider.api]
+    return ROWS[provider.api]
 
 
 def build_adapter(provider: ProviderConfig, transport: Transport | None = None) -> Adapter:

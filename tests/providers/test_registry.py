@@ -10,19 +10,19 @@ from keeprouter import kinds
 from keeprouter.catalogue import catalogue
 from keeprouter.config import KNOWN_CAPABILITIES, ConfigError, parse_config
 from keeprouter.formats.canonical import ChatRequest, Message, TextPart
-from keeprouter.providers import KINDS, CountNotSupported, build_adapter, kind_of
+from keeprouter.providers import ROWS, CountNotSupported, build_adapter, kind_of
 from keeprouter.providers.transport import Transport
 
 REQ = ChatRequest(model="m", messages=[Message(role="user", content=[TextPart(text="hi")])])
 
 
 def test_one_row_per_kind_in_the_same_order() -> None:
-    assert tuple(KINDS) == kinds.names()
+    assert tuple(ROWS) == kinds.names()
     for k in kinds.KINDS:
-        assert KINDS[k.name].keys is k
+        assert ROWS[k.name].keys is k
 
 
-@pytest.mark.parametrize("name", list(KINDS))
+@pytest.mark.parametrize("name", list(ROWS))
 def test_build_adapter_makes_the_rows_adapter_over_a_transport_with_the_rows_framing(name: str) -> None:
     p = provider(name)
     adapter = build_adapter(p)
@@ -32,9 +32,9 @@ def test_build_adapter_makes_the_rows_adapter_over_a_transport_with_the_rows_fra
     assert transport.framing is kind_of(p).framing
 
 
-@pytest.mark.parametrize("name", list(KINDS))
+@pytest.mark.parametrize("name", list(ROWS))
 def test_capabilities_are_known_endpoint_capabilities(name: str) -> None:
-    assert KINDS[name].capabilities <= KNOWN_CAPABILITIES
+    assert ROWS[name].capabilities <= KNOWN_CAPABILITIES
 
 
 def test_built_in_endpoints_ask_only_what_their_kind_can_carry() -> None:
@@ -42,17 +42,17 @@ def test_built_in_endpoints_ask_only_what_their_kind_can_carry() -> None:
     for mid, model in catalogue.builtin_models().items():
         for ep in model["endpoints"]:
             caps = set(ep.get("capabilities", ["streaming"]))
-            assert caps <= KINDS[apis[ep["provider"]]].capabilities, (mid, ep["provider"])
+            assert caps <= ROWS[apis[ep["provider"]]].capabilities, (mid, ep["provider"])
 
 
-@pytest.mark.parametrize("name", [n for n, row in KINDS.items() if not row.counts_tokens])
+@pytest.mark.parametrize("name", [n for n, row in ROWS.items() if not row.counts_tokens])
 async def test_a_kind_without_a_count_endpoint_says_so_without_a_request(name: str) -> None:
     transport = FakeTransport(provider(name), lambda req: pytest.fail("no request expected"))
     with pytest.raises(CountNotSupported):
         await build_adapter(transport.provider, transport).count_tokens(REQ, endpoint(transport.provider), {})
 
 
-@pytest.mark.parametrize("name", [n for n, row in KINDS.items() if row.counts_tokens])
+@pytest.mark.parametrize("name", [n for n, row in ROWS.items() if row.counts_tokens])
 async def test_a_kind_with_a_count_endpoint_asks_it(name: str) -> None:
     transport = FakeTransport(provider(name), lambda req: FakeResponse.json({"input_tokens": 7}))
     assert await build_adapter(transport.provider, transport).count_tokens(REQ, endpoint(transport.provider), {}) == 7
@@ -60,9 +60,9 @@ async def test_a_kind_with_a_count_endpoint_asks_it(name: str) -> None:
 
 
 def test_config_accepts_exactly_the_registry_kinds() -> None:
-    for name in KINDS:
+    for name in ROWS:
         cfg = parse_config({"providers": {"p": {"api": name, "base_url": "http://x"}}}, env={})
         assert cfg.providers["p"].api == name
     with pytest.raises(ConfigError) as info:
         parse_config({"providers": {"p": {"api": "grpc", "base_url": "http://x"}}}, env={})
-    assert str(info.value) == f"providers.p.api: must be one of {', '.join(KINDS)}, got 'grpc'"
+    assert str(info.value) == f"providers.p.api: must be one of {', '.join(ROWS)}, got 'grpc'"
