@@ -36,9 +36,7 @@ class Adapter(Protocol):
         disconnect cancels the upstream request. A stream cut before its terminal event raises."""
         ...
 
-    async def count_tokens(
-        self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
-    ) -> int:
+    async def count_tokens(self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]) -> int:
         """The upstream's own exact count of `req`'s input tokens. Raises CountNotSupported when the
         upstream has no count endpoint, another UpstreamError when it could not count this time;
         either way the caller counts offline instead."""

@@ -100,9 +100,7 @@ class Transport:
     async def _send_aiohttp(self, method: str, url: str, body: bytes, headers: Mapping[str, str]) -> Response:
         return _AiohttpResponse(await self.session.request(method, url, data=body, headers=headers))
 
-    async def post_json(
-        self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts
-    ) -> dict[str, Any]:
+    async def post_json(self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts) -> dict[str, Any]:
         """POST and return the parsed JSON answer; non-2xx raises UpstreamError."""
         try:
             async with asyncio.timeout(timeouts.first_byte):

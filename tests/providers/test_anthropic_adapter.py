@@ -47,10 +47,17 @@ def _delta(index: int, delta: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 STREAM = sse_body(
-    ("message_start", {"type": "message_start", "message": {
-        "id": "msg_1", "model": "m-1", "usage": {"input_tokens": 11, "output_tokens": 1}}}),
-    ("content_block_start", {"type": "content_block_start", "index": 0,
-                             "content_block": {"type": "thinking", "thinking": ""}}),
+    (
+        "message_start",
+        {
+            "type": "message_start",
+            "message": {"id": "msg_1", "model": "m-1", "usage": {"input_tokens": 11, "output_tokens": 1}},
+        },
+    ),
+    (
+        "content_block_start",
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}},
+    ),
     _delta(0, {"type": "thinking_delta", "thinking": "hmm…"}),
     _delta(0, {"type": "signature_delta", "signature": "sig=="}),
     ("content_block_stop", {"type": "content_block_stop", "index": 0}),

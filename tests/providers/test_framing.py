@@ -9,7 +9,7 @@ from keeprouter.formats import sse
 from keeprouter.providers.framing import SSE, Frame, load_json
 
 BODY = (
-    b"\xef\xbb\xbf: comment\n\nevent: message_start\ndata: {\"t\": \"\xe6\x97\xa5\"}\n\n"
+    b'\xef\xbb\xbf: comment\n\nevent: message_start\ndata: {"t": "\xe6\x97\xa5"}\n\n'
     b"data: a\r\ndata: b\r\n\r\ndata: [DONE]\n\n"
 )
 FRAMES: list[Frame] = [("message_start", '{"t": "日"}'.encode()), (None, b"a\nb"), (None, b"[DONE]")]

@@ -201,7 +201,9 @@ async def test_refused_credentials_never_echo_the_key() -> None:
 async def test_a_refused_field_is_learned_and_the_request_resent_without_it(stream: bool) -> None:
     answers = [
         FakeResponse.json({"error": {"message": "Unrecognized request argument supplied: seed"}}, status=400),
-        FakeResponse(body=[STREAM]) if stream else FakeResponse.json(
+        FakeResponse(body=[STREAM])
+        if stream
+        else FakeResponse.json(
             {"choices": [{"message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}]}
         ),
     ]
