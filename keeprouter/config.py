@@ -19,7 +19,7 @@ import yaml
 
 from keeprouter.catalogue import catalogue as builtin
 
-API_FORMATS = ("openai", "anthropic")
+API_FORMATS = ("openai", "anthropic", "azure")
 KNOWN_CAPABILITIES = frozenset(
     {"streaming", "tools", "vision", "reasoning", "response_format", "json_mode", "prompt_caching"}
 )
@@ -80,6 +80,7 @@ class ProviderConfig:
     api_key: str | None
     timeout: Timeouts = field(default_factory=Timeouts)
     headers: dict[str, str] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)  # the kind's own keys (azure: api_version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,10 +263,13 @@ def _interpolate(text: str, env: dict[str, str]) -> str:
 
 def _provider(pid: str, raw: dict[str, Any], where: str) -> ProviderConfig:
     allowed = {"api", "base_url", "api_key", "timeout", "headers", "api_key_env", "base_url_env", "name", "docs"}
-    for k in raw:
-        if k not in allowed:
-            raise ConfigError(f"{where}.{k}: unknown key")
     api = raw.get("api")
+    kind_keys = _KIND_KEYS.get(str(api), ())
+    for k in raw:
+        if k not in allowed and k not in kind_keys:
+            raise ConfigError(f"{where}.{k}: unknown key")
+    # A YAML date (`api_version: 2024-10-21`) reads as a date; str() gives its ISO text back.
+    options = {k: str(raw[k]) for k in kind_keys if raw.get(k) not in (None, "")}
     if api not in API_FORMATS:
         raise ConfigError(f"{where}.api: must be one of {', '.join(API_FORMATS)}, got {api!r}")
     base_url = raw.get("base_url")
@@ -280,7 +284,14 @@ def _provider(pid: str, raw: dict[str, Any], where: str) -> ProviderConfig:
         api_key=str(key) if key else None,
         timeout=Timeouts().merged(raw.get("timeout"), f"{where}.timeout"),
         headers={str(k): str(v) for k, v in headers.items()},
+        options=options,
     )
+
+
+# registry row: each kind's own config keys
+_KIND_KEYS: dict[str, tuple[str, ...]] = {
+    "azure": ("api_version",),
+}
 
 
 def _model(

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from keeprouter.config import ProviderConfig
 from keeprouter.providers.anthropic import AnthropicAdapter
+from keeprouter.providers.azure import AzureAdapter
 from keeprouter.providers.base import Adapter
 from keeprouter.providers.openai import OpenAIAdapter
 
-_ADAPTERS: dict[str, type[OpenAIAdapter] | type[AnthropicAdapter]] = {
+_ADAPTERS: dict[str, type[OpenAIAdapter] | type[AnthropicAdapter] | type[AzureAdapter]] = {
     "openai": OpenAIAdapter,
     "anthropic": AnthropicAdapter,
+    "azure": AzureAdapter,  # registry row
 }
 
 
