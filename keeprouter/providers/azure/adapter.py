@@ -55,9 +55,7 @@ class AzureAdapter:
             self._deployments[ep.model] = adapter
         return adapter
 
-    async def complete(
-        self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
-    ) -> ChatResponse:
+    async def complete(self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]) -> ChatResponse:
         return await self._for(ep).complete(req, ep, client_headers)
 
     def stream(
