@@ -15,6 +15,8 @@ ALLOWED: dict[str, set[str]] = {
     "formats": {"errors"},
     "catalogue": set(),
     "config": {"catalogue"},
+    # Every KEEPROUTER_* environment knob, typed; a bad value is a ConfigError like a bad config key.
+    "settings": {"config"},
     "store": BASE,
     "limits": {"errors"},
     "billing": BASE | {"config", "store"},
@@ -35,12 +37,12 @@ ALLOWED: dict[str, set[str]] = {
     # The one headline-price rule (billing.headline) is quoted by the pages and the JSON catalogue alike.
     "web": BASE | {"api", "billing", "config", "keys", "routing", "store"},
     "app": BASE | {"api", "billing", "config", "gateway", "keys", "limits", "observe", "providers", "routing",
-                   "serving", "store", "web"},
+                   "serving", "settings", "store", "web"},
     # Runs an app until signalled and drains it: knows aiohttp, nothing of ours.
     "serving": set(),
     # The supervisor of --workers: processes, sockets and a lock file; nothing of ours.
     "workers": set(),
-    "cli": BASE | {"app", "config", "keys", "observe", "serving", "store", "workers"},
+    "cli": BASE | {"app", "config", "keys", "observe", "serving", "settings", "store", "workers"},
 }
 
 
