@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> None:
-    """Run one command; `env` stands in for the process environment (the knobs' only source)."""
+    """Run one command, its KEEPROUTER_* knobs read from `env` (default: the process environment)."""
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # what a supervisor hands its workers
     try:
