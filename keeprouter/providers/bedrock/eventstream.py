@@ -11,8 +11,8 @@ size. The `:message-type` header says what a message is: `event` (named by `:eve
 `exception` (named by `:exception-type`, a JSON `{"message"}` payload) or `error` (`:error-code` and
 `:error-message` headers, no payload).
 
-`EventStreamDecoder.feed(chunk) -> [(name, payload)]` is the framing seam's shape: bytes in, in any
-split down to one byte, whole messages out. Events come out under their event type, exceptions under
+`EventStreamDecoder` is the bedrock kind's `framing.Framing`: `feed(chunk) -> [(name, payload)]`,
+bytes in, in any split down to one byte, whole messages out. Events come out under their event type, exceptions under
 their exception type (these end in "Exception"), and `error` messages as `(":error", payload)` with
 a JSON `{"code", "message"}` payload built from their headers. Corruption (a CRC mismatch, a length
 out of bounds, a malformed header) raises ValueError; the decoder is then unusable.
@@ -24,6 +24,8 @@ import struct
 import zlib
 
 import orjson
+
+from keeprouter.providers.framing import Frame
 
 MAX_MESSAGE = 16 * 1024 * 1024  # AWS bounds one event-stream message at 16 MB
 PRELUDE = 12
@@ -49,9 +51,9 @@ class EventStreamDecoder:
         """Bytes held for a message not yet complete (non-zero at the end: the stream was cut)."""
         return len(self._buf)
 
-    def feed(self, chunk: bytes) -> list[tuple[str, bytes]]:
+    def feed(self, chunk: bytes) -> list[Frame]:
         self._buf += chunk
-        out: list[tuple[str, bytes]] = []
+        out: list[Frame] = []
         buf = self._buf
         while len(buf) >= PRELUDE:
             total, header_len = _LENGTHS.unpack_from(buf)
@@ -72,7 +74,7 @@ class EventStreamDecoder:
         return out
 
 
-def _named(headers: dict[str, str], payload: bytes) -> tuple[str, bytes]:
+def _named(headers: dict[str, str], payload: bytes) -> Frame:
     kind = headers.get(":message-type", "event")
     if kind == "event":
         return headers.get(":event-type", ""), payload

@@ -15,6 +15,7 @@ from upstreams.bedrock_server import ACCESS_KEY, REGION, SECRET_KEY, BedrockUpst
 from keeprouter.config import EndpointConfig, Pricing, ProviderConfig, Timeouts
 from keeprouter.errors import UpstreamError, UpstreamTimeout
 from keeprouter.formats.canonical import ChatRequest, Finish, Message, StreamEvent, TextDelta, TextPart
+from keeprouter.providers.base import CountNotSupported
 from keeprouter.providers.bedrock import BedrockAdapter
 
 MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
@@ -123,7 +124,7 @@ async def test_closing_the_stream_closes_the_upstream(
 async def test_count_tokens_only_for_claude(adapter: BedrockAdapter, bedrock_upstream: BedrockUpstream) -> None:
     nova = EndpointConfig(provider="bd", model="amazon.nova-pro-v1:0", pricing=EP.pricing, capabilities=frozenset(),
                           context_length=1000, max_output_tokens=None, timeout=TIMEOUTS)
-    with pytest.raises(UpstreamError, match="Claude models only"):
+    with pytest.raises(CountNotSupported, match="Claude models only"):
         await adapter.count_tokens(REQ, nova, {})
     assert not bedrock_upstream.requests
     assert await adapter.count_tokens(REQ, EP, {}) > 0

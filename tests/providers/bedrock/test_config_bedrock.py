@@ -43,9 +43,9 @@ def test_model_ids_are_one_encoded_path_segment() -> None:
     )
 
 
-def test_api_key_is_bearer_and_region_read_from_the_url() -> None:
-    p = provider(base_url="https://bedrock-runtime.ap-south-1.amazonaws.com", api_key="br-key-123456")
-    assert p.options["region"] == "ap-south-1"
+def test_api_key_is_bearer() -> None:
+    p = provider(region="ap-south-1", api_key="br-key-123456")
+    assert p.base_url == "https://bedrock-runtime.ap-south-1.amazonaws.com"
     assert isinstance(BedrockAdapter(p).signer, BearerAuth)
 
 
@@ -54,15 +54,16 @@ def test_region_required_without_base_url() -> None:
         provider(aws_access_key_id="a", aws_secret_access_key="b")
 
 
-def test_region_required_for_sigv4_on_a_custom_url() -> None:
+def test_region_required_on_a_custom_url_too() -> None:
     with pytest.raises(ConfigError, match=r"providers\.bd\.region"):
         provider(base_url="https://proxy.example/bedrock")
-    assert provider(base_url="https://proxy.example/bedrock", region="us-east-2").options["region"] == "us-east-2"
+    p = provider(base_url="https://proxy.example/bedrock", region="us-east-2")
+    assert p.options["region"] == "us-east-2" and p.base_url == "https://proxy.example/bedrock"
 
 
 def test_bedrock_keys_belong_to_bedrock_only() -> None:
     raw = {"providers": {"oa": {"api": "openai", "base_url": "https://x", "region": "us-east-1"}}, "models": {}}
-    with pytest.raises(ConfigError, match=r"providers\.oa\.region: unknown key"):
+    with pytest.raises(ConfigError, match=r"providers\.oa\.region: unknown key for api openai \(a key of bedrock\)"):
         parse_config(raw, env={})
 
 
