@@ -35,22 +35,57 @@ SECRET_KEY = "kr-test-secret/0123456789abcdefghijklmnopqrstu"
 API_KEY = "bedrock-api-key-test-0123456789"
 REGION = "us-east-1"
 
-STOP = {"end": "end_turn", "tool_use": "tool_use", "max_tokens": "max_tokens", "stop_sequence": "stop_sequence",
-        "refusal": "content_filtered"}
-ERROR_TYPES = {400: "ValidationException", 403: "AccessDeniedException", 404: "ResourceNotFoundException",
-               408: "ModelTimeoutException", 424: "ModelErrorException", 429: "ThrottlingException",
-               500: "InternalServerException", 503: "ServiceUnavailableException"}
-ERROR_MESSAGES = {429: "Too many requests, please wait before trying again.",
-                  500: "The system encountered an unexpected error during processing. Try your request again.",
-                  503: "Bedrock is unable to process your request."}
-BAD_SIGNATURE = ("The request signature we calculated does not match the signature you provided. Check your AWS "
-                 "Secret Access Key and signing method. Consult the service documentation for details.")
+STOP = {
+    "end": "end_turn",
+    "tool_use": "tool_use",
+    "max_tokens": "max_tokens",
+    "stop_sequence": "stop_sequence",
+    "refusal": "content_filtered",
+}
+ERROR_TYPES = {
+    400: "ValidationException",
+    403: "AccessDeniedException",
+    404: "ResourceNotFoundException",
+    408: "ModelTimeoutException",
+    424: "ModelErrorException",
+    429: "ThrottlingException",
+    500: "InternalServerException",
+    503: "ServiceUnavailableException",
+}
+ERROR_MESSAGES = {
+    429: "Too many requests, please wait before trying again.",
+    500: "The system encountered an unexpected error during processing. Try your request again.",
+    503: "Bedrock is unable to process your request.",
+}
+BAD_SIGNATURE = (
+    "The request signature we calculated does not match the signature you provided. Check your AWS "
+    "Secret Access Key and signing method. Consult the service documentation for details."
+)
 _AUTH = re.compile(r"AWS4-HMAC-SHA256 Credential=([^,\s]+),\s*SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]{64})")
-_BLOCK_KEYS = {"text", "image", "document", "toolUse", "toolResult", "reasoningContent", "cachePoint",
-               "guardContent", "video"}
-_BODY_KEYS = {"messages", "system", "inferenceConfig", "toolConfig", "guardrailConfig", "additionalModelRequestFields",
-              "additionalModelResponseFieldPaths", "promptVariables", "requestMetadata", "performanceConfig",
-              "serviceTier"}
+_BLOCK_KEYS = {
+    "text",
+    "image",
+    "document",
+    "toolUse",
+    "toolResult",
+    "reasoningContent",
+    "cachePoint",
+    "guardContent",
+    "video",
+}
+_BODY_KEYS = {
+    "messages",
+    "system",
+    "inferenceConfig",
+    "toolConfig",
+    "guardrailConfig",
+    "additionalModelRequestFields",
+    "additionalModelResponseFieldPaths",
+    "promptVariables",
+    "requestMetadata",
+    "performanceConfig",
+    "serviceTier",
+}
 
 
 # ----- the event-stream encoding ----------------------------------------------------------------
@@ -158,8 +193,11 @@ class BedrockUpstream(EmulatedUpstream):
         if "host" not in names or any(rec.header(n) is None for n in names):
             return self._denied("InvalidSignatureException", BAD_SIGNATURE)
         expected = self.signature(
-            request.method, f"http://{rec.header('host')}{request.raw_path}",
-            {n: rec.header(n) or "" for n in names}, rec.raw, date,
+            request.method,
+            f"http://{rec.header('host')}{request.raw_path}",
+            {n: rec.header(n) or "" for n in names},
+            rec.raw,
+            date,
         )
         if not hmac.compare_digest(expected, signature):
             return self._denied("InvalidSignatureException", BAD_SIGNATURE)
@@ -175,8 +213,14 @@ class BedrockUpstream(EmulatedUpstream):
         return result
 
     def _denied(self, kind: str, message: str) -> web.Response:
-        return web.json_response({"message": message}, status=403,
-                                 headers={**self.response_headers(), "x-amzn-ErrorType": f"{kind}:http://internal.amazon.com/coral/com.amazon.coral.service/"})
+        return web.json_response(
+            {"message": message},
+            status=403,
+            headers={
+                **self.response_headers(),
+                "x-amzn-ErrorType": f"{kind}:http://internal.amazon.com/coral/com.amazon.coral.service/",
+            },
+        )
 
     # ----- rendering ----------------------------------------------------------------------------
     def response_headers(self) -> dict[str, str]:
@@ -186,7 +230,10 @@ class BedrockUpstream(EmulatedUpstream):
         return {"message": message or ERROR_MESSAGES.get(status, "Error")}
 
     def error_response(self, status: int, message: str | None = None, **extra: str) -> web.Response:
-        extra.setdefault("x-amzn-ErrorType", f"{ERROR_TYPES.get(status, 'InternalServerException')}:http://internal.amazon.com/coral/com.amazon.bedrock/")
+        extra.setdefault(
+            "x-amzn-ErrorType",
+            f"{ERROR_TYPES.get(status, 'InternalServerException')}:http://internal.amazon.com/coral/com.amazon.bedrock/",
+        )
         return super().error_response(status, message, **extra)
 
     def _fault_response(self, fault: Fault, headers: dict[str, str]) -> web.Response:
@@ -231,8 +278,11 @@ class BedrockUpstream(EmulatedUpstream):
 
     @staticmethod
     def _usage(reply: Reply) -> dict[str, int]:
-        u = {"inputTokens": reply.input_tokens, "outputTokens": reply.output_tokens,
-             "totalTokens": reply.prompt_tokens + reply.output_tokens}
+        u = {
+            "inputTokens": reply.input_tokens,
+            "outputTokens": reply.output_tokens,
+            "totalTokens": reply.prompt_tokens + reply.output_tokens,
+        }
         if reply.cache_read or reply.cache_write:
             u |= {"cacheReadInputTokens": reply.cache_read, "cacheWriteInputTokens": reply.cache_write}
         return u
@@ -263,8 +313,10 @@ class BedrockUpstream(EmulatedUpstream):
         events.append(event("messageStop", {"stopReason": STOP[reply.stop_kind], **self._fields(reply, rec)}))
         events.append(event("metadata", {"usage": self._usage(reply), "metrics": {"latencyMs": 42}, "p": "ab"}))
         error = fault.body if isinstance(fault.body, dict) else {}
-        error_event = exception(str(error.get("type") or "modelStreamErrorException"),
-                                str(error.get("message") or "The model stream failed."))
+        error_event = exception(
+            str(error.get("type") or "modelStreamErrorException"),
+            str(error.get("message") or "The model stream failed."),
+        )
         broken = bytearray(event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "x"}}))
         broken[-1] ^= 0xFF  # a message CRC that does not match
         return StreamPlan(events=events, error_event=error_event, broken_event=bytes(broken))
@@ -312,8 +364,9 @@ def invalid(body: dict[str, Any]) -> str | None:
             if "text" in b and not str(b["text"]).strip():
                 return f"The text field in the ContentBlock object at messages.{i}.content.{j} is blank."
             result = b.get("toolResult")
-            if isinstance(result, dict) and (not result.get("content") or any(
-                    "text" in c and not str(c["text"]).strip() for c in result["content"])):
+            if isinstance(result, dict) and (
+                not result.get("content") or any("text" in c and not str(c["text"]).strip() for c in result["content"])
+            ):
                 return f"The content field in the ToolResult object at messages.{i}.content.{j} is blank."
             rc = b.get("reasoningContent")
             if isinstance(rc, dict) and "reasoningText" in rc and not isinstance(rc["reasoningText"].get("text"), str):
@@ -323,8 +376,10 @@ def invalid(body: dict[str, Any]) -> str | None:
         following = messages[i + 1].get("content", []) if i + 1 < len(messages) else []
         answered = {b["toolResult"]["toolUseId"] for b in following if isinstance(b, dict) and "toolResult" in b}
         if used - answered:
-            return (f"Expected toolResult blocks at messages.{i + 1}.content for the following Ids: "
-                    f"{', '.join(sorted(used - answered))}")
+            return (
+                f"Expected toolResult blocks at messages.{i + 1}.content for the following Ids: "
+                f"{', '.join(sorted(used - answered))}"
+            )
     if has_tool_blocks and not body.get("toolConfig"):
         return "The toolConfig field must be defined when using toolUse and toolResult content blocks."
     config = body.get("toolConfig")

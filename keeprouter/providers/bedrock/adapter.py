@@ -96,9 +96,7 @@ class BedrockAdapter:
             raise UpstreamError(f"provider {self.provider.id} returned no token count")
         return n
 
-    async def complete(
-        self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
-    ) -> ChatResponse:
+    async def complete(self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]) -> ChatResponse:
         url, body = self.url(ep.model, "converse"), self._body(req, ep)
         headers = await self._signed(url, body, "application/json")
         data = await self.transport.post_json(url, body, headers, ep.timeout)

@@ -74,8 +74,10 @@ class SigV4Signer:
                     self._chain = get_session().get_credentials()
                 creds = self._chain
             if creds is None:
-                raise NoCredentials("no AWS credentials: set aws_access_key_id/aws_secret_access_key, "
-                                    "an api_key, or the standard AWS credential chain")
+                raise NoCredentials(
+                    "no AWS credentials: set aws_access_key_id/aws_secret_access_key, "
+                    "an api_key, or the standard AWS credential chain"
+                )
         frozen: ReadOnlyCredentials = creds.get_frozen_credentials()
         return frozen
 

@@ -43,8 +43,13 @@ from keeprouter.formats.canonical import (
 
 ORIGIN = "bedrock"
 REPLAYED_ORIGINS = frozenset({ORIGIN, "anthropic"})
-IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/jpg": "jpeg", "image/gif": "gif",
-                 "image/webp": "webp"}
+IMAGE_FORMATS = {
+    "image/png": "png",
+    "image/jpeg": "jpeg",
+    "image/jpg": "jpeg",
+    "image/gif": "gif",
+    "image/webp": "webp",
+}
 CACHE_POINT: dict[str, Any] = {"cachePoint": {"type": "default"}}
 EMPTY_RESULT = "(no output)"
 
@@ -163,8 +168,9 @@ def _tool_config(req: ChatRequest, turns: list[dict[str, Any]]) -> tuple[dict[st
     structured = None if req.source == "anthropic" else json_tool(req)
     if structured is not None:
         name, d = structured
-        tools.append({"toolSpec": {"name": name, "description": d["description"],
-                                   "inputSchema": {"json": d["input_schema"]}}})
+        tools.append(
+            {"toolSpec": {"name": name, "description": d["description"], "inputSchema": {"json": d["input_schema"]}}}
+        )
     if not tools and in_history:
         # Converse refuses tool blocks without a toolConfig: name the tools the history used
         named = {b["toolUse"]["name"] for t in turns for b in t["content"] if "toolUse" in b}

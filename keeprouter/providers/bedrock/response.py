@@ -130,8 +130,9 @@ def parse_block(b: object) -> Part | None:
         return TextPart(text=b["text"])
     use = b.get("toolUse")
     if isinstance(use, dict):
-        return ToolCallPart(id=str(use.get("toolUseId") or ""), name=str(use.get("name") or ""),
-                            arguments=_arguments(use.get("input")))
+        return ToolCallPart(
+            id=str(use.get("toolUseId") or ""), name=str(use.get("name") or ""), arguments=_arguments(use.get("input"))
+        )
     rc = b.get("reasoningContent")
     if isinstance(rc, dict):
         if isinstance(rc.get("redactedContent"), str):
@@ -139,8 +140,9 @@ def parse_block(b: object) -> Part | None:
         rt = rc.get("reasoningText")
         if isinstance(rt, dict):
             sig = rt.get("signature")
-            return ThinkingPart(text=str(rt.get("text") or ""), signature=sig if isinstance(sig, str) else None,
-                                origin=ORIGIN)
+            return ThinkingPart(
+                text=str(rt.get("text") or ""), signature=sig if isinstance(sig, str) else None, origin=ORIGIN
+            )
     return None
 
 
@@ -163,5 +165,11 @@ def parse_response(body: dict[str, Any], *, model: str, id: str = "", json_tool:
     stop: StopReason | None = STOP.get(sr, "end_turn") if isinstance(sr, str) else None
     if stop == "tool_use" and not any(isinstance(p, ToolCallPart) for p in parts):
         stop = "end_turn"
-    return ChatResponse(id=id, model=model, content=parts, stop_reason=stop, usage=parse_usage(body.get("usage")),
-                        stop_sequence=stop_sequence(body.get("additionalModelResponseFields")))
+    return ChatResponse(
+        id=id,
+        model=model,
+        content=parts,
+        stop_reason=stop,
+        usage=parse_usage(body.get("usage")),
+        stop_sequence=stop_sequence(body.get("additionalModelResponseFields")),
+    )

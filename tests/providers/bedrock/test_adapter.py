@@ -21,9 +21,15 @@ from keeprouter.providers.bedrock import BedrockAdapter
 MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 REQ = ChatRequest(model="x", messages=[Message(role="user", content=[TextPart(text="Hi")])], stream=True)
 TIMEOUTS = Timeouts(connect=2, first_byte=0.5, idle=0.5)
-EP = EndpointConfig(provider="bd", model=MODEL, pricing=Pricing(input=Decimal(1), output=Decimal(1)),
-                    capabilities=frozenset({"streaming"}), context_length=1000, max_output_tokens=None,
-                    timeout=TIMEOUTS)
+EP = EndpointConfig(
+    provider="bd",
+    model=MODEL,
+    pricing=Pricing(input=Decimal(1), output=Decimal(1)),
+    capabilities=frozenset({"streaming"}),
+    context_length=1000,
+    max_output_tokens=None,
+    timeout=TIMEOUTS,
+)
 
 
 @pytest_asyncio.fixture
@@ -59,8 +65,9 @@ async def test_bad_crc_is_an_invalid_stream(adapter: BedrockAdapter, bedrock_ups
 
 
 async def test_in_band_exception_is_scrubbed(adapter: BedrockAdapter, bedrock_upstream: BedrockUpstream) -> None:
-    bedrock_upstream.script(Fault(stream_error_after=1, body={"type": "throttlingException",
-                                                              "message": f"slow down {SECRET_KEY}"}))
+    bedrock_upstream.script(
+        Fault(stream_error_after=1, body={"type": "throttlingException", "message": f"slow down {SECRET_KEY}"})
+    )
     with pytest.raises(UpstreamError) as e:
         await events(adapter)
     assert e.value.status == 429 and SECRET_KEY not in e.value.message and "[REDACTED]" in e.value.message
@@ -122,8 +129,15 @@ async def test_closing_the_stream_closes_the_upstream(
 
 
 async def test_count_tokens_only_for_claude(adapter: BedrockAdapter, bedrock_upstream: BedrockUpstream) -> None:
-    nova = EndpointConfig(provider="bd", model="amazon.nova-pro-v1:0", pricing=EP.pricing, capabilities=frozenset(),
-                          context_length=1000, max_output_tokens=None, timeout=TIMEOUTS)
+    nova = EndpointConfig(
+        provider="bd",
+        model="amazon.nova-pro-v1:0",
+        pricing=EP.pricing,
+        capabilities=frozenset(),
+        context_length=1000,
+        max_output_tokens=None,
+        timeout=TIMEOUTS,
+    )
     with pytest.raises(CountNotSupported, match="Claude models only"):
         await adapter.count_tokens(REQ, nova, {})
     assert not bedrock_upstream.requests

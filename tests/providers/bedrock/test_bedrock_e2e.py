@@ -23,8 +23,10 @@ from upstreams.bedrock_server import ACCESS_KEY, REGION, SECRET_KEY, BedrockUpst
 MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 CLIENTS = ["openai", "anthropic"]
 STREAM = [False, True]
-CALLS = [ToolCall("tooluse_a", "get_weather", {"city": "Paris"}),
-         ToolCall("tooluse_b", "get_weather", {"city": "Rome"})]
+CALLS = [
+    ToolCall("tooluse_a", "get_weather", {"city": "Paris"}),
+    ToolCall("tooluse_b", "get_weather", {"city": "Rome"}),
+]
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 ASK = "Weather in Paris and Rome?"
 
@@ -34,15 +36,27 @@ def config(url: str, db: str, secret: str = SECRET_KEY) -> dict[str, Any]:
         "database": db,
         "admin_key": "sk-kr-admin-test",
         "providers": {
-            "bd": {"api": "bedrock", "base_url": url, "region": REGION, "aws_access_key_id": ACCESS_KEY,
-                   "aws_secret_access_key": secret, "timeout": {"connect": 2, "first_byte": 5, "idle": 5}},
+            "bd": {
+                "api": "bedrock",
+                "base_url": url,
+                "region": REGION,
+                "aws_access_key_id": ACCESS_KEY,
+                "aws_secret_access_key": secret,
+                "timeout": {"connect": 2, "first_byte": 5, "idle": 5},
+            },
         },
         "models": {
             "claude-bedrock": {
-                "name": "Claude on Bedrock", "context_length": 200000,
-                "endpoints": [{"provider": "bd", "model": MODEL,
-                               "pricing": {"input": 3.0, "output": 15.0, "cache_read": 0.3, "cache_write": 3.75},
-                               "capabilities": ["streaming", "tools", "reasoning", "vision"]}],
+                "name": "Claude on Bedrock",
+                "context_length": 200000,
+                "endpoints": [
+                    {
+                        "provider": "bd",
+                        "model": MODEL,
+                        "pricing": {"input": 3.0, "output": 15.0, "cache_read": 0.3, "cache_write": 3.75},
+                        "capabilities": ["streaming", "tools", "reasoning", "vision"],
+                    }
+                ],
             }
         },
     }
@@ -90,11 +104,15 @@ async def test_parallel_tool_calls_and_the_results_turn(
     bedrock_upstream.script(Reply(text=None, tool_calls=CALLS), Reply(text="Paris 18C, Rome 21C"))
     first = await ask(gw, client, stream, messages=[{"role": "user", "content": ASK}], tools=tools(client))
     assert first.stop == "tool_use"
-    assert first.tool_calls == [("tooluse_a", "get_weather", {"city": "Paris"}),
-                                ("tooluse_b", "get_weather", {"city": "Rome"})]
+    assert first.tool_calls == [
+        ("tooluse_a", "get_weather", {"city": "Paris"}),
+        ("tooluse_b", "get_weather", {"city": "Rome"}),
+    ]
     if client == "openai":
-        calls = [{"id": i, "type": "function", "function": {"name": n, "arguments": json.dumps(a)}}
-                 for i, n, a in first.tool_calls]
+        calls = [
+            {"id": i, "type": "function", "function": {"name": n, "arguments": json.dumps(a)}}
+            for i, n, a in first.tool_calls
+        ]
         history: list[Any] = [
             {"role": "user", "content": ASK},
             {"role": "assistant", "content": None, "tool_calls": calls},
@@ -104,10 +122,17 @@ async def test_parallel_tool_calls_and_the_results_turn(
     else:
         history = [
             {"role": "user", "content": ASK},
-            {"role": "assistant", "content": [{"type": "tool_use", "id": i, "name": n, "input": a}
-                                              for i, n, a in first.tool_calls]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tooluse_a", "content": "18C"},
-                                         {"type": "tool_result", "tool_use_id": "tooluse_b", "content": "21C"}]},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": i, "name": n, "input": a} for i, n, a in first.tool_calls],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "tooluse_a", "content": "18C"},
+                    {"type": "tool_result", "tool_use_id": "tooluse_b", "content": "21C"},
+                ],
+            },
         ]
     second = await ask(gw, client, stream, messages=history, tools=tools(client))
     assert second.text == "Paris 18C, Rome 21C"
@@ -125,14 +150,26 @@ async def test_signed_reasoning_goes_back_to_bedrock(
     gw: RunningGateway, bedrock_upstream: BedrockUpstream, stream: bool
 ) -> None:
     """Claude Code's loop: thinking + a tool call, then the thinking block (signature intact) back."""
-    bedrock_upstream.script(Reply(text=None, thinking="Check the weather.", signature="sig-bedrock-1",
-                                  tool_calls=CALLS[:1]), Reply(text="18C"))
+    bedrock_upstream.script(
+        Reply(text=None, thinking="Check the weather.", signature="sig-bedrock-1", tool_calls=CALLS[:1]),
+        Reply(text="18C"),
+    )
     thinking = {"type": "enabled", "budget_tokens": 1024}
-    first = await ask(gw, "anthropic", stream, messages=[{"role": "user", "content": ASK}], tools=tools("anthropic"),
-                      thinking=thinking, max_tokens=2048)
+    first = await ask(
+        gw,
+        "anthropic",
+        stream,
+        messages=[{"role": "user", "content": ASK}],
+        tools=tools("anthropic"),
+        thinking=thinking,
+        max_tokens=2048,
+    )
     if stream:
-        signatures = [e.delta.signature for e in first.raw if e.type == "content_block_delta"
-                      and e.delta.type == "signature_delta"]
+        signatures = [
+            e.delta.signature
+            for e in first.raw
+            if e.type == "content_block_delta" and e.delta.type == "signature_delta"
+        ]
         assert signatures == ["sig-bedrock-1"]
     else:
         assert first.raw.content[0].type == "thinking" and first.raw.content[0].signature == "sig-bedrock-1"
@@ -140,9 +177,13 @@ async def test_signed_reasoning_goes_back_to_bedrock(
     assert sent1["additionalModelRequestFields"]["thinking"] == thinking
     history = [
         {"role": "user", "content": ASK},
-        {"role": "assistant", "content": [
-            {"type": "thinking", "thinking": "Check the weather.", "signature": "sig-bedrock-1"},
-            {"type": "tool_use", "id": "tooluse_a", "name": "get_weather", "input": {"city": "Paris"}}]},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "thinking", "thinking": "Check the weather.", "signature": "sig-bedrock-1"},
+                {"type": "tool_use", "id": "tooluse_a", "name": "get_weather", "input": {"city": "Paris"}},
+            ],
+        },
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tooluse_a", "content": "18C"}]},
     ]
     await ask(gw, "anthropic", stream, messages=history, tools=tools("anthropic"), thinking=thinking, max_tokens=2048)
@@ -211,8 +252,13 @@ async def test_throttling_keeps_429(gw: RunningGateway, bedrock_upstream: Bedroc
 async def test_in_stream_exception_reaches_the_caller(
     gw: RunningGateway, bedrock_upstream: BedrockUpstream, client: str
 ) -> None:
-    bedrock_upstream.script(Fault(stream_error_after=3, reply=Reply(text="a long enough answer"),
-                                  body={"type": "modelStreamErrorException", "message": "model stream broke"}))
+    bedrock_upstream.script(
+        Fault(
+            stream_error_after=3,
+            reply=Reply(text="a long enough answer"),
+            body={"type": "modelStreamErrorException", "message": "model stream broke"},
+        )
+    )
     error = openai.APIError if client == "openai" else anthropic.APIError
     with pytest.raises(error, match="model stream broke"):
         await ask(gw, client, True, messages=[{"role": "user", "content": "Hi"}])
@@ -243,8 +289,10 @@ async def test_bedrock_api_key(bedrock_upstream: BedrockUpstream, tmp_path: Path
 
 async def test_image_goes_inline(gw: RunningGateway, bedrock_upstream: BedrockUpstream) -> None:
     png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
-    content = [{"type": "text", "text": "What is this?"},
-               {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}}]
+    content = [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{png}"}},
+    ]
     r = await ask(gw, "openai", False, messages=[{"role": "user", "content": content}])
     assert r.text == "Hello!"
     assert bedrock_upstream.requests[0].body["messages"][0]["content"][1] == {
@@ -278,8 +326,9 @@ async def test_structured_output(gw: RunningGateway, bedrock_upstream: BedrockUp
 
 async def test_count_tokens_is_bedrocks_own(gw: RunningGateway, bedrock_upstream: BedrockUpstream) -> None:
     async with anthropic_client(gw.url, gw.admin_key) as c:
-        r = await c.messages.count_tokens(model="claude-bedrock", messages=[{"role": "user", "content": "Hello"}],
-                                          system="Be brief.")
+        r = await c.messages.count_tokens(
+            model="claude-bedrock", messages=[{"role": "user", "content": "Hello"}], system="Be brief."
+        )
     [rec] = bedrock_upstream.requests
     assert rec.path == f"/model/{MODEL}/count-tokens"
     converse = rec.body["input"]["converse"]
@@ -294,8 +343,10 @@ async def test_responses_client(gw: RunningGateway, bedrock_upstream: BedrockUps
     tool = {"type": "function", "name": "get_weather", "parameters": SCHEMA}
     async with openai_client(gw.url, gw.admin_key) as c:
         if stream:
-            events = [ev async for ev in await c.responses.create(model="claude-bedrock", input=ASK, tools=[tool],
-                                                                  stream=True)]
+            events = [
+                ev
+                async for ev in await c.responses.create(model="claude-bedrock", input=ASK, tools=[tool], stream=True)
+            ]
             final = next(ev.response for ev in events if ev.type == "response.completed")
         else:
             final = await c.responses.create(model="claude-bedrock", input=ASK, tools=[tool])

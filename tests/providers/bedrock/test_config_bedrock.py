@@ -19,11 +19,19 @@ def provider(**keys: Any) -> Any:
 
 
 def test_region_gives_the_default_url_and_sigv4() -> None:
-    p = provider(region="eu-central-1", aws_access_key_id="AKID", aws_secret_access_key="secret-value-1",
-                 aws_session_token="token-value-1")
+    p = provider(
+        region="eu-central-1",
+        aws_access_key_id="AKID",
+        aws_secret_access_key="secret-value-1",
+        aws_session_token="token-value-1",
+    )
     assert p.base_url == "https://bedrock-runtime.eu-central-1.amazonaws.com"
-    assert p.options == {"region": "eu-central-1", "aws_access_key_id": "AKID",
-                         "aws_secret_access_key": "secret-value-1", "aws_session_token": "token-value-1"}
+    assert p.options == {
+        "region": "eu-central-1",
+        "aws_access_key_id": "AKID",
+        "aws_secret_access_key": "secret-value-1",
+        "aws_session_token": "token-value-1",
+    }
     adapter = build_adapter(p)
     assert isinstance(adapter, BedrockAdapter) and isinstance(adapter.signer, SigV4Signer)
     assert adapter.signer.region == "eu-central-1" and adapter.signer.service == "bedrock"

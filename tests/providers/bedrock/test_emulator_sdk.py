@@ -46,8 +46,10 @@ async def call(server: BedrockUpstream, op: str, secret: str = SECRET_KEY, **kw:
 
 
 async def test_converse_with_parallel_tool_calls(bedrock_upstream: BedrockUpstream) -> None:
-    calls = [ToolCall("tooluse_a", "get_weather", {"city": "Paris"}),
-             ToolCall("tooluse_b", "get_weather", {"city": "Rome"})]
+    calls = [
+        ToolCall("tooluse_a", "get_weather", {"city": "Paris"}),
+        ToolCall("tooluse_b", "get_weather", {"city": "Rome"}),
+    ]
     bedrock_upstream.script(Reply(text="Checking.", tool_calls=calls, input_tokens=20, output_tokens=9, cache_read=4))
     r = await call(bedrock_upstream, "converse", toolConfig=TOOLS)
     content = r["output"]["message"]["content"]

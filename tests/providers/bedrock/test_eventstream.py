@@ -21,8 +21,10 @@ STREAM = b"".join(
 )
 EXPECTED = [
     ("messageStart", b'{"role":"assistant"}'),
-    ("contentBlockDelta", json.dumps({"contentBlockIndex": 0, "delta": {"text": "héllo ✓"}},
-                                     separators=(",", ":")).encode()),
+    (
+        "contentBlockDelta",
+        json.dumps({"contentBlockIndex": 0, "delta": {"text": "héllo ✓"}}, separators=(",", ":")).encode(),
+    ),
     ("messageStop", b'{"stopReason":"end_turn"}'),
     ("throttlingException", b'{"message": "slow down"}'),
 ]

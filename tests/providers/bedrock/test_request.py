@@ -33,8 +33,16 @@ def user(text: str) -> Message:
 
 
 def test_text_system_and_inference_config() -> None:
-    b = body(ChatRequest(model="m", messages=[user("hi")], system=[TextPart(text="Be brief.")], max_tokens=50,
-                         temperature=1.7, stop=["END"]))
+    b = body(
+        ChatRequest(
+            model="m",
+            messages=[user("hi")],
+            system=[TextPart(text="Be brief.")],
+            max_tokens=50,
+            temperature=1.7,
+            stop=["END"],
+        )
+    )
     assert b == {
         "messages": [{"role": "user", "content": [{"text": "hi"}]}],
         "system": [{"text": "Be brief."}],
@@ -47,15 +55,21 @@ def test_text_system_and_inference_config() -> None:
 def test_parallel_tool_calls_and_results_all_kept_with_tools() -> None:
     history = [
         user("Paris and Rome?"),
-        Message(role="assistant", content=[
-            TextPart(text="Checking both."),
-            ToolCallPart(id="call_1", name="get_weather", arguments='{"city":"Paris"}'),
-            ToolCallPart(id="functions.get_weather:2", name="get_weather", arguments='{"city":"Rome"}'),
-        ]),
-        Message(role="user", content=[
-            ToolResultPart(tool_call_id="call_1", content=[TextPart(text="18C")]),
-            ToolResultPart(tool_call_id="functions.get_weather:2", content=[TextPart(text="boom")], is_error=True),
-        ]),
+        Message(
+            role="assistant",
+            content=[
+                TextPart(text="Checking both."),
+                ToolCallPart(id="call_1", name="get_weather", arguments='{"city":"Paris"}'),
+                ToolCallPart(id="functions.get_weather:2", name="get_weather", arguments='{"city":"Rome"}'),
+            ],
+        ),
+        Message(
+            role="user",
+            content=[
+                ToolResultPart(tool_call_id="call_1", content=[TextPart(text="18C")]),
+                ToolResultPart(tool_call_id="functions.get_weather:2", content=[TextPart(text="boom")], is_error=True),
+            ],
+        ),
     ]
     b = body(ChatRequest(model="m", messages=history, tools=[WEATHER], tool_choice=ToolChoice(mode="auto")))
     assistant, results = b["messages"][1]["content"], b["messages"][2]["content"]
@@ -69,8 +83,15 @@ def test_parallel_tool_calls_and_results_all_kept_with_tools() -> None:
         {"toolResult": {"toolUseId": "functions_get_weather_2", "content": [{"text": "boom"}], "status": "error"}},
     ]
     assert b["toolConfig"] == {
-        "tools": [{"toolSpec": {"name": "get_weather", "description": "Weather for a city",
-                                "inputSchema": {"json": {"type": "object"}}}}],
+        "tools": [
+            {
+                "toolSpec": {
+                    "name": "get_weather",
+                    "description": "Weather for a city",
+                    "inputSchema": {"json": {"type": "object"}},
+                }
+            }
+        ],
         "toolChoice": {"auto": {}},
     }
 
@@ -120,13 +141,18 @@ def test_images_inline_only() -> None:
     with pytest.raises(InvalidRequest, match="inline"):
         body(ChatRequest(model="m", messages=[Message(role="user", content=[ImagePart(url="https://x/y.png")])]))
     with pytest.raises(InvalidRequest, match="png, jpeg"):
-        body(ChatRequest(model="m", messages=[Message(role="user", content=[ImagePart(media_type="image/tiff",
-                                                                                        data="aGVsbG8=")])]))
+        body(
+            ChatRequest(
+                model="m",
+                messages=[Message(role="user", content=[ImagePart(media_type="image/tiff", data="aGVsbG8=")])],
+            )
+        )
 
 
 def test_reasoning_becomes_claude_thinking() -> None:
-    req = ChatRequest(model="m", messages=[user("x")], max_tokens=1000, temperature=0.5, top_k=5,
-                      reasoning=Reasoning(effort="low"))
+    req = ChatRequest(
+        model="m", messages=[user("x")], max_tokens=1000, temperature=0.5, top_k=5, reasoning=Reasoning(effort="low")
+    )
     b = body(req)
     assert b["additionalModelRequestFields"] == {"thinking": {"type": "enabled", "budget_tokens": 2048}}
     assert b["inferenceConfig"] == {"maxTokens": 3048}  # room for the answer; temperature dropped
@@ -134,8 +160,9 @@ def test_reasoning_becomes_claude_thinking() -> None:
 
 
 def test_max_tokens_left_to_the_model_without_one() -> None:
-    assert "inferenceConfig" not in build_request(ChatRequest(model="m", messages=[user("x")]), NOVA,
-                                                  default_max_tokens=None)
+    assert "inferenceConfig" not in build_request(
+        ChatRequest(model="m", messages=[user("x")]), NOVA, default_max_tokens=None
+    )
 
 
 def test_top_k_for_claude_only() -> None:
@@ -146,22 +173,30 @@ def test_top_k_for_claude_only() -> None:
 
 
 def test_thinking_not_sent_with_a_forced_tool() -> None:
-    req = ChatRequest(model="m", messages=[user("x")], tools=[WEATHER], tool_choice=ToolChoice(mode="required"),
-                      reasoning=Reasoning(effort="high"))
+    req = ChatRequest(
+        model="m",
+        messages=[user("x")],
+        tools=[WEATHER],
+        tool_choice=ToolChoice(mode="required"),
+        reasoning=Reasoning(effort="high"),
+    )
     assert "additionalModelRequestFields" not in body(req)
 
 
 def test_signed_reasoning_replayed_by_origin() -> None:
     history = [
         user("x"),
-        Message(role="assistant", content=[
-            ThinkingPart(text="hmm", signature="sig-b", origin="bedrock"),
-            ThinkingPart(text="", signature="sig-a", origin="anthropic"),
-            ThinkingPart(redacted="cmVk", origin="bedrock"),
-            ThinkingPart(text="other", signature="sig-o", origin="gemini"),
-            ThinkingPart(text="unsigned", origin="bedrock"),
-            TextPart(text="answer"),
-        ]),
+        Message(
+            role="assistant",
+            content=[
+                ThinkingPart(text="hmm", signature="sig-b", origin="bedrock"),
+                ThinkingPart(text="", signature="sig-a", origin="anthropic"),
+                ThinkingPart(redacted="cmVk", origin="bedrock"),
+                ThinkingPart(text="other", signature="sig-o", origin="gemini"),
+                ThinkingPart(text="unsigned", origin="bedrock"),
+                TextPart(text="answer"),
+            ],
+        ),
         user("y"),
     ]
     content = body(ChatRequest(model="m", messages=history))["messages"][1]["content"]
@@ -179,14 +214,24 @@ def test_cache_points_and_merged_turns() -> None:
         Message(role="system", content=[TextPart(text="be nice")]),
         Message(role="user", content=[TextPart(text="")]),  # empty: skipped
     ]
-    b = body(ChatRequest(model="m", messages=history, system=[TextPart(text="s", cache_control={"type": "ephemeral"})],
-                         tools=[Tool(name="t", cache_control={"type": "ephemeral"})]))
-    assert b["messages"] == [{"role": "user", "content": [{"text": "a"}, {"cachePoint": {"type": "default"}},
-                                                          {"text": "be nice"}]}]
+    b = body(
+        ChatRequest(
+            model="m",
+            messages=history,
+            system=[TextPart(text="s", cache_control={"type": "ephemeral"})],
+            tools=[Tool(name="t", cache_control={"type": "ephemeral"})],
+        )
+    )
+    assert b["messages"] == [
+        {"role": "user", "content": [{"text": "a"}, {"cachePoint": {"type": "default"}}, {"text": "be nice"}]}
+    ]
     assert b["system"] == [{"text": "s"}, {"cachePoint": {"type": "default"}}]
     assert b["toolConfig"]["tools"][1] == {"cachePoint": {"type": "default"}}
-    llama = build_request(ChatRequest(model="m", messages=history, system=[TextPart(text="s", cache_control={})]),
-                          "meta.llama3-70b-instruct-v1:0", default_max_tokens=10)
+    llama = build_request(
+        ChatRequest(model="m", messages=history, system=[TextPart(text="s", cache_control={})]),
+        "meta.llama3-70b-instruct-v1:0",
+        default_max_tokens=10,
+    )
     assert llama["messages"][0]["content"] == [{"text": "a"}, {"text": "be nice"}]
     assert llama["system"] == [{"text": "s"}]
 

@@ -10,8 +10,12 @@ from keeprouter.providers.bedrock.response import error_for, error_message, erro
 
 
 def answer(content: list[dict], stop: str = "end_turn", usage: dict | None = None) -> dict:  # type: ignore[type-arg]
-    return {"output": {"message": {"role": "assistant", "content": content}}, "stopReason": stop,
-            "usage": usage or {"inputTokens": 10, "outputTokens": 5, "totalTokens": 15}, "metrics": {"latencyMs": 1}}
+    return {
+        "output": {"message": {"role": "assistant", "content": content}},
+        "stopReason": stop,
+        "usage": usage or {"inputTokens": 10, "outputTokens": 5, "totalTokens": 15},
+        "metrics": {"latencyMs": 1},
+    }
 
 
 def test_blocks_stop_and_usage() -> None:
@@ -26,8 +30,13 @@ def test_blocks_stop_and_usage() -> None:
                 {"cachePoint": {"type": "default"}},
             ],
             "tool_use",
-            {"inputTokens": 10, "outputTokens": 5, "totalTokens": 45, "cacheReadInputTokens": 20,
-             "cacheWriteInputTokens": 10},
+            {
+                "inputTokens": 10,
+                "outputTokens": 5,
+                "totalTokens": 45,
+                "cacheReadInputTokens": 20,
+                "cacheWriteInputTokens": 10,
+            },
         ),
         model="m",
         id="msg_1",
@@ -45,17 +54,26 @@ def test_blocks_stop_and_usage() -> None:
 
 @pytest.mark.parametrize(
     ("wire", "canonical"),
-    [("end_turn", "end_turn"), ("max_tokens", "max_tokens"), ("stop_sequence", "stop_sequence"),
-     ("guardrail_intervened", "content_filter"), ("content_filtered", "content_filter"),
-     ("model_context_window_exceeded", "max_tokens"), ("something_new", "end_turn")],
+    [
+        ("end_turn", "end_turn"),
+        ("max_tokens", "max_tokens"),
+        ("stop_sequence", "stop_sequence"),
+        ("guardrail_intervened", "content_filter"),
+        ("content_filtered", "content_filter"),
+        ("model_context_window_exceeded", "max_tokens"),
+        ("something_new", "end_turn"),
+    ],
 )
 def test_stop_reasons(wire: str, canonical: str) -> None:
     assert parse_response(answer([{"text": "x"}], wire), model="m").stop_reason == canonical
 
 
 def test_structured_output_call_becomes_text() -> None:
-    r = parse_response(answer([{"toolUse": {"toolUseId": "t", "name": "city", "input": {"name": "Oslo"}}}], "tool_use"),
-                       model="m", json_tool="city")
+    r = parse_response(
+        answer([{"toolUse": {"toolUseId": "t", "name": "city", "input": {"name": "Oslo"}}}], "tool_use"),
+        model="m",
+        json_tool="city",
+    )
     assert r.content == [TextPart(text='{"name":"Oslo"}')] and r.stop_reason == "end_turn"
 
 
@@ -75,11 +93,16 @@ def test_error_type_header() -> None:
 
 @pytest.mark.parametrize(
     ("kind", "status", "error_kind"),
-    [("ValidationException", 400, "invalid_request"), ("throttlingException", 429, "rate_limit_exceeded"),
-     ("ResourceNotFoundException", 404, "not_found"), ("serviceUnavailableException", 502, "provider_unavailable"),
-     ("modelStreamErrorException", 502, "provider_unavailable"), ("internalServerException", 502,
-                                                                  "provider_unavailable"),
-     ("AccessDeniedException", 502, "provider_unavailable"), ("ModelTimeoutException", 504, "timeout")],
+    [
+        ("ValidationException", 400, "invalid_request"),
+        ("throttlingException", 429, "rate_limit_exceeded"),
+        ("ResourceNotFoundException", 404, "not_found"),
+        ("serviceUnavailableException", 502, "provider_unavailable"),
+        ("modelStreamErrorException", 502, "provider_unavailable"),
+        ("internalServerException", 502, "provider_unavailable"),
+        ("AccessDeniedException", 502, "provider_unavailable"),
+        ("ModelTimeoutException", 504, "timeout"),
+    ],
 )
 def test_error_mapping(kind: str, status: int, error_kind: str) -> None:
     e = error_for(kind, "msg", "bedrock-east")

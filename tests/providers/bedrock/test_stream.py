@@ -84,8 +84,13 @@ def test_structured_output_tool_streams_as_text() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "status"), [("throttlingException", 429), ("validationException", 400), ("modelStreamErrorException", 502),
-                         ("serviceUnavailableException", 502)],
+    ("kind", "status"),
+    [
+        ("throttlingException", 429),
+        ("validationException", 400),
+        ("modelStreamErrorException", 502),
+        ("serviceUnavailableException", 502),
+    ],
 )
 def test_exceptions_raise(kind: str, status: int) -> None:
     d = BedrockStreamDecoder(id="x", model="m", provider="bd")
