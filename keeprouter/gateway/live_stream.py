@@ -31,7 +31,7 @@ from keeprouter.routing.select import Candidate
 from keeprouter.store.base import GenerationStatus
 
 if TYPE_CHECKING:
-    from keeprouter.gateway import Gateway, Metering
+    from keeprouter.gateway.gateway import Gateway, Metering
 
 
 class LiveStream:

@@ -59,7 +59,7 @@ from keeprouter.formats.canonical import (
 )
 from keeprouter.limits.base import Limits, RateLimiter, Refusal, Ticket
 from keeprouter.limits.memory import MemoryLimiter
-from keeprouter.live_stream import LiveStream
+from keeprouter.gateway.live_stream import LiveStream
 from keeprouter.observe.logs import GENERATION_ID
 from keeprouter.providers.base import Adapter
 from keeprouter.routing.fit import SignatureIssuers, fit, output_budget
