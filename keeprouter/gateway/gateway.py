@@ -1,17 +1,11 @@
-"""The request path in one readable place: resolve -> select -> rate limits -> reserve -> call (with
-fallback) -> meter -> settle.
+"""The request path in one readable place: resolve -> select -> admit -> attempts (with fallback)
+-> meter -> settle.
 
 The API layer hands the gateway a canonical `ChatRequest` and who is calling; the gateway returns a
 `Completion` (whole answer) or a `LiveStream` (first events already received, so every failure
-before the first byte could still fall back or become a proper HTTP error). The API layer settles
-(records the generation) BEFORE the answer's last byte leaves, waiting at most a bounded time
-(`SETTLE_WAIT`, KEEPROUTER_SETTLE_WAIT_SECONDS): a client that received its answer in full is in
-the ledger even if the process is killed right after. When the database is slower than that, the
-answer goes out anyway and the settle keeps running: recorded late. A settle the database refuses
-(an outage: StoreUnavailable, or any other failure) is handed to the settle queue
-(billing.settle_queue), spooled to a local file before the answer leaves and retried until the
-database takes it, so during an outage answers already produced go out at once and are recorded
-when it returns, even if this process dies meanwhile; shutdown waits for both (`drain`).
+before the first byte could still fall back or become a proper HTTP error). Both go through ONE
+attempt loop (`_serve`); `attempts.py` says what an attempt is in each mode. The API layer then
+settles (settle.py) before the answer's last byte leaves, within a bounded wait.
 
 During a database outage nothing new is admitted: the key lookup or the credit hold raises
 StoreUnavailable, a 503 in the caller's format, within the store's timeouts.
@@ -31,97 +25,56 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from keeprouter.billing import pricing
-from keeprouter.billing.ledger import Hold, Ledger
+from keeprouter.billing.ledger import Ledger
 from keeprouter.billing.settle_queue import SettleQueue
-from keeprouter.config import Config, EndpointConfig, ModelConfig
-from keeprouter.errors import (
-    GatewayError,
-    InvalidRequest,
-    NoEndpointAvailable,
-    NotFound,
-    StoreUnavailable,
-    UpstreamError,
-    UpstreamTimeout,
-)
+from keeprouter.config import Config, ModelConfig
+from keeprouter.errors import InvalidRequest, NoEndpointAvailable, NotFound, StoreUnavailable, UpstreamError
 from keeprouter.formats import tokens
-from keeprouter.formats.canonical import (
-    ChatRequest,
-    ChatResponse,
-    ThinkingPart,
-    ToolCallPart,
-    Usage,
+from keeprouter.formats.canonical import ChatRequest
+from keeprouter.gateway import spans
+from keeprouter.gateway.attempts import (
+    MAX_ATTEMPTS,
+    MAX_RETRY_SECONDS,
+    FirstEvent,
+    Mode,
+    WholeAnswer,
+    exhausted,
+    failed,
 )
+from keeprouter.gateway.counting import Counting
+from keeprouter.gateway.live_stream import LiveStream
+from keeprouter.gateway.metering import Attempt, Caller, Completion, Metering
+from keeprouter.gateway.settle import SETTLE_WAIT, Settler
 from keeprouter.limits.base import Limits, RateLimiter, Refusal, Ticket
 from keeprouter.limits.memory import MemoryLimiter
-from keeprouter.gateway.live_stream import LiveStream
 from keeprouter.observe.logs import GENERATION_ID
 from keeprouter.providers.base import Adapter
 from keeprouter.routing.fit import SignatureIssuers, fit, output_budget
 from keeprouter.routing.health import HealthTracker
 from keeprouter.routing.select import Candidate, ProviderPrefs, parse_prefs, plan
-from keeprouter.store.base import GenerationRecord, GenerationStatus, KeyRecord
 
 if TYPE_CHECKING:
     from keeprouter.observe.metrics import Metrics
     from keeprouter.observe.tracing import Tracing
 
-MAX_ATTEMPTS = 5  # endpoints tried per request, across models
-MAX_RETRY_SECONDS = 120.0  # no new attempt starts after this long
-log = logging.getLogger("keeprouter.gateway")
 MAX_OUTPUT_FALLBACK = 4096  # worst-case output for reservations when neither request nor catalogue bounds it
-SETTLE_WAIT = 5.0  # seconds an answer's last byte may wait for its ledger write (then it goes anyway)
 log = logging.getLogger("keeprouter")
 _DATE_SUFFIX = re.compile(r"-\d{8}$")
 VARIANT_SORT = {"nitro": "throughput", "floor": "price"}
-
-
-@dataclass(slots=True)
-class Caller:
-    """Who is calling, through which client API (the admin key has a key record too, unlimited)."""
-
-    api: str
-    key: KeyRecord
-    headers: Mapping[str, str]
-    app: str | None = None
-    app_title: str | None = None
+H = TypeVar("H")
+R = TypeVar("R")
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
 class Route:
     models: list[ModelConfig]
     prefs: ProviderPrefs
-
-
-@dataclass(slots=True)
-class Metering:
-    """Everything the ledger needs once the answer is out."""
-
-    gen_id: str
-    caller: Caller
-    request: ChatRequest
-    prompt_estimate: int
-    hold: Hold | None
-    started: float
-    attempts: list[dict[str, Any]] = field(default_factory=list)
-    last_error: UpstreamError | None = None
-    candidate: Candidate | None = None
-    first_token_at: float | None = None
-    ticket: Ticket | None = None  # the rate limiter's entry, for keys with rpm/tpm limits
-    budget_cut: int | None = None  # the max_tokens sent to the serving endpoint, when lowered
-
-
-@dataclass(slots=True)
-class Completion:
-    response: ChatResponse
-    candidate: Candidate
-    cost: Decimal
-    meter: Metering
 
 
 class Gateway:
@@ -142,14 +95,18 @@ class Gateway:
         self.ledger = ledger
         self.health = health
         self.limiter: RateLimiter = limiter if limiter is not None else MemoryLimiter()
-        self._settling: set[asyncio.Task[None]] = set()
         self.settle_wait = settle_wait  # how long an answer waits for its ledger write
         self.settle_queue = settle_queue if settle_queue is not None else SettleQueue(ledger)
-        self.issuers = SignatureIssuers()
-        self.encodings = tokens.Encodings()
-        self._loading: set[str] = set()
-        self.metrics = metrics  # counted where generations settle (`record`), whatever the client API
+        self.metrics = metrics  # counted where generations settle (Settler.record), whatever the client API
         self.tracing = tracing  # None unless OpenTelemetry is configured
+        self.issuers = SignatureIssuers()
+        self.settler = Settler(ledger, self.limiter, self.settle_queue, metrics)
+        # Run a settle that must survive the caller's cancellation (Settler.settle_later): the
+        # bound method itself, so the API layer's call per request costs no extra frame.
+        self.settle_later: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]] = self.settler.settle_later
+        self.counting = Counting(adapters, self.settle_later)
+        self._whole = WholeAnswer(health, self.issuers, self.counting)
+        self._first_event = FirstEvent(self)
 
     # ---- resolve ------------------------------------------------------------------------
     def route(self, body: Mapping[str, Any], req: ChatRequest) -> Route:
@@ -186,59 +143,65 @@ class Gateway:
         undated = _DATE_SUFFIX.sub("", slug)
         return models.get(slug) or models.get(undated)
 
-    async def upstream_count(
-        self, models: list[ModelConfig], req: ChatRequest, headers: Mapping[str, str]
-    ) -> int | None:
-        """An exact input-token count from the first upstream of `models[0]` that can count
-        (Anthropic-format hosts), or None when none can: the caller estimates offline then."""
-        for ep in models[0].endpoints:
-            adapter = self.adapters.get(ep.provider)
-            counter = getattr(adapter, "count_tokens", None)
-            if counter is None:
-                continue
-            try:
-                n: int = await counter(fit(req, ep), ep, headers)
-                return n
-            except UpstreamError:
-                continue
-        return None
+    # ---- answer -------------------------------------------------------------------------
+    def complete(self, caller: Caller, req: ChatRequest, route: Route) -> Coroutine[Any, Any, Completion]:
+        """The whole answer of the first endpoint that gives one; failures fall back. Await it."""
+        return self._serve(caller, req, route, self._whole)
 
-    async def count_input(self, models: list[ModelConfig], req: ChatRequest, headers: Mapping[str, str]) -> int:
-        """`count_tokens`: the upstream's own count (Anthropic-format hosts), else the exact count
-        with the tokenizer of the first endpoint whose model has one shipped (OpenAI family), else
-        the offline estimate. Tokenizer work runs in a worker thread, off the event loop."""
-        n = await self.upstream_count(models, req, headers) if models else None
-        if n is not None:
-            return n
-        for ep in models[0].endpoints if models else ():
-            name = tokens.encoding_for(ep.model.rpartition("/")[2])
-            if name is not None:
-                enc = await asyncio.to_thread(self.encodings.get, name)
-                exact: int = await asyncio.to_thread(tokens.count_request, req, tokens.exact_counter(enc))
-                return exact
-        return tokens.count_request(req)
+    def open_stream(self, caller: Caller, req: ChatRequest, route: Route) -> Coroutine[Any, Any, LiveStream]:
+        """Try endpoints until one produces its first event; failures up to then fall back. Await it."""
+        return self._serve(caller, req, route, self._first_event)
 
-    def exact_counter(self, ep: EndpointConfig) -> Callable[[str], int] | None:
-        """The exact text counter for `ep`'s model when its tokenizer is shipped AND already loaded
-        (metering a usage-less upstream never waits for a load: it starts one, in a worker thread,
-        and this answer is metered with the estimate)."""
-        name = tokens.encoding_for(ep.model.rpartition("/")[2])
-        if name is None:
-            return None
-        enc = self.encodings.loaded(name)
-        if enc is not None:
-            return tokens.exact_counter(enc)
-        if name not in self._loading:
-            self._loading.add(name)
-            self.settle_later(self._load_encoding(name))
-        return None
-
-    async def _load_encoding(self, name: str) -> None:
+    async def _serve(self, caller: Caller, req: ChatRequest, route: Route, mode: Mode[H, R, T]) -> T:
+        """THE attempt loop, for both modes: endpoints in the planned order, bounded in count and
+        in total time, until one gives its first result; a refused or failed request holds nothing."""
+        meter = self._begin(caller, req)
+        cands = self._candidates(meter, route)
+        await self._reserve(meter, cands)
         try:
-            await asyncio.to_thread(self.encodings.get, name)
-        except (OSError, tokens.VocabularyError):
-            log.exception("tokenizer %s could not be loaded; usage-less upstreams stay estimated", name)
+            deadline = meter.started + MAX_RETRY_SECONDS
+            tried = 0
+            for cand in cands:
+                ep = cand.endpoint
+                adapter = self.adapters.get(ep.provider)
+                if adapter is None:
+                    continue
+                t0 = time.monotonic()
+                if tried and (tried == MAX_ATTEMPTS or t0 > deadline):
+                    break
+                tried += 1
+                attempt = Attempt(cand, t0)
+                handle = mode.open(adapter, self._fit(meter, attempt), ep, caller.headers)
+                span = spans.start_attempt(self.tracing, self.config, cand, req.max_tokens)
+                try:
+                    first = await mode.first(handle)
+                except BaseException as e:
+                    err = UpstreamError("provider sent an empty stream") if isinstance(e, StopAsyncIteration) else e
+                    if span is not None:
+                        spans.end_attempt(self.tracing, span, err)
+                    closing = mode.close(handle)
+                    if closing is not None:
+                        await closing
+                    if not isinstance(err, UpstreamError):
+                        raise
+                    failed(meter, attempt, err, self.health)
+                    continue
+                if span is not None:
+                    spans.end_attempt(self.tracing, span, None, first)
+                meter.served = attempt
+                return mode.served(meter, attempt, handle, first)
+            raise exhausted(meter)
+        except BaseException:
+            await self._release(meter)
+            raise
 
+    async def settle(self, done: Completion) -> None:
+        """Record the generation and settle its hold; the API layer waits for it (bounded by
+        SETTLE_WAIT) before the answer's last byte leaves."""
+        resp = done.response
+        await self.settler.record(done.meter, resp.usage, done.cost, "ok", resp.stop_reason, streamed=False)
+
+    # ---- admit --------------------------------------------------------------------------
     def _begin(self, caller: Caller, req: ChatRequest) -> Metering:
         gen_id = self.ledger.ids.generation_id(time.time())
         GENERATION_ID.set(gen_id)  # every log line of this request from here on carries it
@@ -285,150 +248,15 @@ class Gateway:
             return budget
         return ep.max_output_tokens or min(ep.context_length or MAX_OUTPUT_FALLBACK, MAX_OUTPUT_FALLBACK * 4)
 
-    # ---- whole answers -------------------------------------------------------------------
-    async def complete(self, caller: Caller, req: ChatRequest, route: Route) -> Completion:
-        meter = self._begin(caller, req)
-        cands = self._candidates(meter, route)
-        await self._reserve(meter, cands)
-        try:
-            for cand in self._attempts(meter, cands):
-                t0 = time.monotonic()
-                ep = cand.endpoint
-                span = self._attempt_span(meter, cand)
-                try:
-                    resp = await self.adapters[ep.provider].complete(self._fit(meter, cand), ep, caller.headers)
-                except BaseException as e:
-                    if span is not None:
-                        self._end_span(span, e)
-                    if not isinstance(e, UpstreamError):
-                        raise
-                    self._failed(meter, cand, e)
-                    continue
-                if span is not None:
-                    u = resp.usage
-                    self._end_span(span, None, resp.model, u.input_tokens, u.output_tokens)
-                elapsed = time.monotonic() - t0
-                meter.candidate = cand
-                meter.first_token_at = time.monotonic()
-                if not (resp.usage.input_tokens and resp.usage.output_tokens):
-                    _fill_missing_usage(resp, meter, self.exact_counter(ep))
-                for part in resp.content:
-                    if isinstance(part, ThinkingPart) and (part.signature or part.redacted):
-                        self.issuers.record(part.signature or part.redacted or "", ep)
-                out = resp.usage.output_tokens
-                self.health.success(cand.key, elapsed, out / elapsed if elapsed > 0 and out else None)
-                cost = pricing.quantize(pricing.cost(resp.usage, cand.endpoint.pricing)) if out else Decimal(0)
-                return Completion(resp, cand, cost, meter)
-            raise self._exhausted(meter)
-        except BaseException:
-            await self._release(meter)
-            raise
-
-    async def settle(self, done: Completion) -> None:
-        """Record the generation and settle its hold; the API layer waits for it (bounded by
-        SETTLE_WAIT) before the answer's last byte leaves."""
-        resp = done.response
-        await self.record(done.meter, resp.usage, done.cost, "ok", resp.stop_reason, streamed=False)
-
-    # ---- streams -------------------------------------------------------------------------
-    async def open_stream(self, caller: Caller, req: ChatRequest, route: Route) -> LiveStream:
-        """Try endpoints until one produces its first event; failures up to then fall back."""
-        meter = self._begin(caller, req)
-        cands = self._candidates(meter, route)
-        await self._reserve(meter, cands)
-        try:
-            for cand in self._attempts(meter, cands):
-                ep = cand.endpoint
-                it = self.adapters[ep.provider].stream(self._fit(meter, cand), ep, caller.headers)
-                span = self._attempt_span(meter, cand)
-                try:
-                    first = await anext(it)
-                except StopAsyncIteration:
-                    if span is not None:
-                        self._end_span(span, UpstreamError("empty stream"))
-                    self._failed(meter, cand, UpstreamError("provider sent an empty stream"))
-                    await it.aclose()
-                    continue
-                except UpstreamError as e:
-                    if span is not None:
-                        self._end_span(span, e)
-                    await it.aclose()
-                    self._failed(meter, cand, e)
-                    continue
-                except BaseException as e:
-                    if span is not None:
-                        self._end_span(span, e)
-                    await it.aclose()
-                    raise
-                if span is not None:
-                    self._end_span(span, None)
-                meter.candidate = cand
-                return LiveStream(self, meter, cand, first, it)
-            raise self._exhausted(meter)
-        except BaseException:
-            await self._release(meter)
-            raise
-
-    # ---- shared --------------------------------------------------------------------------
-    def _attempt_span(self, meter: Metering, cand: Candidate) -> Any:
-        """The upstream attempt's span, or None when tracing is off (the common case: one test)."""
-        if self.tracing is None:
-            return None
-        ep = cand.endpoint
-        base_url = getattr(self.config.providers.get(ep.provider), "base_url", "")
-        return self.tracing.start_attempt(ep.provider, ep.model, base_url, meter.request.max_tokens)
-
-    def _end_span(self, span: Any, error: BaseException | None, response_model: str | None = None,
-                  input_tokens: int = 0, output_tokens: int = 0) -> None:  # fmt: skip
-        assert self.tracing is not None
-        kind = None if error is None else type(error).__name__  # an error's kind, never its text
-        self.tracing.end_attempt(span, kind, response_model, input_tokens, output_tokens)
-
-    def _fit(self, meter: Metering, cand: Candidate) -> ChatRequest:
-        """The request as `cand` gets it. A max_tokens lowered to fit the context is not told to
+    def _fit(self, meter: Metering, attempt: Attempt) -> ChatRequest:
+        """The request as the attempt's endpoint gets it. A max_tokens lowered to fit the context is not told to
         the caller (it asked for a ceiling, not a length) but is recorded on the generation, in the
         serving attempt's entry of `provider_responses`."""
         req = meter.request
-        sent = fit(req, cand.endpoint, self.issuers, meter.prompt_estimate)
-        meter.budget_cut = sent.max_tokens if sent.max_tokens != req.max_tokens else None
+        sent = fit(req, attempt.candidate.endpoint, self.issuers, meter.prompt_estimate)
+        if sent.max_tokens != req.max_tokens:
+            attempt.max_tokens_sent = sent.max_tokens
         return sent
-
-    def _attempts(self, meter: Metering, cands: list[Candidate]) -> Iterator[Candidate]:
-        """Endpoints to try in turn, bounded in count and in total time."""
-        deadline = meter.started + MAX_RETRY_SECONDS
-        usable = [c for c in cands if c.endpoint.provider in self.adapters]
-        for i, c in enumerate(usable[:MAX_ATTEMPTS]):
-            if i and time.monotonic() > deadline:
-                return
-            yield c
-
-    def _failed(self, meter: Metering, cand: Candidate, e: UpstreamError) -> None:
-        # The upstream's own HTTP status when it answered (OpenRouter's provider_responses), else ours.
-        status = (e.metadata or {}).get("provider_code", e.status)
-        meter.attempts.append(
-            {"provider": cand.endpoint.provider, "model": cand.model.id, "status": status, "error": e.message}
-        )
-        meter.last_error = e
-        self.health.failure(cand.key, rate_limited=e.status == 429)
-        if not e.retryable:
-            raise e
-
-    def _exhausted(self, meter: Metering) -> GatewayError:
-        """The most meaningful error once every endpoint failed, listing each failure."""
-        attempts = meter.attempts
-        meta: dict[str, object] = {"attempts": attempts}
-        if not attempts:
-            return NoEndpointAvailable("no endpoint could be tried", metadata=meta)
-        last = meter.last_error
-        if len(attempts) == 1 and last is not None:
-            return last
-        if all(a["status"] == 429 for a in attempts):
-            retry = last.retry_after if last else None
-            return UpstreamError("every provider is rate-limited", status=429, retry_after=retry, metadata=meta)
-        summary = "; ".join(f"{a['provider']}: {a['error']}" for a in attempts)
-        if all(a["status"] == 504 for a in attempts):
-            return UpstreamTimeout(f"every provider timed out ({summary})", metadata=meta)
-        return UpstreamError(f"every provider failed ({summary})", metadata=meta)
 
     async def _release(self, meter: Metering) -> None:
         if meter.hold is not None:
@@ -441,123 +269,20 @@ class Gateway:
             ticket, meter.ticket = meter.ticket, None
             await self.limiter.settle(ticket, 0)
 
-    async def record(
-        self,
-        meter: Metering,
-        usage: Usage,
-        cost: Decimal,
-        status: GenerationStatus,
-        finish: str | None,
-        *,
-        streamed: bool,
-        error: str | None = None,
-    ) -> None:
-        cand = meter.candidate
-        assert cand is not None, "only a generation that an endpoint served is recorded"
-        attempts = meter.attempts
-        if meter.budget_cut is not None:
-            served: dict[str, Any] = {"provider": cand.endpoint.provider, "model": cand.model.id, "status": 200}
-            served["max_tokens_requested"] = meter.request.max_tokens
-            served["max_tokens_sent"] = meter.budget_cut
-            attempts = [*attempts, served]
-        now = time.monotonic()
-        latency = now - meter.started
-        ttft = (meter.first_token_at or now) - meter.started
-        gen_time = now - (meter.first_token_at or meter.started)
-        gen = GenerationRecord(
-            id=meter.gen_id,
-            key_hash=meter.caller.key.hash,
-            model=cand.model.id,
-            provider=cand.endpoint.provider,
-            upstream_model=cand.endpoint.model,
-            api=meter.caller.api,
-            streamed=streamed,
-            status=status,
-            finish_reason=finish,
-            tokens_prompt=usage.input_tokens,
-            tokens_completion=usage.output_tokens,
-            tokens_cached=usage.cache_read_tokens,
-            tokens_cache_write=usage.cache_write_tokens,
-            tokens_reasoning=usage.reasoning_tokens,
-            cost=cost,
-            latency_ms=int(latency * 1000),
-            ttft_ms=int(ttft * 1000),
-            throughput=(usage.output_tokens / gen_time) if gen_time > 0 and usage.output_tokens else None,
-            app=meter.caller.app,
-            app_title=meter.caller.app_title,
-            attempts=attempts,
-            error=error,
-            created_at=time.time(),
-        )
-        if self.metrics is not None:
-            self.metrics.settled(gen.model, gen.provider, gen.api, status, latency, ttft, gen.tokens_prompt,
-                                 gen.tokens_completion, gen.tokens_cached, gen.tokens_reasoning, cost)  # fmt: skip
-        hold, meter.hold = meter.hold, None
-        assert hold is not None, "settled twice"
-        ticket, meter.ticket = meter.ticket, None
-        try:
-            if ticket is not None:
-                await self.limiter.settle(ticket, usage.input_tokens + usage.output_tokens)
-        finally:
-            await self._settle(hold, gen)
-
-    async def _settle(self, hold: Hold, gen: GenerationRecord) -> None:
-        """Settle, or hand the settle to the queue when the database refuses it (settle is
-        idempotent on the generation id, so a retry after a commit whose answer was lost bills
-        nothing twice)."""
-        try:
-            await self.ledger.settle(hold, gen)
-        except ValueError:
-            raise  # a bug (hold of another key), not the database
-        except Exception as e:
-            log.warning("settling %s failed (%s): queued until the database takes it", gen.id, e)
-            await self.settle_queue.put(hold, gen)
-
-    def settle_later(self, coro: Any) -> asyncio.Task[None]:
-        """Run a settle that must survive the caller's cancellation; drained at shutdown. The
-        task is returned so a caller may wait for it (never cancel it)."""
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._settling.add(task)
-        task.add_done_callback(self._settling.discard)
-        return task
-
+    # ---- settle (settle.py) ----------------------------------------------------------------
     @property
     def settling(self) -> int:
         """Settles not yet committed (the answer may already be out), queued ones included."""
-        return len(self._settling) + self.settle_queue.pending
+        return self.settler.settling
 
     async def drain(self, seconds: float = 60.0) -> bool:
-        """Wait for every settle to commit or be queued, then for the queue to empty, for up to
-        `seconds` in all. True if all committed. The app closes the queue afterwards: what is left
-        then stays in its spool file for the next start (billing.settle_queue)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        while self._settling:
-            left = deadline - loop.time()
-            if left <= 0:
-                break
-            await asyncio.wait(list(self._settling), timeout=left)
-        if self._settling:
-            log.error("shutdown: %d settles still running after %.0fs", len(self._settling), seconds)
-        emptied = await self.settle_queue.wait_empty(max(deadline - loop.time(), 0.0))
-        return emptied and not self._settling
+        """Wait for every settle to commit or be queued, then for the queue to empty (Settler.drain)."""
+        return await self.settler.drain(seconds)
+
+    # ---- count (counting.py) --------------------------------------------------------------
+    async def count_input(self, models: list[ModelConfig], req: ChatRequest, headers: Mapping[str, str]) -> int:
+        """`count_tokens`: the upstream's count, else the shipped tokenizer's, else the estimate."""
+        return await self.counting.count_input(models, req, headers)
 
 
-def _fill_missing_usage(resp: ChatResponse, meter: Metering, exact: Callable[[str], int] | None) -> None:
-    """Upstreams that return no usage are metered offline: exactly with the model's tokenizer when
-    one is loaded (`exact`), else with the estimate."""
-    u = resp.usage
-    count = exact or tokens.count_output
-    if not u.output_tokens:
-        text = []
-        for p in resp.content:
-            if isinstance(p, ToolCallPart):
-                text.append(p.name + p.arguments)
-            else:
-                text.append(getattr(p, "text", "") or "")
-        u.output_tokens = count("".join(text))
-    if not u.input_tokens:
-        u.input_tokens = tokens.count_request(meter.request, exact) if exact else meter.prompt_estimate
-
-
-__all__ = ["Caller", "Completion", "Gateway", "Route"]
+__all__ = ["Gateway", "Route"]
