@@ -1,15 +1,15 @@
 """The request path: resolve -> select -> admit -> attempts -> meter -> settle.
 
-gateway.py    the Gateway: route, admission, THE attempt loop (both answer modes)
-attempts.py   what an attempt is in each mode (whole answer, first stream event); its failures
-metering.py   Caller, the typed Attempt record, Metering, the one usage-filling rule
+gateway.py      the Gateway: route, admission, THE attempt loop (both answer modes)
+attempts.py     what an attempt is in each mode (whole answer, first stream event); its failures
 live_stream.py  a stream in flight, metered as it goes and settled when it ends
-settle.py     recording a generation and settling its hold, now or later; drained at shutdown
-counting.py   token counts besides the upstream's usage (count_tokens, usage-less upstreams)
-spans.py      the upstream attempt's span, when tracing is on
+settle.py       recording a generation and settling its hold, now or later; drained at shutdown
+metering.py     Caller, the typed Attempt record, Metering, the one usage-filling rule
+counting.py     token counts besides the upstream's usage (count_tokens, usage-less upstreams)
+spans.py        the upstream attempt's span, when tracing is on
 
-Modules import downwards only (the list above, bottom to top); nothing imports this package's
-__init__ from inside the package.
+Each module imports only modules listed below it (tests/test_import_cycles.py keeps the package
+free of circles); none takes names from this __init__.
 """
 
 from keeprouter.gateway.attempts import MAX_ATTEMPTS, MAX_RETRY_SECONDS
