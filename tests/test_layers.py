@@ -14,11 +14,13 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "formats": {"errors"},
     "catalogue": set(),
-    "config": {"catalogue"},
+    # Provider kinds and their config keys, as data: read by config validation and the registry.
+    "kinds": set(),
+    "config": {"catalogue", "kinds"},
     "store": {"errors"},
     "limits": {"errors"},
     "billing": BASE | {"config", "store"},
-    "providers": BASE | {"config"},
+    "providers": BASE | {"config", "kinds"},
     "routing": BASE | {"config"},
     "keys": {"errors", "billing", "store"},
     # Metrics, traces and log context: prometheus_client and OpenTelemetry behind small seams.

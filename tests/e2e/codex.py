@@ -51,7 +51,7 @@ CODEX = NpmTool(
 
 
 def codex_config(*, base_url: str, model: str, web_search: bool = False) -> str:
-    """The ``config.toml`` the tests use (the README shows the same settings). ``web_search=True``
+    """The ``config.toml`` the tests use (docs/clients.md shows the same settings). ``web_search=True``
     keeps Codex's default: a built-in web_search tool on every request."""
     search = "" if web_search else 'web_search = "disabled"            # no built-in web_search tool (none runs here)\n'
     return f"""\

@@ -29,7 +29,7 @@ from keeprouter.formats.canonical import (
 from keeprouter.gateway import Caller, Completion, Gateway, LiveStream, Metering
 from keeprouter.gateway.metering import filled_usage
 from keeprouter.keys import KeyService
-from keeprouter.providers.base import Adapter
+from keeprouter.providers.base import Adapter, CountNotSupported
 from keeprouter.routing.health import HealthTracker
 from keeprouter.store import Store, open_store
 from keeprouter.store.base import ADMIN_HASH
@@ -65,6 +65,9 @@ class FakeAdapter:
         if self.usage is not None:
             yield UsageUpdate(usage=self.usage)
         yield Finish(stop_reason="end_turn")
+
+    async def count_tokens(self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]) -> int:
+        raise CountNotSupported("no count endpoint")
 
     async def close(self) -> None:
         pass

@@ -16,6 +16,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 import pytest_asyncio
+from support.services import service_missing
 
 from keeprouter.store import Store, open_store
 
@@ -47,7 +48,7 @@ async def _pg_admin() -> asyncpg.Connection:
     try:
         return await asyncpg.connect(PG_URL, timeout=5)
     except (OSError, asyncpg.PostgresError) as e:  # pragma: no cover - environment without Postgres
-        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {e}")
+        service_missing("PostgreSQL", f"not reachable at {PG_URL}: {e}")
 
 
 @asynccontextmanager

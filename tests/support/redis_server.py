@@ -13,8 +13,9 @@ import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import pytest
 from redis.asyncio import Redis
+
+from support.services import service_missing
 
 SHARED_URL = os.environ.get("KEEPROUTER_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
@@ -24,13 +25,14 @@ def unique_prefix() -> str:
 
 
 async def shared_client() -> Redis:
-    """A client of the shared server, or the test is skipped when there is none."""
+    """A client of the shared server; without one the test is skipped (failed when services are
+    required: support.services)."""
     client: Redis = Redis.from_url(SHARED_URL, socket_timeout=5, socket_connect_timeout=2)
     try:
         await client.ping()
     except Exception as e:  # pragma: no cover - environment without Redis
         await client.aclose()
-        pytest.skip(f"Redis not reachable at {SHARED_URL}: {e}")
+        service_missing("Redis", f"not reachable at {SHARED_URL}: {e}")
     return client
 
 
@@ -59,7 +61,7 @@ class PrivateRedis:
     async def start(self) -> None:
         exe = shutil.which("redis-server")
         if exe is None:  # pragma: no cover - environment without redis-server
-            pytest.skip("redis-server is not installed")
+            service_missing("redis-server", "is not installed")
         self._proc = await asyncio.create_subprocess_exec(
             exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

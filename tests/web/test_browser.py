@@ -331,7 +331,7 @@ async def test_no_key_or_hash_on_any_page(site: Site) -> None:
 
 
 async def test_a_screenshot_of_a_model_page(site: Site, tmp_path: Path) -> None:
-    """The README's screenshot. Written to docs/ when missing or with KEEPROUTER_UPDATE_SCREENSHOT=1
+    """The screenshot docs/pages.md shows. Written to docs/ when missing or with KEEPROUTER_UPDATE_SCREENSHOT=1
     (dates and port change every run, so a plain run leaves the committed image alone)."""
     update = not SCREENSHOT.exists() or os.environ.get("KEEPROUTER_UPDATE_SCREENSHOT") == "1"
     target = SCREENSHOT if update else tmp_path / SCREENSHOT.name
