@@ -36,7 +36,7 @@ from upstreams.script import Fault, Reply
 
 from keeprouter.billing import pricing
 from keeprouter.config import parse_config
-from keeprouter.formats import openai as openai_fmt
+from keeprouter.clients.openai_chat import request as openai_fmt
 from keeprouter.formats import tokens
 from keeprouter.store import Store, open_store
 

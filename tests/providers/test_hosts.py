@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from keeprouter.providers import hosts
+from keeprouter.providers.openai import hosts
 
 
 def test_openai_host_gets_max_completion_tokens() -> None:

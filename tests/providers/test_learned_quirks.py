@@ -15,7 +15,7 @@ from upstreams.anthropic_server import AnthropicUpstream
 from upstreams.openai_server import OpenAIUpstream
 from upstreams.script import Fault, Reply
 
-from keeprouter.providers import hosts
+from keeprouter.providers.openai import hosts
 
 MISTRAL_422 = {
     "object": "error",

@@ -1,34 +1,27 @@
-"""Anthropic Messages client bodies -> canonical (`parse_request`, re-exported by `anthropic`).
+"""Anthropic Messages client bodies -> canonical (`parse_request`).
 
 Validation names the offending field in an InvalidRequest. Server tools (a `tools` entry whose `type`
 is not "custom") and a `thinking` config canonical cannot express (`adaptive`) are kept in
-`req.extra` under the private keys `_server_tools` / `_thinking` for `anthropic.build_request` to
-replay. Documents with a text source, and blocks carrying text, are kept as text; server-tool blocks
-in history (`server_tool_use`, `*_tool_result`) are dropped; other unknown blocks are rejected.
+`req.extra` under the private keys `_server_tools` / `_thinking` for the Anthropic upstream
+translator to replay. Content blocks are parsed by `formats.wire.anthropic.parse_blocks` (an
+upstream's response content is the same blocks).
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-import orjson
-
-from keeprouter.errors import InvalidRequest
 from keeprouter.formats.canonical import (
     ROUTER_FIELDS,
     ChatRequest,
-    ImagePart,
     Message,
-    Part,
     Reasoning,
     TextPart,
-    ThinkingPart,
     Tool,
-    ToolCallPart,
     ToolChoice,
-    ToolResultPart,
-    inline_image_problem,
 )
+from keeprouter.formats.wire.anthropic import bad as _bad
+from keeprouter.formats.wire.anthropic import parse_blocks
 
 _MODELLED = frozenset(
     {
@@ -54,11 +47,6 @@ _CHOICE_MODE: dict[Any, Literal["auto", "none", "required", "tool"]] = {
     "tool": "tool",
     "none": "none",
 }
-_SKIPPED_BLOCKS = frozenset({"server_tool_use", "mcp_tool_use", "container_upload"})
-
-
-def _bad(field: str, problem: str) -> InvalidRequest:
-    return InvalidRequest(f"`{field}` {problem}")
 
 
 def _number(body: dict[str, Any], key: str, kind: type[int] | type[float]) -> Any:
@@ -80,117 +68,6 @@ def _text_blocks(raw: Any, where: str) -> list[TextPart]:
         if not isinstance(b, dict) or b.get("type") != "text" or not isinstance(b.get("text"), str):
             raise _bad(f"{where}[{i}]", "must be a text block")
         out.append(TextPart(text=b["text"], cache_control=b.get("cache_control")))
-    return out
-
-
-def _image(b: dict[str, Any], where: str) -> ImagePart:
-    src = b.get("source")
-    cc = b.get("cache_control")
-    if isinstance(src, dict):
-        if src.get("type") == "base64":
-            if (problem := inline_image_problem(src.get("media_type"), src.get("data"))) is not None:
-                raise _bad(f"{where}.source", problem)
-            return ImagePart(media_type=src["media_type"], data=src["data"], cache_control=cc)
-        if src.get("type") == "url" and isinstance(src.get("url"), str):
-            return ImagePart(url=src["url"], cache_control=cc)
-    raise _bad(f"{where}.source", "must be a base64 or url image source")
-
-
-def _text_like(b: dict[str, Any], t: Any, where: str) -> TextPart | None:
-    """Documents with text, and unknown blocks carrying `text`, are kept as text; others are unusable."""
-    if t == "document":
-        src = b.get("source")
-        if isinstance(src, dict) and src.get("type") == "text" and isinstance(src.get("data"), str):
-            return TextPart(text=src["data"], cache_control=b.get("cache_control"))
-        raise _bad(f"{where}.source", "document blocks are supported with a text source only")
-    if isinstance(b.get("text"), str):
-        return TextPart(text=b["text"], cache_control=b.get("cache_control"))
-    content = b.get("content")
-    if isinstance(content, list) and content and all(isinstance(c, dict) and "text" in c for c in content):
-        return TextPart(
-            text="\n\n".join(str(c["text"]) for c in content), cache_control=b.get("cache_control")
-        )
-    if t in _SKIPPED_BLOCKS or (isinstance(t, str) and t.endswith("_tool_result")):
-        return None
-    raise _bad(f"{where}.type", f"has unsupported block type {t!r}")
-
-
-def _result_content(raw: Any, where: str) -> list[TextPart | ImagePart]:
-    if raw is None:
-        return []
-    if isinstance(raw, str):
-        return [TextPart(text=raw)]
-    if not isinstance(raw, list):
-        raise _bad(where, "must be a string or a list of blocks")
-    out: list[TextPart | ImagePart] = []
-    for i, b in enumerate(raw):
-        if not isinstance(b, dict):
-            raise _bad(f"{where}[{i}]", "must be an object")
-        t = b.get("type")
-        if t == "image":
-            out.append(_image(b, f"{where}[{i}]"))
-        elif t == "text" and isinstance(b.get("text"), str):
-            out.append(TextPart(text=b["text"], cache_control=b.get("cache_control")))
-        elif (p := _text_like(b, t, f"{where}[{i}]")) is not None:
-            out.append(p)
-    return out
-
-
-def parse_blocks(raw: Any, where: str) -> list[Part]:
-    if isinstance(raw, str):
-        return [TextPart(text=raw)]
-    if not isinstance(raw, list):
-        raise _bad(where, "must be a string or a list of content blocks")
-    out: list[Part] = []
-    for i, b in enumerate(raw):
-        w = f"{where}[{i}]"
-        if not isinstance(b, dict):
-            raise _bad(w, "must be an object")
-        t = b.get("type")
-        cc = b.get("cache_control")
-        if t == "text":
-            if not isinstance(b.get("text"), str):
-                raise _bad(f"{w}.text", "must be a string")
-            out.append(TextPart(text=b["text"], cache_control=cc))
-        elif t == "tool_use":
-            if not isinstance(b.get("id"), str) or not isinstance(b.get("name"), str):
-                raise _bad(w, "tool_use blocks need `id` and `name` strings")
-            inp = b.get("input")
-            out.append(
-                ToolCallPart(
-                    id=b["id"],
-                    name=b["name"],
-                    cache_control=cc,
-                    arguments=orjson.dumps(inp if inp is not None else {}).decode(),
-                )
-            )
-        elif t == "tool_result":
-            tid = b.get("tool_use_id")
-            if not isinstance(tid, str) or not tid:
-                raise _bad(f"{w}.tool_use_id", "is required")
-            out.append(
-                ToolResultPart(
-                    tool_call_id=tid,
-                    content=_result_content(b.get("content"), f"{w}.content"),
-                    is_error=b.get("is_error") is True,
-                    cache_control=cc,
-                )
-            )
-        elif t == "thinking":
-            sig = b.get("signature")
-            out.append(
-                ThinkingPart(
-                    text=str(b.get("thinking") or ""),
-                    signature=sig if isinstance(sig, str) else None,
-                    origin="anthropic",
-                )
-            )
-        elif t == "redacted_thinking":
-            out.append(ThinkingPart(redacted=str(b.get("data") or ""), origin="anthropic"))
-        elif t == "image":
-            out.append(_image(b, w))
-        elif (p := _text_like(b, t, w)) is not None:
-            out.append(p)
     return out
 
 

@@ -1,9 +1,10 @@
-"""Anthropic Messages streams: upstream events -> canonical events, canonical events -> client SSE.
+"""Canonical events -> an Anthropic Messages client stream (`event: X\ndata: {...}\n\n` frames).
 
-Encoder rules (wire-formats.md §3.5, pitfalls §2.1): exactly one `message_start` (with the real
-input counts when known) then a `ping`; blocks opened, filled and closed one at a time with
+Encoder rules (what the Anthropic SDKs and Claude Code rely on): exactly one `message_start` (with
+the real input counts when known) then a `ping`; blocks opened, filled and closed one at a time with
 contiguous indexes; each delta matches its block; a text -> tool transition closes the text block,
-opens the tool block AND emits the arguments that came with it (litellm#25321).
+opens the tool block AND emits the arguments that came with it (a proxy that dropped those
+arguments left tool calls with empty input).
 
 Tool calls stream as they arrive: a tool call's block is closed as soon as the next block (another
 call, text or reasoning) starts, provided the arguments received so far are complete JSON. Only
@@ -20,8 +21,9 @@ from typing import Any
 
 import orjson
 
-from keeprouter.errors import GatewayError, UpstreamError
-from keeprouter.formats.anthropic import STOP_FROM_ANTHROPIC, error_type, stop_reason, usage_dict
+from keeprouter.clients.anthropic_messages.response import stop_reason, usage_dict
+from keeprouter.clients.base import Reply, StreamTotals
+from keeprouter.errors import GatewayError
 from keeprouter.formats.canonical import (
     Finish,
     RedactedThinking,
@@ -35,162 +37,7 @@ from keeprouter.formats.canonical import (
     Usage,
     UsageUpdate,
 )
-
-# upstream in-stream error type -> the status our UpstreamError carries
-_ERROR_STATUS: dict[Any, int] = {
-    "overloaded_error": 503,
-    "rate_limit_error": 429,
-    "invalid_request_error": 400,
-    "request_too_large": 413,
-    "timeout_error": 504,
-}
-
-
-def _int(d: dict[str, Any], key: str, default: int) -> int:
-    v = d.get(key)
-    return v if isinstance(v, int) else default
-
-
-class AnthropicStreamDecoder:
-    """Feed each upstream SSE event (its `event:` name and parsed `data`). Calls of `json_tool` (the
-    structured-output tool, see `anthropic.json_tool`) stream as the answer's text."""
-
-    __slots__ = ("_input", "_json_block", "_json_tool", "_no_args", "_tools")
-
-    def __init__(self, json_tool: str | None = None) -> None:
-        self._json_tool = json_tool
-        self._json_block: Any = None  # block index of the structured-output call
-        self._tools: dict[Any, int] = {}  # block index -> canonical tool index
-        self._no_args: set[Any] = set()  # tool block indexes that have received no input yet
-        self._input = (0, 0, 0)  # input_tokens, cache_read, cache_creation from message_start
-
-    def feed(self, event: str | None, data: dict[str, Any]) -> list[StreamEvent]:
-        t = event or data.get("type")
-        if t == "content_block_delta":
-            d = data.get("delta")
-            if not isinstance(d, dict):
-                return []
-            dt = d.get("type")
-            if dt == "text_delta":
-                text = d.get("text")
-                return [TextDelta(text=text)] if text and isinstance(text, str) else []
-            if dt == "input_json_delta":
-                bi = data.get("index")
-                ti = self._tools.get(bi)
-                pj = d.get("partial_json")
-                if ti is None or not pj or not isinstance(pj, str):
-                    if bi == self._json_block and pj and isinstance(pj, str):
-                        self._no_args.discard(bi)
-                        return [TextDelta(text=pj)]
-                    return []
-                self._no_args.discard(bi)
-                return [ToolCallDelta(index=ti, arguments=pj)]
-            if dt == "thinking_delta":
-                text = d.get("thinking")
-                return [ThinkingDelta(text=text)] if text and isinstance(text, str) else []
-            if dt == "signature_delta":
-                sig = d.get("signature")
-                return [SignatureDelta(signature=sig)] if sig and isinstance(sig, str) else []
-            return []
-        if t == "content_block_start":
-            return self._block_start(data)
-        if t == "message_start":
-            msg = data.get("message")
-            if not isinstance(msg, dict):
-                msg = {}
-            u = msg.get("usage")
-            usage = None
-            if isinstance(u, dict):
-                self._input = (
-                    _int(u, "input_tokens", 0),
-                    _int(u, "cache_read_input_tokens", 0),
-                    _int(u, "cache_creation_input_tokens", 0),
-                )
-                usage = self._usage(u, 0)
-            return [Start(id=str(msg.get("id") or ""), model=str(msg.get("model") or ""), usage=usage)]
-        if t == "message_delta":
-            out: list[StreamEvent] = []
-            d = data.get("delta")
-            if isinstance(d, dict) and isinstance(d.get("stop_reason"), str):
-                seq = d.get("stop_sequence")
-                stop = STOP_FROM_ANTHROPIC.get(d["stop_reason"], "end_turn")
-                if stop == "tool_use" and self._json_block is not None and not self._tools:
-                    stop = "end_turn"  # the only call was the answer
-                out.append(Finish(stop_reason=stop, stop_sequence=seq if isinstance(seq, str) else None))
-            u = data.get("usage")
-            if isinstance(u, dict):
-                out.append(UsageUpdate(usage=self._usage(u, 0)))
-            return out
-        if t == "error":
-            err = data.get("error")
-            if not isinstance(err, dict):
-                err = {}
-            return self._raise(err)
-        if t == "content_block_stop" and self._no_args:
-            bi = data.get("index")
-            if bi in self._no_args:  # a call without input: its arguments are the empty object
-                self._no_args.discard(bi)
-                if bi == self._json_block:
-                    return [TextDelta(text="{}")]
-                return [ToolCallDelta(index=self._tools[bi], arguments="{}")]
-        return []  # ping, content_block_stop, message_stop, unknown events
-
-    @staticmethod
-    def _raise(err: dict[str, Any]) -> list[StreamEvent]:
-        raise UpstreamError(
-            str(err.get("message") or "upstream stream error"), status=_ERROR_STATUS.get(err.get("type"), 502)
-        )
-
-    def _usage(self, u: dict[str, Any], output: int) -> Usage:
-        """Cumulative usage: input side from message_start unless this event carries its own."""
-        inp, read, write = self._input
-        read = _int(u, "cache_read_input_tokens", read)
-        write = _int(u, "cache_creation_input_tokens", write)
-        otd = u.get("output_tokens_details")
-        return Usage(
-            input_tokens=_int(u, "input_tokens", inp) + read + write,
-            output_tokens=_int(u, "output_tokens", output),
-            cache_read_tokens=read,
-            cache_write_tokens=write,
-            reasoning_tokens=_int(otd, "thinking_tokens", 0) if isinstance(otd, dict) else 0,
-        )
-
-    def _block_start(self, data: dict[str, Any]) -> list[StreamEvent]:
-        b = data.get("content_block")
-        if not isinstance(b, dict):
-            return []
-        bt = b.get("type")
-        if bt == "text":
-            text = b.get("text")
-            return [TextDelta(text=text)] if text and isinstance(text, str) else []
-        if bt == "tool_use" and self._json_tool is not None and b.get("name") == self._json_tool:
-            self._json_block = data.get("index")
-            inp = b.get("input")
-            if inp and isinstance(inp, dict):
-                return [TextDelta(text=orjson.dumps(inp).decode())]
-            self._no_args.add(self._json_block)
-            return []
-        if bt == "tool_use":
-            ti = self._tools[data.get("index")] = len(self._tools)
-            out: list[StreamEvent] = [
-                ToolCallStart(index=ti, id=str(b.get("id") or ""), name=str(b.get("name") or ""))
-            ]
-            inp = b.get("input")
-            if inp and isinstance(inp, dict):
-                out.append(ToolCallDelta(index=ti, arguments=orjson.dumps(inp).decode()))
-            else:
-                self._no_args.add(data.get("index"))
-            return out
-        if bt == "thinking":
-            out = []
-            if (text := b.get("thinking")) and isinstance(text, str):
-                out.append(ThinkingDelta(text=text))
-            if (sig := b.get("signature")) and isinstance(sig, str):
-                out.append(SignatureDelta(signature=sig))
-            return out
-        if bt == "redacted_thinking":
-            return [RedactedThinking(data=str(b.get("data") or ""))]
-        return []
+from keeprouter.formats.wire.anthropic import error_type
 
 
 def _ev(name: bytes, payload: bytes) -> bytes:
@@ -209,10 +56,53 @@ _EMPTY_TEXT = b'{"type":"text","text":""}'
 _EMPTY_THINKING = b'{"type":"thinking","thinking":"","signature":""}'
 
 
+class _HeldText:
+    """Text that arrived while a tool call's block was open and incomplete."""
+
+    __slots__ = ("pieces",)
+
+    def __init__(self, first: str) -> None:
+        self.pieces = [first]
+
+
+class _HeldThinking:
+    """Thinking (and its signature, which seals the block) held the same way."""
+
+    __slots__ = ("pieces", "signature")
+
+    def __init__(self, pieces: list[str]) -> None:
+        self.pieces = pieces
+        self.signature: list[str] = []
+
+
+class _HeldRedacted:
+    __slots__ = ("data",)
+
+    def __init__(self, data: str) -> None:
+        self.data = data
+
+
+class _HeldCall:
+    """A tool call that started while another call's block was open; `args` keeps receiving its
+    fragments until its own block opens."""
+
+    __slots__ = ("args", "id", "index", "name")
+
+    def __init__(self, index: int, id: str, name: str) -> None:
+        self.index = index
+        self.id = id
+        self.name = name
+        self.args: list[str] = []
+
+
+_Held = _HeldText | _HeldThinking | _HeldRedacted | _HeldCall
+
+
 class AnthropicStreamEncoder:
     """Canonical events -> `event: X\\ndata: {...}\\n\\n` frames of a Messages stream."""
 
     __slots__ = (
+        "_estimate",
         "_finish",
         "_id",
         "_index",
@@ -229,8 +119,10 @@ class AnthropicStreamEncoder:
         "_usage",
     )
 
-    def __init__(self, *, id: str, model: str) -> None:
+    def __init__(self, *, id: str, model: str, prompt_estimate: int | None = None) -> None:
+        """`prompt_estimate`: the input count message_start shows when the upstream's Start has none."""
         self._id = id
+        self._estimate = prompt_estimate
         self._model = model
         self._started = False
         self._index = -1  # index of the last opened block
@@ -238,8 +130,8 @@ class AnthropicStreamEncoder:
         self._sealed = False  # the open thinking block got its signature: new thinking opens a new block
         self._live_tool: int | None = None
         self._live_args: list[str] = []  # the open call's argument fragments so far
-        self._pending: list[list[Any]] = []  # buffered blocks: [kind, payload parts...]
-        self._pending_tools: dict[int, list[Any]] = {}
+        self._pending: list[_Held] = []  # blocks held while the open call is incomplete, in order
+        self._pending_tools: dict[int, _HeldCall] = {}
         self._tools_seen = False
         self._finish: Finish | None = None
         self._usage: Usage | None = None
@@ -281,18 +173,27 @@ class AnthropicStreamEncoder:
             self._open_block(kind, _EMPTY_TEXT if kind == "text" else _EMPTY_THINKING, out)
         out.append(_DELTA % (self._index, dtype, key, orjson.dumps(value)))
 
-    def _hold(self, kind: str, value: str) -> None:
+    def _hold_text(self, value: str) -> None:
         last = self._pending[-1] if self._pending else None
-        if last is not None and last[0] == kind and (kind == "text" or not last[2]):
-            last[1].append(value)
+        if type(last) is _HeldText:
+            last.pieces.append(value)
         else:
-            self._pending.append([kind, [value], []] if kind == "thinking" else [kind, [value]])
+            self._pending.append(_HeldText(value))
+
+    def _hold_thinking(self, value: str) -> None:
+        last = self._pending[-1] if self._pending else None
+        if type(last) is _HeldThinking and not last.signature:
+            last.pieces.append(value)
+        else:
+            self._pending.append(_HeldThinking([value]))
 
     def feed(self, ev: StreamEvent) -> list[bytes]:
         out: list[bytes] = []
         if isinstance(ev, Start):
             if not self._started:
                 self._start_usage = ev.usage
+                if ev.usage is None and self._estimate is not None:
+                    self._start_usage = Usage(input_tokens=self._estimate)
                 self._message_start(out)
             return out
         if isinstance(ev, UsageUpdate):
@@ -310,7 +211,7 @@ class AnthropicStreamEncoder:
                     if self._pending and ev.arguments.rstrip().endswith(("}", "]")):
                         self._advance(out)
                 elif (pending := self._pending_tools.get(ev.index)) is not None:
-                    pending[3].append(ev.arguments)
+                    pending.args.append(ev.arguments)
             return out
         if isinstance(ev, ToolCallStart) and (ev.index == self._live_tool or ev.index in self._pending_tools):
             return out
@@ -324,13 +225,13 @@ class AnthropicStreamEncoder:
         if isinstance(ev, TextDelta):
             if ev.text:
                 if holding:
-                    self._hold("text", ev.text)
+                    self._hold_text(ev.text)
                 else:
                     self._delta("text", b"text", b"text_delta", ev.text, out)
         elif isinstance(ev, ToolCallStart):
             self._tools_seen = True
             if holding:
-                block = ["tool", ev.id, ev.name, [], ev.index]
+                block = _HeldCall(ev.index, ev.id, ev.name)
                 self._pending.append(block)
                 self._pending_tools[ev.index] = block
             else:
@@ -338,16 +239,16 @@ class AnthropicStreamEncoder:
         elif isinstance(ev, ThinkingDelta):
             if ev.text:
                 if holding:
-                    self._hold("thinking", ev.text)
+                    self._hold_thinking(ev.text)
                 else:
                     self._delta("thinking", b"thinking", b"thinking_delta", ev.text, out)
         elif isinstance(ev, SignatureDelta):
             if holding:
                 last = self._pending[-1] if self._pending else None
-                if last is None or last[0] != "thinking" or last[2]:
-                    last = ["thinking", [], []]
+                if type(last) is not _HeldThinking or last.signature:
+                    last = _HeldThinking([])
                     self._pending.append(last)
-                last[2].append(ev.signature)
+                last.signature.append(ev.signature)
             else:
                 if self._open != "thinking" or self._sealed:
                     self._open_block("thinking", _EMPTY_THINKING, out)
@@ -357,7 +258,7 @@ class AnthropicStreamEncoder:
                 self._sealed = True
         elif isinstance(ev, RedactedThinking):
             if holding:
-                self._pending.append(["redacted", ev.data])
+                self._pending.append(_HeldRedacted(ev.data))
             else:
                 self._redacted(ev.data, out)
         return out
@@ -391,22 +292,22 @@ class AnthropicStreamEncoder:
         if not self._pending:
             return
         block = self._pending.pop(0)
-        kind = block[0]
-        if kind == "tool":
-            del self._pending_tools[block[4]]
-            self._open_tool(block[4], block[1], block[2], block[3], out)
-        elif kind == "text":
+        if type(block) is _HeldCall:
+            del self._pending_tools[block.index]
+            self._open_tool(block.index, block.id, block.name, block.args, out)
+        elif type(block) is _HeldText:
             i = self._open_block("text", _EMPTY_TEXT, out)
-            out.append(_DELTA % (i, b"text_delta", b"text", orjson.dumps("".join(block[1]))))
-        elif kind == "thinking":
+            out.append(_DELTA % (i, b"text_delta", b"text", orjson.dumps("".join(block.pieces))))
+        elif type(block) is _HeldThinking:
             i = self._open_block("thinking", _EMPTY_THINKING, out)
-            if block[1]:
-                out.append(_DELTA % (i, b"thinking_delta", b"thinking", orjson.dumps("".join(block[1]))))
-            if block[2]:
-                out.append(_DELTA % (i, b"signature_delta", b"signature", orjson.dumps("".join(block[2]))))
+            if block.pieces:
+                out.append(_DELTA % (i, b"thinking_delta", b"thinking", orjson.dumps("".join(block.pieces))))
+            if block.signature:
+                out.append(_DELTA % (i, b"signature_delta", b"signature", orjson.dumps("".join(block.signature))))
                 self._sealed = True
         else:
-            self._redacted(block[1], out)
+            assert type(block) is _HeldRedacted
+            self._redacted(block.data, out)
 
     def _redacted(self, data: str, out: list[bytes]) -> None:
         self._open_block("redacted_thinking", orjson.dumps({"type": "redacted_thinking", "data": data}), out)
@@ -447,3 +348,15 @@ class AnthropicStreamEncoder:
         """An in-stream `error` event; the stream must end after it."""
         e = {"type": "error", "error": {"type": error_type(err.status), "message": err.message}}
         return [_ev(b"error", orjson.dumps(e))]
+
+
+def open_stream(reply: Reply) -> AnthropicStreamEncoder:
+    """The encoder for `reply`: message_start carries our prompt estimate when the upstream gives
+    no input count there (OpenAI-format upstreams report usage only at the end; Claude Code reads
+    it at the start)."""
+    estimate = reply.prompt_estimate if reply.prompt_estimate is not None else 0
+    return AnthropicStreamEncoder(id=reply.id, model=reply.model, prompt_estimate=estimate)
+
+
+def end_stream(enc: AnthropicStreamEncoder, totals: StreamTotals) -> list[bytes]:
+    return enc.end()

@@ -1,4 +1,4 @@
-"""OpenAI Chat Completions client bodies -> canonical (`parse_request`, re-exported by `openai`).
+"""OpenAI Chat Completions client bodies -> canonical (`parse_request`).
 
 Validation names the offending field (`messages[2].role`, `tools[0].function.name`, ...) in an
 InvalidRequest. Consecutive `tool` messages become ToolResultParts of ONE user turn, and a user
@@ -11,24 +11,21 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-import orjson
-
-from keeprouter.errors import InvalidRequest
 from keeprouter.formats.canonical import (
     ROUTER_FIELDS,
     ChatRequest,
-    ImagePart,
     Message,
     Part,
     Reasoning,
     TextPart,
-    ThinkingPart,
     Tool,
-    ToolCallPart,
     ToolChoice,
     ToolResultPart,
-    inline_image_problem,
 )
+from keeprouter.formats.wire.openai import bad as _bad
+from keeprouter.formats.wire.openai import content_parts as _parts
+from keeprouter.formats.wire.openai import parse_assistant
+from keeprouter.formats.wire.openai import text_only as _text_only
 
 _MODELLED = frozenset(
     {
@@ -57,10 +54,6 @@ _NOT_EXTRA = _MODELLED | ROUTER_FIELDS
 _TOOL_CHOICE_MODES = frozenset({"auto", "none", "required"})
 
 
-def _bad(field: str, problem: str) -> InvalidRequest:
-    return InvalidRequest(f"`{field}` {problem}")
-
-
 def _num(body: dict[str, Any], key: str) -> float | None:
     v = body.get(key)
     if v is None:
@@ -77,80 +70,6 @@ def _int(body: dict[str, Any], key: str) -> int | None:
     if isinstance(v, bool) or not isinstance(v, int):
         raise _bad(key, "must be an integer")
     return v
-
-
-def _image(url: Any, detail: Any, where: str) -> ImagePart:
-    if not isinstance(url, str) or not url:
-        raise _bad(where, "must have an `image_url.url` string")
-    d = detail if isinstance(detail, str) else None
-    if url[:5].lower() == "data:":
-        head, sep, data = url.partition(",")
-        if not sep or not head.endswith(";base64"):
-            raise _bad(f"{where}.image_url.url", "must be a base64 data URL (data:image/...;base64,...) or a URL")
-        media_type = head[5:-7]
-        if (problem := inline_image_problem(media_type, data)) is not None:
-            raise _bad(f"{where}.image_url.url", problem)
-        return ImagePart(media_type=media_type, data=data, detail=d)
-    return ImagePart(url=url, detail=d)
-
-
-def _parts(content: Any, where: str) -> list[TextPart | ImagePart]:
-    if isinstance(content, str):
-        return [TextPart(text=content)]
-    if not isinstance(content, list):
-        raise _bad(where, "must be a string or a list of content parts")
-    out: list[TextPart | ImagePart] = []
-    for i, p in enumerate(content):
-        t = p.get("type") if isinstance(p, dict) else None
-        if t == "text":
-            text = p.get("text")
-            if not isinstance(text, str):
-                raise _bad(f"{where}[{i}].text", "must be a string")
-            out.append(TextPart(text=text, cache_control=p.get("cache_control")))
-        elif t == "image_url":
-            iu = p.get("image_url")
-            if isinstance(iu, dict):
-                out.append(_image(iu.get("url"), iu.get("detail"), f"{where}[{i}]"))
-            else:
-                out.append(_image(iu, None, f"{where}[{i}]"))
-        elif t == "refusal":
-            continue
-        else:
-            raise _bad(f"{where}[{i}].type", f"has unsupported content part type {t!r}")
-    return out
-
-
-def _text_only(content: Any, where: str) -> list[TextPart]:
-    parts = _parts(content, where)
-    if any(isinstance(p, ImagePart) for p in parts):
-        raise _bad(where, "must contain only text")
-    return parts  # type: ignore[return-value]
-
-
-def parse_assistant(m: dict[str, Any], where: str) -> list[Part]:
-    out: list[Part] = []
-    reasoning = m.get("reasoning") or m.get("reasoning_content")
-    if isinstance(reasoning, str) and reasoning:
-        out.append(ThinkingPart(text=reasoning))
-    content = m.get("content")
-    if content is not None and content != "":
-        out.extend(_text_only(content, f"{where}.content"))
-    calls = m.get("tool_calls")
-    if calls:
-        if not isinstance(calls, list):
-            raise _bad(f"{where}.tool_calls", "must be a list")
-        for j, c in enumerate(calls):
-            fn = c.get("function") if isinstance(c, dict) else None
-            if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-                raise _bad(f"{where}.tool_calls[{j}].function.name", "is required")
-            args = fn.get("arguments")
-            if not isinstance(args, str):
-                args = "" if args is None else orjson.dumps(args).decode()
-            cid = c.get("id")
-            out.append(
-                ToolCallPart(id=cid if isinstance(cid, str) else f"call_{j}", name=fn["name"], arguments=args)
-            )
-    return out
 
 
 def _messages(raw: Any) -> tuple[list[TextPart], list[Message]]:

@@ -1,9 +1,9 @@
-"""OpenAI Responses client bodies -> canonical (`parse_request`, re-exported by `openai_responses`).
+"""OpenAI Responses client bodies -> canonical (`parse_request`).
 
 Decisions:
 - Stateless: `previous_response_id`, `conversation`, `background` and `item_reference` items are
   refused (400 naming the field); nothing is stored, so `store` is accepted and answered as false.
-- Tools (function, custom, namespace; built-ins) are parsed by `openai_responses_tools`; a
+- Tools (function, custom, namespace; built-ins) are parsed by `tools`; a
   tool_choice naming a built-in tool is a 400. Calls passed back with a `namespace` are flattened
   to the name their tool went upstream under.
 - `instructions` and system/developer messages before the first turn become `system`; later ones stay
@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from keeprouter.clients.openai_responses.tools import flat_name, parse_tools
 from keeprouter.errors import InvalidRequest
 from keeprouter.formats.canonical import (
     ChatRequest,
@@ -38,7 +39,6 @@ from keeprouter.formats.canonical import (
     ToolResultPart,
     inline_image_problem,
 )
-from keeprouter.formats.openai_responses_tools import flat_name, parse_tools
 
 ECHO = "_echo"
 _SEAL = "kr1"  # version tag of our `encrypted_content`: "kr1.s.<origin>.<signature>" | "kr1.r.<origin>.<data>"

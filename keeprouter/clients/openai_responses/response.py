@@ -1,7 +1,5 @@
-"""OpenAI Responses API <-> canonical: the response object, its output items, usage and ids (pure).
-
-`parse_request` (client bodies -> canonical) lives in `openai_responses_request` and is re-exported.
-The stream encoder (`openai_responses_stream`) builds its items and final object with these helpers,
+"""Canonical -> OpenAI Responses API client responses: the response object, its output items, usage
+and ids (pure). The stream encoder (`stream`) builds its items and final object with these helpers,
 so a streamed response ends with exactly the object a non-streamed one returns.
 
 Decisions:
@@ -16,8 +14,8 @@ Decisions:
   working); the request parser unseals it.
 - `store` is always answered false (nothing is stored); the request's echoable fields come from the
   parser (`req.extra["_echo"]`), with OpenAI's defaults when absent.
-- Errors use the Chat Completions error shape (`openai.render_error`); in a response object the
-  `error` is `{code, message}` with OpenAI's Responses codes.
+- Errors use the Chat Completions error shape (`clients.openai_chat.response.render_error`); in a
+  response object the `error` is `{code, message}` with OpenAI's Responses codes.
 """
 
 from __future__ import annotations
@@ -25,6 +23,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from keeprouter.clients.base import Reply
+from keeprouter.clients.openai_responses.request import ECHO, seal
+from keeprouter.clients.openai_responses.tools import ToolNames, custom_input
 from keeprouter.errors import GatewayError
 from keeprouter.formats.canonical import (
     ChatRequest,
@@ -35,8 +36,6 @@ from keeprouter.formats.canonical import (
     ToolCallPart,
     Usage,
 )
-from keeprouter.formats.openai_responses_request import ECHO, parse_request, seal
-from keeprouter.formats.openai_responses_tools import ToolNames, custom_input
 
 __all__ = [
     "build_response",
@@ -46,7 +45,6 @@ __all__ = [
     "function_call_item",
     "generation_id",
     "message_item",
-    "parse_request",
     "reasoning_item",
     "response_id",
     "response_object",
@@ -253,4 +251,16 @@ def build_response(
         output=items,
         usage=usage_dict(resp.usage, cost),
         incomplete=incomplete,
+    )
+
+
+def render(resp: ChatResponse, reply: Reply) -> dict[str, Any]:
+    """The `response` object for `reply` (its ClientApi row's `render_response`)."""
+    return build_response(
+        resp,
+        id=response_id(reply.id),
+        model=reply.model,
+        created=reply.created,
+        echo=echo_of(reply.request),
+        cost=reply.cost,
     )

@@ -22,6 +22,23 @@ from typing import Any
 
 import orjson
 
+from keeprouter.clients.base import Reply, StreamTotals
+from keeprouter.clients.openai_responses.request import seal
+from keeprouter.clients.openai_responses.response import (
+    custom_tool_call_item,
+    echo_of,
+    error_object,
+    function_call_item,
+    incomplete_reason,
+    item_id,
+    message_item,
+    output_text,
+    reasoning_item,
+    response_id,
+    response_object,
+    tool_names,
+    usage_dict,
+)
 from keeprouter.errors import GatewayError
 from keeprouter.formats.canonical import (
     Finish,
@@ -37,20 +54,6 @@ from keeprouter.formats.canonical import (
     Usage,
     UsageUpdate,
 )
-from keeprouter.formats.openai_responses import (
-    custom_tool_call_item,
-    error_object,
-    function_call_item,
-    incomplete_reason,
-    item_id,
-    message_item,
-    output_text,
-    reasoning_item,
-    response_object,
-    tool_names,
-    usage_dict,
-)
-from keeprouter.formats.openai_responses_request import seal
 from keeprouter.formats.sse import sse_event
 
 _NO_LOGPROBS: list[Any] = []
@@ -272,3 +275,15 @@ class ResponsesStreamEncoder:
         failed = self._response("failed", usage=None, error=error_object(err))
         out.append(self._ev("response.failed", {"response": failed}))
         return out
+
+
+def open_stream(reply: Reply) -> ResponsesStreamEncoder:
+    return ResponsesStreamEncoder(
+        id=response_id(reply.id), model=reply.model, created=reply.created, echo=echo_of(reply.request)
+    )
+
+
+def end_stream(enc: ResponsesStreamEncoder, totals: StreamTotals) -> list[bytes]:
+    """The response object ends with the final usage (counted when the upstream sent none) and its cost."""
+    usage = totals.final_usage()
+    return enc.end(usage, totals.cost(usage))

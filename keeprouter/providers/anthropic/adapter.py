@@ -8,9 +8,10 @@ import orjson
 
 from keeprouter.config import EndpointConfig, ProviderConfig, Timeouts
 from keeprouter.errors import UpstreamError
-from keeprouter.formats import anthropic as fmt
-from keeprouter.formats.anthropic_stream import AnthropicStreamDecoder
 from keeprouter.formats.canonical import ChatRequest, ChatResponse, StreamEvent
+from keeprouter.providers.anthropic import request as fmt
+from keeprouter.providers.anthropic.response import parse_response
+from keeprouter.providers.anthropic.stream import AnthropicStreamDecoder
 from keeprouter.providers.transport import Transport
 
 API_VERSION = "2023-06-01"
@@ -46,7 +47,7 @@ class AnthropicAdapter:
 
     @staticmethod
     def _json_tool(req: ChatRequest) -> str | None:
-        """The structured-output tool's name when the body carries one (see formats.anthropic)."""
+        """The structured-output tool's name when the body carries one (see request.json_tool)."""
         if req.response_format is None or req.source == "anthropic":
             return None
         tool = fmt.json_tool(req)
@@ -77,7 +78,7 @@ class AnthropicAdapter:
         data = await self.transport.post_json(
             self.url, self._body(req, ep), self._headers(client_headers), ep.timeout
         )
-        return fmt.parse_response(data, self._json_tool(req))
+        return parse_response(data, self._json_tool(req))
 
     async def stream(
         self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]

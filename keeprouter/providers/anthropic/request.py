@@ -1,12 +1,10 @@
-"""Anthropic Messages <-> canonical: requests, non-streaming responses, usage and errors.
+"""Canonical -> an Anthropic Messages upstream body (`build_request`, pure).
 
-`parse_request` (client bodies -> canonical) lives in `anthropic_request` and is re-exported here.
-
-Decisions (beyond wire-formats.md §3.10):
+Decisions (beyond the plain field mapping):
 - Server tools (a `tools` entry whose `type` is not "custom") and a `thinking` config canonical cannot
   express (`adaptive`) are kept in `req.extra` under the private keys `_server_tools` / `_thinking`;
   `build_request` replays them only when the client spoke Anthropic. Private (`_`) keys are never
-  sent as body fields. Server-tool blocks in history (`server_tool_use`, `*_tool_result`) are dropped.
+  sent as body fields.
 - Reasoning without a budget maps effort -> budget_tokens via `EFFORT_BUDGET`; when the budget is not
   below max_tokens, max_tokens is raised to budget + the requested max_tokens (room for the answer).
   With thinking on, `temperature`/`top_k` are dropped and `top_p` below 0.95 too (Anthropic rejects them).
@@ -17,8 +15,8 @@ Decisions (beyond wire-formats.md §3.10):
   are dropped.
 - Structured output (`response_format` json_schema / json_object; the Responses API's flat
   `text.format` too) becomes a forced tool whose input schema is the caller's schema (`json_tool`);
-  the call's input comes back as the message text and the stop as end_turn (`parse_response`,
-  `AnthropicStreamDecoder`). Why this and not Anthropic's native `output_config.format` (GA) /
+  the call's input comes back as the message text and the stop as end_turn (`response.parse_response`,
+  `stream.AnthropicStreamDecoder`). Why this and not Anthropic's native `output_config.format` (GA) /
   `output_format` (beta `structured-outputs-2025-11-13`): the native form exists only on recent
   Claude models and not on Anthropic-format third-party hosts, which reject the unknown field; a
   forced tool works on every tool-capable model and host, and its input is schema-shaped JSON. Its
@@ -30,76 +28,15 @@ Decisions (beyond wire-formats.md §3.10):
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-import orjson
+from keeprouter.formats.canonical import ChatRequest, ImagePart, Message, TextPart, ToolCallPart, ToolResultPart
+from keeprouter.formats.wire.anthropic import tool_id, tool_input
 
-from keeprouter.errors import GatewayError, InvalidRequest, UpstreamError
-from keeprouter.formats.anthropic_request import parse_blocks, parse_request
-from keeprouter.formats.canonical import (
-    ChatRequest,
-    ChatResponse,
-    ImagePart,
-    Message,
-    StopReason,
-    TextPart,
-    ThinkingPart,
-    ToolCallPart,
-    ToolResultPart,
-    Usage,
-)
-
-__all__ = [
-    "build_request",
-    "build_response",
-    "parse_request",
-    "parse_response",
-    "parse_usage",
-    "render_error",
-    "usage_dict",
-]
+__all__ = ["build_request", "json_tool"]
 
 EFFORT_BUDGET = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16000, "xhigh": 32000, "max": 32000}
 MIN_BUDGET = 1024
-
-STOP_FROM_ANTHROPIC: dict[str, StopReason] = {
-    "end_turn": "end_turn",
-    "max_tokens": "max_tokens",
-    "stop_sequence": "stop_sequence",
-    "tool_use": "tool_use",
-    "pause_turn": "end_turn",
-    "refusal": "content_filter",
-    "model_context_window_exceeded": "max_tokens",
-}
-STOP_TO_ANTHROPIC: dict[str | None, str] = {
-    "end_turn": "end_turn",
-    "max_tokens": "max_tokens",
-    "stop_sequence": "stop_sequence",
-    "tool_use": "tool_use",
-    "content_filter": "refusal",
-    "error": "end_turn",
-    None: "end_turn",
-}
-_ERROR_TYPE = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    402: "billing_error",
-    403: "permission_error",
-    404: "not_found_error",
-    408: "timeout_error",
-    413: "request_too_large",
-    422: "invalid_request_error",
-    429: "rate_limit_error",
-    503: "overloaded_error",
-    504: "timeout_error",
-    529: "overloaded_error",
-}
-_TOOL_ID_OK = re.compile(r"[a-zA-Z0-9_-]+")
-_TOOL_ID_BAD = re.compile(r"[^a-zA-Z0-9_-]")
-
-# ---- canonical -> upstream ------------------------------------------------------------------
-
 
 def _text(p: TextPart) -> dict[str, Any]:
     if p.cache_control is None:
@@ -118,23 +55,6 @@ def _image_block(p: ImagePart) -> dict[str, Any]:
     if p.cache_control is not None:
         d["cache_control"] = p.cache_control
     return d
-
-
-def tool_id(id: str) -> str:
-    """Anthropic requires tool ids matching ^[a-zA-Z0-9_-]+$; other providers' ids (e.g.
-    "functions.get_weather:0") are rewritten the same way in tool_use and tool_result."""
-    return id if _TOOL_ID_OK.fullmatch(id) else _TOOL_ID_BAD.sub("_", id) or "_"
-
-
-def tool_input(arguments: str) -> dict[str, Any]:
-    """Tool-call arguments (JSON text) -> an input object; anything unparsable becomes {}."""
-    if not arguments:
-        return {}
-    try:
-        v = orjson.loads(arguments)
-    except orjson.JSONDecodeError:
-        return {}
-    return v if isinstance(v, dict) else {}
 
 
 def _result(p: ToolResultPart) -> dict[str, Any]:
@@ -322,118 +242,3 @@ def build_request(req: ChatRequest, upstream_model: str, *, default_max_tokens: 
     if req.stream:
         body["stream"] = True
     return body
-
-
-# ---- responses ------------------------------------------------------------------------------
-
-
-def _n(d: dict[str, Any], key: str) -> int:
-    v = d.get(key)
-    return v if isinstance(v, int) else 0
-
-
-def parse_usage(u: dict[str, Any] | None) -> Usage:
-    """Anthropic usage -> canonical: input_tokens gains the cache reads and writes."""
-    if not u:
-        return Usage()
-    read, write = _n(u, "cache_read_input_tokens"), _n(u, "cache_creation_input_tokens")
-    otd = u.get("output_tokens_details")
-    return Usage(
-        input_tokens=_n(u, "input_tokens") + read + write,
-        output_tokens=_n(u, "output_tokens"),
-        cache_read_tokens=read,
-        cache_write_tokens=write,
-        reasoning_tokens=_n(otd, "thinking_tokens") if isinstance(otd, dict) else 0,
-    )
-
-
-def usage_dict(u: Usage) -> dict[str, Any]:
-    """Canonical usage -> Anthropic's (input_tokens excludes the cache reads and writes).
-
-    `output_tokens_details.thinking_tokens` is added only when reasoning tokens are known.
-    """
-    d: dict[str, Any] = {
-        "input_tokens": max(0, u.input_tokens - u.cache_read_tokens - u.cache_write_tokens),
-        "output_tokens": u.output_tokens,
-        "cache_creation_input_tokens": u.cache_write_tokens,
-        "cache_read_input_tokens": u.cache_read_tokens,
-    }
-    if u.reasoning_tokens:
-        d["output_tokens_details"] = {"thinking_tokens": u.reasoning_tokens}
-    return d
-
-
-def parse_response(body: dict[str, Any], json_tool: str | None = None) -> ChatResponse:
-    """An upstream Messages response -> canonical (thinking keeps origin "anthropic"). A call of
-    `json_tool` (the structured-output tool) becomes the answer's text."""
-    content = body.get("content")
-    if not isinstance(content, list):
-        raise UpstreamError("upstream returned a malformed response")
-    try:
-        parts = parse_blocks(content, "content")
-    except InvalidRequest:
-        raise UpstreamError("upstream returned a malformed response") from None
-    sr = body.get("stop_reason")
-    seq = body.get("stop_sequence")
-    usage = body.get("usage")
-    stop = STOP_FROM_ANTHROPIC.get(sr, "end_turn") if isinstance(sr, str) else None
-    if json_tool is not None and any(isinstance(p, ToolCallPart) and p.name == json_tool for p in parts):
-        parts = [
-            TextPart(text=p.arguments) if isinstance(p, ToolCallPart) and p.name == json_tool else p for p in parts
-        ]
-        if stop == "tool_use" and not any(isinstance(p, ToolCallPart) for p in parts):
-            stop = "end_turn"
-    return ChatResponse(
-        id=str(body.get("id") or ""),
-        model=str(body.get("model") or ""),
-        content=parts,
-        stop_reason=stop,
-        stop_sequence=seq if isinstance(seq, str) else None,
-        usage=parse_usage(usage if isinstance(usage, dict) else None),
-    )
-
-
-def stop_reason(resp_stop: StopReason | None, has_tools: bool) -> str:
-    r = STOP_TO_ANTHROPIC.get(resp_stop, "end_turn")
-    return "tool_use" if has_tools and r == "end_turn" else r
-
-
-def build_response(resp: ChatResponse, *, id: str, model: str) -> dict[str, Any]:
-    """Canonical -> the client's Messages `message` object."""
-    content: list[dict[str, Any]] = []
-    has_tools = False
-    for p in resp.content:
-        if isinstance(p, TextPart):
-            if p.text:
-                content.append({"type": "text", "text": p.text})
-        elif isinstance(p, ToolCallPart):
-            has_tools = True
-            content.append({"type": "tool_use", "id": p.id, "name": p.name, "input": tool_input(p.arguments)})
-        elif isinstance(p, ThinkingPart):
-            if p.redacted is not None:
-                content.append({"type": "redacted_thinking", "data": p.redacted})
-            else:
-                content.append({"type": "thinking", "thinking": p.text, "signature": p.signature or ""})
-    return {
-        "id": id,
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": content,
-        "stop_reason": stop_reason(resp.stop_reason, has_tools),
-        "stop_sequence": resp.stop_sequence,
-        "usage": usage_dict(resp.usage),
-    }
-
-
-def error_type(status: int) -> str:
-    return _ERROR_TYPE.get(status) or ("api_error" if status >= 500 else "invalid_request_error")
-
-
-def render_error(err: GatewayError) -> dict[str, Any]:
-    """`{"type": "error", "error": {type, message}, "request_id": None}`."""
-    return {
-        "type": "error",
-        "error": {"type": error_type(err.status), "message": err.message},
-        "request_id": None,
-    }

@@ -10,11 +10,12 @@ import orjson
 
 from keeprouter.config import EndpointConfig, ProviderConfig
 from keeprouter.errors import UpstreamError
-from keeprouter.formats import openai as fmt
 from keeprouter.formats.canonical import ChatRequest, ChatResponse, Finish, StreamEvent
-from keeprouter.formats.openai_stream import OpenAIStreamDecoder
 from keeprouter.formats.sse import SSEEvent
-from keeprouter.providers import hosts
+from keeprouter.providers.openai import hosts
+from keeprouter.providers.openai import request as fmt
+from keeprouter.providers.openai.response import parse_response
+from keeprouter.providers.openai.stream import OpenAIStreamDecoder
 from keeprouter.providers.transport import Transport
 
 log = logging.getLogger("keeprouter")
@@ -61,7 +62,7 @@ class OpenAIAdapter:
             except UpstreamError as e:
                 if attempt == MAX_LEARNING_RETRIES or not self._learn(e):
                     raise
-        return fmt.parse_response(data)
+        return parse_response(data)
 
     async def stream(
         self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
