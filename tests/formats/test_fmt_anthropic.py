@@ -5,6 +5,8 @@ from typing import Any
 import pytest
 from anthropic.types import Message as AnthropicMessage
 
+from keeprouter.clients.anthropic_messages import request as messages_req
+from keeprouter.clients.anthropic_messages import response as messages_resp
 from keeprouter.errors import (
     AuthenticationFailed,
     GatewayError,
@@ -18,7 +20,6 @@ from keeprouter.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from keeprouter.formats import anthropic as an
 from keeprouter.formats.canonical import (
     ChatRequest,
     ChatResponse,
@@ -33,6 +34,8 @@ from keeprouter.formats.canonical import (
     ToolResultPart,
     Usage,
 )
+from keeprouter.providers.anthropic import request as anthropic_req
+from keeprouter.providers.anthropic import response as anthropic_resp
 
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
 EPH = {"type": "ephemeral"}
@@ -52,7 +55,7 @@ def body(**kw: Any) -> dict[str, Any]:
 
 def test_parse_request_full_claude_code_style_body() -> None:
     web = {"type": "web_search_20250305", "name": "web_search", "max_uses": 3}
-    req = an.parse_request(
+    req = messages_req.parse_request(
         {
             "model": "claude-sonnet-4-6",
             "max_tokens": 32000,
@@ -191,9 +194,9 @@ def test_parse_request_full_claude_code_style_body() -> None:
 def test_parse_request_count_tokens_does_not_need_max_tokens() -> None:
     b = body()
     del b["max_tokens"]
-    assert an.parse_request(b, require_max_tokens=False).max_tokens is None
+    assert messages_req.parse_request(b, require_max_tokens=False).max_tokens is None
     with pytest.raises(InvalidRequest, match="max_tokens"):
-        an.parse_request(b)
+        messages_req.parse_request(b)
 
 
 @pytest.mark.parametrize(
@@ -206,7 +209,7 @@ def test_parse_request_count_tokens_does_not_need_max_tokens() -> None:
 def test_parse_request_thinking_forms(
     thinking: dict[str, Any], extra: dict[str, Any], expected: Reasoning
 ) -> None:
-    req = an.parse_request(body(thinking=thinking, **extra))
+    req = messages_req.parse_request(body(thinking=thinking, **extra))
     assert req.reasoning == expected
 
 
@@ -219,7 +222,7 @@ def test_parse_request_thinking_forms(
     ],
 )
 def test_parse_request_tool_choice(tc: dict[str, Any], expected: ToolChoice) -> None:
-    assert an.parse_request(body(tool_choice=tc)).tool_choice == expected
+    assert messages_req.parse_request(body(tool_choice=tc)).tool_choice == expected
 
 
 @pytest.mark.parametrize(
@@ -247,7 +250,7 @@ def test_parse_request_tool_choice(tc: dict[str, Any], expected: ToolChoice) -> 
 )
 def test_parse_request_invalid_names_the_field(bad: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidRequest) as e:
-        an.parse_request(body(**bad))
+        messages_req.parse_request(body(**bad))
     assert f"`{field}`" in e.value.message
 
 
@@ -298,7 +301,7 @@ def test_build_request_from_openai_canonical() -> None:
         stream=True,
         extra={"logprobs": True},
     )
-    assert an.build_request(req, "claude-x", default_max_tokens=4096) == {
+    assert anthropic_req.build_request(req, "claude-x", default_max_tokens=4096) == {
         "model": "claude-x",
         "messages": [
             {
@@ -353,7 +356,7 @@ def test_build_request_from_openai_canonical() -> None:
 
 def test_build_request_replays_only_signed_anthropic_thinking_and_extra_for_anthropic_clients() -> None:
     web = {"type": "web_search_20250305", "name": "web_search"}
-    req = an.parse_request(
+    req = messages_req.parse_request(
         body(
             system="plain",
             messages=[
@@ -377,7 +380,7 @@ def test_build_request_replays_only_signed_anthropic_thinking_and_extra_for_anth
             service_tier="auto",
         )
     )
-    assert an.build_request(req, "up", default_max_tokens=1) == {
+    assert anthropic_req.build_request(req, "up", default_max_tokens=1) == {
         "output_config": {"effort": "low"},
         "service_tier": "auto",
         "model": "up",
@@ -423,7 +426,7 @@ def test_build_request_reasoning_budget_and_max_tokens(
         top_p=0.5,
         top_k=4,
     )
-    out = an.build_request(req, "m", default_max_tokens=1)
+    out = anthropic_req.build_request(req, "m", default_max_tokens=1)
     assert out.get("thinking") == thinking and out["max_tokens"] == final_max
     if thinking:  # Anthropic rejects sampling overrides with thinking on
         assert "temperature" not in out and "top_k" not in out and "top_p" not in out
@@ -437,7 +440,7 @@ def test_build_request_system_blocks_keep_cache_control_and_skip_empty() -> None
         messages=[Message(role="user", content=[TextPart(text="q")])],
         system=[TextPart(text="a"), TextPart(text=""), TextPart(text="b", cache_control=EPH)],
     )
-    assert an.build_request(req, "m", default_max_tokens=5)["system"] == [
+    assert anthropic_req.build_request(req, "m", default_max_tokens=5)["system"] == [
         {"type": "text", "text": "a"},
         {"type": "text", "text": "b", "cache_control": EPH},
     ]
@@ -452,7 +455,7 @@ def test_build_request_merges_turns_left_adjacent_by_an_empty_message() -> None:
             Message(role="user", content=[TextPart(text="b"), ToolResultPart(tool_call_id="t", content=[])]),
         ],
     )
-    assert an.build_request(req, "m", default_max_tokens=5)["messages"] == [
+    assert anthropic_req.build_request(req, "m", default_max_tokens=5)["messages"] == [
         {
             "role": "user",
             "content": [
@@ -468,7 +471,7 @@ def test_build_request_merges_turns_left_adjacent_by_an_empty_message() -> None:
 
 
 def test_parse_response_reference_message() -> None:
-    resp = an.parse_response(
+    resp = anthropic_resp.parse_response(
         {
             "id": "msg_01",
             "type": "message",
@@ -523,7 +526,7 @@ def test_parse_response_reference_message() -> None:
     ],
 )
 def test_parse_response_stop_reasons(sr: str | None, stop: str | None) -> None:
-    resp = an.parse_response(
+    resp = anthropic_resp.parse_response(
         {"content": [], "stop_reason": sr, "stop_sequence": "X" if sr == "stop_sequence" else None}
     )
     assert resp.stop_reason == stop
@@ -533,11 +536,11 @@ def test_parse_response_stop_reasons(sr: str | None, stop: str | None) -> None:
 @pytest.mark.parametrize("bad", [{}, {"content": "x"}, {"content": [5]}, {"content": [{"type": "tool_use"}]}])
 def test_parse_response_malformed_raises_upstream_error(bad: dict[str, Any]) -> None:
     with pytest.raises(UpstreamError, match="malformed"):
-        an.parse_response(bad)
+        anthropic_resp.parse_response(bad)
 
 
 def test_usage_dict_excludes_cache_and_never_goes_negative() -> None:
-    assert an.usage_dict(
+    assert messages_resp.usage_dict(
         Usage(input_tokens=4424, output_tokens=57, cache_read_tokens=4409, cache_write_tokens=3)
     ) == {
         "input_tokens": 12,
@@ -545,8 +548,8 @@ def test_usage_dict_excludes_cache_and_never_goes_negative() -> None:
         "cache_creation_input_tokens": 3,
         "cache_read_input_tokens": 4409,
     }
-    assert an.usage_dict(Usage(input_tokens=1, cache_read_tokens=5))["input_tokens"] == 0
-    assert an.parse_usage(None) == Usage()
+    assert messages_resp.usage_dict(Usage(input_tokens=1, cache_read_tokens=5))["input_tokens"] == 0
+    assert anthropic_resp.parse_usage(None) == Usage()
 
 
 def test_build_response_exact_shape_and_sdk_validates() -> None:
@@ -564,7 +567,7 @@ def test_build_response_exact_shape_and_sdk_validates() -> None:
             ToolCallPart(id="c", name="f", arguments='{"a":'),
         ],
     )
-    out = an.build_response(resp, id="msg_1", model="claude")
+    out = messages_resp.build_response(resp, id="msg_1", model="claude")
     assert out == {
         "id": "msg_1",
         "type": "message",
@@ -599,7 +602,7 @@ def test_build_response_exact_shape_and_sdk_validates() -> None:
     ],
 )
 def test_build_response_stop_reasons(stop: Any, expected: str) -> None:
-    out = an.build_response(ChatResponse(id="x", model="x", content=[], stop_reason=stop), id="i", model="m")
+    out = messages_resp.build_response(ChatResponse(id="x", model="x", content=[], stop_reason=stop), id="i", model="m")
     assert out["stop_reason"] == expected
 
 
@@ -621,7 +624,7 @@ def test_build_response_stop_reasons(stop: Any, expected: str) -> None:
     ],
 )
 def test_render_error_types(err: GatewayError, etype: str) -> None:
-    assert an.render_error(err) == {
+    assert messages_resp.render_error(err) == {
         "type": "error",
         "error": {"type": etype, "message": "m"},
         "request_id": None,
@@ -641,9 +644,9 @@ def test_build_request_rewrites_tool_ids_anthropic_rejects_consistently() -> Non
             ),
         ],
     )
-    msgs = an.build_request(req, "m", default_max_tokens=5)["messages"]
+    msgs = anthropic_req.build_request(req, "m", default_max_tokens=5)["messages"]
     assert msgs[0]["content"][0]["id"] == msgs[1]["content"][0]["tool_use_id"] == "functions_get_weather_0"
-    assert an.tool_id("toolu_01-ok") == "toolu_01-ok"
+    assert anthropic_req.tool_id("toolu_01-ok") == "toolu_01-ok"
 
 
 def test_build_request_forced_tool_wins_over_reasoning_for_openai_clients() -> None:
@@ -654,7 +657,7 @@ def test_build_request_forced_tool_wins_over_reasoning_for_openai_clients() -> N
         tool_choice=ToolChoice(mode="required"),
         reasoning=Reasoning(effort="high"),
     )
-    out = an.build_request(req, "m", default_max_tokens=100)
+    out = anthropic_req.build_request(req, "m", default_max_tokens=100)
     assert "thinking" not in out and out["tool_choice"] == {"type": "any"} and out["max_tokens"] == 100
 
 
@@ -665,7 +668,7 @@ def test_parse_request_keeps_text_of_search_result_blocks() -> None:
         "title": "t",
         "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
     }
-    req = an.parse_request(
+    req = messages_req.parse_request(
         body(
             messages=[
                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "x", "content": [block]}]}
@@ -677,7 +680,7 @@ def test_parse_request_keeps_text_of_search_result_blocks() -> None:
 
 def test_mid_conversation_system_message_is_accepted_and_kept_for_anthropic_upstreams() -> None:
     # Claude Code sends {"role": "system"} mid-conversation (anthropic-beta mid-conversation-system-...).
-    req = an.parse_request(
+    req = messages_req.parse_request(
         body(
             messages=[
                 {"role": "user", "content": "hi"},
@@ -687,14 +690,14 @@ def test_mid_conversation_system_message_is_accepted_and_kept_for_anthropic_upst
         )
     )
     assert [m.role for m in req.messages] == ["user", "system", "user"]
-    out = an.build_request(req, "claude-x", default_max_tokens=100)
+    out = anthropic_req.build_request(req, "claude-x", default_max_tokens=100)
     assert [m["role"] for m in out["messages"]] == ["user", "system", "user"]
 
 
 def test_mid_conversation_system_message_goes_in_place_to_openai_upstreams() -> None:
-    from keeprouter.formats import openai as oa
+    from keeprouter.providers.openai import request as openai_req
 
-    req = an.parse_request(
+    req = messages_req.parse_request(
         body(
             messages=[
                 {"role": "user", "content": "hi"},
@@ -702,5 +705,5 @@ def test_mid_conversation_system_message_goes_in_place_to_openai_upstreams() -> 
             ]
         )
     )
-    out = oa.build_request(req, "gpt-x")
+    out = openai_req.build_request(req, "gpt-x")
     assert out["messages"][-1] == {"role": "system", "content": "Be brief."}

@@ -6,8 +6,8 @@ import orjson
 import pytest
 from formats.fmt_helpers import anthropic_events, check_anthropic_stream, parse_frames
 
+from keeprouter.clients.anthropic_messages.stream import AnthropicStreamEncoder
 from keeprouter.errors import NoEndpointAvailable, UpstreamError
-from keeprouter.formats.anthropic_stream import AnthropicStreamDecoder, AnthropicStreamEncoder
 from keeprouter.formats.canonical import (
     Finish,
     RedactedThinking,
@@ -21,6 +21,7 @@ from keeprouter.formats.canonical import (
     Usage,
     UsageUpdate,
 )
+from keeprouter.providers.anthropic.stream import AnthropicStreamDecoder
 
 START = {
     "type": "message_start",

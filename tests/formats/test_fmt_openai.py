@@ -6,8 +6,9 @@ from typing import Any
 import pytest
 from openai.types.chat import ChatCompletion
 
+from keeprouter.clients.openai_chat import request as chat_req
+from keeprouter.clients.openai_chat import response as chat_resp
 from keeprouter.errors import InsufficientCredit, InvalidRequest, RateLimited, UpstreamError
-from keeprouter.formats import openai as oa
 from keeprouter.formats.canonical import (
     ChatRequest,
     ChatResponse,
@@ -22,6 +23,8 @@ from keeprouter.formats.canonical import (
     ToolResultPart,
     Usage,
 )
+from keeprouter.providers.openai import request as openai_req
+from keeprouter.providers.openai import response as openai_resp
 
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 
@@ -34,7 +37,7 @@ def body(**kw: Any) -> dict[str, Any]:
 
 
 def test_parse_request_full_conversation() -> None:
-    req = oa.parse_request(
+    req = chat_req.parse_request(
         {
             "model": "openai/gpt-4o",
             "messages": [
@@ -150,7 +153,7 @@ def test_parse_request_full_conversation() -> None:
 
 
 def test_consecutive_tool_messages_merge_into_one_user_turn_without_following_user() -> None:
-    req = oa.parse_request(
+    req = chat_req.parse_request(
         body(
             messages=[
                 {
@@ -172,7 +175,7 @@ def test_consecutive_tool_messages_merge_into_one_user_turn_without_following_us
 
 
 def test_parallel_tool_calls_false_creates_auto_tool_choice() -> None:
-    assert oa.parse_request(body(parallel_tool_calls=False)).tool_choice == ToolChoice(
+    assert chat_req.parse_request(body(parallel_tool_calls=False)).tool_choice == ToolChoice(
         mode="auto", disable_parallel=True
     )
 
@@ -186,7 +189,7 @@ def test_parallel_tool_calls_false_creates_auto_tool_choice() -> None:
     ],
 )
 def test_tool_choice_strings(raw: str, expected: ToolChoice) -> None:
-    assert oa.parse_request(body(tool_choice=raw)).tool_choice == expected
+    assert chat_req.parse_request(body(tool_choice=raw)).tool_choice == expected
 
 
 @pytest.mark.parametrize(
@@ -199,17 +202,17 @@ def test_tool_choice_strings(raw: str, expected: ToolChoice) -> None:
     ],
 )
 def test_reasoning_forms(extra: dict[str, Any], expected: Reasoning) -> None:
-    assert oa.parse_request(body(**extra)).reasoning == expected
+    assert chat_req.parse_request(body(**extra)).reasoning == expected
 
 
 def test_max_tokens_and_stop_list() -> None:
-    req = oa.parse_request(body(max_tokens=5, stop=["a", "b"]))
+    req = chat_req.parse_request(body(max_tokens=5, stop=["a", "b"]))
     assert (req.max_tokens, req.stop, req.stream, req.include_usage) == (5, ["a", "b"], False, False)
 
 
 def test_missing_model_falls_back_to_models_list() -> None:
     assert (
-        oa.parse_request({"models": ["x/y"], "messages": [{"role": "user", "content": "hi"}]}).model == "x/y"
+        chat_req.parse_request({"models": ["x/y"], "messages": [{"role": "user", "content": "hi"}]}).model == "x/y"
     )
 
 
@@ -236,7 +239,7 @@ def test_missing_model_falls_back_to_models_list() -> None:
 )
 def test_invalid_requests_name_the_field(bad: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidRequest) as e:
-        oa.parse_request(body(**bad))
+        chat_req.parse_request(body(**bad))
     assert f"`{field}`" in e.value.message
 
 
@@ -281,7 +284,7 @@ def test_build_request_from_anthropic_canonical() -> None:
         stream=True,
         extra={"context_management": {}},
     )
-    assert oa.build_request(req, "gpt-4o") == {
+    assert openai_req.build_request(req, "gpt-4o") == {
         "model": "gpt-4o",
         "messages": [
             {"role": "system", "content": "A\n\nB"},
@@ -316,8 +319,8 @@ def test_build_request_from_anthropic_canonical() -> None:
 
 
 def test_build_request_passes_openai_extra_and_always_asks_stream_usage() -> None:
-    req = oa.parse_request(body(stream=True, logprobs=True, top_k=3, tool_choice="auto"))
-    out = oa.build_request(req, "up")
+    req = chat_req.parse_request(body(stream=True, logprobs=True, top_k=3, tool_choice="auto"))
+    out = openai_req.build_request(req, "up")
     assert out == {
         "logprobs": True,
         "model": "up",
@@ -334,7 +337,7 @@ def test_build_request_keeps_system_parts_when_cache_control_present() -> None:
         messages=[Message(role="user", content=[TextPart(text="q")])],
         system=[TextPart(text="a", cache_control={"type": "ephemeral"})],
     )
-    assert oa.build_request(req, "m")["messages"][0] == {
+    assert openai_req.build_request(req, "m")["messages"][0] == {
         "role": "system",
         "content": [{"type": "text", "text": "a", "cache_control": {"type": "ephemeral"}}],
     }
@@ -345,7 +348,7 @@ def test_build_request_assistant_with_only_tool_calls_has_null_content() -> None
         model="m",
         messages=[Message(role="assistant", content=[ToolCallPart(id="1", name="f", arguments="")])],
     )
-    assert oa.build_request(req, "m")["messages"] == [
+    assert openai_req.build_request(req, "m")["messages"] == [
         {
             "role": "assistant",
             "content": None,
@@ -358,7 +361,7 @@ def test_build_request_assistant_with_only_tool_calls_has_null_content() -> None
 
 
 def test_parse_response_with_reasoning_text_and_tool_calls() -> None:
-    resp = oa.parse_response(
+    resp = openai_resp.parse_response(
         {
             "id": "chatcmpl-1",
             "model": "gpt-4o",
@@ -416,7 +419,7 @@ def test_parse_response_with_reasoning_text_and_tool_calls() -> None:
     ],
 )
 def test_parse_response_finish_reasons(fr: str | None, stop: str | None) -> None:
-    resp = oa.parse_response({"choices": [{"finish_reason": fr, "message": {"content": "x"}}]})
+    resp = openai_resp.parse_response({"choices": [{"finish_reason": fr, "message": {"content": "x"}}]})
     assert resp.stop_reason == stop
 
 
@@ -432,12 +435,12 @@ def test_parse_response_finish_reasons(fr: str | None, stop: str | None) -> None
 )
 def test_parse_response_malformed_raises_upstream_error(bad: dict[str, Any]) -> None:
     with pytest.raises(UpstreamError, match="malformed"):
-        oa.parse_response(bad)
+        openai_resp.parse_response(bad)
 
 
 def test_parse_usage_missing_and_deepseek_cache_field() -> None:
-    assert oa.parse_usage(None) == Usage()
-    assert oa.parse_usage(
+    assert openai_resp.parse_usage(None) == Usage()
+    assert openai_resp.parse_usage(
         {"prompt_tokens": 9, "completion_tokens": 1, "prompt_cache_hit_tokens": 4}
     ) == Usage(input_tokens=9, output_tokens=1, cache_read_tokens=4)
 
@@ -446,7 +449,7 @@ def test_usage_dict_with_cost() -> None:
     u = Usage(
         input_tokens=100, output_tokens=20, cache_read_tokens=60, cache_write_tokens=10, reasoning_tokens=5
     )
-    assert oa.usage_dict(u, Decimal("0.0012")) == {
+    assert chat_resp.usage_dict(u, Decimal("0.0012")) == {
         "prompt_tokens": 100,
         "completion_tokens": 20,
         "total_tokens": 120,
@@ -454,7 +457,7 @@ def test_usage_dict_with_cost() -> None:
         "completion_tokens_details": {"reasoning_tokens": 5},
         "cost": 0.0012,
     }
-    assert "cost" not in oa.usage_dict(u, None)
+    assert "cost" not in chat_resp.usage_dict(u, None)
 
 
 def test_build_response_exact_shape_and_sdk_validates() -> None:
@@ -465,7 +468,7 @@ def test_build_response_exact_shape_and_sdk_validates() -> None:
         usage=Usage(input_tokens=3, output_tokens=2),
         content=[ThinkingPart(text="r", signature="s"), ToolCallPart(id="c", name="f", arguments="{}")],
     )
-    out = oa.build_response(resp, id="gen-1", model="a/b", created=5, provider="P", cost=None)
+    out = chat_resp.build_response(resp, id="gen-1", model="a/b", created=5, provider="P", cost=None)
     assert out == {
         "id": "gen-1",
         "object": "chat.completion",
@@ -512,7 +515,7 @@ def test_build_response_exact_shape_and_sdk_validates() -> None:
 )
 def test_build_response_finish_reasons(stop: Any, finish: str) -> None:
     resp = ChatResponse(id="x", model="x", content=[TextPart(text="hi")], stop_reason=stop)
-    out = oa.build_response(resp, id="g", model="m", created=1, provider=None, cost=Decimal(1))
+    out = chat_resp.build_response(resp, id="g", model="m", created=1, provider=None, cost=Decimal(1))
     assert out["choices"][0]["finish_reason"] == finish
     assert out["choices"][0]["message"] == {"role": "assistant", "content": "hi", "refusal": None}
     assert "provider" not in out and out["usage"]["cost"] == 1.0
@@ -520,7 +523,7 @@ def test_build_response_finish_reasons(stop: Any, finish: str) -> None:
 
 def test_render_error_credit_error_is_code_402_with_metadata() -> None:
     err = InsufficientCredit("insufficient credits", metadata={"balance": "0"})
-    assert oa.render_error(err) == {
+    assert chat_resp.render_error(err) == {
         "error": {
             "message": "insufficient credits",
             "type": "insufficient_quota",
@@ -541,7 +544,7 @@ def test_render_error_credit_error_is_code_402_with_metadata() -> None:
     ],
 )
 def test_render_error_types(err: Any, etype: str) -> None:
-    out = oa.render_error(err)
+    out = chat_resp.render_error(err)
     assert (
         out["error"]["type"] == etype
         and out["error"]["code"] == err.status

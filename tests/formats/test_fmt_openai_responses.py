@@ -8,9 +8,16 @@ from typing import Any
 import pytest
 from openai.types.responses import Response
 
+from keeprouter.clients.openai_chat import response as chat_resp
+from keeprouter.clients.openai_responses.request import parse_request, seal
+from keeprouter.clients.openai_responses.response import (
+    build_response,
+    echo_of,
+    error_object,
+    generation_id,
+    response_id,
+)
 from keeprouter.errors import InvalidRequest, UpstreamError
-from keeprouter.formats import anthropic as anthropic_fmt
-from keeprouter.formats import openai as openai_fmt
 from keeprouter.formats.canonical import (
     ChatResponse,
     ImagePart,
@@ -20,15 +27,8 @@ from keeprouter.formats.canonical import (
     ToolResultPart,
     Usage,
 )
-from keeprouter.formats.openai_responses import (
-    build_response,
-    echo_of,
-    error_object,
-    generation_id,
-    parse_request,
-    response_id,
-)
-from keeprouter.formats.openai_responses_request import seal
+from keeprouter.providers.anthropic import request as anthropic_req
+from keeprouter.providers.openai import request as openai_req
 
 PNG = "iVBORw0KGgo="
 WX = {"type": "function", "name": "wx", "description": "Weather", "parameters": {"type": "object"}}
@@ -112,10 +112,10 @@ def test_function_calls_join_the_assistant_turn_and_outputs_one_user_turn() -> N
         ToolResultPart(tool_call_id="c2", content=[TextPart(text="rain")]),
     ]
     # the OpenAI upstream gets tool messages; the Anthropic one tool_result blocks in one user turn
-    oa = openai_fmt.build_request(req, "up")
+    oa = openai_req.build_request(req, "up")
     assert [m["role"] for m in oa["messages"]] == ["user", "assistant", "tool", "tool", "user"]
     assert oa["messages"][1]["tool_calls"][1]["id"] == "c2"
-    an = anthropic_fmt.build_request(req, "up", default_max_tokens=100)
+    an = anthropic_req.build_request(req, "up", default_max_tokens=100)
     assert [b["type"] for b in an["messages"][2]["content"]] == ["tool_result", "tool_result", "text"]
     assert all(b["type"] != "thinking" for b in an["messages"][1]["content"]), "unsigned thinking is not replayed"
 
@@ -191,7 +191,7 @@ def test_bad_input_items_name_the_field(input: Any, param: str, says: str) -> No
 )
 def test_bad_fields_are_400_naming_the_param(body: dict[str, Any], param: str, says: str) -> None:
     err = refused(body, param, says)
-    assert openai_fmt.render_error(err)["error"]["param"] == param
+    assert chat_resp.render_error(err)["error"]["param"] == param
 
 
 def test_tools_tool_choice_and_parallel_calls() -> None:
@@ -207,9 +207,9 @@ def test_tools_tool_choice_and_parallel_calls() -> None:
         assert tc is not None and tc.mode == mode
     tc = parse(input="x", parallel_tool_calls=False).tool_choice
     assert tc is not None and tc.mode == "auto" and tc.disable_parallel
-    oa = openai_fmt.build_request(req, "up")
+    oa = openai_req.build_request(req, "up")
     assert oa["parallel_tool_calls"] is False and oa["tool_choice"] == {"type": "function", "function": {"name": "wx"}}
-    an = anthropic_fmt.build_request(req, "up", default_max_tokens=10)
+    an = anthropic_req.build_request(req, "up", default_max_tokens=10)
     assert an["tool_choice"] == {"type": "tool", "name": "wx", "disable_parallel_tool_use": True}
 
 
@@ -264,7 +264,7 @@ def test_sampling_budget_formats_and_reasoning() -> None:
     assert parse(input="x", reasoning={"summary": "auto"}).reasoning is None
     none = parse(input="x", reasoning={"effort": "none"}).reasoning
     assert none is not None and not none.enabled
-    oa = openai_fmt.build_request(req, "up")
+    oa = openai_req.build_request(req, "up")
     assert oa["response_format"]["json_schema"]["name"] == "out" and oa["reasoning_effort"] == "low"
     assert oa["max_tokens"] == 50
 
@@ -272,9 +272,9 @@ def test_sampling_budget_formats_and_reasoning() -> None:
 def test_router_and_unknown_fields_never_reach_an_upstream() -> None:
     req = parse(input="x", store=False, metadata={"a": "b"}, include=["reasoning.encrypted_content"],
                 provider={"order": ["oa"]}, models=["m2"], truncation="auto", prompt_cache_key="k")  # fmt: skip
-    oa = openai_fmt.build_request(req, "up")
+    oa = openai_req.build_request(req, "up")
     assert set(oa) == {"model", "messages"}
-    an = anthropic_fmt.build_request(req, "up", default_max_tokens=10)
+    an = anthropic_req.build_request(req, "up", default_max_tokens=10)
     assert set(an) == {"model", "messages", "max_tokens"}
 
 
@@ -351,7 +351,7 @@ def test_signed_thinking_round_trips_through_encrypted_content() -> None:
     req = parse(input=[{"role": "user", "content": "hi"}, *out,
                        {"type": "function_call_output", "call_id": "toolu_1", "output": "ok"}])  # fmt: skip
     assert req.messages[1].content[:2] == content[:2]
-    an = anthropic_fmt.build_request(req, "up", default_max_tokens=10)
+    an = anthropic_req.build_request(req, "up", default_max_tokens=10)
     assert an["messages"][1]["content"][:2] == [
         {"type": "thinking", "thinking": "hmm", "signature": "sig"}, {"type": "redacted_thinking", "data": "opaque"}]
     # OpenAI's own encrypted_content, or a malformed one, is not ours: the summary stays unsigned thinking

@@ -10,6 +10,9 @@ from formats.fmt_helpers import check_responses_stream
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from keeprouter.clients.openai_responses.request import parse_request
+from keeprouter.clients.openai_responses.response import build_response, echo_of
+from keeprouter.clients.openai_responses.stream import ResponsesStreamEncoder
 from keeprouter.errors import RateLimited, UpstreamError
 from keeprouter.formats.canonical import (
     ChatResponse,
@@ -28,8 +31,6 @@ from keeprouter.formats.canonical import (
     Usage,
     UsageUpdate,
 )
-from keeprouter.formats.openai_responses import build_response, echo_of, parse_request
-from keeprouter.formats.openai_responses_stream import ResponsesStreamEncoder
 
 WX = {"type": "function", "name": "wx", "parameters": {"type": "object"}}
 USAGE = Usage(input_tokens=20, output_tokens=9, cache_read_tokens=4, reasoning_tokens=3)

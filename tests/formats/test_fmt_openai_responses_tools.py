@@ -8,9 +8,10 @@ import pytest
 from formats.fmt_helpers import check_responses_stream
 from openai.types.responses import Response
 
+from keeprouter.clients.openai_responses.request import flat_name, parse_request
+from keeprouter.clients.openai_responses.response import ToolNames, build_response, echo_of
+from keeprouter.clients.openai_responses.stream import ResponsesStreamEncoder
 from keeprouter.errors import InvalidRequest
-from keeprouter.formats import anthropic as anthropic_fmt
-from keeprouter.formats import openai as openai_fmt
 from keeprouter.formats.canonical import (
     ChatResponse,
     Finish,
@@ -20,9 +21,8 @@ from keeprouter.formats.canonical import (
     ToolCallStart,
     Usage,
 )
-from keeprouter.formats.openai_responses import build_response, echo_of, parse_request
-from keeprouter.formats.openai_responses_stream import ResponsesStreamEncoder
-from keeprouter.formats.openai_responses_tools import ToolNames, flat_name
+from keeprouter.providers.anthropic import request as anthropic_req
+from keeprouter.providers.openai import request as openai_req
 
 TASK = {"type": "object", "properties": {"task": {"type": "string"}}, "required": ["task"]}
 SPAWN = {"type": "function", "name": "spawn_agent", "description": "Start a sub-agent.", "strict": False,
@@ -54,10 +54,10 @@ def test_namespace_members_go_upstream_as_flat_function_tools_and_web_search_is_
     spawn = req.tools[1]
     assert (spawn.description, spawn.parameters) == ("Start a sub-agent.", SPAWN["parameters"])
     assert req.tools[3].parameters["properties"] == {"input": {"type": "string"}}  # a custom member
-    oa = openai_fmt.build_request(req, "up")
+    oa = openai_req.build_request(req, "up")
     assert [t["function"]["name"] for t in oa["tools"]] == [t.name for t in req.tools]
     assert oa["tools"][1]["function"]["parameters"] == SPAWN["parameters"]
-    an = anthropic_fmt.build_request(req, "up", default_max_tokens=10)
+    an = anthropic_req.build_request(req, "up", default_max_tokens=10)
     assert [t["name"] for t in an["tools"]] == [t.name for t in req.tools]
     assert echo_of(req)["tools"] == TOOLS  # the response repeats the tools as the client sent them
 
@@ -79,7 +79,7 @@ def test_calls_passed_back_with_a_namespace_are_flattened() -> None:
         ToolCallPart(id="c2", name="mcp__docs__query", arguments='{"input":"q"}'),
     ]
     assert req.tool_choice is not None and req.tool_choice.name == "multi_agent_v1__close_agent"
-    oa = openai_fmt.build_request(req, "up")
+    oa = openai_req.build_request(req, "up")
     assert [c["function"]["name"] for c in oa["messages"][1]["tool_calls"]] == [
         "multi_agent_v1__spawn_agent", "mcp__docs__query"]  # fmt: skip
 

@@ -7,6 +7,7 @@ import orjson
 import pytest
 from formats.fmt_helpers import check_openai_stream, openai_chunks, parse_frames
 
+from keeprouter.clients.openai_chat.stream import OpenAIStreamEncoder
 from keeprouter.errors import RateLimited, UpstreamError
 from keeprouter.formats.canonical import (
     Finish,
@@ -21,7 +22,7 @@ from keeprouter.formats.canonical import (
     Usage,
     UsageUpdate,
 )
-from keeprouter.formats.openai_stream import OpenAIStreamDecoder, OpenAIStreamEncoder
+from keeprouter.providers.openai.stream import OpenAIStreamDecoder
 
 
 def chunk(delta: dict[str, Any] | None = None, finish: str | None = None, **kw: Any) -> dict[str, Any]:

@@ -7,8 +7,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from keeprouter.formats import anthropic as fmt
-from keeprouter.formats.anthropic_stream import AnthropicStreamDecoder
+from keeprouter.clients.anthropic_messages import request as messages_req
 from keeprouter.formats.canonical import (
     ChatRequest,
     Finish,
@@ -21,6 +20,9 @@ from keeprouter.formats.canonical import (
     ToolCallStart,
     ToolChoice,
 )
+from keeprouter.providers.anthropic import request as anthropic_req
+from keeprouter.providers.anthropic import response as anthropic_resp
+from keeprouter.providers.anthropic.stream import AnthropicStreamDecoder
 
 SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
 
@@ -32,7 +34,7 @@ def req(rf: dict[str, Any] | None, **kw: Any) -> ChatRequest:
 
 
 def body(r: ChatRequest) -> dict[str, Any]:
-    return fmt.build_request(r, "up", default_max_tokens=100)
+    return anthropic_req.build_request(r, "up", default_max_tokens=100)
 
 
 @pytest.mark.parametrize(
@@ -58,8 +60,8 @@ def test_json_object_and_odd_names() -> None:
     assert b["tools"][0]["name"] == "my_answer_"
     assert b["tools"][0]["input_schema"] == {"type": "object"}
     assert b["tools"][0]["description"].endswith("The result.")
-    assert fmt.json_tool(req({"type": "text"})) is None
-    assert fmt.json_tool(req(None)) is None
+    assert anthropic_req.json_tool(req({"type": "text"})) is None
+    assert anthropic_req.json_tool(req(None)) is None
 
 
 def test_with_the_callers_tools_a_tool_must_be_called_and_names_never_clash() -> None:
@@ -89,12 +91,12 @@ def test_the_answer_call_comes_back_as_text_with_end_turn() -> None:
         "stop_reason": "tool_use",
         "usage": {"input_tokens": 3, "output_tokens": 4},
     }
-    resp = fmt.parse_response(upstream, "answer")
+    resp = anthropic_resp.parse_response(upstream, "answer")
     assert resp.content == [TextPart(text='{"a":1}')] and resp.stop_reason == "end_turn"
     other = {**upstream, "content": [*upstream["content"], {"type": "tool_use", "id": "t2", "name": "f", "input": {}}]}
-    resp = fmt.parse_response(other, "answer")
+    resp = anthropic_resp.parse_response(other, "answer")
     assert isinstance(resp.content[1], ToolCallPart) and resp.stop_reason == "tool_use"
-    assert isinstance(fmt.parse_response(upstream).content[0], ToolCallPart)  # no structured output asked
+    assert isinstance(anthropic_resp.parse_response(upstream).content[0], ToolCallPart)  # no structured output asked
 
 
 def test_the_answer_call_streams_as_text() -> None:
@@ -145,18 +147,18 @@ def _messages_body(**fields: Any) -> dict[str, Any]:
     ],
 )
 def test_native_structured_output_reaches_an_openai_upstream_as_response_format(fields: dict[str, Any]) -> None:
-    from keeprouter.formats import openai as oa
+    from keeprouter.providers.openai import request as openai_req
 
-    r = fmt.parse_request(_messages_body(**fields))
+    r = messages_req.parse_request(_messages_body(**fields))
     assert r.response_format == {"type": "json_schema", "json_schema": {"name": "response", "schema": SCHEMA}}
-    up = oa.build_request(r, "up-gpt")
+    up = openai_req.build_request(r, "up-gpt")
     assert up["response_format"] == r.response_format
     assert "output_config" not in up and "output_format" not in up and "tools" not in up
 
 
 def test_native_structured_output_to_an_anthropic_upstream_is_the_clients_own_field() -> None:
     fields = {"output_config": {"format": {"type": "json_schema", "schema": SCHEMA}}}
-    b = body(fmt.parse_request(_messages_body(**fields)))
+    b = body(messages_req.parse_request(_messages_body(**fields)))
     assert b["output_config"] == fields["output_config"]
     assert "tools" not in b and "tool_choice" not in b  # no forced tool on top of the native form
 
@@ -175,9 +177,9 @@ def test_native_structured_output_that_is_not_a_schema_is_refused_naming_the_fie
     from keeprouter.errors import InvalidRequest
 
     with pytest.raises(InvalidRequest) as e:
-        fmt.parse_request(_messages_body(**fields))
+        messages_req.parse_request(_messages_body(**fields))
     assert str(e.value).startswith(f"`{param}` ")
 
 
 def test_effort_alone_asks_for_no_structured_output() -> None:
-    assert fmt.parse_request(_messages_body(output_config={"effort": "low"})).response_format is None
+    assert messages_req.parse_request(_messages_body(output_config={"effort": "low"})).response_format is None

@@ -12,9 +12,10 @@ from typing import Any
 import orjson
 from formats.fmt_helpers import check_anthropic_stream, parse_frames
 
-from keeprouter.formats.anthropic_stream import AnthropicStreamDecoder, AnthropicStreamEncoder
+from keeprouter.clients.anthropic_messages.stream import AnthropicStreamEncoder
 from keeprouter.formats.canonical import Finish, StreamEvent, TextDelta, ToolCallDelta, ToolCallStart
-from keeprouter.formats.openai_stream import OpenAIStreamDecoder
+from keeprouter.providers.anthropic.stream import AnthropicStreamDecoder
+from keeprouter.providers.openai.stream import OpenAIStreamDecoder
 
 
 def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
