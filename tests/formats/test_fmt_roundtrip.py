@@ -250,9 +250,9 @@ def openai_upstream(draw: st.DrawFn) -> tuple[list[dict[str, Any]], str, list[tu
     """Upstream chunks with the quirks seen in the wild; returns (chunks, text, [(id, name, args)])."""
     calls = [(c.id, c.name, c.arguments) for c in unique_calls(draw, draw(st.integers(0, 3)))]
     texts = draw(st.lists(text, max_size=3))
-    repeat_id = draw(st.booleans())  # litellm#20480
+    repeat_id = draw(st.booleans())  # the id repeated on every fragment
     empty_tool_calls = draw(st.booleans())  # vLLM
-    usage_on_finish = draw(st.booleans())  # litellm#36168
+    usage_on_finish = draw(st.booleans())  # usage on a chunk that still has choices
     interleave = draw(st.booleans())
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:

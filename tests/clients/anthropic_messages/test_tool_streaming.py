@@ -1,4 +1,4 @@
-"""Tool calls stream to Messages callers as they arrive (issue 9 §3), checked chunk by chunk.
+"""Tool calls stream to Messages callers as they arrive, checked chunk by chunk.
 
 Each upstream chunk is fed through the real decoder and the Messages encoder; the test looks at
 what is written for THAT chunk: a call's block closes as soon as the next block starts when its

@@ -1,3 +1,5 @@
+"""The Anthropic Messages client stream encoder: event order, blocks, stop reasons, errors."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -7,7 +9,7 @@ import pytest
 from formats.fmt_helpers import anthropic_events, check_anthropic_stream, parse_frames
 
 from keeprouter.clients.anthropic_messages.stream import AnthropicStreamEncoder
-from keeprouter.errors import NoEndpointAvailable, UpstreamError
+from keeprouter.errors import NoEndpointAvailable
 from keeprouter.formats.canonical import (
     Finish,
     RedactedThinking,
@@ -21,7 +23,6 @@ from keeprouter.formats.canonical import (
     Usage,
     UsageUpdate,
 )
-from keeprouter.providers.anthropic.stream import AnthropicStreamDecoder
 
 START = {
     "type": "message_start",
@@ -49,111 +50,6 @@ def block_start(i: int, block: dict[str, Any]) -> dict[str, Any]:
 
 def delta(i: int, d: dict[str, Any]) -> dict[str, Any]:
     return {"type": "content_block_delta", "index": i, "delta": d}
-
-
-REFERENCE = [
-    START,
-    block_start(0, {"type": "thinking", "thinking": ""}),
-    {"type": "ping"},
-    delta(0, {"type": "thinking_delta", "thinking": "The user wants…"}),
-    delta(0, {"type": "signature_delta", "signature": "EqQB"}),
-    {"type": "content_block_stop", "index": 0},
-    block_start(1, {"type": "text", "text": ""}),
-    delta(1, {"type": "text_delta", "text": "Let me check."}),
-    {"type": "content_block_stop", "index": 1},
-    block_start(2, {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}}),
-    delta(2, {"type": "input_json_delta", "partial_json": '{"q":1}'}),
-    {"type": "content_block_stop", "index": 2},
-    block_start(3, {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {}}),
-    delta(3, {"type": "input_json_delta", "partial_json": ""}),
-    delta(3, {"type": "input_json_delta", "partial_json": '{"city":'}),
-    delta(3, {"type": "input_json_delta", "partial_json": '"Paris"}'}),
-    {"type": "content_block_stop", "index": 3},
-    block_start(4, {"type": "redacted_thinking", "data": "RD"}),
-    {"type": "content_block_stop", "index": 4},
-    block_start(5, {"type": "tool_use", "id": "toolu_02", "name": "f", "input": {"a": 1}}),
-    {"type": "content_block_stop", "index": 5},
-    {
-        "type": "message_delta",
-        "delta": {"stop_reason": "tool_use", "stop_sequence": None},
-        "usage": {"output_tokens": 57},
-    },
-    {"type": "message_stop"},
-]
-
-
-def decode(events: list[dict[str, Any]]) -> list[StreamEvent]:
-    dec = AnthropicStreamDecoder()
-    return [ev for e in events for ev in dec.feed(e["type"], e)]
-
-
-def test_decoder_reference_stream() -> None:
-    start_usage = Usage(input_tokens=4426, output_tokens=1, cache_read_tokens=4409, cache_write_tokens=5)
-    assert decode(REFERENCE) == [
-        Start(id="msg_01", model="claude-sonnet-4-6", usage=start_usage),
-        ThinkingDelta(text="The user wants…"),
-        SignatureDelta(signature="EqQB"),
-        TextDelta(text="Let me check."),
-        ToolCallStart(index=0, id="toolu_01", name="get_weather"),
-        ToolCallDelta(index=0, arguments='{"city":'),
-        ToolCallDelta(index=0, arguments='"Paris"}'),
-        RedactedThinking(data="RD"),
-        ToolCallStart(index=1, id="toolu_02", name="f"),
-        ToolCallDelta(index=1, arguments='{"a":1}'),
-        Finish(stop_reason="tool_use"),
-        UsageUpdate(
-            usage=Usage(input_tokens=4426, output_tokens=57, cache_read_tokens=4409, cache_write_tokens=5)
-        ),
-    ]
-
-
-def test_decoder_message_delta_input_fields_override_message_start() -> None:
-    evs = decode(
-        [
-            START,
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": "pause_turn", "stop_sequence": None},
-                "usage": {"output_tokens": 9, "input_tokens": 20, "cache_read_input_tokens": 0},
-            },
-        ]
-    )
-    assert evs[1:] == [
-        Finish(stop_reason="end_turn"),
-        UsageUpdate(usage=Usage(input_tokens=25, output_tokens=9, cache_write_tokens=5)),
-    ]
-
-
-def test_decoder_stop_sequence_and_initial_text() -> None:
-    evs = decode(
-        [
-            START,
-            block_start(0, {"type": "text", "text": "Hi"}),
-            {"type": "message_delta", "delta": {"stop_reason": "stop_sequence", "stop_sequence": "##"}},
-        ]
-    )
-    assert evs[1:] == [TextDelta(text="Hi"), Finish(stop_reason="stop_sequence", stop_sequence="##")]
-
-
-@pytest.mark.parametrize(
-    "etype,status",
-    [
-        ("overloaded_error", 503),
-        ("rate_limit_error", 429),
-        ("api_error", 502),
-        ("invalid_request_error", 400),
-        ("weird", 502),
-    ],
-)
-def test_decoder_error_event_raises_mapped_status(etype: str, status: int) -> None:
-    with pytest.raises(UpstreamError) as e:
-        AnthropicStreamDecoder().feed(
-            "error", {"type": "error", "error": {"type": etype, "message": "Overloaded"}}
-        )
-    assert (e.value.message, e.value.status) == ("Overloaded", status)
-
-
-# ---- encoder -------------------------------------------------------------------------------
 
 
 def encode(events: list[StreamEvent]) -> list[bytes]:
@@ -229,7 +125,7 @@ def test_encoder_reference_sequence_exact() -> None:
     assert msg.content[2].input == {"city": "Paris"}  # type: ignore[union-attr]
 
 
-def test_encoder_text_to_tool_transition_keeps_first_arguments() -> None:  # litellm#25321
+def test_encoder_text_to_tool_transition_keeps_first_arguments() -> None:  # the first arguments are kept
     enc = AnthropicStreamEncoder(id="m", model="m")
     enc.feed(TextDelta(text="Sure."))
     out = enc.feed(ToolCallStart(index=0, id="call_1", name="f")) + enc.feed(
@@ -242,7 +138,7 @@ def test_encoder_text_to_tool_transition_keeps_first_arguments() -> None:  # lit
     ]
 
 
-def test_encoder_parallel_tools_one_block_each_in_order() -> None:  # Portkey#1275
+def test_encoder_parallel_tools_one_block_each_in_order() -> None:  # parallel calls must never share a block
     frames = encode(
         [
             Start(id="x", model="x"),
@@ -324,7 +220,7 @@ def test_encoder_thinking_after_signature_opens_a_new_thinking_block() -> None:
     ]
 
 
-def test_encoder_without_start_emits_exactly_one_message_start_lazily() -> None:  # litellm#32357
+def test_encoder_without_start_emits_exactly_one_message_start_lazily() -> None:  # two break the SDKs
     enc = AnthropicStreamEncoder(id="msg_x", model="m")
     frames = enc.feed(TextDelta(text="hi")) + enc.feed(Start(id="late", model="late")) + enc.end()
     names = [n for n, _ in anthropic_events(frames)]
