@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from keeprouter.clients.anthropic_messages import request as anthropic_request
-from keeprouter.clients.anthropic_messages import response as anthropic_response
-from keeprouter.clients.anthropic_messages import stream as anthropic_stream
+from keeprouter.clients.anthropic_messages import request as messages_request
+from keeprouter.clients.anthropic_messages import response as messages_response
+from keeprouter.clients.anthropic_messages import stream as messages_stream
 from keeprouter.clients.base import ClientApi
 from keeprouter.clients.openai_chat import request as chat_request
 from keeprouter.clients.openai_chat import response as chat_response
@@ -27,11 +27,11 @@ OPENAI_CHAT = ClientApi(
 )
 ANTHROPIC_MESSAGES = ClientApi(
     name="anthropic",
-    parse_request=anthropic_request.parse_request,
-    render_response=anthropic_response.render,
-    encoder=anthropic_stream.open_stream,
-    end=anthropic_stream.end_stream,
-    error_body=anthropic_response.render_error,
+    parse_request=messages_request.parse_request,
+    render_response=messages_response.render,
+    encoder=messages_stream.open_stream,
+    end=messages_stream.end_stream,
+    error_body=messages_response.render_error,
     # Anthropic's SDKs always send anthropic-version; its paths all end in /messages[...]
     path_hints=("/messages",),
     header_hints=("anthropic-version",),
