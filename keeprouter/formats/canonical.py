@@ -160,6 +160,13 @@ class ChatRequest(msgspec.Struct, kw_only=True):
     # format (`source`) still gets them; translators for the other format ignore them.
     extra: dict[str, Any] = msgspec.field(default_factory=dict)
     source: ApiFormat = "openai"
+    # Client state canonical has no general form for; like `extra`, replayed only to an upstream of
+    # the client's own format. Anthropic server tools (run by the upstream itself) and a thinking
+    # config `reasoning` cannot express (`adaptive`), both kept as the client sent them:
+    server_tools: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    thinking_config: dict[str, Any] | None = None
+    # What a Responses API answer repeats of its request (validated by its parser); no upstream reads it.
+    echo: dict[str, Any] | None = None
 
 
 class Usage(msgspec.Struct, kw_only=True):

@@ -1,10 +1,10 @@
 """Anthropic Messages client bodies -> canonical (`parse_request`).
 
 Validation names the offending field in an InvalidRequest. Server tools (a `tools` entry whose `type`
-is not "custom") and a `thinking` config canonical cannot express (`adaptive`) are kept in
-`req.extra` under the private keys `_server_tools` / `_thinking` for the Anthropic upstream
-translator to replay. Content blocks are parsed by `formats.wire.anthropic.parse_blocks` (an
-upstream's response content is the same blocks).
+is not "custom") and a `thinking` config canonical cannot express (`adaptive`) are kept as they
+came, in `req.server_tools` / `req.thinking_config`, for the Anthropic upstream translator to
+replay. Content blocks are parsed by `formats.wire.anthropic.parse_blocks` (an upstream's response
+content is the same blocks).
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def parse_request(body: dict[str, Any], *, require_max_tokens: bool = True) -> C
     if (tools := body.get("tools")) is not None:
         if not isinstance(tools, list):
             raise _bad("tools", "must be a list")
-        server: list[Any] = []
+        server: list[dict[str, Any]] = []
         for i, t in enumerate(tools):
             if not isinstance(t, dict):
                 raise _bad(f"tools[{i}]", "must be an object")
@@ -148,7 +148,7 @@ def parse_request(body: dict[str, Any], *, require_max_tokens: bool = True) -> C
                 )
             )
         if server:
-            extra["_server_tools"] = server
+            req.server_tools = server
     if (tc := body.get("tool_choice")) is not None:
         req.tool_choice = _tool_choice(tc)
     stop = body.get("stop_sequences")
@@ -171,7 +171,7 @@ def parse_request(body: dict[str, Any], *, require_max_tokens: bool = True) -> C
             oc = body.get("output_config")
             effort = oc.get("effort") if isinstance(oc, dict) else None
             req.reasoning = Reasoning(effort=effort if isinstance(effort, str) else None)
-            extra["_thinking"] = thinking
+            req.thinking_config = thinking
     req.response_format = _structured_output(body)
     return req
 

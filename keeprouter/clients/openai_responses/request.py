@@ -15,7 +15,7 @@ Decisions:
   dropped). Someone else's `encrypted_content` (OpenAI's) is ignored.
 - `text.format` json_schema / json_object -> canonical `response_format` (Chat Completions' shape).
 - What the response must echo (tools, tool_choice, text, metadata, ...) is kept, validated, in
-  `req.extra["_echo"]`; with source "responses" no upstream translator reads `extra`.
+  `req.echo`; `extra` stays empty (no upstream speaks this format, so nothing is replayed verbatim).
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ from keeprouter.formats.canonical import (
     inline_image_problem,
 )
 
-ECHO = "_echo"
 _SEAL = "kr1"  # version tag of our `encrypted_content`: "kr1.s.<origin>.<signature>" | "kr1.r.<origin>.<data>"
 _STATELESS = "this server does not store responses: send the whole conversation in `input` (and `store: false`)"
 _MODES = frozenset({"auto", "none", "required"})
@@ -326,22 +325,20 @@ def parse_request(body: dict[str, Any]) -> ChatRequest:
         raise _bad("stream", "must be a boolean")
     req.stream = stream is True
     text_echo = {**text, "format": text.get("format") or {"type": "text"}} if isinstance(text, dict) else None
-    req.extra = {
-        ECHO: {
-            "instructions": instructions,
-            "max_output_tokens": mot,
-            "metadata": metadata or {},
-            "parallel_tool_calls": parallel is not False,
-            "reasoning": {
-                "effort": reasoning.get("effort") if isinstance(reasoning, dict) else None,
-                "summary": reasoning.get("summary") if isinstance(reasoning, dict) else None,
-            },
-            "temperature": req.temperature,
-            "text": text_echo or {"format": {"type": "text"}},
-            "tool_choice": tc if tc is not None else "auto",
-            "tools": tools or [],
-            "top_p": req.top_p,
-            "user": user,
-        }
+    req.echo = {
+        "instructions": instructions,
+        "max_output_tokens": mot,
+        "metadata": metadata or {},
+        "parallel_tool_calls": parallel is not False,
+        "reasoning": {
+            "effort": reasoning.get("effort") if isinstance(reasoning, dict) else None,
+            "summary": reasoning.get("summary") if isinstance(reasoning, dict) else None,
+        },
+        "temperature": req.temperature,
+        "text": text_echo or {"format": {"type": "text"}},
+        "tool_choice": tc if tc is not None else "auto",
+        "tools": tools or [],
+        "top_p": req.top_p,
+        "user": user,
     }
     return req

@@ -13,7 +13,7 @@ Decisions:
   with `include`: clients that pass output back as input then keep multi-turn tool use with thinking
   working); the request parser unseals it.
 - `store` is always answered false (nothing is stored); the request's echoable fields come from the
-  parser (`req.extra["_echo"]`), with OpenAI's defaults when absent.
+  parser (`req.echo`), with OpenAI's defaults when absent.
 - Errors use the Chat Completions error shape (`clients.openai_chat.response.render_error`); in a
   response object the `error` is `{code, message}` with OpenAI's Responses codes.
 """
@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from keeprouter.clients.base import Reply
-from keeprouter.clients.openai_responses.request import ECHO, seal
+from keeprouter.clients.openai_responses.request import seal
 from keeprouter.clients.openai_responses.tools import ToolNames, custom_input
 from keeprouter.errors import GatewayError
 from keeprouter.formats.canonical import (
@@ -85,8 +85,8 @@ def item_id(resp_id: str, prefix: str, index: int) -> str:
 
 def echo_of(req: ChatRequest | None) -> dict[str, Any]:
     """The request fields a response object repeats (OpenAI's defaults for a request not parsed here)."""
-    echo = req.extra.get(ECHO) if req is not None else None
-    return echo if isinstance(echo, dict) else _DEFAULT_ECHO
+    echo = req.echo if req is not None else None
+    return echo if echo is not None else _DEFAULT_ECHO
 
 
 def incomplete_reason(stop: StopReason | None) -> str | None:

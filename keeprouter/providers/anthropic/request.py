@@ -2,8 +2,8 @@
 
 Decisions (beyond the plain field mapping):
 - Server tools (a `tools` entry whose `type` is not "custom") and a `thinking` config canonical cannot
-  express (`adaptive`) are kept in `req.extra` under the private keys `_server_tools` / `_thinking`;
-  `build_request` replays them only when the client spoke Anthropic. Private (`_`) keys are never
+  express (`adaptive`) come as `req.server_tools` / `req.thinking_config`; `build_request` replays
+  them (and `extra`) only when the client spoke Anthropic. `extra` keys starting with `_` are never
   sent as body fields.
 - Reasoning without a budget maps effort -> budget_tokens via `EFFORT_BUDGET`; when the budget is not
   below max_tokens, max_tokens is raised to budget + the requested max_tokens (room for the answer).
@@ -180,8 +180,8 @@ def build_request(req: ChatRequest, upstream_model: str, *, default_max_tokens: 
         if t.cache_control is not None:
             d["cache_control"] = t.cache_control
         tools.append(d)
-    if anthropic_client and "_server_tools" in req.extra:
-        tools.extend(req.extra["_server_tools"])
+    if anthropic_client and req.server_tools:
+        tools.extend(req.server_tools)
     structured = None if anthropic_client or req.response_format is None else json_tool(req)
     if structured is not None:
         tools.append(structured[1])
@@ -206,9 +206,9 @@ def build_request(req: ChatRequest, upstream_model: str, *, default_max_tokens: 
             elif choice["type"] == "auto":
                 body["tool_choice"] = {**choice, "type": "any"}  # one of the caller's tools, or the answer
     thinking_on = False
-    if anthropic_client and "_thinking" in req.extra:
-        body["thinking"] = req.extra["_thinking"]
-        thinking_on = req.extra["_thinking"].get("type") != "disabled"
+    if anthropic_client and req.thinking_config is not None:
+        body["thinking"] = req.thinking_config
+        thinking_on = req.thinking_config.get("type") != "disabled"
     elif (
         req.reasoning is not None
         and req.reasoning.enabled

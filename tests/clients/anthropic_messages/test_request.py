@@ -170,7 +170,8 @@ def test_parse_request_full_claude_code_style_body() -> None:
         user="user_abc",
         reasoning=Reasoning(budget_tokens=4096),
         stream=True,
-        extra={"context_management": {"edits": []}, "_server_tools": [web]},
+        extra={"context_management": {"edits": []}},
+        server_tools=[web],
     )
 
 
@@ -194,6 +195,9 @@ def test_parse_request_thinking_forms(
 ) -> None:
     req = messages_req.parse_request(body(thinking=thinking, **extra))
     assert req.reasoning == expected
+    # a config Reasoning cannot express is kept whole for an Anthropic upstream, never in `extra`
+    assert req.thinking_config == (thinking if thinking["type"] == "adaptive" else None)
+    assert "thinking" not in req.extra
 
 
 @pytest.mark.parametrize(
