@@ -206,11 +206,16 @@ class ThinkingDelta(msgspec.Struct, tag="thinking_delta", kw_only=True):
 
 
 class SignatureDelta(msgspec.Struct, tag="signature_delta", kw_only=True):
+    """Signed state of the thinking before it; `origin` is the provider kind whose decoder saw it
+    (as on ThinkingPart): encoders decide from it whether, and how, the state may travel on."""
+
     signature: str
+    origin: str | None = None
 
 
 class RedactedThinking(msgspec.Struct, tag="redacted_thinking", kw_only=True):
     data: str
+    origin: str | None = None  # as on SignatureDelta
 
 
 class ToolCallStart(msgspec.Struct, tag="tool_call_start", kw_only=True):

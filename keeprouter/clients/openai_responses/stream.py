@@ -64,7 +64,8 @@ def _summary(text: str) -> dict[str, str]:
 
 
 class _Item:
-    __slots__ = ("call_id", "id", "index", "kind", "name", "ns", "pieces", "redacted", "signature", "summary")
+    __slots__ = ("call_id", "id", "index", "kind", "name", "ns", "origin", "pieces", "redacted", "signature",
+                 "summary")  # fmt: skip
 
     def __init__(
         self, kind: str, id: str, index: int, call_id: str = "", name: str = "", ns: str | None = None
@@ -79,6 +80,7 @@ class _Item:
         self.summary = False  # reasoning: its summary part was opened (the first thinking text came)
         self.signature: list[str] = []
         self.redacted: str | None = None
+        self.origin: str | None = None  # who issued the signed state (from its events); None: unsigned
 
 
 class ResponsesStreamEncoder:
@@ -155,9 +157,8 @@ class ResponsesStreamEncoder:
             out.append(self._ev("response.output_text.done", fields))
             out.append(self._ev("response.content_part.done", {**where, "content_index": 0, "part": output_text(text)}))
         elif item.kind == "reasoning":
-            # signed state from the stream is Anthropic's: only its decoder produces it
             thinking = ThinkingPart(text=text, signature="".join(item.signature) or None, redacted=item.redacted,
-                                    origin="anthropic")  # fmt: skip
+                                    origin=item.origin)  # fmt: skip
             done = reasoning_item(item.id, text if item.summary else None, seal(thinking))
             if item.summary:
                 at = {**where, "summary_index": 0}
@@ -244,10 +245,12 @@ class ResponsesStreamEncoder:
                 self._close_all(out)
                 self._block = self._open("reasoning", "rs", out)
             self._block.signature.append(ev.signature)
+            self._block.origin = ev.origin
         elif isinstance(ev, RedactedThinking):  # an opaque block of its own: one item, opened and closed
             self._close_all(out)
             item = self._open("reasoning", "rs", out)
             item.redacted = ev.data
+            item.origin = ev.origin
             self._close(item, out)
         elif isinstance(ev, Finish):
             self._stop = ev.stop_reason

@@ -3,7 +3,7 @@ response content are the same blocks), tool-id rules, tool input objects and the
 
 Documents with a text source, and blocks carrying text, are kept as text; server-tool blocks in
 history (`server_tool_use`, `*_tool_result`) are dropped; other unknown blocks are rejected.
-Thinking blocks keep origin "anthropic": their signatures are Anthropic's.
+Thinking blocks keep origin ORIGIN: their signatures are Anthropic's.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from keeprouter.formats.canonical import (
     inline_image_problem,
 )
 
+ORIGIN = "anthropic"  # the provider kind that issues this format's signed thinking
 _SKIPPED_BLOCKS = frozenset({"server_tool_use", "mcp_tool_use", "container_upload"})
 _TOOL_ID_OK = re.compile(r"[a-zA-Z0-9_-]+")
 _TOOL_ID_BAD = re.compile(r"[^a-zA-Z0-9_-]")
@@ -176,11 +177,11 @@ def parse_blocks(raw: Any, where: str) -> list[Part]:
                 ThinkingPart(
                     text=str(b.get("thinking") or ""),
                     signature=sig if isinstance(sig, str) else None,
-                    origin="anthropic",
+                    origin=ORIGIN,
                 )
             )
         elif t == "redacted_thinking":
-            out.append(ThinkingPart(redacted=str(b.get("data") or ""), origin="anthropic"))
+            out.append(ThinkingPart(redacted=str(b.get("data") or ""), origin=ORIGIN))
         elif t == "image":
             out.append(_image(b, w))
         elif (p := _text_like(b, t, w)) is not None:

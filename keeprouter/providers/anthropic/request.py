@@ -31,7 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 from keeprouter.formats.canonical import ChatRequest, ImagePart, Message, TextPart, ToolCallPart, ToolResultPart
-from keeprouter.formats.wire.anthropic import tool_id, tool_input
+from keeprouter.formats.wire.anthropic import ORIGIN, tool_id, tool_input
 
 __all__ = ["build_request", "json_tool"]
 
@@ -94,7 +94,7 @@ def _message_blocks(m: Message, results: list[dict[str, Any]], rest: list[dict[s
                 rest.append(d)
         elif isinstance(p, ImagePart):
             rest.append(_image_block(p))
-        elif p.origin == "anthropic" and m.role == "assistant":
+        elif p.origin == ORIGIN and m.role == "assistant":
             if p.redacted is not None:
                 rest.append({"type": "redacted_thinking", "data": p.redacted})
             elif p.signature:

@@ -1,6 +1,6 @@
 """Anthropic Messages upstream streams: each SSE event (its `event:` name and parsed `data`) ->
 canonical events. A `feed()` state machine; it never sees bytes. Thinking signatures and redacted
-thinking are Anthropic's signed state.
+thinking are stamped with their origin (`wire.anthropic.ORIGIN`): they are Anthropic's signed state.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from keeprouter.formats.canonical import (
     Usage,
     UsageUpdate,
 )
-from keeprouter.formats.wire.anthropic import ERROR_STATUS
+from keeprouter.formats.wire.anthropic import ERROR_STATUS, ORIGIN
 from keeprouter.providers.anthropic.response import STOP_FROM_ANTHROPIC
 
 
@@ -71,7 +71,7 @@ class AnthropicStreamDecoder:
                 return [ThinkingDelta(text=text)] if text and isinstance(text, str) else []
             if dt == "signature_delta":
                 sig = d.get("signature")
-                return [SignatureDelta(signature=sig)] if sig and isinstance(sig, str) else []
+                return [SignatureDelta(signature=sig, origin=ORIGIN)] if sig and isinstance(sig, str) else []
             return []
         if t == "content_block_start":
             return self._block_start(data)
@@ -167,8 +167,8 @@ class AnthropicStreamDecoder:
             if (text := b.get("thinking")) and isinstance(text, str):
                 out.append(ThinkingDelta(text=text))
             if (sig := b.get("signature")) and isinstance(sig, str):
-                out.append(SignatureDelta(signature=sig))
+                out.append(SignatureDelta(signature=sig, origin=ORIGIN))
             return out
         if bt == "redacted_thinking":
-            return [RedactedThinking(data=str(b.get("data") or ""))]
+            return [RedactedThinking(data=str(b.get("data") or ""), origin=ORIGIN)]
         return []

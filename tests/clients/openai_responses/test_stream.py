@@ -35,6 +35,8 @@ from keeprouter.formats.canonical import (
 WX = {"type": "function", "name": "wx", "parameters": {"type": "object"}}
 USAGE = Usage(input_tokens=20, output_tokens=9, cache_read_tokens=4, reasoning_tokens=3)
 
+AN = "anthropic"  # what the Anthropic decoder stamps on the signed state it sees
+
 
 def encoder(**body: Any) -> ResponsesStreamEncoder:
     req = parse_request({"model": "m", "input": "hi", **body})
@@ -147,7 +149,8 @@ def test_text_after_tool_calls_closes_them_and_opens_a_new_message() -> None:
 def test_reasoning_streams_as_a_summary_then_text() -> None:
     events, final = run(
         [Start(id="x", model="up", usage=Usage(input_tokens=5)), ThinkingDelta(text="Think"), ThinkingDelta(text=""),
-         ThinkingDelta(text="ing"), SignatureDelta(signature="sig"), RedactedThinking(data="opaque"),
+         ThinkingDelta(text="ing"), SignatureDelta(signature="sig", origin=AN),
+         RedactedThinking(data="opaque", origin=AN),
          TextDelta(text="Answer"), Finish(stop_reason="end_turn")],
         usage=USAGE,
         reasoning={"effort": "high", "summary": "auto"},
@@ -179,9 +182,19 @@ def test_reasoning_streams_as_a_summary_then_text() -> None:
 
 
 def test_a_signature_without_thinking_text_is_a_reasoning_item_without_summary() -> None:
-    events, final = run([SignatureDelta(signature="s1"), SignatureDelta(signature="s2"), TextDelta(text="x")])
+    events, final = run(
+        [SignatureDelta(signature="s1", origin=AN), SignatureDelta(signature="s2", origin=AN), TextDelta(text="x")]
+    )
     assert "response.reasoning_summary_part.added" not in types(events)
     assert final.output[0].summary == [] and final.output[0].encrypted_content == "kr1.s.anthropic.s1s2"
+
+
+def test_signed_state_of_unknown_origin_is_not_sealed() -> None:
+    # only state stamped with the provider kind that issued it can be replayed, so only that is sealed
+    _, final = run([ThinkingDelta(text="t"), SignatureDelta(signature="s1"), TextDelta(text="x")])
+    assert final.output[0].encrypted_content is None
+    _, final = run([RedactedThinking(data="opaque"), TextDelta(text="x")])
+    assert final.output[0].encrypted_content is None
 
 
 def test_custom_tool_calls_stream_their_bare_input_when_whole() -> None:
@@ -318,10 +331,10 @@ def test_any_stream_ends_with_the_whole_answers_object(blocks: list[Any], stop: 
         elif b[0] == "thinking":
             events += [ThinkingDelta(text=p) for p in b[1]]
             if b[2]:
-                events.append(SignatureDelta(signature=b[2]))
+                events.append(SignatureDelta(signature=b[2], origin=AN))
             content.append(ThinkingPart(text="".join(b[1]), signature=b[2], origin="anthropic"))
         elif b[0] == "redacted":
-            events.append(RedactedThinking(data=b[1]))
+            events.append(RedactedThinking(data=b[1], origin=AN))
             content.append(ThinkingPart(redacted=b[1], origin="anthropic"))
         else:  # parallel calls, their fragments interleaved at random (each call's in its order)
             pending: list[list[ToolCallDelta]] = []
