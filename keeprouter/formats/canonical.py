@@ -32,8 +32,8 @@ import msgspec
 # beta, which Claude Code uses); leading system prompts live in ChatRequest.system.
 Role = Literal["user", "assistant", "system"]
 # The client API a request came in through. Upstream translators replay `extra` and client-specific
-# state only to their own format; "responses" (OpenAI Responses) matches no upstream format, so its
-# `extra` is private to the Responses translators.
+# state only to their own format; "responses" (OpenAI Responses) matches no upstream format, so
+# nothing of it is replayed verbatim.
 ApiFormat = Literal["openai", "anthropic", "responses"]
 
 # Body fields that steer KeepRouter itself (OpenRouter's names); never forwarded upstream.
