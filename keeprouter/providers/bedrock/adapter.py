@@ -20,8 +20,8 @@ import orjson
 
 from keeprouter.config import EndpointConfig, ProviderConfig, Timeouts
 from keeprouter.errors import UpstreamError
-from keeprouter.formats.anthropic import json_tool
 from keeprouter.formats.canonical import ChatRequest, ChatResponse, StreamEvent
+from keeprouter.providers.anthropic.request import json_tool
 from keeprouter.providers.base import CountNotSupported
 from keeprouter.providers.transport import Transport
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 from typing import Any
 
 from keeprouter.errors import InvalidRequest
-from keeprouter.formats.anthropic import EFFORT_BUDGET, MIN_BUDGET, json_tool, tool_id, tool_input
 from keeprouter.formats.canonical import (
     ChatRequest,
     ImagePart,
@@ -40,6 +39,8 @@ from keeprouter.formats.canonical import (
     ToolCallPart,
     ToolResultPart,
 )
+from keeprouter.formats.wire.anthropic import tool_id, tool_input
+from keeprouter.providers.anthropic.request import EFFORT_BUDGET, MIN_BUDGET, json_tool
 
 ORIGIN = "bedrock"
 REPLAYED_ORIGINS = frozenset({ORIGIN, "anthropic"})
@@ -212,8 +213,8 @@ def build_request(req: ChatRequest, model: str, *, default_max_tokens: int | Non
     extra: dict[str, Any] = {}
     max_tokens = req.max_tokens or default_max_tokens
     thinking_on = False
-    if claude and req.source == "anthropic" and isinstance(req.extra.get("_thinking"), dict):
-        extra["thinking"] = req.extra["_thinking"]  # adaptive / disabled, as the caller wrote it
+    if claude and req.source == "anthropic" and req.thinking_config is not None:
+        extra["thinking"] = req.thinking_config  # adaptive / disabled, as the caller wrote it
         thinking_on = extra["thinking"].get("type") not in ("disabled", None)
     elif claude and req.reasoning is not None and req.reasoning.enabled and req.reasoning.effort != "none":
         if not forced:

@@ -37,6 +37,7 @@ from keeprouter.formats.canonical import (
 )
 
 from .eventstream import ERROR
+from .request import ORIGIN
 from .response import STOP, error_for, error_message, parse_usage, stop_sequence
 
 EVENTS = frozenset(
@@ -141,7 +142,7 @@ class BedrockStreamDecoder:
             if isinstance(rc.get("text"), str) and rc["text"]:
                 return [ThinkingDelta(text=rc["text"])]
             if isinstance(rc.get("signature"), str) and rc["signature"]:
-                return [SignatureDelta(signature=rc["signature"])]
+                return [SignatureDelta(signature=rc["signature"], origin=ORIGIN)]
             if isinstance(rc.get("redactedContent"), str):
-                return [RedactedThinking(data=rc["redactedContent"])]
+                return [RedactedThinking(data=rc["redactedContent"], origin=ORIGIN)]
         return []

@@ -56,8 +56,8 @@ def test_reasoning_text_and_parallel_tools() -> None:
     assert out == [
         Start(id="msg_1", model="m"),
         ThinkingDelta(text="hm"),
-        SignatureDelta(signature="sig"),
-        RedactedThinking(data="cmVk"),
+        SignatureDelta(signature="sig", origin="bedrock"),
+        RedactedThinking(data="cmVk", origin="bedrock"),
         TextDelta(text="Hi"),
         ToolCallStart(index=0, id="t1", name="w"),
         ToolCallDelta(index=0, arguments='{"city":'),
