@@ -105,7 +105,7 @@ class EmulatedUpstream:
         self.host = host
         self.port = port
         self.requests: list[Received] = []
-        self.default: Reply = Reply()
+        self.default: Item = Reply()  # answers when the script is empty; a Fault makes every request fail
         self._queue: deque[Item] = deque()
         self._closing = asyncio.Event()
         self._released = asyncio.Event()
@@ -256,7 +256,8 @@ class EmulatedUpstream:
         item = self.next_item()
         rec.item = item
         fault = item if isinstance(item, Fault) else Fault()
-        reply = item if isinstance(item, Reply) else (fault.reply or self.default)
+        default = self.default if isinstance(self.default, Reply) else Reply()
+        reply = item if isinstance(item, Reply) else (fault.reply or default)
         if fault.reset:
             rec.aborted = True
             _drop(request, rst=True)
