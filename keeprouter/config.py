@@ -56,16 +56,19 @@ class PriceTier:
     output: Decimal
     cache_read: Decimal | None = None
     cache_write: Decimal | None = None
+    cache_write_1h: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Pricing:
-    """USD per 1M tokens. Cached tokens fall back to `input` when their own price is absent."""
+    """USD per 1M tokens. Cached tokens fall back to `input` when their own price is absent; a
+    1-hour cache write falls back to `cache_write` (the 5-minute write price)."""
 
     input: Decimal
     output: Decimal
     cache_read: Decimal | None = None
     cache_write: Decimal | None = None
+    cache_write_1h: Decimal | None = None
     reasoning: Decimal | None = None  # defaults to `output`
     tiers: tuple[PriceTier, ...] = ()
     source: str | None = None  # where the price is published (a URL, or "local")
@@ -129,6 +132,9 @@ class ModelConfig:
     input_modalities: tuple[str, ...] = ("text",)
     # Built-in endpoints whose provider is not configured here: shown on the pages, never routed to.
     unconfigured: tuple[EndpointConfig, ...] = ()
+    # `cache: {auto_breakpoint: true}`: a request with no cache breakpoint of its own gets one on its
+    # last cacheable block, for upstreams that cache only at explicit breakpoints.
+    auto_breakpoint: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,7 +318,7 @@ def _model(
     where: str,
     strict: bool,
 ) -> ModelConfig:
-    allowed = {"name", "maker", "context_length", "endpoints", "description", "created", "input_modalities"}
+    allowed = {"name", "maker", "context_length", "endpoints", "description", "created", "input_modalities", "cache"}
     for k in raw:
         if k not in allowed:
             raise ConfigError(f"{where}.{k}: unknown key")
@@ -341,7 +347,22 @@ def _model(
         created=_created(raw.get("created"), f"{where}.created"),
         input_modalities=tuple(raw.get("input_modalities") or ("text",)),
         unconfigured=tuple(unconfigured),
+        auto_breakpoint=_cache(raw.get("cache"), f"{where}.cache"),
     )
+
+
+def _cache(raw: Any, where: str) -> bool:
+    """A model's `cache:` block; today one key, `auto_breakpoint` (a boolean)."""
+    if raw is None:
+        return False
+    c = _mapping(raw, where)
+    for k in c:
+        if k != "auto_breakpoint":
+            raise ConfigError(f"{where}.{k}: unknown key (expected auto_breakpoint)")
+    auto = c.get("auto_breakpoint", False)
+    if not isinstance(auto, bool):
+        raise ConfigError(f"{where}.auto_breakpoint: must be true or false")
+    return auto
 
 
 def _created(v: Any, where: str) -> int:
@@ -376,10 +397,15 @@ def _endpoint(e: dict[str, Any], provider: ProviderConfig, model_ctx: int, where
     )
 
 
+_PRICE_KEYS = frozenset(
+    {"input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning", "tiers", "source", "as_of"}
+)
+
+
 def _pricing(raw: Any, where: str) -> Pricing:
     p = _mapping(raw, where)
     for k in p:
-        if k not in {"input", "output", "cache_read", "cache_write", "reasoning", "tiers", "source", "as_of"}:
+        if k not in _PRICE_KEYS:
             raise ConfigError(f"{where}.{k}: unknown key")
     if "input" not in p or "output" not in p:
         raise ConfigError(f"{where}: needs input and output (USD per 1M tokens)")
@@ -394,6 +420,7 @@ def _pricing(raw: Any, where: str) -> Pricing:
                 output=_money(tm.get("output"), f"{tw}.output"),
                 cache_read=_money_opt(tm.get("cache_read"), f"{tw}.cache_read"),
                 cache_write=_money_opt(tm.get("cache_write"), f"{tw}.cache_write"),
+                cache_write_1h=_money_opt(tm.get("cache_write_1h"), f"{tw}.cache_write_1h"),
             )
         )
     return Pricing(
@@ -401,6 +428,7 @@ def _pricing(raw: Any, where: str) -> Pricing:
         output=_money(p["output"], f"{where}.output"),
         cache_read=_money_opt(p.get("cache_read"), f"{where}.cache_read"),
         cache_write=_money_opt(p.get("cache_write"), f"{where}.cache_write"),
+        cache_write_1h=_money_opt(p.get("cache_write_1h"), f"{where}.cache_write_1h"),
         reasoning=_money_opt(p.get("reasoning"), f"{where}.reasoning"),
         tiers=tuple(sorted(tiers, key=lambda t: t.min_prompt_tokens)),
         source=_str_opt(p.get("source"), f"{where}.source"),
