@@ -118,6 +118,7 @@ class EndpointConfig:
     context_length: int
     max_output_tokens: int | None
     timeout: Timeouts
+    auto_breakpoint: bool = False  # its model's `cache: {auto_breakpoint}`, for the request builder
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +324,7 @@ def _model(
         if k not in allowed:
             raise ConfigError(f"{where}.{k}: unknown key")
     ctx = _int(raw.get("context_length", 0), f"{where}.context_length") or 0
+    auto = _cache(raw.get("cache"), f"{where}.cache")
     eps_raw = raw.get("endpoints")
     if not isinstance(eps_raw, list) or not eps_raw:
         raise ConfigError(f"{where}.endpoints: must be a non-empty list")
@@ -332,9 +334,9 @@ def _model(
         e = _mapping(eraw, ewhere)
         pid = e.get("provider")
         if pid in providers:
-            endpoints.append(_endpoint(e, providers[str(pid)], ctx, ewhere))
+            endpoints.append(_endpoint(e, providers[str(pid)], ctx, ewhere, auto))
         elif pid in offline and not strict:  # a built-in endpoint whose provider has no key here
-            unconfigured.append(_endpoint(e, offline[str(pid)], ctx, ewhere))
+            unconfigured.append(_endpoint(e, offline[str(pid)], ctx, ewhere, auto))
         else:
             raise ConfigError(f"{ewhere}.provider: unknown provider {pid!r}")
     return ModelConfig(
@@ -347,7 +349,7 @@ def _model(
         created=_created(raw.get("created"), f"{where}.created"),
         input_modalities=tuple(raw.get("input_modalities") or ("text",)),
         unconfigured=tuple(unconfigured),
-        auto_breakpoint=_cache(raw.get("cache"), f"{where}.cache"),
+        auto_breakpoint=auto,
     )
 
 
@@ -372,7 +374,9 @@ def _created(v: Any, where: str) -> int:
     return _int(v, where) or 0
 
 
-def _endpoint(e: dict[str, Any], provider: ProviderConfig, model_ctx: int, where: str) -> EndpointConfig:
+def _endpoint(
+    e: dict[str, Any], provider: ProviderConfig, model_ctx: int, where: str, auto_breakpoint: bool = False
+) -> EndpointConfig:
     allowed = {"provider", "model", "pricing", "capabilities", "context_length", "max_output_tokens", "timeout"}
     for k in e:
         if k not in allowed:
@@ -394,6 +398,7 @@ def _endpoint(e: dict[str, Any], provider: ProviderConfig, model_ctx: int, where
         context_length=_int(e.get("context_length"), f"{where}.context_length") or model_ctx,
         max_output_tokens=_int(e.get("max_output_tokens"), f"{where}.max_output_tokens"),
         timeout=provider.timeout.merged(e.get("timeout"), f"{where}.timeout"),
+        auto_breakpoint=auto_breakpoint,
     )
 
 

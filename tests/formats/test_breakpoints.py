@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from keeprouter.config import ConfigError, parse_config
 from keeprouter.formats.breakpoints import count_breakpoints, uses_1h_cache, with_breakpoints
 from keeprouter.formats.canonical import (
     ChatRequest,
@@ -126,3 +129,32 @@ def test_uses_1h_cache() -> None:
     assert uses_1h_cache(req(user(TextPart(text="q")), system=[TextPart(text="s", cache_control=HOUR)]))
     nested = ToolResultPart(tool_call_id="t", content=[TextPart(text="r", cache_control=HOUR)])
     assert uses_1h_cache(req(user(nested)))
+
+
+# ---- the model's `cache:` config -----------------------------------------------------------------
+
+
+def _model(cache: object) -> Any:
+    raw = {
+        "providers": {"p": {"api": "anthropic", "base_url": "http://127.0.0.1:9", "api_key": "k"}},
+        "models": {
+            "m": {"cache": cache, "endpoints": [{"provider": "p", "model": "m", "pricing": {"input": 1, "output": 1}}]}
+        },
+    }
+    return parse_config(raw, env={}).models["m"]
+
+
+def test_model_cache_auto_breakpoint_reaches_its_endpoints() -> None:
+    m = _model({"auto_breakpoint": True})
+    assert m.auto_breakpoint and all(ep.auto_breakpoint for ep in m.endpoints)
+    off = _model(None)
+    assert not off.auto_breakpoint and not off.endpoints[0].auto_breakpoint
+
+
+def test_bad_model_cache_config_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"^models\.m\.cache\.auto_breakpoint: must be true or false"):
+        _model({"auto_breakpoint": "yes"})
+    with pytest.raises(ConfigError, match=r"^models\.m\.cache\.ttl: unknown key"):
+        _model({"ttl": "1h"})
+    with pytest.raises(ConfigError, match=r"^models\.m\.cache: must be a mapping"):
+        _model(True)

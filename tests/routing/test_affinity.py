@@ -10,7 +10,15 @@ from typing import Any
 
 from keeprouter.config import EndpointConfig, ModelConfig, Pricing, Timeouts
 from keeprouter.formats.canonical import ChatRequest, ImagePart, Message, TextPart, ToolCallPart, ToolResultPart
-from keeprouter.routing.affinity import LONG_TTL, SHORT_TTL, affinity_ttl, conversation, prefer
+from keeprouter.routing.affinity import (
+    LONG_TTL,
+    SHORT_TTL,
+    MemoryAffinity,
+    Sticky,
+    affinity_ttl,
+    conversation,
+    prefer,
+)
 from keeprouter.routing.select import Candidate, parse_prefs, plan
 
 
@@ -155,3 +163,69 @@ def test_the_callers_model_order_is_kept() -> None:
     order = [c.endpoint.provider for c in prefer(both, "n|d|up-d", lambda k: True)]
     assert order == ["a", "b", "d", "c"]  # the fallback model's remembered endpoint leads only its model
     assert [c.endpoint.provider for c in prefer(both, "m|b|up-b", lambda k: True)] == ["b", "a", "c", "d"]
+
+
+# ---- the gateway's calls (Sticky) ----------------------------------------------------------------
+
+
+def big_chat(text: str = "Write a parser.") -> ChatRequest:
+    return chat(text, system="rules " * 2000)
+
+
+async def test_sticky_remembers_the_served_endpoint_and_orders_by_it() -> None:
+    sticky = Sticky(MemoryAffinity(), is_open=lambda k: False)
+    r = big_chat()
+    conv = sticky.conversation(r, [TWO], parse_prefs(None), {}, None, "owner", 5_000)
+    assert conv is not None and not conv.named
+    first = await sticky.order(cands(TWO, 0), conv)
+    await sticky.served(conv, first[1], r)  # say the second one served (the first failed)
+    for seed in range(10):
+        assert (await sticky.order(cands(TWO, seed), conv))[0].key == first[1].key
+
+
+async def test_sticky_skips_what_affinity_cannot_help() -> None:
+    table = MemoryAffinity()
+    sticky = Sticky(table, is_open=lambda k: False)
+    one = ModelConfig("m", "M", "T", 10_000, (ep("a"),))
+    r = big_chat()
+    assert sticky.conversation(r, [one], parse_prefs(None), {}, None, "", 5_000) is None  # nothing to choose
+    assert sticky.conversation(r, [TWO], parse_prefs({"order": ["a"]}), {}, None, "", 5_000) is None
+    assert sticky.conversation(chat("hi"), [TWO], parse_prefs(None), {}, None, "", 20) is None  # too short
+    named = sticky.conversation(chat("hi"), [TWO], parse_prefs(None), {"x-session-id": "s"}, None, "", 20)
+    assert named is not None and named.named  # a named conversation is kept whatever its length
+    assert await sticky.order(cands(TWO, 0), None) == cands(TWO, 0)
+    await sticky.served(None, cands(TWO, 0)[0], r)
+    assert len(table) == 0
+
+
+async def test_sticky_moves_off_an_open_circuit_and_remembers_the_new_endpoint() -> None:
+    broken: set[str] = set()
+    table = MemoryAffinity()
+    sticky = Sticky(table, is_open=lambda k: k in broken)
+    r = big_chat()
+    conv = sticky.conversation(r, [TWO], parse_prefs(None), {}, 7, "", 5_000)
+    assert conv is not None and conv.named
+    await sticky.served(conv, Candidate(TWO, TWO.endpoints[0]), r)
+    broken.add("m|a|up-a")
+    moved = [(await sticky.order(cands(TWO, s), conv))[0].endpoint.provider for s in range(20)]
+    assert "b" in moved  # no longer pinned to a
+    await sticky.served(conv, Candidate(TWO, TWO.endpoints[1]), r)
+    broken.clear()  # a recovered: the conversation stays where its cache now is
+    assert {(await sticky.order(cands(TWO, s), conv))[0].endpoint.provider for s in range(20)} == {"b"}
+    assert await table.get(conv.key) == "m|b|up-b"
+
+
+async def test_the_ttl_written_follows_the_requests_breakpoints() -> None:
+    clock_now = [0.0]
+    table = MemoryAffinity(clock=lambda: clock_now[0])
+    sticky = Sticky(table, is_open=lambda k: False)
+    hour = ChatRequest(
+        model="m",
+        messages=[Message(role="user", content=[TextPart(text="q")])],
+        system=[TextPart(text="rules " * 2000, cache_control={"type": "ephemeral", "ttl": "1h"})],
+    )
+    conv = sticky.conversation(hour, [TWO], parse_prefs(None), {}, None, "", 5_000)
+    assert conv is not None
+    await sticky.served(conv, Candidate(TWO, TWO.endpoints[1]), hour)
+    clock_now[0] = 30 * 60.0  # half an hour idle: past a 5-minute TTL, within the hour
+    assert await table.get(conv.key) == "m|b|up-b"
