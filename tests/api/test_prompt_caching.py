@@ -10,6 +10,7 @@ emulator's account of each request it served.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -63,6 +64,9 @@ class Duo:
         payload = {"model": "duo", "max_tokens": 64, "system": SYSTEM, "messages": history, **body}
         h = {"x-api-key": self.key, "anthropic-version": "2023-06-01", **(headers or {})}
         async with self.session.post(self.gw.url + "/v1/messages", json=payload, headers=h) as r:
+            if body.get("stream"):
+                assert r.status == 200, await r.text()
+                return r.headers["X-KeepRouter-Provider"], _from_stream(await r.text())
             data: dict[str, Any] = await r.json()
             assert r.status == 200, data
             return r.headers["X-KeepRouter-Provider"], data
@@ -76,6 +80,23 @@ class Duo:
                     return data
             await asyncio.sleep(0.05)
         raise AssertionError(f"generation {gen_id} never recorded")
+
+
+def _from_stream(text: str) -> dict[str, Any]:
+    """The id, text and usage of a streamed Messages answer."""
+    out: dict[str, Any] = {"content": [{"type": "text", "text": ""}], "usage": {}}
+    for line in text.splitlines():
+        if not line.startswith("data: "):
+            continue
+        ev = json.loads(line[6:])
+        if ev["type"] == "message_start":
+            out["id"] = ev["message"]["id"]
+            out["usage"].update(ev["message"]["usage"])
+        elif ev["type"] == "content_block_delta" and ev["delta"]["type"] == "text_delta":
+            out["content"][0]["text"] += ev["delta"]["text"]
+        elif ev["type"] == "message_delta":
+            out["usage"].update(ev["usage"])
+    return out
 
 
 @pytest_asyncio.fixture(name="duo")
@@ -185,7 +206,8 @@ async def test_two_instances_sharing_redis_keep_one_conversation_on_one_endpoint
                     served.append(who)
                     history = grow(history, answer, n + 1)
                 assert len(set(served)) == 1, served
-                assert any(k.decode().startswith(prefix) async for k in client.scan_iter(match=prefix + "*"))
+                shared = [k async for k in client.scan_iter(match=prefix + "af:*")]
+                assert len(shared) == 1  # the one conversation, in Redis
     finally:
         await drop_prefix(client, prefix)
         await client.aclose()
@@ -243,7 +265,7 @@ async def test_model_auto_breakpoint_marks_requests_without_their_own(tmp_path: 
 async def test_openai_format_upstreams_get_no_breakpoints(tmp_path: Path) -> None:
     async with OpenAIUpstream() as up:
         up.prompt_cache = PrefixCache()
-        cfg = duo_config({"p1": up.base_url}, "openai", sqlite_url(tmp_path))
+        cfg = duo_config({"p1": up.url}, "openai", sqlite_url(tmp_path))
         async with run_gateway(cfg) as gw, aiohttp.ClientSession() as s:
             duo = Duo(gw, {}, (await gw.create_key("oa"))["key"], s)
             history = first_turn(mark=False)
@@ -258,24 +280,24 @@ async def test_openai_format_upstreams_get_no_breakpoints(tmp_path: Path) -> Non
 # ---- exact cache prices --------------------------------------------------------------------------
 
 
-async def test_a_1h_write_is_billed_at_cache_write_1h_and_the_discount_is_exact(duo: Duo) -> None:
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+async def test_a_1h_write_is_billed_at_cache_write_1h_and_the_discount_is_exact(duo: Duo, stream: bool) -> None:
     system = [{"type": "text", "text": SYSTEM, "cache_control": HOUR}]
     history = first_turn()  # its last block is a 5-minute breakpoint, after the 1-hour one
-    _, first = await duo.turn(history, {"x-session-id": "hour"}, system=system)
-    u = first["usage"]
-    write_1h, write_5m = (
-        u["cache_creation"]["ephemeral_1h_input_tokens"],
-        u["cache_creation"]["ephemeral_5m_input_tokens"],
-    )
-    assert write_1h > 4000 and write_5m > 0 and u["cache_read_input_tokens"] == 0
+    who, first = await duo.turn(history, {"x-session-id": "hour"}, system=system, stream=stream)
+    cache = duo.ups[who].prompt_cache
+    assert cache is not None
+    c = cache.history[-1]  # what the provider wrote, as it reports it
+    assert c.write_1h > 4000 and c.write_5m > 0 and c.read == 0
     gen = await duo.generation(first["id"])
     d = Decimal
-    expected = (u["input_tokens"] * d(3) + write_5m * d("3.75") + write_1h * d(6) + u["output_tokens"] * d(15)) / 10**6
+    out = first["usage"]["output_tokens"]
+    expected = (c.uncached * d(3) + c.write_5m * d("3.75") + c.write_1h * d(6) + out * d(15)) / 10**6
     assert d(str(gen["total_cost"])) == expected
-    assert d(str(gen["cache_discount"])) == (write_5m * d("-0.75") + write_1h * d(-3)) / 10**6
-    _, second = await duo.turn(grow(history, first, 1), {"x-session-id": "hour"}, system=system)
-    read = second["usage"]["cache_read_input_tokens"]
-    assert read > 4000
+    assert d(str(gen["cache_discount"])) == (c.write_5m * d("-0.75") + c.write_1h * d(-3)) / 10**6
+    assert gen["native_tokens_cache_write"] == c.write_5m + c.write_1h
+    _, second = await duo.turn(grow(history, first, 1), {"x-session-id": "hour"}, system=system, stream=stream)
+    c2 = cache.history[-1]
+    assert c2.read > 4000 and c2.write_1h == 0
     gen2 = await duo.generation(second["id"])
-    write2 = second["usage"]["cache_creation_input_tokens"]
-    assert d(str(gen2["cache_discount"])) == (read * d("2.7") + write2 * d("-0.75")) / 10**6
+    assert d(str(gen2["cache_discount"])) == (c2.read * d("2.7") + c2.write_5m * d("-0.75")) / 10**6
