@@ -160,6 +160,30 @@ async def test_thirty_turns_of_one_session_land_on_one_endpoint(duo: Duo, naming
     assert up.prompt_cache is not None and read_share(up.prompt_cache.history) > 0.8
 
 
+@pytest.mark.parametrize(
+    "naming",
+    [{"prompt_cache_key": "pck-1"}, {"session_id": "s-1"}, {}],
+    ids=["prompt_cache_key", "session_id", "unnamed"],
+)
+async def test_an_openai_client_session_lands_on_one_endpoint(duo: Duo, naming: dict[str, Any]) -> None:
+    h = {"Authorization": f"Bearer {duo.key}"}
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": [{"type": "text", "text": SYSTEM, "cache_control": EPH}]},
+    ]
+    served = []
+    for n in range(12):
+        messages.append({"role": "user", "content": f"Step {n}: now do the next part. " * 30})
+        body = {"model": "duo", "max_tokens": 64, "messages": messages, **naming}
+        async with duo.session.post(duo.gw.url + "/v1/chat/completions", json=body, headers=h) as r:
+            data = await r.json()
+            assert r.status == 200, data
+            served.append(r.headers["X-KeepRouter-Provider"])
+        messages.append({"role": "assistant", "content": data["choices"][0]["message"]["content"]})
+    assert len(set(served)) == 1, Counter(served)
+    cache = duo.ups[served[0]].prompt_cache
+    assert cache is not None and cache.history[-1].read > 4000  # the system prompt, read back
+
+
 async def test_conversations_still_spread_over_both_endpoints(duo: Duo) -> None:
     first: list[str] = []
     for i in range(16):

@@ -60,13 +60,15 @@ def test_the_model_and_the_scope_are_part_of_the_name() -> None:
 
 
 def test_names_in_order_session_id_header_cache_key_metadata_user_id() -> None:
-    r = chat("hi", extra={"prompt_cache_key": "pck"})
-    named = conversation(r, {"x-session-id": "hdr"}, "body")
+    r = chat("hi")
+    named = conversation(r, {"x-session-id": "hdr"}, "body", cache_key="pck")
     assert named is not None and named.named
-    assert key(r, {"x-session-id": "hdr"}, "body") == key(chat("other"), {}, "body")
+    assert conversation(r, {"x-session-id": "hdr"}, "body", cache_key="pck") == conversation(chat("other"), {}, "body")
     assert key(r, {"x-session-id": "hdr"}) == key(chat("other"), {"x-session-id": "hdr"})
     assert key(r, {"x-session-id": "same"}) == key(chat("x"), {}, "same")  # the body's and the header's are one
-    assert key(r) == key(chat("other", extra={"prompt_cache_key": "pck"}))
+    by_cache_key = conversation(r, {}, cache_key="pck")
+    assert by_cache_key is not None and by_cache_key == conversation(chat("other"), {}, cache_key="pck")
+    assert by_cache_key.key != key(r)
     claude = chat("hi", source="anthropic", user='{"session_id":"abc"}')
     assert key(claude) == key(chat("other", source="anthropic", user='{"session_id":"abc"}'))
     # OpenAI's `user` names a person (all their conversations), not a conversation
@@ -175,7 +177,7 @@ def big_chat(text: str = "Write a parser.") -> ChatRequest:
 async def test_sticky_remembers_the_served_endpoint_and_orders_by_it() -> None:
     sticky = Sticky(MemoryAffinity(), is_open=lambda k: False)
     r = big_chat()
-    conv = sticky.conversation(r, [TWO], parse_prefs(None), {}, None, "owner", 5_000)
+    conv = sticky.conversation(r, [TWO], parse_prefs(None), {}, {}, "owner", 5_000)
     assert conv is not None and not conv.named
     first = await sticky.order(cands(TWO, 0), conv)
     await sticky.served(conv, first[1], r)  # say the second one served (the first failed)
@@ -188,10 +190,10 @@ async def test_sticky_skips_what_affinity_cannot_help() -> None:
     sticky = Sticky(table, is_open=lambda k: False)
     one = ModelConfig("m", "M", "T", 10_000, (ep("a"),))
     r = big_chat()
-    assert sticky.conversation(r, [one], parse_prefs(None), {}, None, "", 5_000) is None  # nothing to choose
-    assert sticky.conversation(r, [TWO], parse_prefs({"order": ["a"]}), {}, None, "", 5_000) is None
-    assert sticky.conversation(chat("hi"), [TWO], parse_prefs(None), {}, None, "", 20) is None  # too short
-    named = sticky.conversation(chat("hi"), [TWO], parse_prefs(None), {"x-session-id": "s"}, None, "", 20)
+    assert sticky.conversation(r, [one], parse_prefs(None), {}, {}, "", 5_000) is None  # nothing to choose
+    assert sticky.conversation(r, [TWO], parse_prefs({"order": ["a"]}), {}, {}, "", 5_000) is None
+    assert sticky.conversation(chat("hi"), [TWO], parse_prefs(None), {}, {}, "", 20) is None  # too short
+    named = sticky.conversation(chat("hi"), [TWO], parse_prefs(None), {"x-session-id": "s"}, {}, "", 20)
     assert named is not None and named.named  # a named conversation is kept whatever its length
     assert await sticky.order(cands(TWO, 0), None) == cands(TWO, 0)
     await sticky.served(None, cands(TWO, 0)[0], r)
@@ -203,7 +205,7 @@ async def test_sticky_moves_off_an_open_circuit_and_remembers_the_new_endpoint()
     table = MemoryAffinity()
     sticky = Sticky(table, is_open=lambda k: k in broken)
     r = big_chat()
-    conv = sticky.conversation(r, [TWO], parse_prefs(None), {}, 7, "", 5_000)
+    conv = sticky.conversation(r, [TWO], parse_prefs(None), {}, {"session_id": 7}, "", 5_000)
     assert conv is not None and conv.named
     await sticky.served(conv, Candidate(TWO, TWO.endpoints[0]), r)
     broken.add("m|a|up-a")
@@ -224,7 +226,7 @@ async def test_the_ttl_written_follows_the_requests_breakpoints() -> None:
         messages=[Message(role="user", content=[TextPart(text="q")])],
         system=[TextPart(text="rules " * 2000, cache_control={"type": "ephemeral", "ttl": "1h"})],
     )
-    conv = sticky.conversation(hour, [TWO], parse_prefs(None), {}, None, "", 5_000)
+    conv = sticky.conversation(hour, [TWO], parse_prefs(None), {}, {}, "", 5_000)
     assert conv is not None
     await sticky.served(conv, Candidate(TWO, TWO.endpoints[1]), hour)
     clock_now[0] = 30 * 60.0  # half an hour idle: past a 5-minute TTL, within the hour

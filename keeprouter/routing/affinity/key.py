@@ -42,17 +42,18 @@ class Conversation:
 
 
 def conversation(
-    req: ChatRequest, headers: Mapping[str, str], session_id: Any = None, scope: str = ""
+    req: ChatRequest, headers: Mapping[str, str], session_id: Any = None, scope: str = "", cache_key: Any = None
 ) -> Conversation | None:
-    """The conversation `req` is a turn of. `session_id` is the body's field of that name (a router
-    field, so not in `req`); `scope` separates callers who may share names (e.g. the key's owner).
-    None when nothing names it (no system prompt and no user message)."""
+    """The conversation `req` is a turn of. `session_id` and `cache_key` are the body's `session_id`
+    and `prompt_cache_key` (read from the body: not every client API keeps them in `req`); `scope`
+    separates callers who may share names (the calling key). None when nothing names it (no system
+    prompt and no user message)."""
     h = hashlib.blake2b(digest_size=16)
     h.update(scope.encode())
     h.update(_SEP)
     h.update(req.model.encode())
     h.update(_SEP)
-    name = _named(req, headers, session_id)
+    name = _named(req, headers, session_id, cache_key)
     if name is not None:
         h.update(b"n")
         h.update(name.encode())
@@ -76,17 +77,15 @@ def affinity_ttl(req: ChatRequest) -> float:
     return LONG_TTL if uses_1h_cache(req) else SHORT_TTL
 
 
-def _named(req: ChatRequest, headers: Mapping[str, str], session_id: Any) -> str | None:
+def _named(req: ChatRequest, headers: Mapping[str, str], session_id: Any, cache_key: Any) -> str | None:
     if isinstance(session_id, str | int) and not isinstance(session_id, bool) and str(session_id):
         return f"s:{session_id}"
     header = headers.get(SESSION_HEADER)
     if header:
         return f"s:{header}"
-    if req.source != "anthropic":
-        key = req.extra.get("prompt_cache_key")
-        if isinstance(key, str) and key:
-            return f"k:{key}"
-    elif req.user:  # Anthropic's metadata.user_id; OpenAI's `user` names a person, not a conversation
+    if isinstance(cache_key, str) and cache_key:
+        return f"k:{cache_key}"
+    if req.source == "anthropic" and req.user:  # metadata.user_id; OpenAI's `user` names a person
         return f"u:{req.user}"
     return None
 

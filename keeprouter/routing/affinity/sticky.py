@@ -30,14 +30,15 @@ class Sticky:
         models: Sequence[ModelConfig],
         prefs: ProviderPrefs,
         headers: Mapping[str, str],
-        session_id: Any,
+        body: Mapping[str, Any],
         scope: str,
         prompt_tokens: int,
     ) -> Conversation | None:
-        """The conversation `req` continues, or None when affinity cannot help it (module docstring)."""
+        """The conversation `req` continues, or None when affinity cannot help it (module docstring).
+        `body` is the request's JSON body, for the names some client parsers do not keep."""
         if prefs.order or all(len(m.endpoints) < 2 for m in models):
             return None
-        conv = conversation(req, headers, session_id, scope)
+        conv = conversation(req, headers, body.get("session_id"), scope, body.get("prompt_cache_key"))
         if conv is None or (not conv.named and prompt_tokens < MIN_CACHEABLE_TOKENS):
             return None
         return conv
