@@ -61,8 +61,10 @@ class KindKeys:
 
 OPENAI = KindKeys("openai")  # any OpenAI-compatible host (hosts differ by data rows of their own)
 ANTHROPIC = KindKeys("anthropic")
+# Azure OpenAI / AI Foundry: `api_version` picks the deployments API, absent the versionless v1 API.
+AZURE = KindKeys("azure", optional=("api_version",))
 
-KINDS: tuple[KindKeys, ...] = (OPENAI, ANTHROPIC)
+KINDS: tuple[KindKeys, ...] = (OPENAI, ANTHROPIC, AZURE)
 
 
 def kind_named(name: object) -> KindKeys | None:

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from keeprouter import kinds
 from keeprouter.config import ProviderConfig
 from keeprouter.providers.anthropic import AnthropicAdapter
+from keeprouter.providers.azure import AzureAdapter
 from keeprouter.providers.base import Adapter
 from keeprouter.providers.framing import SSE, FramingFactory
 from keeprouter.providers.openai import OpenAIAdapter
@@ -49,6 +50,7 @@ ROWS: Mapping[str, ProviderKind] = MappingProxyType(
             ProviderKind(kinds.OPENAI, OpenAIAdapter, SSE, counts_tokens=False, capabilities=_CHAT),
             # Structured output rides on a forced tool; prompt caching is explicit (cache_control).
             ProviderKind(kinds.ANTHROPIC, AnthropicAdapter, SSE, counts_tokens=True, capabilities=_CHAT),
+            ProviderKind(kinds.AZURE, AzureAdapter, SSE, counts_tokens=False, capabilities=_CHAT),
         )
     }
 )

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from upstreams.anthropic_server import AnthropicUpstream
+from upstreams.azure_server import AzureUpstream
 from upstreams.base import EmulatedUpstream
 from upstreams.openai_server import OpenAIUpstream
 
@@ -32,10 +33,11 @@ class UpstreamKind:
     stream_extras: dict[str, Any] = field(default_factory=dict)  # body members a streamed request must carry
     # whether its answer says a stop sequence (not just "the end") stopped it
     reports_stop_sequence: bool = True
+    options: dict[str, Any] = field(default_factory=dict)  # the kind's own provider keys
 
     def provider(self, emulator: EmulatedUpstream) -> dict[str, Any]:
         """The provider block of the gateway config for this emulator."""
-        return {"api": self.api, "base_url": emulator.url, "api_key": self.api_key}
+        return {"api": self.api, "base_url": emulator.url, "api_key": self.api_key, **self.options}
 
     @property
     def upstream_model(self) -> str:
@@ -158,5 +160,16 @@ UPSTREAM_KINDS: tuple[UpstreamKind, ...] = (
         api_key=AnthropicUpstream.DEFAULT_KEY,
         generation_path="/v1/messages",
         read=read_anthropic,
+    ),
+    UpstreamKind(  # the OpenAI wire at Azure's deployments API, with its filter chunks in every stream
+        name="azure",
+        emulator=lambda: AzureUpstream(deployments={"up-azure": "gpt-4o-2024-11-20"}, async_filter=True),
+        api="azure",
+        api_key=AzureUpstream.DEFAULT_KEY,
+        generation_path="/openai/deployments/up-azure/chat/completions",
+        read=read_openai,
+        stream_extras={"stream_options": {"include_usage": True}},
+        reports_stop_sequence=False,
+        options={"api_version": "2024-10-21"},
     ),
 )
