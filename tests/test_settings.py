@@ -23,7 +23,7 @@ from keeprouter.billing.ledger import DEFAULT_HOLD_TTL
 from keeprouter.cli import main, resolve_admin_key
 from keeprouter.config import ConfigError, parse_config
 from keeprouter.gateway import Gateway
-from keeprouter.routing.affinity import DEFAULT_MAX_ENTRIES
+from keeprouter.routing.affinity import DEFAULT_MAX_ENTRIES, MemoryAffinity
 from keeprouter.routing.health import HealthTracker
 from keeprouter.serving import DEFAULT_GRACE
 from keeprouter.settings import Settings, load_settings
@@ -168,7 +168,7 @@ def test_the_admin_key_setting_comes_after_the_config_files(tmp_path: Path) -> N
 
 async def test_create_app_wires_the_settings(tmp_path: Path) -> None:
     config = parse_config({"database": f"sqlite:///{tmp_path / 'kr.db'}"}, env={})
-    s = Settings(settle_wait=0.25, circuit_cooldown=7.0, metrics_public=True)
+    s = Settings(settle_wait=0.25, circuit_cooldown=7.0, metrics_public=True, affinity_max_entries=7)
     server = TestServer(create_app(config, "sk-kr-admin-test", settings=s), host="127.0.0.1", port=0)
     await server.start_server()
     try:
@@ -176,6 +176,8 @@ async def test_create_app_wires_the_settings(tmp_path: Path) -> None:
         assert state.gateway.settle_wait == 0.25
         assert state.health.cooldown == 7.0
         assert state.gateway.metrics is not None and state.gateway.metrics.public
+        table = state.gateway.sticky.table
+        assert isinstance(table, MemoryAffinity) and table.max_entries == 7
     finally:
         await server.close()
 
