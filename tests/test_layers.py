@@ -23,6 +23,8 @@ ALLOWED: dict[str, set[str]] = {
     "limits": {"errors"},
     "billing": BASE | {"config", "store"},
     "providers": BASE | {"config", "kinds"},
+    # Client translators (one folder + one ClientApi row per client API): pure, like formats.
+    "clients": BASE,
     "routing": BASE | {"config"},
     "keys": {"errors", "billing", "store"},
     # Metrics, traces and log context: prometheus_client and OpenTelemetry behind small seams.
@@ -30,7 +32,7 @@ ALLOWED: dict[str, set[str]] = {
     # The request path (gateway/, the live stream included).
     "gateway": BASE | {"config", "billing", "limits", "observe", "providers", "routing", "store"},
     # The readiness probe reads serving's draining flag (serving knows nothing of ours).
-    "api": BASE | {"config", "billing", "gateway", "keys", "routing", "serving", "store", "observe"},
+    "api": BASE | {"config", "billing", "gateway", "keys", "routing", "serving", "store", "observe", "clients"},
     # The pages read the catalogue, the store's aggregates and live health; nothing imports them
     # but the app that mounts them.
     # The console (web/console*.py) signs in with the key service and shares the activity logic of
