@@ -174,6 +174,9 @@ class Usage(msgspec.Struct, kw_only=True):
     output_tokens: int = 0  # includes reasoning_tokens
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    # The part of cache_write_tokens written for one hour (Anthropic's `ttl: "1h"` breakpoints), billed
+    # at its own price; the rest of the writes are 5-minute ones.
+    cache_write_1h_tokens: int = 0
     reasoning_tokens: int = 0
 
 
