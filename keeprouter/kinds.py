@@ -63,8 +63,10 @@ OPENAI = KindKeys("openai")  # any OpenAI-compatible host (hosts differ by data 
 ANTHROPIC = KindKeys("anthropic")
 # Azure OpenAI / AI Foundry: `api_version` picks the deployments API, absent the versionless v1 API.
 AZURE = KindKeys("azure", optional=("api_version",))
+# Gemini's native API (Google AI Studio): one fixed host, so base_url is optional.
+GEMINI = KindKeys("gemini", default_base_url="https://generativelanguage.googleapis.com")
 
-KINDS: tuple[KindKeys, ...] = (OPENAI, ANTHROPIC, AZURE)
+KINDS: tuple[KindKeys, ...] = (OPENAI, ANTHROPIC, AZURE, GEMINI)
 
 
 def kind_named(name: object) -> KindKeys | None:
