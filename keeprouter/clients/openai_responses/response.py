@@ -24,8 +24,8 @@ from decimal import Decimal
 from typing import Any
 
 from keeprouter.clients.base import Reply
-from keeprouter.clients.openai_responses.request import seal
 from keeprouter.clients.openai_responses.tools import ToolNames, custom_input
+from keeprouter.clients.sealed import seal
 from keeprouter.errors import GatewayError
 from keeprouter.formats.canonical import (
     ChatRequest,

@@ -23,7 +23,6 @@ from typing import Any
 import orjson
 
 from keeprouter.clients.base import Reply, StreamTotals
-from keeprouter.clients.openai_responses.request import seal
 from keeprouter.clients.openai_responses.response import (
     custom_tool_call_item,
     echo_of,
@@ -39,6 +38,7 @@ from keeprouter.clients.openai_responses.response import (
     tool_names,
     usage_dict,
 )
+from keeprouter.clients.sealed import seal
 from keeprouter.errors import GatewayError
 from keeprouter.formats.canonical import (
     Finish,

@@ -7,7 +7,7 @@ from typing import Any
 
 from openai.types.responses import Response
 
-from keeprouter.clients.openai_responses.request import parse_request, seal
+from keeprouter.clients.openai_responses.request import parse_request
 from keeprouter.clients.openai_responses.response import (
     build_response,
     echo_of,
@@ -15,6 +15,7 @@ from keeprouter.clients.openai_responses.response import (
     generation_id,
     response_id,
 )
+from keeprouter.clients.sealed import seal
 from keeprouter.errors import UpstreamError
 from keeprouter.formats.canonical import (
     ChatResponse,
