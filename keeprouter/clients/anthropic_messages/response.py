@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from keeprouter.clients.base import Reply
+from keeprouter.clients.sealed import seal
 from keeprouter.errors import GatewayError
 from keeprouter.formats.canonical import ChatResponse, StopReason, TextPart, ThinkingPart, ToolCallPart, Usage
-from keeprouter.formats.wire.anthropic import error_type, tool_input
+from keeprouter.formats.wire.anthropic import ORIGIN, error_type, tool_input
 
 __all__ = ["build_response", "render_error", "stop_reason", "usage_dict"]
 
@@ -52,12 +53,17 @@ def build_response(resp: ChatResponse, *, id: str, model: str) -> dict[str, Any]
                 content.append({"type": "text", "text": p.text})
         elif isinstance(p, ToolCallPart):
             has_tools = True
+            if p.signature and p.origin not in (None, ORIGIN):  # a call's own signed state (Gemini's)
+                sealed = seal(ThinkingPart(signature=p.signature, origin=p.origin))
+                content.append({"type": "thinking", "thinking": "", "signature": sealed})
             content.append({"type": "tool_use", "id": p.id, "name": p.name, "input": tool_input(p.arguments)})
         elif isinstance(p, ThinkingPart):
             if p.redacted is not None:
                 content.append({"type": "redacted_thinking", "data": p.redacted})
             else:
-                content.append({"type": "thinking", "thinking": p.text, "signature": p.signature or ""})
+                # another provider's signed state goes out sealed with its origin (`request._unsealed`)
+                sig = p.signature and (p.signature if p.origin in (None, ORIGIN) else seal(p))
+                content.append({"type": "thinking", "thinking": p.text, "signature": sig or ""})
     return {
         "id": id,
         "type": "message",

@@ -234,6 +234,11 @@ class ResponsesStreamEncoder:
         elif isinstance(ev, ToolCallStart):
             if ev.index not in self._calls:
                 self._close_block(out)
+                if ev.signature and ev.origin:  # a call's own signed state (Gemini's): a reasoning item before it
+                    signed = self._open("reasoning", "rs", out)
+                    signed.signature.append(ev.signature)
+                    signed.origin = ev.origin
+                    self._close(signed, out)
                 custom = ev.name in self._names.custom
                 kind, prefix = ("custom_tool_call", "ctc") if custom else ("function_call", "fc")
                 ns, name = self._names.origin(ev.name)

@@ -101,7 +101,7 @@ class GeminiStreamDecoder:
         if isinstance(text, str) and text:
             out.append(ThinkingDelta(text=text) if part.get("thought") is True else TextDelta(text=text))
         if sig:
-            out.append(SignatureDelta(signature=sig))
+            out.append(SignatureDelta(signature=sig, origin=ORIGIN))
         return out
 
 

@@ -47,7 +47,7 @@ def test_text_stream_with_closing_signature_only_part() -> None:
     last = d.feed(chunk([{"text": "", "thoughtSignature": "SIG"}], "STOP",
                         {"promptTokenCount": 5, "candidatesTokenCount": 2, "thoughtsTokenCount": 3}))  # fmt: skip
     assert last == [
-        SignatureDelta(signature="SIG"),
+        SignatureDelta(signature="SIG", origin="gemini"),
         UsageUpdate(usage=Usage(input_tokens=5, output_tokens=5, reasoning_tokens=3)),
         Finish(stop_reason="end_turn"),
     ]
