@@ -52,9 +52,13 @@ async def test_a_kind_without_a_count_endpoint_says_so_without_a_request(name: s
         await build_adapter(transport.provider, transport).count_tokens(REQ, endpoint(transport.provider), {})
 
 
+# each counting kind's answer, in its own wire shape
+_COUNTED = {"anthropic": {"input_tokens": 7}, "gemini": {"totalTokens": 7}}
+
+
 @pytest.mark.parametrize("name", [n for n, row in ROWS.items() if row.counts_tokens])
 async def test_a_kind_with_a_count_endpoint_asks_it(name: str) -> None:
-    transport = FakeTransport(provider(name), lambda req: FakeResponse.json({"input_tokens": 7}))
+    transport = FakeTransport(provider(name), lambda req: FakeResponse.json(_COUNTED[name]))
     assert await build_adapter(transport.provider, transport).count_tokens(REQ, endpoint(transport.provider), {}) == 7
     assert len(transport.requests) == 1
 
