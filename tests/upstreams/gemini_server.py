@@ -274,11 +274,11 @@ def _invalid(body: dict[str, Any]) -> str | None:
     gc = body.get("generationConfig") or {}
     for k in gc:
         if k not in CONFIG_FIELDS:
-            return f'Invalid JSON payload received. Unknown name "{k}" at \'generation_config\': Cannot find field.'
+            return f"Invalid JSON payload received. Unknown name \"{k}\" at 'generation_config': Cannot find field."
     tc = gc.get("thinkingConfig") or {}
     for k in tc:
         if k not in THINKING_FIELDS:
-            return f'Invalid JSON payload received. Unknown name "{k}" at \'generation_config.thinking_config\'.'
+            return f"Invalid JSON payload received. Unknown name \"{k}\" at 'generation_config.thinking_config'."
     if "thinkingLevel" in tc and "thinkingBudget" in tc:
         return "You can only set one of thinking budget and thinking level."
     contents = body.get("contents")
@@ -294,11 +294,13 @@ def _invalid(body: dict[str, Any]) -> str | None:
             where = f"contents[{i}].parts[{j}]"
             unknown = [k for k in p if k not in PART_FIELDS] if isinstance(p, dict) else ["?"]
             if unknown:
-                return f'Invalid JSON payload received. Unknown name "{unknown[0]}" at \'{where}\'.'
+                return f"Invalid JSON payload received. Unknown name \"{unknown[0]}\" at '{where}'."
             data = [k for k in PART_DATA if k in p]
             if len(data) != 1:
-                return (f"* GenerateContentRequest.{where}.data: required oneof field 'data' must have one "
-                        "initialized field")
+                return (
+                    f"* GenerateContentRequest.{where}.data: required oneof field 'data' must have one "
+                    "initialized field"
+                )
             fr = p.get("functionResponse")
             if fr is not None and (not fr.get("name") or not isinstance(fr.get("response"), dict)):
                 return f"* GenerateContentRequest.{where}.function_response.name: Name cannot be empty."

@@ -53,9 +53,13 @@ async def test_stream_is_sse_and_the_signature_closes_it(gemini_upstream: Gemini
 
 async def test_gemini3_function_calling_loop_needs_the_signature(gemini_upstream: GeminiUpstream) -> None:
     gemini_upstream.script(
-        Reply(text=None, tool_calls=[
-            ToolCall(None, "get_weather", {"city": "Paris"}), ToolCall(None, "get_weather", {"city": "Rome"})
-        ]),
+        Reply(
+            text=None,
+            tool_calls=[
+                ToolCall(None, "get_weather", {"city": "Paris"}),
+                ToolCall(None, "get_weather", {"city": "Rome"}),
+            ],
+        ),
         Reply(text="Sunny in both."),
     )
     c = client(gemini_upstream)

@@ -48,9 +48,7 @@ class GeminiAdapter:
                                  metadata=e.metadata)  # fmt: skip
         return e
 
-    async def complete(
-        self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
-    ) -> ChatResponse:
+    async def complete(self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]) -> ChatResponse:
         body = orjson.dumps(fmt.build_request(req, ep.model))
         url = self._url(ep.model, "generateContent")
         try:

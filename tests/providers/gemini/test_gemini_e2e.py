@@ -146,7 +146,8 @@ async def test_openai_client_tool_loop_with_thinking_keeps_the_signature(
         got = await call_openai(c, stream, model="gem3", messages=messages, tools=TOOLS_OA, reasoning_effort="low")
     assert got.text == "It is sunny in Paris."
     assert _replayed_call(gemini_upstream) == {
-        "functionCall": {"name": "get_weather", "args": {"city": "Paris"}}, "thoughtSignature": sig
+        "functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
+        "thoughtSignature": sig,
     }
     answer = gemini_upstream.requests[-1].body["contents"][2]
     assert answer == {"role": "user", "parts": [
