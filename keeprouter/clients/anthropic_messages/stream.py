@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from keeprouter.clients.anthropic_messages.response import stop_reason, usage_dict
+from keeprouter.clients.anthropic_messages.response import CARRIED_RAW, stop_reason, usage_dict
 from keeprouter.clients.base import Reply, StreamTotals
 from keeprouter.clients.sealed import seal
 from keeprouter.errors import GatewayError
@@ -39,7 +39,7 @@ from keeprouter.formats.canonical import (
     Usage,
     UsageUpdate,
 )
-from keeprouter.formats.wire.anthropic import ORIGIN, error_type
+from keeprouter.formats.wire.anthropic import error_type
 
 
 def _ev(name: bytes, payload: bytes) -> bytes:
@@ -203,7 +203,7 @@ class AnthropicStreamEncoder:
             return out
         if not self._started:
             self._message_start(out)
-        if isinstance(ev, SignatureDelta) and ev.origin not in (None, ORIGIN):
+        if isinstance(ev, SignatureDelta) and ev.origin not in CARRIED_RAW:
             # another provider's signed state goes out sealed with its origin (`request._unsealed`)
             ev = SignatureDelta(signature=seal(ThinkingPart(signature=ev.signature, origin=ev.origin)) or "")
         if isinstance(ev, ToolCallDelta):
@@ -234,7 +234,7 @@ class AnthropicStreamEncoder:
                 else:
                     self._delta("text", b"text", b"text_delta", ev.text, out)
         elif isinstance(ev, ToolCallStart):
-            if ev.signature and ev.origin not in (None, ORIGIN):
+            if ev.signature and ev.origin not in CARRIED_RAW:
                 # a call's own signed state (Gemini's): sealed, on a thinking block of its own before the call
                 sealed = seal(ThinkingPart(signature=ev.signature, origin=ev.origin)) or ""
                 self._signature(sealed, holding, out, own_block=True)
