@@ -81,10 +81,15 @@ _WHITESPACE = str.maketrans("", "", " \t\r\n")
 
 
 class ToolCallPart(msgspec.Struct, tag="tool_call", kw_only=True):
+    """A tool call. `signature` is signed state riding on the call itself (Gemini's thoughtSignature
+    on a functionCall part), replayed only to the upstream format named by `origin`."""
+
     id: str
     name: str
     arguments: str  # JSON text, exactly as produced
     cache_control: dict[str, Any] | None = None
+    signature: str | None = None
+    origin: str | None = None
 
 
 class ToolResultPart(msgspec.Struct, tag="tool_result", kw_only=True):
@@ -222,11 +227,14 @@ class RedactedThinking(msgspec.Struct, tag="redacted_thinking", kw_only=True):
 
 
 class ToolCallStart(msgspec.Struct, tag="tool_call_start", kw_only=True):
-    """A new tool call. `index` counts tool calls only (0, 1, 2...) across the whole response."""
+    """A new tool call. `index` counts tool calls only (0, 1, 2...) across the whole response.
+    `signature`/`origin`: signed state on the call, as on ToolCallPart."""
 
     index: int
     id: str
     name: str
+    signature: str | None = None
+    origin: str | None = None
 
 
 class ToolCallDelta(msgspec.Struct, tag="tool_call_delta", kw_only=True):
