@@ -71,8 +71,10 @@ BEDROCK = KindKeys(
     optional=("aws_access_key_id", "aws_secret_access_key", "aws_session_token"),
     default_base_url="https://bedrock-runtime.{region}.amazonaws.com",
 )
+# Gemini's native API (Google AI Studio): one fixed host, so base_url is optional.
+GEMINI = KindKeys("gemini", default_base_url="https://generativelanguage.googleapis.com")
 
-KINDS: tuple[KindKeys, ...] = (OPENAI, ANTHROPIC, AZURE, BEDROCK)
+KINDS: tuple[KindKeys, ...] = (OPENAI, ANTHROPIC, AZURE, BEDROCK, GEMINI)
 
 
 def kind_named(name: object) -> KindKeys | None:

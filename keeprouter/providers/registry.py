@@ -21,6 +21,7 @@ from keeprouter.providers.base import Adapter
 from keeprouter.providers.bedrock import BedrockAdapter
 from keeprouter.providers.bedrock.eventstream import EventStreamDecoder
 from keeprouter.providers.framing import SSE, FramingFactory
+from keeprouter.providers.gemini import GeminiAdapter
 from keeprouter.providers.openai import OpenAIAdapter
 from keeprouter.providers.transport import Transport
 
@@ -55,6 +56,8 @@ ROWS: Mapping[str, ProviderKind] = MappingProxyType(
             ProviderKind(kinds.AZURE, AzureAdapter, SSE, counts_tokens=False, capabilities=_CHAT),
             # Converse for every model; CountTokens answers for Claude models (others: CountNotSupported).
             ProviderKind(kinds.BEDROCK, BedrockAdapter, EventStreamDecoder, counts_tokens=True, capabilities=_CHAT),
+            # Structured output is responseJsonSchema; prompt caching is implicit (cachedContentTokenCount).
+            ProviderKind(kinds.GEMINI, GeminiAdapter, SSE, counts_tokens=True, capabilities=_CHAT),
         )
     }
 )

@@ -246,6 +246,8 @@ def _error_message(raw: bytes) -> str | None:
     except orjson.JSONDecodeError:
         text = raw[:500].decode("utf-8", "replace").strip()
         return text or None
+    if isinstance(data, list) and data and isinstance(data[0], dict):  # Gemini's `[{"error": {...}}]`
+        data = data[0]
     if isinstance(data, dict):
         err = data.get("error")
         if isinstance(err, dict) and isinstance(err.get("message"), str):

@@ -78,7 +78,8 @@ class BedrockAdapter:
 
     def _body(self, req: ChatRequest, ep: EndpointConfig) -> bytes:
         default_max = ep.max_output_tokens or (DEFAULT_MAX_TOKENS if is_claude(ep.model) else None)
-        return orjson.dumps(build_request(req, ep.model, default_max_tokens=default_max))
+        auto = ep.auto_breakpoint
+        return orjson.dumps(build_request(req, ep.model, default_max_tokens=default_max, auto_breakpoint=auto))
 
     async def count_tokens(self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]) -> int:
         """Bedrock's own count (`CountTokens` over the Converse input; Claude models only, others

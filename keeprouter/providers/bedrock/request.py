@@ -30,6 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 from keeprouter.errors import InvalidRequest
+from keeprouter.formats.breakpoints import with_breakpoints
 from keeprouter.formats.canonical import (
     ChatRequest,
     ImagePart,
@@ -194,9 +195,14 @@ def _tool_config(req: ChatRequest, turns: list[dict[str, Any]]) -> tuple[dict[st
     return config, forced
 
 
-def build_request(req: ChatRequest, model: str, *, default_max_tokens: int | None) -> dict[str, Any]:
+def build_request(
+    req: ChatRequest, model: str, *, default_max_tokens: int | None, auto_breakpoint: bool = False
+) -> dict[str, Any]:
     """Canonical -> a Converse body for `model` (which goes in the URL). Without a maximum from the
-    caller or `default_max_tokens`, maxTokens is left to the model's own default."""
+    caller or `default_max_tokens`, maxTokens is left to the model's own default. Breakpoints as for
+    Anthropic: the automatic one placed (a top-level `cache_control`, or the model's
+    `auto_breakpoint`), at most 4 cache points."""
+    req = with_breakpoints(req, auto=auto_breakpoint)
     body: dict[str, Any] = {}
     turns = messages(req.messages)
     body["messages"] = turns
