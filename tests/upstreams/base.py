@@ -133,6 +133,10 @@ class EmulatedUpstream:
     def next_item(self) -> Item:
         return self._queue.popleft() if self._queue else self.default
 
+    def default_reply(self) -> Reply:
+        """The reply for an item without one: the default, unless that is a Fault."""
+        return self.default if isinstance(self.default, Reply) else Reply()
+
     # ----- lifecycle ----------------------------------------------------------------------------
     @property
     def base_url(self) -> str:
@@ -260,8 +264,7 @@ class EmulatedUpstream:
         item = self.next_item()
         rec.item = item
         fault = item if isinstance(item, Fault) else Fault()
-        default = self.default if isinstance(self.default, Reply) else Reply()
-        reply = item if isinstance(item, Reply) else (fault.reply or default)
+        reply = item if isinstance(item, Reply) else (fault.reply or self.default_reply())
         if fault.reset:
             rec.aborted = True
             _drop(request, rst=True)
