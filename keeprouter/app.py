@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from keeprouter.api import activity, anthropic, catalogue, health, keys, metrics, openai, openapi, responses, stats
+from keeprouter.api import people as people_api
 from keeprouter.api.http import STATE, State, json_errors
 from keeprouter.billing.ledger import DEFAULT_HOLD_TTL, Ledger
 from keeprouter.billing.settle_queue import SettleQueue
@@ -70,6 +71,7 @@ def create_app(config: Config, admin_key: str, tracing: Tracing | None = None) -
         r.add_get(p + "/models/{id:.+}/uptime", stats.model_uptime)
         r.add_get(p + "/models/{id:.+}", catalogue.get_model)
     keys.add_routes(r)
+    people_api.add_routes(r)
     activity.add_routes(r)
     health.add_routes(r)
     metrics.add_routes(r)

@@ -29,6 +29,7 @@ from decimal import Decimal
 
 import msgspec
 
+from keeprouter.billing.budgets import owner_refusal
 from keeprouter.errors import AuthenticationFailed, InsufficientCredit
 from keeprouter.store.base import GenerationRecord, KeyRecord, Store, from_nanos, to_nanos_ceil
 
@@ -81,8 +82,9 @@ class Ledger:
     async def reserve(self, key: KeyRecord, amount: Decimal) -> Hold:
         """Hold `amount` USD on `key`, or raise.
 
-        Raises InsufficientCredit (402, metadata limit_source="key_limit") when the key's limit
-        cannot cover it on top of its usage and its other holds; AuthenticationFailed when the key
+        Raises InsufficientCredit (402, metadata limit_source="key_limit", "user_limit" or
+        "team_limit") when the key's, its user's or its team's limit cannot cover it on top of its
+        usage and its other holds; AuthenticationFailed when the key
         was disabled, deleted or expired since it was authenticated."""
         if amount < 0 or not amount.is_finite():
             raise ValueError(f"reservation must be a finite non-negative amount, got {amount}")
@@ -107,6 +109,11 @@ class Ledger:
             or (current.expires_at is not None and current.expires_at <= now)
         ):
             return AuthenticationFailed("API key is disabled, deleted or expired")
+        if current.limit is None or current.limit_usage + current.reserved + amount <= current.limit:
+            # The key could pay: its user's or team's budget refused (they are reserved with it).
+            owner = await owner_refusal(self._store, current.user_id, current.team_id, amount, now)
+            if owner is not None:
+                return owner
         limit = current.limit or Decimal(0)
         available = max(limit - current.limit_usage - current.reserved, Decimal(0))
         return InsufficientCredit(
