@@ -61,6 +61,7 @@ from keeprouter.limits.base import Limits, RateLimiter, Refusal, Ticket
 from keeprouter.limits.memory import MemoryLimiter
 from keeprouter.live_stream import LiveStream
 from keeprouter.observe.logs import GENERATION_ID
+from keeprouter.policy import OwnerPolicy
 from keeprouter.providers.base import Adapter
 from keeprouter.routing.fit import SignatureIssuers, fit, output_budget
 from keeprouter.routing.health import HealthTracker
@@ -142,6 +143,7 @@ class Gateway:
         self.ledger = ledger
         self.health = health
         self.limiter: RateLimiter = limiter if limiter is not None else MemoryLimiter()
+        self.owners = OwnerPolicy(ledger, self.limiter)  # model allowlists, user and team rpm_limit
         self._settling: set[asyncio.Task[None]] = set()
         self.settle_wait = settle_wait  # how long an answer waits for its ledger write
         self.settle_queue = settle_queue if settle_queue is not None else SettleQueue(ledger)
@@ -268,7 +270,8 @@ class Gateway:
             meter.ticket = admitted
         worst = max(pricing.worst_case(meter.prompt_estimate, out, c.endpoint.pricing) for c, out in outputs)
         try:
-            meter.hold = await self.ledger.reserve(key, worst)
+            async with self.owners.admitted(key, [c.model.id for c in cands], meter.gen_id):  # 403, 429
+                meter.hold = await self.ledger.reserve(key, worst)
         except BaseException:
             if meter.ticket is not None:  # refused for credit: it was never admitted
                 ticket, meter.ticket = meter.ticket, None

@@ -23,13 +23,18 @@ ALLOWED: dict[str, set[str]] = {
     "providers": BASE | {"config", "kinds"},
     "routing": BASE | {"config"},
     "keys": BASE | {"billing", "store"},
+    # Teams and users (validation, JSON shapes); the allowlists and user/team rate limits at admission.
+    "people": BASE | {"billing", "keys", "store"},
+    "policy": BASE | {"billing", "limits", "store"},
+    "cli_people": BASE | {"people", "store"},
     # Metrics, traces and log context: prometheus_client and OpenTelemetry behind small seams.
     "observe": set(),
-    "gateway": BASE | {"config", "billing", "limits", "live_stream", "observe", "providers", "routing", "store"},
+    "gateway": BASE | {"config", "billing", "limits", "live_stream", "observe", "policy", "providers", "routing",
+                       "store"},
     "live_stream": BASE | {"billing", "gateway", "observe", "routing", "store"},
     # The readiness probe reads serving's draining flag (serving knows nothing of ours).
-    "api": BASE | {"config", "billing", "gateway", "keys", "live_stream", "providers", "routing", "serving", "store",
-                   "observe"},
+    "api": BASE | {"config", "billing", "gateway", "keys", "live_stream", "people", "providers", "routing", "serving",
+                   "store", "observe"},
     # The pages read the catalogue, the store's aggregates and live health; nothing imports them
     # but the app that mounts them.
     # The console (web/console*.py) signs in with the key service and shares the activity logic of
@@ -41,7 +46,7 @@ ALLOWED: dict[str, set[str]] = {
     "serving": set(),
     # The supervisor of --workers: processes, sockets and a lock file; nothing of ours.
     "workers": set(),
-    "cli": BASE | {"app", "config", "keys", "observe", "serving", "store", "workers"},
+    "cli": BASE | {"app", "cli_people", "config", "keys", "observe", "people", "serving", "store", "workers"},
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from keeprouter.errors import InsufficientCredit
+from keeprouter.errors import InsufficientCredit, RateLimited
 from keeprouter.store.base import SECONDS_PER_DAY, ZERO, Budget, PeopleStore, periods
 
 
@@ -53,3 +53,15 @@ async def owner_refusal(
                 metadata={"limit_source": f"{kind}_limit", "budget": kind, "budget_id": budget.id},
             )
     return None
+
+
+def parallel_refusal(limit: int) -> RateLimited:
+    """The 429 for a key with `limit` requests already in flight (a slot frees when one ends)."""
+    err = RateLimited(
+        f"parallel request limit exceeded: max_parallel_requests of {limit} requests in flight for this key;"
+        " retry when one of them has finished",
+        retry_after="1",
+        metadata={"limit_source": "max_parallel_requests"},
+    )
+    err.headers = {"X-RateLimit-Limit": str(limit), "X-RateLimit-Remaining": "0"}
+    return err

@@ -118,11 +118,12 @@ _KEY_SELECT = _rows.key_select_sql("$1", "$2", "$3")  # then $4.. for the caller
 
 _KEY_FITS = f"""hash = $4 AND deleted_at IS NULL AND NOT disabled AND (expires_at IS NULL OR expires_at > $6)
       AND (limit_nanos IS NULL
-           OR {_rows.limit_usage_sql("$1", "$2", "$3")} + reserved_nanos + $5 <= limit_nanos)"""
+           OR {_rows.limit_usage_sql("$1", "$2", "$3")} + reserved_nanos + $5 <= limit_nanos)
+      AND (max_parallel_requests IS NULL OR inflight < max_parallel_requests)"""
 # A key without user or team: one statement. An owned key is refused here and takes `_reserve_owned`.
 _RESERVE = f"""
 WITH k AS (
-    UPDATE keys SET reserved_nanos = reserved_nanos + $5
+    UPDATE keys SET reserved_nanos = reserved_nanos + $5, inflight = inflight + 1
     WHERE {_KEY_FITS} AND user_id IS NULL AND team_id IS NULL
     RETURNING hash
 )
@@ -131,7 +132,7 @@ INSERT INTO holds (id, key_hash, amount_nanos, expires_at) SELECT $7, hash, $5, 
 # The owned key's last step, after its team and user: its owners must still be the ones held on.
 _RESERVE_OWNED = f"""
 WITH k AS (
-    UPDATE keys SET reserved_nanos = reserved_nanos + $5
+    UPDATE keys SET reserved_nanos = reserved_nanos + $5, inflight = inflight + 1
     WHERE {_KEY_FITS} AND user_id IS NOT DISTINCT FROM $9::text AND team_id IS NOT DISTINCT FROM $10::text
     RETURNING hash
 )
@@ -162,6 +163,7 @@ WITH g AS (
 ), {owner_settle_cte("users", "u", _COST, _P)}, {owner_settle_cte("teams", "t", _COST, _P)}, k AS (
     UPDATE keys SET usage_nanos = usage_nanos + {_COST},
         reserved_nanos = reserved_nanos - COALESCE((SELECT amount_nanos FROM h), 0),
+        inflight = inflight - (SELECT COUNT(*) FROM h),
         period_usage_nanos = CASE WHEN {_P} > period_start THEN {_COST} ELSE period_usage_nanos + {_COST} END,
         period_start = GREATEST(period_start, {_P})
     WHERE hash = $2 AND (EXISTS (SELECT 1 FROM g) OR EXISTS (SELECT 1 FROM h))
@@ -183,7 +185,8 @@ def _drop_holds_sql(where: str) -> str:
 WITH h AS (DELETE FROM holds WHERE {where} RETURNING key_hash, user_id, team_id, amount_nanos),
 s AS (SELECT key_hash, SUM(amount_nanos)::bigint AS amount, COUNT(*) AS n FROM h GROUP BY key_hash),
 {owners_release_ctes()}
-UPDATE keys SET reserved_nanos = reserved_nanos - s.amount FROM s WHERE keys.hash = s.key_hash RETURNING s.n
+UPDATE keys SET reserved_nanos = reserved_nanos - s.amount, inflight = inflight - s.n
+FROM s WHERE keys.hash = s.key_hash RETURNING s.n
 """
 
 

@@ -18,7 +18,7 @@ first token); the `holds` table and `keys.reserved_nanos` stay in the schema, un
 (PostgreSQL keeps holds in the database: several instances share it.)
 
 `reserve` admits against a per-key admission state cached from the key row (limit, what counts
-against it, disabled/deleted/expiry), read again after _ADMISSION_TTL seconds (so the CLI's changes
+against it, disabled/deleted/expiry), read again after ADMISSION_TTL seconds (so the CLI's changes
 are seen soon, like the auth cache), on a new UTC day (every limit period starts on one), and after
 this process writes the key. Settles are written to the database as before and their result is put
 into that state at once, so the next admission is exact. Database operations are ordered by a
@@ -44,6 +44,7 @@ import aiosqlite
 import msgspec
 
 from keeprouter.store import _health, _rows
+from keeprouter.store._sqlite_admission import Admission
 from keeprouter.store._sqlite_people import SqlitePeople
 from keeprouter.store._sqlite_sync import (
     _configure,
@@ -78,13 +79,14 @@ _KEY_SELECT = _rows.key_select_sql(**_P)
 _LIMIT_USAGE = _rows.limit_usage_sql(**_P)
 _PERIOD_START = _rows.period_start_sql(**_P)
 
-_ADMISSION_TTL = 2.0  # seconds an admission state is trusted before the key row is read again
 # What `reserve` needs of an account: a key (by hash), a user ("u:<id>") or a team ("t:<id>").
 _ADMISSION_SELECT = {
-    "k": f"SELECT disabled, limit_nanos, expires_at, {_LIMIT_USAGE}, user_id, team_id FROM keys"
+    "k": f"SELECT disabled, limit_nanos, expires_at, {_LIMIT_USAGE}, user_id, team_id, max_parallel_requests FROM keys"
     " WHERE hash = :hash AND deleted_at IS NULL",
-    "u": f"SELECT 0, limit_nanos, NULL, {_LIMIT_USAGE}, NULL, NULL FROM users WHERE id = :hash AND deleted_at IS NULL",
-    "t": f"SELECT 0, limit_nanos, NULL, {_LIMIT_USAGE}, NULL, NULL FROM teams WHERE id = :hash AND deleted_at IS NULL",
+    "u": f"SELECT 0, limit_nanos, NULL, {_LIMIT_USAGE}, NULL, NULL, NULL FROM users"
+    " WHERE id = :hash AND deleted_at IS NULL",
+    "t": f"SELECT 0, limit_nanos, NULL, {_LIMIT_USAGE}, NULL, NULL, NULL FROM teams"
+    " WHERE id = :hash AND deleted_at IS NULL",
 }
 
 
@@ -117,35 +119,6 @@ def _period_params(now: float) -> dict[str, Any]:
     return {"d": p.day, "w": p.week, "m": p.month}
 
 
-class _Admission:
-    """What `reserve` needs of one key's row, as of database sequence number `seq`.
-
-    `limit_usage` may be newer (a settle's figure, as of `usage_seq`). A marker (`loaded_at` = inf:
-    never fresh) stands for "this process changed the key at `seq`: read it again"."""
-
-    __slots__ = ("day", "expires_at", "limit", "limit_usage", "live", "loaded_at", "owners", "seq", "usage_seq")
-
-    def __init__(
-        self, seq: int, loaded_at: float, day: int, live: bool, expires_at: float | None,
-        limit: int | None, limit_usage: int, owners: tuple[str, ...] = (),
-    ) -> None:  # fmt: skip
-        self.owners = owners  # a key's user and team accounts ("u:<id>", "t:<id>"), reserved on with it
-        self.seq = self.usage_seq = seq
-        self.loaded_at = loaded_at
-        self.day = day  # the UTC day it was read on: every limit period starts on a UTC day
-        self.live = live  # exists, not deleted, not disabled
-        self.expires_at = expires_at
-        self.limit = limit  # nano-dollars; None = unlimited
-        self.limit_usage = limit_usage  # nano-dollars counting against `limit` in the current period
-
-    @classmethod
-    def marker(cls, seq: int) -> _Admission:
-        return cls(seq, math.inf, -1, False, None, None, 0)
-
-    def fresh(self, now: float) -> bool:
-        return self.loaded_at <= now < self.loaded_at + _ADMISSION_TTL and int(now // SECONDS_PER_DAY) == self.day
-
-
 class SqliteStore(SqlitePeople):
     """`Store` on SQLite. Open with `await SqliteStore.open(path)` (":memory:" works); `close()` it."""
 
@@ -154,10 +127,11 @@ class SqliteStore(SqlitePeople):
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         # The ledger's in-memory side (see the module docstring); touched only on the event loop.
-        self._admit: dict[str, _Admission] = {}
+        self._admit: dict[str, Admission] = {}
         self._reserved: dict[str, int] = {}  # account -> nano-dollars held by its open holds
         # hold id -> (key hash, nanos, expires_at, the key's user and team accounts held on too)
         self._holds: dict[str, tuple[str, int, float, tuple[str, ...]]] = {}
+        self._inflight: dict[str, int] = {}  # key hash -> its open holds (its requests in flight)
         self._db_seq = 0  # incremented ONLY on aiosqlite's worker thread: orders database states
 
     async def _tx(self, body: Callable[..., T], *args: Any) -> T:
@@ -207,7 +181,7 @@ class SqliteStore(SqlitePeople):
         """This process wrote the key at `seq`: its admission state must be read again."""
         old = self._admit.get(key_hash)
         if old is None or old.seq < seq:
-            self._admit[key_hash] = _Admission.marker(seq)
+            self._admit[key_hash] = Admission.marker(seq)
 
     def _with_reserved(self, rec: KeyRecord) -> KeyRecord:
         return msgspec.structs.replace(rec, reserved=from_nanos(self._reserved.get(rec.hash, 0)))
@@ -291,7 +265,7 @@ class SqliteStore(SqlitePeople):
 
     # ---- ledger (holds in memory: see the module docstring) ----------------------------------
 
-    async def _admission(self, account: str, now: float) -> _Admission:
+    async def _admission(self, account: str, now: float) -> Admission:
         """Read an account's admission state and install it, unless something newer got there first."""
         kind, _, owner = account.partition(":") if ":" in account else ("k", "", account)
         params = {**_period_params(now), "hash": owner}
@@ -304,17 +278,17 @@ class SqliteStore(SqlitePeople):
                 continue  # this process wrote the account after our read (or a newer read is stale): again
             day = int(now // SECONDS_PER_DAY)
             if rows:
-                disabled, limit, expires_at, usage, user_id, team_id = rows[0]
+                disabled, limit, expires_at, usage, user_id, team_id, parallel = rows[0]
                 owners = tuple(f"{k}:{o}" for k, o in (("u", user_id), ("t", team_id)) if o is not None)
-                new = _Admission(seq, now, day, not disabled, expires_at, limit, int(usage), owners)
+                new = Admission(seq, now, day, not disabled, expires_at, limit, int(usage), owners, parallel)
             else:  # no such live account
-                new = _Admission(seq, now, day, False, None, None, 0)
+                new = Admission(seq, now, day, False, None, None, 0)
             if old is not None and old.usage_seq > seq and old.day == day:
                 new.limit_usage, new.usage_seq = old.limit_usage, old.usage_seq  # a settle after our read
             self._admit[account] = new
             return new
 
-    async def _fresh(self, account: str, now: float) -> _Admission:
+    async def _fresh(self, account: str, now: float) -> Admission:
         state = self._admit.get(account)
         return state if state is not None and state.fresh(now) else await self._admission(account, now)
 
@@ -327,6 +301,8 @@ class SqliteStore(SqlitePeople):
         # No await from here on: the checks and the holds are one step for every other coroutine.
         if key.expires_at is not None and key.expires_at <= now:
             return False
+        if key.parallel is not None and self._inflight.get(key_hash, 0) >= key.parallel:
+            return False
         for account, state in states:
             if not state.live:
                 return False
@@ -337,6 +313,7 @@ class SqliteStore(SqlitePeople):
         self._holds[hold_id] = (key_hash, nanos, expires_at, key.owners)
         for account, _ in states:
             self._reserved[account] = self._reserved.get(account, 0) + nanos
+        self._inflight[key_hash] = self._inflight.get(key_hash, 0) + 1
         return True
 
     async def settle(self, hold_id: str, gen: GenerationRecord, now: float) -> bool:
@@ -385,12 +362,17 @@ class SqliteStore(SqlitePeople):
         if hold is None or (key_hash is not None and hold[0] != key_hash):
             return False
         del self._holds[hold_id]
+        if self._inflight[hold[0]] > 1:
+            self._inflight[hold[0]] -= 1
+        else:
+            del self._inflight[hold[0]]
         for account in (hold[0], *hold[3]):
-            left = self._reserved[account] - hold[1]
+            # .get: zero-amount holds (a free model's) may have emptied the entry already
+            left = self._reserved.get(account, 0) - hold[1]
             if left:
                 self._reserved[account] = left
             else:
-                del self._reserved[account]
+                self._reserved.pop(account, None)
         return True
 
     async def release(self, hold_id: str) -> bool:

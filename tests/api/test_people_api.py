@@ -3,6 +3,8 @@ budgets refusing requests at the wire (402 naming the budget) in each client API
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,9 +14,10 @@ import pytest_asyncio
 from api.test_keys_api import MODEL, assert_error, call
 from store.backends import store_url_fixture  # noqa: F401  (the store_url fixture: SQLite and PostgreSQL)
 from support.gateway import RunningGateway, run_gateway, two_format_config
-from support.raw import chat, get_json
+from support.raw import chat, get_json, wait_until
 from upstreams.anthropic_server import AnthropicUpstream
 from upstreams.openai_server import OpenAIUpstream
+from upstreams.script import Fault
 
 
 @pytest_asyncio.fixture
@@ -146,3 +149,67 @@ async def test_a_team_or_user_budget_refuses_with_402_naming_it(gw: RunningGatew
 
 def _hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def test_model_allowlists_refuse_with_403_naming_the_model(gw: RunningGateway) -> None:
+    admin = gw.admin_key
+    async with aiohttp.ClientSession() as s:
+        status, k = await call(s, gw, "POST", "/api/v1/keys", admin, {"name": "narrow", "models": ["claude-test"]})
+        assert status == 201, k
+        for api in ("openai", "anthropic"):
+            o = await chat(s, gw.url, k["key"], api, MODEL, stream=api == "openai", max_tokens=16)
+            assert_error(o, 403, "permission_error")
+            assert f"'{MODEL}'" in o.error["error"]["message"] and "key" in o.error["error"]["message"], o.error
+        # a team's allowlist binds its members' keys too (the lists intersect)
+        key = await _owned_key(s, gw, {"models": ["claude-test"]}, {})
+        o = await chat(s, gw.url, key, "openai", MODEL, stream=False, max_tokens=16)
+        assert_error(o, 403, "permission_error")
+        assert "team" in o.error["error"]["message"], o.error
+        status, k = await call(s, gw, "POST", "/api/v1/keys", admin, {"name": "wide", "models": [MODEL]})
+        o = await chat(s, gw.url, k["key"], "openai", MODEL, stream=False, max_tokens=16)
+        assert o.status == 200, o
+
+
+async def test_max_parallel_requests_refuses_with_429_and_frees_the_slot(
+    gw: RunningGateway, openai_upstream: OpenAIUpstream
+) -> None:
+    admin = gw.admin_key
+    async with aiohttp.ClientSession() as s:
+        status, k = await call(s, gw, "POST", "/api/v1/keys", admin, {"name": "one", "max_parallel_requests": 1})
+        assert status == 201, k
+        key = k["key"]
+        openai_upstream.script(Fault(delay_first_byte=1.5))
+        slow = asyncio.ensure_future(chat(s, gw.url, key, "openai", MODEL, stream=True, max_tokens=16))
+        await asyncio.sleep(0.5)  # the first request is in flight, waiting for its first byte
+        for api in ("openai", "anthropic"):
+            o = await chat(s, gw.url, key, api, MODEL, stream=False, max_tokens=16)
+            assert_error(o, 429, "rate_limit_error")
+            assert "parallel" in o.error["error"]["message"], o.error
+        assert (await slow).status == 200
+        o = await chat(s, gw.url, key, "anthropic", MODEL, stream=True, max_tokens=16)
+        assert o.status == 200, o  # the slot was freed when the stream ended
+
+        # a client that goes away frees its slot too
+        openai_upstream.script(Fault(hang=True))
+        left = asyncio.ensure_future(chat(s, gw.url, key, "openai", MODEL, stream=True, max_tokens=16))
+        await asyncio.sleep(0.5)
+        left.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await left
+
+        async def admitted() -> bool:
+            return (await chat(s, gw.url, key, "openai", MODEL, stream=False, max_tokens=16)).status == 200
+
+        await wait_until(admitted, 10.0)
+
+
+async def test_a_users_rpm_limit_counts_across_their_keys(gw: RunningGateway) -> None:
+    async with aiohttp.ClientSession() as s:
+        key = await _owned_key(s, gw, {}, {"rpm_limit": 1})
+        users = (await call(s, gw, "GET", "/api/v1/users", gw.admin_key))[1]["data"]
+        _, other = await call(s, gw, "POST", "/api/v1/keys", gw.admin_key, {"name": "2nd", "user_id": users[0]["id"]})
+        o = await chat(s, gw.url, key, "openai", MODEL, stream=False, max_tokens=16)
+        assert o.status == 200, o
+        o = await chat(s, gw.url, other["key"], "anthropic", MODEL, stream=False, max_tokens=16)
+        assert_error(o, 429, "rate_limit_error")
+        assert "rpm_limit of 1 requests per minute for this user" in o.error["error"]["message"], o.error

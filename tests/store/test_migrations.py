@@ -26,7 +26,7 @@ RELEASED = {
     ("sqlite", "0004_console_sessions.sql"): "66275af9f7d0c83585d44f92c764784c718737da3a7256c8734678fbeec2318c",
     ("postgres", "0004_console_sessions.sql"): "66275af9f7d0c83585d44f92c764784c718737da3a7256c8734678fbeec2318c",
     ("sqlite", "0005_people.sql"): "0ddb3254834d5c0d3dc9c97d220eb4e999fc3569a2991e17633bb4c72299e21c",
-    ("postgres", "0005_people.sql"): "ee8f6a54b6b7b757c194034078bddbf11fb2028191ea279f00492ad4332dc96b",
+    ("postgres", "0005_people.sql"): "3ab8da5a6b5e72605092218ca289c62197c697276c56087f531acbcbcc8be9e8",
 }
 
 

@@ -151,3 +151,20 @@ async def test_concurrent_requests_from_two_keys_admit_exactly_n(store: Store, l
     assert sum(admitted) == n
     budget = await (store.get_team("t1", T0) if level == "team" else store.get_user("u1", T0))
     assert budget is not None and budget.reserved == D(n) / 100
+
+
+async def test_max_parallel_requests_counts_open_holds_exactly(store: Store) -> None:
+    k = await make_key(store, max_parallel_requests=5)
+    admitted = await asyncio.gather(*(store.reserve(k, f"h{i}", D("0.01"), T0 + 60, T0) for i in range(50)))
+    assert sum(admitted) == 5
+    held = [f"h{i}" for i, ok in enumerate(admitted) if ok]
+    assert not await store.reserve(k, "late", D("0"), T0 + 60, T0)
+    assert await store.release(held[0])  # a request that ended frees its slot
+    assert await store.settle(held[1], gen(k, "g1", "0.01"), T0)
+    assert await store.reserve(k, "n1", D("0"), T0 + 60, T0)
+    assert await store.reserve(k, "n2", D("0"), T0 + 60, T0)
+    assert not await store.reserve(k, "n3", D("0"), T0 + 60, T0)
+    assert await store.expire_holds(T0 + 61) == 5  # a crashed gateway's slots come back with its holds
+    assert await store.reserve(k, "n4", D("0"), T0 + 120, T0 + 61)
+    u = await ledger(store, k)
+    assert u.open_holds == 1

@@ -50,5 +50,10 @@ ALTER TABLE keys ADD COLUMN max_parallel_requests INTEGER CHECK (max_parallel_re
 CREATE INDEX keys_user ON keys (user_id);
 CREATE INDEX keys_team ON keys (team_id);
 
+-- The key's open holds, counted on its row so `max_parallel_requests` is checked by the same
+-- row-locked UPDATE that checks its credit (a count of `holds` rows would be read from the
+-- statement's snapshot, which a concurrent reservation's commit does not enter).
+ALTER TABLE keys ADD COLUMN inflight INTEGER NOT NULL DEFAULT 0 CHECK (inflight >= 0);
+
 ALTER TABLE holds ADD COLUMN user_id TEXT;
 ALTER TABLE holds ADD COLUMN team_id TEXT;
