@@ -34,7 +34,8 @@ from keeprouter.routing.health import HealthTracker
 from keeprouter.routing.select import endpoint_key
 from keeprouter.serving import DRAINING, Draining
 from keeprouter.store import open_store
-from keeprouter.web import console
+from keeprouter.web import console, console_people
+from keeprouter.web import oidc as web_oidc
 from keeprouter.web import routes as web_routes
 from keeprouter.web.render import Renderer
 from keeprouter.web.session import Sessions, login_secret
@@ -78,6 +79,8 @@ def create_app(config: Config, admin_key: str, tracing: Tracing | None = None) -
     openapi.add_routes(r)
     web_routes.add_routes(r)
     console.add_routes(r)
+    web_oidc.add_routes(r)
+    console_people.add_routes(r)
     return app
 
 
@@ -102,6 +105,7 @@ def _lifecycle(config: Config, admin_key: str, tracing: Tracing | None):  # type
         app[STATE] = State(config, gateway, keys, store, tracker)
         app[console.SESSIONS] = Sessions(store, keys, login_secret=login_secret(admin_key))
         app[web_routes.WEB] = web_routes.Web(config, PageSources(store, tracker), Renderer())
+        web_oidc.setup(app, config.oidc)
         sweep_every = env_seconds("KEEPROUTER_HOLD_SWEEP_SECONDS", HOLD_SWEEP_SECONDS)
         sweeper = asyncio.ensure_future(_sweep_holds(ledger, sweep_every))
         gauges = asyncio.ensure_future(_endpoint_gauges(config, tracker, meters))

@@ -16,7 +16,7 @@ ALLOWED: dict[str, set[str]] = {
     "catalogue": set(),
     # Provider kinds and their config keys, as data: read by config validation and the registry.
     "kinds": set(),
-    "config": {"catalogue", "kinds"},
+    "config": {"auth", "catalogue", "kinds"},
     "store": BASE,
     "limits": {"errors"},
     "billing": BASE | {"config", "store"},
@@ -27,6 +27,8 @@ ALLOWED: dict[str, set[str]] = {
     "people": BASE | {"billing", "keys", "store"},
     "policy": BASE | {"billing", "limits", "store"},
     "cli_people": BASE | {"people", "store"},
+    # OpenID Connect settings and protocol (Authlib, joserfc); its web routes live in web/oidc.py.
+    "auth": set(),
     # Metrics, traces and log context: prometheus_client and OpenTelemetry behind small seams.
     "observe": set(),
     "gateway": BASE | {"config", "billing", "limits", "live_stream", "observe", "policy", "providers", "routing",
@@ -39,7 +41,7 @@ ALLOWED: dict[str, set[str]] = {
     # but the app that mounts them.
     # The console (web/console*.py) signs in with the key service and shares the activity logic of
     # /api/v1/activity (api.activity.key_activity): one code path for both.
-    "web": BASE | {"api", "config", "keys", "routing", "store"},
+    "web": BASE | {"api", "auth", "config", "keys", "people", "routing", "store"},
     "app": BASE | {"api", "billing", "config", "gateway", "keys", "limits", "observe", "providers", "routing",
                    "serving", "store", "web"},
     # Runs an app until signalled and drains it: knows aiohttp, nothing of ours.
