@@ -42,6 +42,7 @@ class Provider:
     next_claims: dict[str, Any] = field(default_factory=dict)
     sign_with_unknown_key: bool = False
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    consent_page: bool = False  # answer /authorize with a page whose link goes back (as a person would)
     token_requests: int = 0
     jwks_requests: int = 0
 
@@ -70,7 +71,12 @@ class Provider:
             return web.json_response({"error": "invalid_scope"}, status=400)
         code = secrets.token_urlsafe(16)
         self.codes[code] = {"redirect_uri": q["redirect_uri"], "challenge": q["code_challenge"], "nonce": q["nonce"]}
-        raise web.HTTPFound(q["redirect_uri"] + "?" + urlencode({"code": code, "state": q.get("state", "")}))
+        back = q["redirect_uri"] + "?" + urlencode({"code": code, "state": q.get("state", "")})
+        if self.consent_page:  # the way back then starts on this site: a cross-site navigation
+            link = back.replace("&", "&amp;").replace('"', "&quot;")
+            return web.Response(text=f'<!doctype html><title>IdP</title><a href="{link}">Continue</a>',
+                                content_type="text/html")  # fmt: skip
+        raise web.HTTPFound(back)
 
     async def token(self, request: web.Request) -> web.Response:
         self.token_requests += 1
@@ -99,7 +105,9 @@ class Provider:
 
 
 @asynccontextmanager
-async def run_provider() -> AsyncIterator[Provider]:
+async def run_provider(host_name: str = "127.0.0.1") -> AsyncIterator[Provider]:
+    """The provider on 127.0.0.1, its URLs written with `host_name` ("localhost": another site
+    than a gateway on 127.0.0.1, for browser tests of the cross-site way back)."""
     provider = Provider()
     app = web.Application()
     app.router.add_get("/.well-known/openid-configuration", provider.discovery)
@@ -108,7 +116,7 @@ async def run_provider() -> AsyncIterator[Provider]:
     app.router.add_post("/token", provider.token)
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
-    provider.url = f"http://127.0.0.1:{server.port}"
+    provider.url = f"http://{host_name}:{server.port}"
     try:
         yield provider
     finally:
