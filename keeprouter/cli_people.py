@@ -11,12 +11,14 @@ from typing import Any
 
 import orjson
 
+ConfigOf = Callable[[argparse.Namespace, Any], Any]  # cli._config: (args, settings) -> Config
 
-async def _run(args: argparse.Namespace, config_of: Callable[[argparse.Namespace], Any]) -> Any:
+
+async def _run(args: argparse.Namespace, settings: Any, config_of: ConfigOf) -> Any:
     from keeprouter.people import PeopleService
     from keeprouter.store import open_store
 
-    store = await open_store(config_of(args).database)
+    store = await open_store(config_of(args, settings).database)
     try:
         svc = PeopleService(store)
         if args.cmd == "teams" and args.people_cmd == "create":
@@ -40,12 +42,12 @@ async def _run(args: argparse.Namespace, config_of: Callable[[argparse.Namespace
         await store.close()
 
 
-def run(config_of: Callable[[argparse.Namespace], Any]) -> Callable[[argparse.Namespace], None]:
-    def command(args: argparse.Namespace) -> None:
+def run(config_of: ConfigOf) -> Callable[[argparse.Namespace, Any], None]:
+    def command(args: argparse.Namespace, settings: Any) -> None:
         from keeprouter.errors import GatewayError
 
         try:
-            out = asyncio.run(_run(args, config_of))
+            out = asyncio.run(_run(args, settings, config_of))
         except GatewayError as e:
             print(f"keeprouter: {e.message}", file=sys.stderr)
             raise SystemExit(1) from None
@@ -54,7 +56,7 @@ def run(config_of: Callable[[argparse.Namespace], Any]) -> Callable[[argparse.Na
     return command
 
 
-def add_parsers(sub: Any, config_of: Callable[[argparse.Namespace], Any]) -> None:
+def add_parsers(sub: Any, config_of: ConfigOf) -> None:
     """Add the `teams` and `users` commands to the top-level subparsers."""
     for cmd, what in (("teams", "team"), ("users", "user")):
         p = sub.add_parser(cmd, help=f"manage {cmd}")

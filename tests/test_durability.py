@@ -10,7 +10,7 @@ PostgreSQL, then a restart on the same database:
   restart itself gives the credit back.
 
 The hold lifetime and the sweep period are shortened through KEEPROUTER_HOLD_TTL and
-KEEPROUTER_HOLD_SWEEP_SECONDS (keeprouter/app.py).
+KEEPROUTER_HOLD_SWEEP_SECONDS (keeprouter/settings.py).
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from upstreams.openai_server import OpenAIUpstream
 from upstreams.script import Fault, Reply
 
 from keeprouter.billing import pricing
+from keeprouter.clients.openai_chat import request as openai_fmt
 from keeprouter.config import parse_config
-from keeprouter.formats import openai as openai_fmt
 from keeprouter.formats import tokens
 from keeprouter.store import Store, open_store
 

@@ -17,7 +17,7 @@ from keeprouter.store import _rows
 from keeprouter.store.base import BudgetPatch, TeamRecord, UserRecord, periods
 
 if TYPE_CHECKING:
-    from keeprouter.store.postgres import GuardedPool
+    from keeprouter.store._pg_pool import GuardedPool
 
 _SELECT = {t: rows.select_sql(t, "$1", "$2", "$3") for t in ("teams", "users")}  # then $4..
 

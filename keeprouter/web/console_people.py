@@ -14,7 +14,7 @@ from aiohttp import web
 
 from keeprouter.api.http import STATE
 from keeprouter.people import budget_json
-from keeprouter.web.console import _html, signed_in
+from keeprouter.web.console_common import html, signed_in
 from keeprouter.web.pages.common import Site
 from keeprouter.web.routes import WEB, _site
 from keeprouter.web.session import Signed
@@ -48,7 +48,7 @@ async def me(request: web.Request, s: Signed) -> web.StreamResponse:
     keys = [state.keys.to_openrouter(k, now) for k in owned]
     page = MePage(_site(request.app[WEB], request), request.path, "Your usage", s.csrf, s.record.is_admin,
                   user.email, budgets, keys)  # fmt: skip
-    return _html(request, "console_me", page)
+    return html(request, "console_me", page)
 
 
 def add_routes(r: web.UrlDispatcher) -> None:

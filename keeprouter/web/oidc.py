@@ -30,7 +30,7 @@ from keeprouter.auth.oidc import Flow, Identity, OidcClient, SignInRefused
 from keeprouter.auth.settings import OidcConfig
 from keeprouter.store.base import KeyRecord, Store, TeamRecord, UserRecord
 from keeprouter.web import site as site_mod
-from keeprouter.web.console import SESSIONS, _message
+from keeprouter.web.console_common import SESSIONS, message
 from keeprouter.web.routes import SECURITY_HEADERS, WEB
 from keeprouter.web.session import COOKIE, IDLE_SECONDS, Sessions
 
@@ -89,7 +89,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     try:
         url, flow = await client.start(_redirect_uri(request))
     except SignInRefused as e:
-        return _message(request, None, f"Sign-in is unavailable: {e}", 502)
+        return message(request, None, f"Sign-in is unavailable: {e}", 502)
     resp = web.HTTPSeeOther(url)
     resp.set_cookie(FLOW_COOKIE, pack_flow(_secret(request), flow), httponly=True, samesite="Lax", path=FLOW_PATH,
                     secure=site_mod.is_https(request.app[WEB].config.site, request), max_age=FLOW_SECONDS)  # fmt: skip
@@ -144,7 +144,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
         who = await client.finish(flow, request.query, _redirect_uri(request))
         user = await _user(request.app[STATE].store, client.cfg, who)
     except SignInRefused as e:
-        resp = _message(request, None, f"Sign-in refused: {e}", 403)
+        resp = message(request, None, f"Sign-in refused: {e}", 403)
         resp.del_cookie(FLOW_COOKIE, path=FLOW_PATH)
         return resp
     sessions: Sessions = request.app[SESSIONS]

@@ -27,9 +27,9 @@ from upstreams.script import Fault, Reply
 
 from keeprouter.api.http import STATE
 from keeprouter.billing import pricing
+from keeprouter.clients.anthropic_messages import request as anthropic_fmt
+from keeprouter.clients.openai_chat import request as openai_fmt
 from keeprouter.config import Pricing
-from keeprouter.formats import anthropic as anthropic_fmt
-from keeprouter.formats import openai as openai_fmt
 from keeprouter.formats import tokens
 from keeprouter.store.base import KeyUsage
 
@@ -60,7 +60,7 @@ class Env:
 
         async def idle() -> KeyUsage | None:
             u = await self.usage(key_hash)
-            return u if u.open_holds == 0 and not self.gw.server.app[STATE].gateway._settling else None
+            return u if u.open_holds == 0 and not self.gw.server.app[STATE].gateway.settler.tasks else None
 
         got: KeyUsage = await wait_until(idle, 15.0)
         return got
