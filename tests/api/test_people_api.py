@@ -86,6 +86,7 @@ async def test_admin_only_and_unknown_fields_named(gw: RunningGateway) -> None:
     admin = gw.admin_key
     async with aiohttp.ClientSession() as s:
         plain = (await gw.create_key("plain"))["key"]
+        body: dict[str, Any] | None
         for method, path, body in [
             ("POST", "/api/v1/teams", {"name": "t"}),
             ("GET", "/api/v1/teams", None),
