@@ -9,7 +9,7 @@
     await ledger.settle(hold, gen)        # gen.cost = pricing.charge(usage, p, finish_reason)
 
 Why holds: charging only when a request finishes lets N concurrent requests each see the same
-balance and together overspend it (BerriAI/litellm#34732, #26672). A hold is taken atomically with
+balance and together overspend it (a failure users of other gateways keep reporting). A hold is taken atomically with
 the limit check, so the sum of the worst cases of the requests in flight never exceeds what is
 left. On PostgreSQL each call is one short transaction (one round trip); on SQLite, whose file one
 gateway process owns, holds live in that process's memory and only settle writes (store.sqlite).
