@@ -180,11 +180,22 @@ def test_build_request_replays_only_signed_anthropic_thinking_and_extra_for_anth
     }
 
 
+def test_build_request_without_a_callers_cap_makes_room_for_the_budget() -> None:
+    req = ChatRequest(model="m", messages=[Message(role="user", content=[TextPart(text="q")])],
+                      reasoning=Reasoning(effort="high"))  # fmt: skip
+    out = anthropic_req.build_request(req, "m", default_max_tokens=4096)
+    assert out["thinking"] == {"type": "enabled", "budget_tokens": 16000} and out["max_tokens"] == 16000 + 4096
+
+
 @pytest.mark.parametrize(
     "reasoning,max_tokens,thinking,final_max",
     [
         (Reasoning(effort="low"), 8000, {"type": "enabled", "budget_tokens": 2048}, 8000),
-        (Reasoning(effort="high"), 1000, {"type": "enabled", "budget_tokens": 16000}, 17000),
+        # the budget fits inside the caller's cap, which is never raised: it shrinks to half the
+        # cap, and where Anthropic's minimum does not fit beside an answer, thinking stays off
+        (Reasoning(effort="high"), 10000, {"type": "enabled", "budget_tokens": 5000}, 10000),
+        (Reasoning(effort="high"), 1500, {"type": "enabled", "budget_tokens": 1024}, 1500),
+        (Reasoning(effort="high"), 1000, None, 1000),
         (Reasoning(budget_tokens=10), 5000, {"type": "enabled", "budget_tokens": 1024}, 5000),
         (Reasoning(), 20000, {"type": "enabled", "budget_tokens": 8192}, 20000),
         (Reasoning(enabled=False), 10, None, 10),
