@@ -314,3 +314,29 @@ def test_mid_conversation_system_message_goes_in_place_to_openai_upstreams() -> 
     )
     out = openai_req.build_request(req, "gpt-x")
     assert out["messages"][-1] == {"role": "system", "content": "Be brief."}
+
+
+def test_thinking_left_off_for_a_tool_loop_whose_last_turn_lost_its_thinking() -> None:
+    # begun on another provider (its reasoning is not Anthropic's to verify), or not sent back: with
+    # thinking on, Anthropic would refuse it; without, it answers
+    from keeprouter.formats.canonical import ThinkingPart, ToolCallPart, ToolResultPart
+
+    def loop(*thinking: ThinkingPart) -> ChatRequest:
+        return ChatRequest(
+            model="m",
+            messages=[
+                Message(role="user", content=[TextPart(text="q")]),
+                Message(role="assistant", content=[*thinking, ToolCallPart(id="c", name="f", arguments="{}")]),
+                Message(role="user", content=[ToolResultPart(tool_call_id="c", content=[TextPart(text="r")])]),
+            ],
+            reasoning=Reasoning(effort="low"),
+            max_tokens=8000,
+        )
+
+    lost = anthropic_req.build_request(loop(ThinkingPart(text="deepseek's")), "m", default_max_tokens=1)
+    assert "thinking" not in lost
+    signed = anthropic_req.build_request(
+        loop(ThinkingPart(text="t", signature="S", origin="anthropic")), "m", default_max_tokens=1
+    )
+    assert signed["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+    assert signed["messages"][1]["content"][0] == {"type": "thinking", "thinking": "t", "signature": "S"}
