@@ -8,10 +8,10 @@ named in ``X-KeepRouter-Dropped``."""
 from __future__ import annotations
 
 import pytest
-from upstreams.script import Reply, ToolCall
+from upstreams.script import Fault, Reply, ToolCall
 
 from scenarios.client_api import ClientApi
-from scenarios.conftest import NO_REASONING, World
+from scenarios.conftest import ACROSS_REASONING, NO_REASONING, World
 from scenarios.neutral import Ask, Msg, Tool
 from scenarios.rows import Case, api_cases, cases
 from scenarios.upstream_kinds import UPSTREAM_KINDS
@@ -73,3 +73,40 @@ async def test_reasoning_for_a_model_without_it_is_dropped_and_said(world: World
     assert r.headers.get("x-keeprouter-dropped") == "reasoning"
     body = lane.sent().body
     assert not {"reasoning_effort", "reasoning", "include_reasoning", "thinking"} & set(body)
+
+
+REASONING_KINDS = [k.name for k in UPSTREAM_KINDS if k.reasons]
+
+
+@api_cases("reasoning-moved")
+@pytest.mark.parametrize(("began", "moved"), [(a, b) for a in REASONING_KINDS for b in REASONING_KINDS if a != b])
+async def test_a_tool_loop_moved_to_another_provider_midway_goes_on(
+    world: World, api: ClientApi, stream: bool, began: str, moved: str
+) -> None:
+    """Turn 1 is served by `began` (the other fails), turn 2 by `moved`: the reasoning `began` issued
+    is not `moved`'s to verify, so it is left out, and `moved` answers rather than refusing the loop."""
+    lanes = world.lanes
+    lanes[began].script(
+        Reply(text=None, thinking=THOUGHT, tool_calls=[ToolCall(None, "get_weather", {"city": "Paris"})])
+    )
+    lanes[moved].script(Fault(status=500))
+    ask = Ask(messages=(QUESTION,), tools=(WEATHER,), reasoning="low", max_tokens=4096)
+    first = await world.send_as(api, stream, ask, ACROSS_REASONING)
+    assert first.error is None and first.reasoning
+    [call] = first.calls
+    for lane in lanes.values():  # an unused fault must not meet turn 2
+        lane.reset()
+
+    lanes[began].script(Fault(status=500))
+    lanes[moved].script(Reply(text="Sunny in Paris."))
+    turns = (
+        QUESTION,
+        Msg("assistant", calls=(call,), reasoning=tuple(first.reasoning)),
+        Msg("tool", results=((call.id, "sunny, 24C"),)),
+    )
+    second = await world.send_as(
+        api, stream, Ask(messages=turns, tools=(WEATHER,), reasoning="low", max_tokens=4096), ACROSS_REASONING
+    )
+    assert second.error is None, second.error
+    assert second.text == "Sunny in Paris."
+    assert lanes[moved].sent().messages[1].calls == (call,)
