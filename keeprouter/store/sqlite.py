@@ -43,7 +43,7 @@ from typing import Any, TypeVar, cast
 import aiosqlite
 import msgspec
 
-from keeprouter.store import _health, _rows
+from keeprouter.store import _health, _responses, _rows
 from keeprouter.store._sqlite_sync import (
     _configure,
     _execute,
@@ -64,6 +64,7 @@ from keeprouter.store.base import (
     KeyRecord,
     KeyUsage,
     SessionRecord,
+    StoredResponse,
     epoch_day,
     from_nanos,
     periods,
@@ -450,3 +451,20 @@ class SqliteStore:
     async def delete_sessions_before(self, expires_at: float, idle_since: float) -> int:
         sql = "DELETE FROM console_sessions WHERE expires_at <= ? OR last_seen < ?"
         return await self._run(_execute, sql, (expires_at, idle_since))
+
+    # ---- stored Responses API responses (store._responses) --------------------------------------
+
+    async def insert_response(self, resp: StoredResponse, items: Sequence[tuple[str, str]]) -> None:
+        await self._run(_transaction, _responses.sqlite_insert, resp, items)
+
+    async def get_response(self, owner: str, response_id: str) -> StoredResponse | None:
+        return await self._run(_responses.sqlite_get, owner, response_id)
+
+    async def get_items(self, owner: str, item_ids: Sequence[str]) -> dict[str, str]:
+        return await self._run(_responses.sqlite_items, owner, item_ids)
+
+    async def delete_response(self, owner: str, response_id: str) -> bool:
+        return await self._run(_transaction, _responses.sqlite_delete, owner, response_id)
+
+    async def delete_responses_before(self, created_before: float, limit: int) -> int:
+        return await self._run(_transaction, _responses.sqlite_sweep, created_before, limit)

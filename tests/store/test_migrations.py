@@ -25,6 +25,8 @@ RELEASED = {
     ("postgres", "0003_key_rate_limits.sql"): "2add967f84ddc510273fc7d448e160119a781bb0b50ce684f3ca56a3e57d514f",
     ("sqlite", "0004_console_sessions.sql"): "66275af9f7d0c83585d44f92c764784c718737da3a7256c8734678fbeec2318c",
     ("postgres", "0004_console_sessions.sql"): "66275af9f7d0c83585d44f92c764784c718737da3a7256c8734678fbeec2318c",
+    ("sqlite", "0005_stored_responses.sql"): "4ccb3d97f824b28dbbbd0f00ca55b13296577da3bd07ecf2bb52c9b6e88fe190",
+    ("postgres", "0005_stored_responses.sql"): "4ccb3d97f824b28dbbbd0f00ca55b13296577da3bd07ecf2bb52c9b6e88fe190",
 }
 
 
