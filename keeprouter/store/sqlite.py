@@ -455,7 +455,7 @@ class SqliteStore:
     # ---- stored Responses API responses (store._responses) --------------------------------------
 
     async def insert_response(self, resp: StoredResponse, items: Sequence[tuple[str, str]]) -> None:
-        await self._run(_transaction, _responses.sqlite_insert, resp, items)
+        await self._tx(_responses.sqlite_insert, resp, items)  # group-committed with the settles
 
     async def get_response(self, owner: str, response_id: str) -> StoredResponse | None:
         return await self._run(_responses.sqlite_get, owner, response_id)
