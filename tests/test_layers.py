@@ -19,6 +19,8 @@ ALLOWED: dict[str, set[str]] = {
     "limits": {"errors"},
     "billing": BASE | {"config", "store"},
     "providers": BASE | {"config"},
+    # Client translators (one folder + one ClientApi row per client API): pure, like formats.
+    "clients": BASE,
     "routing": BASE | {"config"},
     "keys": BASE | {"billing", "store"},
     # Metrics, traces and log context: prometheus_client and OpenTelemetry behind small seams.
@@ -27,7 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "live_stream": BASE | {"billing", "gateway", "observe", "routing", "store"},
     # The readiness probe reads serving's draining flag (serving knows nothing of ours).
     "api": BASE | {"config", "billing", "gateway", "keys", "live_stream", "providers", "routing", "serving", "store",
-                   "observe"},
+                   "observe", "clients"},
     # The pages read the catalogue, the store's aggregates and live health; nothing imports them
     # but the app that mounts them.
     # The console (web/console*.py) signs in with the key service and shares the activity logic of
