@@ -69,7 +69,8 @@ def cost(usage: Usage, pricing: Pricing) -> Decimal:
 
     uncached input = input - cache_read - cache_write (never negative: inconsistent upstream
     counts are clamped rather than producing a credit); reasoning tokens are part of
-    `output_tokens` and only re-priced when `pricing.reasoning` is set.
+    `output_tokens` and only re-priced when `pricing.reasoning` is set. `pricing.request`, when
+    set, is added once per call (a rerank search).
     """
     p = _prices(pricing, usage.input_tokens)
     cache_read = max(usage.cache_read_tokens, 0)
@@ -82,6 +83,8 @@ def cost(usage: Usage, pricing: Pricing) -> Decimal:
         total += (output - reasoning) * p.output + reasoning * pricing.reasoning
     else:
         total += output * p.output
+    if pricing.request is not None:
+        total += pricing.request.scaleb(6)  # USD per call, in the per-1M-tokens scale of `total`
     # scaleb shifts the exponent: an exact division by 1e6 whatever the context precision.
     return total.scaleb(-6)
 
@@ -97,6 +100,8 @@ def worst_case(prompt_tokens: int, max_output_tokens: int, pricing: Pricing) -> 
     in_price = max(p.input, p.cache_write, p.cache_read)
     out_price = p.output if pricing.reasoning is None else max(p.output, pricing.reasoning)
     total = max(prompt_tokens, 0) * in_price + max(max_output_tokens, 0) * out_price
+    if pricing.request is not None:
+        total += pricing.request.scaleb(6)
     return total.scaleb(-6)
 
 
