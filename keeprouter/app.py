@@ -19,6 +19,7 @@ from aiohttp import web
 
 from keeprouter.api import activity, anthropic, catalogue, health, keys, metrics, openai, openapi, responses, stats
 from keeprouter.api.http import STATE, State, json_errors
+from keeprouter.api.retrieval import add_routes as add_retrieval_routes
 from keeprouter.billing.ledger import DEFAULT_HOLD_TTL, Ledger
 from keeprouter.billing.settle_queue import SettleQueue
 from keeprouter.config import Config
@@ -69,6 +70,7 @@ def create_app(config: Config, admin_key: str, tracing: Tracing | None = None) -
         r.add_get(p + "/models/{id:.+}/endpoints", catalogue.model_endpoints)
         r.add_get(p + "/models/{id:.+}/uptime", stats.model_uptime)
         r.add_get(p + "/models/{id:.+}", catalogue.get_model)
+    add_retrieval_routes(r)
     keys.add_routes(r)
     activity.add_routes(r)
     health.add_routes(r)

@@ -31,10 +31,10 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from keeprouter.billing import pricing
 from keeprouter.billing.ledger import Hold, Ledger
@@ -57,11 +57,20 @@ from keeprouter.formats.canonical import (
     ToolCallPart,
     Usage,
 )
+from keeprouter.formats.embeddings import (
+    EmbeddingRequest,
+    EmbeddingResponse,
+    RerankRequest,
+    RerankResponse,
+    estimate_embedding_tokens,
+    estimate_rerank_tokens,
+)
 from keeprouter.limits.base import Limits, RateLimiter, Refusal, Ticket
 from keeprouter.limits.memory import MemoryLimiter
 from keeprouter.live_stream import LiveStream
 from keeprouter.observe.logs import GENERATION_ID
 from keeprouter.providers.base import Adapter
+from keeprouter.providers.retrieval import Embedder, Reranker
 from keeprouter.routing.fit import SignatureIssuers, fit, output_budget
 from keeprouter.routing.health import HealthTracker
 from keeprouter.routing.select import Candidate, ProviderPrefs, parse_prefs, plan
@@ -114,6 +123,20 @@ class Metering:
     first_token_at: float | None = None
     ticket: Ticket | None = None  # the rate limiter's entry, for keys with rpm/tpm limits
     budget_cut: int | None = None  # the max_tokens sent to the serving endpoint, when lowered
+    output_bound: int | None = None  # the most output any endpoint may produce, when known (0: none)
+
+
+A = TypeVar("A", EmbeddingResponse, RerankResponse)
+
+
+@dataclass(slots=True)
+class Retrieved(Generic[A]):
+    """An embeddings or rerank answer, what it costs, and what the ledger needs."""
+
+    response: A
+    candidate: Candidate
+    cost: Decimal
+    meter: Metering
 
 
 @dataclass(slots=True)
@@ -154,8 +177,13 @@ class Gateway:
     # ---- resolve ------------------------------------------------------------------------
     def route(self, body: Mapping[str, Any], req: ChatRequest) -> Route:
         """The models to try (the `model`, then the `models` fallbacks) and the caller's prefs."""
+        return self.route_for(body, req.model, "text->text")
+
+    def route_for(self, body: Mapping[str, Any], model_id: str, modality: str) -> Route:
+        """`route` for a call that `modality`'s models serve: a model of another modality is the
+        caller's mistake (400, naming both), never an upstream's confusing error."""
         prefs = parse_prefs(body.get("provider"))
-        ids: list[str] = [req.model] if req.model else []
+        ids: list[str] = [model_id] if model_id else []
         extra = body.get("models")
         if extra is not None:
             if not isinstance(extra, list) or not all(isinstance(m, str) for m in extra):
@@ -171,6 +199,10 @@ class Gateway:
                 if mid == ids[0] and len(ids) == 1:
                     raise NotFound(f"model '{mid}' does not exist")
                 continue
+            if model.modality != modality:
+                if mid == ids[0]:
+                    raise InvalidRequest(_wrong_modality(model.id, model.modality, modality), param="model")
+                continue  # a fallback of another kind is skipped, as an unknown one is
             if variant in VARIANT_SORT and prefs.sort is None:
                 prefs.sort = VARIANT_SORT[variant]
             models.append(model)
@@ -279,6 +311,8 @@ class Gateway:
     def _max_output(meter: Metering, c: Candidate) -> int:
         """The most output `c` may produce: the budget `fit` will send it (the request's, lowered to
         the endpoint's limits), else the endpoint's bounds."""
+        if meter.output_bound is not None:
+            return meter.output_bound
         ep = c.endpoint
         budget = output_budget(meter.request.max_tokens, meter.prompt_estimate, ep)
         if budget:
@@ -329,6 +363,73 @@ class Gateway:
         SETTLE_WAIT) before the answer's last byte leaves."""
         resp = done.response
         await self.record(done.meter, resp.usage, done.cost, "ok", resp.stop_reason, streamed=False)
+
+    # ---- embeddings and rerank -----------------------------------------------------------
+    async def embed(self, caller: Caller, req: EmbeddingRequest, route: Route) -> Retrieved[EmbeddingResponse]:
+        """Vectors for `req` from the first endpoint that gives them; failures fall back."""
+
+        def call(adapter: Adapter, ep: EndpointConfig) -> Awaitable[EmbeddingResponse]:
+            if not isinstance(adapter, Embedder):
+                raise UpstreamError(f"provider {ep.provider} ({adapter.api}) serves no embeddings")
+            return adapter.embed(req, ep, caller.headers)
+
+        longest = max(estimate_embedding_tokens([item]) for item in req.inputs)
+        return await self._retrieve(caller, req.model, estimate_embedding_tokens(req.inputs), longest, route, call)
+
+    async def rerank(self, caller: Caller, req: RerankRequest, route: Route) -> Retrieved[RerankResponse]:
+        """Relevance scores for `req` from the first endpoint that gives them; failures fall back."""
+
+        def call(adapter: Adapter, ep: EndpointConfig) -> Awaitable[RerankResponse]:
+            if not isinstance(adapter, Reranker):
+                raise UpstreamError(f"provider {ep.provider} ({adapter.api}) serves no rerank")
+            return adapter.rerank(req, ep, caller.headers)
+
+        longest = max(tokens.quick_text(req.query) + tokens.quick_text(d) for d in req.documents)
+        return await self._retrieve(caller, req.model, estimate_rerank_tokens(req), longest, route, call)
+
+    async def _retrieve(
+        self,
+        caller: Caller,
+        model: str,
+        estimate: int,
+        longest: int,
+        route: Route,
+        call: Callable[[Adapter, EndpointConfig], Awaitable[A]],
+    ) -> Retrieved[A]:
+        """The attempt loop of a call that produces no tokens: routed by the chat rules on a
+        request without tools or stream, each endpoint's context checked against the longest
+        input (every input is embedded on its own), reserved and billed at `pricing.input` per
+        token (plus `pricing.request` per call), recorded as a generation like chat."""
+        stand_in = ChatRequest(model=model, messages=[])
+        gen_id = self.ledger.ids.generation_id(time.time())
+        GENERATION_ID.set(gen_id)
+        meter = Metering(gen_id, caller, stand_in, estimate, None, time.monotonic(), output_bound=0)
+        cands = plan(route.models, stand_in, route.prefs, longest, self.health)
+        if not any(c.endpoint.provider in self.adapters for c in cands):
+            raise NoEndpointAvailable("no provider is configured for this model")
+        await self._reserve(meter, cands)
+        try:
+            for cand in self._attempts(meter, cands):
+                t0 = time.monotonic()
+                ep = cand.endpoint
+                try:
+                    resp = await call(self.adapters[ep.provider], ep)
+                except UpstreamError as e:
+                    self._failed(meter, cand, e)
+                    continue
+                meter.candidate = cand
+                meter.first_token_at = time.monotonic()
+                self.health.success(cand.key, meter.first_token_at - t0, None)
+                cost = pricing.quantize(pricing.cost(resp.usage, ep.pricing))
+                return Retrieved(resp, cand, cost, meter)
+            raise self._exhausted(meter)
+        except BaseException:
+            await self._release(meter)
+            raise
+
+    async def settle_retrieved(self, done: Retrieved[Any]) -> None:
+        """Record an embeddings or rerank generation and settle its hold (as `settle`)."""
+        await self.record(done.meter, done.response.usage, done.cost, "ok", None, streamed=False)
 
     # ---- streams -------------------------------------------------------------------------
     async def open_stream(self, caller: Caller, req: ChatRequest, route: Route) -> LiveStream:
@@ -543,6 +644,17 @@ class Gateway:
         return emptied and not self._settling
 
 
+_MODALITY_USE = {
+    "text->text": "a chat model: call POST /v1/chat/completions",
+    "text->embedding": "an embedding model: call POST /v1/embeddings",
+    "text->rerank": "a rerank model: call POST /v1/rerank",
+}
+
+
+def _wrong_modality(model: str, has: str, wanted: str) -> str:
+    return f"model '{model}' ({has}) is {_MODALITY_USE.get(has, has)}; this endpoint serves {wanted} models"
+
+
 def _fill_missing_usage(resp: ChatResponse, meter: Metering, exact: Callable[[str], int] | None) -> None:
     """Upstreams that return no usage are metered offline: exactly with the model's tokenizer when
     one is loaded (`exact`), else with the estimate."""
@@ -560,4 +672,4 @@ def _fill_missing_usage(resp: ChatResponse, meter: Metering, exact: Callable[[st
         u.input_tokens = tokens.count_request(meter.request, exact) if exact else meter.prompt_estimate
 
 
-__all__ = ["Caller", "Completion", "Gateway", "Route"]
+__all__ = ["Caller", "Completion", "Gateway", "Retrieved", "Route"]

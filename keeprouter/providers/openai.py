@@ -12,9 +12,11 @@ from keeprouter.config import EndpointConfig, ProviderConfig
 from keeprouter.errors import UpstreamError
 from keeprouter.formats import openai as fmt
 from keeprouter.formats.canonical import ChatRequest, ChatResponse, Finish, StreamEvent
+from keeprouter.formats.embeddings import EmbeddingRequest, EmbeddingResponse, RerankRequest, RerankResponse
 from keeprouter.formats.openai_stream import OpenAIStreamDecoder
 from keeprouter.formats.sse import SSEEvent
 from keeprouter.providers import hosts
+from keeprouter.providers.openai_retrieval import RetrievalCalls
 from keeprouter.providers.transport import Transport
 
 log = logging.getLogger("keeprouter")
@@ -32,6 +34,7 @@ class OpenAIAdapter:
         if provider.api_key:
             self.headers["Authorization"] = f"Bearer {provider.api_key}"
         self.quirks = hosts.quirks_for(provider.base_url)
+        self.retrieval = RetrievalCalls(provider, self.transport, self.headers)
 
     def _body(self, req: ChatRequest, ep: EndpointConfig) -> bytes:
         body = fmt.build_request(req, ep.model)
@@ -107,6 +110,14 @@ class OpenAIAdapter:
                 async for ev in events:
                     yield ev
             return
+
+    async def embed(
+        self, req: EmbeddingRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
+    ) -> EmbeddingResponse:
+        return await self.retrieval.embed(req, ep)
+
+    async def rerank(self, req: RerankRequest, ep: EndpointConfig, client_headers: Mapping[str, str]) -> RerankResponse:
+        return await self.retrieval.rerank(req, ep)
 
     async def close(self) -> None:
         await self.transport.close()
