@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
+from keeprouter import kinds
 from keeprouter.catalogue import catalogue as builtin
 
-API_FORMATS = ("openai", "anthropic")
 KNOWN_CAPABILITIES = frozenset(
     {"streaming", "tools", "vision", "reasoning", "response_format", "json_mode", "prompt_caching"}
 )
@@ -79,11 +79,12 @@ class Pricing:
 @dataclass(frozen=True, slots=True)
 class ProviderConfig:
     id: str
-    api: str
+    api: str  # the provider kind (`kinds.KINDS`)
     base_url: str
     api_key: str | None
     timeout: Timeouts = field(default_factory=Timeouts)
     headers: dict[str, str] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)  # the kind's own keys (region, project, ...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,26 +267,46 @@ def _interpolate(text: str, env: dict[str, str]) -> str:
 
 
 def _provider(pid: str, raw: dict[str, Any], where: str) -> ProviderConfig:
-    allowed = {"api", "base_url", "api_key", "timeout", "headers", "api_key_env", "base_url_env", "name", "docs"}
-    for k in raw:
-        if k not in allowed:
-            raise ConfigError(f"{where}.{k}: unknown key")
     api = raw.get("api")
-    if api not in API_FORMATS:
-        raise ConfigError(f"{where}.api: must be one of {', '.join(API_FORMATS)}, got {api!r}")
-    base_url = raw.get("base_url")
+    kind = kinds.kind_named(api)
+    if kind is None:
+        raise ConfigError(f"{where}.api: must be one of {', '.join(kinds.names())}, got {api!r}")
+    options = _kind_options(kind, raw, where)
+    base_url = raw.get("base_url") or kind.base_url_for(options)
     if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
         raise ConfigError(f"{where}.base_url: must be an http(s) URL")
     headers = _mapping(raw.get("headers") or {}, f"{where}.headers")
     key = raw.get("api_key")
     return ProviderConfig(
         id=pid,
-        api=api,
+        api=kind.name,
         base_url=base_url.rstrip("/"),
         api_key=str(key) if key else None,
         timeout=Timeouts().merged(raw.get("timeout"), f"{where}.timeout"),
         headers={str(k): str(v) for k, v in headers.items()},
+        options=options,
     )
+
+
+def _kind_options(kind: kinds.KindKeys, raw: dict[str, Any], where: str) -> dict[str, str]:
+    """The provider's keys beyond the common ones, checked against its kind's."""
+    options: dict[str, str] = {}
+    for k, v in raw.items():
+        if not kind.takes(k):
+            others = [o.name for o in kinds.KINDS if o.takes(k)]
+            hint = f" for api {kind.name} (a key of {', '.join(others)})" if others else ""
+            raise ConfigError(f"{where}.{k}: unknown key{hint}")
+        if k in kinds.COMMON_KEYS or v is None or v == "":
+            continue
+        if isinstance(v, dt.date):
+            v = v.isoformat()  # YAML reads `api_version: 2024-10-21` as a date
+        if isinstance(v, bool) or not isinstance(v, str | int | float):
+            raise ConfigError(f"{where}.{k}: must be a string")
+        options[str(k)] = str(v)
+    for k in kind.required:
+        if k not in options:
+            raise ConfigError(f"{where}.{k}: required for api {kind.name}")
+    return options
 
 
 def _model(

@@ -8,7 +8,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import yaml
 
+from keeprouter import kinds
 from keeprouter.config import ConfigError, load_config, parse_config
 
 CONTRACT_EXAMPLE = """
@@ -187,3 +189,73 @@ def test_site_identity_and_trusted_proxies() -> None:
 def test_bad_site_config_is_one_line_naming_the_key(site: dict[str, object], fault: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(fault)):
         parse_config({"site": site}, env={})
+
+
+# ---- provider kinds: api values and each kind's own keys come from keeprouter.kinds -------------
+
+CLOUD = kinds.KindKeys(
+    "cloudy",
+    required=("region",),
+    optional=("api_version", "aws_secret_access_key", "aws_session_token"),
+    default_base_url="https://runtime.{region}.cloudy.test",
+)
+
+
+@pytest.fixture
+def cloud_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kinds, "KINDS", (*kinds.KINDS, CLOUD))
+
+
+def _provider_error(praw: dict[str, object]) -> str:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"providers": {"p": praw}}, env={})
+    assert "\n" not in str(info.value)
+    return str(info.value)
+
+
+def test_unknown_provider_key_is_named() -> None:
+    message = _provider_error({"api": "openai", "base_url": "http://x", "regoin": "x"})
+    assert message == "providers.p.regoin: unknown key"
+
+
+def test_api_values_are_the_kinds() -> None:
+    from keeprouter import kinds
+
+    expected = f"providers.p.api: must be one of {', '.join(kinds.names())}, got None"
+    assert _provider_error({"base_url": "http://x"}) == expected
+    assert "openai, anthropic" in expected
+
+
+@pytest.mark.usefixtures("cloud_kind")
+def test_a_key_of_another_kind_says_whose_it_is() -> None:
+    message = _provider_error({"api": "openai", "base_url": "http://x", "region": "eu"})
+    assert message == "providers.p.region: unknown key for api openai (a key of cloudy)"
+
+
+@pytest.mark.usefixtures("cloud_kind")
+def test_a_required_key_of_the_kind_must_be_present() -> None:
+    assert _provider_error({"api": "cloudy", "api_key": "k"}) == "providers.p.region: required for api cloudy"
+    assert _provider_error({"api": "cloudy", "region": ""}) == "providers.p.region: required for api cloudy"
+
+
+@pytest.mark.usefixtures("cloud_kind")
+def test_kind_keys_must_be_strings() -> None:
+    assert _provider_error({"api": "cloudy", "region": ["a"]}) == "providers.p.region: must be a string"
+
+
+@pytest.mark.usefixtures("cloud_kind")
+def test_kind_options_defaults_and_yaml_dates() -> None:
+    text = "providers:\n  p: {api: cloudy, region: eu-west-1, api_version: 2024-10-21, aws_session_token: ''}\n"
+    cfg = parse_config(yaml.safe_load(text), env={})
+    p = cfg.providers["p"]
+    assert p.options == {"region": "eu-west-1", "api_version": "2024-10-21"}  # the empty token is absent
+    assert p.base_url == "https://runtime.eu-west-1.cloudy.test"  # derived from the required key
+    given = parse_config({"providers": {"p": {"api": "cloudy", "region": "x", "base_url": "http://h/"}}}, env={})
+    assert given.providers["p"].base_url == "http://h"
+
+
+def test_kind_keys_are_checked_when_declared() -> None:
+    with pytest.raises(ValueError, match="common key"):
+        kinds.KindKeys("k", optional=("headers",))
+    with pytest.raises(ValueError, match="not a required key"):
+        kinds.KindKeys("k", optional=("zone",), default_base_url="https://{zone}.test")

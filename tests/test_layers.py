@@ -14,11 +14,13 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "formats": {"errors"},
     "catalogue": set(),
-    "config": {"catalogue"},
+    # Provider kinds and their config keys, as data: read by config validation and the registry.
+    "kinds": set(),
+    "config": {"catalogue", "kinds"},
     "store": BASE,
     "limits": {"errors"},
     "billing": BASE | {"config", "store"},
-    "providers": BASE | {"config"},
+    "providers": BASE | {"config", "kinds"},
     # Client translators (one folder + one ClientApi row per client API): pure, like formats.
     "clients": BASE,
     "routing": BASE | {"config"},

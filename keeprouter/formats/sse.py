@@ -25,8 +25,9 @@ class SSEEvent(NamedTuple):
     data: str
 
 
-class SSEParser:
-    """Feed raw bytes as they arrive; get back the events completed by them."""
+class SSEFrameParser:
+    """Feed raw bytes as they arrive; get back `(event type, data bytes)` for the events completed by
+    them. The data stays bytes (a JSON parser reads them as they are): the upstream stream's hot path."""
 
     __slots__ = ("_buf", "_data", "_data_len", "_event", "_skip_lf", "_started")
 
@@ -38,7 +39,7 @@ class SSEParser:
         self._data: list[bytes] | None = None
         self._data_len = 0
 
-    def feed(self, chunk: bytes) -> list[SSEEvent]:
+    def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]:
         if not chunk:
             return []
         if self._skip_lf:
@@ -71,14 +72,13 @@ class SSEParser:
             raise ValueError(f"SSE line longer than {MAX_LINE} bytes")
         return self._lines(lines)
 
-    def _lines(self, lines: list[bytes]) -> list[SSEEvent]:
-        out: list[SSEEvent] = []
+    def _lines(self, lines: list[bytes]) -> list[tuple[str | None, bytes]]:
+        out: list[tuple[str | None, bytes]] = []
         for line in lines:
             if not line:
                 data = self._data
                 if data is not None:
-                    raw = data[0] if len(data) == 1 else b"\n".join(data)
-                    out.append(SSEEvent(self._event, raw.decode("utf-8", "replace")))
+                    out.append((self._event, data[0] if len(data) == 1 else b"\n".join(data)))
                 self._event = None
                 self._data = None
                 self._data_len = 0
@@ -103,6 +103,18 @@ class SSEParser:
             elif field == b"event":
                 self._event = value.decode("utf-8", "replace") or None
         return out
+
+
+class SSEParser:
+    """The same events with their data as text (invalid UTF-8 replaced)."""
+
+    __slots__ = ("_frames",)
+
+    def __init__(self) -> None:
+        self._frames = SSEFrameParser()
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        return [SSEEvent(event, data.decode("utf-8", "replace")) for event, data in self._frames.feed(chunk)]
 
 
 def sse_data(payload: bytes) -> bytes:

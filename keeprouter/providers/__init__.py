@@ -1,21 +1,9 @@
-"""Upstream adapters, one per wire format. `build_adapter` is the only place that maps a format
-name to its adapter class; hosts that share a format differ only by config (base_url, headers)."""
+"""The upstream side: one adapter per provider kind, picked by its row in `registry`. Hosts that share
+a kind differ only by config (base_url, headers) and by data rows of their own."""
 
 from __future__ import annotations
 
-from keeprouter.config import ProviderConfig
-from keeprouter.providers.anthropic import AnthropicAdapter
-from keeprouter.providers.base import Adapter
-from keeprouter.providers.openai import OpenAIAdapter
+from keeprouter.providers.base import Adapter, CountNotSupported
+from keeprouter.providers.registry import ROWS, ProviderKind, build_adapter, kind_of
 
-_ADAPTERS: dict[str, type[OpenAIAdapter] | type[AnthropicAdapter]] = {
-    "openai": OpenAIAdapter,
-    "anthropic": AnthropicAdapter,
-}
-
-
-def build_adapter(provider: ProviderConfig) -> Adapter:
-    return _ADAPTERS[provider.api](provider)
-
-
-__all__ = ["Adapter", "build_adapter"]
+__all__ = ["ROWS", "Adapter", "CountNotSupported", "ProviderKind", "build_adapter", "kind_of"]

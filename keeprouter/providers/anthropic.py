@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
 
 import orjson
 
@@ -11,6 +12,7 @@ from keeprouter.errors import UpstreamError
 from keeprouter.formats import anthropic as fmt
 from keeprouter.formats.anthropic_stream import AnthropicStreamDecoder
 from keeprouter.formats.canonical import ChatRequest, ChatResponse, StreamEvent
+from keeprouter.providers.framing import load_json
 from keeprouter.providers.transport import Transport
 
 API_VERSION = "2023-06-01"
@@ -86,21 +88,22 @@ class AnthropicAdapter:
         stream = self.transport.post_stream(
             self.url, self._body(req, ep), self._headers(client_headers), ep.timeout
         )
-        async for sse in stream:
-            if sse.event == "message_stop":
-                return
-            try:
-                data = orjson.loads(sse.data)
-            except orjson.JSONDecodeError:
-                raise UpstreamError(f"provider {self.provider.id} sent a malformed stream event") from None
-            if not isinstance(data, dict):
-                raise UpstreamError(f"provider {self.provider.id} sent a malformed stream event")
-            try:
-                events = decoder.feed(sse.event or data.get("type"), data)
-            except UpstreamError as e:  # an in-band error: it may echo our key back
-                raise self.transport.scrub(e) from None
-            for ev in events:
-                yield ev
+        async with aclosing(stream):  # closed however the loop ends
+            async for event, payload in stream:
+                if event == "message_stop":
+                    return
+                try:
+                    data = load_json(payload)
+                except orjson.JSONDecodeError:
+                    raise UpstreamError(f"provider {self.provider.id} sent a malformed stream event") from None
+                if not isinstance(data, dict):
+                    raise UpstreamError(f"provider {self.provider.id} sent a malformed stream event")
+                try:
+                    events = decoder.feed(event or data.get("type"), data)
+                except UpstreamError as e:  # an in-band error: it may echo our key back
+                    raise self.transport.scrub(e) from None
+                for ev in events:
+                    yield ev
         raise UpstreamError(f"provider {self.provider.id} ended the stream early")
 
     async def close(self) -> None:

@@ -14,8 +14,9 @@ from keeprouter.formats import openai as fmt
 from keeprouter.formats.canonical import ChatRequest, ChatResponse, Finish, StreamEvent
 from keeprouter.formats.embeddings import EmbeddingRequest, EmbeddingResponse, RerankRequest, RerankResponse
 from keeprouter.formats.openai_stream import OpenAIStreamDecoder
-from keeprouter.formats.sse import SSEEvent
 from keeprouter.providers import hosts
+from keeprouter.providers.base import CountNotSupported
+from keeprouter.providers.framing import Frame, load_json
 from keeprouter.providers.openai_retrieval import RetrievalCalls
 from keeprouter.providers.transport import Transport
 
@@ -71,28 +72,28 @@ class OpenAIAdapter:
     ) -> AsyncGenerator[StreamEvent, None]:
         decoder = OpenAIStreamDecoder()
         finished = False
-        async for sse in self._events(req, ep):
-            data = sse.data
-            if data == "[DONE]":
-                return
-            try:
-                chunk = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                raise UpstreamError(f"provider {self.provider.id} sent a malformed stream chunk") from None
-            if not isinstance(chunk, dict):
-                raise UpstreamError(f"provider {self.provider.id} sent a malformed stream chunk")
-            try:
-                events = decoder.feed(chunk)
-            except UpstreamError as e:  # an in-band error: it may echo our key back
-                raise self.transport.scrub(e) from None
-            for ev in events:
-                if isinstance(ev, Finish):
-                    finished = True
-                yield ev
+        async with aclosing(self._events(req, ep)) as frames:  # closed however the loop ends
+            async for _, data in frames:
+                if data == b"[DONE]":
+                    return
+                try:
+                    chunk = load_json(data)
+                except orjson.JSONDecodeError:
+                    raise UpstreamError(f"provider {self.provider.id} sent a malformed stream chunk") from None
+                if not isinstance(chunk, dict):
+                    raise UpstreamError(f"provider {self.provider.id} sent a malformed stream chunk")
+                try:
+                    events = decoder.feed(chunk)
+                except UpstreamError as e:  # an in-band error: it may echo our key back
+                    raise self.transport.scrub(e) from None
+                for ev in events:
+                    if isinstance(ev, Finish):
+                        finished = True
+                    yield ev
         if not finished:  # the connection ended with neither a finish_reason nor [DONE]
             raise UpstreamError(f"provider {self.provider.id} ended the stream early")
 
-    async def _events(self, req: ChatRequest, ep: EndpointConfig) -> AsyncGenerator[SSEEvent, None]:
+    async def _events(self, req: ChatRequest, ep: EndpointConfig) -> AsyncGenerator[Frame, None]:
         """The upstream's SSE events; a refused field learned before the first event is retried."""
         for attempt in range(MAX_LEARNING_RETRIES + 1):
             events = self.transport.post_stream(self.url, self._body(req, ep), self.headers, ep.timeout)
@@ -118,6 +119,11 @@ class OpenAIAdapter:
 
     async def rerank(self, req: RerankRequest, ep: EndpointConfig, client_headers: Mapping[str, str]) -> RerankResponse:
         return await self.retrieval.rerank(req, ep)
+
+    async def count_tokens(
+        self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
+    ) -> int:
+        raise CountNotSupported(f"provider {self.provider.id} has no token-count endpoint")
 
     async def close(self) -> None:
         await self.transport.close()

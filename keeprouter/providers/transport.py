@@ -1,32 +1,75 @@
 """The one network seam: a pooled aiohttp session per provider, per-phase timeouts, error mapping.
 
 Every upstream call goes through `Transport.post_json` (whole body) or `Transport.post_stream`
-(an async iterator of raw SSE events). Both raise only `errors.UpstreamError` subclasses, and both
-close the upstream response on every path, including cancellation (the client went away).
+(an async iterator of frames, cut by the provider kind's `Framing`). Both raise only
+`errors.UpstreamError` subclasses, and both close the upstream response on every path, including
+cancellation (the client went away).
+
+Below them sits `Send`: one HTTP exchange, up to the answer's status and headers, the body read on
+demand. The default sends over aiohttp; a test passes its own (`tests/support/fake_transport.py`), so
+an adapter's unit tests run the real timeouts, framing and error mapping without a socket.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Mapping
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from contextlib import aclosing
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
 
 from keeprouter.config import ProviderConfig, Timeouts
 from keeprouter.errors import UpstreamError, UpstreamTimeout
-from keeprouter.formats.sse import SSEEvent, SSEParser
+from keeprouter.providers.framing import SSE, Frame, FramingFactory
 
 _MAX_ERROR_BODY = 64 * 1024
 
 
-class Transport:
-    """Owns one provider's connection pool. Create once at start-up, `close()` at shutdown."""
+class Response(Protocol):
+    """An upstream answer whose status and headers have arrived. `aclose()` releases it, closing the
+    connection when the body was not read to its end (that is how a cancelled stream stops)."""
 
-    def __init__(self, provider: ProviderConfig, *, limit: int = 1000) -> None:
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    async def read(self, limit: int = -1) -> bytes:
+        """The body, or its first `limit` bytes."""
+        ...
+
+    def readany(self) -> Awaitable[bytes]:
+        """The next bytes that arrived, cut anywhere; b"" at the end of the body."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+# (method, url, body, headers) -> the answer. Connection failures raise aiohttp.ClientError.
+Send = Callable[[str, str, bytes, Mapping[str, str]], Awaitable[Response]]
+
+
+class Transport:
+    """Owns one provider's connection pool. Create once at start-up, `close()` at shutdown.
+
+    `framing` makes the framer of each stream (the provider kind's registry row passes its own;
+    SSE when not given); `send` replaces the network (tests)."""
+
+    def __init__(
+        self,
+        provider: ProviderConfig,
+        *,
+        framing: FramingFactory = SSE,
+        send: Send | None = None,
+        limit: int = 1000,
+    ) -> None:
         self.provider = provider
         self.secrets = provider_secrets(provider)
+        self.framing = framing
+        self._send: Send = send or self._send_aiohttp
         self._session: aiohttp.ClientSession | None = None
         self._limit = limit
 
@@ -54,13 +97,14 @@ class Transport:
             await self._session.close()
             self._session = None
 
-    async def post_json(
-        self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts
-    ) -> dict[str, Any]:
+    async def _send_aiohttp(self, method: str, url: str, body: bytes, headers: Mapping[str, str]) -> Response:
+        return _AiohttpResponse(await self.session.request(method, url, data=body, headers=headers))
+
+    async def post_json(self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts) -> dict[str, Any]:
         """POST and return the parsed JSON answer; non-2xx raises UpstreamError."""
         try:
             async with asyncio.timeout(timeouts.first_byte):
-                async with self.session.post(url, data=body, headers=headers) as resp:
+                async with aclosing(await self._send("POST", url, body, headers)) as resp:
                     raw = await resp.read()
                     if resp.status >= 400:
                         raise _status_error(self.provider.id, resp.status, raw, resp.headers, self.secrets)
@@ -78,38 +122,58 @@ class Transport:
 
     async def post_stream(
         self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts
-    ) -> AsyncGenerator[SSEEvent, None]:
-        """POST and yield SSE events as they arrive (first_byte, then idle timeout between events)."""
+    ) -> AsyncGenerator[Frame, None]:
+        """POST and yield frames as they arrive (first_byte, then idle timeout between frames)."""
         loop = asyncio.get_running_loop()
-        parser = SSEParser()
+        feed = self.framing().feed
         # One timeout per read, entered and left inside this frame: a timeout held across `yield`
         # would belong to whichever task read the first event, not to the one reading now.
         deadline = loop.time() + timeouts.first_byte
         try:
             async with asyncio.timeout_at(deadline):
-                resp = await self.session.post(url, data=body, headers=headers)
-            async with resp:
+                resp = await self._send("POST", url, body, headers)
+            async with aclosing(resp):
                 if resp.status >= 400:
                     async with asyncio.timeout_at(deadline):
-                        raw = await resp.content.read(_MAX_ERROR_BODY)
+                        raw = await resp.read(_MAX_ERROR_BODY)
                     raise _status_error(self.provider.id, resp.status, raw, resp.headers, self.secrets)
-                content = resp.content
+                readany = resp.readany
                 while True:
                     async with asyncio.timeout_at(deadline):
-                        chunk = await content.readany()
+                        chunk = await readany()
                     if not chunk:
                         return
-                    events = parser.feed(chunk)
-                    if events:
-                        for ev in events:
-                            yield ev
+                    frames = feed(chunk)
+                    if frames:
+                        for frame in frames:
+                            yield frame
                         deadline = loop.time() + timeouts.idle
         except TimeoutError:
             raise UpstreamTimeout(f"provider {self.provider.id} timed out") from None
         except aiohttp.ClientError as e:
             raise _connection_error(self.provider.id, e) from None
-        except ValueError as e:  # SSE line over the bound
+        except ValueError as e:  # bytes the framing cannot frame (an SSE line over the bound)
             raise UpstreamError(f"provider {self.provider.id} sent an invalid stream: {e}") from None
+
+
+class _AiohttpResponse:
+    """`Response` over aiohttp's: the chunk read is aiohttp's own bound method, so a streamed chunk
+    costs no extra call."""
+
+    __slots__ = ("_resp", "headers", "readany", "status")
+
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self._resp = resp
+        self.status = resp.status
+        self.headers: Mapping[str, str] = resp.headers
+        self.readany: Callable[[], Awaitable[bytes]] = resp.content.readany
+
+    async def read(self, limit: int = -1) -> bytes:
+        return await self._resp.content.read(limit)
+
+    async def aclose(self) -> None:  # what `async with resp` does on leaving
+        self._resp.release()
+        await self._resp.wait_for_close()
 
 
 def _connection_error(provider: str, e: aiohttp.ClientError) -> UpstreamError:
@@ -121,10 +185,11 @@ def _connection_error(provider: str, e: aiohttp.ClientError) -> UpstreamError:
 
 
 def provider_secrets(provider: ProviderConfig) -> tuple[str, ...]:
-    """The credentials KeepRouter sends this provider: its api_key and any configured header that
-    looks like one (Azure's `api-key`, a proxy's `Authorization`)."""
+    """The credentials KeepRouter sends this provider: its api_key, any configured header that
+    looks like one (Azure's `api-key`, a proxy's `Authorization`), and any of its kind's own keys
+    that does (`aws_secret_access_key`, `aws_session_token`)."""
     found = [provider.api_key or ""]
-    for name, value in provider.headers.items():
+    for name, value in (*provider.headers.items(), *provider.options.items()):
         if any(w in name.lower() for w in ("key", "auth", "token", "secret")):
             found.append(value)
             found.append(value.partition(" ")[2])  # "Bearer sk-...": the token alone too

@@ -14,7 +14,7 @@ from keeprouter.web.charts import Chart, Table, lines
 from keeprouter.web.pages.common import Link, Site, link, listed_endpoints
 from keeprouter.web.sources import Live, PageSources
 
-WIRE = {"openai": "OpenAI-compatible", "anthropic": "Anthropic Messages"}
+WIRE = {"openai": "OpenAI-compatible", "anthropic": "Anthropic Messages", "azure": "Azure OpenAI"}
 
 
 @dataclass(frozen=True, slots=True)

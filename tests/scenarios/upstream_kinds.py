@@ -1,0 +1,175 @@
+"""Upstream-kind rows: one per emulated provider kind in tests/upstreams.
+
+A row says how to start its emulator, the provider block of the gateway config that points at it,
+and how to read the generation request the emulator recorded into a neutral ``Sent``. Where kinds
+legitimately differ, the difference is a field here, never an ``if`` in a scenario.
+
+A new upstream kind joins every scenario by adding its emulator and one row to ``UPSTREAM_KINDS``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from upstreams.anthropic_server import AnthropicUpstream
+from upstreams.azure_server import AzureUpstream
+from upstreams.base import EmulatedUpstream
+from upstreams.openai_server import OpenAIUpstream
+
+from .neutral import Call, Image, Msg, Sent, Tool, text_of
+
+
+@dataclass(frozen=True)
+class UpstreamKind:
+    name: str
+    emulator: Callable[[], EmulatedUpstream]  # not yet started; enter it as an async context manager
+    api: str  # the provider's `api` in the gateway config
+    api_key: str  # the key its emulator expects
+    generation_path: str  # where its generation requests arrive (other recorded requests are not read)
+    read: Callable[[dict[str, Any]], Sent]  # a recorded generation request body -> neutral
+    stream_extras: dict[str, Any] = field(default_factory=dict)  # body members a streamed request must carry
+    # whether its answer says a stop sequence (not just "the end") stopped it
+    reports_stop_sequence: bool = True
+    options: dict[str, Any] = field(default_factory=dict)  # the kind's own provider keys
+
+    def provider(self, emulator: EmulatedUpstream) -> dict[str, Any]:
+        """The provider block of the gateway config for this emulator."""
+        return {"api": self.api, "base_url": emulator.url, "api_key": self.api_key, **self.options}
+
+    @property
+    def upstream_model(self) -> str:
+        """The model name the gateway sends upstream."""
+        return f"up-{self.name}"
+
+
+# ---- the OpenAI Chat Completions wire --------------------------------------------------------------
+
+
+def _openai_image(part: dict[str, Any]) -> Image:
+    url = part["image_url"]["url"] if isinstance(part["image_url"], dict) else part["image_url"]
+    head, _, data = url.partition(",")
+    assert head.startswith("data:") and head.endswith(";base64"), url[:40]
+    return Image(head[len("data:") : -len(";base64")], data)
+
+
+def _openai_user(content: Any) -> Msg:
+    parts = content if isinstance(content, list) else []
+    images = tuple(_openai_image(p) for p in parts if p.get("type") == "image_url")
+    return Msg("user", text_of(content), images=images)
+
+
+def read_openai(body: dict[str, Any]) -> Sent:
+    system: list[str] = []
+    messages: list[Msg] = []
+    for m in body["messages"]:
+        role = m["role"]
+        if role in ("system", "developer"):
+            assert not messages, "a system message after the conversation began"
+            system.append(text_of(m["content"]))
+        elif role == "user":
+            messages.append(_openai_user(m["content"]))
+        elif role == "assistant":
+            calls = tuple(
+                Call(c["id"], c["function"]["name"], json.loads(c["function"]["arguments"]))
+                for c in m.get("tool_calls") or []
+            )
+            messages.append(Msg("assistant", text_of(m.get("content")), calls=calls))
+        else:
+            assert role == "tool", role
+            result = (m["tool_call_id"], text_of(m["content"]))
+            if messages and messages[-1].role == "tool":
+                messages[-1] = Msg("tool", results=(*messages[-1].results, result))
+            else:
+                messages.append(Msg("tool", results=(result,)))
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        choice = choice["function"]["name"]
+    stop = body.get("stop") or []
+    return Sent(
+        model=body["model"],
+        system="\n".join(system) if system else None,
+        messages=messages,
+        tools=[
+            Tool(t["function"]["name"], t["function"].get("description", ""), t["function"]["parameters"])
+            for t in body.get("tools") or []
+        ],
+        tool_choice=choice,
+        max_tokens=body.get("max_completion_tokens", body.get("max_tokens")),
+        stop=[stop] if isinstance(stop, str) else list(stop),
+        stream=body.get("stream") is True,
+        body=body,
+    )
+
+
+# ---- the Anthropic Messages wire ---------------------------------------------------------------------
+
+ANTHROPIC_CHOICE = {"auto": "auto", "none": "none", "any": "required"}
+
+
+def _anthropic_turns(m: dict[str, Any]) -> list[Msg]:
+    blocks: list[dict[str, Any]] = (
+        [{"type": "text", "text": m["content"]}] if isinstance(m["content"], str) else m["content"]
+    )
+    text = "".join(b["text"] for b in blocks if b["type"] == "text")
+    if m["role"] == "assistant":
+        calls = tuple(Call(b["id"], b["name"], b["input"]) for b in blocks if b["type"] == "tool_use")
+        return [Msg("assistant", text, calls=calls)]
+    assert m["role"] == "user", m["role"]
+    results = tuple((b["tool_use_id"], text_of(b["content"])) for b in blocks if b["type"] == "tool_result")
+    images = tuple(Image(b["source"]["media_type"], b["source"]["data"]) for b in blocks if b["type"] == "image")
+    turns = [Msg("tool", results=results)] if results else []
+    if text or images or not results:
+        turns.append(Msg("user", text, images=images))
+    return turns
+
+
+def read_anthropic(body: dict[str, Any]) -> Sent:
+    system = body.get("system")
+    choice = body.get("tool_choice")
+    return Sent(
+        model=body["model"],
+        system=text_of(system) if system is not None else None,
+        messages=[turn for m in body["messages"] for turn in _anthropic_turns(m)],
+        tools=[Tool(t["name"], t.get("description", ""), t["input_schema"]) for t in body.get("tools") or []],
+        tool_choice=None if choice is None else ANTHROPIC_CHOICE.get(choice["type"], choice.get("name")),
+        max_tokens=body.get("max_tokens"),
+        stop=list(body.get("stop_sequences") or []),
+        stream=body.get("stream") is True,
+        body=body,
+    )
+
+
+UPSTREAM_KINDS: tuple[UpstreamKind, ...] = (
+    UpstreamKind(
+        name="openai",
+        emulator=OpenAIUpstream,
+        api="openai",
+        api_key=OpenAIUpstream.DEFAULT_KEY,
+        generation_path="/v1/chat/completions",
+        read=read_openai,
+        stream_extras={"stream_options": {"include_usage": True}},
+        reports_stop_sequence=False,  # finish_reason "stop" for a stop sequence and for the end alike
+    ),
+    UpstreamKind(
+        name="anthropic",
+        emulator=AnthropicUpstream,
+        api="anthropic",
+        api_key=AnthropicUpstream.DEFAULT_KEY,
+        generation_path="/v1/messages",
+        read=read_anthropic,
+    ),
+    UpstreamKind(  # the OpenAI wire at Azure's deployments API, with its filter chunks in every stream
+        name="azure",
+        emulator=lambda: AzureUpstream(deployments={"up-azure": "gpt-4o-2024-11-20"}, async_filter=True),
+        api="azure",
+        api_key=AzureUpstream.DEFAULT_KEY,
+        generation_path="/openai/deployments/up-azure/chat/completions",
+        read=read_openai,
+        stream_extras={"stream_options": {"include_usage": True}},
+        reports_stop_sequence=False,
+        options={"api_version": "2024-10-21"},
+    ),
+)
