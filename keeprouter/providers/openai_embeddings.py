@@ -37,10 +37,11 @@ BATCH_LIMITS: dict[str, int] = {}  # hostname -> inputs per request, for hosts k
 RerankDialect = Literal["cohere", "voyage", "tei"]
 RERANK_DIALECTS: dict[str, RerankDialect] = {"api.voyageai.com": "voyage"}
 
-# TEI: "batch size 40 > maximum allowed batch size 32"; vLLM / others: "... at most 16 inputs"
+# TEI: "batch size 40 > maximum allowed batch size 32"; Azure: "Too many inputs. The max number of
+# inputs is 16."; others: "... at most 16 inputs"
 _BATCH_REFUSAL = re.compile(
     r"maximum allowed batch size (\d+)|batch size[^0-9]{0,40}(?:exceeds|over|above|limit of)[^0-9]{0,20}(\d+)"
-    r"|at most (\d+) (?:inputs|texts|items)",
+    r"|at most (\d+) (?:inputs|texts|items)|max(?:imum)? number of inputs is (\d+)",
     re.IGNORECASE,
 )
 # TEI's /rerank refusing Cohere's body: "missing field `texts`"

@@ -177,3 +177,7 @@ def test_parse_rerank_vllm_jina_voyage_and_tei_shapes() -> None:
 def test_malformed_rerank_answers_are_upstream_errors(data: Any) -> None:
     with pytest.raises(UpstreamError):
         parse_rerank(data, _rr())
+
+
+def test_azures_input_limit_is_learned() -> None:
+    assert learn_batch_limit("Too many inputs. The max number of inputs is 16.  We hope to increase it.", 2048) == 16

@@ -179,6 +179,8 @@ class AzureUpstream(OpenAIUpstream):
 
     def render(self, reply: Reply, rec: Received) -> dict[str, Any]:
         out = super().render(reply, rec)
+        if "choices" not in out:  # an embeddings answer: Azure adds no filter results to it
+            return out
         out["prompt_filter_results"] = [{"prompt_index": 0, "content_filter_results": filter_results()}]
         out["choices"][0]["content_filter_results"] = self._choice_filter(reply)
         return out
