@@ -83,7 +83,9 @@ class RetrievalCalls:
         for attempt in range(2):
             body = wire.rerank_body(req, ep.model, self.dialect)
             try:
-                data = await self.transport.post_json(self.rerank_url, orjson.dumps(body), self.headers, ep.timeout)
+                data = await self.transport.post_json_value(
+                    self.rerank_url, orjson.dumps(body), self.headers, ep.timeout
+                )
             except UpstreamError as e:
                 learned = wire.learn_rerank_dialect(e.message, self.dialect) if e.status in (400, 422) else None
                 if attempt or learned is None:

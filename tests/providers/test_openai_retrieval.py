@@ -87,3 +87,16 @@ async def test_a_rerank_refusal_other_than_the_dialect_is_passed_on(openai_upstr
     with pytest.raises(UpstreamError) as caught:
         await c.rerank(RerankRequest(model="r", query="q", documents=["a"]), EP)
     assert caught.value.status == 400 and c.dialect == "cohere"
+
+
+async def test_a_tei_host_is_learned_from_its_refusal(make_openai_upstream: Any, calls: Any) -> None:
+    server = await make_openai_upstream(rerank_tei=True)
+    c = calls(server)
+    docs = ["dog", "the cat", "cat"]
+    for _ in range(2):
+        resp = await c.rerank(RerankRequest(model="r", query="cat", documents=docs, top_n=1), EP)
+        assert {r.index for r in resp.results if r.relevance_score == 1.0} == {1, 2}
+    assert c.dialect == "tei"
+    assert [list(r.body) for r in server.requests] == [
+        ["model", "query", "documents", "top_n"], ["query", "texts"], ["query", "texts"]
+    ]
