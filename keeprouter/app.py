@@ -1,7 +1,8 @@
-"""`create_app(config)`: builds the aiohttp application and owns all of its state.
+"""`create_app(config, admin_key, settings=...)`: builds the aiohttp application and owns all of its state.
 
 Nothing here runs at import time; the store, the upstream connection pools and the gateway are
-created at start-up and closed (after in-flight settles drain) at shutdown.
+created at start-up and closed (after in-flight settles drain) at shutdown. Every environment knob
+arrives in `settings` (keeprouter.settings), read once, already validated.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from aiohttp import web
 from keeprouter.api import activity, anthropic, catalogue, health, keys, metrics, openai, openapi, responses, stats
 from keeprouter.api.http import STATE, State, json_errors
 from keeprouter.api.retrieval import add_routes as add_retrieval_routes
-from keeprouter.billing.ledger import DEFAULT_HOLD_TTL, Ledger
+from keeprouter.billing.ledger import Ledger
 from keeprouter.billing.settle_queue import SettleQueue
 from keeprouter.config import Config
-from keeprouter.gateway import SETTLE_WAIT, Gateway
+from keeprouter.gateway import Gateway
 from keeprouter.keys import KeyService
 from keeprouter.limits.base import RateLimiter
 from keeprouter.limits.memory import MemoryLimiter
@@ -33,6 +34,7 @@ from keeprouter.providers import build_adapter
 from keeprouter.routing.health import HealthTracker
 from keeprouter.routing.select import endpoint_key
 from keeprouter.serving import DRAINING, Draining
+from keeprouter.settings import Settings, load_settings
 from keeprouter.store import open_store
 from keeprouter.web import console
 from keeprouter.web import routes as web_routes
@@ -44,7 +46,6 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 log = logging.getLogger("keeprouter")
-HOLD_SWEEP_SECONDS = 60.0
 GAUGE_EVERY = 5.0  # seconds between two updates of the endpoint gauges of /metrics
 
 MAX_BODY = 32 * 1024 * 1024  # images inline as base64 make large bodies legitimate
@@ -54,11 +55,17 @@ MAX_BODY = 32 * 1024 * 1024  # images inline as base64 make large bodies legitim
 PREFIXES = ("/v1", "", "/api/v1")
 
 
-def create_app(config: Config, admin_key: str, tracing: Tracing | None = None) -> web.Application:
-    """`tracing`: OpenTelemetry spans (observe.tracing.from_env), closed with the app; None: off."""
+def create_app(
+    config: Config, admin_key: str, tracing: Tracing | None = None, settings: Settings | None = None
+) -> web.Application:
+    """`tracing`: OpenTelemetry spans (observe.tracing.from_env), closed with the app; None: off.
+    `settings`: the environment knobs; None reads them from the environment now (ConfigError for a
+    bad value), which lets a test set a variable before it builds an app."""
+    if settings is None:
+        settings = load_settings(os.environ)
     app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors])
     app[DRAINING] = Draining()
-    app.cleanup_ctx.append(_lifecycle(config, admin_key, tracing))
+    app.cleanup_ctx.append(_lifecycle(config, admin_key, tracing, settings))
     r = app.router
     for p in PREFIXES:
         r.add_post(f"{p}/chat/completions", openai.chat_completions)
@@ -81,32 +88,31 @@ def create_app(config: Config, admin_key: str, tracing: Tracing | None = None) -
     return app
 
 
-def _lifecycle(config: Config, admin_key: str, tracing: Tracing | None):  # type: ignore[no-untyped-def]
+def _lifecycle(config: Config, admin_key: str, tracing: Tracing | None, settings: Settings):  # type: ignore[no-untyped-def]
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         store = await open_store(config.database)
         keys = KeyService(store, admin_key=admin_key)
         await keys.ensure_admin()
         adapters = {pid: build_adapter(p) for pid, p in config.providers.items()}
-        ledger = Ledger(store, hold_ttl=env_seconds("KEEPROUTER_HOLD_TTL", DEFAULT_HOLD_TTL))
+        ledger = Ledger(store, hold_ttl=settings.hold_ttl)
         redis = _redis(config)
-        limiter = _limiter(redis)
+        limiter = _limiter(redis, settings.redis_prefix)
         await limiter.start()
-        tracker = _health(redis)
+        tracker = _health(redis, settings)
         await tracker.start()
-        settle_queue = SettleQueue(ledger, spool_dir(config.database))
+        settle_queue = SettleQueue(ledger, spool_dir(config.database, settings.spool_dir))
         await settle_queue.start()
-        settle_wait = env_seconds("KEEPROUTER_SETTLE_WAIT_SECONDS", SETTLE_WAIT)
-        public = os.environ.get("KEEPROUTER_METRICS_PUBLIC") == "1"
-        meters = Metrics([m for m, mc in config.models.items() if mc.endpoints], public=public)
-        gateway = Gateway(config, adapters, ledger, tracker, limiter, settle_wait, settle_queue, meters, tracing)
+        meters = Metrics([m for m, mc in config.models.items() if mc.endpoints], public=settings.metrics_public)
+        gateway = Gateway(
+            config, adapters, ledger, tracker, limiter, settings.settle_wait, settle_queue, meters, tracing
+        )
         app[STATE] = State(config, gateway, keys, store, tracker)
         app[console.SESSIONS] = Sessions(store, keys, login_secret=login_secret(admin_key))
         app[web_routes.WEB] = web_routes.Web(config, PageSources(store, tracker), Renderer())
-        sweep_every = env_seconds("KEEPROUTER_HOLD_SWEEP_SECONDS", HOLD_SWEEP_SECONDS)
-        sweeper = asyncio.ensure_future(_sweep_holds(ledger, sweep_every))
+        sweeper = asyncio.ensure_future(_sweep_holds(ledger, settings.hold_sweep))
         gauges = asyncio.ensure_future(_endpoint_gauges(config, tracker, meters))
         flusher = app[stats.FLUSHER] = stats.HealthFlusher(tracker, store, config)
-        flusher.start(env_seconds("KEEPROUTER_HEALTH_FLUSH_SECONDS", stats.HEALTH_FLUSH_SECONDS))
+        flusher.start(settings.health_flush)
         try:
             yield
         finally:
@@ -149,57 +155,36 @@ def _redis(config: Config) -> Redis | None:
     return redis_client(config.redis)
 
 
-def _limiter(redis: Redis | None) -> RateLimiter:
+def _limiter(redis: Redis | None, prefix: str | None) -> RateLimiter:
     """Rate limits in Redis when `redis:` is configured (falling back to this process's counters
-    while it is away), else in this process. KEEPROUTER_REDIS_PREFIX prefixes every key this
-    gateway writes in Redis."""
+    while it is away), else in this process. `prefix` (KEEPROUTER_REDIS_PREFIX) prefixes every key
+    this gateway writes in Redis."""
     if redis is None:
         return MemoryLimiter()
     from keeprouter.limits.failover import FailoverLimiter
     from keeprouter.limits.redis_limiter import DEFAULT_PREFIX, RedisLimiter
 
-    prefix = os.environ.get("KEEPROUTER_REDIS_PREFIX") or DEFAULT_PREFIX
-    return FailoverLimiter(RedisLimiter(redis, prefix=prefix), MemoryLimiter())
+    return FailoverLimiter(RedisLimiter(redis, prefix=prefix or DEFAULT_PREFIX), MemoryLimiter())
 
 
-def _health(redis: Redis | None) -> HealthTracker:
+def _health(redis: Redis | None, settings: Settings) -> HealthTracker:
     """Endpoint health: circuits shared through Redis when it is configured (routing.shared_health),
-    else per process. KEEPROUTER_CIRCUIT_COOLDOWN_SECONDS (default 30) sets how long an open
-    circuit waits before its half-open probe."""
-    cooldown = env_seconds("KEEPROUTER_CIRCUIT_COOLDOWN_SECONDS", 30.0)
+    else per process; an open circuit waits `settings.circuit_cooldown` before its half-open probe."""
+    cooldown = settings.circuit_cooldown
     if redis is None:
         return HealthTracker(cooldown=cooldown)
     from keeprouter.routing.shared_health import DEFAULT_PREFIX, SharedHealth
 
-    env = os.environ.get("KEEPROUTER_REDIS_PREFIX")
-    return SharedHealth(redis, prefix=env + "hl:" if env else DEFAULT_PREFIX, cooldown=cooldown)
+    prefix = settings.redis_prefix
+    return SharedHealth(redis, prefix=prefix + "hl:" if prefix else DEFAULT_PREFIX, cooldown=cooldown)
 
 
-def spool_dir(database_url: str) -> Path:
-    """Where settles the database refused are spooled (billing.settle_queue): under
-    KEEPROUTER_SPOOL_DIR (default ~/.local/state/keeprouter/spool), one directory per database
-    URL, so two deployments on one host never replay each other's settles."""
-    base = os.environ.get("KEEPROUTER_SPOOL_DIR")
-    root = Path(base) if base else Path.home() / ".local" / "state" / "keeprouter" / "spool"
+def spool_dir(database_url: str, base: Path | None) -> Path:
+    """Where settles the database refused are spooled (billing.settle_queue): under `base`
+    (KEEPROUTER_SPOOL_DIR; None: ~/.local/state/keeprouter/spool), one directory per database URL,
+    so two deployments on one host never replay each other's settles."""
+    root = base if base is not None else Path.home() / ".local" / "state" / "keeprouter" / "spool"
     return root / hashlib.sha256(database_url.encode()).hexdigest()[:16]
-
-
-def env_seconds(name: str, default: float) -> float:
-    """A positive number of seconds from the environment, else `default`. Used for the credit-hold
-    lifetime (KEEPROUTER_HOLD_TTL) and sweep period (KEEPROUTER_HOLD_SWEEP_SECONDS), which tests
-    of a killed gateway shorten; a hold TTL must stay longer than any request may live; and for the
-    period of endpoint health writes (KEEPROUTER_HEALTH_FLUSH_SECONDS)."""
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not (0 < value < float("inf")):
-        log.warning("ignoring %s=%r: not a positive number of seconds", name, raw)
-        return default
-    return value
 
 
 async def _sweep_holds(ledger: Ledger, every: float) -> None:

@@ -1,4 +1,7 @@
-"""The `keeprouter` command: `serve`, `keys create|list|update|delete`, `check-config`."""
+"""The `keeprouter` command: `serve`, `keys create|list|update|delete`, `check-config`.
+
+Every command first reads the environment knobs (keeprouter.settings) and then the config file; a
+bad value in either stops it with one line, `keeprouter: config error: ...`, and exit status 2."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import logging
 import os
 import secrets
 import sys
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn
@@ -15,6 +19,7 @@ from typing import Any, NoReturn
 import orjson
 
 from keeprouter.config import Config, ConfigError, load_config
+from keeprouter.settings import LOG_FORMATS, Settings, load_settings
 
 log = logging.getLogger("keeprouter")
 
@@ -27,13 +32,16 @@ def admin_key_path(config: Config) -> Path:
     return Path.cwd() / "keeprouter.admin_key"
 
 
-def resolve_admin_key(config: Config) -> str:
-    """The configured admin key; else the one generated on first start (kept mode 0600).
+def resolve_admin_key(config: Config, env_key: str | None = None) -> str:
+    """The config file's admin key, else `env_key` (KEEPROUTER_ADMIN_KEY), else the one generated on
+    first start (kept mode 0600).
 
     Fail closed: a gateway never runs without an admin key, so a newcomer is never left open.
     """
     if config.admin_key:
         return config.admin_key
+    if env_key:
+        return env_key
     path = admin_key_path(config)
     if path.exists():
         return path.read_text().strip()
@@ -46,23 +54,26 @@ def resolve_admin_key(config: Config) -> str:
     return key
 
 
-def _config(args: argparse.Namespace) -> Config:
-    path = args.config or os.environ.get("KEEPROUTER_CONFIG")
+def _config(args: argparse.Namespace, settings: Settings) -> Config:
     try:
-        return load_config(path)
+        return load_config(args.config or settings.config_path)
     except ConfigError as e:
-        print(f"keeprouter: config error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _config_error(e)
 
 
-def serve(args: argparse.Namespace) -> None:
+def _config_error(e: ConfigError) -> NoReturn:
+    print(f"keeprouter: config error: {e}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> None:
     """One process serving (`--workers 1`, or a worker of the supervisor), or the supervisor of
     `--workers N` (keeprouter.workers). SQLite is served by one process only (refused otherwise)."""
     from keeprouter import workers
     from keeprouter.observe import logs, tracing
 
-    config = _config(args)
-    logs.configure(logs.log_format(args.log_format))
+    config = _config(args, settings)
+    logs.configure(args.log_format or settings.log_format)
     worker = os.environ.get(workers.WORKER_ENV)
     if args.workers < 1:
         _fail("--workers must be at least 1")
@@ -77,12 +88,12 @@ def serve(args: argparse.Namespace) -> None:
         trace = tracing.from_env()
     except tracing.TracingUnavailable as e:
         _fail(str(e))
-    admin_key = resolve_admin_key(config)  # before any worker starts: one key file, no race
+    admin_key = resolve_admin_key(config, settings.admin_key)  # before any worker starts: one key file, no race
     if args.workers > 1 and not worker:
         for line in startup_summary(config):
             log.log(logging.WARNING if line.startswith("no model") else logging.INFO, "%s", line)
-        raise SystemExit(workers.supervise(args.argv, args.workers, args.host, args.port))
-    _serve_one(args, config, admin_key, trace, worker is not None)
+        raise SystemExit(workers.supervise(args.argv, args.workers, args.host, args.port, settings.worker_socket))
+    _serve_one(args, config, settings, admin_key, trace, worker is not None)
     del lock  # held to here: the process's whole life
 
 
@@ -91,10 +102,11 @@ def _fail(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def _serve_one(args: argparse.Namespace, config: Config, admin_key: str, trace: Any, worker: bool) -> None:
+def _serve_one(
+    args: argparse.Namespace, config: Config, settings: Settings, admin_key: str, trace: Any, worker: bool
+) -> None:
     from keeprouter import workers
-    from keeprouter.app import create_app, env_seconds
-    from keeprouter.serving import DEFAULT_GRACE
+    from keeprouter.app import create_app
     from keeprouter.serving import serve as serve_app
 
     try:
@@ -110,13 +122,12 @@ def _serve_one(args: argparse.Namespace, config: Config, admin_key: str, trace: 
         # Said plainly: instances share keys, credits and generations through PostgreSQL, and rate
         # limits and circuit breakers through Redis; rolling uptime and latency stay per instance.
         log.info("redis is configured: per-key rate limits and endpoint circuits are shared")
-    grace = env_seconds("KEEPROUTER_SHUTDOWN_SECONDS", DEFAULT_GRACE)
-    app = create_app(config, admin_key, trace)
+    app = create_app(config, admin_key, trace, settings)
     site: dict[str, Any] = {}
     sock = workers.inherited_socket() if worker else None
     if worker and sock is None:
         site["reuse_port"] = True  # KEEPROUTER_WORKER_SOCKET=reuseport: each worker binds the port
-    asyncio.run(serve_app(app, args.host, args.port, grace, sock, **site))
+    asyncio.run(serve_app(app, args.host, args.port, settings.shutdown_grace, sock, **site))
 
 
 def startup_summary(config: Config) -> list[str]:
@@ -134,17 +145,17 @@ def startup_summary(config: Config) -> list[str]:
     ]
 
 
-def check_config(args: argparse.Namespace) -> None:
-    config = _config(args)
+def check_config(args: argparse.Namespace, settings: Settings) -> None:
+    config = _config(args, settings)
     routable = [m.id for m in config.models.values() if m.endpoints]
     print(f"ok: {len(config.providers)} providers, {len(routable)} routable models")
 
 
-async def _keys(args: argparse.Namespace) -> Any:
+async def _keys(args: argparse.Namespace, settings: Settings) -> Any:
     from keeprouter.keys import KeyService
     from keeprouter.store import open_store
 
-    config = _config(args)
+    config = _config(args, settings)
     store = await open_store(config.database)
     try:
         svc = KeyService(store)
@@ -192,11 +203,11 @@ def _whole(text: str, field: str) -> int:
         raise InvalidRequest(f"{field}: must be a whole number, or 'none'") from None
 
 
-def keys(args: argparse.Namespace) -> None:
+def keys(args: argparse.Namespace, settings: Settings) -> None:
     from keeprouter.errors import GatewayError
 
     try:
-        out = asyncio.run(_keys(args))
+        out = asyncio.run(_keys(args, settings))
     except GatewayError as e:
         print(f"keeprouter: {e.message}", file=sys.stderr)
         raise SystemExit(1) from None
@@ -218,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--workers", type=int, default=1,
                    help="worker processes on one port (default 1; more than 1 needs PostgreSQL)")  # fmt: skip
-    s.add_argument("--log-format", choices=["text", "json"],
+    s.add_argument("--log-format", choices=LOG_FORMATS,
                    help="text (default) or JSON lines carrying the generation id ($KEEPROUTER_LOG_FORMAT)")  # fmt: skip
     s.set_defaults(fn=serve)
 
@@ -251,10 +262,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> None:
+    """Run one command, its KEEPROUTER_* knobs read from `env` (default: the process environment)."""
     args = build_parser().parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # what a supervisor hands its workers
-    args.fn(args)
+    try:
+        settings = load_settings(os.environ if env is None else env)
+    except ConfigError as e:
+        _config_error(e)
+    args.fn(args, settings)
 
 
 if __name__ == "__main__":

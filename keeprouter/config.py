@@ -226,7 +226,7 @@ def parse_config(raw: dict[str, Any], env: dict[str, str]) -> Config:
     return Config(
         database=database,
         redis=redis_url or None,
-        admin_key=admin or env.get("KEEPROUTER_ADMIN_KEY") or None,
+        admin_key=admin or None,  # KEEPROUTER_ADMIN_KEY is a setting (keeprouter.settings)
         providers=providers,
         models=models,
         site=_site(raw.get("site"), "site"),

@@ -41,8 +41,6 @@ from typing import IO
 log = logging.getLogger("keeprouter")
 WORKER_ENV = "KEEPROUTER_WORKER"  # set in a worker: its index (1..N)
 FD_ENV = "KEEPROUTER_WORKER_FD"  # the shared listening socket's descriptor, in `shared` mode
-SOCKET_ENV = "KEEPROUTER_WORKER_SOCKET"
-MODES = ("shared", "reuseport")
 RESTART_EVERY = 1.0  # seconds: the fastest one worker slot is restarted
 _POLL = 0.1
 
@@ -71,13 +69,6 @@ def sqlite_lock(database: str) -> IO[bytes] | None:
     return f
 
 
-def worker_socket_mode() -> str:
-    mode = os.environ.get(SOCKET_ENV) or "shared"
-    if mode not in MODES:
-        raise SystemExit(f"keeprouter: {SOCKET_ENV} must be one of {', '.join(MODES)}, not {mode!r}")
-    return mode
-
-
 def inherited_socket() -> socket.socket | None:
     """In a `shared`-mode worker: the supervisor's listening socket."""
     fd = os.environ.get(FD_ENV)
@@ -95,11 +86,11 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 class Supervisor:
-    def __init__(self, argv: Sequence[str], workers: int, host: str, port: int) -> None:
+    def __init__(self, argv: Sequence[str], workers: int, host: str, port: int, mode: str = "shared") -> None:
         self.argv = list(argv)
         self.n = workers
         self.host, self.port = host, port
-        self.mode = worker_socket_mode()
+        self.mode = mode  # "shared" or "reuseport" (KEEPROUTER_WORKER_SOCKET, validated by keeprouter.settings)
         self.procs: dict[int, subprocess.Popen[bytes]] = {}  # slot -> process
         self.started: dict[int, float] = {}
         self.signals = 0
@@ -207,5 +198,5 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
 
 
-def supervise(argv: Sequence[str], workers: int, host: str, port: int) -> int:
-    return Supervisor(argv, workers, host, port).run()
+def supervise(argv: Sequence[str], workers: int, host: str, port: int, mode: str = "shared") -> int:
+    return Supervisor(argv, workers, host, port, mode).run()

@@ -10,7 +10,7 @@ PostgreSQL, then a restart on the same database:
   restart itself gives the credit back.
 
 The hold lifetime and the sweep period are shortened through KEEPROUTER_HOLD_TTL and
-KEEPROUTER_HOLD_SWEEP_SECONDS (keeprouter/app.py).
+KEEPROUTER_HOLD_SWEEP_SECONDS (keeprouter/settings.py).
 """
 
 from __future__ import annotations

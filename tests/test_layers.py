@@ -17,6 +17,8 @@ ALLOWED: dict[str, set[str]] = {
     # Provider kinds and their config keys, as data: read by config validation and the registry.
     "kinds": set(),
     "config": {"catalogue", "kinds"},
+    # Every KEEPROUTER_* environment knob, typed; a bad value is a ConfigError like a bad config key.
+    "settings": {"config"},
     "store": BASE,
     "limits": {"errors"},
     "billing": BASE | {"config", "store"},
@@ -36,14 +38,15 @@ ALLOWED: dict[str, set[str]] = {
     # but the app that mounts them.
     # The console (web/console*.py) signs in with the key service and shares the activity logic of
     # /api/v1/activity (api.activity.key_activity): one code path for both.
-    "web": BASE | {"api", "config", "keys", "routing", "store"},
+    # The one headline-price rule (billing.headline) is quoted by the pages and the JSON catalogue alike.
+    "web": BASE | {"api", "billing", "config", "keys", "routing", "store"},
     "app": BASE | {"api", "billing", "config", "gateway", "keys", "limits", "observe", "providers", "routing",
-                   "serving", "store", "web"},
+                   "serving", "settings", "store", "web"},
     # Runs an app until signalled and drains it: knows aiohttp, nothing of ours.
     "serving": set(),
     # The supervisor of --workers: processes, sockets and a lock file; nothing of ours.
     "workers": set(),
-    "cli": BASE | {"app", "config", "keys", "observe", "serving", "store", "workers"},
+    "cli": BASE | {"app", "config", "keys", "observe", "serving", "settings", "store", "workers"},
 }
 
 

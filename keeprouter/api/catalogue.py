@@ -1,5 +1,8 @@
 """The public model catalogue as JSON, in OpenRouter's shapes (plus the fields each SDK's
-`models.list()` needs): `/v1/models`, `/api/v1/models`, `/v1/models/{id}`, `/api/v1/models/{id}/endpoints`."""
+`models.list()` needs): `/v1/models`, `/api/v1/models`, `/v1/models/{id}`, `/api/v1/models/{id}/endpoints`.
+
+`{id}` is any name chat completions accepts (routing.lookup: `author/slug`, dated snapshots,
+`:variant`); the answer is the canonical model's, exactly as for its own id."""
 
 from __future__ import annotations
 
@@ -10,9 +13,10 @@ from typing import Any
 from aiohttp import web
 
 from keeprouter.api.http import STATE, json_response, with_errors
+from keeprouter.billing.headline import headline
 from keeprouter.config import Config, EndpointConfig, ModelConfig
-from keeprouter.errors import NotFound
 from keeprouter.routing.health import HealthTracker
+from keeprouter.routing.lookup import require_model
 from keeprouter.routing.select import endpoint_key
 
 _MILLION = Decimal(1_000_000)
@@ -53,12 +57,8 @@ def _pricing(ep: EndpointConfig | None) -> dict[str, str]:
     return out
 
 
-def _cheapest(model: ModelConfig) -> EndpointConfig | None:
-    return min(model.endpoints, key=lambda e: e.pricing.input + e.pricing.output, default=None)
-
-
 def model_json(model: ModelConfig) -> dict[str, Any]:
-    top = _cheapest(model)
+    top = headline(model)
     modalities = list(model.input_modalities)
     output = model.modality.partition("->")[2]  # text, embedding or rerank
     return {
@@ -115,16 +115,9 @@ async def list_models(request: web.Request) -> web.StreamResponse:
     return json_response({"object": "list", "data": [model_json(m) for m in models]})
 
 
-def _model(config: Config, model_id: str) -> ModelConfig:
-    model = config.models.get(model_id)
-    if model is None:
-        raise NotFound(f"model '{model_id}' does not exist")
-    return model
-
-
 @with_errors("openai")
 async def get_model(request: web.Request) -> web.StreamResponse:
-    model = _model(request.app[STATE].config, request.match_info["id"])
+    model = require_model(request.app[STATE].config.models, request.match_info["id"]).model
     if "anthropic-version" in request.headers:
         return json_response(anthropic_model_json(model))
     return json_response(model_json(model))
@@ -169,7 +162,7 @@ def _ms(p: dict[str, float]) -> dict[str, float]:
 @with_errors("openai")
 async def model_endpoints(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    model = _model(state.config, request.match_info["id"])
+    model = require_model(state.config.models, request.match_info["id"]).model
     base = model_json(model)
     return json_response(
         {

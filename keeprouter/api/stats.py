@@ -23,8 +23,9 @@ from aiohttp import web
 
 from keeprouter.api.http import STATE, json_response, with_errors
 from keeprouter.config import Config
-from keeprouter.errors import InvalidRequest, NotFound
+from keeprouter.errors import InvalidRequest
 from keeprouter.routing.health import HealthTracker
+from keeprouter.routing.lookup import require_model
 from keeprouter.routing.rollup import MinuteRollup, MinuteRow
 from keeprouter.routing.select import endpoint_key
 from keeprouter.store.base import EndpointDay, EndpointMinute, Store
@@ -139,9 +140,7 @@ def _endpoint_json(d: EndpointDay) -> dict[str, Any]:
 @with_errors("openai")
 async def model_uptime(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    model_id = request.match_info["id"]
-    if model_id not in state.config.models:
-        raise NotFound(f"model '{model_id}' does not exist")
+    model_id = require_model(state.config.models, request.match_info["id"]).model.id
     days = _days(request.query.get("days"))
     today = dt.datetime.fromtimestamp(time.time(), dt.UTC).date()
     start = today - dt.timedelta(days=days - 1)

@@ -1,5 +1,6 @@
-"""Log lines: plain text (default) or one JSON object per line (`--log-format json`,
-KEEPROUTER_LOG_FORMAT=json), each carrying the generation id of the request it belongs to.
+"""Log lines: plain text (default) or one JSON object per line (`--log-format json`, or
+KEEPROUTER_LOG_FORMAT=json: keeprouter.settings), each carrying the generation id of the request it
+belongs to.
 
 The id lives in a context variable set when the gateway begins a generation, so every line logged
 while that request is handled (and by the settle tasks it starts, which copy the context) carries
@@ -10,7 +11,6 @@ counts and error kinds only, and this formatter adds nothing but the fields belo
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 import orjson
 
 GENERATION_ID: ContextVar[str | None] = ContextVar("keeprouter_generation_id", default=None)
-FORMATS = ("text", "json")
 
 
 class JsonFormatter(logging.Formatter):
@@ -46,13 +45,6 @@ class TextFormatter(logging.Formatter):
         line = super().format(record)
         gen_id = GENERATION_ID.get()
         return f"{line} [{gen_id}]" if gen_id else line
-
-
-def log_format(flag: str | None) -> str:
-    fmt = flag or os.environ.get("KEEPROUTER_LOG_FORMAT") or "text"
-    if fmt not in FORMATS:
-        raise SystemExit(f"keeprouter: log format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    return fmt
 
 
 def configure(fmt: str, level: int = logging.INFO) -> None:

@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
 from keeprouter.config import Config
+from keeprouter.routing.lookup import find_model
 from keeprouter.web import site as site_mod
 from keeprouter.web.pages import guides, model, models, providers, rankings
 from keeprouter.web.pages.common import Site
@@ -120,6 +122,27 @@ async def _model(w: Web, site: Site, request: web.Request) -> tuple[str, Any] | 
     return None if data is None else ("model", data)
 
 
+_model_page = page(_model, "model")
+
+
+async def model_route(request: web.Request) -> web.StreamResponse:
+    """`/models/{id}` and its `.md` twin. A name chat completions accepts for a model but that is not
+    its id (`anthropic/claude-haiku-4-5`, `claude-haiku-4-5-20251001`, `claude-haiku-4-5:nitro`)
+    redirects to the canonical page, in the same form: one address per model, so links, bookmarks,
+    the page cache and search engines all meet on it, and the address bar shows the id to use. The
+    redirect is temporary (302): an alias follows the operator's catalogue, which a restart may
+    change (a model of that very name may be added), and a browser caches a permanent one for good."""
+    w = request.app[WEB]
+    name = _id(request)
+    found = find_model(w.config.models, name)
+    if found is not None and found.model.id != name:
+        location = "/models/" + quote(found.model.id, safe="/:") + (".md" if request.path.endswith(".md") else "")
+        if request.query_string:
+            location += "?" + request.query_string
+        raise web.HTTPFound(location, headers=SECURITY_HEADERS)
+    return await _model_page(request)
+
+
 async def _providers(w: Web, site: Site, request: web.Request) -> tuple[str, Any]:
     return "providers", providers.providers_page(w.config, site)
 
@@ -189,7 +212,7 @@ def add_routes(r: web.UrlDispatcher) -> None:
         handler = page(fn, what)
         r.add_get(path, handler)
         r.add_get(path + ".md", handler)
-    r.add_get("/models/{id:.+}", page(_model, "model"))
+    r.add_get("/models/{id:.+}", model_route)
     r.add_get("/providers/{id:.+}", page(_provider, "provider"))
     r.add_get("/llms.txt", llms_txt)
     r.add_get("/static/{file}", static)

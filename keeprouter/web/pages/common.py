@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from keeprouter.config import Config, EndpointConfig, ModelConfig, Pricing, ProviderInfo
+from keeprouter.config import Config, EndpointConfig, ModelConfig, ProviderInfo
 
 CAPABILITY_LABELS = {
     "streaming": "Streaming",
@@ -62,20 +62,6 @@ def listed_endpoints(config: Config, model: ModelConfig) -> list[Listed]:
         info = config.provider_info.get(ep.provider) or ProviderInfo(ep.provider, ep.provider, "openai", "")
         out.append(Listed(ep, info, configured))
     return out
-
-
-def headline(model: ModelConfig) -> EndpointConfig | None:
-    """The endpoint whose prices a model is quoted at: the cheapest routable one, else the cheapest
-    hosted one listed (so a model without a key here still shows what it would cost, and a local
-    host's $0 is quoted only where that host is configured, or is all there is)."""
-    hosted = [e for e in model.unconfigured if e.pricing.source != "local"]
-    pool = model.endpoints or hosted or model.unconfigured
-    return min(pool, key=lambda e: (e.pricing.input + e.pricing.output, e.provider), default=None)
-
-
-def pricing_of(model: ModelConfig) -> Pricing | None:
-    ep = headline(model)
-    return ep.pricing if ep else None
 
 
 def capabilities(model: ModelConfig) -> list[str]:

@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from keeprouter.billing.headline import headline
 from keeprouter.config import Config, ModelConfig
 from keeprouter.web import format as f
 from keeprouter.web.charts import Table
 from keeprouter.web.pages import samples
-from keeprouter.web.pages.common import KEY_ENV, Link, Site, headline, link, prices_as_of
+from keeprouter.web.pages.common import KEY_ENV, Link, Site, link, prices_as_of
 from keeprouter.web.pages.models import newest_first
 
 SEED_MODEL = "ministral-14b-latest"  # the example when no model is callable here

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from keeprouter.billing.headline import headline
 from keeprouter.config import Config, ModelConfig
 from keeprouter.store.base import ActivityRow, AppRow, EndpointDay
 from keeprouter.web import format as f
@@ -20,7 +21,6 @@ from keeprouter.web.pages.common import (
     Listed,
     Site,
     capabilities,
-    headline,
     link,
     listed_endpoints,
     modality,

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from keeprouter.billing.headline import headline
 from keeprouter.config import Config, ModelConfig
 from keeprouter.store.base import ActivityRow
 from keeprouter.web import format as f
@@ -17,7 +18,6 @@ from keeprouter.web.pages.common import (
     CAPABILITY_LABELS,
     Site,
     capabilities,
-    headline,
     prices_as_of,
     unavailable_note,
 )
