@@ -64,3 +64,14 @@ def test_request_price_is_added_once_per_call() -> None:
     assert pricing.cost(Usage(input_tokens=1000), Pricing(input=Decimal("0.02"), output=Decimal(0))) == Decimal(
         "0.00002"
     )
+
+
+def test_the_pages_show_the_output_modality() -> None:
+    from keeprouter.web.pages.common import modality
+
+    cfg = parse_config(
+        {"providers": PROVIDERS, "models": {"emb": {"modality": "text->embedding", "endpoints": [
+            {"provider": "local", "model": "e", "pricing": {"input": 0.02}}]}}},
+        env={},
+    )
+    assert modality(cfg.models["emb"]) == "text → embedding"
