@@ -12,8 +12,7 @@ from keeprouter.errors import NotFound
 from keeprouter.formats import anthropic as fmt
 from keeprouter.formats.anthropic_stream import AnthropicStreamEncoder
 from keeprouter.formats.canonical import Start, StreamEvent, Usage
-from keeprouter.gateway import Completion
-from keeprouter.live_stream import LiveStream
+from keeprouter.gateway import Completion, LiveStream
 
 
 def _respond(done: Completion, gen_id: str) -> dict[str, Any]:

@@ -26,8 +26,7 @@ from keeprouter.api.http import STATE, authenticate, error_response, json_respon
 from keeprouter.errors import GatewayError
 from keeprouter.formats.canonical import ChatRequest, StreamEvent, Usage
 from keeprouter.formats.sse import KEEPALIVE
-from keeprouter.gateway import Caller, Completion, Gateway, Metering
-from keeprouter.live_stream import LiveStream
+from keeprouter.gateway import Caller, Completion, Gateway, LiveStream, Metering
 from keeprouter.store.base import GenerationStatus
 
 KEEPALIVE_AFTER = 3.0

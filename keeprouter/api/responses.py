@@ -7,8 +7,7 @@ from typing import Any
 from keeprouter.api.inference import ClientApi, Encoder, chat_handler, now
 from keeprouter.formats import openai_responses as fmt
 from keeprouter.formats.openai_responses_stream import ResponsesStreamEncoder
-from keeprouter.gateway import Completion
-from keeprouter.live_stream import LiveStream
+from keeprouter.gateway import Completion, LiveStream
 
 
 def _respond(done: Completion, gen_id: str) -> dict[str, Any]:

@@ -14,12 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from keeprouter.store._pg_pool import GuardedPool
 from keeprouter.store.base import SECONDS_PER_DAY, EndpointDay, EndpointMinute, day_date, epoch_day
-
-if TYPE_CHECKING:
-    from keeprouter.store.postgres import GuardedPool
 
 COLUMNS = (
     "model", "provider", "upstream_model", "minute", "requests", "successes", "rate_limited",

@@ -5,7 +5,7 @@ transaction. The admission check is a single row-locked UPDATE of the key whose 
 only that row: under READ COMMITTED a concurrent writer makes it wait and then re-check against
 the committed row, so two processes can never both admit on the same stale balance.
 
-Outages: every operation goes through `GuardedPool`, which bounds it in time (connecting,
+Outages: every operation goes through `GuardedPool` (_pg_pool.py), which bounds it in time (connecting,
 acquiring a connection, each command) and turns whatever the driver raises when the server is
 gone, shutting down or too slow into ONE error, `errors.StoreUnavailable` (503), so callers never
 see a hang or a driver-specific exception. The pool needs no help to recover: a connection that
@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
 import asyncpg
 import msgspec
 
-from keeprouter.errors import StoreUnavailable
 from keeprouter.store import _health, _rows
 from keeprouter.store._migrate import SCHEMA_MIGRATIONS_DDL, migrations
+from keeprouter.store._pg_pool import COMMAND_TIMEOUT, CONNECT_TIMEOUT, MIGRATE_TIMEOUT, GuardedPool
 from keeprouter.store.base import (
     ActivityRow,
     AppRow,
@@ -43,74 +42,6 @@ from keeprouter.store.base import (
     to_nanos,
     to_nanos_ceil,
 )
-
-# A server that refuses or resets connections (stopped, restarting, unreachable host) fails every
-# operation at once; these bounds are for one that does not answer at all. The acquire bound is
-# generous: hundreds of requests queued behind a busy pool are load, not an outage, and must not
-# be refused (a burst of 500 on a 10-connection pool waits seconds on a loaded machine).
-CONNECT_TIMEOUT = 2.0  # seconds to open a connection (asyncpg's default is 60)
-ACQUIRE_TIMEOUT = 15.0  # seconds to get a pooled connection, queueing and connecting included
-COMMAND_TIMEOUT = 10.0  # seconds per statement, the ledger's one-statement steps included
-MIGRATE_TIMEOUT = 600.0  # a migration may rewrite a large table
-# What asyncpg raises when the server is unreachable, resets or closes the connection, is
-# shutting down or starting (57P01-57P03), is out of connections or resources (53xxx), or does
-# not answer in time (TimeoutError is an OSError). Anything else is a bug or bad data, and
-# propagates as it is.
-UNAVAILABLE: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.PostgresConnectionError,  # ConnectionDoesNotExistError, ConnectionFailureError, ...
-    asyncpg.InterfaceError,  # "connection is closed", "pool is closing"
-    asyncpg.exceptions.OperatorInterventionError,  # CannotConnectNowError, AdminShutdownError, ...
-    asyncpg.exceptions.InsufficientResourcesError,  # TooManyConnectionsError, ...
-)
-
-
-def unavailable(e: BaseException) -> StoreUnavailable:
-    return StoreUnavailable(f"the database is unavailable ({type(e).__name__}); try again shortly")
-
-
-class GuardedPool:
-    """The asyncpg pool's query methods, bounded in time, raising StoreUnavailable on an outage."""
-
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.raw = pool
-
-    @asynccontextmanager
-    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
-        try:
-            async with self.raw.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
-                yield conn
-        except UNAVAILABLE as e:
-            raise unavailable(e) from e
-
-    async def fetchval(self, sql: str, *args: Any) -> Any:
-        try:
-            async with self.raw.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
-                return await conn.fetchval(sql, *args)
-        except UNAVAILABLE as e:
-            raise unavailable(e) from e
-
-    async def fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
-        try:
-            async with self.raw.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
-                return await conn.fetchrow(sql, *args)
-        except UNAVAILABLE as e:
-            raise unavailable(e) from e
-
-    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
-        try:
-            async with self.raw.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
-                return cast(list[asyncpg.Record], await conn.fetch(sql, *args))
-        except UNAVAILABLE as e:
-            raise unavailable(e) from e
-
-    async def execute(self, sql: str, *args: Any) -> str:
-        try:
-            async with self.raw.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
-                return cast(str, await conn.execute(sql, *args))
-        except UNAVAILABLE as e:
-            raise unavailable(e) from e
-
 
 _MIGRATION_LOCK = 0x6B72_6D69  # pg_advisory_xact_lock id: one migrator at a time per database
 _KEY_SELECT = _rows.key_select_sql("$1", "$2", "$3")  # then $4.. for the caller's own parameters

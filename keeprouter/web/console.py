@@ -7,73 +7,19 @@ its pre-session token (else 403). No key or session id is ever put in a URL or l
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
-
 from aiohttp import web
 
 from keeprouter.api.activity import key_activity
 from keeprouter.api.http import STATE
 from keeprouter.errors import GatewayError
+from keeprouter.web import console_admin
 from keeprouter.web import site as site_mod
+from keeprouter.web.console_common import SESSIONS, Message, html, message, signed, signed_in
 from keeprouter.web.pages import console as pages
-from keeprouter.web.pages.common import Site
-from keeprouter.web.routes import SECURITY_HEADERS, WEB, _site
-from keeprouter.web.session import COOKIE, IDLE_SECONDS, LOGIN_COOKIE, LOGIN_COOKIE_SECONDS, Sessions, Signed
+from keeprouter.web.routes import WEB, _site
+from keeprouter.web.session import COOKIE, IDLE_SECONDS, LOGIN_COOKIE, LOGIN_COOKIE_SECONDS, Signed
 
-SESSIONS: web.AppKey[Sessions] = web.AppKey("keeprouter_sessions", Sessions)
 LOG_PAGE = 50
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    site: Site
-    path: str
-    title: str
-    csrf: str
-    is_admin: bool
-    text: str
-    status: int = 200
-    new_key: str = ""  # shown once, right after it is made
-    login_csrf: str = ""  # the sign-in form's pre-session token
-
-
-def _html(request: web.Request, template: str, page: Any, status: int = 200) -> web.Response:
-    body = request.app[WEB].renderer.render(template, page, "html")
-    resp = web.Response(text=body, status=status, content_type="text/html", charset="utf-8", headers=SECURITY_HEADERS)
-    resp.headers["Cache-Control"] = "no-store"
-    return resp
-
-
-async def _signed(request: web.Request) -> Signed | None:
-    return await request.app[SESSIONS].resolve(request.cookies.get(COOKIE))
-
-
-Handler = Callable[[web.Request, Signed], Awaitable[web.StreamResponse]]
-
-
-def signed_in(fn: Handler, *, admin: bool = False) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    async def handler(request: web.Request) -> web.StreamResponse:
-        s = await _signed(request)
-        if s is None:
-            raise web.HTTPSeeOther("/login")
-        if request.method == "POST":
-            form = await request.post()
-            if not s.csrf_ok(str(form.get("csrf", "")) or None):
-                return _message(request, s, "Refused: this form is missing its security token. Reload and retry.", 403)
-        if admin and not s.record.is_admin:
-            return _message(request, s, "This page is for the operator's admin key.", 403)
-        return await fn(request, s)
-
-    return handler
-
-
-def _message(request: web.Request, s: Signed | None, text: str, status: int = 200, new_key: str = "") -> web.Response:
-    site = _site(request.app[WEB], request)
-    page = Message(site, request.path, "Console", s.csrf if s else "", bool(s and s.record.is_admin), text,
-                   status, new_key)  # fmt: skip
-    return _html(request, "console_message", page, status)
 
 
 def _login_page(request: web.Request, text: str, status: int = 200) -> web.Response:
@@ -81,14 +27,14 @@ def _login_page(request: web.Request, text: str, status: int = 200) -> web.Respo
     w, guard = request.app[WEB], request.app[SESSIONS].login
     nonce = guard.nonce(request.cookies.get(LOGIN_COOKIE))
     page = Message(_site(w, request), request.path, "Console", "", False, text, status, "", guard.token(nonce))
-    resp = _html(request, "console_message", page, status)
+    resp = html(request, "console_message", page, status)
     resp.set_cookie(LOGIN_COOKIE, nonce, httponly=True, samesite="Strict", path="/login",
                     secure=site_mod.is_https(w.config.site, request), max_age=LOGIN_COOKIE_SECONDS)  # fmt: skip
     return resp
 
 
 async def login_form(request: web.Request) -> web.StreamResponse:
-    if await _signed(request) is not None:
+    if await signed(request) is not None:
         raise web.HTTPSeeOther("/console")
     return _login_page(request, "")
 
@@ -141,7 +87,7 @@ async def overview(request: web.Request, s: Signed) -> web.StreamResponse:
     start, end = w.sources.window(30)
     rows = await key_activity(state.store, s.record, wanted, start, end)
     page = pages.overview(_site(w, request), record, rows, s.csrf, s.record.is_admin)
-    return _html(request, "console", page)
+    return html(request, "console", page)
 
 
 async def log_list(request: web.Request, s: Signed) -> web.StreamResponse:
@@ -152,15 +98,15 @@ async def log_list(request: web.Request, s: Signed) -> web.StreamResponse:
     gens = await request.app[STATE].store.list_generations(_key_param(request, s), before=before, limit=LOG_PAGE)
     key = request.query.get("key", "") if s.record.is_admin else ""
     page = pages.logs(_site(request.app[WEB], request), gens, LOG_PAGE, s.csrf, s.record.is_admin, key)
-    return _html(request, "console_logs", page)
+    return html(request, "console_logs", page)
 
 
 async def log_detail(request: web.Request, s: Signed) -> web.StreamResponse:
     gen_id = request.match_info["id"]
     gen = None if "\x00" in gen_id else await request.app[STATE].store.get_generation(gen_id)
     if gen is None or (not s.record.is_admin and gen.key_hash != s.record.hash):
-        return _message(request, s, "There is no such generation of this key.", 404)
-    return _html(request, "console_detail", pages.detail(_site(request.app[WEB], request), gen, s.csrf,
+        return message(request, s, "There is no such generation of this key.", 404)
+    return html(request, "console_detail", pages.detail(_site(request.app[WEB], request), gen, s.csrf,
                                                          s.record.is_admin))  # fmt: skip
 
 
@@ -171,6 +117,7 @@ def add_routes(r: web.UrlDispatcher) -> None:
     r.add_get("/console", signed_in(overview))
     r.add_get("/console/logs", signed_in(log_list))
     r.add_get("/console/logs/{id}", signed_in(log_detail))
-    from keeprouter.web import console_admin  # the operator's pages
+    console_admin.add_routes(r)  # the operator's pages
 
-    console_admin.add_routes(r)
+
+__all__ = ["SESSIONS", "add_routes"]  # the app keeps the sessions under console.SESSIONS

@@ -14,7 +14,7 @@ from keeprouter.errors import GatewayError, NotFound
 from keeprouter.store.base import ADMIN_HASH, KeyRecord
 from keeprouter.web import format as f
 from keeprouter.web.charts import Table
-from keeprouter.web.console import _html, _message, signed_in
+from keeprouter.web.console_common import html, message, signed_in
 from keeprouter.web.pages.common import Link, Site
 from keeprouter.web.pages.console import credit
 from keeprouter.web.routes import WEB, _site
@@ -79,7 +79,7 @@ def _edit_page(request: web.Request, s: Signed, record: KeyRecord, values: dict[
     path = f"/console/keys/{record.hash}/edit"
     page = KeyForm(_site(request.app[WEB], request), path, f"Edit key {record.name}", s.csrf, True, path,
                    record.label, values, disabled, errors)  # fmt: skip
-    return _html(request, "console_edit", page, status)
+    return html(request, "console_edit", page, status)
 
 
 async def edit_form(request: web.Request, s: Signed) -> web.StreamResponse:
@@ -88,7 +88,7 @@ async def edit_form(request: web.Request, s: Signed) -> web.StreamResponse:
             raise NotFound("Key not found")
         record = await request.app[STATE].keys.get(request.match_info["hash"])
     except GatewayError:
-        return _message(request, s, "There is no such key.", 404)
+        return message(request, s, "There is no such key.", 404)
     return _edit_page(request, s, record, _values(record), record.disabled, {})
 
 
@@ -100,13 +100,13 @@ async def edit_key(request: web.Request, s: Signed) -> web.StreamResponse:
             raise NotFound("Key not found")
         record = await svc.get(key_hash)
     except GatewayError:
-        return _message(request, s, "There is no such key.", 404)
+        return message(request, s, "There is no such key.", 404)
     fields, errors = parse_fields(form, edit=True)
     if not errors:
         try:
             await svc.update(key_hash, **fields)
         except NotFound:
-            return _message(request, s, "There is no such key.", 404)
+            return message(request, s, "There is no such key.", 404)
         except GatewayError as e:
             errors[e.param if e.param in FIELDS else "form"] = str(e)
     if errors:
@@ -127,18 +127,18 @@ async def keys_page(request: web.Request, s: Signed) -> web.StreamResponse:
                   tuple(rows))  # fmt: skip
     page = AdminPage(_site(request.app[WEB], request), "/console/keys", "Keys", s.csrf, True, table,
                      tuple((r.hash, r.name, r.disabled) for r in records))  # fmt: skip
-    return _html(request, "console_keys", page)
+    return html(request, "console_keys", page)
 
 
 async def create_key(request: web.Request, s: Signed) -> web.StreamResponse:
     fields, errors = parse_fields(await request.post(), edit=False)
     if errors:
-        return _message(request, s, "Not created: " + "; ".join(errors.values()), 400)
+        return message(request, s, "Not created: " + "; ".join(errors.values()), 400)
     try:
         key, record = await request.app[STATE].keys.create(**fields)
     except GatewayError as e:
-        return _message(request, s, f"Not created: {e}", 400)
-    return _message(request, s, f"Key {record.name!r} created. Copy it now: it is shown only once.", 201, key)
+        return message(request, s, f"Not created: {e}", 400)
+    return message(request, s, f"Key {record.name!r} created. Copy it now: it is shown only once.", 201, key)
 
 
 async def update_key(request: web.Request, s: Signed) -> web.StreamResponse:
@@ -153,7 +153,7 @@ async def update_key(request: web.Request, s: Signed) -> web.StreamResponse:
         else:
             raise web.HTTPNotFound()
     except GatewayError as e:
-        return _message(request, s, f"Not changed: {e}", 400)
+        return message(request, s, f"Not changed: {e}", 400)
     raise web.HTTPSeeOther("/console/keys")
 
 
@@ -169,7 +169,7 @@ async def providers_page(request: web.Request, s: Signed) -> web.StreamResponse:
     table = Table(("Model", "Provider", "Upstream model", "Circuit", "Uptime (1 day)", "Latency p50",
                    "Latency p90", "Throughput p50"), tuple(rows))  # fmt: skip
     page = AdminPage(_site(w, request), "/console/providers", "Providers (live)", s.csrf, True, table)
-    return _html(request, "console_keys", page)
+    return html(request, "console_keys", page)
 
 
 def add_routes(r: web.UrlDispatcher) -> None:

@@ -60,7 +60,7 @@ class Env:
 
         async def idle() -> KeyUsage | None:
             u = await self.usage(key_hash)
-            return u if u.open_holds == 0 and not self.gw.server.app[STATE].gateway._settling else None
+            return u if u.open_holds == 0 and not self.gw.server.app[STATE].gateway.settler.tasks else None
 
         got: KeyUsage = await wait_until(idle, 15.0)
         return got

@@ -7,13 +7,12 @@ import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import msgspec
 
 from keeprouter.billing import pricing
 from keeprouter.errors import GatewayError
-from keeprouter.formats import tokens
 from keeprouter.formats.canonical import (
     Finish,
     RedactedThinking,
@@ -27,11 +26,26 @@ from keeprouter.formats.canonical import (
     Usage,
     UsageUpdate,
 )
-from keeprouter.routing.select import Candidate
+from keeprouter.gateway.counting import Counting
+from keeprouter.gateway.metering import Attempt, Metering, filled_usage
+from keeprouter.gateway.settle import Settler
+from keeprouter.routing.fit import SignatureIssuers
+from keeprouter.routing.health import HealthTracker
 from keeprouter.store.base import GenerationStatus
 
-if TYPE_CHECKING:
-    from keeprouter.gateway import Gateway, Metering
+
+class StreamOwner(Protocol):
+    """What a live stream needs from the gateway that opened it (the gateway is one, structurally;
+    this module never imports it)."""
+
+    @property
+    def issuers(self) -> SignatureIssuers: ...
+    @property
+    def health(self) -> HealthTracker: ...
+    @property
+    def counting(self) -> Counting: ...
+    @property
+    def settler(self) -> Settler: ...
 
 
 class LiveStream:
@@ -39,11 +53,13 @@ class LiveStream:
     `finish()` (normal end, upstream error, or client gone) exactly once, which settles."""
 
     def __init__(
-        self, gw: Gateway, meter: Metering, cand: Candidate, first: StreamEvent, it: AsyncGenerator[StreamEvent, None]
-    ) -> None:
-        self.gw = gw
+        self, owner: StreamOwner, meter: Metering, served: Attempt, first: StreamEvent,
+        it: AsyncGenerator[StreamEvent, None],
+    ) -> None:  # fmt: skip
+        self.owner = owner
         self.meter = meter
-        self.candidate = cand
+        self.served = served
+        self.candidate = served.candidate
         self.gen_id = meter.gen_id
         self._first = first
         self._last: StreamEvent | None = None
@@ -55,8 +71,7 @@ class LiveStream:
         self.prompt_estimate = meter.prompt_estimate
 
     async def events(self) -> AsyncGenerator[StreamEvent, None]:
-        meter = self.meter
-        meter.first_token_at = time.monotonic()
+        self.served.first_token_at = time.monotonic()
         async with aclosing(self._it) as it:
             yield self._observe(self._first)
             async for ev in it:
@@ -83,9 +98,9 @@ class LiveStream:
                 self._signature.append(ev.signature)
             else:
                 self._signature = [ev.signature]
-            self.gw.issuers.record("".join(self._signature), self.candidate.endpoint)
+            self.owner.issuers.record("".join(self._signature), self.candidate.endpoint)
         elif isinstance(ev, RedactedThinking):
-            self.gw.issuers.record(ev.data, self.candidate.endpoint)
+            self.owner.issuers.record(ev.data, self.candidate.endpoint)
         self._last = ev
         return ev
 
@@ -94,21 +109,8 @@ class LiveStream:
         u = self.usage
         if u is not None and u.input_tokens and u.output_tokens:
             return u  # the common case: the upstream reported it all, nothing to count
-        exact = self.gw.exact_counter(self.candidate.endpoint)  # the model's tokenizer, when loaded
-        count = exact or tokens.count_output
-        produced = count("".join(self._out_chars)) if self._out_chars else 0
-        prompt = tokens.count_request(self.meter.request, exact) if exact else self.prompt_estimate
-        if u is None:
-            return Usage(input_tokens=prompt, output_tokens=produced)
-        if u.input_tokens == 0 or (u.output_tokens == 0 and produced):
-            return Usage(
-                input_tokens=u.input_tokens or prompt,
-                output_tokens=u.output_tokens or produced,
-                cache_read_tokens=u.cache_read_tokens,
-                cache_write_tokens=u.cache_write_tokens,
-                reasoning_tokens=u.reasoning_tokens,
-            )
-        return u
+        exact = self.owner.counting.exact_counter(self.candidate.endpoint)  # the model's tokenizer, when loaded
+        return filled_usage(u, "".join(self._out_chars), self.meter, exact)
 
     def cost(self, u: Usage | None = None) -> Decimal:
         u = u or self.final_usage()
@@ -121,15 +123,16 @@ class LiveStream:
         cost = self.cost(u)
         out = u.output_tokens
         key = self.candidate.key
-        gen_time = time.monotonic() - (self.meter.first_token_at or self.meter.started)
+        meter, first_token_at = self.meter, self.served.first_token_at
+        gen_time = time.monotonic() - (first_token_at or meter.started)
         if status == "error":
-            self.gw.health.failure(key, rate_limited=False)
+            self.owner.health.failure(key, rate_limited=False)
         else:
-            ttft = (self.meter.first_token_at or time.monotonic()) - self.meter.started
-            total = time.monotonic() - self.meter.started
-            self.gw.health.success(key, ttft, out / gen_time if gen_time > 0 and out else None, total)
-        await self.gw.record(
-            self.meter,
+            ttft = (first_token_at or time.monotonic()) - meter.started
+            total = time.monotonic() - meter.started
+            self.owner.health.success(key, ttft, out / gen_time if gen_time > 0 and out else None, total)
+        await self.owner.settler.record(
+            meter,
             u,
             cost,
             status,
