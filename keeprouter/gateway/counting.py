@@ -37,11 +37,11 @@ class Counting:
         (Anthropic-format hosts), or None when none can: the caller estimates offline then."""
         for ep in models[0].endpoints:
             adapter = self.adapters.get(ep.provider)
-            counter = getattr(adapter, "count_tokens", None)
-            if counter is None:
+            if adapter is None:
                 continue
             try:
-                n: int = await counter(fit(req, ep), ep, headers)
+                # CountNotSupported is an UpstreamError too: a kind without a count endpoint is skipped.
+                n: int = await adapter.count_tokens(fit(req, ep), ep, headers)
                 return n
             except UpstreamError:
                 continue

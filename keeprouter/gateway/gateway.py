@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
@@ -58,6 +57,7 @@ from keeprouter.observe.logs import GENERATION_ID
 from keeprouter.providers.base import Adapter
 from keeprouter.routing.fit import SignatureIssuers, fit, output_budget
 from keeprouter.routing.health import HealthTracker
+from keeprouter.routing.lookup import find_model
 from keeprouter.routing.select import Candidate, ProviderPrefs, parse_prefs, plan
 
 if TYPE_CHECKING:
@@ -66,7 +66,6 @@ if TYPE_CHECKING:
 
 MAX_OUTPUT_FALLBACK = 4096  # worst-case output for reservations when neither request nor catalogue bounds it
 log = logging.getLogger("keeprouter")
-_DATE_SUFFIX = re.compile(r"-\d{8}$")
 VARIANT_SORT = {"nitro": "throughput", "floor": "price"}
 H = TypeVar("H")
 R = TypeVar("R")
@@ -129,12 +128,12 @@ class Gateway:
             raise InvalidRequest("model: required")
         models: list[ModelConfig] = []
         for mid in ids:
-            base, _, variant = mid.partition(":")
-            model = self.config.models.get(mid) or self.config.models.get(base) or self._alias(base)
-            if model is None:
+            found = find_model(self.config.models, mid)
+            if found is None:
                 if mid == ids[0] and len(ids) == 1:
                     raise NotFound(f"model '{mid}' does not exist")
                 continue
+            model, variant = found
             if model.modality != modality:
                 if mid == ids[0]:
                     raise InvalidRequest(_wrong_modality(model.id, model.modality, modality), param="model")
@@ -145,14 +144,6 @@ class Gateway:
         if not models:
             raise NotFound(f"none of the models {ids} exist")
         return Route(models, prefs)
-
-    def _alias(self, model_id: str) -> ModelConfig | None:
-        """Names clients use for a catalogue model: OpenRouter's `author/slug` ("mistralai/codestral-latest")
-        and Anthropic's dated snapshots ("claude-sonnet-4-5-20250929", as Claude Code sends)."""
-        models = self.config.models
-        _, _, slug = model_id.rpartition("/")
-        undated = _DATE_SUFFIX.sub("", slug)
-        return models.get(slug) or models.get(undated)
 
     # ---- answer -------------------------------------------------------------------------
     def complete(self, caller: Caller, req: ChatRequest, route: Route) -> Coroutine[Any, Any, Completion]:
