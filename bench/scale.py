@@ -34,8 +34,8 @@ from upstreams.openai_server import OpenAIUpstream  # noqa: E402
 from upstreams.script import Reply  # noqa: E402
 
 from keeprouter.billing import pricing  # noqa: E402
+from keeprouter.clients.openai_chat import request as openai_fmt  # noqa: E402
 from keeprouter.config import parse_config  # noqa: E402
-from keeprouter.formats import openai as openai_fmt  # noqa: E402
 from keeprouter.formats import tokens  # noqa: E402
 
 PG = os.environ.get("KEEPROUTER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")

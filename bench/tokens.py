@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import orjson
 from support.claude_code_request import body_size, claude_code_request
 
+from keeprouter.clients.anthropic_messages.request import parse_request
 from keeprouter.formats import tokens
-from keeprouter.formats.anthropic_request import parse_request
 
 
 def median_us(fn: Callable[[], Any], iterations: int) -> tuple[float, Any]:

@@ -1,5 +1,5 @@
 """KeepRouter's one error tree. Every error has a kind and an HTTP status; each client API renders it
-in its own shape (see `formats.openai.render_error` and `formats.anthropic.render_error`).
+in its own shape (see each `ClientApi` row in `clients.registry`: its `render_error`).
 
     GatewayError                      kind                    status
     ├── InvalidRequest                invalid_request         400

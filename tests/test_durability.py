@@ -35,8 +35,8 @@ from upstreams.openai_server import OpenAIUpstream
 from upstreams.script import Fault, Reply
 
 from keeprouter.billing import pricing
+from keeprouter.clients.openai_chat import request as openai_fmt
 from keeprouter.config import parse_config
-from keeprouter.formats import openai as openai_fmt
 from keeprouter.formats import tokens
 from keeprouter.store import Store, open_store
 

@@ -11,6 +11,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from keeprouter.clients import registry
+from keeprouter.clients.base import ClientApi
 from keeprouter.config import Config
 from keeprouter.errors import (
     AuthenticationFailed,
@@ -19,8 +21,6 @@ from keeprouter.errors import (
     PayloadTooLarge,
     PermissionDenied,
 )
-from keeprouter.formats import anthropic as anthropic_fmt
-from keeprouter.formats import openai as openai_fmt
 from keeprouter.gateway import Gateway
 from keeprouter.keys import KeyService
 from keeprouter.routing.health import HealthTracker
@@ -49,15 +49,15 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     return web.Response(body=orjson.dumps(data), status=status, content_type=JSON, headers=headers)
 
 
-def error_response(err: GatewayError, api: str) -> web.Response:
+def error_response(err: GatewayError, api: ClientApi[Any]) -> web.Response:
     """`err` rendered in the caller's own API format, with its status and retry hints."""
-    body = anthropic_fmt.render_error(err) if api == "anthropic" else openai_fmt.render_error(err)
+    status, body = api.render_error(err)
     headers = dict(err.headers) if err.headers else {}
     if err.retry_after:
         headers["retry-after"] = err.retry_after
     if err.status >= 500 and err.status not in (502, 503, 504):
         headers["x-should-retry"] = "false"
-    return json_response(body, err.status, headers)
+    return json_response(body, status, headers)
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
@@ -115,11 +115,6 @@ async def require_admin(request: web.Request) -> None:
         raise PermissionDenied("this endpoint needs the admin key")
 
 
-def guess_api(request: web.Request) -> str:
-    """The error format of a caller no handler has claimed: Anthropic's for its paths and SDKs."""
-    return "anthropic" if "anthropic-version" in request.headers or "/messages" in request.path else "openai"
-
-
 @web.middleware
 async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """aiohttp's own refusals (unknown path 404, wrong method 405, ...) as JSON errors in the caller's
@@ -129,14 +124,17 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except web.HTTPException as e:
         if e.status < 400:
             raise
-        resp = error_response(GatewayError(e.reason, status=e.status), guess_api(request))
+        api = registry.for_request(request.path, request.headers)
+        resp = error_response(GatewayError(e.reason, status=e.status), api)
         if "Allow" in e.headers:
             resp.headers["Allow"] = e.headers["Allow"]
         return resp
 
 
-def with_errors(api: str) -> Callable[[Handler], Handler]:
-    """Decorator: any GatewayError becomes an error response in `api`'s shape; nothing else leaks."""
+def with_errors(name: str) -> Callable[[Handler], Handler]:
+    """Decorator: any GatewayError becomes an error response in the shape of the client API called
+    `name` (see `clients.registry`); nothing else leaks."""
+    api = registry.by_name(name)
 
     def wrap(fn: Handler) -> Handler:
         async def handler(request: web.Request) -> web.StreamResponse:

@@ -1,7 +1,7 @@
-"""The chat handler shared by both client APIs: decode -> one gateway call -> encode.
+"""The chat handler shared by every client API: decode -> one gateway call -> encode.
 
-A `ClientApi` binds one client wire format (its parser, response builder, stream encoder and error
-shape); everything else is the same for OpenAI and Anthropic callers.
+A `ClientApi` row (`keeprouter.clients`) binds one client wire format (its parser, response
+renderer, stream encoder and error shape); everything else is the same for every caller.
 
 Streaming rules:
 - Failures before the first upstream event fall back or become a normal HTTP error.
@@ -17,14 +17,14 @@ import asyncio
 import time
 from collections.abc import Callable
 from contextlib import aclosing, suppress
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
 from keeprouter.api.http import STATE, authenticate, error_response, json_response, log, read_json
+from keeprouter.clients.base import ClientApi, Reply
 from keeprouter.errors import GatewayError
-from keeprouter.formats.canonical import ChatRequest, StreamEvent, Usage
+from keeprouter.formats.canonical import ChatRequest, Usage
 from keeprouter.formats.sse import KEEPALIVE
 from keeprouter.gateway import Caller, Completion, Gateway, LiveStream, Metering
 from keeprouter.store.base import GenerationStatus
@@ -38,27 +38,12 @@ SSE_HEADERS = {
 }
 
 
-class Encoder(Protocol):
-    def feed(self, ev: StreamEvent) -> list[bytes]: ...
-
-    def error(self, err: GatewayError) -> list[bytes]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ClientApi:
-    name: str
-    parse: Callable[[dict[str, Any]], ChatRequest]
-    respond: Callable[[Completion, str], dict[str, Any]]
-    encoder: Callable[[str, str, LiveStream | None], Encoder]
-    end: Callable[[Encoder, LiveStream], list[bytes]]
-
-
 def app_headers(request: web.Request) -> tuple[str | None, str | None]:
     h = request.headers
     return h.get("HTTP-Referer") or h.get("Referer"), h.get("X-Title") or h.get("X-OpenRouter-Title")
 
 
-def chat_handler(api: ClientApi) -> Callable[[web.Request], Any]:
+def chat_handler(api: ClientApi[Any]) -> Callable[[web.Request], Any]:
     async def traced(request: web.Request) -> web.StreamResponse:
         """The request's span around `handle`, when traces are on."""
         tracing = request.app[STATE].gateway.tracing
@@ -79,7 +64,7 @@ def chat_handler(api: ClientApi) -> Callable[[web.Request], Any]:
         try:
             key = await authenticate(request)
             body = await read_json(request)
-            req = api.parse(body)
+            req = api.parse_request(body)
             gateway = state.gateway
             route = gateway.route(body, req)
             app, title = app_headers(request)
@@ -89,16 +74,16 @@ def chat_handler(api: ClientApi) -> Callable[[web.Request], Any]:
             done = await gateway.complete(caller, req, route)
         except GatewayError as e:
             _refused(state.gateway, api.name, req, e.status)
-            return error_response(e, api.name)
+            return error_response(e, api)
         except Exception:  # a bug of ours: log it, answer in the caller's format, never a stack trace
             log.exception("unhandled error on %s %s", request.method, request.path)
             _refused(state.gateway, api.name, req, 500)
-            return error_response(GatewayError("internal error"), api.name)
+            return error_response(GatewayError("internal error"), api)
         gen_id = done.meter.gen_id
         if span is not None:
             _span_served(gateway, span, done.meter, done.response.usage, done.response.stop_reason)
         resp = json_response(
-            api.respond(done, gen_id),
+            api.render_response(done.response, _reply(done)),
             headers={"X-Generation-Id": gen_id, "X-KeepRouter-Provider": done.candidate.endpoint.provider},
         )
         # Recorded BEFORE the answer leaves (aiohttp writes `resp` once we return): a client that
@@ -110,6 +95,30 @@ def chat_handler(api: ClientApi) -> Callable[[web.Request], Any]:
         return resp
 
     return traced
+
+
+def _reply(done: Completion) -> Reply:
+    cand = done.candidate
+    return Reply(
+        id=done.meter.gen_id,
+        model=cand.model.id,
+        created=now(),
+        provider=cand.endpoint.provider,
+        request=done.meter.request,
+        cost=done.cost,
+    )
+
+
+def _stream_reply(live: LiveStream) -> Reply:
+    cand = live.candidate
+    return Reply(
+        id=live.gen_id,
+        model=cand.model.id,
+        created=now(),
+        provider=cand.endpoint.provider,
+        request=live.meter.request,
+        prompt_estimate=live.prompt_estimate,
+    )
 
 
 def _refused(gateway: Gateway, api: str, req: ChatRequest | None, status: int) -> None:
@@ -126,7 +135,7 @@ def _span_served(gateway: Gateway, span: Any, meter: Metering, usage: Usage, fin
 
 
 async def _stream(
-    request: web.Request, api: ClientApi, caller: Caller, req: ChatRequest, route: Any, span: Any
+    request: web.Request, api: ClientApi[Any], caller: Caller, req: ChatRequest, route: Any, span: Any
 ) -> web.StreamResponse:
     gateway = request.app[STATE].gateway
     metrics = gateway.metrics
@@ -140,7 +149,7 @@ async def _stream(
 
 
 async def _relay(
-    request: web.Request, api: ClientApi, caller: Caller, req: ChatRequest, route: Any, span: Any
+    request: web.Request, api: ClientApi[Any], caller: Caller, req: ChatRequest, route: Any, span: Any
 ) -> web.StreamResponse:
     gateway = request.app[STATE].gateway
     resp = web.StreamResponse(headers=SSE_HEADERS)
@@ -159,16 +168,15 @@ async def _relay(
         await _stop(timer, keepalive)
         _refused(gateway, api.name, req, e.status)
         if not resp.prepared:
-            return error_response(e, api.name)
-        enc = api.encoder("gen-failed", req.model, None)
+            return error_response(e, api)
+        enc = api.encoder(Reply(id="gen-failed", model=req.model, created=now()))
         await resp.write(b"".join(enc.error(e)))
         return resp
     finally:
         await _stop(timer, keepalive)
     prepared = resp.prepared
 
-    model_id = live.candidate.model.id
-    enc = api.encoder(live.gen_id, model_id, live)
+    enc = api.encoder(_stream_reply(live))
     if not prepared:
         resp.headers["X-Generation-Id"] = live.gen_id
         resp.headers["X-KeepRouter-Provider"] = live.candidate.endpoint.provider

@@ -13,8 +13,8 @@ from aiohttp import web
 
 from keeprouter.api.http import STATE, authenticate, json_response, read_json, require_admin, with_errors
 from keeprouter.billing.pricing import to_float
+from keeprouter.clients.openai_responses.response import generation_id
 from keeprouter.errors import InvalidRequest, NotFound
-from keeprouter.formats.openai_responses import generation_id
 from keeprouter.store.base import ADMIN_HASH
 
 # The fields each keys request may carry (OpenRouter's, plus the per-minute rate limits). Anything

@@ -22,6 +22,7 @@ from keeprouter.clients.cohere_rerank import request as rerank_request
 from keeprouter.clients.cohere_rerank import response as rerank_response
 from keeprouter.clients.openai_embeddings import request as embeddings_request
 from keeprouter.clients.openai_embeddings import response as embeddings_response
+from keeprouter.clients.registry import OPENAI_CHAT
 from keeprouter.errors import GatewayError
 from keeprouter.gateway import Caller, Gateway, Retrieved
 
@@ -30,7 +31,7 @@ RERANK = "rerank"
 
 
 def _error(err: GatewayError, api: str) -> web.Response:
-    resp = error_response(err, "openai")  # status and retry headers as every API has them
+    resp = error_response(err, OPENAI_CHAT)  # OpenAI's error body, status and retry headers
     if api == RERANK:
         resp.body = orjson.dumps(rerank_response.render_error(err))
     return resp

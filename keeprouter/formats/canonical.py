@@ -32,8 +32,8 @@ import msgspec
 # beta, which Claude Code uses); leading system prompts live in ChatRequest.system.
 Role = Literal["user", "assistant", "system"]
 # The client API a request came in through. Upstream translators replay `extra` and client-specific
-# state only to their own format; "responses" (OpenAI Responses) matches no upstream format, so its
-# `extra` is private to the Responses translators.
+# state only to their own format; "responses" (OpenAI Responses) matches no upstream format, so
+# nothing of it is replayed verbatim.
 ApiFormat = Literal["openai", "anthropic", "responses"]
 
 # Body fields that steer KeepRouter itself (OpenRouter's names); never forwarded upstream.
@@ -160,6 +160,13 @@ class ChatRequest(msgspec.Struct, kw_only=True):
     # format (`source`) still gets them; translators for the other format ignore them.
     extra: dict[str, Any] = msgspec.field(default_factory=dict)
     source: ApiFormat = "openai"
+    # Client state canonical has no general form for; like `extra`, replayed only to an upstream of
+    # the client's own format. Anthropic server tools (run by the upstream itself) and a thinking
+    # config `reasoning` cannot express (`adaptive`), both kept as the client sent them:
+    server_tools: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    thinking_config: dict[str, Any] | None = None
+    # What a Responses API answer repeats of its request (validated by its parser); no upstream reads it.
+    echo: dict[str, Any] | None = None
 
 
 class Usage(msgspec.Struct, kw_only=True):
@@ -199,11 +206,16 @@ class ThinkingDelta(msgspec.Struct, tag="thinking_delta", kw_only=True):
 
 
 class SignatureDelta(msgspec.Struct, tag="signature_delta", kw_only=True):
+    """Signed state of the thinking before it; `origin` is the provider kind whose decoder saw it
+    (as on ThinkingPart): encoders decide from it whether, and how, the state may travel on."""
+
     signature: str
+    origin: str | None = None
 
 
 class RedactedThinking(msgspec.Struct, tag="redacted_thinking", kw_only=True):
     data: str
+    origin: str | None = None  # as on SignatureDelta
 
 
 class ToolCallStart(msgspec.Struct, tag="tool_call_start", kw_only=True):

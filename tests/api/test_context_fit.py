@@ -26,7 +26,7 @@ from upstreams.anthropic_server import AnthropicUpstream
 from upstreams.openai_server import OpenAIUpstream
 from upstreams.script import Reply
 
-from keeprouter.formats import anthropic as anthropic_fmt
+from keeprouter.clients.anthropic_messages import request as anthropic_fmt
 from keeprouter.formats import tokens
 from keeprouter.routing.fit import MIN_OUTPUT, prompt_bound
 

@@ -27,9 +27,9 @@ from upstreams.script import Fault, Reply
 
 from keeprouter.api.http import STATE
 from keeprouter.billing import pricing
+from keeprouter.clients.anthropic_messages import request as anthropic_fmt
+from keeprouter.clients.openai_chat import request as openai_fmt
 from keeprouter.config import Pricing
-from keeprouter.formats import anthropic as anthropic_fmt
-from keeprouter.formats import openai as openai_fmt
 from keeprouter.formats import tokens
 from keeprouter.store.base import KeyUsage
 

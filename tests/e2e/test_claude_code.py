@@ -28,7 +28,7 @@ from upstreams.anthropic_server import AnthropicUpstream
 from e2e.agent_upstream import FINAL_TEXT, HELLO_CONTENT, AgentUpstream
 from e2e.claude_code import CLAUDE, claude_env, run_claude
 from e2e.tap import EgressTrap, GatewayTap
-from keeprouter.formats import anthropic as anthropic_fmt
+from keeprouter.clients.anthropic_messages import request as anthropic_fmt
 from keeprouter.formats import tokens
 from keeprouter.routing.fit import MIN_OUTPUT, prompt_bound
 

@@ -25,7 +25,7 @@ from upstreams.script import Reply, ToolCall
 from e2e.agent_upstream import FINAL_TEXT, HELLO_CONTENT, AgentUpstream, AnthropicAgentUpstream
 from e2e.codex import CODEX, codex_env, run_codex, write_config
 from e2e.tap import EgressTrap, GatewayTap
-from keeprouter.formats.openai_responses_tools import flat_name
+from keeprouter.clients.openai_responses.tools import flat_name
 
 pytestmark = pytest.mark.slow
 

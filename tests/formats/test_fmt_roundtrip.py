@@ -11,9 +11,12 @@ from formats.fmt_helpers import check_anthropic_stream, check_openai_stream
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keeprouter.formats import anthropic as an
-from keeprouter.formats import openai as oa
-from keeprouter.formats.anthropic_stream import AnthropicStreamDecoder, AnthropicStreamEncoder
+from keeprouter.clients.anthropic_messages import request as messages_req
+from keeprouter.clients.anthropic_messages import response as messages_resp
+from keeprouter.clients.anthropic_messages.stream import AnthropicStreamEncoder
+from keeprouter.clients.openai_chat import request as chat_req
+from keeprouter.clients.openai_chat import response as chat_resp
+from keeprouter.clients.openai_chat.stream import OpenAIStreamEncoder
 from keeprouter.formats.canonical import (
     ChatRequest,
     ChatResponse,
@@ -30,7 +33,12 @@ from keeprouter.formats.canonical import (
     ToolResultPart,
     Usage,
 )
-from keeprouter.formats.openai_stream import OpenAIStreamDecoder, OpenAIStreamEncoder
+from keeprouter.providers.anthropic import request as anthropic_req
+from keeprouter.providers.anthropic import response as anthropic_resp
+from keeprouter.providers.anthropic.stream import AnthropicStreamDecoder
+from keeprouter.providers.openai import request as openai_req
+from keeprouter.providers.openai import response as openai_resp
+from keeprouter.providers.openai.stream import OpenAIStreamDecoder
 
 text = st.text(min_size=1, max_size=30)
 ident = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_0123456789", min_size=1, max_size=12)
@@ -176,13 +184,13 @@ def anthropic_request(draw: st.DrawFn) -> ChatRequest:
 @settings(max_examples=200, deadline=None)
 @given(req=openai_request())
 def test_openai_request_survives_build_then_parse(req: ChatRequest) -> None:
-    assert oa.parse_request(oa.build_request(req, "m")) == req
+    assert chat_req.parse_request(openai_req.build_request(req, "m")) == req
 
 
 @settings(max_examples=200, deadline=None)
 @given(req=anthropic_request())
 def test_anthropic_request_survives_build_then_parse(req: ChatRequest) -> None:
-    assert an.parse_request(an.build_request(req, "m", default_max_tokens=1)) == req
+    assert messages_req.parse_request(anthropic_req.build_request(req, "m", default_max_tokens=1)) == req
 
 
 @st.composite
@@ -217,15 +225,15 @@ def response(draw: st.DrawFn, *, anthropic: bool) -> ChatResponse:
 @settings(max_examples=200, deadline=None)
 @given(resp=response(anthropic=False))
 def test_openai_response_survives_build_then_parse(resp: ChatResponse) -> None:
-    body = oa.build_response(resp, id="r", model="m", created=1, provider=None, cost=None)
-    assert oa.parse_response(orjson.loads(orjson.dumps(body))) == resp
+    body = chat_resp.build_response(resp, id="r", model="m", created=1, provider=None, cost=None)
+    assert openai_resp.parse_response(orjson.loads(orjson.dumps(body))) == resp
 
 
 @settings(max_examples=200, deadline=None)
 @given(resp=response(anthropic=True))
 def test_anthropic_response_survives_build_then_parse(resp: ChatResponse) -> None:
-    body = an.build_response(resp, id="r", model="m")
-    assert an.parse_response(orjson.loads(orjson.dumps(body))) == resp
+    body = messages_resp.build_response(resp, id="r", model="m")
+    assert anthropic_resp.parse_response(orjson.loads(orjson.dumps(body))) == resp
 
 
 # ---- cross-format streams ------------------------------------------------------------------
@@ -242,9 +250,9 @@ def openai_upstream(draw: st.DrawFn) -> tuple[list[dict[str, Any]], str, list[tu
     """Upstream chunks with the quirks seen in the wild; returns (chunks, text, [(id, name, args)])."""
     calls = [(c.id, c.name, c.arguments) for c in unique_calls(draw, draw(st.integers(0, 3)))]
     texts = draw(st.lists(text, max_size=3))
-    repeat_id = draw(st.booleans())  # litellm#20480
+    repeat_id = draw(st.booleans())  # the id repeated on every fragment
     empty_tool_calls = draw(st.booleans())  # vLLM
-    usage_on_finish = draw(st.booleans())  # litellm#36168
+    usage_on_finish = draw(st.booleans())  # usage on a chunk that still has choices
     interleave = draw(st.booleans())
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:

@@ -122,7 +122,7 @@ async def test_stream_survives_any_chunking(size: int) -> None:
     events = await _collect(_stream_of(cut(STREAM, size)))
     assert isinstance(events[0], Start) and events[0].id == "msg_1"
     assert [e.text for e in events if isinstance(e, ThinkingDelta)] == ["hmm…"]
-    assert SignatureDelta(signature="sig==") in events
+    assert SignatureDelta(signature="sig==", origin="anthropic") in events
     assert _text(events) == TEXT
     assert Finish(stop_reason="end_turn") in events
     usage = events[-1]

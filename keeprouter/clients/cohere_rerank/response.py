@@ -10,9 +10,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from keeprouter.clients.openai_chat.response import render_error as openai_error
 from keeprouter.errors import GatewayError
 from keeprouter.formats.embeddings import RerankRequest, RerankResponse, ranked
-from keeprouter.formats.openai import render_error as openai_error
 
 
 def render(

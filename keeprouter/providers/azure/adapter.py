@@ -23,9 +23,8 @@ from dataclasses import replace
 from keeprouter.config import EndpointConfig, ProviderConfig
 from keeprouter.formats.canonical import ChatRequest, ChatResponse, StreamEvent
 from keeprouter.formats.embeddings import EmbeddingRequest, EmbeddingResponse
-from keeprouter.providers import hosts
 from keeprouter.providers.azure.urls import AzureUrls
-from keeprouter.providers.openai import OpenAIAdapter
+from keeprouter.providers.openai import OpenAIAdapter, hosts
 from keeprouter.providers.transport import Transport
 
 

@@ -14,10 +14,10 @@ import pytest
 from upstreams.azure_server import AzureUpstream
 from upstreams.script import Fault, Reply, ToolCall
 
+from keeprouter.clients.openai_chat.request import parse_request
 from keeprouter.config import EndpointConfig, Pricing, ProviderConfig, Timeouts, parse_config
 from keeprouter.errors import UpstreamError
 from keeprouter.formats.canonical import ChatRequest, Finish, StreamEvent, TextDelta, ToolCallStart, UsageUpdate
-from keeprouter.formats.openai_request import parse_request
 from keeprouter.providers import build_adapter
 from keeprouter.providers.azure import AzureAdapter
 from keeprouter.providers.azure.urls import AzureUrls

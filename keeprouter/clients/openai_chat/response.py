@@ -1,0 +1,110 @@
+"""Canonical -> OpenAI Chat Completions client responses: the `chat.completion` body, usage and error bodies."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from keeprouter.clients.base import Reply
+from keeprouter.errors import ContextLengthExceeded, GatewayError
+from keeprouter.formats.canonical import ChatResponse, TextPart, ThinkingPart, ToolCallPart, Usage
+from keeprouter.formats.wire.openai import error_type
+
+__all__ = ["STOP_TO_FINISH", "build_response", "render_error", "usage_dict"]
+
+STOP_TO_FINISH: dict[str | None, str] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "content_filter": "content_filter",
+    "error": "error",
+    None: "stop",
+}
+
+def usage_dict(u: Usage, cost: Decimal | None) -> dict[str, Any]:
+    """Canonical usage -> the OpenAI/OpenRouter usage object (with `cost` in USD when known)."""
+    d: dict[str, Any] = {
+        "prompt_tokens": u.input_tokens,
+        "completion_tokens": u.output_tokens,
+        "total_tokens": u.input_tokens + u.output_tokens,
+        "prompt_tokens_details": {
+            "cached_tokens": u.cache_read_tokens,
+            "cache_write_tokens": u.cache_write_tokens,
+        },
+        "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
+    }
+    if cost is not None:
+        d["cost"] = float(cost)
+    return d
+
+
+def build_response(
+    resp: ChatResponse, *, id: str, model: str, created: int, provider: str | None, cost: Decimal | None
+) -> dict[str, Any]:
+    """Canonical -> the client's `chat.completion` body."""
+    texts: list[str] = []
+    thinking: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for p in resp.content:
+        if isinstance(p, TextPart):
+            texts.append(p.text)
+        elif isinstance(p, ToolCallPart):
+            calls.append(
+                {"id": p.id, "type": "function", "function": {"name": p.name, "arguments": p.arguments}}
+            )
+        elif isinstance(p, ThinkingPart) and p.text:
+            thinking.append(p.text)
+    msg: dict[str, Any] = {
+        "role": "assistant",
+        "content": "".join(texts) if texts or not calls else None,
+        "refusal": None,
+    }
+    if calls:
+        msg["tool_calls"] = calls
+    if thinking:
+        msg["reasoning"] = "".join(thinking)
+    finish = STOP_TO_FINISH.get(resp.stop_reason, "stop")
+    if calls and finish == "stop":
+        finish = "tool_calls"
+    out: dict[str, Any] = {"id": id, "object": "chat.completion", "created": created, "model": model}
+    if provider is not None:
+        out["provider"] = provider
+    out["system_fingerprint"] = None
+    out["choices"] = [{"index": 0, "message": msg, "logprobs": None, "finish_reason": finish}]
+    out["usage"] = usage_dict(resp.usage, cost)
+    return out
+
+
+def render_error(err: GatewayError) -> dict[str, Any]:
+    """`{"error": {message, type, code: <HTTP status>, param, metadata?}}` (OpenRouter's shape); a
+    prompt too long for every endpoint is OpenAI's own `context_length_exceeded` error."""
+    if isinstance(err, ContextLengthExceeded):
+        message = (
+            f"This model's maximum context length is {err.limit} tokens. However, your messages resulted "
+            f"in {err.tokens} tokens. Please reduce the length of the messages."
+        )
+        return {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "code": "context_length_exceeded",
+                "param": "messages",
+            }
+        }
+    e: dict[str, Any] = {
+        "message": err.message,
+        "type": error_type(err.status),
+        "code": err.status,
+        "param": err.param,
+    }
+    if err.metadata:
+        e["metadata"] = err.metadata
+    return {"error": e}
+
+
+def render(resp: ChatResponse, reply: Reply) -> dict[str, Any]:
+    """The `chat.completion` body for `reply` (its ClientApi row's `render_response`)."""
+    return build_response(
+        resp, id=reply.id, model=reply.model, created=reply.created, provider=reply.provider, cost=reply.cost
+    )

@@ -1,0 +1,175 @@
+"""Canonical events -> an OpenAI Chat Completions client stream (`data: {...}\n\n` chunks).
+
+The encoder writes frames with precomputed byte prefixes (the per-chunk constant part is serialised
+once). Its invariants (what the OpenAI SDKs and OpenRouter clients rely on): same
+id/created/model/object (and `provider`) on every chunk, role on the first, `"usage": null` on every
+chunk when usage was requested, exactly one finish chunk, then one usage chunk with `"choices": []`,
+then `[DONE]`. Signed reasoning (SignatureDelta/RedactedThinking) has no Chat Completions form and is
+dropped.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from keeprouter.clients.base import Reply, StreamTotals
+from keeprouter.clients.openai_chat.response import STOP_TO_FINISH, usage_dict
+from keeprouter.errors import GatewayError
+from keeprouter.formats.canonical import (
+    Finish,
+    Start,
+    StreamEvent,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    ToolCallStart,
+    Usage,
+    UsageUpdate,
+)
+
+DONE = b"data: [DONE]\n\n"
+_ROLE_DELTA = b'{"role":"assistant","content":""}'
+
+
+class OpenAIStreamEncoder:
+    """Canonical events -> `data: {...}\\n\\n` frames of a `chat.completion.chunk` stream."""
+
+    __slots__ = (
+        "_finished",
+        "_head",
+        "_include_usage",
+        "_prefix",
+        "_started",
+        "_tail",
+        "_tools",
+        "_usage",
+        "_usage_null",
+    )
+
+    def __init__(
+        self, *, id: str, model: str, created: int, provider: str | None, include_usage: bool
+    ) -> None:
+        head: dict[str, Any] = {
+            "id": id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+        }
+        if provider is not None:
+            head["provider"] = provider
+        self._head = b"data: " + orjson.dumps(head)[:-1]  # without the closing brace
+        self._prefix = self._head + b',"choices":[{"index":0,"delta":'
+        self._usage_null = b',"usage":null}\n\n' if include_usage else b"}\n\n"
+        self._tail = b',"logprobs":null,"finish_reason":null}]' + self._usage_null
+        self._include_usage = include_usage
+        self._started = False
+        self._finished = False
+        self._tools: dict[int, int] = {}  # canonical tool index -> emitted index
+        self._usage: Usage | None = None
+
+    def _frame(self, delta: bytes) -> bytes:
+        return self._prefix + delta + self._tail
+
+    def feed(self, ev: StreamEvent) -> list[bytes]:
+        out: list[bytes] = []
+        if not self._started:
+            self._started = True
+            out.append(self._frame(_ROLE_DELTA))
+        if isinstance(ev, TextDelta):
+            if ev.text:
+                out.append(self._frame(b'{"content":' + orjson.dumps(ev.text) + b"}"))
+        elif isinstance(ev, ToolCallDelta):
+            i = self._tools.get(ev.index)
+            if i is not None and ev.arguments:
+                out.append(
+                    self._frame(
+                        b'{"tool_calls":[{"index":%d,"function":{"arguments":%b}}]}'
+                        % (i, orjson.dumps(ev.arguments))
+                    )
+                )
+        elif isinstance(ev, ThinkingDelta):
+            if ev.text:
+                out.append(self._frame(b'{"reasoning":' + orjson.dumps(ev.text) + b"}"))
+        elif isinstance(ev, ToolCallStart):
+            if ev.index not in self._tools:
+                i = self._tools[ev.index] = len(self._tools)
+                out.append(
+                    self._frame(
+                        orjson.dumps(
+                            {
+                                "tool_calls": [
+                                    {
+                                        "index": i,
+                                        "id": ev.id,
+                                        "type": "function",
+                                        "function": {"name": ev.name, "arguments": ""},
+                                    }
+                                ]
+                            }
+                        )
+                    )
+                )
+        elif isinstance(ev, Finish):
+            if not self._finished:
+                out.append(self._finish(STOP_TO_FINISH.get(ev.stop_reason, "stop")))
+        elif isinstance(ev, UsageUpdate):
+            self._usage = ev.usage
+        elif isinstance(ev, Start):
+            if ev.usage is not None and self._usage is None:
+                self._usage = ev.usage
+        return out
+
+    def _finish(self, reason: str) -> bytes:
+        self._finished = True
+        if self._tools and reason == "stop":
+            reason = "tool_calls"
+        return (
+            self._prefix
+            + b'{},"logprobs":null,"finish_reason":"'
+            + reason.encode()
+            + b'"}]'
+            + self._usage_null
+        )
+
+    def end(self, cost: Decimal | None = None) -> list[bytes]:
+        """Close a completed stream: the finish chunk if none came, the usage chunk, `[DONE]`."""
+        out: list[bytes] = []
+        if not self._started:
+            self._started = True
+            out.append(self._frame(_ROLE_DELTA))
+        if not self._finished:
+            out.append(self._finish("stop"))
+        if self._include_usage:
+            usage = usage_dict(self._usage or Usage(), cost)
+            out.append(self._head + b',"choices":[],"usage":' + orjson.dumps(usage) + b"}\n\n")
+        out.append(DONE)
+        return out
+
+    def error(self, err: GatewayError) -> list[bytes]:
+        """OpenRouter's mid-stream failure chunk; the stream must end after it (no `[DONE]`)."""
+        meta: dict[str, Any] = {"error_type": err.kind}
+        if err.metadata:
+            meta.update(err.metadata)
+        e = {"code": err.status, "message": err.message, "metadata": meta}
+        self._finished = True
+        return [
+            self._head
+            + b',"error":'
+            + orjson.dumps(e)
+            + b',"choices":[{"index":0,"delta":{"content":""},"finish_reason":"error"}]}\n\n'
+        ]
+
+
+def open_stream(reply: Reply) -> OpenAIStreamEncoder:
+    """The encoder for `reply`; the usage chunk only when the caller asked for it."""
+    include_usage = reply.request is not None and reply.request.include_usage
+    return OpenAIStreamEncoder(
+        id=reply.id, model=reply.model, created=reply.created, provider=reply.provider, include_usage=include_usage
+    )
+
+
+def end_stream(enc: OpenAIStreamEncoder, totals: StreamTotals) -> list[bytes]:
+    return enc.end(totals.cost())

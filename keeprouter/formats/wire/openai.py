@@ -1,0 +1,109 @@
+"""OpenAI Chat Completions shapes used by both sides: content parts and assistant messages (a
+client's history and an upstream's answer are the same message shape) and the error-type table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from keeprouter.errors import InvalidRequest
+from keeprouter.formats.canonical import ImagePart, Part, TextPart, ThinkingPart, ToolCallPart, inline_image_problem
+
+# OpenAI error `type` per HTTP status; `code` carries the status itself (OpenRouter style).
+ERROR_TYPE = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "insufficient_quota",
+    403: "permission_error",
+    404: "not_found_error",
+    408: "timeout_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    504: "timeout_error",
+}
+
+
+
+def bad(field: str, problem: str) -> InvalidRequest:
+    return InvalidRequest(f"`{field}` {problem}")
+
+
+def error_type(status: int) -> str:
+    return ERROR_TYPE.get(status) or ("server_error" if status >= 500 else "invalid_request_error")
+
+
+def _image(url: Any, detail: Any, where: str) -> ImagePart:
+    if not isinstance(url, str) or not url:
+        raise bad(where, "must have an `image_url.url` string")
+    d = detail if isinstance(detail, str) else None
+    if url[:5].lower() == "data:":
+        head, sep, data = url.partition(",")
+        if not sep or not head.endswith(";base64"):
+            raise bad(f"{where}.image_url.url", "must be a base64 data URL (data:image/...;base64,...) or a URL")
+        media_type = head[5:-7]
+        if (problem := inline_image_problem(media_type, data)) is not None:
+            raise bad(f"{where}.image_url.url", problem)
+        return ImagePart(media_type=media_type, data=data, detail=d)
+    return ImagePart(url=url, detail=d)
+
+
+def content_parts(content: Any, where: str) -> list[TextPart | ImagePart]:
+    if isinstance(content, str):
+        return [TextPart(text=content)]
+    if not isinstance(content, list):
+        raise bad(where, "must be a string or a list of content parts")
+    out: list[TextPart | ImagePart] = []
+    for i, p in enumerate(content):
+        t = p.get("type") if isinstance(p, dict) else None
+        if t == "text":
+            text = p.get("text")
+            if not isinstance(text, str):
+                raise bad(f"{where}[{i}].text", "must be a string")
+            out.append(TextPart(text=text, cache_control=p.get("cache_control")))
+        elif t == "image_url":
+            iu = p.get("image_url")
+            if isinstance(iu, dict):
+                out.append(_image(iu.get("url"), iu.get("detail"), f"{where}[{i}]"))
+            else:
+                out.append(_image(iu, None, f"{where}[{i}]"))
+        elif t == "refusal":
+            continue
+        else:
+            raise bad(f"{where}[{i}].type", f"has unsupported content part type {t!r}")
+    return out
+
+
+def text_only(content: Any, where: str) -> list[TextPart]:
+    parts = content_parts(content, where)
+    if any(isinstance(p, ImagePart) for p in parts):
+        raise bad(where, "must contain only text")
+    return parts  # type: ignore[return-value]
+
+
+def parse_assistant(m: dict[str, Any], where: str) -> list[Part]:
+    out: list[Part] = []
+    reasoning = m.get("reasoning") or m.get("reasoning_content")
+    if isinstance(reasoning, str) and reasoning:
+        out.append(ThinkingPart(text=reasoning))
+    content = m.get("content")
+    if content is not None and content != "":
+        out.extend(text_only(content, f"{where}.content"))
+    calls = m.get("tool_calls")
+    if calls:
+        if not isinstance(calls, list):
+            raise bad(f"{where}.tool_calls", "must be a list")
+        for j, c in enumerate(calls):
+            fn = c.get("function") if isinstance(c, dict) else None
+            if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+                raise bad(f"{where}.tool_calls[{j}].function.name", "is required")
+            args = fn.get("arguments")
+            if not isinstance(args, str):
+                args = "" if args is None else orjson.dumps(args).decode()
+            cid = c.get("id")
+            out.append(
+                ToolCallPart(id=cid if isinstance(cid, str) else f"call_{j}", name=fn["name"], arguments=args)
+            )
+    return out

@@ -1,0 +1,111 @@
+"""Adapter for Anthropic Messages upstreams."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
+
+import orjson
+
+from keeprouter.config import EndpointConfig, ProviderConfig, Timeouts
+from keeprouter.errors import UpstreamError
+from keeprouter.formats.canonical import ChatRequest, ChatResponse, StreamEvent
+from keeprouter.providers.anthropic import request as fmt
+from keeprouter.providers.anthropic.response import parse_response
+from keeprouter.providers.anthropic.stream import AnthropicStreamDecoder
+from keeprouter.providers.framing import load_json
+from keeprouter.providers.transport import Transport
+
+API_VERSION = "2023-06-01"
+DEFAULT_MAX_TOKENS = 8192  # Anthropic requires max_tokens; OpenAI callers may omit it
+COUNT_TIMEOUT = 10.0  # seconds: a count that slow is better estimated locally
+_NOT_COUNTED = ("max_tokens", "stream", "temperature", "top_p", "top_k", "stop_sequences", "metadata")
+
+
+class AnthropicAdapter:
+    api = "anthropic"
+
+    def __init__(self, provider: ProviderConfig, transport: Transport | None = None) -> None:
+        self.provider = provider
+        self.transport = transport or Transport(provider)
+        # The contract's base_url has no /v1 (the SDK convention); accept one written with it too.
+        base = provider.base_url.removesuffix("/v1")
+        self.url = base + "/v1/messages"
+        self.count_url = base + "/v1/messages/count_tokens"
+        self.headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "anthropic-version": API_VERSION,
+            **provider.headers,
+        }
+        if provider.api_key:
+            self.headers["x-api-key"] = provider.api_key
+
+    def _headers(self, client_headers: Mapping[str, str]) -> Mapping[str, str]:
+        beta = client_headers.get("anthropic-beta")
+        if not beta:
+            return self.headers
+        return {**self.headers, "anthropic-beta": beta}
+
+    @staticmethod
+    def _json_tool(req: ChatRequest) -> str | None:
+        """The structured-output tool's name when the body carries one (see request.json_tool)."""
+        if req.response_format is None or req.source == "anthropic":
+            return None
+        tool = fmt.json_tool(req)
+        return tool[0] if tool else None
+
+    def _body(self, req: ChatRequest, ep: EndpointConfig) -> bytes:
+        default_max = ep.max_output_tokens or DEFAULT_MAX_TOKENS
+        return orjson.dumps(fmt.build_request(req, ep.model, default_max_tokens=default_max))
+
+    async def count_tokens(self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]) -> int:
+        """The upstream's own exact count (`/v1/messages/count_tokens` takes the body minus
+        max_tokens and stream); raises UpstreamError when the host cannot count."""
+        body = fmt.build_request(req, ep.model, default_max_tokens=1)
+        for field in _NOT_COUNTED:
+            body.pop(field, None)
+        timeouts = Timeouts(connect=ep.timeout.connect, first_byte=COUNT_TIMEOUT, idle=COUNT_TIMEOUT)
+        data = await self.transport.post_json(
+            self.count_url, orjson.dumps(body), self._headers(client_headers), timeouts
+        )
+        n = data.get("input_tokens")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise UpstreamError(f"provider {self.provider.id} returned no token count")
+        return n
+
+    async def complete(
+        self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
+    ) -> ChatResponse:
+        data = await self.transport.post_json(
+            self.url, self._body(req, ep), self._headers(client_headers), ep.timeout
+        )
+        return parse_response(data, self._json_tool(req))
+
+    async def stream(
+        self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
+    ) -> AsyncGenerator[StreamEvent, None]:
+        decoder = AnthropicStreamDecoder(self._json_tool(req))
+        stream = self.transport.post_stream(
+            self.url, self._body(req, ep), self._headers(client_headers), ep.timeout
+        )
+        async with aclosing(stream):  # closed however the loop ends
+            async for event, payload in stream:
+                if event == "message_stop":
+                    return
+                try:
+                    data = load_json(payload)
+                except orjson.JSONDecodeError:
+                    raise UpstreamError(f"provider {self.provider.id} sent a malformed stream event") from None
+                if not isinstance(data, dict):
+                    raise UpstreamError(f"provider {self.provider.id} sent a malformed stream event")
+                try:
+                    events = decoder.feed(event or data.get("type"), data)
+                except UpstreamError as e:  # an in-band error: it may echo our key back
+                    raise self.transport.scrub(e) from None
+                for ev in events:
+                    yield ev
+        raise UpstreamError(f"provider {self.provider.id} ended the stream early")
+
+    async def close(self) -> None:
+        await self.transport.close()
