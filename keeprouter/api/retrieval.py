@@ -17,7 +17,7 @@ import orjson
 from aiohttp import web
 
 from keeprouter.api.http import STATE, authenticate, error_response, json_response, log, read_json
-from keeprouter.api.inference import app_headers
+from keeprouter.api.inference import app_headers, span_served
 from keeprouter.clients.cohere_rerank import request as rerank_request
 from keeprouter.clients.cohere_rerank import response as rerank_response
 from keeprouter.clients.openai_embeddings import request as embeddings_request
@@ -37,11 +37,25 @@ def _error(err: GatewayError, api: str) -> web.Response:
     return resp
 
 
-async def _serve(
-    request: web.Request,
-    api: str,
-    answer: Callable[[Gateway, dict[str, Any], Caller], Awaitable[tuple[Retrieved[Any], dict[str, Any]]]],
-) -> web.StreamResponse:
+Answer = Callable[[Gateway, dict[str, Any], Caller], Awaitable[tuple[Retrieved[Any], dict[str, Any]]]]
+
+
+async def _traced(request: web.Request, api: str, answer: Answer) -> web.StreamResponse:
+    """The request's span around `_serve`, when traces are on (as chat's)."""
+    tracing = request.app[STATE].gateway.tracing
+    if tracing is None:
+        return await _serve(request, api, answer, None)
+    span, token = tracing.start_request(api, api)  # GenAI operation names: embeddings, rerank
+    status = 500
+    try:
+        resp = await _serve(request, api, answer, span)
+        status = resp.status
+        return resp
+    finally:
+        tracing.end_request(span, token, status)
+
+
+async def _serve(request: web.Request, api: str, answer: Answer, span: Any) -> web.StreamResponse:
     state = request.app[STATE]
     gateway = state.gateway
     model = ""
@@ -61,6 +75,8 @@ async def _serve(
             gateway.metrics.refused(model, api, 500)
         return _error(GatewayError("internal error"), api)
     gen_id = done.meter.gen_id
+    if span is not None:
+        span_served(gateway, span, done.meter, done.response.usage, None, api)
     resp = json_response(
         out, headers={"X-Generation-Id": gen_id, "X-KeepRouter-Provider": done.candidate.endpoint.provider}
     )
@@ -99,11 +115,11 @@ async def _rerank(gateway: Gateway, body: dict[str, Any], caller: Caller) -> tup
 
 
 async def embeddings(request: web.Request) -> web.StreamResponse:
-    return await _serve(request, EMBEDDINGS, _embed)
+    return await _traced(request, EMBEDDINGS, _embed)
 
 
 async def rerank(request: web.Request) -> web.StreamResponse:
-    return await _serve(request, RERANK, _rerank)
+    return await _traced(request, RERANK, _rerank)
 
 
 def add_routes(r: web.UrlDispatcher) -> None:
