@@ -23,11 +23,14 @@ def test_embedding_and_rerank_models_need_no_output_price() -> None:
         {
             "providers": PROVIDERS,
             "models": {
-                "emb": {"modality": "text->embedding",
-                        "endpoints": [{"provider": "local", "model": "e", "pricing": {"input": 0.02}}]},
-                "rr": {"modality": "text->rerank",
-                       "endpoints": [{"provider": "local", "model": "r",
-                                      "pricing": {"input": 0.05, "request": 0.002}}]},
+                "emb": {
+                    "modality": "text->embedding",
+                    "endpoints": [{"provider": "local", "model": "e", "pricing": {"input": 0.02}}],
+                },
+                "rr": {
+                    "modality": "text->rerank",
+                    "endpoints": [{"provider": "local", "model": "r", "pricing": {"input": 0.05, "request": 0.002}}],
+                },
             },
         },
         env={},
@@ -41,13 +44,21 @@ def test_embedding_and_rerank_models_need_no_output_price() -> None:
 @pytest.mark.parametrize(
     ("model", "message"),
     [
-        ({"modality": "text->image", "endpoints": [{"provider": "local", "model": "x", "pricing": {"input": 1}}]},
-         "models.m.modality: must be one of text->text, text->embedding, text->rerank, got 'text->image'"),
-        ({"endpoints": [{"provider": "local", "model": "x", "pricing": {"input": 1}}]},
-         "models.m.endpoints[0].pricing: needs input and output (USD per 1M tokens)"),
-        ({"modality": "text->rerank",
-          "endpoints": [{"provider": "local", "model": "x", "pricing": {"input": 1, "request": -1}}]},
-         "models.m.endpoints[0].pricing.request: must be >= 0"),
+        (
+            {"modality": "text->image", "endpoints": [{"provider": "local", "model": "x", "pricing": {"input": 1}}]},
+            "models.m.modality: must be one of text->text, text->embedding, text->rerank, got 'text->image'",
+        ),
+        (
+            {"endpoints": [{"provider": "local", "model": "x", "pricing": {"input": 1}}]},
+            "models.m.endpoints[0].pricing: needs input and output (USD per 1M tokens)",
+        ),
+        (
+            {
+                "modality": "text->rerank",
+                "endpoints": [{"provider": "local", "model": "x", "pricing": {"input": 1, "request": -1}}],
+            },
+            "models.m.endpoints[0].pricing.request: must be >= 0",
+        ),
     ],
 )
 def test_bad_modality_or_request_price_names_the_key(model: dict[str, Any], message: str) -> None:
@@ -70,8 +81,15 @@ def test_the_pages_show_the_output_modality() -> None:
     from keeprouter.web.pages.common import modality
 
     cfg = parse_config(
-        {"providers": PROVIDERS, "models": {"emb": {"modality": "text->embedding", "endpoints": [
-            {"provider": "local", "model": "e", "pricing": {"input": 0.02}}]}}},
+        {
+            "providers": PROVIDERS,
+            "models": {
+                "emb": {
+                    "modality": "text->embedding",
+                    "endpoints": [{"provider": "local", "model": "e", "pricing": {"input": 0.02}}],
+                }
+            },
+        },
         env={},
     )
     assert modality(cfg.models["emb"]) == "text → embedding"

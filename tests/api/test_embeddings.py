@@ -56,8 +56,13 @@ async def env(make_openai_upstream: Any, tmp_path: Any) -> AsyncIterator[Env]:
             "emb-batched": {"modality": "text->embedding", "context_length": 8192, "endpoints": [emb("pb")]},
             "rr-test": {
                 "modality": "text->rerank",
-                "endpoints": [{"provider": "p1", "model": "up-rr",
-                               "pricing": {"input": float(RR_PRICE), "request": float(RR_REQUEST)}}],
+                "endpoints": [
+                    {
+                        "provider": "p1",
+                        "model": "up-rr",
+                        "pricing": {"input": float(RR_PRICE), "request": float(RR_REQUEST)},
+                    }
+                ],
             },
             "chat-test": {"endpoints": [{"provider": "p1", "model": "up-chat", "pricing": {"input": 1, "output": 2}}]},
         },
@@ -68,8 +73,9 @@ async def env(make_openai_upstream: Any, tmp_path: Any) -> AsyncIterator[Env]:
 
 async def make_key(gw: RunningGateway, **fields: Any) -> tuple[str, str]:
     async with aiohttp.ClientSession() as s:
-        async with s.post(gw.url + "/api/v1/keys", json={"name": "emb", **fields},
-                          headers={"Authorization": f"Bearer {gw.admin_key}"}) as r:
+        async with s.post(
+            gw.url + "/api/v1/keys", json={"name": "emb", **fields}, headers={"Authorization": f"Bearer {gw.admin_key}"}
+        ) as r:
             assert r.status == 201, await r.text()
             data = await r.json()
     return data["key"], data["data"]["hash"]
@@ -81,8 +87,9 @@ def client(gw: RunningGateway, key: str) -> openai.AsyncOpenAI:
 
 async def generation(gw: RunningGateway, gen_id: str) -> dict[str, Any]:
     async with aiohttp.ClientSession() as s:
-        async with s.get(gw.url + "/api/v1/generation", params={"id": gen_id},
-                         headers={"Authorization": f"Bearer {gw.admin_key}"}) as r:
+        async with s.get(
+            gw.url + "/api/v1/generation", params={"id": gen_id}, headers={"Authorization": f"Bearer {gw.admin_key}"}
+        ) as r:
             assert r.status == 200, await r.text()
             data: dict[str, Any] = loads(await r.text())["data"]
             return data
@@ -128,8 +135,7 @@ async def test_sdk_default_and_explicit_base64(env: Env) -> None:
     texts = ["alpha beta", "gamma"]
     async with client(env.gw, key) as c:
         default = await c.embeddings.create(model="emb-test", input=texts, extra_body=ORDER)  # SDK asks base64
-        explicit = await c.embeddings.create(model="emb-test", input=texts, encoding_format="base64",
-                                             extra_body=ORDER)
+        explicit = await c.embeddings.create(model="emb-test", input=texts, encoding_format="base64", extra_body=ORDER)
     assert [d.embedding for d in default.data] == [vector_for(t) for t in texts]
     decoded = [np.frombuffer(base64.b64decode(str(d.embedding)), dtype="<f4").tolist() for d in explicit.data]
     assert decoded == [vector_for(t) for t in texts]
@@ -139,8 +145,9 @@ async def test_sdk_default_and_explicit_base64(env: Env) -> None:
 async def test_token_arrays_and_dimensions_are_forwarded(env: Env) -> None:
     key, _ = await make_key(env.gw)
     async with client(env.gw, key) as c:
-        out = await c.embeddings.create(model="emb-test", input=[[1, 2, 3], [4]], dimensions=24,
-                                        encoding_format="float", extra_body=ORDER)
+        out = await c.embeddings.create(
+            model="emb-test", input=[[1, 2, 3], [4]], dimensions=24, encoding_format="float", extra_body=ORDER
+        )
     assert [d.embedding for d in out.data] == [vector_for([1, 2, 3], 24), vector_for([4], 24)]
     assert out.usage.prompt_tokens == 4
     assert env.primary.requests[-1].body["dimensions"] == 24
@@ -221,8 +228,9 @@ async def _rerank(gw: RunningGateway, key: str, body: dict[str, Any], path: str 
 async def test_rerank_sorted_cut_billed_and_recorded(env: Env, path: str) -> None:
     key, key_hash = await make_key(env.gw)
     query = "cat dog"
-    status, got = await _rerank(env.gw, key, {"model": "rr-test", "query": query, "documents": DOCS, "top_n": 2,
-                                              "return_documents": True}, path)
+    status, got = await _rerank(
+        env.gw, key, {"model": "rr-test", "query": query, "documents": DOCS, "top_n": 2, "return_documents": True}, path
+    )
     assert status == 200, got
     body = got["body"]
     expected = sorted(range(len(DOCS)), key=lambda i: (-score(query, DOCS[i]), i))[:2]

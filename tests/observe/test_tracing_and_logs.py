@@ -112,8 +112,10 @@ async def test_json_log_lines_carry_the_generation_id_and_no_key_or_prompt(
 async def test_an_embeddings_request_is_traced_as_embeddings(tmp_path: Path, openai_upstream: OpenAIUpstream) -> None:
     exporter = InMemorySpanExporter()
     raw = two_format_config(openai_upstream.url, openai_upstream.url, sqlite_url(tmp_path))
-    raw["models"]["emb-test"] = {"modality": "text->embedding", "endpoints": [
-        {"provider": "oa", "model": "up-emb", "pricing": {"input": 0.02}}]}
+    raw["models"]["emb-test"] = {
+        "modality": "text->embedding",
+        "endpoints": [{"provider": "oa", "model": "up-emb", "pricing": {"input": 0.02}}],
+    }
     cfg = parse_config(raw, env={})
     server = TestServer(create_app(cfg, ADMIN_KEY, tracing.Tracing(SimpleSpanProcessor(exporter))), port=0)
     await server.start_server()

@@ -30,8 +30,7 @@ async def test_sdk_embeddings_float_and_default_base64(openai_upstream: OpenAIUp
 
 async def test_token_ids_and_dimensions(openai_upstream: OpenAIUpstream) -> None:
     async with oai(openai_upstream) as client:
-        out = await client.embeddings.create(model="emb", input=[[1, 2], [3]], dimensions=40,
-                                             encoding_format="float")
+        out = await client.embeddings.create(model="emb", input=[[1, 2], [3]], dimensions=40, encoding_format="float")
     assert [d.embedding for d in out.data] == [vector_for([1, 2], 40), vector_for([3], 40)]
     assert out.usage.prompt_tokens == 3
 
@@ -39,8 +38,11 @@ async def test_token_ids_and_dimensions(openai_upstream: OpenAIUpstream) -> None
 async def test_reversed_host_orders_by_index_only(make_openai_upstream: Any) -> None:
     server = await make_openai_upstream(embeddings_reversed=True)
     async with httpx.AsyncClient() as http:
-        r = await http.post(f"{server.url}/embeddings", json={"model": "e", "input": ["a", "b"]},
-                            headers={"Authorization": f"Bearer {server.expected_key}"})
+        r = await http.post(
+            f"{server.url}/embeddings",
+            json={"model": "e", "input": ["a", "b"]},
+            headers={"Authorization": f"Bearer {server.expected_key}"},
+        )
     assert [d["index"] for d in r.json()["data"]] == [1, 0]
 
 
@@ -48,8 +50,9 @@ async def test_embedding_refusals(make_openai_upstream: Any) -> None:
     server = await make_openai_upstream(embeddings_max_batch=2)
     headers = {"Authorization": f"Bearer {server.expected_key}"}
     async with httpx.AsyncClient() as http:
-        too_many = await http.post(f"{server.url}/embeddings", json={"model": "e", "input": ["a", "b", "c"]},
-                                   headers=headers)
+        too_many = await http.post(
+            f"{server.url}/embeddings", json={"model": "e", "input": ["a", "b", "c"]}, headers=headers
+        )
         empty = await http.post(f"{server.url}/embeddings", json={"model": "e", "input": ""}, headers=headers)
         no_key = await http.post(f"{server.url}/embeddings", json={"model": "e", "input": "a"})
         server.script(Fault(status=503))
@@ -78,11 +81,15 @@ async def test_rerank_vllm_shape(openai_upstream: OpenAIUpstream) -> None:
 @pytest.mark.parametrize("tei_body", [False, True])
 async def test_rerank_tei_dialect(make_openai_upstream: Any, tei_body: bool) -> None:
     server = await make_openai_upstream(rerank_tei=True)
-    body: dict[str, Any] = {"query": "cat", "texts": ["dog", "cat"]} if tei_body else {
-        "model": "r", "query": "cat", "documents": ["dog", "cat"]}
+    body: dict[str, Any] = (
+        {"query": "cat", "texts": ["dog", "cat"]}
+        if tei_body
+        else {"model": "r", "query": "cat", "documents": ["dog", "cat"]}
+    )
     async with httpx.AsyncClient() as http:
-        r = await http.post(f"{server.url}/rerank", json=body,
-                            headers={"Authorization": f"Bearer {server.expected_key}"})
+        r = await http.post(
+            f"{server.url}/rerank", json=body, headers={"Authorization": f"Bearer {server.expected_key}"}
+        )
     if tei_body:
         assert r.json() == [{"index": 1, "score": 1.0}, {"index": 0, "score": 0.0}]
     else:

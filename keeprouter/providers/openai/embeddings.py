@@ -133,9 +133,7 @@ def merge(parts: list[EmbeddingResponse]) -> EmbeddingResponse:
     for p in parts:
         vectors.extend(p.vectors)
         tokens += p.usage.input_tokens
-    return EmbeddingResponse(
-        vectors=vectors, usage=Usage(input_tokens=tokens), model=parts[0].model if parts else None
-    )
+    return EmbeddingResponse(vectors=vectors, usage=Usage(input_tokens=tokens), model=parts[0].model if parts else None)
 
 
 # ---- rerank ---------------------------------------------------------------------------------

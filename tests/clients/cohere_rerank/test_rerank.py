@@ -19,11 +19,24 @@ DOCS = ["Paris is in France", "Berlin is in Germany", "Rome is in Italy"]
 
 def test_parse_v2_body() -> None:
     req = parse_request(
-        {"model": "r", "query": "q", "documents": DOCS, "top_n": 2, "return_documents": True,
-         "max_tokens_per_doc": 512, "priority": 1, "provider": {"only": ["x"]}}
+        {
+            "model": "r",
+            "query": "q",
+            "documents": DOCS,
+            "top_n": 2,
+            "return_documents": True,
+            "max_tokens_per_doc": 512,
+            "priority": 1,
+            "provider": {"only": ["x"]},
+        }
     )
     assert req == RerankRequest(
-        model="r", query="q", documents=DOCS, top_n=2, return_documents=True, max_tokens_per_doc=512,
+        model="r",
+        query="q",
+        documents=DOCS,
+        top_n=2,
+        return_documents=True,
+        max_tokens_per_doc=512,
         extra={"priority": 1},
     )
 

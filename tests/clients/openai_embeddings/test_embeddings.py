@@ -93,8 +93,14 @@ def test_invalid_bodies_name_the_field_in_openais_error_shape(body: dict[str, An
 
 def test_render_float() -> None:
     resp = EmbeddingResponse(vectors=[[0.5, 1.0], [-0.25, 0.0]], usage=Usage(input_tokens=7))
-    out = render(resp, model="text-embedding-3-small", encoding_format="float", id="gen-1", provider="p",
-                 cost=Decimal("0.00000014"))
+    out = render(
+        resp,
+        model="text-embedding-3-small",
+        encoding_format="float",
+        id="gen-1",
+        provider="p",
+        cost=Decimal("0.00000014"),
+    )
     assert out == {
         "object": "list",
         "data": [

@@ -30,8 +30,9 @@ async def test_embeddings_on_the_v1_api() -> None:
 
 
 def test_deployments_api_embeddings_url() -> None:
-    adapter = AzureAdapter(ProviderConfig("az", "azure", "https://r.openai.azure.com", "k",
-                                          options={"api_version": "2024-10-21"}))
+    adapter = AzureAdapter(
+        ProviderConfig("az", "azure", "https://r.openai.azure.com", "k", options={"api_version": "2024-10-21"})
+    )
     ep = EndpointConfig("az", "emb", Pricing(Decimal(1), Decimal(0)), frozenset(), 8192, None, Timeouts())
     assert adapter._for(ep).retrieval.embeddings_url == AzureUrls.parse(
         "https://r.openai.azure.com", "2024-10-21"

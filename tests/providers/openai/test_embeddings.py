@@ -29,12 +29,19 @@ from keeprouter.providers.openai.embeddings import (
 
 
 def test_one_body_when_the_inputs_fit() -> None:
-    req = EmbeddingRequest(model="e", inputs=["a", "b"], dimensions=64, user="u", encoding_format="base64",
-                           extra={"input_type": "query"})
+    req = EmbeddingRequest(
+        model="e", inputs=["a", "b"], dimensions=64, user="u", encoding_format="base64", extra={"input_type": "query"}
+    )
     [(inputs, body)] = embedding_batches(req, "up-e", 10)
     assert inputs == ["a", "b"]
-    assert body == {"input_type": "query", "model": "up-e", "input": ["a", "b"], "encoding_format": "float",
-                    "dimensions": 64, "user": "u"}
+    assert body == {
+        "input_type": "query",
+        "model": "up-e",
+        "input": ["a", "b"],
+        "encoding_format": "float",
+        "dimensions": 64,
+        "user": "u",
+    }
 
 
 def test_batches_split_in_order_at_the_limit() -> None:
@@ -120,10 +127,19 @@ def _rr(**kw: Any) -> RerankRequest:
 def test_rerank_bodies_per_dialect() -> None:
     req = _rr(top_n=2, return_documents=True, max_tokens_per_doc=100, extra={"priority": 0})
     assert rerank_body(req, "up-r", "cohere") == {
-        "priority": 0, "model": "up-r", "query": "q", "documents": DOCS, "top_n": 2, "max_tokens_per_doc": 100,
+        "priority": 0,
+        "model": "up-r",
+        "query": "q",
+        "documents": DOCS,
+        "top_n": 2,
+        "max_tokens_per_doc": 100,
     }
     assert rerank_body(req, "up-r", "voyage") == {
-        "priority": 0, "model": "up-r", "query": "q", "documents": DOCS, "top_k": 2,
+        "priority": 0,
+        "model": "up-r",
+        "query": "q",
+        "documents": DOCS,
+        "top_k": 2,
     }
     assert rerank_body(req, "up-r", "tei") == {"query": "q", "texts": DOCS}
     assert rerank_body(_rr(), "up-r", "cohere") == {"model": "up-r", "query": "q", "documents": DOCS}
@@ -149,8 +165,11 @@ def test_parse_rerank_cohere_shape_with_search_units() -> None:
 
 
 def test_parse_rerank_vllm_jina_voyage_and_tei_shapes() -> None:
-    vllm = {"model": "bge", "usage": {"total_tokens": 20},
-            "results": [{"index": 2, "relevance_score": 0.5, "document": {"text": "gamma"}}]}
+    vllm = {
+        "model": "bge",
+        "usage": {"total_tokens": 20},
+        "results": [{"index": 2, "relevance_score": 0.5, "document": {"text": "gamma"}}],
+    }
     resp = parse_rerank(vllm, _rr())
     assert resp.results[0].index == 2 and resp.usage.input_tokens == 20 and resp.model == "bge"
     assert resp.search_units is None

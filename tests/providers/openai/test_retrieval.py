@@ -80,8 +80,9 @@ async def test_rerank_through_the_host(openai_upstream: OpenAIUpstream, calls: A
     assert sent == {"model": "emb-up", "query": "cat dog", "documents": docs, "top_n": 2}
 
 
-async def test_a_rerank_refusal_other_than_the_dialect_is_passed_on(openai_upstream: OpenAIUpstream,
-                                                                     calls: Any) -> None:
+async def test_a_rerank_refusal_other_than_the_dialect_is_passed_on(
+    openai_upstream: OpenAIUpstream, calls: Any
+) -> None:
     c = calls(openai_upstream)
     openai_upstream.script(Fault(status=400, body={"error": {"message": "bad query"}}))
     with pytest.raises(UpstreamError) as caught:
@@ -98,5 +99,7 @@ async def test_a_tei_host_is_learned_from_its_refusal(make_openai_upstream: Any,
         assert {r.index for r in resp.results if r.relevance_score == 1.0} == {1, 2}
     assert c.dialect == "tei"
     assert [list(r.body) for r in server.requests] == [
-        ["model", "query", "documents", "top_n"], ["query", "texts"], ["query", "texts"]
+        ["model", "query", "documents", "top_n"],
+        ["query", "texts"],
+        ["query", "texts"],
     ]
