@@ -31,6 +31,7 @@ from keeprouter.limits.memory import MemoryLimiter
 from keeprouter.observe.metrics import Metrics
 from keeprouter.observe.tracing import Tracing
 from keeprouter.providers import build_adapter
+from keeprouter.routing.affinity import AffinityTable, MemoryAffinity
 from keeprouter.routing.health import HealthTracker
 from keeprouter.routing.select import endpoint_key
 from keeprouter.serving import DRAINING, Draining
@@ -103,8 +104,9 @@ def _lifecycle(config: Config, admin_key: str, tracing: Tracing | None, settings
         settle_queue = SettleQueue(ledger, spool_dir(config.database, settings.spool_dir))
         await settle_queue.start()
         meters = Metrics([m for m, mc in config.models.items() if mc.endpoints], public=settings.metrics_public)
+        affinity = _affinity(redis, settings)
         gateway = Gateway(
-            config, adapters, ledger, tracker, limiter, settings.settle_wait, settle_queue, meters, tracing
+            config, adapters, ledger, tracker, limiter, settings.settle_wait, settle_queue, meters, tracing, affinity
         )
         app[STATE] = State(config, gateway, keys, store, tracker)
         app[console.SESSIONS] = Sessions(store, keys, login_secret=login_secret(admin_key))
@@ -165,6 +167,19 @@ def _limiter(redis: Redis | None, prefix: str | None) -> RateLimiter:
     from keeprouter.limits.redis_limiter import DEFAULT_PREFIX, RedisLimiter
 
     return FailoverLimiter(RedisLimiter(redis, prefix=prefix or DEFAULT_PREFIX), MemoryLimiter())
+
+
+def _affinity(redis: Redis | None, settings: Settings) -> AffinityTable:
+    """Conversation affinity: in Redis when it is configured (shared by every instance; this
+    process's memory while Redis does not answer), else in this process's memory, at most
+    `settings.affinity_max_entries` conversations."""
+    local = MemoryAffinity(settings.affinity_max_entries)
+    if redis is None:
+        return local
+    from keeprouter.routing.affinity.redis_table import DEFAULT_PREFIX, RedisAffinity
+
+    prefix = settings.redis_prefix
+    return RedisAffinity(redis, prefix=prefix + "af:" if prefix else DEFAULT_PREFIX, fallback=local)
 
 
 def _health(redis: Redis | None, settings: Settings) -> HealthTracker:

@@ -59,16 +59,19 @@ class PriceTier:
     output: Decimal
     cache_read: Decimal | None = None
     cache_write: Decimal | None = None
+    cache_write_1h: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Pricing:
-    """USD per 1M tokens. Cached tokens fall back to `input` when their own price is absent."""
+    """USD per 1M tokens. Cached tokens fall back to `input` when their own price is absent; a
+    1-hour cache write falls back to `cache_write` (the 5-minute write price)."""
 
     input: Decimal
     output: Decimal
     cache_read: Decimal | None = None
     cache_write: Decimal | None = None
+    cache_write_1h: Decimal | None = None
     reasoning: Decimal | None = None  # defaults to `output`
     request: Decimal | None = None  # USD per request (a rerank search), on top of the tokens
     tiers: tuple[PriceTier, ...] = ()
@@ -119,6 +122,7 @@ class EndpointConfig:
     context_length: int
     max_output_tokens: int | None
     timeout: Timeouts
+    auto_breakpoint: bool = False  # its model's `cache: {auto_breakpoint}`, for the request builder
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +138,9 @@ class ModelConfig:
     modality: str = "text->text"  # one of MODALITIES
     # Built-in endpoints whose provider is not configured here: shown on the pages, never routed to.
     unconfigured: tuple[EndpointConfig, ...] = ()
+    # `cache: {auto_breakpoint: true}`: a request with no cache breakpoint of its own gets one on its
+    # last cacheable block, for upstreams that cache only at explicit breakpoints.
+    auto_breakpoint: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +324,8 @@ def _model(
     where: str,
     strict: bool,
 ) -> ModelConfig:
-    allowed = {"name", "maker", "context_length", "endpoints", "description", "created", "input_modalities", "modality"}
+    allowed = {"name", "maker", "context_length", "endpoints", "description", "created", "input_modalities", "cache",
+               "modality"}  # fmt: skip
     for k in raw:
         if k not in allowed:
             raise ConfigError(f"{where}.{k}: unknown key")
@@ -325,6 +333,7 @@ def _model(
     if modality not in MODALITIES:
         raise ConfigError(f"{where}.modality: must be one of {', '.join(MODALITIES)}, got {modality!r}")
     ctx = _int(raw.get("context_length", 0), f"{where}.context_length") or 0
+    auto = _cache(raw.get("cache"), f"{where}.cache")
     eps_raw = raw.get("endpoints")
     if not isinstance(eps_raw, list) or not eps_raw:
         raise ConfigError(f"{where}.endpoints: must be a non-empty list")
@@ -334,9 +343,9 @@ def _model(
         e = _mapping(eraw, ewhere)
         pid = e.get("provider")
         if pid in providers:
-            endpoints.append(_endpoint(e, providers[str(pid)], ctx, ewhere, modality))
+            endpoints.append(_endpoint(e, providers[str(pid)], ctx, ewhere, auto, modality))
         elif pid in offline and not strict:  # a built-in endpoint whose provider has no key here
-            unconfigured.append(_endpoint(e, offline[str(pid)], ctx, ewhere, modality))
+            unconfigured.append(_endpoint(e, offline[str(pid)], ctx, ewhere, auto, modality))
         else:
             raise ConfigError(f"{ewhere}.provider: unknown provider {pid!r}")
     return ModelConfig(
@@ -350,7 +359,22 @@ def _model(
         input_modalities=tuple(raw.get("input_modalities") or ("text",)),
         modality=modality,
         unconfigured=tuple(unconfigured),
+        auto_breakpoint=auto,
     )
+
+
+def _cache(raw: Any, where: str) -> bool:
+    """A model's `cache:` block; today one key, `auto_breakpoint` (a boolean)."""
+    if raw is None:
+        return False
+    c = _mapping(raw, where)
+    for k in c:
+        if k != "auto_breakpoint":
+            raise ConfigError(f"{where}.{k}: unknown key (expected auto_breakpoint)")
+    auto = c.get("auto_breakpoint", False)
+    if not isinstance(auto, bool):
+        raise ConfigError(f"{where}.auto_breakpoint: must be true or false")
+    return auto
 
 
 def _created(v: Any, where: str) -> int:
@@ -361,7 +385,12 @@ def _created(v: Any, where: str) -> int:
 
 
 def _endpoint(
-    e: dict[str, Any], provider: ProviderConfig, model_ctx: int, where: str, modality: str = "text->text"
+    e: dict[str, Any],
+    provider: ProviderConfig,
+    model_ctx: int,
+    where: str,
+    auto_breakpoint: bool = False,
+    modality: str = "text->text",
 ) -> EndpointConfig:
     allowed = {"provider", "model", "pricing", "capabilities", "context_length", "max_output_tokens", "timeout"}
     for k in e:
@@ -384,7 +413,14 @@ def _endpoint(
         context_length=_int(e.get("context_length"), f"{where}.context_length") or model_ctx,
         max_output_tokens=_int(e.get("max_output_tokens"), f"{where}.max_output_tokens"),
         timeout=provider.timeout.merged(e.get("timeout"), f"{where}.timeout"),
+        auto_breakpoint=auto_breakpoint,
     )
+
+
+_PRICE_KEYS = frozenset(
+    {"input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning", "request", "tiers", "source",
+     "as_of"}
+)  # fmt: skip
 
 
 def _pricing(raw: Any, where: str, *, produces_text: bool = True) -> Pricing:
@@ -392,8 +428,7 @@ def _pricing(raw: Any, where: str, *, produces_text: bool = True) -> Pricing:
     (0) for them."""
     p = _mapping(raw, where)
     for k in p:
-        if k not in {"input", "output", "cache_read", "cache_write", "reasoning", "request", "tiers", "source",
-                     "as_of"}:  # fmt: skip
+        if k not in _PRICE_KEYS:
             raise ConfigError(f"{where}.{k}: unknown key")
     if "input" not in p or ("output" not in p and produces_text):
         raise ConfigError(f"{where}: needs input and output (USD per 1M tokens)")
@@ -408,6 +443,7 @@ def _pricing(raw: Any, where: str, *, produces_text: bool = True) -> Pricing:
                 output=_money(tm.get("output"), f"{tw}.output"),
                 cache_read=_money_opt(tm.get("cache_read"), f"{tw}.cache_read"),
                 cache_write=_money_opt(tm.get("cache_write"), f"{tw}.cache_write"),
+                cache_write_1h=_money_opt(tm.get("cache_write_1h"), f"{tw}.cache_write_1h"),
             )
         )
     return Pricing(
@@ -415,6 +451,7 @@ def _pricing(raw: Any, where: str, *, produces_text: bool = True) -> Pricing:
         output=_money(p.get("output", 0), f"{where}.output"),
         cache_read=_money_opt(p.get("cache_read"), f"{where}.cache_read"),
         cache_write=_money_opt(p.get("cache_write"), f"{where}.cache_write"),
+        cache_write_1h=_money_opt(p.get("cache_write_1h"), f"{where}.cache_write_1h"),
         reasoning=_money_opt(p.get("reasoning"), f"{where}.reasoning"),
         request=_money_opt(p.get("request"), f"{where}.request"),
         tiers=tuple(sorted(tiers, key=lambda t: t.min_prompt_tokens)),

@@ -150,6 +150,7 @@ def generation_json(gen: Any) -> dict[str, Any]:
         "native_tokens_reasoning": gen.tokens_reasoning,
         "total_cost": to_float(gen.cost),
         "usage": to_float(gen.cost),
+        "cache_discount": to_float(gen.cache_discount),
         "latency": gen.ttft_ms,
         "generation_time": (gen.latency_ms or 0) - (gen.ttft_ms or 0),
         "total_time": gen.latency_ms,

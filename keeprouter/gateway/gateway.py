@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from keeprouter.billing import pricing
@@ -55,6 +55,7 @@ from keeprouter.limits.base import Limits, RateLimiter, Refusal, Ticket
 from keeprouter.limits.memory import MemoryLimiter
 from keeprouter.observe.logs import GENERATION_ID
 from keeprouter.providers.base import Adapter
+from keeprouter.routing.affinity import AffinityTable, MemoryAffinity, Sticky
 from keeprouter.routing.fit import SignatureIssuers, fit, output_budget
 from keeprouter.routing.health import HealthTracker
 from keeprouter.routing.lookup import find_model
@@ -76,6 +77,7 @@ T = TypeVar("T")
 class Route:
     models: list[ModelConfig]
     prefs: ProviderPrefs
+    body: Mapping[str, Any] = field(default_factory=dict)  # the JSON body: names affinity reads
 
 
 class Gateway:
@@ -90,6 +92,7 @@ class Gateway:
         settle_queue: SettleQueue | None = None,
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
+        affinity: AffinityTable | None = None,
     ) -> None:
         self.config = config
         self.adapters = adapters
@@ -108,6 +111,9 @@ class Gateway:
         self.counting = Counting(adapters, self.settle_later)
         self._whole = WholeAnswer(health, self.issuers, self.counting)
         self._first_event = FirstEvent(self)
+        # Conversation affinity: a conversation's turns stay on the endpoint that served the last
+        # one, so the provider's prompt cache stays warm (routing.affinity).
+        self.sticky = Sticky(affinity if affinity is not None else MemoryAffinity(), health.is_open)
 
     # ---- resolve ------------------------------------------------------------------------
     def route(self, body: Mapping[str, Any], req: ChatRequest) -> Route:
@@ -143,7 +149,7 @@ class Gateway:
             models.append(model)
         if not models:
             raise NotFound(f"none of the models {ids} exist")
-        return Route(models, prefs)
+        return Route(models, prefs, body)
 
     # ---- answer -------------------------------------------------------------------------
     def complete(self, caller: Caller, req: ChatRequest, route: Route) -> Coroutine[Any, Any, Completion]:
@@ -176,6 +182,13 @@ class Gateway:
         `sizing`: a request that produces no tokens (embeddings, rerank), sized by its inputs."""
         meter = self._begin(caller, req, sizing)
         cands = self._candidates(meter, route, sizing)
+        # Affinity keeps a conversation's prompt cache warm: embeddings and rerank have none.
+        conv = None
+        if sizing is None:
+            conv = self.sticky.conversation(
+                req, route.models, route.prefs, caller.headers, route.body, caller.key.hash, meter.prompt_estimate
+            )
+        cands = await self.sticky.order(cands, conv)
         await self._reserve(meter, cands)
         try:
             deadline = meter.started + MAX_RETRY_SECONDS
@@ -208,6 +221,7 @@ class Gateway:
                 if span is not None:
                     spans.end_attempt(self.tracing, span, None, first)
                 meter.served = attempt
+                await self.sticky.served(conv, cand, req)
                 return mode.served(meter, attempt, handle, first)
             raise exhausted(meter)
         except BaseException:

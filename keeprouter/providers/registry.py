@@ -18,7 +18,10 @@ from keeprouter.config import ProviderConfig
 from keeprouter.providers.anthropic import AnthropicAdapter
 from keeprouter.providers.azure import AzureAdapter
 from keeprouter.providers.base import Adapter
+from keeprouter.providers.bedrock import BedrockAdapter
+from keeprouter.providers.bedrock.eventstream import EventStreamDecoder
 from keeprouter.providers.framing import SSE, FramingFactory
+from keeprouter.providers.gemini import GeminiAdapter
 from keeprouter.providers.openai import OpenAIAdapter
 from keeprouter.providers.transport import Transport
 
@@ -51,6 +54,10 @@ ROWS: Mapping[str, ProviderKind] = MappingProxyType(
             # Structured output rides on a forced tool; prompt caching is explicit (cache_control).
             ProviderKind(kinds.ANTHROPIC, AnthropicAdapter, SSE, counts_tokens=True, capabilities=_CHAT),
             ProviderKind(kinds.AZURE, AzureAdapter, SSE, counts_tokens=False, capabilities=_CHAT),
+            # Converse for every model; CountTokens answers for Claude models (others: CountNotSupported).
+            ProviderKind(kinds.BEDROCK, BedrockAdapter, EventStreamDecoder, counts_tokens=True, capabilities=_CHAT),
+            # Structured output is responseJsonSchema; prompt caching is implicit (cachedContentTokenCount).
+            ProviderKind(kinds.GEMINI, GeminiAdapter, SSE, counts_tokens=True, capabilities=_CHAT),
         )
     }
 )

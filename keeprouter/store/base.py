@@ -106,6 +106,9 @@ class GenerationRecord(msgspec.Struct, frozen=True, kw_only=True):
     tokens_cache_write: int = 0
     tokens_reasoning: int = 0
     cost: Decimal = ZERO
+    # What the prompt cache saved against plain input prices (negative when writes cost more);
+    # OpenRouter's `cache_discount`.
+    cache_discount: Decimal = ZERO
     latency_ms: int | None = None
     ttft_ms: int | None = None  # OpenRouter's generation_time
     throughput: float | None = None  # completion tokens per second

@@ -199,6 +199,7 @@ async def test_generation_round_trips_every_field(store: Store) -> None:
         tokens_cache_write=100,
         tokens_reasoning=50,
         cost=D("0.001234567"),
+        cache_discount=D("-0.000123456"),  # signed: cache writes cost more than input
         latency_ms=1234,
         ttft_ms=321,
         throughput=55.5,

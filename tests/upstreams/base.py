@@ -18,6 +18,7 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from .prompt_cache import CacheRejected, PromptCache
 from .script import Fault, Item, Reply
 
 HANG_MAX = 120.0  # a hanging answer gives up after this many seconds, whatever the client does
@@ -110,6 +111,9 @@ class EmulatedUpstream:
         self._closing = asyncio.Event()
         self._released = asyncio.Event()
         self.held = asyncio.Event()  # set while a stream waits at its Fault.hold_before
+        # Provider-side prompt caching (upstreams.prompt_cache): when set, it computes each served
+        # reply's cache reads and writes from the request body; a rule it refuses is a 400.
+        self.prompt_cache: PromptCache | None = None
         self._app = web.Application(client_max_size=MAX_BODY)
         self._runner: web.AppRunner | None = None
 
@@ -268,6 +272,11 @@ class EmulatedUpstream:
         headers = {**self.response_headers(), **fault.headers}
         if fault.status is not None:
             return self._fault_response(fault, headers)
+        if self.prompt_cache is not None and isinstance(rec.body, dict):
+            try:
+                reply = self.prompt_cache.apply(reply, rec.body)
+            except CacheRejected as e:
+                return self.error_response(400, str(e))
         if stream:
             return await self._stream(request, rec, reply, fault, headers)
         payload = json.dumps(self.render(reply, rec)).encode()

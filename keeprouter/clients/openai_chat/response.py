@@ -8,7 +8,7 @@ from typing import Any
 from keeprouter.clients.base import Reply
 from keeprouter.errors import ContextLengthExceeded, GatewayError
 from keeprouter.formats.canonical import ChatResponse, TextPart, ThinkingPart, ToolCallPart, Usage
-from keeprouter.formats.wire.openai import error_type
+from keeprouter.formats.wire.openai import error_type, with_signature
 
 __all__ = ["STOP_TO_FINISH", "build_response", "render_error", "usage_dict"]
 
@@ -50,9 +50,8 @@ def build_response(
         if isinstance(p, TextPart):
             texts.append(p.text)
         elif isinstance(p, ToolCallPart):
-            calls.append(
-                {"id": p.id, "type": "function", "function": {"name": p.name, "arguments": p.arguments}}
-            )
+            call = {"id": p.id, "type": "function", "function": {"name": p.name, "arguments": p.arguments}}
+            calls.append(with_signature(call, p.signature, p.origin))
         elif isinstance(p, ThinkingPart) and p.text:
             thinking.append(p.text)
     msg: dict[str, Any] = {

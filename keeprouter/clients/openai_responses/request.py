@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from keeprouter.clients.openai_responses.tools import flat_name, parse_tools
+from keeprouter.clients.sealed import unseal
 from keeprouter.errors import InvalidRequest
 from keeprouter.formats.canonical import (
     ChatRequest,
@@ -40,7 +41,6 @@ from keeprouter.formats.canonical import (
     inline_image_problem,
 )
 
-_SEAL = "kr1"  # version tag of our `encrypted_content`: "kr1.s.<origin>.<signature>" | "kr1.r.<origin>.<data>"
 _STATELESS = "this server does not store responses: send the whole conversation in `input` (and `store: false`)"
 _MODES = frozenset({"auto", "none", "required"})
 _TEXT_TYPES = frozenset({"input_text", "output_text", "text"})
@@ -101,29 +101,6 @@ def _content(content: Any, where: str, *, images: bool) -> list[TextPart | Image
         else:
             raise _bad(f"{at}.type", f"has unsupported content part type {t!r}")
     return out
-
-
-def seal(part: ThinkingPart) -> str | None:
-    """Signed thinking as an opaque `encrypted_content` string; None for unsigned thinking."""
-    if part.origin is None or "." in part.origin:
-        return None
-    if part.redacted is not None:
-        return f"{_SEAL}.r.{part.origin}.{part.redacted}"
-    if part.signature:
-        return f"{_SEAL}.s.{part.origin}.{part.signature}"
-    return None
-
-
-def unseal(text: str, blob: str) -> ThinkingPart | None:
-    """`seal`'s inverse (the thinking text travels as the item's summary); None when not ours."""
-    tag, kind, origin, value = ([*blob.split(".", 3), "", "", ""])[:4]
-    if tag != _SEAL or not origin or not value:
-        return None
-    if kind == "r":
-        return ThinkingPart(redacted=value, origin=origin)
-    if kind == "s":
-        return ThinkingPart(text=text, signature=value, origin=origin)
-    return None
 
 
 def _called(item: dict[str, Any], where: str) -> str:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from keeprouter.formats.breakpoints import with_breakpoints
 from keeprouter.formats.canonical import ChatRequest, ImagePart, Message, TextPart, ToolCallPart, ToolResultPart
 from keeprouter.formats.wire.anthropic import ORIGIN, tool_id, tool_input
 
@@ -156,8 +157,13 @@ def json_tool(req: ChatRequest) -> tuple[str, dict[str, Any]] | None:
     return name, {"name": name, "description": f"{text} {about}" if about else text, "input_schema": schema}
 
 
-def build_request(req: ChatRequest, upstream_model: str, *, default_max_tokens: int) -> dict[str, Any]:
-    """Canonical -> an upstream Messages body for `upstream_model`."""
+def build_request(
+    req: ChatRequest, upstream_model: str, *, default_max_tokens: int, auto_breakpoint: bool = False
+) -> dict[str, Any]:
+    """Canonical -> an upstream Messages body for `upstream_model`. Anthropic caches only at explicit
+    breakpoints: the automatic one is placed here (a top-level `cache_control`, or the model's
+    `auto_breakpoint`), and never more than the 4 Anthropic allows go out."""
+    req = with_breakpoints(req, auto=auto_breakpoint)
     anthropic_client = req.source == "anthropic"
     body: dict[str, Any] = {}
     if anthropic_client and req.extra:

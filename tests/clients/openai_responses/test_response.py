@@ -7,7 +7,7 @@ from typing import Any
 
 from openai.types.responses import Response
 
-from keeprouter.clients.openai_responses.request import parse_request, seal
+from keeprouter.clients.openai_responses.request import parse_request
 from keeprouter.clients.openai_responses.response import (
     build_response,
     echo_of,
@@ -15,6 +15,7 @@ from keeprouter.clients.openai_responses.response import (
     generation_id,
     response_id,
 )
+from keeprouter.clients.sealed import seal
 from keeprouter.errors import UpstreamError
 from keeprouter.formats.canonical import (
     ChatResponse,
@@ -121,3 +122,16 @@ def test_max_tokens_is_incomplete_and_marks_the_last_item() -> None:
 def test_error_object_codes() -> None:
     assert error_object(UpstreamError("x", status=429)) == {"code": "rate_limit_exceeded", "message": "x"}
     assert error_object(UpstreamError("y"))["code"] == "server_error"
+
+
+def test_a_gemini_call_signature_is_a_sealed_reasoning_item_before_its_call() -> None:
+    call = ToolCallPart(id="c0", name="f", arguments="{}", signature="SIG", origin="gemini")
+    resp = ChatResponse(id="x", model="m", content=[call], stop_reason="tool_use")
+    out = respond(resp)
+    assert [o["type"] for o in out["output"]] == ["reasoning", "function_call"]
+    assert out["output"][0]["encrypted_content"] == "kr1.s.gemini.SIG"
+    back = parse_request({"model": "m", "input": [{"role": "user", "content": "hi"}, *out["output"]]})
+    assert back.messages[1].content == [
+        ThinkingPart(text="", signature="SIG", origin="gemini"),
+        ToolCallPart(id="c0", name="f", arguments="{}"),
+    ]
