@@ -18,6 +18,7 @@ import dataclasses
 from collections.abc import AsyncGenerator, Mapping
 from urllib.parse import quote
 
+import msgspec
 import orjson
 
 from keeprouter.config import EndpointConfig, ProviderConfig, Timeouts
@@ -87,6 +88,15 @@ class _Claude(AnthropicAdapter):
 
     def _count_url(self, model: str) -> str:
         return f"{self.base}/models/count-tokens:rawPredict"  # the body names the model
+
+    # The method in the URL decides streaming on Vertex, and the body's `stream` must agree with it.
+    async def complete(self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]) -> ChatResponse:
+        return await super().complete(msgspec.structs.replace(req, stream=False), ep, client_headers)
+
+    def stream(
+        self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
+    ) -> AsyncGenerator[StreamEvent, None]:
+        return super().stream(msgspec.structs.replace(req, stream=True), ep, client_headers)
 
     def _body(self, req: ChatRequest, ep: EndpointConfig) -> bytes:
         default_max = ep.max_output_tokens or DEFAULT_MAX_TOKENS
