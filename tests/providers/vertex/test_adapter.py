@@ -27,8 +27,10 @@ REQ = ChatRequest(model="x", messages=[Message(role="user", content=[TextPart(te
 
 
 def ep(model: str) -> EndpointConfig:
-    return EndpointConfig(provider="vx", model=model, pricing=Pricing(input=0, output=0), capabilities=frozenset(),
-                          context_length=0, max_output_tokens=None, timeout=Timeouts(first_byte=10, idle=10))  # fmt: skip
+    return EndpointConfig(
+        provider="vx", model=model, pricing=Pricing(input=0, output=0), capabilities=frozenset(),
+        context_length=0, max_output_tokens=None, timeout=Timeouts(first_byte=10, idle=10),
+    )  # fmt: skip
 
 
 def adapter(**keys: Any) -> VertexAdapter:
