@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import base64
 import json
+import tempfile
 import time
 import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 from aiohttp import web
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from . import anthropic_server
@@ -41,6 +44,32 @@ VERSION = "vertex-2023-10-16"
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 
 
+@dataclass
+class ServiceAccount:
+    """A test service account: its RSA key and the JSON key file Google would hand out."""
+
+    key: rsa.RSAPrivateKey = field(
+        default_factory=lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    )
+    email: str = "keeprouter-test@test-project.iam.gserviceaccount.com"
+
+    def write(self, path: Path, token_uri: str) -> Path:
+        pem = self.key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        info = {
+            "type": "service_account",
+            "project_id": "test-project",
+            "private_key_id": "test-key-1",
+            "private_key": pem,
+            "client_email": self.email,
+            "client_id": "1",
+            "token_uri": token_uri,
+        }
+        path.write_text(json.dumps(info))
+        return path
+
+
 def _b64(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
@@ -51,8 +80,7 @@ class VertexUpstream(GeminiUpstream):
 
     def __init__(
         self,
-        public_key: rsa.RSAPublicKey,
-        client_email: str,
+        account: ServiceAccount | None = None,
         *,
         project: str = "test-project",
         location: str = "us-east5",
@@ -60,8 +88,10 @@ class VertexUpstream(GeminiUpstream):
         expires_in: int = 3600,
     ) -> None:
         super().__init__(expected_key=None)  # our own checks below
-        self.public_key = public_key
-        self.client_email = client_email
+        self.account = account or ServiceAccount()
+        self.public_key = self.account.key.public_key()
+        self.client_email = self.account.email
+        self._key_dir: tempfile.TemporaryDirectory[str] | None = None
         self.project = project
         self.location = location
         self.express_key = express_key
@@ -77,6 +107,19 @@ class VertexUpstream(GeminiUpstream):
     @property
     def token_uri(self) -> str:
         return self.base_url + "/token"
+
+    def key_file(self) -> str:
+        """The account's key file, its token_uri this server (written once the server listens)."""
+        if self._key_dir is None:
+            self._key_dir = tempfile.TemporaryDirectory(prefix="vertex-sa-")
+            self.account.write(Path(self._key_dir.name) / "sa.json", self.token_uri)
+        return str(Path(self._key_dir.name) / "sa.json")
+
+    async def close(self) -> None:
+        await super().close()
+        if self._key_dir is not None:
+            self._key_dir.cleanup()
+            self._key_dir = None
 
     # ----- OAuth2 -------------------------------------------------------------------------------
     def _grant_error(self, description: str) -> web.Response:

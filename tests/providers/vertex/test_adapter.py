@@ -9,17 +9,14 @@ from typing import Any
 
 import aiohttp
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from upstreams.script import Reply
-from upstreams.vertex_server import VERSION, VertexUpstream
+from upstreams.vertex_server import VERSION, ServiceAccount, VertexUpstream
 
 from keeprouter.config import EndpointConfig, Pricing, Timeouts, parse_config
 from keeprouter.errors import UpstreamError
 from keeprouter.formats.canonical import ChatRequest, Message, TextDelta, TextPart
 from keeprouter.providers import build_adapter
 from keeprouter.providers.vertex import VertexAdapter
-
-from .conftest import ServiceAccount
 
 GEMINI = "gemini-2.5-flash"
 CLAUDE = "claude-sonnet-4-5@20250929"
@@ -138,7 +135,7 @@ async def test_an_almost_expired_token_is_replaced_before_sending(
 
 
 async def test_a_key_the_token_endpoint_refuses(vertex_upstream: VertexUpstream, tmp_path: Path) -> None:
-    stranger = ServiceAccount(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    stranger = ServiceAccount()
     a = sa_adapter(vertex_upstream, stranger.write(tmp_path / "other.json", vertex_upstream.token_uri))
     try:
         with pytest.raises(UpstreamError) as info:
