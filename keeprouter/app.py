@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from keeprouter.api import activity, anthropic, catalogue, health, keys, metrics, openai, openapi, responses, stats
+from keeprouter.api import people as people_api
 from keeprouter.api.http import STATE, State, json_errors
 from keeprouter.billing.ledger import Ledger
 from keeprouter.billing.settle_queue import SettleQueue
@@ -36,7 +37,8 @@ from keeprouter.routing.select import endpoint_key
 from keeprouter.serving import DRAINING, Draining
 from keeprouter.settings import Settings, load_settings
 from keeprouter.store import open_store
-from keeprouter.web import console
+from keeprouter.web import console, console_people
+from keeprouter.web import oidc as web_oidc
 from keeprouter.web import routes as web_routes
 from keeprouter.web.render import Renderer
 from keeprouter.web.session import Sessions, login_secret
@@ -78,12 +80,15 @@ def create_app(
         r.add_get(p + "/models/{id:.+}/uptime", stats.model_uptime)
         r.add_get(p + "/models/{id:.+}", catalogue.get_model)
     keys.add_routes(r)
+    people_api.add_routes(r)
     activity.add_routes(r)
     health.add_routes(r)
     metrics.add_routes(r)
     openapi.add_routes(r)
     web_routes.add_routes(r)
     console.add_routes(r)
+    web_oidc.add_routes(r)
+    console_people.add_routes(r)
     return app
 
 
@@ -109,6 +114,7 @@ def _lifecycle(config: Config, admin_key: str, tracing: Tracing | None, settings
         app[STATE] = State(config, gateway, keys, store, tracker)
         app[console.SESSIONS] = Sessions(store, keys, login_secret=login_secret(admin_key))
         app[web_routes.WEB] = web_routes.Web(config, PageSources(store, tracker), Renderer())
+        web_oidc.setup(app, config.oidc)
         sweeper = asyncio.ensure_future(_sweep_holds(ledger, settings.hold_sweep))
         gauges = asyncio.ensure_future(_endpoint_gauges(config, tracker, meters))
         flusher = app[stats.FLUSHER] = stats.HealthFlusher(tracker, store, config)

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from keeprouter import kinds
+from keeprouter.auth.settings import AuthConfigError, OidcConfig, parse_auth
 from keeprouter.catalogue import catalogue as builtin
 
 KNOWN_CAPABILITIES = frozenset(
@@ -147,6 +148,7 @@ class Config:
     models: dict[str, ModelConfig] = field(default_factory=dict)
     site: SiteConfig = field(default_factory=SiteConfig)
     provider_info: dict[str, ProviderInfo] = field(default_factory=dict)  # configured or not
+    oidc: OidcConfig | None = None  # `auth: {oidc: ...}`: sign-in with an OpenID Connect provider
 
     def endpoint_provider(self, ep: EndpointConfig) -> ProviderConfig:
         return self.providers[ep.provider]
@@ -175,7 +177,7 @@ def load_config(path: str | os.PathLike[str] | None, env: dict[str, str] | None 
 
 
 def parse_config(raw: dict[str, Any], env: dict[str, str]) -> Config:
-    known = {"database", "redis", "admin_key", "providers", "models", "site"}
+    known = {"database", "redis", "admin_key", "providers", "models", "site", "auth"}
     for k in raw:
         if k not in known:
             raise ConfigError(f"{k}: unknown key (expected one of {', '.join(sorted(known))})")
@@ -233,7 +235,15 @@ def parse_config(raw: dict[str, Any], env: dict[str, str]) -> Config:
         models=models,
         site=_site(raw.get("site"), "site"),
         provider_info=info,
+        oidc=_auth(raw.get("auth")),
     )
+
+
+def _auth(raw: Any) -> OidcConfig | None:
+    try:
+        return parse_auth(raw)
+    except AuthConfigError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _site(raw: Any, where: str) -> SiteConfig:

@@ -52,6 +52,7 @@ from keeprouter.gateway.settle import SETTLE_WAIT, Settler
 from keeprouter.limits.base import Limits, RateLimiter, Refusal, Ticket
 from keeprouter.limits.memory import MemoryLimiter
 from keeprouter.observe.logs import GENERATION_ID
+from keeprouter.policy import OwnerPolicy
 from keeprouter.providers.base import Adapter
 from keeprouter.routing.affinity import AffinityTable, MemoryAffinity, Sticky
 from keeprouter.routing.fit import SignatureIssuers, fit, output_budget
@@ -97,6 +98,7 @@ class Gateway:
         self.ledger = ledger
         self.health = health
         self.limiter: RateLimiter = limiter if limiter is not None else MemoryLimiter()
+        self.owners = OwnerPolicy(ledger, self.limiter)  # model allowlists, user and team rpm_limit
         self.settle_wait = settle_wait  # how long an answer waits for its ledger write
         self.settle_queue = settle_queue if settle_queue is not None else SettleQueue(ledger)
         self.metrics = metrics  # counted where generations settle (Settler.record), whatever the client API
@@ -233,7 +235,8 @@ class Gateway:
             meter.ticket = admitted
         worst = max(pricing.worst_case(meter.prompt_estimate, out, c.endpoint.pricing) for c, out in outputs)
         try:
-            meter.hold = await self.ledger.reserve(key, worst)
+            async with self.owners.admitted(key, [c.model.id for c in cands], meter.gen_id):  # 403, 429
+                meter.hold = await self.ledger.reserve(key, worst)
         except BaseException:
             if meter.ticket is not None:  # refused for credit: it was never admitted
                 ticket, meter.ticket = meter.ticket, None

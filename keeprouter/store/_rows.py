@@ -53,7 +53,8 @@ def key_select_sql(d: str, w: str, m: str) -> str:
     return (
         "SELECT hash, name, label, disabled, limit_nanos, limit_reset, expires_at, usage_nanos, "
         f"reserved_nanos, {limit_usage_sql(d, w, m)}, created_at, updated_at, "
-        f"{since(d)}, {since(w)}, {since(m)}, rpm_limit, tpm_limit FROM keys k WHERE deleted_at IS NULL"
+        f"{since(d)}, {since(w)}, {since(m)}, rpm_limit, tpm_limit, user_id, team_id, models, max_parallel_requests"
+        " FROM keys k WHERE deleted_at IS NULL"
     )
 
 
@@ -76,7 +77,20 @@ def key_from_row(row: Sequence[Any]) -> KeyRecord:
         usage_monthly=from_nanos(int(row[14])),
         rpm_limit=row[15],
         tpm_limit=row[16],
+        user_id=row[17],
+        team_id=row[18],
+        models=models_from_text(row[19]),
+        max_parallel_requests=row[20],
     )
+
+
+def models_from_text(text: str | None) -> tuple[str, ...]:
+    """A stored allowlist (a JSON list; empty = every model) -> a tuple."""
+    return tuple(orjson.loads(text)) if text else ()
+
+
+def models_to_text(models: Sequence[str]) -> str:
+    return orjson.dumps(list(models)).decode()
 
 
 GEN_COLUMNS = (

@@ -106,7 +106,7 @@ class EmulatedUpstream:
         self.host = host
         self.port = port
         self.requests: list[Received] = []
-        self.default: Reply = Reply()
+        self.default: Item = Reply()  # answers when the script is empty; a Fault makes every request fail
         self._queue: deque[Item] = deque()
         self._closing = asyncio.Event()
         self._released = asyncio.Event()
@@ -132,6 +132,10 @@ class EmulatedUpstream:
 
     def next_item(self) -> Item:
         return self._queue.popleft() if self._queue else self.default
+
+    def default_reply(self) -> Reply:
+        """The reply for an item without one: the default, unless that is a Fault."""
+        return self.default if isinstance(self.default, Reply) else Reply()
 
     # ----- lifecycle ----------------------------------------------------------------------------
     @property
@@ -260,7 +264,7 @@ class EmulatedUpstream:
         item = self.next_item()
         rec.item = item
         fault = item if isinstance(item, Fault) else Fault()
-        reply = item if isinstance(item, Reply) else (fault.reply or self.default)
+        reply = item if isinstance(item, Reply) else (fault.reply or self.default_reply())
         if fault.reset:
             rec.aborted = True
             _drop(request, rst=True)

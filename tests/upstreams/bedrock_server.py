@@ -387,12 +387,12 @@ def invalid(body: dict[str, Any]) -> str | None:
         tools = config.get("tools") if isinstance(config, dict) else None
         if not isinstance(tools, list) or not tools:
             return "toolConfig.tools: Member must have length greater than or equal to 1"
-        for k, t in enumerate(tools):
+        for n, t in enumerate(tools):
             spec = t.get("toolSpec") if isinstance(t, dict) else None
             if "cachePoint" in t:
                 continue
             if not isinstance(spec, dict) or not spec.get("name") or "json" not in (spec.get("inputSchema") or {}):
-                return f"toolConfig.tools.{k}.toolSpec: name and inputSchema.json are required"
+                return f"toolConfig.tools.{n}.toolSpec: name and inputSchema.json are required"
     inference = body.get("inferenceConfig") or {}
     unknown = set(inference) - {"maxTokens", "temperature", "topP", "stopSequences"}
     if unknown:

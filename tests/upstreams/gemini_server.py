@@ -145,7 +145,7 @@ class GeminiUpstream(EmulatedUpstream):
     def _json_array(self, rec: Received) -> web.Response:
         item = self.next_item()
         rec.item = item
-        reply = item if isinstance(item, Reply) else self.default
+        reply = item if isinstance(item, Reply) else self.default_reply()
         plan = self._chunks(reply, rec)
         return web.json_response(plan)
 
@@ -203,7 +203,7 @@ class GeminiUpstream(EmulatedUpstream):
         if reply.text:
             texts = list(pieces(reply.text, reply.chunk_size)) if streamed else [reply.text]
             groups += [[{"text": p}] for p in texts]
-        calls = [
+        calls: list[dict[str, Any]] = [
             {"functionCall": {"name": tc.name, "args": tc.input, **({"id": tc.id} if tc.id else {})}}
             for tc in reply.tool_calls
         ]

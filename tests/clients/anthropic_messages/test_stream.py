@@ -279,7 +279,7 @@ def test_encoder_error_event() -> None:
 def test_encoder_seals_a_gemini_call_signature_on_a_thinking_block_of_its_own(after_open_call: bool) -> None:
     """A tool call's own signature (Gemini's) never lands on the thought before it: it gets an empty
     thinking block of its own, sealed with its origin, live or held behind an incomplete call."""
-    first = [ToolCallStart(index=0, id="c0", name="f"), ToolCallDelta(index=0, arguments='{"a":')]
+    first: list[StreamEvent] = [ToolCallStart(index=0, id="c0", name="f"), ToolCallDelta(index=0, arguments='{"a":')]
     events: list[StreamEvent] = [
         Start(id="up", model="up"),
         *(first if after_open_call else []),

@@ -19,6 +19,7 @@ from keeprouter.clients.sealed import seal
 from keeprouter.errors import UpstreamError
 from keeprouter.formats.canonical import (
     ChatResponse,
+    Part,
     TextPart,
     ThinkingPart,
     ToolCallPart,
@@ -60,6 +61,7 @@ def test_text_response_has_openais_shape() -> None:
         "total_tokens": 14,
         "cost": 0.5,
     }
+    want: object
     for key, want in {"object": "response", "status": "completed", "error": None, "incomplete_details": None,
                       "instructions": "I", "store": False, "previous_response_id": None, "created_at": 5,
                       "parallel_tool_calls": True, "tools": [], "tool_choice": "auto",
@@ -70,7 +72,7 @@ def test_text_response_has_openais_shape() -> None:
 
 
 def test_tool_calls_and_reasoning_become_items() -> None:
-    content = [ThinkingPart(text="hmm", signature="s", origin="anthropic"), ThinkingPart(redacted="r"),
+    content: list[Part] = [ThinkingPart(text="hmm", signature="s", origin="anthropic"), ThinkingPart(redacted="r"),
                TextPart(text="Checking"), ToolCallPart(id="call_a", name="wx", arguments='{"c":1}'),
                ToolCallPart(id="call_b", name="wx", arguments="{}")]  # fmt: skip
     body = respond(ChatResponse(id="u", model="u", content=content, stop_reason="tool_use"))
@@ -86,7 +88,7 @@ def test_tool_calls_and_reasoning_become_items() -> None:
 
 
 def test_signed_thinking_round_trips_through_encrypted_content() -> None:
-    content = [ThinkingPart(text="hmm", signature="sig", origin="anthropic"),
+    content: list[Part] = [ThinkingPart(text="hmm", signature="sig", origin="anthropic"),
                ThinkingPart(redacted="opaque", origin="anthropic"), TextPart(text="Hi"),
                ToolCallPart(id="toolu_1", name="wx", arguments='{"c":1}')]  # fmt: skip
     out = respond(ChatResponse(id="u", model="u", content=content, stop_reason="tool_use"))["output"]

@@ -15,6 +15,7 @@ import anthropic
 import openai
 import pytest
 import pytest_asyncio
+from openai.types.responses import FunctionToolParam, ResponseCompletedEvent
 from support.clients import anthropic_client, call_anthropic, call_openai, openai_client
 from support.gateway import RunningGateway, run_gateway, sqlite_url
 from upstreams import Fault, Reply, ToolCall
@@ -212,8 +213,9 @@ async def test_cost_from_bedrock_usage(gw: RunningGateway, bedrock_upstream: Bed
         raw = await c.chat.completions.with_raw_response.create(
             model="claude-bedrock", messages=[{"role": "user", "content": "Hi"}], stream=stream
         )
-        parsed = await raw.parse() if asyncio.iscoroutinefunction(raw.parse) else raw.parse()
+        parsed = raw.parse()
         if stream:
+            assert isinstance(parsed, openai.AsyncStream)
             async for _ in parsed:
                 pass
     gen = await _generation(gw, raw.headers["x-generation-id"])
@@ -231,6 +233,7 @@ async def test_validation_error_in_callers_format(
     error = openai.BadRequestError if client == "openai" else anthropic.BadRequestError
     with pytest.raises(error) as e:
         await ask(gw, client, stream, messages=[{"role": "user", "content": "Hi"}])
+    assert isinstance(e.value, (openai.BadRequestError, anthropic.BadRequestError))
     assert e.value.status_code == 400
     assert "Malformed input request: messages.0: bad" in str(e.value)
     body = e.value.body
@@ -245,6 +248,7 @@ async def test_throttling_keeps_429(gw: RunningGateway, bedrock_upstream: Bedroc
     error = openai.RateLimitError if client == "openai" else anthropic.RateLimitError
     with pytest.raises(error) as e:
         await ask(gw, client, False, messages=[{"role": "user", "content": "Hi"}])
+    assert isinstance(e.value, (openai.RateLimitError, anthropic.RateLimitError))
     assert e.value.status_code == 429
 
 
@@ -340,14 +344,16 @@ async def test_count_tokens_is_bedrocks_own(gw: RunningGateway, bedrock_upstream
 @pytest.mark.parametrize("stream", STREAM)
 async def test_responses_client(gw: RunningGateway, bedrock_upstream: BedrockUpstream, stream: bool) -> None:
     bedrock_upstream.script(Reply(text="From Bedrock via Responses", tool_calls=CALLS))
-    tool = {"type": "function", "name": "get_weather", "parameters": SCHEMA}
+    # The SDK's TypedDict marks `strict` Required, the API takes it as optional; the tool goes without it
+    # as most callers send it.
+    tool: FunctionToolParam = {"type": "function", "name": "get_weather", "parameters": SCHEMA}  # type: ignore[typeddict-item]
     async with openai_client(gw.url, gw.admin_key) as c:
         if stream:
             events = [
                 ev
                 async for ev in await c.responses.create(model="claude-bedrock", input=ASK, tools=[tool], stream=True)
             ]
-            final = next(ev.response for ev in events if ev.type == "response.completed")
+            final = next(ev.response for ev in events if isinstance(ev, ResponseCompletedEvent))
         else:
             final = await c.responses.create(model="claude-bedrock", input=ASK, tools=[tool])
     assert final.output_text == "From Bedrock via Responses"

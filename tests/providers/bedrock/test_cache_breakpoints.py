@@ -3,7 +3,7 @@ than 4 cache points go out."""
 
 from __future__ import annotations
 
-from keeprouter.formats.canonical import ChatRequest, Message, TextPart
+from keeprouter.formats.canonical import ChatRequest, Message, Part, TextPart
 from keeprouter.providers.bedrock.request import build_request
 
 CLAUDE = "anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -24,7 +24,7 @@ def test_top_level_cache_control_becomes_a_cache_point_after_the_last_block() ->
 
 
 def test_at_most_four_cache_points() -> None:
-    marked = [TextPart(text=f"p{i}", cache_control={"type": "ephemeral"}) for i in range(6)]
+    marked: list[Part] = [TextPart(text=f"p{i}", cache_control={"type": "ephemeral"}) for i in range(6)]
     req = ChatRequest(model="m", messages=[Message(role="user", content=marked)])
     content = build_request(req, CLAUDE, default_max_tokens=10)["messages"][0]["content"]
     assert content.count(POINT) == 4

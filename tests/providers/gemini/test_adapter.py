@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from keeprouter.formats.canonical import ChatRequest, Finish, Message, StreamEve
 from keeprouter.providers import build_adapter
 from keeprouter.providers.gemini import DEFAULT_BASE_URL, GeminiAdapter
 
-EP = EndpointConfig(provider="gm", model="gemini-2.5-flash", pricing=Pricing(input=0, output=0),
+EP = EndpointConfig(provider="gm", model="gemini-2.5-flash", pricing=Pricing(input=Decimal(0), output=Decimal(0)),
                     capabilities=frozenset(), context_length=0, max_output_tokens=None,
                     timeout=Timeouts(first_byte=10, idle=10))  # fmt: skip
 REQ = ChatRequest(model="x", messages=[Message(role="user", content=[TextPart(text="Hi")])])

@@ -16,18 +16,19 @@ import anthropic
 import openai
 import pytest
 import pytest_asyncio
+from openai.types.responses import ResponseCompletedEvent
 from support.clients import anthropic_client, call_anthropic, call_openai, openai_client
 from support.gateway import ADMIN_KEY, RunningGateway, run_gateway, sqlite_url
 from upstreams.gemini_server import SKIP_SIGNATURE, GeminiUpstream, count_tokens
 from upstreams.script import Fault, Reply, ToolCall
 
 MODEL = "gemini-3-flash-preview"
-TOOLS_OA = [{"type": "function", "function": {
+TOOLS_OA: list[dict[str, Any]] = [{"type": "function", "function": {
     "name": "get_weather", "description": "Weather in a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
                    "additionalProperties": False}}}]  # fmt: skip
 TOOLS_AN = [{"name": "get_weather", "description": "Weather in a city",
-             "input_schema": TOOLS_OA[0]["function"]["parameters"]}]  # type: ignore[index]  # fmt: skip
+             "input_schema": TOOLS_OA[0]["function"]["parameters"]}]  # fmt: skip
 
 
 @pytest_asyncio.fixture
@@ -111,7 +112,8 @@ async def _openai_first_turn(c: openai.AsyncOpenAI, stream: bool, messages: list
     if not stream:
         r = await c.chat.completions.create(**kw)
         assert r.choices[0].finish_reason == "tool_calls"
-        return r.choices[0].message.model_dump(exclude_none=True)
+        message: dict[str, Any] = r.choices[0].message.model_dump(exclude_none=True)
+        return message
     calls: dict[int, dict[str, Any]] = {}
     async for chunk in await c.chat.completions.create(stream=True, **kw):
         for choice in chunk.choices:
@@ -120,7 +122,7 @@ async def _openai_first_turn(c: openai.AsyncOpenAI, stream: bool, messages: list
                 if tc.id:
                     slot["id"] = tc.id
                 if (tc.model_extra or {}).get("extra_content"):
-                    slot["extra_content"] = tc.model_extra["extra_content"]  # type: ignore[index]
+                    slot["extra_content"] = tc.model_extra["extra_content"]
                 if tc.function and tc.function.name:
                     slot["function"]["name"] += tc.function.name
                 if tc.function and tc.function.arguments:
@@ -161,7 +163,8 @@ async def test_anthropic_client_tool_loop_with_thinking_keeps_the_signature(
     gemini_upstream.script(STEP1, STEP2)
     kw: dict[str, Any] = {"model": "gem3", "max_tokens": 4000, "tools": TOOLS_AN,
                           "thinking": {"type": "enabled", "budget_tokens": 2048}}  # fmt: skip
-    messages: list[dict[str, Any]] = [{"role": "user", "content": "Weather in Paris?"}]
+    messages: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
+    msg: anthropic.types.Message
     async with anthropic_client(gw.url, gw.admin_key) as c:
         if stream:
             async with c.messages.stream(messages=messages, **kw) as s:
@@ -187,7 +190,7 @@ async def test_a_lost_signature_is_refused_by_the_emulator_as_gemini_does(gemini
     """The rule the loops above pass: without the exact signature, Gemini 3 answers 400."""
     url = f"{gemini_upstream.url}/v1beta/models/{MODEL}:generateContent"
     headers = {"x-goog-api-key": GeminiUpstream.DEFAULT_KEY}
-    history = [
+    history: list[dict[str, Any]] = [
         {"role": "user", "parts": [{"text": "Weather?"}]},
         {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}]},
         {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"output": "sunny"}}}]},
@@ -242,14 +245,16 @@ async def test_responses_client_tool_loop_with_thinking_keeps_the_signature(
 ) -> None:
     """The Responses API carries a call's signature as an encrypted reasoning item right before it."""
     gemini_upstream.script(STEP1, STEP2)
-    tool = {"type": "function", "name": "get_weather", "parameters": TOOLS_OA[0]["function"]["parameters"]}  # type: ignore[index]
+    tool = {"type": "function", "name": "get_weather", "parameters": TOOLS_OA[0]["function"]["parameters"]}
     kw: dict[str, Any] = {"model": "gem3", "tools": [tool], "reasoning": {"effort": "low"}, "store": False,
                           "include": ["reasoning.encrypted_content"]}  # fmt: skip
-    items: list[dict[str, Any]] = [{"role": "user", "content": "Weather in Paris?"}]
+    items: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
     async with openai_client(gw.url, gw.admin_key) as c:
         if stream:
             events = [ev async for ev in await c.responses.create(input=items, stream=True, **kw)]
-            first = events[-1].response
+            last = events[-1]
+            assert isinstance(last, ResponseCompletedEvent)
+            first = last.response
         else:
             first = await c.responses.create(input=items, **kw)
         output = [o.model_dump(exclude_none=True) for o in first.output]

@@ -92,7 +92,7 @@ def test_tool_loop_function_call_and_response_by_name_with_signature() -> None:
 
 
 def test_error_results_use_the_error_key_and_images_follow_the_response() -> None:
-    content = [TextPart(text="boom"), ImagePart(media_type="image/png", data="AA==")]
+    content: list[TextPart | ImagePart] = [TextPart(text="boom"), ImagePart(media_type="image/png", data="AA==")]
     res = ToolResultPart(tool_call_id="c1", content=content, is_error=True)
     body = build_request(req(user("q"), model(call("c1", sig="S")), user(res)), "g")
     assert body["contents"][2]["parts"] == [
