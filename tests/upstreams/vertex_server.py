@@ -10,8 +10,8 @@ service account's key (``public_key``), ``iss`` its email, ``aud`` Google's toke
 (``:streamGenerateContent``, ``:countTokens`` with Vertex's unwrapped body) and
 ``POST /v1/publishers/google/models/{model}:...`` (express mode: an ``x-goog-api-key`` only);
 ``POST /v1/projects/.../publishers/anthropic/models/{model}:rawPredict`` / ``:streamRawPredict``: the
-Messages body without ``model`` and with ``anthropic_version: vertex-2023-10-16``, stream or not as the
-body's ``stream`` says; ``.../models/count-tokens:rawPredict`` with ``model`` in the body.
+Messages body without ``model`` and with ``anthropic_version`` (KeepRouter's: ``vertex-2023-10-16``),
+stream or not as the body's ``stream`` says; ``.../models/count-tokens:rawPredict`` with ``model`` in the body.
 Project and location must be the expected ones; every project path needs ``Authorization: Bearer``
 with a token this server issued and has not expired (401 ``UNAUTHENTICATED`` otherwise).
 """
@@ -208,8 +208,10 @@ class VertexUpstream(GeminiUpstream):
             return self.error_response(404, f"Method not found: {method or '(none)'}")
         if "model" in body:
             return self.claude.error_response(400, "model: Extra inputs are not permitted")
-        if body.get("anthropic_version") != VERSION:
-            return self.claude.error_response(400, f"anthropic_version: Input should be '{VERSION}'")
+        # Required in the body (never the header). KeepRouter sends Vertex's documented VERSION (its
+        # tests check that); newer Anthropic SDKs send their own API date, which passes here too.
+        if not isinstance(body.get("anthropic_version"), str) or not body["anthropic_version"]:
+            return self.claude.error_response(400, "anthropic_version: Field required")
         if (method == "streamRawPredict") != (body.get("stream") is True):
             return self.claude.error_response(400, f"{method}: stream must be {method == 'streamRawPredict'}")
         problem = anthropic_server._invalid({**body, "model": model}, need_max_tokens=True)

@@ -4,6 +4,7 @@ token (cached, refreshed ahead of expiry, one refresh at a time, a bad key refus
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ REQ = ChatRequest(model="x", messages=[Message(role="user", content=[TextPart(te
 
 def ep(model: str) -> EndpointConfig:
     return EndpointConfig(
-        provider="vx", model=model, pricing=Pricing(input=0, output=0), capabilities=frozenset(),
+        provider="vx", model=model, pricing=Pricing(input=Decimal(0), output=Decimal(0)), capabilities=frozenset(),
         context_length=0, max_output_tokens=None, timeout=Timeouts(first_byte=10, idle=10),
     )  # fmt: skip
 
