@@ -142,7 +142,10 @@ class VertexAdapter:
         auth = self.auth
 
         async def authorised(method: str, url: str, body: bytes, headers: Mapping[str, str]) -> Response:
-            return await send(method, url, body, {**headers, **await auth.headers()})
+            resp = await send(method, url, body, {**headers, **await auth.headers()})
+            if resp.status == 401:
+                auth.refused()
+            return resp
 
         transport._send = authorised
 

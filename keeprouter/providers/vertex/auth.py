@@ -28,6 +28,9 @@ MIN_LEFT = 30.0  # seconds before expiry: too close to send; wait for a new toke
 class Auth(Protocol):
     async def headers(self) -> Mapping[str, str]: ...
 
+    def refused(self) -> None:
+        """The upstream answered 401 to these credentials: do not send them again as they are."""
+
 
 class ApiKeyAuth:
     """An express-mode API key (Gemini models only)."""
@@ -37,6 +40,9 @@ class ApiKeyAuth:
 
     async def headers(self) -> Mapping[str, str]:
         return self._headers
+
+    def refused(self) -> None:  # a key is what it is: the 401 reaches the caller as an auth failure
+        pass
 
 
 def _load_credentials(path: str | None) -> Any:
@@ -103,6 +109,12 @@ class TokenAuth:
             return self._bearer()
         await self._refresh_once()
         return self._bearer()
+
+    def refused(self) -> None:
+        """A token Google no longer takes (revoked, or the clocks disagree): the next request gets a
+        new one rather than failing with this one until its expiry."""
+        if self.credentials is not None:
+            self.credentials.token = None
 
     async def _refresh_ahead(self) -> None:
         # A failure here is not lost: the request that finds the token too old retries and raises.

@@ -135,6 +135,22 @@ async def test_an_almost_expired_token_is_replaced_before_sending(
     assert vertex_upstream.grants == 3
 
 
+async def test_a_token_refused_upstream_is_replaced_on_the_next_request(
+    vertex_upstream: VertexUpstream, key_file: Path
+) -> None:
+    a = sa_adapter(vertex_upstream, key_file)
+    try:
+        await a.complete(REQ, ep(GEMINI), {})
+        vertex_upstream.tokens.clear()  # revoked
+        with pytest.raises(UpstreamError) as info:
+            await a.complete(REQ, ep(GEMINI), {})
+        assert info.value.status in (502, 503) and "ya29." not in info.value.message
+        await a.complete(REQ, ep(GEMINI), {})
+    finally:
+        await a.close()
+    assert vertex_upstream.grants == 2
+
+
 async def test_a_key_the_token_endpoint_refuses(vertex_upstream: VertexUpstream, tmp_path: Path) -> None:
     stranger = ServiceAccount()
     a = sa_adapter(vertex_upstream, stranger.write(tmp_path / "other.json", vertex_upstream.token_uri))
