@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from keeprouter.api.http import STATE, authenticate, error_response, json_response, log, read_json
+from keeprouter.api.http import STATE, authenticate, error_response, json_response, log, note_dropped, read_json
 from keeprouter.clients.base import ClientApi, Reply
 from keeprouter.errors import GatewayError
 from keeprouter.formats.canonical import ChatRequest, Usage
@@ -82,10 +82,10 @@ def chat_handler(api: ClientApi[Any]) -> Callable[[web.Request], Any]:
         gen_id = done.meter.gen_id
         if span is not None:
             _span_served(gateway, span, done.meter, done.response.usage, done.response.stop_reason)
-        resp = json_response(
-            api.render_response(done.response, _reply(done)),
-            headers={"X-Generation-Id": gen_id, "X-KeepRouter-Provider": done.candidate.endpoint.provider},
-        )
+        headers = {"X-Generation-Id": gen_id, "X-KeepRouter-Provider": done.candidate.endpoint.provider}
+        if done.meter.served is not None:
+            note_dropped(headers, done.meter.served.dropped)
+        resp = json_response(api.render_response(done.response, _reply(done)), headers=headers)
         # Recorded BEFORE the answer leaves (aiohttp writes `resp` once we return): a client that
         # received its answer in full is never missing from the ledger, even if this process is
         # killed right after. Bounded: past `settle_wait` the answer goes anyway and the settle task
@@ -180,6 +180,7 @@ async def _relay(
     if not prepared:
         resp.headers["X-Generation-Id"] = live.gen_id
         resp.headers["X-KeepRouter-Provider"] = live.candidate.endpoint.provider
+        note_dropped(resp.headers, live.served.dropped)
         await resp.prepare(request)
     status: GenerationStatus = "ok"
     error: GatewayError | None = None

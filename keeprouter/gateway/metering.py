@@ -48,6 +48,7 @@ class Attempt:
     error: UpstreamError | None = None  # set when it failed
     usage: Usage | None = None  # the serving attempt's billed usage, once recorded
     max_tokens_sent: int | None = None  # when lowered to fit the endpoint's context
+    dropped: tuple[str, ...] = ()  # request fields the endpoint could not honour (`routing.fit.dropped`)
 
     @property
     def status(self) -> int:

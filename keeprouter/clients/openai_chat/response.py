@@ -8,7 +8,7 @@ from typing import Any
 from keeprouter.clients.base import Reply
 from keeprouter.errors import ContextLengthExceeded, GatewayError
 from keeprouter.formats.canonical import ChatResponse, TextPart, ThinkingPart, ToolCallPart, Usage
-from keeprouter.formats.wire.openai import error_type, with_signature
+from keeprouter.formats.wire.openai import error_type, reasoning_details, with_signature
 
 __all__ = ["STOP_TO_FINISH", "build_response", "render_error", "usage_dict"]
 
@@ -40,9 +40,12 @@ def usage_dict(u: Usage, cost: Decimal | None) -> dict[str, Any]:
 
 
 def build_response(
-    resp: ChatResponse, *, id: str, model: str, created: int, provider: str | None, cost: Decimal | None
+    resp: ChatResponse, *, id: str, model: str, created: int, provider: str | None, cost: Decimal | None,
+    exclude_reasoning: bool = False,
 ) -> dict[str, Any]:
-    """Canonical -> the client's `chat.completion` body."""
+    """Canonical -> the client's `chat.completion` body. Thinking goes out twice, as OpenRouter
+    answers: `reasoning` (the text) and `reasoning_details` (signed and redacted state a client sends
+    back on its next turn); `exclude_reasoning` leaves both out."""
     texts: list[str] = []
     thinking: list[str] = []
     calls: list[dict[str, Any]] = []
@@ -61,8 +64,11 @@ def build_response(
     }
     if calls:
         msg["tool_calls"] = calls
-    if thinking:
-        msg["reasoning"] = "".join(thinking)
+    if not exclude_reasoning:
+        if thinking:
+            msg["reasoning"] = "".join(thinking)
+        if details := reasoning_details(resp.content):
+            msg["reasoning_details"] = details
     finish = STOP_TO_FINISH.get(resp.stop_reason, "stop")
     if calls and finish == "stop":
         finish = "tool_calls"
@@ -105,5 +111,12 @@ def render_error(err: GatewayError) -> dict[str, Any]:
 def render(resp: ChatResponse, reply: Reply) -> dict[str, Any]:
     """The `chat.completion` body for `reply` (its ClientApi row's `render_response`)."""
     return build_response(
-        resp, id=reply.id, model=reply.model, created=reply.created, provider=reply.provider, cost=reply.cost
+        resp, id=reply.id, model=reply.model, created=reply.created, provider=reply.provider, cost=reply.cost,
+        exclude_reasoning=excluded(reply),
     )
+
+
+def excluded(reply: Reply) -> bool:
+    """Whether the caller asked for no reasoning in its answer (`reasoning.exclude`)."""
+    r = reply.request.reasoning if reply.request is not None else None
+    return r is not None and r.exclude
