@@ -323,7 +323,7 @@ UPSTREAM_KINDS: tuple[UpstreamKind, ...] = (
     ),
     VertexKind(  # Claude models on Vertex: rawPredict / streamRawPredict
         name="vertex-claude",
-        emulator=VertexUpstream,
+        emulator=lambda: VertexUpstream(verify_thinking=True),
         api="vertex",
         api_key="",
         generation_paths=(
@@ -332,6 +332,10 @@ UPSTREAM_KINDS: tuple[UpstreamKind, ...] = (
         ),
         read=read_vertex_claude,
         stream_extras={"stream": True},
+        # Its emulator verifies signed thinking as the anthropic row's does; not yet a `reasons` row:
+        # the "moved midway" scenario scripts only the two lanes it names, and a third reasoning kind
+        # on its shared model answers it unscripted.
+        reports_reasoning_tokens=False,
         model="claude-up@1",
     ),
 )

@@ -86,6 +86,7 @@ class VertexUpstream(GeminiUpstream):
         location: str = "us-east5",
         express_key: str | None = "AQ.express-test-key",
         expires_in: int = 3600,
+        verify_thinking: bool = False,
     ) -> None:
         super().__init__(expected_key=None)  # our own checks below
         self.account = account or ServiceAccount()
@@ -98,7 +99,8 @@ class VertexUpstream(GeminiUpstream):
         self.expires_in = expires_in
         self.tokens: dict[str, float] = {}
         self.grants = 0  # tokens issued
-        self.claude = AnthropicUpstream(expected_key=None)  # its rendering, never started
+        # Its rendering and its thinking signatures (issued and verified as Anthropic's), never started.
+        self.claude = AnthropicUpstream(expected_key=None, verify_thinking=verify_thinking)
         self.add_route("POST", "/token", self._token)
         base = "/v1/projects/{project}/locations/{location}/publishers/{publisher}/models/{target}"
         self.add_route("POST", base, self._project_models)
@@ -215,6 +217,8 @@ class VertexUpstream(GeminiUpstream):
         if (method == "streamRawPredict") != (body.get("stream") is True):
             return self.claude.error_response(400, f"{method}: stream must be {method == 'streamRawPredict'}")
         problem = anthropic_server._invalid({**body, "model": model}, need_max_tokens=True)
+        if problem is None and self.claude.verify_thinking:
+            problem = self.claude._thinking_problem(body)
         if problem is not None:
             return self.claude.error_response(400, problem)
         return await self.generate(request, rec, stream=method == "streamRawPredict")
