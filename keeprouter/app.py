@@ -21,6 +21,7 @@ from aiohttp import web
 from keeprouter.api import activity, anthropic, catalogue, health, keys, metrics, openai, openapi, responses, stats
 from keeprouter.api import people as people_api
 from keeprouter.api.http import STATE, State, json_errors
+from keeprouter.api.retrieval import add_routes as add_retrieval_routes
 from keeprouter.api.stored_responses import StoredResponses
 from keeprouter.billing.ledger import Ledger
 from keeprouter.billing.settle_queue import SettleQueue
@@ -80,6 +81,7 @@ def create_app(
         r.add_get(p + "/models/{id:.+}/uptime", stats.model_uptime)
         r.add_get(p + "/models/{id:.+}", catalogue.get_model)
     responses.add_routes(r, PREFIXES)
+    add_retrieval_routes(r)
     keys.add_routes(r)
     people_api.add_routes(r)
     activity.add_routes(r)

@@ -24,6 +24,9 @@ from keeprouter.catalogue import catalogue as builtin
 KNOWN_CAPABILITIES = frozenset(
     {"streaming", "tools", "vision", "reasoning", "response_format", "json_mode", "prompt_caching"}
 )
+# What a model does (`modality`): chat, embeddings or rerank. Each is served on its own endpoints
+# (/v1/chat/completions..., /v1/embeddings, /v1/rerank) and refused on the others.
+MODALITIES = ("text->text", "text->embedding", "text->rerank")
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -71,6 +74,7 @@ class Pricing:
     cache_write: Decimal | None = None
     cache_write_1h: Decimal | None = None
     reasoning: Decimal | None = None  # defaults to `output`
+    request: Decimal | None = None  # USD per request (a rerank search), on top of the tokens
     tiers: tuple[PriceTier, ...] = ()
     source: str | None = None  # where the price is published (a URL, or "local")
     as_of: dt.date | None = None  # when it was read there
@@ -132,6 +136,7 @@ class ModelConfig:
     description: str = ""
     created: int = 0
     input_modalities: tuple[str, ...] = ("text",)
+    modality: str = "text->text"  # one of MODALITIES
     # Built-in endpoints whose provider is not configured here: shown on the pages, never routed to.
     unconfigured: tuple[EndpointConfig, ...] = ()
     # `cache: {auto_breakpoint: true}`: a request with no cache breakpoint of its own gets one on its
@@ -343,10 +348,14 @@ def _model(
     where: str,
     strict: bool,
 ) -> ModelConfig:
-    allowed = {"name", "maker", "context_length", "endpoints", "description", "created", "input_modalities", "cache"}
+    allowed = {"name", "maker", "context_length", "endpoints", "description", "created", "input_modalities", "cache",
+               "modality"}  # fmt: skip
     for k in raw:
         if k not in allowed:
             raise ConfigError(f"{where}.{k}: unknown key")
+    modality = raw.get("modality", "text->text")
+    if modality not in MODALITIES:
+        raise ConfigError(f"{where}.modality: must be one of {', '.join(MODALITIES)}, got {modality!r}")
     ctx = _int(raw.get("context_length", 0), f"{where}.context_length") or 0
     auto = _cache(raw.get("cache"), f"{where}.cache")
     eps_raw = raw.get("endpoints")
@@ -358,9 +367,9 @@ def _model(
         e = _mapping(eraw, ewhere)
         pid = e.get("provider")
         if pid in providers:
-            endpoints.append(_endpoint(e, providers[str(pid)], ctx, ewhere, auto))
+            endpoints.append(_endpoint(e, providers[str(pid)], ctx, ewhere, auto, modality))
         elif pid in offline and not strict:  # a built-in endpoint whose provider has no key here
-            unconfigured.append(_endpoint(e, offline[str(pid)], ctx, ewhere, auto))
+            unconfigured.append(_endpoint(e, offline[str(pid)], ctx, ewhere, auto, modality))
         else:
             raise ConfigError(f"{ewhere}.provider: unknown provider {pid!r}")
     return ModelConfig(
@@ -372,6 +381,7 @@ def _model(
         description=str(raw.get("description") or ""),
         created=_created(raw.get("created"), f"{where}.created"),
         input_modalities=tuple(raw.get("input_modalities") or ("text",)),
+        modality=modality,
         unconfigured=tuple(unconfigured),
         auto_breakpoint=auto,
     )
@@ -399,7 +409,12 @@ def _created(v: Any, where: str) -> int:
 
 
 def _endpoint(
-    e: dict[str, Any], provider: ProviderConfig, model_ctx: int, where: str, auto_breakpoint: bool = False
+    e: dict[str, Any],
+    provider: ProviderConfig,
+    model_ctx: int,
+    where: str,
+    auto_breakpoint: bool = False,
+    modality: str = "text->text",
 ) -> EndpointConfig:
     allowed = {"provider", "model", "pricing", "capabilities", "context_length", "max_output_tokens", "timeout"}
     for k in e:
@@ -417,7 +432,7 @@ def _endpoint(
     return EndpointConfig(
         provider=provider.id,
         model=upstream_model,
-        pricing=_pricing(e.get("pricing"), f"{where}.pricing"),
+        pricing=_pricing(e.get("pricing"), f"{where}.pricing", produces_text=modality == "text->text"),
         capabilities=frozenset(caps),
         context_length=_int(e.get("context_length"), f"{where}.context_length") or model_ctx,
         max_output_tokens=_int(e.get("max_output_tokens"), f"{where}.max_output_tokens"),
@@ -427,16 +442,19 @@ def _endpoint(
 
 
 _PRICE_KEYS = frozenset(
-    {"input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning", "tiers", "source", "as_of"}
-)
+    {"input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning", "request", "tiers", "source",
+     "as_of"}
+)  # fmt: skip
 
 
-def _pricing(raw: Any, where: str) -> Pricing:
+def _pricing(raw: Any, where: str, *, produces_text: bool = True) -> Pricing:
+    """An endpoint's prices. Embedding and rerank models produce no tokens: `output` is optional
+    (0) for them."""
     p = _mapping(raw, where)
     for k in p:
         if k not in _PRICE_KEYS:
             raise ConfigError(f"{where}.{k}: unknown key")
-    if "input" not in p or "output" not in p:
+    if "input" not in p or ("output" not in p and produces_text):
         raise ConfigError(f"{where}: needs input and output (USD per 1M tokens)")
     tiers = []
     for i, t in enumerate(p.get("tiers") or []):
@@ -454,11 +472,12 @@ def _pricing(raw: Any, where: str) -> Pricing:
         )
     return Pricing(
         input=_money(p["input"], f"{where}.input"),
-        output=_money(p["output"], f"{where}.output"),
+        output=_money(p.get("output", 0), f"{where}.output"),
         cache_read=_money_opt(p.get("cache_read"), f"{where}.cache_read"),
         cache_write=_money_opt(p.get("cache_write"), f"{where}.cache_write"),
         cache_write_1h=_money_opt(p.get("cache_write_1h"), f"{where}.cache_write_1h"),
         reasoning=_money_opt(p.get("reasoning"), f"{where}.reasoning"),
+        request=_money_opt(p.get("request"), f"{where}.request"),
         tiers=tuple(sorted(tiers, key=lambda t: t.min_prompt_tokens)),
         source=_str_opt(p.get("source"), f"{where}.source"),
         as_of=_date_opt(p.get("as_of"), f"{where}.as_of"),

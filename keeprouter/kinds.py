@@ -33,12 +33,15 @@ class KindKeys:
 
     `default_base_url` makes `base_url` optional; it may name required keys in braces, filled from
     the provider's own values (`https://bedrock-runtime.{region}.amazonaws.com`). None: the provider
-    must give its base_url."""
+    must give its base_url. `base_url_when` lists exceptions, `(key, value, url)`: when the
+    provider's `key` is `value`, its default is `url` (Vertex's `global` location has a host
+    without a location prefix)."""
 
     name: str
     required: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
     default_base_url: str | None = None
+    base_url_when: tuple[tuple[str, str, str], ...] = ()
 
     def __post_init__(self) -> None:
         for key in (*self.required, *self.optional):
@@ -56,6 +59,9 @@ class KindKeys:
         """The default base URL for a provider with these `options` (its required keys present)."""
         if self.default_base_url is None:
             return None
+        for key, value, url in self.base_url_when:
+            if options.get(key) == value:
+                return url
         return _PLACEHOLDER.sub(lambda m: options[m.group(1)], self.default_base_url)
 
 
@@ -74,7 +80,18 @@ BEDROCK = KindKeys(
 # Gemini's native API (Google AI Studio): one fixed host, so base_url is optional.
 GEMINI = KindKeys("gemini", default_base_url="https://generativelanguage.googleapis.com")
 
-KINDS: tuple[KindKeys, ...] = (OPENAI, ANTHROPIC, AZURE, BEDROCK, GEMINI)
+# Google Vertex AI: Gemini and Claude models in one project and location, authorised by a service
+# account (`credentials`: its JSON key file; absent: Google's application default credentials) or an
+# express-mode key (`api_key`, Gemini models only).
+VERTEX = KindKeys(
+    "vertex",
+    required=("project", "location"),
+    optional=("credentials",),
+    default_base_url="https://{location}-aiplatform.googleapis.com",
+    base_url_when=(("location", "global", "https://aiplatform.googleapis.com"),),
+)
+
+KINDS: tuple[KindKeys, ...] = (OPENAI, ANTHROPIC, AZURE, BEDROCK, GEMINI, VERTEX)
 
 
 def kind_named(name: object) -> KindKeys | None:

@@ -48,7 +48,8 @@ def _pricing(ep: EndpointConfig | None) -> dict[str, str]:
     if ep is None:
         return {"prompt": "0", "completion": "0", "request": "0", "image": "0"}
     p = ep.pricing
-    out = {"prompt": per_token(p.input), "completion": per_token(p.output), "request": "0", "image": "0"}
+    request = "0" if p.request is None else format(p.request.normalize(), "f")  # USD per request, as is
+    out = {"prompt": per_token(p.input), "completion": per_token(p.output), "request": request, "image": "0"}
     if p.cache_read is not None:
         out["input_cache_read"] = per_token(p.cache_read)
     if p.cache_write is not None:
@@ -59,6 +60,7 @@ def _pricing(ep: EndpointConfig | None) -> dict[str, str]:
 def model_json(model: ModelConfig) -> dict[str, Any]:
     top = headline(model)
     modalities = list(model.input_modalities)
+    output = model.modality.partition("->")[2]  # text, embedding or rerank
     return {
         "id": model.id,
         "canonical_slug": model.id,
@@ -69,9 +71,9 @@ def model_json(model: ModelConfig) -> dict[str, Any]:
         "description": model.description,
         "context_length": model.context_length,
         "architecture": {
-            "modality": "+".join(modalities) + "->text",
+            "modality": "+".join(modalities) + "->" + output,
             "input_modalities": modalities,
-            "output_modalities": ["text"],
+            "output_modalities": [output],
             "tokenizer": "Other",
             "instruct_type": None,
         },

@@ -104,7 +104,7 @@ def chat_handler(
             return error_response(GatewayError("internal error"), api)
         gen_id = done.meter.gen_id
         if span is not None:
-            _span_served(gateway, span, done.meter, done.response.usage, done.response.stop_reason)
+            span_served(gateway, span, done.meter, done.response.usage, done.response.stop_reason)
         rendered = api.render_response(done.response, _reply(done))
         headers = {"X-Generation-Id": gen_id, "X-KeepRouter-Provider": done.candidate.endpoint.provider}
         if done.meter.served is not None:
@@ -154,10 +154,12 @@ def _refused(gateway: Gateway, api: str, req: ChatRequest | None, status: int) -
         gateway.metrics.refused(req.model if req is not None else "", api, status)
 
 
-def _span_served(gateway: Gateway, span: Any, meter: Metering, usage: Usage, finish: str | None) -> None:
+def span_served(
+    gateway: Gateway, span: Any, meter: Metering, usage: Usage, finish: str | None, operation: str = "chat"
+) -> None:
     assert gateway.tracing is not None and meter.candidate is not None
     cand = meter.candidate
-    gateway.tracing.served(span, meter.gen_id, cand.model.id, cand.endpoint.provider, cand.endpoint.model)
+    gateway.tracing.served(span, meter.gen_id, cand.model.id, cand.endpoint.provider, cand.endpoint.model, operation)
     gateway.tracing.usage(span, usage.input_tokens, usage.output_tokens, finish)
 
 
@@ -253,7 +255,7 @@ async def _relay(
     if settling is None:
         gateway.settle_later(live.finish(status, error))
     if span is not None:
-        _span_served(gateway, span, live.meter, live.final_usage(), live.finish_reason)
+        span_served(gateway, span, live.meter, live.final_usage(), live.finish_reason)
     return resp
 
 

@@ -90,6 +90,7 @@ def cost(usage: Usage, pricing: Pricing) -> Decimal:
     counts are clamped rather than producing a credit); the 1-hour share of the writes
     (`cache_write_1h_tokens`, at most `cache_write_tokens`) is billed at `cache_write_1h`;
     reasoning tokens are part of `output_tokens` and only re-priced when `pricing.reasoning` is set.
+    `pricing.request`, when set, is added once per call (a rerank search).
     """
     p = _prices(pricing, usage.input_tokens)
     s = _Split(usage)
@@ -100,6 +101,8 @@ def cost(usage: Usage, pricing: Pricing) -> Decimal:
         total += (output - reasoning) * p.output + reasoning * pricing.reasoning
     else:
         total += output * p.output
+    if pricing.request is not None:
+        total += pricing.request.scaleb(6)  # USD per call, in the per-1M-tokens scale of `total`
     # scaleb shifts the exponent: an exact division by 1e6 whatever the context precision.
     return total.scaleb(-6)
 
@@ -129,6 +132,8 @@ def worst_case(prompt_tokens: int, max_output_tokens: int, pricing: Pricing) -> 
     in_price = max(p.input, p.cache_write, p.cache_write_1h, p.cache_read)
     out_price = p.output if pricing.reasoning is None else max(p.output, pricing.reasoning)
     total = max(prompt_tokens, 0) * in_price + max(max_output_tokens, 0) * out_price
+    if pricing.request is not None:
+        total += pricing.request.scaleb(6)
     return total.scaleb(-6)
 
 

@@ -4,6 +4,7 @@ gateway.py      the Gateway: route, admission, THE attempt loop (both answer mod
 attempts.py     what an attempt is in each mode (whole answer, first stream event); its failures
 live_stream.py  a stream in flight, metered as it goes and settled when it ends
 settle.py       recording a generation and settling its hold, now or later; drained at shutdown
+retrieval.py    embeddings and rerank as a mode of the attempt loop (no output; sized by their inputs)
 metering.py     Caller, the typed Attempt record, Metering, the one usage-filling rule
 counting.py     token counts besides the upstream's usage (count_tokens, usage-less upstreams)
 spans.py        the upstream attempt's span, when tracing is on
@@ -16,6 +17,7 @@ from keeprouter.gateway.attempts import MAX_ATTEMPTS, MAX_RETRY_SECONDS
 from keeprouter.gateway.gateway import Gateway, Route
 from keeprouter.gateway.live_stream import LiveStream, StreamOwner
 from keeprouter.gateway.metering import Attempt, Caller, Completion, Metering
+from keeprouter.gateway.retrieval import Retrieved
 from keeprouter.gateway.settle import SETTLE_WAIT, Settler
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "Gateway",
     "LiveStream",
     "Metering",
+    "Retrieved",
     "Route",
     "Settler",
     "StreamOwner",

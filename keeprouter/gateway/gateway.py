@@ -35,7 +35,8 @@ from keeprouter.config import Config, ModelConfig
 from keeprouter.errors import InvalidRequest, NoEndpointAvailable, NotFound, StoreUnavailable, UpstreamError
 from keeprouter.formats import tokens
 from keeprouter.formats.canonical import ChatRequest, Reasoning
-from keeprouter.gateway import spans
+from keeprouter.formats.embeddings import EmbeddingRequest, EmbeddingResponse, RerankRequest, RerankResponse
+from keeprouter.gateway import retrieval, spans
 from keeprouter.gateway.attempts import (
     MAX_ATTEMPTS,
     MAX_RETRY_SECONDS,
@@ -48,6 +49,7 @@ from keeprouter.gateway.attempts import (
 from keeprouter.gateway.counting import Counting
 from keeprouter.gateway.live_stream import LiveStream
 from keeprouter.gateway.metering import Attempt, Caller, Completion, Metering
+from keeprouter.gateway.retrieval import Retrieval, Retrieved, Sizing, stand_in
 from keeprouter.gateway.settle import SETTLE_WAIT, Settler
 from keeprouter.limits.base import Limits, RateLimiter, Refusal, Ticket
 from keeprouter.limits.memory import MemoryLimiter
@@ -118,8 +120,16 @@ class Gateway:
     # ---- resolve ------------------------------------------------------------------------
     def route(self, body: Mapping[str, Any], req: ChatRequest) -> Route:
         """The models to try (the `model`, then the `models` fallbacks) and the caller's prefs."""
+        return self.route_for(body, req.model, "text->text", req)
+
+    def route_for(
+        self, body: Mapping[str, Any], model_id: str, modality: str, req: ChatRequest | None = None
+    ) -> Route:
+        """`route` for a call that `modality`'s models serve: a model of another modality is the
+        caller's mistake (400, naming both), never an upstream's confusing error. `req` (chat only)
+        takes the `:thinking` variant's reasoning."""
         prefs = parse_prefs(body.get("provider"))
-        ids: list[str] = [req.model] if req.model else []
+        ids: list[str] = [model_id] if model_id else []
         extra = body.get("models")
         if extra is not None:
             if not isinstance(extra, list) or not all(isinstance(m, str) for m in extra):
@@ -135,9 +145,16 @@ class Gateway:
                     raise NotFound(f"model '{mid}' does not exist")
                 continue
             model, variant = found
+            if model.modality != modality:
+                if mid == ids[0]:
+                    raise InvalidRequest(_wrong_modality(model.id, model.modality, modality), param="model")
+                continue  # a fallback of another kind is skipped, as an unknown one is
             if variant in VARIANT_SORT and prefs.sort is None:
                 prefs.sort = VARIANT_SORT[variant]
-            elif variant == "thinking" and mid == ids[0] and (req.reasoning is None or not req.reasoning.on):
+            elif (
+                variant == "thinking" and req is not None and mid == ids[0]
+                and (req.reasoning is None or not req.reasoning.on)
+            ):
                 exclude = req.reasoning is not None and req.reasoning.exclude
                 req.reasoning = Reasoning(exclude=exclude)  # OpenRouter's variant: reasoning on
             models.append(model)
@@ -154,14 +171,34 @@ class Gateway:
         """Try endpoints until one produces its first event; failures up to then fall back. Await it."""
         return self._serve(caller, req, route, self._first_event)
 
-    async def _serve(self, caller: Caller, req: ChatRequest, route: Route, mode: Mode[H, R, T]) -> T:
-        """THE attempt loop, for both modes: endpoints in the planned order, bounded in count and
-        in total time, until one gives its first result; a refused or failed request holds nothing."""
-        meter = self._begin(caller, req)
-        cands = self._candidates(meter, route)
-        conv = self.sticky.conversation(
-            req, route.models, route.prefs, caller.headers, route.body, caller.key.hash, meter.prompt_estimate
-        )
+    def embed(
+        self, caller: Caller, req: EmbeddingRequest, route: Route
+    ) -> Coroutine[Any, Any, Retrieved[EmbeddingResponse]]:
+        """Vectors for `req` from the first endpoint that gives them; failures fall back. Await it."""
+        call, sizing = retrieval.embedding(req)
+        return self._serve(caller, stand_in(req.model), route, Retrieval(self.health, call), sizing)
+
+    def rerank(
+        self, caller: Caller, req: RerankRequest, route: Route
+    ) -> Coroutine[Any, Any, Retrieved[RerankResponse]]:
+        """Relevance scores for `req` from the first endpoint that gives them; failures fall back."""
+        call, sizing = retrieval.rerank(req)
+        return self._serve(caller, stand_in(req.model), route, Retrieval(self.health, call), sizing)
+
+    async def _serve(
+        self, caller: Caller, req: ChatRequest, route: Route, mode: Mode[H, R, T], sizing: Sizing | None = None
+    ) -> T:
+        """THE attempt loop, for every mode: endpoints in the planned order, bounded in count and
+        in total time, until one gives its first result; a refused or failed request holds nothing.
+        `sizing`: a request that produces no tokens (embeddings, rerank), sized by its inputs."""
+        meter = self._begin(caller, req, sizing)
+        cands = self._candidates(meter, route, sizing)
+        # Affinity keeps a conversation's prompt cache warm: embeddings and rerank have none.
+        conv = None
+        if sizing is None:
+            conv = self.sticky.conversation(
+                req, route.models, route.prefs, caller.headers, route.body, caller.key.hash, meter.prompt_estimate
+            )
         cands = await self.sticky.order(cands, conv)
         await self._reserve(meter, cands)
         try:
@@ -208,14 +245,21 @@ class Gateway:
         resp = done.response
         await self.settler.record(done.meter, resp.usage, done.cost, "ok", resp.stop_reason, streamed=False)
 
+    async def settle_retrieved(self, done: Retrieved[Any]) -> None:
+        """`settle` for an embeddings or rerank answer."""
+        await self.settler.record(done.meter, done.response.usage, done.cost, "ok", None, streamed=False)
+
     # ---- admit --------------------------------------------------------------------------
-    def _begin(self, caller: Caller, req: ChatRequest) -> Metering:
+    def _begin(self, caller: Caller, req: ChatRequest, sizing: Sizing | None = None) -> Metering:
         gen_id = self.ledger.ids.generation_id(time.time())
         GENERATION_ID.set(gen_id)  # every log line of this request from here on carries it
+        if sizing is not None:
+            return Metering(gen_id, caller, req, sizing.estimate, None, time.monotonic(), output_bound=0)
         return Metering(gen_id, caller, req, tokens.estimate_request(req), None, time.monotonic())
 
-    def _candidates(self, meter: Metering, route: Route) -> list[Candidate]:
-        cands = plan(route.models, meter.request, route.prefs, meter.prompt_estimate, self.health)
+    def _candidates(self, meter: Metering, route: Route, sizing: Sizing | None = None) -> list[Candidate]:
+        prompt = meter.prompt_estimate if sizing is None else sizing.longest
+        cands = plan(route.models, meter.request, route.prefs, prompt, self.health)
         if not any(c.endpoint.provider in self.adapters for c in cands):
             raise NoEndpointAvailable("no provider is configured for this model")
         return cands
@@ -250,6 +294,8 @@ class Gateway:
     def _max_output(meter: Metering, c: Candidate) -> int:
         """The most output `c` may produce: the budget `fit` will send it (the request's, lowered to
         the endpoint's limits), else the endpoint's bounds."""
+        if meter.output_bound is not None:
+            return meter.output_bound
         ep = c.endpoint
         budget = output_budget(meter.request.max_tokens, meter.prompt_estimate, ep)
         if budget:
@@ -292,6 +338,17 @@ class Gateway:
     async def count_input(self, models: list[ModelConfig], req: ChatRequest, headers: Mapping[str, str]) -> int:
         """`count_tokens`: the upstream's count, else the shipped tokenizer's, else the estimate."""
         return await self.counting.count_input(models, req, headers)
+
+
+_MODALITY_USE = {
+    "text->text": "a chat model: call POST /v1/chat/completions",
+    "text->embedding": "an embedding model: call POST /v1/embeddings",
+    "text->rerank": "a rerank model: call POST /v1/rerank",
+}
+
+
+def _wrong_modality(model: str, has: str, wanted: str) -> str:
+    return f"model '{model}' ({has}) is {_MODALITY_USE.get(has, has)}; this endpoint serves {wanted} models"
 
 
 __all__ = ["Gateway", "Route"]

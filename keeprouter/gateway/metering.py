@@ -81,6 +81,7 @@ class Metering:
     failed: tuple[Attempt, ...] = ()  # the attempts that failed, in order (no list until one does)
     served: Attempt | None = None  # the attempt whose answer the caller gets
     ticket: Ticket | None = None  # the rate limiter's entry, for keys with rpm/tpm limits
+    output_bound: int | None = None  # the most output any endpoint may produce, when known (0: none)
 
     @property
     def candidate(self) -> Candidate | None:

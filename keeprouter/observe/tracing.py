@@ -60,12 +60,13 @@ class Tracing:
         self.tracer = self.provider.get_tracer("keeprouter")
 
     # ---- the request span ----------------------------------------------------------------
-    def start_request(self, api: str) -> tuple[Any, object]:
-        """A SERVER span made current (attempt spans become its children); pass both to end_request."""
+    def start_request(self, api: str, operation: str = "chat") -> tuple[Any, object]:
+        """A SERVER span made current (attempt spans become its children); pass both to end_request.
+        `operation`: GenAI's operation name (chat, embeddings, rerank)."""
         from opentelemetry import context
 
-        span = self.tracer.start_span("chat", kind=self._kinds.SERVER,
-                                      attributes={"gen_ai.operation.name": "chat", "keeprouter.api": api})  # fmt: skip
+        attributes = {"gen_ai.operation.name": operation, "keeprouter.api": api}
+        span = self.tracer.start_span(operation, kind=self._kinds.SERVER, attributes=attributes)
         return span, context.attach(self._in_context(span))
 
     def end_request(self, span: Any, token: object, status: int) -> None:
@@ -79,8 +80,9 @@ class Tracing:
         span.end()
 
     @staticmethod
-    def served(span: Any, gen_id: str, model: str, provider: str, response_model: str | None) -> None:
-        span.update_name(f"chat {model}")
+    def served(span: Any, gen_id: str, model: str, provider: str, response_model: str | None,
+               operation: str = "chat") -> None:  # fmt: skip
+        span.update_name(f"{operation} {model}")
         span.set_attribute("gen_ai.request.model", model)
         span.set_attribute("gen_ai.provider.name", provider)
         span.set_attribute("keeprouter.generation.id", gen_id)

@@ -24,6 +24,7 @@ from keeprouter.providers.framing import SSE, FramingFactory
 from keeprouter.providers.gemini import GeminiAdapter
 from keeprouter.providers.openai import OpenAIAdapter
 from keeprouter.providers.transport import Transport
+from keeprouter.providers.vertex import VertexAdapter
 
 AdapterFactory = Callable[[ProviderConfig, Transport], Adapter]
 
@@ -58,6 +59,8 @@ ROWS: Mapping[str, ProviderKind] = MappingProxyType(
             ProviderKind(kinds.BEDROCK, BedrockAdapter, EventStreamDecoder, counts_tokens=True, capabilities=_CHAT),
             # Structured output is responseJsonSchema; prompt caching is implicit (cachedContentTokenCount).
             ProviderKind(kinds.GEMINI, GeminiAdapter, SSE, counts_tokens=True, capabilities=_CHAT),
+            # Gemini models as `gemini`, Claude models as `anthropic`; both families count tokens.
+            ProviderKind(kinds.VERTEX, VertexAdapter, SSE, counts_tokens=True, capabilities=_CHAT),
         )
     }
 )

@@ -115,7 +115,14 @@ class Transport:
         return _status_error(self.provider.id, status, raw, headers, self.secrets)
 
     async def post_json(self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts) -> dict[str, Any]:
-        """POST and return the parsed JSON answer; non-2xx raises UpstreamError."""
+        """POST and return the parsed JSON answer, an object; non-2xx raises UpstreamError."""
+        data = await self.post_json_value(url, body, headers, timeouts)
+        if not isinstance(data, dict):
+            raise UpstreamError(f"provider {self.provider.id} returned invalid JSON")
+        return data
+
+    async def post_json_value(self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts) -> Any:
+        """`post_json` for answers that need not be an object (TEI's rerank answers a bare list)."""
         try:
             async with asyncio.timeout(timeouts.first_byte):
                 async with aclosing(await self._send("POST", url, body, headers)) as resp:
@@ -127,12 +134,9 @@ class Transport:
         except aiohttp.ClientError as e:
             raise _connection_error(self.provider.id, e) from None
         try:
-            data = orjson.loads(raw)
+            return orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise UpstreamError(f"provider {self.provider.id} returned invalid JSON") from None
-        if not isinstance(data, dict):
-            raise UpstreamError(f"provider {self.provider.id} returned invalid JSON")
-        return data
 
     async def post_stream(
         self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts

@@ -107,3 +107,29 @@ async def test_json_log_lines_carry_the_generation_id_and_no_key_or_prompt(
     mine = [line for line in lines if line.get("generation_id") == gen_id]
     assert mine, lines
     assert PROMPT not in buf.getvalue() and ADMIN_KEY not in buf.getvalue()
+
+
+async def test_an_embeddings_request_is_traced_as_embeddings(tmp_path: Path, openai_upstream: OpenAIUpstream) -> None:
+    exporter = InMemorySpanExporter()
+    raw = two_format_config(openai_upstream.url, openai_upstream.url, sqlite_url(tmp_path))
+    raw["models"]["emb-test"] = {
+        "modality": "text->embedding",
+        "endpoints": [{"provider": "oa", "model": "up-emb", "pricing": {"input": 0.02}}],
+    }
+    cfg = parse_config(raw, env={})
+    server = TestServer(create_app(cfg, ADMIN_KEY, tracing.Tracing(SimpleSpanProcessor(exporter))), port=0)
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as s:
+            body = {"model": "emb-test", "input": "a b"}
+            url = f"http://127.0.0.1:{server.port}/v1/embeddings"
+            async with s.post(url, json=body, headers=auth("openai", ADMIN_KEY)) as r:
+                assert r.status == 200, await r.text()
+    finally:
+        await server.close()
+    spans = exporter.get_finished_spans()
+    [req] = [sp for sp in spans if sp.kind == SpanKind.SERVER]
+    assert req.name == "embeddings emb-test"
+    a = req.attributes or {}
+    assert a["gen_ai.operation.name"] == "embeddings" and a["gen_ai.usage.input_tokens"] == 2
+    assert len([sp for sp in spans if sp.kind == SpanKind.CLIENT]) == 1

@@ -15,7 +15,7 @@ from keeprouter.providers.transport import Transport
 
 REQ = ChatRequest(model="m", messages=[Message(role="user", content=[TextPart(text="hi")])])
 # A kind whose count endpoint answers in its own shape, or counts for some models only
-COUNT_ANSWER = {"bedrock": {"inputTokens": 7}, "gemini": {"totalTokens": 7}}
+COUNT_ANSWER = {"bedrock": {"inputTokens": 7}, "gemini": {"totalTokens": 7}, "vertex": {"totalTokens": 7}}
 COUNTED_MODEL = {"bedrock": "us.anthropic.claude-haiku-4-5-20251001-v1:0"}
 
 

@@ -146,6 +146,9 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
         # refused settles spool in a directory of this module's own (tests/conftest.py does the
         # same per test, but this gateway outlives a test)
         env.setenv("KEEPROUTER_SPOOL_DIR", str(tmp_path_factory.mktemp("spool")))
+        # Scenarios script failures on purpose, case after case, on one long-lived gateway: circuits
+        # must not carry one case's failures into the next (routing.health has tests of its own).
+        env.setenv("KEEPROUTER_CIRCUIT_COOLDOWN_SECONDS", "0.001")
         async with AsyncExitStack() as stack:
             emulators = {k.name: await stack.enter_async_context(k.emulator()) for k in UPSTREAM_KINDS}
             cfg = gateway_config(emulators, sqlite_url(tmp_path_factory.mktemp("db")))

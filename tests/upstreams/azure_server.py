@@ -177,8 +177,11 @@ class AzureUpstream(OpenAIUpstream):
     def _choice_filter(self, reply: Reply) -> dict[str, Any]:
         return filter_results(self.filtered_category if reply.stop_kind == "refusal" else None)
 
-    def render(self, reply: Reply, rec: Received) -> dict[str, Any]:
+    def render(self, reply: Reply, rec: Received) -> Any:
         out = super().render(reply, rec)
+        # an embeddings answer: Azure adds no filter results to it
+        if not isinstance(out, dict) or "choices" not in out:
+            return out
         out["prompt_filter_results"] = [{"prompt_index": 0, "content_filter_results": filter_results()}]
         out["choices"][0]["content_filter_results"] = self._choice_filter(reply)
         return out

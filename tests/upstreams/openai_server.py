@@ -1,6 +1,7 @@
 """An OpenAI-compatible upstream (Chat Completions), written from the wire spec, not from keeprouter.
 
-Routes: ``POST {prefix}/chat/completions`` and ``GET {prefix}/models`` (prefix default ``/v1``).
+Routes: ``POST {prefix}/chat/completions``, ``POST {prefix}/embeddings``, ``POST {prefix}/rerank`` and
+``GET {prefix}/models`` (prefix default ``/v1``); embeddings and rerank answers are in ``embeddings.py``.
 Quirk flags reproduce real hosts that deviate from OpenAI (see the constructor).
 """
 
@@ -12,6 +13,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from . import embeddings
 from .base import EmulatedUpstream, Received, StreamPlan, sse
 from .script import OPENAI_FINISH, Fault, Reply, pieces
 
@@ -52,6 +54,9 @@ class OpenAIUpstream(EmulatedUpstream):
       ``tool_calls`` must carry ``reasoning_content`` in every later request, and for the calls this
       server made, exactly the reasoning it answered them with; otherwise DeepSeek's 400. A
       reasoning-free tool call it made is answered with ``reasoning_content: ""``.
+    - ``embeddings_max_batch``: refuse (413, TEI's wording) an embeddings request with more inputs.
+    - ``embeddings_reversed``: list embeddings last input first (only ``index`` orders them).
+    - ``rerank_tei``: ``/rerank`` speaks Hugging Face TEI's dialect (``texts`` in, a bare list out).
     """
 
     DEFAULT_KEY = "sk-up-openai"
@@ -69,6 +74,9 @@ class OpenAIUpstream(EmulatedUpstream):
         validate: bool = True,
         thinking_mode: bool = False,
         models: tuple[str, ...] = ("gpt-4o-mini", "gpt-4o"),
+        embeddings_max_batch: int | None = None,
+        embeddings_reversed: bool = False,
+        rerank_tei: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
     ):
@@ -83,7 +91,12 @@ class OpenAIUpstream(EmulatedUpstream):
         self.thinking_mode = thinking_mode
         self.issued: dict[str, str] = {}  # tool call id -> the reasoning answered with it (thinking_mode)
         self.models = models
+        self.embeddings_max_batch = embeddings_max_batch
+        self.embeddings_reversed = embeddings_reversed
+        self.rerank_tei = rerank_tei
         self.add_route("POST", f"{self.prefix}/chat/completions", self._chat)
+        self.add_route("POST", f"{self.prefix}/embeddings", self._embeddings)
+        self.add_route("POST", f"{self.prefix}/rerank", self._rerank)
         self.add_route("GET", f"{self.prefix}/models", self._models)
 
     @property
@@ -107,6 +120,31 @@ class OpenAIUpstream(EmulatedUpstream):
                 self._error(400, message, param=param), status=400, headers=self.response_headers()
             )
         return await self.generate(request, rec, stream=rec.stream)
+
+    async def _embeddings(self, request: web.Request, rec: Received) -> web.StreamResponse:
+        denied = self._check_auth(rec)
+        if denied is not None:
+            return denied
+        if not isinstance(rec.body, dict):
+            return self.error_response(400, "We could not parse the JSON body of your request.")
+        problem = embeddings.embedding_problem(rec.body, self.embeddings_max_batch)
+        if problem is not None:
+            status, message, param = problem
+            return web.json_response(
+                self._error(status, message, param=param), status=status, headers=self.response_headers()
+            )
+        return await self.generate(request, rec, stream=False)  # scripted Faults apply; see render
+
+    async def _rerank(self, request: web.Request, rec: Received) -> web.StreamResponse:
+        denied = self._check_auth(rec)
+        if denied is not None:
+            return denied
+        if not isinstance(rec.body, dict):
+            return self.error_response(400, "We could not parse the JSON body of your request.")
+        problem = embeddings.rerank_problem(rec.body, self.rerank_tei)
+        if problem is not None:
+            return self.error_response(*problem)
+        return await self.generate(request, rec, stream=False)
 
     async def _models(self, request: web.Request, rec: Received) -> web.StreamResponse:
         denied = self._check_auth(rec)
@@ -237,7 +275,13 @@ class OpenAIUpstream(EmulatedUpstream):
             return ""
         return reply.thinking
 
-    def render(self, reply: Reply, rec: Received) -> dict[str, Any]:
+    def render(self, reply: Reply, rec: Received) -> Any:
+        body = rec.body if isinstance(rec.body, dict) else {}
+        model = reply.model or rec.model or "unknown"
+        if rec.path.endswith("/embeddings"):
+            return embeddings.render_embeddings(body, model, reverse=self.embeddings_reversed)
+        if rec.path.endswith("/rerank"):
+            return embeddings.render_rerank(body, model, tei=self.rerank_tei)
         message: dict[str, Any] = {
             "role": "assistant",
             "content": reply.text,

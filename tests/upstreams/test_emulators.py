@@ -141,9 +141,9 @@ async def test_openai_models_and_defaults(openai_upstream: OpenAIUpstream) -> No
         models = await client.models.list()
         first = await client.chat.completions.create(model="x", messages=MESSAGES)
         with pytest.raises(openai.NotFoundError):
-            await client.embeddings.create(model="x", input="y")
+            await client.moderations.create(input="y")  # a path the emulator does not serve
     assert [m.id for m in models.data] == ["gpt-4o-mini", "gpt-4o"]
-    assert openai_upstream.requests[-1].path == "/v1/embeddings"
+    assert openai_upstream.requests[-1].path == "/v1/moderations"
     assert first.choices[0].message.content == "Hello!"  # empty script: default Reply()
     assert openai_upstream.requests[0].item is None and openai_upstream.requests[1].item == Reply()
 

@@ -41,6 +41,13 @@ class AnthropicAdapter:
         if provider.api_key:
             self.headers["x-api-key"] = provider.api_key
 
+    # Where each call goes; a kind that serves Claude at per-model URLs (Vertex) overrides these.
+    def _url(self, model: str, *, stream: bool) -> str:
+        return self.url
+
+    def _count_url(self, model: str) -> str:
+        return self.count_url
+
     def _headers(self, client_headers: Mapping[str, str]) -> Mapping[str, str]:
         beta = client_headers.get("anthropic-beta")
         if not beta:
@@ -68,7 +75,7 @@ class AnthropicAdapter:
             body.pop(field, None)
         timeouts = Timeouts(connect=ep.timeout.connect, first_byte=COUNT_TIMEOUT, idle=COUNT_TIMEOUT)
         data = await self.transport.post_json(
-            self.count_url, orjson.dumps(body), self._headers(client_headers), timeouts
+            self._count_url(ep.model), orjson.dumps(body), self._headers(client_headers), timeouts
         )
         n = data.get("input_tokens")
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
@@ -79,7 +86,7 @@ class AnthropicAdapter:
         self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
     ) -> ChatResponse:
         data = await self.transport.post_json(
-            self.url, self._body(req, ep), self._headers(client_headers), ep.timeout
+            self._url(ep.model, stream=False), self._body(req, ep), self._headers(client_headers), ep.timeout
         )
         return parse_response(data, self._json_tool(req))
 
@@ -88,7 +95,7 @@ class AnthropicAdapter:
     ) -> AsyncGenerator[StreamEvent, None]:
         decoder = AnthropicStreamDecoder(self._json_tool(req))
         stream = self.transport.post_stream(
-            self.url, self._body(req, ep), self._headers(client_headers), ep.timeout
+            self._url(ep.model, stream=True), self._body(req, ep), self._headers(client_headers), ep.timeout
         )
         async with aclosing(stream):  # closed however the loop ends
             async for event, payload in stream:

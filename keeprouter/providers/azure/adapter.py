@@ -22,6 +22,7 @@ from dataclasses import replace
 
 from keeprouter.config import EndpointConfig, ProviderConfig
 from keeprouter.formats.canonical import ChatRequest, ChatResponse, StreamEvent
+from keeprouter.formats.embeddings import EmbeddingRequest, EmbeddingResponse
 from keeprouter.providers.azure.urls import AzureUrls
 from keeprouter.providers.openai import OpenAIAdapter, hosts
 from keeprouter.providers.transport import Transport
@@ -50,6 +51,7 @@ class AzureAdapter:
         if adapter is None:
             adapter = OpenAIAdapter(self._inner, self.transport)
             adapter.url = self.urls.chat(ep.model)
+            adapter.retrieval.embeddings_url = self.urls.embeddings(ep.model)
             adapter.quirks = self._quirks
             self._deployments[ep.model] = adapter
         return adapter
@@ -61,6 +63,11 @@ class AzureAdapter:
         self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
     ) -> AsyncGenerator[StreamEvent, None]:
         return self._for(ep).stream(req, ep, client_headers)
+
+    async def embed(
+        self, req: EmbeddingRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
+    ) -> EmbeddingResponse:
+        return await self._for(ep).embed(req, ep, client_headers)
 
     async def count_tokens(self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]) -> int:
         return await self._for(ep).count_tokens(req, ep, client_headers)

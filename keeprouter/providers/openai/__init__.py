@@ -1,5 +1,6 @@
 """The OpenAI Chat Completions provider kind: adapter, host quirks, and the upstream translators
-(`request`, `response`, `stream`)."""
+(`request`, `response`, `stream`); `embeddings` (pure) and `retrieval` (its calls) serve the
+hosts' `/embeddings` and `/rerank`."""
 
 from .adapter import OpenAIAdapter
 

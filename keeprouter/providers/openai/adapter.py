@@ -11,11 +11,13 @@ import orjson
 from keeprouter.config import EndpointConfig, ProviderConfig
 from keeprouter.errors import UpstreamError
 from keeprouter.formats.canonical import ChatRequest, ChatResponse, Finish, StreamEvent
+from keeprouter.formats.embeddings import EmbeddingRequest, EmbeddingResponse, RerankRequest, RerankResponse
 from keeprouter.providers.base import CountNotSupported
 from keeprouter.providers.framing import Frame, load_json
 from keeprouter.providers.openai import hosts
 from keeprouter.providers.openai import request as fmt
 from keeprouter.providers.openai.response import parse_response
+from keeprouter.providers.openai.retrieval import RetrievalCalls
 from keeprouter.providers.openai.stream import OpenAIStreamDecoder
 from keeprouter.providers.transport import Transport
 
@@ -34,6 +36,7 @@ class OpenAIAdapter:
         if provider.api_key:
             self.headers["Authorization"] = f"Bearer {provider.api_key}"
         self.quirks = hosts.quirks_for(provider.base_url)
+        self.retrieval = RetrievalCalls(provider, self.transport, self.headers)
 
     def _body(self, req: ChatRequest, ep: EndpointConfig) -> bytes:
         body = fmt.build_request(req, ep.model)
@@ -109,6 +112,14 @@ class OpenAIAdapter:
                 async for ev in events:
                     yield ev
             return
+
+    async def embed(
+        self, req: EmbeddingRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
+    ) -> EmbeddingResponse:
+        return await self.retrieval.embed(req, ep)
+
+    async def rerank(self, req: RerankRequest, ep: EndpointConfig, client_headers: Mapping[str, str]) -> RerankResponse:
+        return await self.retrieval.rerank(req, ep)
 
     async def count_tokens(
         self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]

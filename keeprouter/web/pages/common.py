@@ -87,7 +87,7 @@ def unavailable_note(config: Config, model: ModelConfig) -> str:
 
 
 def modality(model: ModelConfig) -> str:
-    return " + ".join(model.input_modalities) + " → text"
+    return " + ".join(model.input_modalities) + " → " + model.modality.partition("->")[2]
 
 
 def prices_as_of(models: list[ModelConfig], fallback: dt.date) -> str:

@@ -1,0 +1,105 @@
+"""Embeddings and rerank calls to an OpenAI-compatible host (the emulator): batches in order,
+refusals learned once, answers parsed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from upstreams import Fault, OpenAIUpstream
+from upstreams.embeddings import vector_for
+
+from keeprouter.config import EndpointConfig, Pricing, ProviderConfig, Timeouts
+from keeprouter.errors import UpstreamError
+from keeprouter.formats.embeddings import EmbeddingRequest, RerankRequest
+from keeprouter.providers.openai.retrieval import RetrievalCalls
+from keeprouter.providers.transport import Transport
+
+EP = EndpointConfig("up", "emb-up", Pricing(Decimal(1), Decimal(0)), frozenset(), 8192, None, Timeouts(first_byte=5))
+
+
+@pytest.fixture
+async def calls() -> AsyncIterator[Callable[[OpenAIUpstream], RetrievalCalls]]:
+    made: list[Transport] = []
+
+    def make(server: OpenAIUpstream) -> RetrievalCalls:
+        provider = ProviderConfig("up", "openai", server.url, server.expected_key)
+        transport = Transport(provider)
+        made.append(transport)
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {server.expected_key}"}
+        return RetrievalCalls(provider, transport, headers)
+
+    yield make
+    for t in made:
+        await t.close()
+
+
+async def test_embed_in_batches_reassembled_in_order(make_openai_upstream: Any, calls: Any) -> None:
+    server = await make_openai_upstream(embeddings_reversed=True)
+    c = calls(server)
+    c.batch_limit = 3
+    texts = [f"text number {i}" for i in range(8)]
+    resp = await c.embed(EmbeddingRequest(model="emb", inputs=list(texts), dimensions=8), EP)
+    assert resp.vectors == [vector_for(t, 8) for t in texts]
+    assert resp.usage.input_tokens == 3 * 8
+    assert [len(r.body["input"]) for r in server.requests] == [3, 3, 2]
+    assert all(r.body["model"] == "emb-up" and r.body["encoding_format"] == "float" for r in server.requests)
+
+
+async def test_a_batch_refusal_is_learned_once(make_openai_upstream: Any, calls: Any) -> None:
+    server = await make_openai_upstream(embeddings_max_batch=2)
+    c = calls(server)
+    texts = ["a", "b", "c", "d", "e"]
+    first = await c.embed(EmbeddingRequest(model="emb", inputs=list(texts)), EP)
+    assert first.vectors == [vector_for(t) for t in texts]
+    assert c.batch_limit == 2
+    sent = len(server.requests)
+    await c.embed(EmbeddingRequest(model="emb", inputs=list(texts)), EP)
+    assert len(server.requests) - sent == 3  # batched from the start now
+
+
+async def test_a_failed_batch_fails_the_call(make_openai_upstream: Any, calls: Any) -> None:
+    server = await make_openai_upstream()
+    c = calls(server)
+    c.batch_limit = 1
+    server.script(Fault(status=500))
+    with pytest.raises(UpstreamError) as caught:
+        await c.embed(EmbeddingRequest(model="emb", inputs=["a", "b"]), EP)
+    assert caught.value.retryable
+
+
+async def test_rerank_through_the_host(openai_upstream: OpenAIUpstream, calls: Any) -> None:
+    c = calls(openai_upstream)
+    docs = ["the cat sat", "a dog ran", "the cat and the dog"]
+    resp = await c.rerank(RerankRequest(model="r", query="cat dog", documents=docs, top_n=2), EP)
+    assert [(r.index, r.relevance_score) for r in resp.results] == [(2, 1.0), (0, 0.5)]
+    assert resp.usage.input_tokens == 3 * 2 + 3 + 3 + 5
+    sent = openai_upstream.requests[-1].body
+    assert sent == {"model": "emb-up", "query": "cat dog", "documents": docs, "top_n": 2}
+
+
+async def test_a_rerank_refusal_other_than_the_dialect_is_passed_on(
+    openai_upstream: OpenAIUpstream, calls: Any
+) -> None:
+    c = calls(openai_upstream)
+    openai_upstream.script(Fault(status=400, body={"error": {"message": "bad query"}}))
+    with pytest.raises(UpstreamError) as caught:
+        await c.rerank(RerankRequest(model="r", query="q", documents=["a"]), EP)
+    assert caught.value.status == 400 and c.dialect == "cohere"
+
+
+async def test_a_tei_host_is_learned_from_its_refusal(make_openai_upstream: Any, calls: Any) -> None:
+    server = await make_openai_upstream(rerank_tei=True)
+    c = calls(server)
+    docs = ["dog", "the cat", "cat"]
+    for _ in range(2):
+        resp = await c.rerank(RerankRequest(model="r", query="cat", documents=docs, top_n=1), EP)
+        assert {r.index for r in resp.results if r.relevance_score == 1.0} == {1, 2}
+    assert c.dialect == "tei"
+    assert [list(r.body) for r in server.requests] == [
+        ["model", "query", "documents", "top_n"],
+        ["query", "texts"],
+        ["query", "texts"],
+    ]

@@ -1,0 +1,133 @@
+"""What the emulated OpenAI-compatible upstream answers on ``/embeddings`` and ``/rerank``.
+
+Written from the wire shapes, not from keeprouter. Deterministic, so a test can recompute any answer:
+
+- ``vector_for(item, dims)``: a vector derived from the input's text (or token ids) alone, so vector
+  i visibly belongs to input i. Every component is a multiple of 1/128 in [-1, 1): exact in float32,
+  so a vector survives base64 float32 encoding unchanged.
+- ``tokens_of(item)``: words of a text, or the number of token ids; usage is their sum.
+- ``score(query, document)``: the share of the query's words found in the document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from typing import Any
+
+DEFAULT_DIMS = 16
+
+
+def _key(item: str | list[int]) -> bytes:
+    return item.encode() if isinstance(item, str) else ("tokens:" + ",".join(map(str, item))).encode()
+
+
+def vector_for(item: str | list[int], dims: int = DEFAULT_DIMS) -> list[float]:
+    out: list[float] = []
+    block = 0
+    while len(out) < dims:
+        digest = hashlib.sha256(_key(item) + block.to_bytes(4, "big")).digest()
+        out.extend((b - 128) / 128 for b in digest)
+        block += 1
+    return out[:dims]
+
+
+def tokens_of(item: str | list[int]) -> int:
+    return len(item.split()) if isinstance(item, str) else len(item)
+
+
+def _words(text: str) -> set[str]:
+    return {w.strip(".,;:!?\"'()").lower() for w in text.split()} - {""}
+
+
+def score(query: str, document: str) -> float:
+    q = _words(query)
+    return round(len(q & _words(document)) / len(q), 6) if q else 0.0
+
+
+def embedding_problem(body: dict[str, Any], max_batch: int | None) -> tuple[int, str, str | None] | None:
+    """(status, message, param) when a real host would refuse ``body``, else None."""
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        return 400, "you must provide a model parameter", "model"
+    items = inputs_of(body.get("input"))
+    if items is None:
+        return 400, "'$.input' is invalid. Please check the API reference.", "input"
+    if max_batch is not None and len(items) > max_batch:  # Hugging Face TEI's wording
+        return 413, f"batch size {len(items)} > maximum allowed batch size {max_batch}", None
+    dims = body.get("dimensions")
+    if dims is not None and (not isinstance(dims, int) or dims < 1):
+        return 400, "Invalid value for 'dimensions'.", "dimensions"
+    return None
+
+
+def inputs_of(value: Any) -> list[str | list[int]] | None:
+    """OpenAI's four ``input`` forms as a list of inputs, or None when ``value`` is none of them."""
+    if isinstance(value, str):
+        return [value] if value else None
+    if not isinstance(value, list) or not value:
+        return None
+    if all(isinstance(t, int) for t in value):
+        return [value]
+    if all(isinstance(t, str) and t for t in value):
+        return list(value)
+    if all(isinstance(t, list) and t and all(isinstance(x, int) for x in t) for t in value):
+        return list(value)
+    return None
+
+
+def render_embeddings(body: dict[str, Any], model: str, *, reverse: bool = False) -> dict[str, Any]:
+    """OpenAI's embeddings answer; ``reverse`` lists the vectors last input first (as hosts may:
+    only ``index`` says whose vector it is)."""
+    items = inputs_of(body["input"]) or []
+    dims = body.get("dimensions") or DEFAULT_DIMS
+    data = [{"object": "embedding", "index": i, "embedding": vector_for(item, dims)} for i, item in enumerate(items)]
+    if reverse:
+        data.reverse()
+    tokens = sum(tokens_of(item) for item in items)
+    return {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
+
+
+def rerank_problem(body: dict[str, Any], tei: bool) -> tuple[int, str] | None:
+    if tei:
+        if "texts" not in body:  # TEI's refusal of a Cohere-shaped body
+            return 422, "Failed to deserialize the JSON body into the target type: missing field `texts`"
+        docs = body.get("texts")
+    else:
+        if not isinstance(body.get("model"), str):
+            return 400, "model is required"
+        docs = body.get("documents")
+    if not isinstance(body.get("query"), str) or not body["query"]:
+        return 400, "query is required"
+    if not isinstance(docs, list) or not docs or not all(isinstance(d, str) for d in docs):
+        return 400, "documents must be a non-empty list of strings"
+    return None
+
+
+def render_rerank(body: dict[str, Any], model: str, *, tei: bool) -> Any:
+    """vLLM / Jina's answer (``results`` best first, ``usage.total_tokens``), or TEI's bare list."""
+    query = body["query"]
+    docs: list[str] = body["texts"] if tei else body["documents"]
+    ranked = sorted(range(len(docs)), key=lambda i: -score(query, docs[i]))
+    if tei:
+        return [{"index": i, "score": score(query, docs[i])} for i in ranked]
+    top_n = body.get("top_n")
+    if isinstance(top_n, int):
+        ranked = ranked[:top_n]
+    results: list[dict[str, Any]] = []
+    for i in ranked:
+        result: dict[str, Any] = {"index": i, "relevance_score": score(query, docs[i])}
+        if body.get("return_documents", True):
+            result["document"] = {"text": docs[i]}
+        results.append(result)
+    tokens = sum(tokens_of(query) + tokens_of(d) for d in docs)
+    return {
+        "id": f"rerank-{uuid.uuid4().hex[:16]}",
+        "model": model,
+        "usage": {"total_tokens": tokens},
+        "results": results,
+    }
