@@ -194,17 +194,11 @@ def parse_config(raw: dict[str, Any], env: dict[str, str]) -> Config:
     offline: dict[str, ProviderConfig] = {}
     for pid, praw in builtin.builtin_providers().items():
         where = f"providers.{pid}"
-        key_env, url_env = praw.get("api_key_env"), praw.get("base_url_env")
-        row = dict(praw)
-        if key_env and env.get(key_env):
-            row["api_key"] = env[key_env]
-        if url_env and env.get(url_env):
-            row["base_url"] = env[url_env]
-        enabled = bool((key_env and env.get(key_env)) or (url_env and env.get(url_env)))
+        row, enabled, enable_env = builtin.from_environment(praw, env)
         p = _provider(pid, row, where)
         (providers if enabled else offline)[pid] = p
         info[pid] = ProviderInfo(
-            pid, str(praw.get("name") or pid), p.api, p.base_url, key_env or url_env, praw.get("docs"), enabled
+            pid, str(praw.get("name") or pid), p.api, p.base_url, enable_env, praw.get("docs"), enabled
         )
     for pid, praw in _mapping(raw.get("providers") or {}, "providers").items():
         p = providers[str(pid)] = _provider(str(pid), _mapping(praw, f"providers.{pid}"), f"providers.{pid}")

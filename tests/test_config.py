@@ -269,3 +269,29 @@ def test_stored_responses_retention_defaults_to_30_days() -> None:
     assert parse_config({}, env={}).responses_retention_days == 30.0
     assert parse_config({"responses": {"retention_days": 7}}, env={}).responses_retention_days == 7.0
     assert parse_config({"responses": {"retention_days": 0.5}}, env={}).responses_retention_days == 0.5
+
+
+def test_cloud_providers_come_from_their_own_environment_variables() -> None:
+    info = parse_config({}, env={}).provider_info
+    assert (info["google"].api, info["bedrock"].api, info["azure"].api) == ("gemini", "bedrock", "azure")
+    assert info["azure"].enable_env == "AZURE_OPENAI_API_KEY and AZURE_OPENAI_ENDPOINT"
+    assert not any(info[p].configured for p in ("google", "bedrock", "azure"))
+
+    gemini = parse_config({}, env={"GEMINI_API_KEY": "g"})
+    assert gemini.providers["google"].api_key == "g"
+    assert "google" in {e.provider for e in gemini.models["gemini-2.5-flash"].endpoints}
+
+    # Azure needs its key AND its endpoint
+    assert "azure" not in parse_config({}, env={"AZURE_OPENAI_API_KEY": "a"}).providers
+    az = parse_config({}, env={"AZURE_OPENAI_API_KEY": "a", "AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com"})
+    assert (az.providers["azure"].api_key, az.providers["azure"].base_url) == ("a", "https://r.openai.azure.com")
+
+    # Bedrock: AWS credentials stay with AWS's own chain; the region comes from AWS_REGION
+    aws = parse_config({}, env={"AWS_ACCESS_KEY_ID": "AKID", "AWS_REGION": "eu-west-1"})
+    bd = aws.providers["bedrock"]
+    assert bd.api_key is None and "AKID" not in repr(bd)
+    assert bd.base_url == "https://bedrock-runtime.eu-west-1.amazonaws.com"
+    sonnet = {e.provider: e.model for e in aws.models["claude-sonnet-4-5"].endpoints}
+    assert sonnet == {"bedrock": "global.anthropic.claude-sonnet-4-5-20250929-v1:0"}
+    key = parse_config({}, env={"AWS_BEARER_TOKEN_BEDROCK": "bk"}).providers["bedrock"]
+    assert key.api_key == "bk" and key.base_url == "https://bedrock-runtime.us-east-1.amazonaws.com"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -23,3 +24,24 @@ def builtin_providers() -> dict[str, dict[str, Any]]:
 
 def builtin_models() -> dict[str, dict[str, Any]]:
     return dict(_data()["models"])
+
+
+def from_environment(row: Mapping[str, Any], env: Mapping[str, str]) -> tuple[dict[str, Any], bool, str | None]:
+    """A built-in provider row as the environment completes it: (its config, whether it is live,
+    what to set to make it live).
+
+    `api_key_env` / `base_url_env` fill `api_key` / `base_url`, and the provider is live when every
+    variable they name is set (Azure needs its key and its endpoint). `env: {key: VARIABLE}` fills any
+    other key (Bedrock's `region` from AWS_REGION). `enabled_by_env: [VARIABLE, ...]` makes it live
+    when any of those is set instead: for kinds that find their own credentials (AWS's chain reads
+    AWS_ACCESS_KEY_ID, AWS_PROFILE... itself, so no secret passes through the config)."""
+    out = {k: v for k, v in row.items() if k not in ("env", "enabled_by_env")}
+    named = {"api_key": row.get("api_key_env"), "base_url": row.get("base_url_env"), **(row.get("env") or {})}
+    for key, var in named.items():
+        if var and env.get(var):
+            out[key] = env[var]
+    needed = [v for v in (row.get("api_key_env"), row.get("base_url_env")) if v]
+    any_of = list(row.get("enabled_by_env") or ())
+    if any_of:
+        return out, any(env.get(v) for v in any_of), " or ".join(any_of)
+    return out, bool(needed) and all(env.get(v) for v in needed), " and ".join(needed) or None

@@ -28,7 +28,8 @@ Frame = tuple[str | None, bytes]  # (event type, payload)
 
 class Framing(Protocol):
     def feed(self, chunk: bytes) -> list[Frame]:
-        """The frames `chunk` completed (often none); partial input is kept for the next call."""
+        """The frames `chunk` completed (often none); partial input is kept for the next call. The
+        transport feeds b"" once at the end of the body."""
         ...
 
 

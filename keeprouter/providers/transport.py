@@ -159,9 +159,11 @@ class Transport:
                 while True:
                     async with asyncio.timeout_at(deadline):
                         chunk = await readany()
+                    frames = feed(chunk)  # b"" at the end: a framing raises what it deferred
                     if not chunk:
+                        for frame in frames:
+                            yield frame
                         return
-                    frames = feed(chunk)
                     if frames:
                         for frame in frames:
                             yield frame

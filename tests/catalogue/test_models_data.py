@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from keeprouter import kinds
 from keeprouter.catalogue import catalogue
 from keeprouter.config import KNOWN_CAPABILITIES
 
@@ -23,9 +24,18 @@ def _is_money(v: Any) -> bool:
 @pytest.mark.parametrize(("pid", "row"), PROVIDERS.items(), ids=list(PROVIDERS))
 def test_provider_row_is_complete(pid: str, row: dict[str, Any]) -> None:
     assert row.get("name"), pid
-    assert row["base_url"].startswith(("https://", "http://127.0.0.1"))
-    # exactly one switch turns a built-in provider on: its key, or (keyless local hosts) its URL
-    assert bool(row.get("api_key_env")) != bool(row.get("base_url_env"))
+    kind = kinds.kind_named(row["api"])
+    assert kind is not None, pid
+    if "base_url" in row or kind.default_base_url is None:  # else the kind derives it (Bedrock: the region)
+        assert row["base_url"].startswith(("https://", "http://127.0.0.1"))
+    # a switch turns a built-in provider on: its key, (keyless local hosts) its URL, both (Azure: the
+    # key and the resource's endpoint), or credentials the kind finds itself (AWS's chain)
+    assert row.get("api_key_env") or row.get("base_url_env") or row.get("enabled_by_env"), pid
+
+
+def _local(provider: dict[str, Any]) -> bool:
+    """A keyless self-hosted server, switched on by its URL alone."""
+    return bool(provider.get("base_url_env")) and not provider.get("api_key_env")
 
 
 @pytest.mark.parametrize(("mid", "i", "ep"), ENDPOINTS, ids=[f"{m}[{i}]" for m, i, _ in ENDPOINTS])
@@ -35,7 +45,7 @@ def test_every_price_has_a_source_and_a_date(mid: str, i: int, ep: dict[str, Any
     assert all(_is_money(price[k]) for k in ("input", "output", "cache_read", "cache_write") if k in price)
     assert all(_is_money(v) for tier in price.get("tiers", []) for v in tier.values())
     assert isinstance(price["as_of"], dt.date)
-    if provider.get("base_url_env"):  # a self-hosted server bills nothing per token
+    if _local(provider):  # a self-hosted server bills nothing per token
         assert price["source"] == "local" and price["input"] == price["output"] == 0
     else:
         assert price["source"].startswith("https://")

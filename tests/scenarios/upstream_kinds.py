@@ -17,6 +17,7 @@ from typing import Any
 from upstreams.anthropic_server import AnthropicUpstream
 from upstreams.azure_server import AzureUpstream
 from upstreams.base import EmulatedUpstream, Received
+from upstreams.bedrock_server import ACCESS_KEY, REGION, SECRET_KEY, BedrockUpstream
 from upstreams.gemini_server import GeminiUpstream, model_of
 from upstreams.openai_server import OpenAIUpstream
 from upstreams.vertex_server import VertexUpstream
@@ -29,7 +30,7 @@ class UpstreamKind:
     name: str
     emulator: Callable[[], EmulatedUpstream]  # not yet started; enter it as an async context manager
     api: str  # the provider's `api` in the gateway config
-    api_key: str  # the key its emulator expects
+    api_key: str | None  # the key its emulator expects (None: the kind signs with `options` instead)
     # where its generation requests arrive (other recorded requests are not read): one path, or one
     # for whole answers and one for streams
     generation_paths: tuple[str, ...]
@@ -43,6 +44,8 @@ class UpstreamKind:
     # whether its wire carries tool call ids; without them a result names the function it answers
     # (Gemini's functionResponse), and the reader gives calls an empty id
     call_ids: bool = True
+    # whether its wire can say "call no tool"; without it (Converse) the gateway leaves the tools out
+    says_no_tools: bool = True
     options: dict[str, Any] = field(default_factory=dict)  # the kind's own provider keys
     # its emulator reasons and enforces the provider's rule for sending reasoning back
     reasons: bool = False
@@ -51,7 +54,8 @@ class UpstreamKind:
 
     def provider(self, emulator: EmulatedUpstream) -> dict[str, Any]:
         """The provider block of the gateway config for this emulator."""
-        return {"api": self.api, "base_url": emulator.url, "api_key": self.api_key, **self.options}
+        key = {} if self.api_key is None else {"api_key": self.api_key}
+        return {"api": self.api, "base_url": emulator.url, **key, **self.options}
 
     def as_sent(self, messages: Sequence[Msg]) -> list[Msg]:
         """`messages` as this kind's wire can carry them, to compare with what its reader read."""
@@ -250,6 +254,67 @@ def read_vertex_claude(rec: Received) -> Sent:
     return replace(read_anthropic({**rec.body, "model": model_of(rec)}), body=rec.body)
 
 
+# ---- AWS Bedrock Converse --------------------------------------------------------------------------
+
+BEDROCK_MEDIA = {"png": "image/png", "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp"}
+
+
+def _bedrock_image(block: dict[str, Any]) -> Image:
+    return Image(BEDROCK_MEDIA[block["format"]], block["source"]["bytes"])
+
+
+def _bedrock_turns(m: dict[str, Any]) -> list[Msg]:
+    blocks: list[dict[str, Any]] = m["content"]
+    text = "".join(b["text"] for b in blocks if "text" in b)
+    if m["role"] == "assistant":
+        calls = tuple(
+            Call(b["toolUse"]["toolUseId"], b["toolUse"]["name"], b["toolUse"]["input"])
+            for b in blocks
+            if "toolUse" in b
+        )
+        return [Msg("assistant", text, calls=calls)]
+    assert m["role"] == "user", m["role"]
+    results = tuple(
+        (b["toolResult"]["toolUseId"], text_of(b["toolResult"]["content"])) for b in blocks if "toolResult" in b
+    )
+    images = tuple(_bedrock_image(b["image"]) for b in blocks if "image" in b)
+    turns = [Msg("tool", results=results)] if results else []
+    if text or images or not results:
+        turns.append(Msg("user", text, images=images))
+    return turns
+
+
+def _bedrock_choice(choice: dict[str, Any] | None) -> str | None:
+    if choice is None:
+        return None
+    if "tool" in choice:
+        return str(choice["tool"]["name"])
+    return "required" if "any" in choice else "auto"
+
+
+def read_bedrock(rec: Received) -> Sent:
+    body = rec.body
+    model, _, action = rec.path.removeprefix("/model/").rpartition("/")
+    system = [b["text"] for b in body.get("system") or [] if "text" in b]
+    config = body.get("inferenceConfig") or {}
+    tool_config = body.get("toolConfig") or {}
+    return Sent(
+        model=model,
+        system="".join(system) if system else None,
+        messages=[turn for m in body["messages"] for turn in _bedrock_turns(m)],
+        tools=[
+            Tool(s["name"], s.get("description", ""), s["inputSchema"]["json"])
+            for t in tool_config.get("tools") or []
+            if (s := t.get("toolSpec")) is not None
+        ],
+        tool_choice=_bedrock_choice(tool_config.get("toolChoice")),
+        max_tokens=config.get("maxTokens"),
+        stop=list(config.get("stopSequences") or []),
+        stream=action == "converse-stream",
+        body=body,
+    )
+
+
 UPSTREAM_KINDS: tuple[UpstreamKind, ...] = (
     UpstreamKind(
         name="openai",
@@ -337,5 +402,15 @@ UPSTREAM_KINDS: tuple[UpstreamKind, ...] = (
         # on its shared model answers it unscripted.
         reports_reasoning_tokens=False,
         model="claude-up@1",
+    ),
+    UpstreamKind(  # Converse with SigV4: the model and whether it streams are in the path
+        name="bedrock",
+        emulator=BedrockUpstream,
+        api="bedrock",
+        api_key=None,  # signed with the emulator's test access key, as AWS checks it
+        generation_paths=("/model/up-bedrock/converse", "/model/up-bedrock/converse-stream"),
+        read=read_bedrock,
+        says_no_tools=False,  # Converse has no "none" tool choice
+        options={"region": REGION, "aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY},
     ),
 )

@@ -15,7 +15,8 @@ size. The `:message-type` header says what a message is: `event` (named by `:eve
 bytes in, in any split down to one byte, whole messages out. Events come out under their event type, exceptions under
 their exception type (these end in "Exception"), and `error` messages as `(":error", payload)` with
 a JSON `{"code", "message"}` payload built from their headers. Corruption (a CRC mismatch, a length
-out of bounds, a malformed header) raises ValueError; the decoder is then unusable.
+out of bounds, a malformed header) raises ValueError, after the messages completed before it in the
+same feed are returned; the decoder is then unusable.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class EventStreamDecoder:
     def __init__(self, max_message: int = MAX_MESSAGE) -> None:
         self._buf = bytearray()
         self._max = max_message
+        self._broken: ValueError | None = None
 
     @property
     def pending(self) -> int:
@@ -52,25 +54,35 @@ class EventStreamDecoder:
         return len(self._buf)
 
     def feed(self, chunk: bytes) -> list[Frame]:
+        if self._broken is not None:
+            raise self._broken
         self._buf += chunk
         out: list[Frame] = []
         buf = self._buf
-        while len(buf) >= PRELUDE:
-            total, header_len = _LENGTHS.unpack_from(buf)
-            if zlib.crc32(buf[:8]) != _U32.unpack_from(buf, 8)[0]:
-                raise ValueError("event stream: prelude CRC mismatch")
-            if total < OVERHEAD or total > self._max:
-                raise ValueError(f"event stream: message length {total} out of bounds")
-            if header_len > total - OVERHEAD:
-                raise ValueError("event stream: headers longer than the message")
-            if len(buf) < total:
-                break
-            message = bytes(buf[:total])
-            del buf[:total]
-            if zlib.crc32(message[:-4]) != _U32.unpack_from(message, total - 4)[0]:
-                raise ValueError("event stream: message CRC mismatch")
-            headers = _headers(message[PRELUDE : PRELUDE + header_len])
-            out.append(_named(headers, message[PRELUDE + header_len : -4]))
+        try:
+            while len(buf) >= PRELUDE:
+                total, header_len = _LENGTHS.unpack_from(buf)
+                if zlib.crc32(buf[:8]) != _U32.unpack_from(buf, 8)[0]:
+                    raise ValueError("event stream: prelude CRC mismatch")
+                if total < OVERHEAD or total > self._max:
+                    raise ValueError(f"event stream: message length {total} out of bounds")
+                if header_len > total - OVERHEAD:
+                    raise ValueError("event stream: headers longer than the message")
+                if len(buf) < total:
+                    break
+                message = bytes(buf[:total])
+                if zlib.crc32(message[:-4]) != _U32.unpack_from(message, total - 4)[0]:
+                    raise ValueError("event stream: message CRC mismatch")
+                headers = _headers(message[PRELUDE : PRELUDE + header_len])
+                out.append(_named(headers, message[PRELUDE + header_len : -4]))
+                del buf[:total]
+        except ValueError as e:
+            if not out:
+                raise
+            # the good messages read with the bad one go out first (the caller may already have
+            # answered with them); the corruption is raised on the next feed, and the bad bytes
+            # stay pending so a stream that ends here reads as cut
+            self._broken = e
         return out
 
 

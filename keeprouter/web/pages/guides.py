@@ -71,7 +71,11 @@ def _price(m: ModelConfig) -> Decimal:
 
 
 def _enable_hint(config: Config) -> str:
-    envs = sorted({i.enable_env for i in config.provider_info.values() if i.enable_env and not i.configured})
+    # single keys first: "X and Y" / "X or Y" (the clouds) are the longer story
+    envs = sorted(
+        {i.enable_env for i in config.provider_info.values() if i.enable_env and not i.configured},
+        key=lambda e: (" " in e, e),
+    )
     listed = ", ".join(f"`{e}`" for e in envs[:6]) + (", ..." if len(envs) > 6 else "")
     return (
         "No provider is configured on this server yet, so no model can answer. Set a provider's key "

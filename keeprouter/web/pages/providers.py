@@ -19,6 +19,8 @@ WIRE = {
     "anthropic": "Anthropic Messages",
     "azure": "Azure OpenAI",
     "bedrock": "AWS Bedrock Converse",
+    "gemini": "Gemini API",
+    "vertex": "Google Vertex AI",
 }
 
 

@@ -70,6 +70,17 @@ def test_corrupt_payload_raises() -> None:
         EventStreamDecoder().feed(bytes(bad))
 
 
+def test_messages_before_a_corrupt_one_in_the_same_chunk_come_out_first() -> None:
+    first = event("messageStart", {"role": "assistant"})
+    bad = bytearray(event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "x"}}))
+    bad[-1] ^= 0xFF
+    d = EventStreamDecoder()
+    assert d.feed(first + bytes(bad)) == EXPECTED[:1]
+    assert d.pending == len(bad)  # a stream ending here reads as cut
+    with pytest.raises(ValueError, match="message CRC"):
+        d.feed(b"")
+
+
 def test_bad_prelude_crc_raises_before_the_message_is_whole() -> None:
     bad = bytearray(event("messageStart", {"role": "assistant"}))
     bad[3] ^= 0x01  # total length changed: the prelude CRC no longer matches
