@@ -31,6 +31,7 @@ from keeprouter.store.base import GenerationStatus
 
 KEEPALIVE_AFTER = 3.0
 KEEPALIVE_EVERY = 10.0
+DROPPED_HEADER = "X-KeepRouter-Dropped"  # request fields the serving upstream could not honour
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-cache",
@@ -82,10 +83,9 @@ def chat_handler(api: ClientApi[Any]) -> Callable[[web.Request], Any]:
         gen_id = done.meter.gen_id
         if span is not None:
             _span_served(gateway, span, done.meter, done.response.usage, done.response.stop_reason)
-        resp = json_response(
-            api.render_response(done.response, _reply(done)),
-            headers={"X-Generation-Id": gen_id, "X-KeepRouter-Provider": done.candidate.endpoint.provider},
-        )
+        headers = {"X-Generation-Id": gen_id, "X-KeepRouter-Provider": done.candidate.endpoint.provider}
+        _add_dropped(headers, done.meter)
+        resp = json_response(api.render_response(done.response, _reply(done)), headers=headers)
         # Recorded BEFORE the answer leaves (aiohttp writes `resp` once we return): a client that
         # received its answer in full is never missing from the ledger, even if this process is
         # killed right after. Bounded: past `settle_wait` the answer goes anyway and the settle task
@@ -119,6 +119,13 @@ def _stream_reply(live: LiveStream) -> Reply:
         request=live.meter.request,
         prompt_estimate=live.prompt_estimate,
     )
+
+
+def _add_dropped(headers: Any, meter: Metering) -> None:
+    """`X-KeepRouter-Dropped: field,...` when the serving attempt could not honour some request fields."""
+    served = meter.served
+    if served is not None and served.dropped:
+        headers[DROPPED_HEADER] = ",".join(dict.fromkeys(served.dropped))
 
 
 def _refused(gateway: Gateway, api: str, req: ChatRequest | None, status: int) -> None:
@@ -180,6 +187,7 @@ async def _relay(
     if not prepared:
         resp.headers["X-Generation-Id"] = live.gen_id
         resp.headers["X-KeepRouter-Provider"] = live.candidate.endpoint.provider
+        _add_dropped(resp.headers, live.meter)
         await resp.prepare(request)
     status: GenerationStatus = "ok"
     error: GatewayError | None = None

@@ -57,6 +57,7 @@ def _read(msg: Message, generation_id: str | None) -> Result:
         # Anthropic's input_tokens leaves out cache reads and writes: the neutral count has them all
         input_tokens=u.input_tokens + (u.cache_read_input_tokens or 0) + (u.cache_creation_input_tokens or 0),
         output_tokens=u.output_tokens,
+        cost=(u.model_extra or {}).get("cost"),
         id=msg.id,
         generation_id=generation_id,
     )
@@ -78,10 +79,13 @@ async def send(client: anthropic.AsyncAnthropic, model: str, ask: Ask, stream: b
         async with client.messages.stream(**kw) as s:
             generation_id = s.response.headers.get("x-generation-id")
             text = ""
+            cost = None
             try:
                 async for event in s:
                     if event.type == "content_block_delta" and event.delta.type == "text_delta":
                         text += event.delta.text
+                    elif event.type == "message_delta":  # the SDK's final message keeps no usage extras
+                        cost = (event.usage.model_extra or {}).get("cost")
             except anthropic.APIStatusError as e:
                 # an `event: error` inside the 200 stream; the SDK raises with its JSON
                 failure = Failure(status=None, shape=error_shape(e.body), message=e.message)
@@ -90,6 +94,7 @@ async def send(client: anthropic.AsyncAnthropic, model: str, ask: Ask, stream: b
     except anthropic.APIStatusError as e:
         return Result(error=http_failure(e.response))
     res = _read(final, generation_id)
+    res.cost = cost
     assert res.text == text, "the stream's text deltas differ from the assembled message"
     return res
 
@@ -105,7 +110,7 @@ MESSAGES = ClientApi(
         "tool_use": "tool_use",
     },
     id_prefix="gen-",
-    reports_cost=False,
+    reports_cost=True,
     error_shape="anthropic",
     stream_error_shape="anthropic",
     supports=frozenset({"stop", "image"}),

@@ -4,13 +4,16 @@ Validation names the offending field (`messages[2].role`, `tools[0].function.nam
 InvalidRequest. Consecutive `tool` messages become ToolResultParts of ONE user turn, and a user
 message right after them joins that turn after the results. Fields neither modelled nor router
 fields are kept verbatim in `req.extra`. A missing `model` falls back to the first entry of
-OpenRouter's `models` list. OpenRouter's `reasoning.exclude` and `reasoning_details` are not modelled.
+OpenRouter's `models` list, which also names the fallbacks (`fallback_models`). OpenRouter's
+`reasoning.exclude` and `reasoning_details` are not modelled. `n` > 1 with `stream` is refused (a
+stream carries one choice here).
 """
 
 from __future__ import annotations
 
 from typing import Any, cast
 
+from keeprouter.clients.base import fallback_models
 from keeprouter.formats.canonical import (
     ROUTER_FIELDS,
     ChatRequest,
@@ -24,7 +27,7 @@ from keeprouter.formats.canonical import (
 )
 from keeprouter.formats.wire.openai import bad as _bad
 from keeprouter.formats.wire.openai import content_parts as _parts
-from keeprouter.formats.wire.openai import parse_assistant
+from keeprouter.formats.wire.openai import parse_assistant, user_parts
 from keeprouter.formats.wire.openai import text_only as _text_only
 
 _MODELLED = frozenset(
@@ -47,6 +50,9 @@ _MODELLED = frozenset(
         "reasoning",
         "stream",
         "stream_options",
+        "logprobs",
+        "top_logprobs",
+        "n",
     }
 )
 _NOT_EXTRA = _MODELLED | ROUTER_FIELDS
@@ -97,7 +103,7 @@ def _messages(raw: Any) -> tuple[list[TextPart], list[Message]]:
             else:
                 tool_turn.content.append(part)
         elif role == "user":
-            parts = _parts(m.get("content"), f"{where}.content")
+            parts = user_parts(m.get("content"), f"{where}.content")
             if tool_turn is not None:
                 tool_turn.content.extend(parts)
                 tool_turn = None
@@ -182,6 +188,26 @@ def _reasoning(body: dict[str, Any]) -> Reasoning | None:
     return Reasoning(effort=effort, enabled=effort != "none")
 
 
+def _choices(body: dict[str, Any], req: ChatRequest) -> None:
+    """`logprobs`, `top_logprobs` and `n`, validated as OpenAI does."""
+    lp = body.get("logprobs")
+    if lp is not None and not isinstance(lp, bool):
+        raise _bad("logprobs", "must be a boolean")
+    req.logprobs = lp is True
+    top = _int(body, "top_logprobs")
+    if top is not None and not 0 <= top <= 20:
+        raise _bad("top_logprobs", "must be between 0 and 20")
+    if top is not None and not req.logprobs:
+        raise _bad("top_logprobs", "needs `logprobs: true`")
+    req.top_logprobs = top
+    n = _int(body, "n")
+    if n is not None and n < 1:
+        raise _bad("n", "must be at least 1")
+    req.n = n or 1
+    if req.n > 1 and req.stream:
+        raise _bad("n", "greater than 1 is not supported with `stream: true` (a stream carries one choice)")
+
+
 def parse_request(body: dict[str, Any]) -> ChatRequest:
     """A client's Chat Completions body -> canonical (source "openai"); raises InvalidRequest."""
     model = body.get("model")
@@ -229,5 +255,7 @@ def parse_request(body: dict[str, Any]) -> ChatRequest:
     req.stream = stream is True
     so = body.get("stream_options")
     req.include_usage = isinstance(so, dict) and so.get("include_usage") is True
+    _choices(body, req)
+    req.fallback_models = fallback_models(body, "models")
     req.extra = {k: v for k, v in body.items() if k not in _NOT_EXTRA}
     return req

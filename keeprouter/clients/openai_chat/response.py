@@ -7,10 +7,19 @@ from typing import Any
 
 from keeprouter.clients.base import Reply
 from keeprouter.errors import ContextLengthExceeded, GatewayError
-from keeprouter.formats.canonical import ChatResponse, TextPart, ThinkingPart, ToolCallPart, Usage
+from keeprouter.formats.canonical import (
+    ChatResponse,
+    Part,
+    StopReason,
+    TextPart,
+    ThinkingPart,
+    TokenLogprob,
+    ToolCallPart,
+    Usage,
+)
 from keeprouter.formats.wire.openai import error_type
 
-__all__ = ["STOP_TO_FINISH", "build_response", "render_error", "usage_dict"]
+__all__ = ["STOP_TO_FINISH", "build_response", "logprobs_dict", "render_error", "usage_dict"]
 
 STOP_TO_FINISH: dict[str | None, str] = {
     "end_turn": "stop",
@@ -39,14 +48,25 @@ def usage_dict(u: Usage, cost: Decimal | None) -> dict[str, Any]:
     return d
 
 
-def build_response(
-    resp: ChatResponse, *, id: str, model: str, created: int, provider: str | None, cost: Decimal | None
-) -> dict[str, Any]:
-    """Canonical -> the client's `chat.completion` body."""
+def _token(t: TokenLogprob, top: bool) -> dict[str, Any]:
+    d: dict[str, Any] = {"token": t.token, "logprob": t.logprob, "bytes": t.bytes}
+    if top:
+        d["top_logprobs"] = [_token(x, False) for x in t.top_logprobs or ()]
+    return d
+
+
+def logprobs_dict(tokens: list[TokenLogprob] | None) -> dict[str, Any] | None:
+    """A choice's `logprobs` object (None when none were asked for or sent)."""
+    if tokens is None:
+        return None
+    return {"content": [_token(t, True) for t in tokens], "refusal": None}
+
+
+def _choice(index: int, content: list[Part], stop: StopReason | None, lp: list[TokenLogprob] | None) -> dict[str, Any]:
     texts: list[str] = []
     thinking: list[str] = []
     calls: list[dict[str, Any]] = []
-    for p in resp.content:
+    for p in content:
         if isinstance(p, TextPart):
             texts.append(p.text)
         elif isinstance(p, ToolCallPart):
@@ -64,14 +84,23 @@ def build_response(
         msg["tool_calls"] = calls
     if thinking:
         msg["reasoning"] = "".join(thinking)
-    finish = STOP_TO_FINISH.get(resp.stop_reason, "stop")
+    finish = STOP_TO_FINISH.get(stop, "stop")
     if calls and finish == "stop":
         finish = "tool_calls"
+    return {"index": index, "message": msg, "logprobs": logprobs_dict(lp), "finish_reason": finish}
+
+
+def build_response(
+    resp: ChatResponse, *, id: str, model: str, created: int, provider: str | None, cost: Decimal | None
+) -> dict[str, Any]:
+    """Canonical -> the client's `chat.completion` body (every choice the upstream made)."""
     out: dict[str, Any] = {"id": id, "object": "chat.completion", "created": created, "model": model}
     if provider is not None:
         out["provider"] = provider
-    out["system_fingerprint"] = None
-    out["choices"] = [{"index": 0, "message": msg, "logprobs": None, "finish_reason": finish}]
+    out["system_fingerprint"] = resp.system_fingerprint
+    out["choices"] = [_choice(0, resp.content, resp.stop_reason, resp.logprobs)] + [
+        _choice(i, c.content, c.stop_reason, c.logprobs) for i, c in enumerate(resp.more_choices, 1)
+    ]
     out["usage"] = usage_dict(resp.usage, cost)
     return out
 

@@ -5,7 +5,8 @@ once). Its invariants (what the OpenAI SDKs and OpenRouter clients rely on): sam
 id/created/model/object (and `provider`) on every chunk, role on the first, `"usage": null` on every
 chunk when usage was requested, exactly one finish chunk, then one usage chunk with `"choices": []`,
 then `[DONE]`. Signed reasoning (SignatureDelta/RedactedThinking) has no Chat Completions form and is
-dropped.
+dropped. The upstream's `system_fingerprint` (on its Start) is on every chunk; token logprobs
+(LogprobsDelta) ride on the content chunk that follows them, as OpenAI sends them.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from typing import Any
 import orjson
 
 from keeprouter.clients.base import Reply, StreamTotals
-from keeprouter.clients.openai_chat.response import STOP_TO_FINISH, usage_dict
+from keeprouter.clients.openai_chat.response import STOP_TO_FINISH, logprobs_dict, usage_dict
 from keeprouter.errors import GatewayError
 from keeprouter.formats.canonical import (
     Finish,
+    LogprobsDelta,
     Start,
     StreamEvent,
     TextDelta,
@@ -41,6 +43,8 @@ class OpenAIStreamEncoder:
         "_finished",
         "_head",
         "_include_usage",
+        "_logprobs",
+        "_meta",
         "_prefix",
         "_started",
         "_tail",
@@ -60,8 +64,8 @@ class OpenAIStreamEncoder:
         }
         if provider is not None:
             head["provider"] = provider
-        self._head = b"data: " + orjson.dumps(head)[:-1]  # without the closing brace
-        self._prefix = self._head + b',"choices":[{"index":0,"delta":'
+        self._meta = head
+        self._set_head(head)
         self._usage_null = b',"usage":null}\n\n' if include_usage else b"}\n\n"
         self._tail = b',"logprobs":null,"finish_reason":null}]' + self._usage_null
         self._include_usage = include_usage
@@ -69,18 +73,38 @@ class OpenAIStreamEncoder:
         self._finished = False
         self._tools: dict[int, int] = {}  # canonical tool index -> emitted index
         self._usage: Usage | None = None
+        self._logprobs: bytes | None = None  # of the next content chunk
+
+    def _set_head(self, head: dict[str, Any]) -> None:
+        self._head = b"data: " + orjson.dumps(head)[:-1]  # without the closing brace
+        self._prefix = self._head + b',"choices":[{"index":0,"delta":'
 
     def _frame(self, delta: bytes) -> bytes:
         return self._prefix + delta + self._tail
+
+    def _take_logprobs(self) -> bytes:
+        lp, self._logprobs = self._logprobs, None
+        return b"null" if lp is None else lp
 
     def feed(self, ev: StreamEvent) -> list[bytes]:
         out: list[bytes] = []
         if not self._started:
             self._started = True
+            if isinstance(ev, Start) and ev.system_fingerprint is not None:
+                self._set_head({**self._meta, "system_fingerprint": ev.system_fingerprint})
             out.append(self._frame(_ROLE_DELTA))
         if isinstance(ev, TextDelta):
             if ev.text:
-                out.append(self._frame(b'{"content":' + orjson.dumps(ev.text) + b"}"))
+                delta = b'{"content":' + orjson.dumps(ev.text) + b"}"
+                if self._logprobs is None:
+                    out.append(self._frame(delta))
+                else:
+                    lp = self._take_logprobs()
+                    out.append(
+                        self._prefix + delta + b',"logprobs":' + lp + b',"finish_reason":null}]' + self._usage_null
+                    )
+        elif isinstance(ev, LogprobsDelta):
+            self._logprobs = orjson.dumps(logprobs_dict(ev.content))
         elif isinstance(ev, ToolCallDelta):
             i = self._tools.get(ev.index)
             if i is not None and ev.arguments:
@@ -128,7 +152,9 @@ class OpenAIStreamEncoder:
             reason = "tool_calls"
         return (
             self._prefix
-            + b'{},"logprobs":null,"finish_reason":"'
+            + b'{},"logprobs":'
+            + self._take_logprobs()
+            + b',"finish_reason":"'
             + reason.encode()
             + b'"}]'
             + self._usage_null
