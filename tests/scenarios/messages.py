@@ -21,12 +21,16 @@ def _message(m: Msg) -> dict[str, Any]:
         blocks: list[dict[str, Any]] = [{"type": "text", "text": m.text}] if m.text else []
         blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.args} for c in m.calls]
         return {"role": "assistant", "content": blocks if m.calls else m.text}
-    if not m.images:
+    if not m.images and not m.pdfs:
         return {"role": "user", "content": m.text}
     images = [
         {"type": "image", "source": {"type": "base64", "media_type": i.media_type, "data": i.data}} for i in m.images
     ]
-    return {"role": "user", "content": [{"type": "text", "text": m.text}, *images]}
+    docs = [
+        {"type": "document", "title": d.name, "source": {"type": "base64", "media_type": "application/pdf", "data": d.data}}
+        for d in m.pdfs
+    ]
+    return {"role": "user", "content": [{"type": "text", "text": m.text}, *images, *docs]}
 
 
 def request(model: str, ask: Ask) -> dict[str, Any]:
@@ -113,5 +117,5 @@ MESSAGES = ClientApi(
     reports_cost=True,
     error_shape="anthropic",
     stream_error_shape="anthropic",
-    supports=frozenset({"stop", "image"}),
+    supports=frozenset({"stop", "image", "pdf"}),
 )

@@ -19,7 +19,7 @@ from upstreams.azure_server import AzureUpstream
 from upstreams.base import EmulatedUpstream
 from upstreams.openai_server import OpenAIUpstream
 
-from .neutral import Call, Image, Msg, Sent, Tool, text_of
+from .neutral import Call, Image, Msg, Pdf, Sent, Tool, text_of
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,14 @@ def _openai_image(part: dict[str, Any]) -> Image:
 def _openai_user(content: Any) -> Msg:
     parts = content if isinstance(content, list) else []
     images = tuple(_openai_image(p) for p in parts if p.get("type") == "image_url")
-    return Msg("user", text_of(content), images=images)
+    pdfs = tuple(_openai_pdf(p["file"]) for p in parts if p.get("type") == "file")
+    return Msg("user", text_of(content), images=images, pdfs=pdfs)
+
+
+def _openai_pdf(file: dict[str, Any]) -> Pdf:
+    head, _, data = file["file_data"].partition(",")
+    assert head == "data:application/pdf;base64", head
+    return Pdf(data, file["filename"])
 
 
 def read_openai(body: dict[str, Any]) -> Sent:
@@ -120,10 +127,17 @@ def _anthropic_turns(m: dict[str, Any]) -> list[Msg]:
     assert m["role"] == "user", m["role"]
     results = tuple((b["tool_use_id"], text_of(b["content"])) for b in blocks if b["type"] == "tool_result")
     images = tuple(Image(b["source"]["media_type"], b["source"]["data"]) for b in blocks if b["type"] == "image")
+    pdfs = tuple(_anthropic_pdf(b) for b in blocks if b["type"] == "document")
     turns = [Msg("tool", results=results)] if results else []
-    if text or images or not results:
-        turns.append(Msg("user", text, images=images))
+    if text or images or pdfs or not results:
+        turns.append(Msg("user", text, images=images, pdfs=pdfs))
     return turns
+
+
+def _anthropic_pdf(block: dict[str, Any]) -> Pdf:
+    src = block["source"]
+    assert (src["type"], src["media_type"]) == ("base64", "application/pdf"), src
+    return Pdf(src["data"], block["title"])
 
 
 def read_anthropic(body: dict[str, Any]) -> Sent:

@@ -46,6 +46,9 @@ class OpenAIUpstream(EmulatedUpstream):
     - ``no_usage``: usage is never sent, streaming or not.
     - ``validate``: reject (400) requests a real OpenAI would reject (missing model/messages, assistant
       tool_calls not answered by tool messages).
+
+    As OpenAI does: ``logprobs: true`` adds each content piece's token logprob (``top_logprobs``
+    alternatives each), and ``n`` > 1 answers n choices (choice k's text gets `` [k]``), one usage.
     """
 
     DEFAULT_KEY = "sk-up-openai"
@@ -204,7 +207,34 @@ class OpenAIUpstream(EmulatedUpstream):
     def _tool_ids(reply: Reply) -> list[str]:
         return [tc.id or f"call_{uuid.uuid4().hex[:24]}" for tc in reply.tool_calls]
 
+    @staticmethod
+    def _logprobs(text: str | None, reply: Reply, rec: Received) -> dict[str, Any] | None:
+        body = rec.body if isinstance(rec.body, dict) else {}
+        if body.get("logprobs") is not True:
+            return None
+        top = body.get("top_logprobs") or 0
+
+        def token(t: str, lp: float) -> dict[str, Any]:
+            return {"token": t, "logprob": lp, "bytes": list(t.encode())}
+
+        content = [
+            {**token(piece, -0.25), "top_logprobs": [token(piece, -0.25), token("~", -3.5)][:top]}
+            for piece in pieces(text or "", reply.chunk_size)
+        ]
+        return {"content": content, "refusal": None}
+
     def render(self, reply: Reply, rec: Received) -> dict[str, Any]:
+        body = rec.body if isinstance(rec.body, dict) else {}
+        n = body.get("n") if isinstance(body.get("n"), int) else 1
+        out = self._render_one(reply, rec)
+        first = out["choices"][0]
+        for k in range(1, n):
+            text = None if reply.text is None else f"{reply.text} [{k}]"
+            msg = {**first["message"], "content": text}
+            out["choices"].append({**first, "index": k, "message": msg, "logprobs": self._logprobs(text, reply, rec)})
+        return out
+
+    def _render_one(self, reply: Reply, rec: Received) -> dict[str, Any]:
         message: dict[str, Any] = {
             "role": "assistant",
             "content": reply.text,
@@ -223,7 +253,7 @@ class OpenAIUpstream(EmulatedUpstream):
             {
                 "index": 0,
                 "message": message,
-                "logprobs": None,
+                "logprobs": self._logprobs(reply.text, reply, rec),
                 "finish_reason": OPENAI_FINISH[reply.stop_kind],
             }
         ]
@@ -238,10 +268,12 @@ class OpenAIUpstream(EmulatedUpstream):
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         usage_null = include_usage and not self.no_usage
 
-        def chunk(delta: dict[str, Any], finish: str | None = None, usage: Any = None) -> bytes:
+        def chunk(
+            delta: dict[str, Any], finish: str | None = None, usage: Any = None, logprobs: Any = None
+        ) -> bytes:
             out = {
                 **head,
-                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+                "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
             }
             if usage is not None or usage_null:
                 out["usage"] = usage
@@ -254,7 +286,7 @@ class OpenAIUpstream(EmulatedUpstream):
             delta: dict[str, Any] = {"content": piece}
             if self.empty_tool_calls_list:
                 delta["tool_calls"] = []
-            events.append(chunk(delta))
+            events.append(chunk(delta, logprobs=self._logprobs(piece, reply, rec)))
         for index, (call_id, tc) in enumerate(zip(self._tool_ids(reply), reply.tool_calls, strict=True)):
             first = {
                 "index": index,
