@@ -8,9 +8,13 @@ import anthropic
 from anthropic.types import Message
 
 from .client_api import SDK_TIMEOUT, ClientApi, http_failure
-from .neutral import Ask, Call, Failure, Msg, Result, error_shape
+from .neutral import Ask, Call, Failure, Msg, Pdf, Result, error_shape
 
 DEFAULT_MAX_TOKENS = 256  # the API requires one
+
+
+def _pdf_source(d: Pdf) -> dict[str, Any]:
+    return {"type": "base64", "media_type": "application/pdf", "data": d.data}
 
 
 def _message(m: Msg) -> dict[str, Any]:
@@ -26,10 +30,7 @@ def _message(m: Msg) -> dict[str, Any]:
     images = [
         {"type": "image", "source": {"type": "base64", "media_type": i.media_type, "data": i.data}} for i in m.images
     ]
-    docs = [
-        {"type": "document", "title": d.name, "source": {"type": "base64", "media_type": "application/pdf", "data": d.data}}
-        for d in m.pdfs
-    ]
+    docs = [{"type": "document", "title": d.name, "source": _pdf_source(d)} for d in m.pdfs]
     return {"role": "user", "content": [{"type": "text", "text": m.text}, *images, *docs]}
 
 
