@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from keeprouter.api import activity, anthropic, catalogue, health, keys, metrics, openai, openapi, responses, stats
+from keeprouter.api import people as people_api
 from keeprouter.api.http import STATE, State, json_errors
 from keeprouter.billing.ledger import Ledger
 from keeprouter.billing.settle_queue import SettleQueue
@@ -30,12 +31,14 @@ from keeprouter.limits.memory import MemoryLimiter
 from keeprouter.observe.metrics import Metrics
 from keeprouter.observe.tracing import Tracing
 from keeprouter.providers import build_adapter
+from keeprouter.routing.affinity import AffinityTable, MemoryAffinity
 from keeprouter.routing.health import HealthTracker
 from keeprouter.routing.select import endpoint_key
 from keeprouter.serving import DRAINING, Draining
 from keeprouter.settings import Settings, load_settings
 from keeprouter.store import open_store
-from keeprouter.web import console
+from keeprouter.web import console, console_people
+from keeprouter.web import oidc as web_oidc
 from keeprouter.web import routes as web_routes
 from keeprouter.web.render import Renderer
 from keeprouter.web.session import Sessions, login_secret
@@ -77,12 +80,15 @@ def create_app(
         r.add_get(p + "/models/{id:.+}/uptime", stats.model_uptime)
         r.add_get(p + "/models/{id:.+}", catalogue.get_model)
     keys.add_routes(r)
+    people_api.add_routes(r)
     activity.add_routes(r)
     health.add_routes(r)
     metrics.add_routes(r)
     openapi.add_routes(r)
     web_routes.add_routes(r)
     console.add_routes(r)
+    web_oidc.add_routes(r)
+    console_people.add_routes(r)
     return app
 
 
@@ -101,12 +107,14 @@ def _lifecycle(config: Config, admin_key: str, tracing: Tracing | None, settings
         settle_queue = SettleQueue(ledger, spool_dir(config.database, settings.spool_dir))
         await settle_queue.start()
         meters = Metrics([m for m, mc in config.models.items() if mc.endpoints], public=settings.metrics_public)
+        affinity = _affinity(redis, settings)
         gateway = Gateway(
-            config, adapters, ledger, tracker, limiter, settings.settle_wait, settle_queue, meters, tracing
+            config, adapters, ledger, tracker, limiter, settings.settle_wait, settle_queue, meters, tracing, affinity
         )
         app[STATE] = State(config, gateway, keys, store, tracker)
         app[console.SESSIONS] = Sessions(store, keys, login_secret=login_secret(admin_key))
         app[web_routes.WEB] = web_routes.Web(config, PageSources(store, tracker), Renderer())
+        web_oidc.setup(app, config.oidc)
         sweeper = asyncio.ensure_future(_sweep_holds(ledger, settings.hold_sweep))
         gauges = asyncio.ensure_future(_endpoint_gauges(config, tracker, meters))
         flusher = app[stats.FLUSHER] = stats.HealthFlusher(tracker, store, config)
@@ -163,6 +171,19 @@ def _limiter(redis: Redis | None, prefix: str | None) -> RateLimiter:
     from keeprouter.limits.redis_limiter import DEFAULT_PREFIX, RedisLimiter
 
     return FailoverLimiter(RedisLimiter(redis, prefix=prefix or DEFAULT_PREFIX), MemoryLimiter())
+
+
+def _affinity(redis: Redis | None, settings: Settings) -> AffinityTable:
+    """Conversation affinity: in Redis when it is configured (shared by every instance; this
+    process's memory while Redis does not answer), else in this process's memory, at most
+    `settings.affinity_max_entries` conversations."""
+    local = MemoryAffinity(settings.affinity_max_entries)
+    if redis is None:
+        return local
+    from keeprouter.routing.affinity.redis_table import DEFAULT_PREFIX, RedisAffinity
+
+    prefix = settings.redis_prefix
+    return RedisAffinity(redis, prefix=prefix + "af:" if prefix else DEFAULT_PREFIX, fallback=local)
 
 
 def _health(redis: Redis | None, settings: Settings) -> HealthTracker:

@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 import orjson
 
+from keeprouter import cli_people
 from keeprouter.config import Config, ConfigError, load_config
 from keeprouter.settings import LOG_FORMATS, Settings, load_settings
 
@@ -153,6 +154,7 @@ def check_config(args: argparse.Namespace, settings: Settings) -> None:
 
 async def _keys(args: argparse.Namespace, settings: Settings) -> Any:
     from keeprouter.keys import KeyService
+    from keeprouter.people import PeopleService
     from keeprouter.store import open_store
 
     config = _config(args, settings)
@@ -161,9 +163,10 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> Any:
         svc = KeyService(store)
         if args.keys_cmd == "create":
             limit = Decimal(args.limit) if args.limit is not None else None
+            user_id, team_id = await PeopleService(store).key_owner(args.user, args.team)
             key, record = await svc.create(
                 args.name, limit=limit, limit_reset=args.limit_reset, rpm_limit=args.rpm_limit,
-                tpm_limit=args.tpm_limit,
+                tpm_limit=args.tpm_limit, user_id=user_id, team_id=team_id,
             )  # fmt: skip
             return {"key": key, "data": svc.to_openrouter(record)}
         if args.keys_cmd == "list":
@@ -258,7 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     ku.add_argument("--enable", action="store_true")
     kd = ks.add_parser("delete", help="delete a key")
     kd.add_argument("hash")
+    kc.add_argument("--user", help="the owning user's id (the key is then in the user's team)")
+    kc.add_argument("--team", help="the owning team's id, for a team's service key")
     k.set_defaults(fn=keys)
+    cli_people.add_parsers(sub, _config)
     return p
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from keeprouter import kinds
+from keeprouter.auth.settings import AuthConfigError, OidcConfig, parse_auth
 from keeprouter.catalogue import catalogue as builtin
 
 KNOWN_CAPABILITIES = frozenset(
@@ -56,16 +57,19 @@ class PriceTier:
     output: Decimal
     cache_read: Decimal | None = None
     cache_write: Decimal | None = None
+    cache_write_1h: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Pricing:
-    """USD per 1M tokens. Cached tokens fall back to `input` when their own price is absent."""
+    """USD per 1M tokens. Cached tokens fall back to `input` when their own price is absent; a
+    1-hour cache write falls back to `cache_write` (the 5-minute write price)."""
 
     input: Decimal
     output: Decimal
     cache_read: Decimal | None = None
     cache_write: Decimal | None = None
+    cache_write_1h: Decimal | None = None
     reasoning: Decimal | None = None  # defaults to `output`
     tiers: tuple[PriceTier, ...] = ()
     source: str | None = None  # where the price is published (a URL, or "local")
@@ -115,6 +119,7 @@ class EndpointConfig:
     context_length: int
     max_output_tokens: int | None
     timeout: Timeouts
+    auto_breakpoint: bool = False  # its model's `cache: {auto_breakpoint}`, for the request builder
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +134,9 @@ class ModelConfig:
     input_modalities: tuple[str, ...] = ("text",)
     # Built-in endpoints whose provider is not configured here: shown on the pages, never routed to.
     unconfigured: tuple[EndpointConfig, ...] = ()
+    # `cache: {auto_breakpoint: true}`: a request with no cache breakpoint of its own gets one on its
+    # last cacheable block, for upstreams that cache only at explicit breakpoints.
+    auto_breakpoint: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +148,7 @@ class Config:
     models: dict[str, ModelConfig] = field(default_factory=dict)
     site: SiteConfig = field(default_factory=SiteConfig)
     provider_info: dict[str, ProviderInfo] = field(default_factory=dict)  # configured or not
+    oidc: OidcConfig | None = None  # `auth: {oidc: ...}`: sign-in with an OpenID Connect provider
 
     def endpoint_provider(self, ep: EndpointConfig) -> ProviderConfig:
         return self.providers[ep.provider]
@@ -168,7 +177,7 @@ def load_config(path: str | os.PathLike[str] | None, env: dict[str, str] | None 
 
 
 def parse_config(raw: dict[str, Any], env: dict[str, str]) -> Config:
-    known = {"database", "redis", "admin_key", "providers", "models", "site"}
+    known = {"database", "redis", "admin_key", "providers", "models", "site", "auth"}
     for k in raw:
         if k not in known:
             raise ConfigError(f"{k}: unknown key (expected one of {', '.join(sorted(known))})")
@@ -226,7 +235,15 @@ def parse_config(raw: dict[str, Any], env: dict[str, str]) -> Config:
         models=models,
         site=_site(raw.get("site"), "site"),
         provider_info=info,
+        oidc=_auth(raw.get("auth")),
     )
+
+
+def _auth(raw: Any) -> OidcConfig | None:
+    try:
+        return parse_auth(raw)
+    except AuthConfigError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _site(raw: Any, where: str) -> SiteConfig:
@@ -312,11 +329,12 @@ def _model(
     where: str,
     strict: bool,
 ) -> ModelConfig:
-    allowed = {"name", "maker", "context_length", "endpoints", "description", "created", "input_modalities"}
+    allowed = {"name", "maker", "context_length", "endpoints", "description", "created", "input_modalities", "cache"}
     for k in raw:
         if k not in allowed:
             raise ConfigError(f"{where}.{k}: unknown key")
     ctx = _int(raw.get("context_length", 0), f"{where}.context_length") or 0
+    auto = _cache(raw.get("cache"), f"{where}.cache")
     eps_raw = raw.get("endpoints")
     if not isinstance(eps_raw, list) or not eps_raw:
         raise ConfigError(f"{where}.endpoints: must be a non-empty list")
@@ -326,9 +344,9 @@ def _model(
         e = _mapping(eraw, ewhere)
         pid = e.get("provider")
         if pid in providers:
-            endpoints.append(_endpoint(e, providers[str(pid)], ctx, ewhere))
+            endpoints.append(_endpoint(e, providers[str(pid)], ctx, ewhere, auto))
         elif pid in offline and not strict:  # a built-in endpoint whose provider has no key here
-            unconfigured.append(_endpoint(e, offline[str(pid)], ctx, ewhere))
+            unconfigured.append(_endpoint(e, offline[str(pid)], ctx, ewhere, auto))
         else:
             raise ConfigError(f"{ewhere}.provider: unknown provider {pid!r}")
     return ModelConfig(
@@ -341,7 +359,22 @@ def _model(
         created=_created(raw.get("created"), f"{where}.created"),
         input_modalities=tuple(raw.get("input_modalities") or ("text",)),
         unconfigured=tuple(unconfigured),
+        auto_breakpoint=auto,
     )
+
+
+def _cache(raw: Any, where: str) -> bool:
+    """A model's `cache:` block; today one key, `auto_breakpoint` (a boolean)."""
+    if raw is None:
+        return False
+    c = _mapping(raw, where)
+    for k in c:
+        if k != "auto_breakpoint":
+            raise ConfigError(f"{where}.{k}: unknown key (expected auto_breakpoint)")
+    auto = c.get("auto_breakpoint", False)
+    if not isinstance(auto, bool):
+        raise ConfigError(f"{where}.auto_breakpoint: must be true or false")
+    return auto
 
 
 def _created(v: Any, where: str) -> int:
@@ -351,7 +384,9 @@ def _created(v: Any, where: str) -> int:
     return _int(v, where) or 0
 
 
-def _endpoint(e: dict[str, Any], provider: ProviderConfig, model_ctx: int, where: str) -> EndpointConfig:
+def _endpoint(
+    e: dict[str, Any], provider: ProviderConfig, model_ctx: int, where: str, auto_breakpoint: bool = False
+) -> EndpointConfig:
     allowed = {"provider", "model", "pricing", "capabilities", "context_length", "max_output_tokens", "timeout"}
     for k in e:
         if k not in allowed:
@@ -373,13 +408,19 @@ def _endpoint(e: dict[str, Any], provider: ProviderConfig, model_ctx: int, where
         context_length=_int(e.get("context_length"), f"{where}.context_length") or model_ctx,
         max_output_tokens=_int(e.get("max_output_tokens"), f"{where}.max_output_tokens"),
         timeout=provider.timeout.merged(e.get("timeout"), f"{where}.timeout"),
+        auto_breakpoint=auto_breakpoint,
     )
+
+
+_PRICE_KEYS = frozenset(
+    {"input", "output", "cache_read", "cache_write", "cache_write_1h", "reasoning", "tiers", "source", "as_of"}
+)
 
 
 def _pricing(raw: Any, where: str) -> Pricing:
     p = _mapping(raw, where)
     for k in p:
-        if k not in {"input", "output", "cache_read", "cache_write", "reasoning", "tiers", "source", "as_of"}:
+        if k not in _PRICE_KEYS:
             raise ConfigError(f"{where}.{k}: unknown key")
     if "input" not in p or "output" not in p:
         raise ConfigError(f"{where}: needs input and output (USD per 1M tokens)")
@@ -394,6 +435,7 @@ def _pricing(raw: Any, where: str) -> Pricing:
                 output=_money(tm.get("output"), f"{tw}.output"),
                 cache_read=_money_opt(tm.get("cache_read"), f"{tw}.cache_read"),
                 cache_write=_money_opt(tm.get("cache_write"), f"{tw}.cache_write"),
+                cache_write_1h=_money_opt(tm.get("cache_write_1h"), f"{tw}.cache_write_1h"),
             )
         )
     return Pricing(
@@ -401,6 +443,7 @@ def _pricing(raw: Any, where: str) -> Pricing:
         output=_money(p["output"], f"{where}.output"),
         cache_read=_money_opt(p.get("cache_read"), f"{where}.cache_read"),
         cache_write=_money_opt(p.get("cache_write"), f"{where}.cache_write"),
+        cache_write_1h=_money_opt(p.get("cache_write_1h"), f"{where}.cache_write_1h"),
         reasoning=_money_opt(p.get("reasoning"), f"{where}.reasoning"),
         tiers=tuple(sorted(tiers, key=lambda t: t.min_prompt_tokens)),
         source=_str_opt(p.get("source"), f"{where}.source"),

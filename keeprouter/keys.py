@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from keeprouter.billing.budgets import next_reset
 from keeprouter.billing.pricing import to_float
 from keeprouter.errors import AuthenticationFailed, InvalidRequest, NotFound
 from keeprouter.store.base import ADMIN_HASH, LIMIT_RESETS, KeyPatch, KeyRecord, KeyStore, LimitReset
@@ -81,9 +82,15 @@ class KeyService:
         expires_at: float | str | None = None,
         rpm_limit: int | None = None,
         tpm_limit: int | None = None,
+        *,
+        user_id: str | None = None,
+        team_id: str | None = None,
+        models: tuple[str, ...] = (),
+        max_parallel_requests: int | None = None,
     ) -> tuple[str, KeyRecord]:
         """Make a key. Returns (the full key, shown only now; its record). Raises InvalidRequest
-        naming the field at fault."""
+        naming the field at fault. The owner (`user_id`, `team_id`) and `models` come checked by the
+        caller (`people.PeopleService.key_owner`, `people.models_field`)."""
         if not isinstance(name, str) or not name.strip() or len(name) > 200 or "\x00" in name:
             raise InvalidRequest("name: required, at most 200 characters", param="name")
         now = self._clock()
@@ -98,6 +105,10 @@ class KeyService:
             expires_at=_expiry(expires_at, now),
             rpm_limit=_rate("rpm_limit", rpm_limit),
             tpm_limit=_rate("tpm_limit", tpm_limit),
+            user_id=user_id,
+            team_id=team_id,
+            models=models,
+            max_parallel_requests=_rate("max_parallel_requests", max_parallel_requests),
         )
         await self._store.insert_key(record)
         return key, record
@@ -168,6 +179,8 @@ class KeyService:
         expires_at: float | str | None = _UNSET,
         rpm_limit: int | None = _UNSET,
         tpm_limit: int | None = _UNSET,
+        models: tuple[str, ...] = _UNSET,
+        max_parallel_requests: int | None = _UNSET,
     ) -> KeyRecord:
         """Change the given fields (omitted ones stay; `limit=None` removes the limit, and so on)."""
         now = self._clock()
@@ -190,6 +203,11 @@ class KeyService:
             patch = msgspec.structs.replace(patch, rpm_limit=_rate("rpm_limit", rpm_limit))
         if tpm_limit is not _UNSET:
             patch = msgspec.structs.replace(patch, tpm_limit=_rate("tpm_limit", tpm_limit))
+        if models is not _UNSET:
+            patch = msgspec.structs.replace(patch, models=models)
+        if max_parallel_requests is not _UNSET:
+            mpr = _rate("max_parallel_requests", max_parallel_requests)
+            patch = msgspec.structs.replace(patch, max_parallel_requests=mpr)
         self._cache.pop(key_hash, None)
         record = await self._store.update_key(key_hash, patch, now)
         if record is None:
@@ -203,9 +221,11 @@ class KeyService:
             raise NotFound("Key not found")
 
     @staticmethod
-    def to_openrouter(record: KeyRecord) -> dict[str, Any]:
-        """The `data` object of OpenRouter's GET /api/v1/key and /api/v1/keys, money as JSON numbers."""
+    def to_openrouter(record: KeyRecord, now: float | None = None) -> dict[str, Any]:
+        """The `data` object of OpenRouter's GET /api/v1/key and /api/v1/keys, money as JSON numbers,
+        plus the owner, the allowlist, the parallel limit and when the limit next resets."""
         remaining = record.limit_remaining
+        resets = None if record.limit is None else next_reset(record.limit_reset, now or time.time())
         return {
             "hash": record.hash,
             "name": record.name,
@@ -216,7 +236,12 @@ class KeyService:
             "limit_reset": record.limit_reset,
             "rpm_limit": record.rpm_limit,
             "tpm_limit": record.tpm_limit,
+            "limit_reset_at": None if resets is None else iso(resets),
             "include_byok_in_limit": False,
+            "user_id": record.user_id,
+            "team_id": record.team_id,
+            "models": list(record.models),
+            "max_parallel_requests": record.max_parallel_requests,
             "usage": to_float(record.usage),
             "usage_daily": to_float(record.usage_daily),
             "usage_weekly": to_float(record.usage_weekly),

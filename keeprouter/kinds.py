@@ -63,8 +63,18 @@ OPENAI = KindKeys("openai")  # any OpenAI-compatible host (hosts differ by data 
 ANTHROPIC = KindKeys("anthropic")
 # Azure OpenAI / AI Foundry: `api_version` picks the deployments API, absent the versionless v1 API.
 AZURE = KindKeys("azure", optional=("api_version",))
+# AWS Bedrock Runtime (Converse): SigV4 with these keys, or the standard AWS chain when they are
+# absent, or a Bedrock API key (`api_key`); the region names the host and the signature's scope.
+BEDROCK = KindKeys(
+    "bedrock",
+    required=("region",),
+    optional=("aws_access_key_id", "aws_secret_access_key", "aws_session_token"),
+    default_base_url="https://bedrock-runtime.{region}.amazonaws.com",
+)
+# Gemini's native API (Google AI Studio): one fixed host, so base_url is optional.
+GEMINI = KindKeys("gemini", default_base_url="https://generativelanguage.googleapis.com")
 
-KINDS: tuple[KindKeys, ...] = (OPENAI, ANTHROPIC, AZURE)
+KINDS: tuple[KindKeys, ...] = (OPENAI, ANTHROPIC, AZURE, BEDROCK, GEMINI)
 
 
 def kind_named(name: object) -> KindKeys | None:

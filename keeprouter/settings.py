@@ -32,8 +32,11 @@ KEEPROUTER_CIRCUIT_COOLDOWN_SECONDS (default: 30)
 KEEPROUTER_SHUTDOWN_SECONDS (default: 30)
     Seconds a signalled server waits for requests in flight before it exits.
 KEEPROUTER_REDIS_PREFIX (default: none: rate limits under `keeprouter:rl:`, circuits under `keeprouter:hl:`)
-    Prefix of every Redis key this gateway writes (rate limits under it, circuits under it + `hl:`),
-    so several deployments can share one Redis.
+    Prefix of every Redis key this gateway writes (rate limits under it, circuits under it + `hl:`,
+    conversation affinities under it + `af:`), so several deployments can share one Redis.
+KEEPROUTER_AFFINITY_MAX_ENTRIES (default: 100000)
+    How many conversations a process remembers the endpoint of (conversation affinity, kept in
+    memory without Redis or while Redis does not answer); the least recently used go first.
 KEEPROUTER_SPOOL_DIR (default: `~/.local/state/keeprouter/spool`)
     Where settles the database refused wait to be replayed, one subdirectory per database URL.
 KEEPROUTER_WORKER_SOCKET (default: `shared`)
@@ -79,6 +82,7 @@ class Settings:
     circuit_cooldown: float = 30.0
     shutdown_grace: float = 30.0
     redis_prefix: str | None = None  # None: each Redis user's own default prefix
+    affinity_max_entries: int = 100_000
     spool_dir: Path | None = None  # None: ~/.local/state/keeprouter/spool
     worker_socket: WorkerSocket = "shared"
 
@@ -99,6 +103,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         circuit_cooldown=_seconds(env, "KEEPROUTER_CIRCUIT_COOLDOWN_SECONDS", d.circuit_cooldown),
         shutdown_grace=_seconds(env, "KEEPROUTER_SHUTDOWN_SECONDS", d.shutdown_grace),
         redis_prefix=_text(env, "KEEPROUTER_REDIS_PREFIX"),
+        affinity_max_entries=_count(env, "KEEPROUTER_AFFINITY_MAX_ENTRIES", d.affinity_max_entries),
         spool_dir=Path(spool) if spool else None,
         worker_socket=_choice(env, "KEEPROUTER_WORKER_SOCKET", WORKER_SOCKETS, d.worker_socket),
     )
@@ -119,6 +124,15 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     if not (0 < value < math.inf):  # also refuses NaN
         raise ConfigError(f"{name}: must be a positive number of seconds, not {raw!r}")
     return value
+
+
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{name}: must be a positive whole number, not {raw!r}")
+    return int(raw)
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: tuple[_T, ...], default: _T) -> _T:

@@ -7,7 +7,7 @@ set; it serves through `serving.serve` as a single process does. How the workers
   kernel wakes whichever worker is idle in accept(), so a busy worker takes fewer connections.
 - `reuseport`: every worker binds its own socket with SO_REUSEPORT; the kernel hashes each new
   connection to one of them, busy or not.
-Measured with bench/scale.py (README, "Running several processes"; 2 loaded cores, 10 s at 32
+Measured with bench/scale.py (docs/scaling.md; 2 loaded cores, 10 s at 32
 connections in flight), CPU seconds per worker: shared 1.8+1.7 and 1.4+1.5 in two runs,
 reuseport 1.9+1.9 and 2.4+0.2 (the kernel hashes a connection to a worker busy or not, or before
 the second has bound). The shared socket spread evenly every time, so it is the default.

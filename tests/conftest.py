@@ -3,6 +3,7 @@
 import pytest
 from upstreams.fixtures import (  # noqa: F401  (re-exported fixtures)
     anthropic_upstream,
+    gemini_upstream,
     make_anthropic_upstream,
     make_openai_upstream,
     openai_upstream,

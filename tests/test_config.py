@@ -229,7 +229,7 @@ def test_api_values_are_the_kinds() -> None:
 @pytest.mark.usefixtures("cloud_kind")
 def test_a_key_of_another_kind_says_whose_it_is() -> None:
     message = _provider_error({"api": "openai", "base_url": "http://x", "region": "eu"})
-    assert message == "providers.p.region: unknown key for api openai (a key of cloudy)"
+    assert message == "providers.p.region: unknown key for api openai (a key of bedrock, cloudy)"
 
 
 @pytest.mark.usefixtures("cloud_kind")

@@ -178,7 +178,7 @@ async def test_list_update_and_validation(store: Store, clock: Clock) -> None:
         {"expires_at": "not a date"},
     ):
         with pytest.raises(InvalidRequest):
-            await keys.create("bad", **bad)  # type: ignore[arg-type]
+            await keys.create("bad", **bad)
     with pytest.raises(InvalidRequest):
         await keys.create("  ")
     with pytest.raises(NotFound):

@@ -16,7 +16,7 @@ ALLOWED: dict[str, set[str]] = {
     "catalogue": set(),
     # Provider kinds and their config keys, as data: read by config validation and the registry.
     "kinds": set(),
-    "config": {"catalogue", "kinds"},
+    "config": {"auth", "catalogue", "kinds"},
     # Every KEEPROUTER_* environment knob, typed; a bad value is a ConfigError like a bad config key.
     "settings": {"config"},
     "store": {"errors"},
@@ -27,18 +27,25 @@ ALLOWED: dict[str, set[str]] = {
     "clients": BASE,
     "routing": BASE | {"config"},
     "keys": {"errors", "billing", "store"},
+    # Teams and users (validation, JSON shapes); the allowlists and user/team rate limits at admission.
+    "people": {"errors", "billing", "keys", "store"},
+    "policy": {"errors", "billing", "limits", "store"},
+    "cli_people": {"errors", "people", "store"},
+    # OpenID Connect settings and protocol (Authlib, joserfc); its web routes live in web/oidc.py.
+    "auth": set(),
     # Metrics, traces and log context: prometheus_client and OpenTelemetry behind small seams.
     "observe": set(),
     # The request path (gateway/, the live stream included).
-    "gateway": BASE | {"config", "billing", "limits", "observe", "providers", "routing", "store"},
+    "gateway": BASE | {"config", "billing", "limits", "observe", "policy", "providers", "routing", "store"},
     # The readiness probe reads serving's draining flag (serving knows nothing of ours).
-    "api": BASE | {"config", "billing", "gateway", "keys", "routing", "serving", "store", "observe", "clients"},
+    "api": BASE | {"config", "billing", "gateway", "keys", "people", "routing", "serving", "store", "observe",
+                   "clients"},
     # The pages read the catalogue, the store's aggregates and live health; nothing imports them
     # but the app that mounts them.
     # The console (web/console*.py) signs in with the key service and shares the activity logic of
     # /api/v1/activity (api.activity.key_activity): one code path for both.
     # The one headline-price rule (billing.headline) is quoted by the pages and the JSON catalogue alike.
-    "web": {"errors", "api", "billing", "config", "keys", "routing", "store"},
+    "web": {"errors", "api", "auth", "billing", "config", "keys", "people", "routing", "store"},
     "app": {
         "api",
         "billing",
@@ -58,7 +65,8 @@ ALLOWED: dict[str, set[str]] = {
     "serving": set(),
     # The supervisor of --workers: processes, sockets and a lock file; nothing of ours.
     "workers": set(),
-    "cli": {"errors", "app", "config", "keys", "observe", "serving", "settings", "store", "workers"},
+    "cli": {"errors", "app", "cli_people", "config", "keys", "observe", "people", "serving", "settings", "store",
+            "workers"},
 }
 
 

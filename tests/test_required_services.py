@@ -3,6 +3,7 @@ skips a test on a developer's machine and fails it when KEEPROUTER_TEST_REQUIRE_
 
 from __future__ import annotations
 
+import shutil
 from typing import Any
 
 import pytest
@@ -62,7 +63,7 @@ async def test_missing_redis_server_binary(monkeypatch: pytest.MonkeyPatch, mode
     def which(name: str, *args: Any, **kwargs: Any) -> str | None:
         return None
 
-    monkeypatch.setattr(redis_server.shutil, "which", which)
+    monkeypatch.setattr(shutil, "which", which)  # the module support.redis_server looks it up in
     with pytest.raises(mode, match="redis-server is not installed"):
         await redis_server.PrivateRedis(_closed_port()).start()
 

@@ -23,6 +23,7 @@ from keeprouter.billing.ledger import DEFAULT_HOLD_TTL
 from keeprouter.cli import main, resolve_admin_key
 from keeprouter.config import ConfigError, parse_config
 from keeprouter.gateway import Gateway
+from keeprouter.routing.affinity import DEFAULT_MAX_ENTRIES, MemoryAffinity
 from keeprouter.routing.health import HealthTracker
 from keeprouter.serving import DEFAULT_GRACE
 from keeprouter.settings import Settings, load_settings
@@ -51,6 +52,7 @@ def test_the_defaults_are_those_of_the_parts_they_configure() -> None:
     assert s.health_flush == HEALTH_FLUSH_SECONDS
     assert s.circuit_cooldown == HealthTracker().cooldown
     assert s.shutdown_grace == DEFAULT_GRACE
+    assert s.affinity_max_entries == DEFAULT_MAX_ENTRIES
 
 
 def test_every_value_is_read() -> None:
@@ -60,13 +62,13 @@ def test_every_value_is_read() -> None:
         "KEEPROUTER_HOLD_SWEEP_SECONDS": "2", "KEEPROUTER_HEALTH_FLUSH_SECONDS": "0.02",
         "KEEPROUTER_CIRCUIT_COOLDOWN_SECONDS": "1e1", "KEEPROUTER_SHUTDOWN_SECONDS": "3",
         "KEEPROUTER_REDIS_PREFIX": "t1:", "KEEPROUTER_SPOOL_DIR": "/var/spool/kr",
-        "KEEPROUTER_WORKER_SOCKET": "reuseport",
+        "KEEPROUTER_WORKER_SOCKET": "reuseport", "KEEPROUTER_AFFINITY_MAX_ENTRIES": "500",
     }  # fmt: skip
     assert sorted(env) == sorted(VARIABLES)
     assert load_settings(env) == Settings(
         config_path="/etc/kr.yaml", admin_key="sk-adm", log_format="json", metrics_public=True, settle_wait=0.5,
         hold_ttl=120.0, hold_sweep=2.0, health_flush=0.02, circuit_cooldown=10.0, shutdown_grace=3.0,
-        redis_prefix="t1:", spool_dir=Path("/var/spool/kr"), worker_socket="reuseport",
+        redis_prefix="t1:", spool_dir=Path("/var/spool/kr"), worker_socket="reuseport", affinity_max_entries=500,
     )  # fmt: skip
 
 
@@ -92,6 +94,7 @@ BAD = [
     ("KEEPROUTER_LOG_FORMAT", "JSON"),
     ("KEEPROUTER_WORKER_SOCKET", "fork"),
     ("KEEPROUTER_METRICS_PUBLIC", "maybe"),
+    *(("KEEPROUTER_AFFINITY_MAX_ENTRIES", raw) for raw in ("0", "-5", "lots", "1.5", "1e3")),
 ]
 
 
@@ -165,7 +168,7 @@ def test_the_admin_key_setting_comes_after_the_config_files(tmp_path: Path) -> N
 
 async def test_create_app_wires_the_settings(tmp_path: Path) -> None:
     config = parse_config({"database": f"sqlite:///{tmp_path / 'kr.db'}"}, env={})
-    s = Settings(settle_wait=0.25, circuit_cooldown=7.0, metrics_public=True)
+    s = Settings(settle_wait=0.25, circuit_cooldown=7.0, metrics_public=True, affinity_max_entries=7)
     server = TestServer(create_app(config, "sk-kr-admin-test", settings=s), host="127.0.0.1", port=0)
     await server.start_server()
     try:
@@ -173,6 +176,8 @@ async def test_create_app_wires_the_settings(tmp_path: Path) -> None:
         assert state.gateway.settle_wait == 0.25
         assert state.health.cooldown == 7.0
         assert state.gateway.metrics is not None and state.gateway.metrics.public
+        table = state.gateway.sticky.table
+        assert isinstance(table, MemoryAffinity) and table.max_entries == 7
     finally:
         await server.close()
 

@@ -15,13 +15,16 @@ from keeprouter.api.http import STATE, authenticate, json_response, read_json, r
 from keeprouter.billing.pricing import to_float
 from keeprouter.clients.openai_responses.response import generation_id
 from keeprouter.errors import InvalidRequest, NotFound
+from keeprouter.people import PeopleService, models_field
 from keeprouter.store.base import ADMIN_HASH
 
-# The fields each keys request may carry (OpenRouter's, plus the per-minute rate limits). Anything
-# else is refused with a 400 naming it: a misspelt limit must never be silently dropped.
-CREATE_FIELDS = ("name", "limit", "limit_reset", "expires_at", "rpm_limit", "tpm_limit", "include_byok_in_limit")
+# The fields each keys request may carry (OpenRouter's, plus the per-minute rate limits, the owner,
+# the model allowlist and the parallel limit). Anything else is refused with a 400 naming it: a
+# misspelt limit must never be silently dropped.
+CREATE_FIELDS = ("name", "limit", "limit_reset", "expires_at", "rpm_limit", "tpm_limit", "include_byok_in_limit",
+                 "user_id", "team_id", "models", "max_parallel_requests")  # fmt: skip
 UPDATE_FIELDS = ("name", "disabled", "limit", "limit_reset", "expires_at", "rpm_limit", "tpm_limit",
-                 "include_byok_in_limit")  # fmt: skip
+                 "include_byok_in_limit", "models", "max_parallel_requests")  # fmt: skip
 
 
 def _fields(body: dict[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
@@ -34,8 +37,16 @@ def _fields(body: dict[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
         )
     fields = dict(body)
     byok = fields.pop("include_byok_in_limit", False)
-    if not isinstance(byok, bool):  # accepted for OpenRouter clients; there is no BYOK usage to include
-        raise InvalidRequest("include_byok_in_limit: must be true or false", param="include_byok_in_limit")
+    if byok is not False:
+        # Accepted as false for OpenRouter clients. Every upstream call here uses the operator's own
+        # provider keys, so there is no bring-your-own-key usage: storing true would promise a limit
+        # behaviour that cannot exist, so it is refused rather than silently stored as false.
+        raise InvalidRequest(
+            "include_byok_in_limit: only false is supported (KeepRouter has no bring-your-own-key usage)",
+            param="include_byok_in_limit",
+        )
+    if "models" in fields:
+        fields["models"] = models_field(fields["models"])
     if isinstance(fields.get("name"), str):
         fields["name"] = fields["name"].strip()
     return fields
@@ -56,7 +67,11 @@ async def create_key(request: web.Request) -> web.StreamResponse:
     fields = _fields(await read_json(request), CREATE_FIELDS)
     if "name" not in fields:
         raise InvalidRequest("name: required", param="name")
-    svc = request.app[STATE].keys
+    state = request.app[STATE]
+    fields["user_id"], fields["team_id"] = await PeopleService(state.store).key_owner(
+        fields.get("user_id"), fields.get("team_id")
+    )
+    svc = state.keys
     key, record = await svc.create(**fields)
     return json_response({"key": key, "data": svc.to_openrouter(record)}, status=201)
 
@@ -150,6 +165,7 @@ def generation_json(gen: Any) -> dict[str, Any]:
         "native_tokens_reasoning": gen.tokens_reasoning,
         "total_cost": to_float(gen.cost),
         "usage": to_float(gen.cost),
+        "cache_discount": to_float(gen.cache_discount),
         "latency": gen.ttft_ms,
         "generation_time": (gen.latency_ms or 0) - (gen.ttft_ms or 0),
         "total_time": gen.latency_ms,

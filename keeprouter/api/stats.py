@@ -1,4 +1,4 @@
-"""Endpoint health over days: persisted per minute, served per UTC day (issue 5 §5).
+"""Endpoint health over days: persisted per minute, served per UTC day.
 
 `HealthFlusher` turns the in-memory HealthTracker's completed minutes (routing.rollup) into
 `endpoint_minutes` rows, every KEEPROUTER_HEALTH_FLUSH_SECONDS (60 s) and once more at shutdown.

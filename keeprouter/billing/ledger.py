@@ -9,7 +9,7 @@
     await ledger.settle(hold, gen)        # gen.cost = pricing.charge(usage, p, finish_reason)
 
 Why holds: charging only when a request finishes lets N concurrent requests each see the same
-balance and together overspend it (BerriAI/litellm#34732, #26672). A hold is taken atomically with
+balance and together overspend it (a failure users of other gateways keep reporting). A hold is taken atomically with
 the limit check, so the sum of the worst cases of the requests in flight never exceeds what is
 left. On PostgreSQL each call is one short transaction (one round trip); on SQLite, whose file one
 gateway process owns, holds live in that process's memory and only settle writes (store.sqlite).
@@ -29,6 +29,7 @@ from decimal import Decimal
 
 import msgspec
 
+from keeprouter.billing.budgets import owner_refusal, parallel_refusal
 from keeprouter.errors import AuthenticationFailed, InsufficientCredit
 from keeprouter.store.base import GenerationRecord, KeyRecord, Store, from_nanos, to_nanos_ceil
 
@@ -81,9 +82,11 @@ class Ledger:
     async def reserve(self, key: KeyRecord, amount: Decimal) -> Hold:
         """Hold `amount` USD on `key`, or raise.
 
-        Raises InsufficientCredit (402, metadata limit_source="key_limit") when the key's limit
-        cannot cover it on top of its usage and its other holds; AuthenticationFailed when the key
-        was disabled, deleted or expired since it was authenticated."""
+        Raises InsufficientCredit (402, metadata limit_source="key_limit", "user_limit" or
+        "team_limit") when the key's, its user's or its team's limit cannot cover it on top of its
+        usage and its other holds; RateLimited (429) when the key already has
+        `max_parallel_requests` requests in flight (each holds until it settles or is released);
+        AuthenticationFailed when the key was disabled, deleted or expired since it was authenticated."""
         if amount < 0 or not amount.is_finite():
             raise ValueError(f"reservation must be a finite non-negative amount, got {amount}")
         now = self._clock()
@@ -107,6 +110,15 @@ class Ledger:
             or (current.expires_at is not None and current.expires_at <= now)
         ):
             return AuthenticationFailed("API key is disabled, deleted or expired")
+        if current.max_parallel_requests is not None:
+            usage = await self._store.key_usage(key_hash)
+            if usage is not None and usage.open_holds >= current.max_parallel_requests:
+                return parallel_refusal(current.max_parallel_requests)
+        if current.limit is None or current.limit_usage + current.reserved + amount <= current.limit:
+            # The key could pay: its user's or team's budget refused (they are reserved with it).
+            owner = await owner_refusal(self._store, current.user_id, current.team_id, amount, now)
+            if owner is not None:
+                return owner
         limit = current.limit or Decimal(0)
         available = max(limit - current.limit_usage - current.reserved, Decimal(0))
         return InsufficientCredit(
@@ -114,6 +126,10 @@ class Ledger:
             f" ${limit:f} limit is available. Raise the key's limit or lower max_tokens.",
             metadata={"limit_source": "key_limit"},
         )
+
+    @property
+    def store(self) -> Store:
+        return self._store
 
     async def settle(self, hold: Hold, gen: GenerationRecord) -> bool:
         """Bill `gen.cost` (the caller computes it with `pricing.charge`) and record `gen`, dropping

@@ -101,10 +101,15 @@ class DocumentPart(msgspec.Struct, tag="document", kw_only=True):
 
 
 class ToolCallPart(msgspec.Struct, tag="tool_call", kw_only=True):
+    """A tool call. `signature` is signed state riding on the call itself (Gemini's thoughtSignature
+    on a functionCall part), replayed only to the upstream format named by `origin`."""
+
     id: str
     name: str
     arguments: str  # JSON text, exactly as produced
     cache_control: dict[str, Any] | None = None
+    signature: str | None = None
+    origin: str | None = None
 
 
 class ToolResultPart(msgspec.Struct, tag="tool_result", kw_only=True):
@@ -200,6 +205,9 @@ class Usage(msgspec.Struct, kw_only=True):
     output_tokens: int = 0  # includes reasoning_tokens
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    # The part of cache_write_tokens written for one hour (Anthropic's `ttl: "1h"` breakpoints), billed
+    # at its own price; the rest of the writes are 5-minute ones.
+    cache_write_1h_tokens: int = 0
     reasoning_tokens: int = 0
 
 
@@ -267,11 +275,14 @@ class RedactedThinking(msgspec.Struct, tag="redacted_thinking", kw_only=True):
 
 
 class ToolCallStart(msgspec.Struct, tag="tool_call_start", kw_only=True):
-    """A new tool call. `index` counts tool calls only (0, 1, 2...) across the whole response."""
+    """A new tool call. `index` counts tool calls only (0, 1, 2...) across the whole response.
+    `signature`/`origin`: signed state on the call, as on ToolCallPart."""
 
     index: int
     id: str
     name: str
+    signature: str | None = None
+    origin: str | None = None
 
 
 class ToolCallDelta(msgspec.Struct, tag="tool_call_delta", kw_only=True):

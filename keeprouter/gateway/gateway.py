@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from keeprouter.billing import pricing
@@ -52,8 +52,10 @@ from keeprouter.gateway.settle import SETTLE_WAIT, Settler
 from keeprouter.limits.base import Limits, RateLimiter, Refusal, Ticket
 from keeprouter.limits.memory import MemoryLimiter
 from keeprouter.observe.logs import GENERATION_ID
+from keeprouter.policy import OwnerPolicy
 from keeprouter.providers.base import Adapter
 from keeprouter.providers.registry import dropped_fields
+from keeprouter.routing.affinity import AffinityTable, MemoryAffinity, Sticky
 from keeprouter.routing.fit import SignatureIssuers, fit, output_budget
 from keeprouter.routing.health import HealthTracker
 from keeprouter.routing.lookup import find_model
@@ -75,6 +77,7 @@ T = TypeVar("T")
 class Route:
     models: list[ModelConfig]
     prefs: ProviderPrefs
+    body: Mapping[str, Any] = field(default_factory=dict)  # the JSON body: names affinity reads
 
 
 class Gateway:
@@ -89,12 +92,14 @@ class Gateway:
         settle_queue: SettleQueue | None = None,
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
+        affinity: AffinityTable | None = None,
     ) -> None:
         self.config = config
         self.adapters = adapters
         self.ledger = ledger
         self.health = health
         self.limiter: RateLimiter = limiter if limiter is not None else MemoryLimiter()
+        self.owners = OwnerPolicy(ledger, self.limiter)  # model allowlists, user and team rpm_limit
         self.settle_wait = settle_wait  # how long an answer waits for its ledger write
         self.settle_queue = settle_queue if settle_queue is not None else SettleQueue(ledger)
         self.metrics = metrics  # counted where generations settle (Settler.record), whatever the client API
@@ -107,6 +112,9 @@ class Gateway:
         self.counting = Counting(adapters, self.settle_later)
         self._whole = WholeAnswer(health, self.issuers, self.counting)
         self._first_event = FirstEvent(self)
+        # Conversation affinity: a conversation's turns stay on the endpoint that served the last
+        # one, so the provider's prompt cache stays warm (routing.affinity).
+        self.sticky = Sticky(affinity if affinity is not None else MemoryAffinity(), health.is_open)
 
     # ---- resolve ------------------------------------------------------------------------
     def route(self, body: Mapping[str, Any], req: ChatRequest) -> Route:
@@ -134,7 +142,7 @@ class Gateway:
             models.append(model)
         if not models:
             raise NotFound(f"none of the models {ids} exist")
-        return Route(models, prefs)
+        return Route(models, prefs, body)
 
     # ---- answer -------------------------------------------------------------------------
     def complete(self, caller: Caller, req: ChatRequest, route: Route) -> Coroutine[Any, Any, Completion]:
@@ -150,6 +158,10 @@ class Gateway:
         in total time, until one gives its first result; a refused or failed request holds nothing."""
         meter = self._begin(caller, req)
         cands = self._candidates(meter, route)
+        conv = self.sticky.conversation(
+            req, route.models, route.prefs, caller.headers, route.body, caller.key.hash, meter.prompt_estimate
+        )
+        cands = await self.sticky.order(cands, conv)
         await self._reserve(meter, cands)
         try:
             deadline = meter.started + MAX_RETRY_SECONDS
@@ -182,6 +194,7 @@ class Gateway:
                 if span is not None:
                     spans.end_attempt(self.tracing, span, None, first)
                 meter.served = attempt
+                await self.sticky.served(conv, cand, req)
                 return mode.served(meter, attempt, handle, first)
             raise exhausted(meter)
         except BaseException:
@@ -224,7 +237,8 @@ class Gateway:
             meter.ticket = admitted
         worst = max(pricing.worst_case(meter.prompt_estimate, out, c.endpoint.pricing) for c, out in outputs)
         try:
-            meter.hold = await self.ledger.reserve(key, worst)
+            async with self.owners.admitted(key, [c.model.id for c in cands], meter.gen_id):  # 403, 429
+                meter.hold = await self.ledger.reserve(key, worst)
         except BaseException:
             if meter.ticket is not None:  # refused for credit: it was never admitted
                 ticket, meter.ticket = meter.ticket, None

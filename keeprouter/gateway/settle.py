@@ -18,6 +18,7 @@ from collections.abc import Coroutine
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from keeprouter.billing import pricing
 from keeprouter.billing.ledger import Hold, Ledger
 from keeprouter.billing.settle_queue import SettleQueue
 from keeprouter.formats.canonical import Usage
@@ -62,6 +63,8 @@ class Settler:
         latency = now - meter.started
         ttft = (served.first_token_at or now) - meter.started
         gen_time = now - (served.first_token_at or meter.started)
+        # what the prompt cache saved: nothing charged, nothing saved
+        discount = pricing.quantize(pricing.cache_saving(usage, cand.endpoint.pricing)) if cost else pricing.ZERO
         gen = GenerationRecord(
             id=meter.gen_id,
             key_hash=meter.caller.key.hash,
@@ -78,6 +81,7 @@ class Settler:
             tokens_cache_write=usage.cache_write_tokens,
             tokens_reasoning=usage.reasoning_tokens,
             cost=cost,
+            cache_discount=discount,
             latency_ms=int(latency * 1000),
             ttft_ms=int(ttft * 1000),
             throughput=(usage.output_tokens / gen_time) if gen_time > 0 and usage.output_tokens else None,

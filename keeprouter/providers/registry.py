@@ -20,7 +20,10 @@ from keeprouter.providers.anthropic import AnthropicAdapter
 from keeprouter.providers.anthropic import request as anthropic_request
 from keeprouter.providers.azure import AzureAdapter
 from keeprouter.providers.base import Adapter
+from keeprouter.providers.bedrock import BedrockAdapter
+from keeprouter.providers.bedrock.eventstream import EventStreamDecoder
 from keeprouter.providers.framing import SSE, FramingFactory
+from keeprouter.providers.gemini import GeminiAdapter
 from keeprouter.providers.openai import OpenAIAdapter
 from keeprouter.providers.openai import request as openai_request
 from keeprouter.providers.transport import Transport
@@ -71,6 +74,10 @@ ROWS: Mapping[str, ProviderKind] = MappingProxyType(
                 kinds.AZURE, AzureAdapter, SSE, counts_tokens=False, capabilities=_CHAT,
                 drops=openai_request.dropped_fields,  # the OpenAI body at Azure's URLs
             ),
+            # Converse for every model; CountTokens answers for Claude models (others: CountNotSupported).
+            ProviderKind(kinds.BEDROCK, BedrockAdapter, EventStreamDecoder, counts_tokens=True, capabilities=_CHAT),
+            # Structured output is responseJsonSchema; prompt caching is implicit (cachedContentTokenCount).
+            ProviderKind(kinds.GEMINI, GeminiAdapter, SSE, counts_tokens=True, capabilities=_CHAT),
         )
     }
 )

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from keeprouter.config import ProviderConfig, Timeouts
 from keeprouter.errors import UpstreamError, UpstreamTimeout
@@ -50,13 +51,16 @@ class Response(Protocol):
 
 # (method, url, body, headers) -> the answer. Connection failures raise aiohttp.ClientError.
 Send = Callable[[str, str, bytes, Mapping[str, str]], Awaitable[Response]]
+# A kind's own reading of an error answer (status, body, headers), or None: mapped by status.
+ErrorMap = Callable[[int, bytes, Mapping[str, str]], UpstreamError | None]
 
 
 class Transport:
     """Owns one provider's connection pool. Create once at start-up, `close()` at shutdown.
 
     `framing` makes the framer of each stream (the provider kind's registry row passes its own;
-    SSE when not given); `send` replaces the network (tests)."""
+    SSE when not given); `send` replaces the network (tests); `errors` (set by an adapter whose
+    upstream names its errors, e.g. Bedrock's `x-amzn-errortype`) maps an error answer first."""
 
     def __init__(
         self,
@@ -69,6 +73,7 @@ class Transport:
         self.provider = provider
         self.secrets = provider_secrets(provider)
         self.framing = framing
+        self.errors: ErrorMap | None = None
         self._send: Send = send or self._send_aiohttp
         self._session: aiohttp.ClientSession | None = None
         self._limit = limit
@@ -98,7 +103,16 @@ class Transport:
             self._session = None
 
     async def _send_aiohttp(self, method: str, url: str, body: bytes, headers: Mapping[str, str]) -> Response:
-        return _AiohttpResponse(await self.session.request(method, url, data=body, headers=headers))
+        # Adapters build their URLs percent-encoded; sent exactly so (yarl would turn a model id's
+        # `%3A` back into `:`, and a signature over the path would no longer match).
+        resp = await self.session.request(method, URL(url, encoded=True), data=body, headers=headers)
+        return _AiohttpResponse(resp)
+
+    def _error(self, status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamError:
+        mapped = self.errors(status, raw, headers) if self.errors is not None else None
+        if mapped is not None:
+            return self.scrub(mapped)
+        return _status_error(self.provider.id, status, raw, headers, self.secrets)
 
     async def post_json(self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts) -> dict[str, Any]:
         """POST and return the parsed JSON answer; non-2xx raises UpstreamError."""
@@ -107,7 +121,7 @@ class Transport:
                 async with aclosing(await self._send("POST", url, body, headers)) as resp:
                     raw = await resp.read()
                     if resp.status >= 400:
-                        raise _status_error(self.provider.id, resp.status, raw, resp.headers, self.secrets)
+                        raise self._error(resp.status, raw, resp.headers)
         except TimeoutError:
             raise UpstreamTimeout(f"provider {self.provider.id} timed out") from None
         except aiohttp.ClientError as e:
@@ -136,7 +150,7 @@ class Transport:
                 if resp.status >= 400:
                     async with asyncio.timeout_at(deadline):
                         raw = await resp.read(_MAX_ERROR_BODY)
-                    raise _status_error(self.provider.id, resp.status, raw, resp.headers, self.secrets)
+                    raise self._error(resp.status, raw, resp.headers)
                 readany = resp.readany
                 while True:
                     async with asyncio.timeout_at(deadline):
@@ -232,6 +246,8 @@ def _error_message(raw: bytes) -> str | None:
     except orjson.JSONDecodeError:
         text = raw[:500].decode("utf-8", "replace").strip()
         return text or None
+    if isinstance(data, list) and data and isinstance(data[0], dict):  # Gemini's `[{"error": {...}}]`
+        data = data[0]
     if isinstance(data, dict):
         err = data.get("error")
         if isinstance(err, dict) and isinstance(err.get("message"), str):

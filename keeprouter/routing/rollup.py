@@ -1,4 +1,4 @@
-"""Per-minute health aggregates, so uptime and speed can be charted per day (issue 5 §5).
+"""Per-minute health aggregates, so uptime and speed can be charted per day.
 
 `minute_rows` is pure: samples in, one `MinuteRow` per endpoint per minute out. Rows hold counts and
 sums (which add up across minutes) plus the minute's own latency percentiles. `daily` folds rows

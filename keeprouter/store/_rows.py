@@ -53,7 +53,8 @@ def key_select_sql(d: str, w: str, m: str) -> str:
     return (
         "SELECT hash, name, label, disabled, limit_nanos, limit_reset, expires_at, usage_nanos, "
         f"reserved_nanos, {limit_usage_sql(d, w, m)}, created_at, updated_at, "
-        f"{since(d)}, {since(w)}, {since(m)}, rpm_limit, tpm_limit FROM keys k WHERE deleted_at IS NULL"
+        f"{since(d)}, {since(w)}, {since(m)}, rpm_limit, tpm_limit, user_id, team_id, models, max_parallel_requests"
+        " FROM keys k WHERE deleted_at IS NULL"
     )
 
 
@@ -76,14 +77,27 @@ def key_from_row(row: Sequence[Any]) -> KeyRecord:
         usage_monthly=from_nanos(int(row[14])),
         rpm_limit=row[15],
         tpm_limit=row[16],
+        user_id=row[17],
+        team_id=row[18],
+        models=models_from_text(row[19]),
+        max_parallel_requests=row[20],
     )
+
+
+def models_from_text(text: str | None) -> tuple[str, ...]:
+    """A stored allowlist (a JSON list; empty = every model) -> a tuple."""
+    return tuple(orjson.loads(text)) if text else ()
+
+
+def models_to_text(models: Sequence[str]) -> str:
+    return orjson.dumps(list(models)).decode()
 
 
 GEN_COLUMNS = (
     "id", "key_hash", "model", "provider", "upstream_model", "api", "streamed", "status", "finish_reason",
     "tokens_prompt", "tokens_completion", "tokens_cached", "tokens_cache_write", "tokens_reasoning",
     "cost_nanos", "latency_ms", "ttft_ms", "throughput", "app", "app_title", "attempts", "error",
-    "created_at", "day",
+    "created_at", "day", "cache_discount_nanos",
 )  # fmt: skip
 GEN_COLUMN_LIST = ", ".join(GEN_COLUMNS)
 
@@ -96,7 +110,7 @@ def gen_values(gen: GenerationRecord) -> tuple[Any, ...]:
         gen.status, gen.finish_reason, gen.tokens_prompt, gen.tokens_completion, gen.tokens_cached,
         gen.tokens_cache_write, gen.tokens_reasoning, to_nanos(gen.cost), gen.latency_ms, gen.ttft_ms,
         gen.throughput, gen.app, gen.app_title, orjson.dumps(gen.attempts).decode(), gen.error,
-        gen.created_at, int(gen.created_at // SECONDS_PER_DAY),
+        gen.created_at, int(gen.created_at // SECONDS_PER_DAY), to_nanos(gen.cache_discount),
     )  # fmt: skip
 
 
@@ -112,6 +126,7 @@ def gen_from_row(row: Sequence[Any]) -> GenerationRecord:
     values = dict(zip(GEN_COLUMNS, row, strict=True))
     del values["day"]
     values["cost"] = from_nanos(values.pop("cost_nanos"))
+    values["cache_discount"] = from_nanos(values.pop("cache_discount_nanos"))
     values["streamed"] = bool(values["streamed"])
     values["attempts"] = orjson.loads(values["attempts"])
     return GenerationRecord(**values)

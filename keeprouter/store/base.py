@@ -67,6 +67,10 @@ class KeyRecord(msgspec.Struct, frozen=True, kw_only=True):
     reserved: Decimal = ZERO  # open holds
     updated_at: float | None = None
     is_admin: bool = False
+    user_id: str | None = None  # the owner; team_id then mirrors the user's team
+    team_id: str | None = None  # set alone: a team's service key
+    models: tuple[str, ...] = ()  # allowlist of model ids; empty = every model
+    max_parallel_requests: int | None = None  # requests in flight at once; None = unlimited
 
     @property
     def limit_remaining(self) -> Decimal | None:
@@ -85,6 +89,56 @@ class KeyPatch(msgspec.Struct, frozen=True, kw_only=True):
     expires_at: float | msgspec.UnsetType | None = msgspec.UNSET
     rpm_limit: int | msgspec.UnsetType | None = msgspec.UNSET
     tpm_limit: int | msgspec.UnsetType | None = msgspec.UNSET
+    models: tuple[str, ...] | msgspec.UnsetType = msgspec.UNSET
+    max_parallel_requests: int | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class Budget(msgspec.Struct, frozen=True, kw_only=True):
+    """What teams and users share with keys: a limit per period, an allowlist and a request rate.
+
+    Reserving on a key also reserves on its user and its team, all or nothing, exactly as on the key
+    alone: `limit_usage + reserved + amount <= limit` at every level."""
+
+    id: str
+    created_at: float
+    limit: Decimal | None = None  # USD; None = unlimited
+    limit_reset: LimitReset | None = None
+    models: tuple[str, ...] = ()  # empty = every model
+    rpm_limit: int | None = None
+    usage: Decimal = ZERO  # all time
+    limit_usage: Decimal = ZERO  # what counts against `limit` now (the current period's, or all time)
+    reserved: Decimal = ZERO  # open holds
+    updated_at: float | None = None
+
+    @property
+    def limit_remaining(self) -> Decimal | None:
+        if self.limit is None:
+            return None
+        return max(self.limit - self.limit_usage, ZERO)
+
+
+class TeamRecord(Budget, frozen=True, kw_only=True):
+    name: str
+
+
+class UserRecord(Budget, frozen=True, kw_only=True):
+    email: str  # unique among live users, case-insensitively
+    team_id: str | None = None
+    team_admin: bool = False
+
+
+class BudgetPatch(msgspec.Struct, frozen=True, kw_only=True):
+    """A partial team or user update (UNSET fields stay). `name` is a team's, `email`, `team_id` and
+    `team_admin` a user's; a user's new team also becomes the team of every key the user owns."""
+
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    email: str | msgspec.UnsetType = msgspec.UNSET
+    team_id: str | msgspec.UnsetType | None = msgspec.UNSET
+    team_admin: bool | msgspec.UnsetType = msgspec.UNSET
+    limit: Decimal | msgspec.UnsetType | None = msgspec.UNSET
+    limit_reset: LimitReset | msgspec.UnsetType | None = msgspec.UNSET
+    models: tuple[str, ...] | msgspec.UnsetType = msgspec.UNSET
+    rpm_limit: int | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class GenerationRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -106,6 +160,9 @@ class GenerationRecord(msgspec.Struct, frozen=True, kw_only=True):
     tokens_cache_write: int = 0
     tokens_reasoning: int = 0
     cost: Decimal = ZERO
+    # What the prompt cache saved against plain input prices (negative when writes cost more);
+    # OpenRouter's `cache_discount`.
+    cache_discount: Decimal = ZERO
     latency_ms: int | None = None
     ttft_ms: int | None = None  # OpenRouter's generation_time
     throughput: float | None = None  # completion tokens per second
@@ -207,6 +264,43 @@ class SessionStore(Protocol):
         ...
 
 
+class PeopleStore(Protocol):
+    """Teams and users. Deleted ones are kept (keys and holds point at them) but invisible."""
+
+    async def insert_team(self, team: TeamRecord) -> None: ...
+
+    async def get_team(self, team_id: str, now: float) -> TeamRecord | None: ...
+
+    async def list_teams(self, now: float, *, offset: int = 0, limit: int = 100) -> list[TeamRecord]: ...
+
+    async def update_team(self, team_id: str, patch: BudgetPatch, now: float) -> TeamRecord | None: ...
+
+    async def delete_team(self, team_id: str, now: float) -> bool:
+        """Mark a live team deleted; False when there was none. Refuses (ValueError) while live users
+        or keys still belong to it."""
+        ...
+
+    async def insert_user(self, user: UserRecord) -> None:
+        """Insert a user; ValueError when a live user already has the email (case-insensitively)."""
+        ...
+
+    async def get_user(self, user_id: str, now: float) -> UserRecord | None: ...
+
+    async def find_user(self, email: str, now: float) -> UserRecord | None:
+        """The live user with this email, compared case-insensitively."""
+        ...
+
+    async def list_users(
+        self, now: float, *, team_id: str | None = None, offset: int = 0, limit: int = 100
+    ) -> list[UserRecord]: ...
+
+    async def update_user(self, user_id: str, patch: BudgetPatch, now: float) -> UserRecord | None: ...
+
+    async def delete_user(self, user_id: str, now: float) -> bool:
+        """Mark a live user deleted and disable every key they own, in one transaction."""
+        ...
+
+
 class KeyStore(Protocol):
     async def insert_key(self, key: KeyRecord) -> None:
         """Insert a new key; its usage fields are ignored (a new key has used nothing)."""
@@ -238,12 +332,15 @@ class LedgerStore(Protocol):
         """Atomically hold `amount` on a live, enabled, unexpired key, or refuse (False).
 
         Admits only when limit_usage + reserved + amount <= limit; a key without a limit is always
-        admitted but is still held, so its open requests are visible. Race-free across every
+        admitted but is still held, so its open requests are visible. The same check and hold are
+        made, in the same step, on the key's user and team (all three or none); the hold remembers
+        them, so releasing it gives each its credit back. Race-free across every
         process sharing a PostgreSQL database; on SQLite, within the one process that owns the file."""
         ...
 
     async def settle(self, hold_id: str, gen: GenerationRecord, now: float) -> bool:
-        """ONE transaction: drop the hold, add `gen.cost` to the key's usage, insert `gen`.
+        """ONE transaction: drop the hold, add `gen.cost` to the key's usage (and to its user's and
+        team's), insert `gen`.
 
         Idempotent on `gen.id`: settling again bills nothing (returns False). A hold that has
         already expired or been released is simply absent; the cost is still billed."""
@@ -299,7 +396,7 @@ class HealthStore(Protocol):
         ...
 
 
-class Store(KeyStore, LedgerStore, ReportStore, HealthStore, SessionStore, Protocol):
+class Store(KeyStore, PeopleStore, LedgerStore, ReportStore, HealthStore, SessionStore, Protocol):
     async def ping(self) -> None:
         """One trivial query; raises whatever the driver raises when the database does not answer
         (readiness; callers bound it in time)."""

@@ -25,6 +25,7 @@ import msgspec
 
 from keeprouter.store import _health, _rows
 from keeprouter.store._migrate import SCHEMA_MIGRATIONS_DDL, migrations
+from keeprouter.store._pg_people import PgPeople, owner_reserve_sql, owner_settle_cte, owners_release_ctes
 from keeprouter.store._pg_pool import COMMAND_TIMEOUT, CONNECT_TIMEOUT, MIGRATE_TIMEOUT, GuardedPool
 from keeprouter.store.base import (
     ActivityRow,
@@ -46,16 +47,35 @@ from keeprouter.store.base import (
 _MIGRATION_LOCK = 0x6B72_6D69  # pg_advisory_xact_lock id: one migrator at a time per database
 _KEY_SELECT = _rows.key_select_sql("$1", "$2", "$3")  # then $4.. for the caller's own parameters
 
-_RESERVE = f"""
-WITH k AS (
-    UPDATE keys SET reserved_nanos = reserved_nanos + $5
-    WHERE hash = $4 AND deleted_at IS NULL AND NOT disabled AND (expires_at IS NULL OR expires_at > $6)
+_KEY_FITS = f"""hash = $4 AND deleted_at IS NULL AND NOT disabled AND (expires_at IS NULL OR expires_at > $6)
       AND (limit_nanos IS NULL
            OR {_rows.limit_usage_sql("$1", "$2", "$3")} + reserved_nanos + $5 <= limit_nanos)
+      AND (max_parallel_requests IS NULL OR inflight < max_parallel_requests)"""
+# A key without user or team: one statement. An owned key is refused here and takes `_reserve_owned`.
+_RESERVE = f"""
+WITH k AS (
+    UPDATE keys SET reserved_nanos = reserved_nanos + $5, inflight = inflight + 1
+    WHERE {_KEY_FITS} AND user_id IS NULL AND team_id IS NULL
     RETURNING hash
 )
 INSERT INTO holds (id, key_hash, amount_nanos, expires_at) SELECT $7, hash, $5, $8 FROM k RETURNING 1
 """
+# The owned key's last step, after its team and user: its owners must still be the ones held on.
+_RESERVE_OWNED = f"""
+WITH k AS (
+    UPDATE keys SET reserved_nanos = reserved_nanos + $5, inflight = inflight + 1
+    WHERE {_KEY_FITS} AND user_id IS NOT DISTINCT FROM $9::text AND team_id IS NOT DISTINCT FROM $10::text
+    RETURNING hash
+)
+INSERT INTO holds (id, key_hash, amount_nanos, expires_at, user_id, team_id)
+SELECT $7, hash, $5, $8, $9, $10 FROM k RETURNING 1
+"""
+_RESERVE_TEAM = owner_reserve_sql("teams")
+_RESERVE_USER = owner_reserve_sql("users")
+
+
+class _Refused(Exception):
+    """Rolls back an owned key's reservation when one of its budgets does not cover it."""
 
 _N = len(_rows.GEN_COLUMNS)  # generation values are $1..$N; key_hash is $2
 _P = _rows.period_start_sql(f"${_N + 2}", f"${_N + 3}", f"${_N + 4}")
@@ -68,10 +88,13 @@ WITH g AS (
     VALUES ({", ".join(f"${i}" for i in range(1, _N + 1))})
     ON CONFLICT (id) DO NOTHING RETURNING cost_nanos
 ), h AS (
-    DELETE FROM holds WHERE id = ${_N + 1} AND key_hash = $2 RETURNING amount_nanos
-), k AS (
+    DELETE FROM holds WHERE id = ${_N + 1} AND key_hash = $2 RETURNING amount_nanos, user_id, team_id
+), o AS (
+    SELECT user_id, team_id FROM keys WHERE hash = $2
+), {owner_settle_cte("users", "u", _COST, _P)}, {owner_settle_cte("teams", "t", _COST, _P)}, k AS (
     UPDATE keys SET usage_nanos = usage_nanos + {_COST},
         reserved_nanos = reserved_nanos - COALESCE((SELECT amount_nanos FROM h), 0),
+        inflight = inflight - (SELECT COUNT(*) FROM h),
         period_usage_nanos = CASE WHEN {_P} > period_start THEN {_COST} ELSE period_usage_nanos + {_COST} END,
         period_start = GREATEST(period_start, {_P})
     WHERE hash = $2 AND (EXISTS (SELECT 1 FROM g) OR EXISTS (SELECT 1 FROM h))
@@ -90,9 +113,11 @@ SELECT EXISTS (SELECT 1 FROM g)
 def _drop_holds_sql(where: str) -> str:
     """Delete matching holds and give their credit back, per key, in one statement."""
     return f"""
-WITH h AS (DELETE FROM holds WHERE {where} RETURNING key_hash, amount_nanos),
-s AS (SELECT key_hash, SUM(amount_nanos)::bigint AS amount, COUNT(*) AS n FROM h GROUP BY key_hash)
-UPDATE keys SET reserved_nanos = reserved_nanos - s.amount FROM s WHERE keys.hash = s.key_hash RETURNING s.n
+WITH h AS (DELETE FROM holds WHERE {where} RETURNING key_hash, user_id, team_id, amount_nanos),
+s AS (SELECT key_hash, SUM(amount_nanos)::bigint AS amount, COUNT(*) AS n FROM h GROUP BY key_hash),
+{owners_release_ctes()}
+UPDATE keys SET reserved_nanos = reserved_nanos - s.amount, inflight = inflight - s.n
+FROM s WHERE keys.hash = s.key_hash RETURNING s.n
 """
 
 
@@ -111,7 +136,7 @@ def _p(now: float) -> tuple[int, int, int]:
     return p.day, p.week, p.month
 
 
-class PostgresStore:
+class PostgresStore(PgPeople):
     """`Store` on PostgreSQL. Open with `await PostgresStore.open(url)`; `close()` closes the pool."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
@@ -152,9 +177,11 @@ class PostgresStore:
     async def insert_key(self, key: KeyRecord) -> None:
         await self._pool.execute(
             "INSERT INTO keys (hash, name, label, disabled, limit_nanos, limit_reset, expires_at, created_at,"
-            " updated_at, rpm_limit, tpm_limit) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            " updated_at, rpm_limit, tpm_limit, user_id, team_id, models, max_parallel_requests)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             key.hash, key.name, key.label, key.disabled, None if key.limit is None else to_nanos(key.limit),
             key.limit_reset, key.expires_at, key.created_at, key.updated_at, key.rpm_limit, key.tpm_limit,
+            key.user_id, key.team_id, _rows.models_to_text(key.models), key.max_parallel_requests,
         )  # fmt: skip
 
     async def get_key(self, key_hash: str, now: float) -> KeyRecord | None:
@@ -178,9 +205,11 @@ class PostgresStore:
             args.append(value)
             return f"${len(args)}"
 
-        for field in ("name", "disabled", "limit_reset", "expires_at", "rpm_limit", "tpm_limit"):
+        for field in ("name", "disabled", "limit_reset", "expires_at", "rpm_limit", "tpm_limit", "models",
+                      "max_parallel_requests"):  # fmt: skip
             value = getattr(patch, field)
             if value is not msgspec.UNSET:
+                value = _rows.models_to_text(value) if field == "models" else value
                 sets.append(f"{field} = {bind(value)}")  # column names are ours, never input
         if patch.limit is not msgspec.UNSET:
             sets.append(f"limit_nanos = {bind(None if patch.limit is None else to_nanos(patch.limit))}")
@@ -218,10 +247,38 @@ class PostgresStore:
     async def reserve(
         self, key_hash: str, hold_id: str, amount: Decimal, expires_at: float, now: float
     ) -> bool:
-        ok = await self._pool.fetchval(
-            _RESERVE, *_p(now), key_hash, to_nanos_ceil(amount), float(now), hold_id, float(expires_at)
-        )
-        return ok is not None
+        args = (*_p(now), key_hash, to_nanos_ceil(amount), float(now), hold_id, float(expires_at))
+        if await self._pool.fetchval(_RESERVE, *args) is not None:
+            return True
+        for attempt in range(3):
+            try:
+                return await self._reserve_owned(args)
+            except asyncpg.exceptions.DeadlockDetectedError:
+                # Against a settle (which touches key, user and team in one statement); rolled back.
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _reserve_owned(self, args: tuple[Any, ...]) -> bool:
+        """Team, then user, then key, in one transaction; any refusal rolls back all three."""
+        d, w, m, key_hash, nanos = args[:5]
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                owners = await conn.fetchrow(
+                    "SELECT user_id, team_id FROM keys WHERE hash = $1 AND deleted_at IS NULL", key_hash
+                )
+                if owners is None or (owners[0] is None and owners[1] is None):
+                    return False  # an ownerless key the one-statement path refused
+                user_id, team_id = owners
+                if team_id is not None and await conn.fetchval(_RESERVE_TEAM, d, w, m, team_id, nanos) is None:
+                    raise _Refused
+                if user_id is not None and await conn.fetchval(_RESERVE_USER, d, w, m, user_id, nanos) is None:
+                    raise _Refused
+                if await conn.fetchval(_RESERVE_OWNED, *args, user_id, team_id) is None:
+                    raise _Refused
+                return True
+        except _Refused:
+            return False
 
     async def settle(self, hold_id: str, gen: GenerationRecord, now: float) -> bool:
         args = (*_rows.gen_values(gen), hold_id, *_p(now))

@@ -18,7 +18,7 @@ first token); the `holds` table and `keys.reserved_nanos` stay in the schema, un
 (PostgreSQL keeps holds in the database: several instances share it.)
 
 `reserve` admits against a per-key admission state cached from the key row (limit, what counts
-against it, disabled/deleted/expiry), read again after _ADMISSION_TTL seconds (so the CLI's changes
+against it, disabled/deleted/expiry), read again after ADMISSION_TTL seconds (so the CLI's changes
 are seen soon, like the auth cache), on a new UTC day (every limit period starts on one), and after
 this process writes the key. Settles are written to the database as before and their result is put
 into that state at once, so the next admission is exact. Database operations are ordered by a
@@ -44,6 +44,8 @@ import aiosqlite
 import msgspec
 
 from keeprouter.store import _health, _rows
+from keeprouter.store._sqlite_admission import Admission
+from keeprouter.store._sqlite_people import SqlitePeople
 from keeprouter.store._sqlite_sync import (
     _configure,
     _execute,
@@ -77,18 +79,30 @@ _KEY_SELECT = _rows.key_select_sql(**_P)
 _LIMIT_USAGE = _rows.limit_usage_sql(**_P)
 _PERIOD_START = _rows.period_start_sql(**_P)
 
-_ADMISSION_TTL = 2.0  # seconds an admission state is trusted before the key row is read again
-_ADMISSION_SELECT = (
-    f"SELECT disabled, limit_nanos, expires_at, {_LIMIT_USAGE} FROM keys WHERE hash = :hash AND deleted_at IS NULL"
-)
-# A late settle from an earlier period must not rewind period_start: it is billed to the current one.
-# Returns the key's new limit usage, for the admission state.
-_BILL = (
-    "UPDATE keys SET usage_nanos = usage_nanos + :cost,"
-    f" period_usage_nanos = CASE WHEN {_PERIOD_START} > period_start THEN :cost"
-    " ELSE period_usage_nanos + :cost END,"
-    f" period_start = max(period_start, {_PERIOD_START}) WHERE hash = :hash RETURNING {_LIMIT_USAGE}"
-)
+# What `reserve` needs of an account: a key (by hash), a user ("u:<id>") or a team ("t:<id>").
+_ADMISSION_SELECT = {
+    "k": f"SELECT disabled, limit_nanos, expires_at, {_LIMIT_USAGE}, user_id, team_id, max_parallel_requests FROM keys"
+    " WHERE hash = :hash AND deleted_at IS NULL",
+    "u": f"SELECT 0, limit_nanos, NULL, {_LIMIT_USAGE}, NULL, NULL, NULL FROM users"
+    " WHERE id = :hash AND deleted_at IS NULL",
+    "t": f"SELECT 0, limit_nanos, NULL, {_LIMIT_USAGE}, NULL, NULL, NULL FROM teams"
+    " WHERE id = :hash AND deleted_at IS NULL",
+}
+
+
+def _bill_sql(table: str, where: str, returning: str = "") -> str:
+    """Add :cost to a key's, user's or team's usage. A late settle from an earlier period must not
+    rewind period_start: it is billed to the current one. Returns the new limit usage."""
+    return (
+        f"UPDATE {table} SET usage_nanos = usage_nanos + :cost,"
+        f" period_usage_nanos = CASE WHEN {_PERIOD_START} > period_start THEN :cost"
+        " ELSE period_usage_nanos + :cost END,"
+        f" period_start = max(period_start, {_PERIOD_START}) WHERE {where} RETURNING {_LIMIT_USAGE}{returning}"
+    )
+
+
+_BILL = _bill_sql("keys", "hash = :hash", ", user_id, team_id")
+_BILL_OWNER = {"u": _bill_sql("users", "id = :owner"), "t": _bill_sql("teams", "id = :owner")}
 _INSERT_GEN = (
     f"INSERT INTO generations ({_rows.GEN_COLUMN_LIST}) VALUES ({', '.join('?' * len(_rows.GEN_COLUMNS))})"
     " ON CONFLICT (id) DO NOTHING"
@@ -105,35 +119,7 @@ def _period_params(now: float) -> dict[str, Any]:
     return {"d": p.day, "w": p.week, "m": p.month}
 
 
-class _Admission:
-    """What `reserve` needs of one key's row, as of database sequence number `seq`.
-
-    `limit_usage` may be newer (a settle's figure, as of `usage_seq`). A marker (`loaded_at` = inf:
-    never fresh) stands for "this process changed the key at `seq`: read it again"."""
-
-    __slots__ = ("day", "expires_at", "limit", "limit_usage", "live", "loaded_at", "seq", "usage_seq")
-
-    def __init__(
-        self, seq: int, loaded_at: float, day: int, live: bool, expires_at: float | None,
-        limit: int | None, limit_usage: int,
-    ) -> None:  # fmt: skip
-        self.seq = self.usage_seq = seq
-        self.loaded_at = loaded_at
-        self.day = day  # the UTC day it was read on: every limit period starts on a UTC day
-        self.live = live  # exists, not deleted, not disabled
-        self.expires_at = expires_at
-        self.limit = limit  # nano-dollars; None = unlimited
-        self.limit_usage = limit_usage  # nano-dollars counting against `limit` in the current period
-
-    @classmethod
-    def marker(cls, seq: int) -> _Admission:
-        return cls(seq, math.inf, -1, False, None, None, 0)
-
-    def fresh(self, now: float) -> bool:
-        return self.loaded_at <= now < self.loaded_at + _ADMISSION_TTL and int(now // SECONDS_PER_DAY) == self.day
-
-
-class SqliteStore:
+class SqliteStore(SqlitePeople):
     """`Store` on SQLite. Open with `await SqliteStore.open(path)` (":memory:" works); `close()` it."""
 
     def __init__(self, db: aiosqlite.Connection) -> None:
@@ -141,9 +127,11 @@ class SqliteStore:
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         # The ledger's in-memory side (see the module docstring); touched only on the event loop.
-        self._admit: dict[str, _Admission] = {}
-        self._reserved: dict[str, int] = {}  # key hash -> nano-dollars held by its open holds
-        self._holds: dict[str, tuple[str, int, float]] = {}  # hold id -> (key hash, nanos, expires_at)
+        self._admit: dict[str, Admission] = {}
+        self._reserved: dict[str, int] = {}  # account -> nano-dollars held by its open holds
+        # hold id -> (key hash, nanos, expires_at, the key's user and team accounts held on too)
+        self._holds: dict[str, tuple[str, int, float, tuple[str, ...]]] = {}
+        self._inflight: dict[str, int] = {}  # key hash -> its open holds (its requests in flight)
         self._db_seq = 0  # incremented ONLY on aiosqlite's worker thread: orders database states
 
     async def _tx(self, body: Callable[..., T], *args: Any) -> T:
@@ -193,7 +181,7 @@ class SqliteStore:
         """This process wrote the key at `seq`: its admission state must be read again."""
         old = self._admit.get(key_hash)
         if old is None or old.seq < seq:
-            self._admit[key_hash] = _Admission.marker(seq)
+            self._admit[key_hash] = Admission.marker(seq)
 
     def _with_reserved(self, rec: KeyRecord) -> KeyRecord:
         return msgspec.structs.replace(rec, reserved=from_nanos(self._reserved.get(rec.hash, 0)))
@@ -215,9 +203,11 @@ class SqliteStore:
         limit = None if key.limit is None else to_nanos(key.limit)
         seq, _ = await self._run(self._sequenced, _execute, (
             "INSERT INTO keys (hash, name, label, disabled, limit_nanos, limit_reset, expires_at, created_at,"
-            " updated_at, rpm_limit, tpm_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " updated_at, rpm_limit, tpm_limit, user_id, team_id, models, max_parallel_requests)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ), (key.hash, key.name, key.label, int(key.disabled), limit, key.limit_reset, key.expires_at,
-            key.created_at, key.updated_at, key.rpm_limit, key.tpm_limit))  # fmt: skip
+            key.created_at, key.updated_at, key.rpm_limit, key.tpm_limit, key.user_id, key.team_id,
+            _rows.models_to_text(key.models), key.max_parallel_requests))  # fmt: skip
         self._invalidate(key.hash, seq)
 
     async def get_key(self, key_hash: str, now: float) -> KeyRecord | None:
@@ -237,11 +227,12 @@ class SqliteStore:
     async def update_key(self, key_hash: str, patch: KeyPatch, now: float) -> KeyRecord | None:
         params = {**_period_params(now), "hash": key_hash, "now": now}
         sets = ["updated_at = :now"]
-        for field in ("name", "disabled", "limit_reset", "expires_at", "rpm_limit", "tpm_limit"):
+        for field in ("name", "disabled", "limit_reset", "expires_at", "rpm_limit", "tpm_limit", "models",
+                      "max_parallel_requests"):  # fmt: skip
             value = getattr(patch, field)
             if value is not msgspec.UNSET:
                 sets.append(f"{field} = :{field}")  # field names come from the tuple above, never input
-                params[field] = int(value) if isinstance(value, bool) else value
+                params[field] = _rows.models_to_text(value) if field == "models" else value
         if patch.limit is not msgspec.UNSET:
             sets.append("limit_nanos = :limit")
             params["limit"] = None if patch.limit is None else to_nanos(patch.limit)
@@ -274,44 +265,55 @@ class SqliteStore:
 
     # ---- ledger (holds in memory: see the module docstring) ----------------------------------
 
-    async def _admission(self, key_hash: str, now: float) -> _Admission:
-        """Read the key's admission state and install it, unless something newer got there first."""
-        params = {**_period_params(now), "hash": key_hash}
+    async def _admission(self, account: str, now: float) -> Admission:
+        """Read an account's admission state and install it, unless something newer got there first."""
+        kind, _, owner = account.partition(":") if ":" in account else ("k", "", account)
+        params = {**_period_params(now), "hash": owner}
         while True:
-            seq, rows = await self._run(self._sequenced, _fetch, _ADMISSION_SELECT, params)
-            old = self._admit.get(key_hash)
+            seq, rows = await self._run(self._sequenced, _fetch, _ADMISSION_SELECT[kind], params)
+            old = self._admit.get(account)
             if old is not None and old.seq > seq:
                 if old.fresh(now):
                     return old  # a newer read finished first
-                continue  # this process wrote the key after our read (or a newer read is stale): again
+                continue  # this process wrote the account after our read (or a newer read is stale): again
             day = int(now // SECONDS_PER_DAY)
             if rows:
-                disabled, limit, expires_at, usage = rows[0]
-                new = _Admission(seq, now, day, not disabled, expires_at, limit, int(usage))
-            else:  # no such live key
-                new = _Admission(seq, now, day, False, None, None, 0)
+                disabled, limit, expires_at, usage, user_id, team_id, parallel = rows[0]
+                owners = tuple(f"{k}:{o}" for k, o in (("u", user_id), ("t", team_id)) if o is not None)
+                new = Admission(seq, now, day, not disabled, expires_at, limit, int(usage), owners, parallel)
+            else:  # no such live account
+                new = Admission(seq, now, day, False, None, None, 0)
             if old is not None and old.usage_seq > seq and old.day == day:
                 new.limit_usage, new.usage_seq = old.limit_usage, old.usage_seq  # a settle after our read
-            self._admit[key_hash] = new
+            self._admit[account] = new
             return new
+
+    async def _fresh(self, account: str, now: float) -> Admission:
+        state = self._admit.get(account)
+        return state if state is not None and state.fresh(now) else await self._admission(account, now)
 
     async def reserve(
         self, key_hash: str, hold_id: str, amount: Decimal, expires_at: float, now: float
     ) -> bool:
         nanos = to_nanos_ceil(amount)
-        state = self._admit.get(key_hash)
-        if state is None or not state.fresh(now):
-            state = await self._admission(key_hash, now)
-        # No await from here on: the check and the hold are one step for every other coroutine.
-        if not state.live or (state.expires_at is not None and state.expires_at <= now):
+        key = await self._fresh(key_hash, now)
+        states = [(key_hash, key)] + [(o, await self._fresh(o, now)) for o in key.owners]
+        # No await from here on: the checks and the holds are one step for every other coroutine.
+        if key.expires_at is not None and key.expires_at <= now:
             return False
-        reserved = self._reserved.get(key_hash, 0)
-        if state.limit is not None and state.limit_usage + reserved + nanos > state.limit:
+        if key.parallel is not None and self._inflight.get(key_hash, 0) >= key.parallel:
             return False
+        for account, state in states:
+            if not state.live:
+                return False
+            if state.limit is not None and state.limit_usage + self._reserved.get(account, 0) + nanos > state.limit:
+                return False
         if hold_id in self._holds:
             raise ValueError(f"hold {hold_id!r} already exists")
-        self._holds[hold_id] = (key_hash, nanos, expires_at)
-        self._reserved[key_hash] = reserved + nanos
+        self._holds[hold_id] = (key_hash, nanos, expires_at, key.owners)
+        for account, _ in states:
+            self._reserved[account] = self._reserved.get(account, 0) + nanos
+        self._inflight[key_hash] = self._inflight.get(key_hash, 0) + 1
         return True
 
     async def settle(self, hold_id: str, gen: GenerationRecord, now: float) -> bool:
@@ -320,45 +322,64 @@ class SqliteStore:
         p = _period_params(now)
         bill = {**p, "hash": gen.key_hash, "cost": cost}
 
-        def body(c: sqlite3.Connection) -> tuple[int, int | None] | None:
+        def body(c: sqlite3.Connection) -> tuple[int, list[tuple[str, int]]] | None:
             if c.execute(_INSERT_GEN, values).rowcount != 1:
                 return None  # already settled: nothing is billed twice
+            billed: list[tuple[str, int]] = []
             row = c.execute(_BILL, bill).fetchone()
+            if row is not None:  # the key's current user and team pay too
+                billed.append((gen.key_hash, int(row[0])))
+                for kind, owner in (("u", row[1]), ("t", row[2])):
+                    if owner is not None:
+                        owned = c.execute(_BILL_OWNER[kind], {**bill, "owner": owner}).fetchone()
+                        if owned is not None:
+                            billed.append((f"{kind}:{owner}", int(owned[0])))
             c.execute(_ADD_DAILY, (gen.key_hash, p["d"], cost))
             self._db_seq += 1  # on the worker thread, like every other increment
-            return self._db_seq, None if row is None else int(row[0])
+            return self._db_seq, billed
 
-        billed = await self._tx(body)
-        # Committed. Now, in one step: the hold goes and the bill counts against the limit instead.
+        result = await self._tx(body)
+        # Committed. Now, in one step: the hold goes and the bill counts against the limits instead.
         self._drop_hold(hold_id, gen.key_hash)
-        if billed is not None:
-            seq, limit_usage = billed
-            state = self._admit.get(gen.key_hash)
-            if state is not None and seq <= state.usage_seq:
-                pass  # read after this settle: already counted
-            elif state is not None and state.loaded_at != math.inf and state.day == p["d"] and limit_usage is not None:
-                state.limit_usage, state.usage_seq = limit_usage, seq
-            else:  # nothing (a read may be in flight), a marker, or another day: read it again
-                self._invalidate(gen.key_hash, seq)
-        return billed is not None
+        if result is not None:
+            seq, billed = result
+            noted: list[tuple[str, int | None]] = [*billed] or [(gen.key_hash, None)]
+            for account, limit_usage in noted:
+                self._note_usage(account, seq, limit_usage, p["d"])
+        return result is not None
+
+    def _note_usage(self, account: str, seq: int, limit_usage: int | None, day: int) -> None:
+        state = self._admit.get(account)
+        if state is not None and seq <= state.usage_seq:
+            pass  # read after this settle: already counted
+        elif state is not None and state.loaded_at != math.inf and state.day == day and limit_usage is not None:
+            state.limit_usage, state.usage_seq = limit_usage, seq
+        else:  # nothing (a read may be in flight), a marker, or another day: read it again
+            self._invalidate(account, seq)
 
     def _drop_hold(self, hold_id: str, key_hash: str | None = None) -> bool:
         hold = self._holds.get(hold_id)
         if hold is None or (key_hash is not None and hold[0] != key_hash):
             return False
         del self._holds[hold_id]
-        left = self._reserved[hold[0]] - hold[1]
-        if left:
-            self._reserved[hold[0]] = left
+        if self._inflight[hold[0]] > 1:
+            self._inflight[hold[0]] -= 1
         else:
-            del self._reserved[hold[0]]
+            del self._inflight[hold[0]]
+        for account in (hold[0], *hold[3]):
+            # .get: zero-amount holds (a free model's) may have emptied the entry already
+            left = self._reserved.get(account, 0) - hold[1]
+            if left:
+                self._reserved[account] = left
+            else:
+                self._reserved.pop(account, None)
         return True
 
     async def release(self, hold_id: str) -> bool:
         return self._drop_hold(hold_id)
 
     async def expire_holds(self, now: float) -> int:
-        expired = [hold_id for hold_id, (_, _, expires_at) in self._holds.items() if expires_at <= now]
+        expired = [hold_id for hold_id, (_, _, expires_at, _) in self._holds.items() if expires_at <= now]
         for hold_id in expired:
             self._drop_hold(hold_id)
         return len(expired)
@@ -371,7 +392,7 @@ class SqliteStore:
         if not rows:
             return None
         usage, settled, n_gen = rows[0]
-        held = [amount for k, amount, _ in self._holds.values() if k == key_hash]
+        held = [amount for k, amount, _, _ in self._holds.values() if k == key_hash]
         reserved = self._reserved.get(key_hash, 0)
         return KeyUsage(usage=from_nanos(usage), reserved=from_nanos(reserved), settled=from_nanos(settled),
                         held=from_nanos(sum(held)), open_holds=len(held), generations=n_gen)  # fmt: skip

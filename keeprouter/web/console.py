@@ -79,6 +79,8 @@ def _key_param(request: web.Request, s: Signed) -> str:
 async def overview(request: web.Request, s: Signed) -> web.StreamResponse:
     """A key's credit and usage; the admin sees every key's usage, or one key's with `?key=`."""
     w, state = request.app[WEB], request.app[STATE]
+    if s.record.hash.startswith("user:") and not s.record.is_admin:  # signed in as a person (web/oidc.py)
+        raise web.HTTPSeeOther("/console/me")
     wanted = request.query.get("key") if s.record.is_admin else None
     try:
         record = s.record if s.record.is_admin and wanted is None else await state.keys.get(wanted or s.record.hash)

@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from keeprouter.keys import KeyService
@@ -125,6 +125,9 @@ class Sessions:
         self.backoff = Backoff()
         self.login = LoginGuard(login_secret or secrets.token_bytes(32))
         self._next_sweep = 0.0
+        # Sessions that stand for something other than a key, by prefix of what they stand for:
+        # "user:" -> the signed-in user's record (web/oidc.py); resolved afresh on every request.
+        self.principals: dict[str, Callable[[str], Awaitable[KeyRecord | None]]] = {}
 
     async def sweep(self) -> int:
         """Delete ended sessions (past their absolute end, or idle too long); their number."""
@@ -155,7 +158,9 @@ class Sessions:
         now = self.clock()
         record = None
         if found.expires_at > now and found.last_seen > now - IDLE_SECONDS:
-            record = await self.keys.session_record(found.key_hash)
+            prefix, sep, rest = found.key_hash.partition(":")
+            other = self.principals.get(prefix + sep) if sep else None
+            record = await (other(rest) if other else self.keys.session_record(found.key_hash))
         if record is None:
             await self.store.delete_session(id_hash)
             return None

@@ -331,6 +331,8 @@ async def test_every_route_not_on_the_public_list_needs_a_key(gw: RunningGateway
                 public = (method, pattern) in PUBLIC or (method == "HEAD" and ("GET", pattern) in PUBLIC)
                 if pattern == "/login":  # the sign-in page: a form; a post without the form's token is refused
                     assert r.status == (200 if method in ("GET", "HEAD") else 403), (method, pattern, r.status)
+                elif pattern.startswith("/auth/oidc/"):  # sign-in with a provider: not configured here
+                    assert r.status == 404, (method, pattern, r.status)
                 elif pattern == "/logout" or pattern.startswith("/console"):  # no session: to the sign-in page
                     assert (r.status, r.url.path) == (200, "/login"), (method, pattern, r.status)
                 elif public:
@@ -380,6 +382,7 @@ CONSOLE = [
     ConsoleRoute("POST", "/console/keys/{hash}/disable", 403, 303, pattern=ACTION),
     ConsoleRoute("POST", "/console/keys/{hash}/enable", 403, 303, pattern=ACTION),
     ConsoleRoute("GET", "/console/providers", 403, 200),
+    ConsoleRoute("GET", "/console/me", 303, 303),  # a person's page (OpenID Connect sign-in); keys go to /console
     ConsoleRoute("POST", "/console/keys/{hash}/delete", 403, 303, pattern=ACTION),
     ConsoleRoute("POST", "/logout", 303, 303),  # last: it ends the session
 ]

@@ -34,7 +34,7 @@ from upstreams.openai_server import OpenAIUpstream
 from keeprouter.api import openapi
 from keeprouter.app import create_app
 from keeprouter.config import parse_config
-from keeprouter.web import console
+from keeprouter.web import console, console_people, oidc
 from keeprouter.web import routes as web_routes
 
 DOC = openapi.document()
@@ -71,6 +71,8 @@ def pages() -> set[tuple[str, str]]:
     r = web.UrlDispatcher()
     web_routes.add_routes(r)
     console.add_routes(r)  # the console's HTML pages and forms (session cookie, not an API key)
+    console_people.add_routes(r)
+    oidc.add_routes(r)  # the browser's OpenID Connect sign-in redirects
     return table(r)
 
 

@@ -9,6 +9,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -26,6 +27,7 @@ from upstreams.openai_server import OpenAIUpstream
 from upstreams.script import Fault, Reply
 
 from keeprouter.api.http import STATE
+from keeprouter.store.base import KeyUsage
 
 MODEL = "gpt-test"  # served by the OpenAI-format upstream
 MSG = [{"role": "user", "content": "hi"}]
@@ -64,7 +66,7 @@ async def make_key(gw: RunningGateway, **fields: Any) -> tuple[str, str]:
     return data["key"], data["data"]["hash"]
 
 
-async def usage(gw: RunningGateway, key_hash: str) -> Any:
+async def usage(gw: RunningGateway, key_hash: str) -> KeyUsage:
     found = await gw.server.app[STATE].store.key_usage(key_hash)
     assert found is not None
     return found
@@ -114,7 +116,7 @@ async def test_rpm_limit_429_in_each_callers_format(gw: RunningGateway, openai_u
     assert len(openai_upstream.requests) == served, "a refused request reaches no upstream"
     await wait_until(lambda: _settled(gw, h, 3), 5.0)
     u = await usage(gw, h)
-    assert (u.generations, u.open_holds, u.reserved) == (3, 0, 0), "refusals are neither billed nor held"
+    assert (u.generations, u.open_holds, u.reserved) == (3, 0, Decimal(0)), "refusals are neither billed nor held"
     assert u.usage == u.settled
     await oa.close()
     await an.close()

@@ -50,7 +50,7 @@ async def test_signature_is_replayed_only_to_its_issuer(
             msg = await c.messages.create(**first)
         blocks = [blk.model_dump(exclude_none=True) for blk in msg.content]
         assert blocks[0] == {"type": "thinking", "thinking": "Let me think.", "signature": "SIG/abc+=="}
-        history = [
+        history: list[Any] = [
             {"role": "user", "content": "Q1"},
             {"role": "assistant", "content": blocks},
             {"role": "user", "content": "Q2"},

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -93,7 +94,7 @@ async def test_anthropic_beta_passes_to_anthropic_upstreams_only(
     headers = {"x-api-key": gw.admin_key, "anthropic-version": "2023-06-01", "anthropic-beta": "tools-2099"}
     async with aiohttp.ClientSession() as s:
         for model in ("claude-test", "gpt-test"):
-            body = {"model": model, "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}],
+            body: dict[str, Any] = {"model": model, "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}],
                     "context_management": {"edits": []}}
             async with s.post(gw.url + "/v1/messages", json=body, headers=headers) as r:
                 assert r.status == 200, await r.text()

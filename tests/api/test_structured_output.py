@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pydantic
 import pytest_asyncio
+from openai.types.chat import ChatCompletionMessageParam
 from support.clients import openai_client
 from support.gateway import RunningGateway, run_gateway, sqlite_url, two_format_config
 from upstreams.anthropic_server import AnthropicUpstream
@@ -26,8 +28,8 @@ class Weather(pydantic.BaseModel):
     conditions: list[str]
 
 
-ANSWER = {"city": "Paris", "temperature": 21.5, "conditions": ["sunny", "dry"]}
-MESSAGES = [{"role": "user", "content": "Weather in Paris?"}]
+ANSWER: dict[str, Any] = {"city": "Paris", "temperature": 21.5, "conditions": ["sunny", "dry"]}
+MESSAGES: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Weather in Paris?"}]
 
 
 @pytest_asyncio.fixture

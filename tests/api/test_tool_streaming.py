@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from anthropic.types import ToolParam
 from support.clients import anthropic_client
 from support.gateway import RunningGateway, run_gateway, sqlite_url, two_format_config
 from upstreams.anthropic_server import AnthropicUpstream
@@ -40,7 +41,7 @@ async def test_the_first_call_is_closed_before_the_second_calls_arguments_are_se
     up = openai_upstream if fmt == "openai" else anthropic_upstream
     calls = [ToolCall(None, "Read", {"path": "first.txt"}), ToolCall(None, "Read", {"path": "second.txt"})]
     up.script(Fault(hold_before=b"second.txt", reply=Reply(text="Reading.", tool_calls=calls, args_chunk=100)))
-    tools = [{"name": "Read", "description": "read", "input_schema": {"type": "object"}}]
+    tools: list[ToolParam] = [{"name": "Read", "description": "read", "input_schema": {"type": "object"}}]
     seen: list[tuple[str, int]] = []
     async with anthropic_client(gw.url, gw.admin_key) as client, asyncio.timeout(WAIT):
         async with client.messages.stream(

@@ -117,7 +117,7 @@ async def test_concurrent_requests_never_overspend(env: Env) -> None:
     kinds = [(api, stream, model) for api in ("openai", "anthropic") for stream in (False, True)
              for model in MODELS.values()]  # fmt: skip
     worst = {(api, model): worst_case(env, api, model) for api, _, model in kinds}
-    limit = (sum(worst.values()) / len(worst) * COVERED).quantize(Decimal("0.000001"))
+    limit = (sum(worst.values(), Decimal(0)) / len(worst) * COVERED).quantize(Decimal("0.000001"))
     created = await env.gw.create_key("load", float(limit))
     key, key_hash = created["key"], created["data"]["hash"]
     assert Decimal(str(created["data"]["limit"])) == limit
@@ -302,7 +302,7 @@ async def test_generation_that_produced_nothing_costs_nothing(env: Env) -> None:
                 if o.status == 200:
                     assert o.body_id
                     g = await check_record(s, env, key, o.body_id)
-                    assert (g["status"], Decimal(g["total_cost"]), g["tokens_completion"]) == ("error", 0, 0)
+                    assert (g["status"], Decimal(g["total_cost"]), g["tokens_completion"]) == ("error", Decimal(0), 0)
 
 
 def _text_of(data: dict[str, Any]) -> str:

@@ -27,6 +27,7 @@ from keeprouter.formats.canonical import (
     Finish,
     LogprobsDelta,
     Start,
+    StreamEvent,
     TextDelta,
     TextPart,
     TokenLogprob,
@@ -162,8 +163,13 @@ def test_chat_answer_has_every_choice_logprobs_and_fingerprint() -> None:
 
 def test_chat_stream_carries_fingerprint_and_logprobs_on_their_text() -> None:
     enc = OpenAIStreamEncoder(id="gen-1", model="m", created=1, provider=None, include_usage=False)
-    events = [Start(id="u", model="m", system_fingerprint="fp_2"), LogprobsDelta(content=LP), TextDelta(text="A"),
-              TextDelta(text="B"), Finish(stop_reason="end_turn")]  # fmt: skip
+    events: list[StreamEvent] = [
+        Start(id="u", model="m", system_fingerprint="fp_2"),
+        LogprobsDelta(content=LP),
+        TextDelta(text="A"),
+        TextDelta(text="B"),
+        Finish(stop_reason="end_turn"),
+    ]
     chunks = openai_chunks([f for ev in events for f in enc.feed(ev)] + enc.end())
     assert all(c["system_fingerprint"] == "fp_2" for c in chunks)
     assert [(c["choices"][0]["delta"].get("content"), c["choices"][0]["logprobs"]) for c in chunks] == [

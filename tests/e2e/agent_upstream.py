@@ -26,7 +26,7 @@ from typing import Any
 
 from aiohttp import web
 from upstreams.anthropic_server import AnthropicUpstream
-from upstreams.base import Received
+from upstreams.base import EmulatedUpstream, Received
 from upstreams.openai_server import OpenAIUpstream
 from upstreams.script import Reply, ToolCall
 
@@ -99,8 +99,9 @@ def tool_results(body: Any) -> list[dict[str, Any]]:
     return out
 
 
-class _Agent:
-    """The agent's decisions, over either emulator (see module docstring)."""
+class _Agent(EmulatedUpstream):
+    """The agent's decisions, over either emulator (see module docstring); mixed in before the concrete
+    emulator, so ``super()`` reaches its ``__init__`` and ``generate``."""
 
     CALL_PREFIX = "call_e2e"
 
@@ -112,7 +113,7 @@ class _Agent:
         content: str = HELLO_CONTENT,
         **options: Any,
     ):
-        super().__init__(**options)  # type: ignore[call-arg]  # the emulator after us in the MRO
+        super().__init__(**options)
         self.workdir = workdir
         self.filename = filename
         self.content = content
@@ -148,13 +149,13 @@ class _Agent:
     async def generate(self, request: web.Request, rec: Received, *, stream: bool) -> web.StreamResponse:
         # ``generate`` takes the next item synchronously before its first await, so queueing the decision
         # here cannot be interleaved with a concurrent request.
-        if self.pending:  # type: ignore[attr-defined]
+        if self.pending:
             self.decisions.append(Decision("scripted", rec))
         else:
             reply, decision = self.decide(rec)
             self.decisions.append(decision)
-            self.script(reply)  # type: ignore[attr-defined]
-        return await super().generate(request, rec, stream=stream)  # type: ignore[misc]
+            self.script(reply)
+        return await super().generate(request, rec, stream=stream)
 
 
 class AgentUpstream(_Agent, OpenAIUpstream):

@@ -13,7 +13,7 @@ from upstreams.script import Fault
 
 from e2e.agent_upstream import FINAL_TEXT, HELLO_CONTENT, PLAIN_TEXT, AgentUpstream, find_write_tool
 
-WRITE = {
+WRITE: dict[str, Any] = {
     "type": "function",
     "function": {
         "name": "Write",
@@ -25,7 +25,7 @@ WRITE = {
         },
     },
 }
-READ = {
+READ: dict[str, Any] = {
     "type": "function",
     "function": {"name": "Read", "parameters": {"type": "object", "properties": {"file_path": {}}}},
 }
@@ -42,7 +42,8 @@ def client(agent: AgentUpstream) -> openai.AsyncOpenAI:
 
 
 async def stream_turn(agent: AgentUpstream, **kw: Any) -> tuple[str, list[dict[str, str]], str | None]:
-    text, calls, finish = "", {}, None
+    text, finish = "", None
+    calls: dict[int, dict[str, str]] = {}
     async with client(agent) as c:
         stream = await c.chat.completions.create(model="up-gpt", stream=True, **kw)
         async for chunk in stream:

@@ -123,6 +123,7 @@ async def test_codex_exec_creates_file_through_gateway(codex_binary: str, stack:
     assert all("namespace" != t.get("type") for t in first.body.get("tools") or [])
     follow = finals[0].received.body
     text = json.dumps(follow)
+    assert calls[0].tool_call_id is not None
     assert calls[0].tool_call_id in text and "exec_command" in text
     # the command's output came back to the model as the tool result of that call
     assert any(call_id_in(m, calls[0].tool_call_id) for m in follow["messages"]), context
@@ -136,7 +137,8 @@ def call_id_in(message: dict[str, Any], call_id: str | None) -> bool:
     """Whether an upstream message is the tool result for ``call_id`` (either format)."""
     if message.get("role") == "tool":
         return bool(message.get("tool_call_id") == call_id)
-    blocks = message.get("content") if isinstance(message.get("content"), list) else []
+    content = message.get("content")
+    blocks = content if isinstance(content, list) else []
     return any(isinstance(b, dict) and b.get("type") == "tool_result" and b.get("tool_use_id") == call_id
                for b in blocks)  # fmt: skip
 

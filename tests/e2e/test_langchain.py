@@ -21,7 +21,7 @@ from langchain_anthropic import ChatAnthropic
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_openai import ChatOpenAI
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from support.gateway import RunningGateway, run_gateway, sqlite_url, two_format_config
 from upstreams import AnthropicUpstream, OpenAIUpstream, Received, Reply, ToolCall
 
@@ -54,12 +54,15 @@ class Stack:
     def model(self, client: str, fmt: str) -> BaseChatModel:
         name = UPSTREAMS[fmt][0]
         if client == "chat-anthropic":
+            # populate_by_name: `model` and `max_tokens` are accepted besides the aliases (model_name,
+            # max_tokens_to_sample) the type checker's view of the pydantic constructor knows
             return ChatAnthropic(  # type: ignore[call-arg]
-                model=name, base_url=self.gw.url, api_key=self.key, max_retries=0, timeout=20, max_tokens=64
+                model=name, base_url=self.gw.url, api_key=SecretStr(self.key), max_retries=0, timeout=20,
+                max_tokens=64,
             )
         return ChatOpenAI(
-            model=name, base_url=self.gw.url + "/v1", api_key=self.key, max_retries=0, timeout=20,
-            max_tokens=64, stream_usage=True, use_responses_api=client == "chat-openai-responses",
+            model=name, base_url=self.gw.url + "/v1", api_key=SecretStr(self.key), max_retries=0, timeout=20,
+            max_completion_tokens=64, stream_usage=True, use_responses_api=client == "chat-openai-responses",
         )
 
     def generations(self, fmt: str) -> list[Received]:

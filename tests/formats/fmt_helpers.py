@@ -63,10 +63,10 @@ def check_openai_stream(frames: list[bytes], *, include_usage: bool) -> ChatComp
 
 
 def anthropic_events(frames: list[bytes]) -> list[tuple[str, dict[str, Any]]]:
-    out = []
+    out: list[tuple[str, dict[str, Any]]] = []
     for e in parse_frames(frames):
         data = orjson.loads(e.data)
-        assert e.event == data["type"]
+        assert e.event is not None and e.event == data["type"]
         out.append((e.event, data))
     return out
 

@@ -4,7 +4,7 @@ being decoded from one format and re-encoded in the other."""
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from formats.fmt_helpers import check_anthropic_stream, check_openai_stream
@@ -113,7 +113,8 @@ def tools_and_choice(draw: st.DrawFn, *, anthropic: bool) -> tuple[list[Tool], T
     tools = [Tool(name=n, description=draw(st.none() | text), parameters=draw(schema)) for n in names]
     if not tools or draw(st.booleans()):
         return tools, None
-    mode = draw(st.sampled_from(["auto", "none", "required", "tool"]))
+    modes: list[Literal["auto", "none", "required", "tool"]] = ["auto", "none", "required", "tool"]
+    mode = draw(st.sampled_from(modes))
     return tools, ToolChoice(
         mode=mode,
         name=names[0] if mode == "tool" else None,
@@ -322,8 +323,8 @@ def test_openai_upstream_to_anthropic_client_keeps_tool_inputs(
     enc = AnthropicStreamEncoder(id="msg_1", model="claude")
     frames = [f for c in chunks for ev in dec.feed(c) for f in enc.feed(ev)] + enc.end()
     msg = check_anthropic_stream(frames)
-    assert "".join(b.text for b in msg.content if b.type == "text") == full_text  # type: ignore[union-attr]
-    tools = [(b.id, b.name, b.input) for b in msg.content if b.type == "tool_use"]  # type: ignore[union-attr]
+    assert "".join(b.text for b in msg.content if b.type == "text") == full_text
+    tools = [(b.id, b.name, b.input) for b in msg.content if b.type == "tool_use"]
     assert tools == [(i, n, orjson.loads(a)) for i, n, a in calls]
     assert msg.stop_reason == ("tool_use" if calls else "end_turn")
     assert (msg.usage.input_tokens, msg.usage.cache_read_input_tokens, msg.usage.output_tokens) == (30, 20, 7)
@@ -427,10 +428,9 @@ def test_anthropic_upstream_to_openai_client_keeps_tool_arguments(
     final = check_openai_stream(frames, include_usage=include_usage)
     choice = final.choices[0]
     assert (choice.message.content or "") == full_text
-    got = [
-        (t.id, t.function.name, orjson.loads(t.function.arguments)) for t in choice.message.tool_calls or []
-    ]  # type: ignore[union-attr]
-    assert got == [(i, n, orjson.loads(a)) for i, n, a in calls]
+    tool_calls = choice.message.tool_calls or []
+    got = [(t.id, t.function.name, orjson.loads(t.function.arguments)) for t in tool_calls if t.type == "function"]
+    assert len(got) == len(tool_calls) and got == [(i, n, orjson.loads(a)) for i, n, a in calls]
     assert choice.finish_reason == ("tool_calls" if calls else "stop")
     if include_usage:
         assert final.usage is not None

@@ -87,7 +87,7 @@ def test_overlong_line_raises_value_error(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 _texts = st.text(
-    alphabet=st.characters(blacklist_characters="\r\n", blacklist_categories=("Cs",)), max_size=20
+    alphabet=st.characters(exclude_characters="\r\n", exclude_categories=["Cs"]), max_size=20
 )
 _events = st.lists(
     st.tuples(

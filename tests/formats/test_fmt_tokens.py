@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+import tiktoken
 
 from keeprouter.formats.canonical import (
     ChatRequest,
@@ -133,6 +134,7 @@ def test_the_shipped_vocabularies_give_tiktokens_known_answers(encodings: Encodi
     assert cl100k.encode_ordinary("hello world") == [15339, 1917]
     assert o200k.encode_ordinary("Привет, как дела?") == [23881, 131903, 11, 6220, 78857, 30]
     assert cl100k.encode_ordinary("你好，世界！") == [57668, 53901, 3922, 3574, 244, 98220, 6447]
+    assert isinstance(o200k, tiktoken.Encoding) and isinstance(cl100k, tiktoken.Encoding)
     assert o200k.n_vocab == 200019 and cl100k.n_vocab == 100277
     assert encodings.get("o200k_base") is o200k  # loaded once
 

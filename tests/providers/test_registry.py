@@ -14,6 +14,9 @@ from keeprouter.providers import ROWS, CountNotSupported, build_adapter, kind_of
 from keeprouter.providers.transport import Transport
 
 REQ = ChatRequest(model="m", messages=[Message(role="user", content=[TextPart(text="hi")])])
+# A kind whose count endpoint answers in its own shape, or counts for some models only
+COUNT_ANSWER = {"bedrock": {"inputTokens": 7}, "gemini": {"totalTokens": 7}}
+COUNTED_MODEL = {"bedrock": "us.anthropic.claude-haiku-4-5-20251001-v1:0"}
 
 
 def test_one_row_per_kind_in_the_same_order() -> None:
@@ -54,14 +57,17 @@ async def test_a_kind_without_a_count_endpoint_says_so_without_a_request(name: s
 
 @pytest.mark.parametrize("name", [n for n, row in ROWS.items() if row.counts_tokens])
 async def test_a_kind_with_a_count_endpoint_asks_it(name: str) -> None:
-    transport = FakeTransport(provider(name), lambda req: FakeResponse.json({"input_tokens": 7}))
-    assert await build_adapter(transport.provider, transport).count_tokens(REQ, endpoint(transport.provider), {}) == 7
+    answer = COUNT_ANSWER.get(name, {"input_tokens": 7})
+    transport = FakeTransport(provider(name), lambda req: FakeResponse.json(answer))
+    ep = endpoint(transport.provider, COUNTED_MODEL.get(name, "m-1"))
+    assert await build_adapter(transport.provider, transport).count_tokens(REQ, ep, {}) == 7
     assert len(transport.requests) == 1
 
 
 def test_config_accepts_exactly_the_registry_kinds() -> None:
     for name in ROWS:
-        cfg = parse_config({"providers": {"p": {"api": name, "base_url": "http://x"}}}, env={})
+        required = {k: "x" for k in ROWS[name].keys.required}
+        cfg = parse_config({"providers": {"p": {"api": name, "base_url": "http://x", **required}}}, env={})
         assert cfg.providers["p"].api == name
     with pytest.raises(ConfigError) as info:
         parse_config({"providers": {"p": {"api": "grpc", "base_url": "http://x"}}}, env={})

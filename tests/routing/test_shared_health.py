@@ -102,7 +102,7 @@ async def pair(
     monkeypatch.setenv("KEEPROUTER_SPOOL_DIR", str(tmp_path / "spool"))
     dead: OpenAIUpstream = await make_openai_upstream()
     good: OpenAIUpstream = await make_openai_upstream()
-    dead.default = Fault(status=500)  # type: ignore[assignment]  # every request fails until reset
+    dead.default = Fault(status=500)  # every request fails until reset
     good.default = Reply(text="ok", input_tokens=3, output_tokens=1)
     async with private_redis() as redis:
         cfg_a = config(dead.url, good.url, f"sqlite:///{tmp_path / 'a.db'}", redis.url)

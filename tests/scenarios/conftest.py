@@ -50,13 +50,13 @@ class Lane:
     def generations(self) -> list[Received]:
         """The generation requests this test caused, oldest first."""
         got = self.emulator.requests[self.first :]
-        return [r for r in got if r.path == self.kind.generation_path and isinstance(r.body, dict)]
+        return [r for r in got if r.path in self.kind.generation_paths and isinstance(r.body, dict)]
 
     def sent(self, index: int = -1) -> Sent:
         """A generation request as the upstream received it (default: the last)."""
         reqs = self.generations()
         assert reqs, "the upstream received nothing"
-        return self.kind.read(reqs[index].body)
+        return self.kind.read(reqs[index])
 
 
 @dataclass

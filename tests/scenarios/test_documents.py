@@ -23,4 +23,5 @@ async def test_pdf_reaches_the_upstream_as_its_document(world: World, case: Case
     r = await world.send(case, Ask(messages=(Msg("user", "Summarise this.", pdfs=(PDF,)),)))
     assert r.error is None
     assert r.text == "A report."
-    assert lane.sent().messages == [Msg("user", "Summarise this.", pdfs=(PDF,))]
+    sent = PDF if case.kind.document_names else Pdf(PDF.data, "")
+    assert lane.sent().messages == [Msg("user", "Summarise this.", pdfs=(sent,))]

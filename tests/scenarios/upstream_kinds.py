@@ -10,13 +10,14 @@ A new upstream kind joins every scenario by adding its emulator and one row to `
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from upstreams.anthropic_server import AnthropicUpstream
 from upstreams.azure_server import AzureUpstream
-from upstreams.base import EmulatedUpstream
+from upstreams.base import EmulatedUpstream, Received
+from upstreams.gemini_server import GeminiUpstream, model_of
 from upstreams.openai_server import OpenAIUpstream
 
 from .neutral import Call, Image, Msg, Pdf, Sent, Tool, text_of
@@ -28,16 +29,40 @@ class UpstreamKind:
     emulator: Callable[[], EmulatedUpstream]  # not yet started; enter it as an async context manager
     api: str  # the provider's `api` in the gateway config
     api_key: str  # the key its emulator expects
-    generation_path: str  # where its generation requests arrive (other recorded requests are not read)
-    read: Callable[[dict[str, Any]], Sent]  # a recorded generation request body -> neutral
+    # where its generation requests arrive (other recorded requests are not read): one path, or one
+    # for whole answers and one for streams
+    generation_paths: tuple[str, ...]
+    read: Callable[[Received], Sent]  # a recorded generation request -> neutral
     stream_extras: dict[str, Any] = field(default_factory=dict)  # body members a streamed request must carry
     # whether its answer says a stop sequence (not just "the end") stopped it
     reports_stop_sequence: bool = True
+    # whether its usage counts the tokens written to its prompt cache apart (Gemini's implicit
+    # caching writes nothing billable: those tokens are plain input)
+    reports_cache_writes: bool = True
+    # whether its wire carries tool call ids; without them a result names the function it answers
+    # (Gemini's functionResponse), and the reader gives calls an empty id
+    call_ids: bool = True
+    # whether its wire carries a document's name (Gemini's inline data has none: the reader gives "")
+    document_names: bool = True
     options: dict[str, Any] = field(default_factory=dict)  # the kind's own provider keys
 
     def provider(self, emulator: EmulatedUpstream) -> dict[str, Any]:
         """The provider block of the gateway config for this emulator."""
         return {"api": self.api, "base_url": emulator.url, "api_key": self.api_key, **self.options}
+
+    def as_sent(self, messages: Sequence[Msg]) -> list[Msg]:
+        """`messages` as this kind's wire can carry them, to compare with what its reader read."""
+        if self.call_ids:
+            return list(messages)
+        names = {c.id: c.name for m in messages for c in m.calls}
+        return [
+            replace(
+                m,
+                calls=tuple(replace(c, id="") for c in m.calls),
+                results=tuple((names[cid], text) for cid, text in m.results),
+            )
+            for m in messages
+        ]
 
     @property
     def upstream_model(self) -> str:
@@ -156,14 +181,68 @@ def read_anthropic(body: dict[str, Any]) -> Sent:
     )
 
 
+# ---- Gemini's native API ----------------------------------------------------------------------------
+
+GEMINI_CHOICE = {"AUTO": "auto", "NONE": "none", "ANY": "required"}
+
+
+def _gemini_turns(c: dict[str, Any]) -> list[Msg]:
+    parts: list[dict[str, Any]] = c["parts"]
+    text = "".join(p["text"] for p in parts if "text" in p and not p.get("thought"))
+    if c["role"] == "model":
+        calls = tuple(
+            Call("", p["functionCall"]["name"], p["functionCall"]["args"]) for p in parts if "functionCall" in p
+        )
+        return [Msg("assistant", text, calls=calls)]
+    assert c["role"] == "user", c["role"]
+    results = tuple(
+        (p["functionResponse"]["name"], text_of(p["functionResponse"]["response"]["output"]))
+        for p in parts
+        if "functionResponse" in p
+    )
+    inline = [p["inlineData"] for p in parts if "inlineData" in p]
+    images = tuple(Image(d["mimeType"], d["data"]) for d in inline if d["mimeType"] != "application/pdf")
+    pdfs = tuple(Pdf(d["data"], "") for d in inline if d["mimeType"] == "application/pdf")
+    turns = [Msg("tool", results=results)] if results else []
+    if text or images or pdfs or not results:
+        turns.append(Msg("user", text, images=images, pdfs=pdfs))
+    return turns
+
+
+def read_gemini(rec: Received) -> Sent:
+    body = rec.body
+    system = body.get("systemInstruction")
+    config = body.get("generationConfig") or {}
+    fcc = (body.get("toolConfig") or {}).get("functionCallingConfig")
+    choice = None
+    if fcc is not None:
+        allowed = fcc.get("allowedFunctionNames") or []
+        choice = allowed[0] if len(allowed) == 1 else GEMINI_CHOICE[fcc["mode"]]
+    return Sent(
+        model=model_of(rec),
+        system="".join(p["text"] for p in system["parts"]) if system is not None else None,
+        messages=[turn for c in body["contents"] for turn in _gemini_turns(c)],
+        tools=[
+            Tool(d["name"], d.get("description", ""), d.get("parametersJsonSchema", {}))
+            for t in body.get("tools") or []
+            for d in t.get("functionDeclarations") or []
+        ],
+        tool_choice=choice,
+        max_tokens=config.get("maxOutputTokens"),
+        stop=list(config.get("stopSequences") or []),
+        stream=rec.path.endswith(":streamGenerateContent"),
+        body=body,
+    )
+
+
 UPSTREAM_KINDS: tuple[UpstreamKind, ...] = (
     UpstreamKind(
         name="openai",
         emulator=OpenAIUpstream,
         api="openai",
         api_key=OpenAIUpstream.DEFAULT_KEY,
-        generation_path="/v1/chat/completions",
-        read=read_openai,
+        generation_paths=("/v1/chat/completions",),
+        read=lambda rec: read_openai(rec.body),
         stream_extras={"stream_options": {"include_usage": True}},
         reports_stop_sequence=False,  # finish_reason "stop" for a stop sequence and for the end alike
     ),
@@ -172,18 +251,33 @@ UPSTREAM_KINDS: tuple[UpstreamKind, ...] = (
         emulator=AnthropicUpstream,
         api="anthropic",
         api_key=AnthropicUpstream.DEFAULT_KEY,
-        generation_path="/v1/messages",
-        read=read_anthropic,
+        generation_paths=("/v1/messages",),
+        read=lambda rec: read_anthropic(rec.body),
     ),
     UpstreamKind(  # the OpenAI wire at Azure's deployments API, with its filter chunks in every stream
         name="azure",
         emulator=lambda: AzureUpstream(deployments={"up-azure": "gpt-4o-2024-11-20"}, async_filter=True),
         api="azure",
         api_key=AzureUpstream.DEFAULT_KEY,
-        generation_path="/openai/deployments/up-azure/chat/completions",
-        read=read_openai,
+        generation_paths=("/openai/deployments/up-azure/chat/completions",),
+        read=lambda rec: read_openai(rec.body),
         stream_extras={"stream_options": {"include_usage": True}},
         reports_stop_sequence=False,
         options={"api_version": "2024-10-21"},
+    ),
+    UpstreamKind(  # Gemini's native API: the model and whether it streams are in the path
+        name="gemini",
+        emulator=GeminiUpstream,
+        api="gemini",
+        api_key=GeminiUpstream.DEFAULT_KEY,
+        generation_paths=(
+            "/v1beta/models/up-gemini:generateContent",
+            "/v1beta/models/up-gemini:streamGenerateContent",
+        ),
+        read=read_gemini,
+        reports_stop_sequence=False,  # finishReason "STOP" for a stop sequence and for the end alike
+        reports_cache_writes=False,
+        call_ids=False,  # calls carry no id; a functionResponse names its function
+        document_names=False,
     ),
 )

@@ -25,6 +25,10 @@ RELEASED = {
     ("postgres", "0003_key_rate_limits.sql"): "2add967f84ddc510273fc7d448e160119a781bb0b50ce684f3ca56a3e57d514f",
     ("sqlite", "0004_console_sessions.sql"): "66275af9f7d0c83585d44f92c764784c718737da3a7256c8734678fbeec2318c",
     ("postgres", "0004_console_sessions.sql"): "66275af9f7d0c83585d44f92c764784c718737da3a7256c8734678fbeec2318c",
+    ("sqlite", "0005_cache_discount.sql"): "49e69907e76593081ff6466002866a18c50e36a01e5befa558f3ca3fbbc8e2a8",
+    ("postgres", "0005_cache_discount.sql"): "b1da45fa7749a9057bdb9a6656d29222576f0e165abbf72c30fcbf5851480681",
+    ("sqlite", "0006_people.sql"): "0ddb3254834d5c0d3dc9c97d220eb4e999fc3569a2991e17633bb4c72299e21c",
+    ("postgres", "0006_people.sql"): "3ab8da5a6b5e72605092218ca289c62197c697276c56087f531acbcbcc8be9e8",
 }
 
 

@@ -54,7 +54,8 @@ class Outage:
         """Straight from the server, behind the gateway's back (not through the proxy)."""
         conn = await asyncpg.connect(PG_URL, server_settings={"search_path": self.schema}, timeout=5)
         try:
-            return await conn.fetch(sql, *args)
+            rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+            return rows
         finally:
             await conn.close()
 

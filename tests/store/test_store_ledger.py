@@ -87,7 +87,7 @@ async def test_settle_bills_the_cost_drops_the_hold_and_records_the_generation(s
     assert await store.reserve(k, "h1", D("0.5"), T0 + 60, T0)
     assert await store.settle("h1", gen(k, "gen-1", "0.1234567891"), T0 + 1)
     u = await ledger(store, k)
-    assert (u.usage, u.reserved, u.open_holds, u.generations) == (D("0.123456789"), 0, 0, 1)
+    assert (u.usage, u.reserved, u.open_holds, u.generations) == (D("0.123456789"), D(0), 0, 1)
     g = await store.get_generation("gen-1")
     assert g is not None and g.cost == D("0.123456789")  # rounded half-even to a nano-dollar, once
 
@@ -109,7 +109,7 @@ async def test_release_returns_the_credit_once(store: Store) -> None:
     assert await store.release("h1")
     assert not await store.release("h1")
     u = await ledger(store, k)
-    assert (u.usage, u.reserved) == (0, 0)
+    assert (u.usage, u.reserved) == (D(0), D(0))
     assert await store.reserve(k, "h2", D("1"), T0 + 60, T0)
 
 
@@ -138,7 +138,7 @@ async def test_daily_limit_resets_at_utc_midnight(store: Store) -> None:
     assert await store.reserve(k, "h2", D("1"), tomorrow + 60, tomorrow)
     rec = await store.get_key(k, tomorrow)
     assert rec is not None
-    assert (rec.usage, rec.usage_daily, rec.usage_weekly, rec.limit_usage) == (D("0.9"), 0, D("0.9"), 0)
+    assert (rec.usage, rec.usage_daily, rec.usage_weekly, rec.limit_usage) == (D("0.9"), D(0), D("0.9"), D(0))
     assert rec.limit_remaining == D("1")
 
 
@@ -150,7 +150,7 @@ async def test_weekly_and_monthly_usage_follow_utc_calendar(store: Store) -> Non
         assert await store.settle(f"h{i}", gen(k, f"g{i}", "1"), at)
     rec = await store.get_key(k, monday + 3 * DAY)
     assert rec is not None
-    assert (rec.usage_daily, rec.usage_weekly, rec.usage_monthly, rec.usage) == (1, 2, 3, 3)
+    assert (rec.usage_daily, rec.usage_weekly, rec.usage_monthly, rec.usage) == (D(1), D(2), D(3), D(3))
     assert rec.limit_usage == 2 and rec.limit_remaining == 8
 
 
@@ -199,6 +199,7 @@ async def test_generation_round_trips_every_field(store: Store) -> None:
         tokens_cache_write=100,
         tokens_reasoning=50,
         cost=D("0.001234567"),
+        cache_discount=D("-0.000123456"),  # signed: cache writes cost more than input
         latency_ms=1234,
         ttft_ms=321,
         throughput=55.5,

@@ -49,7 +49,7 @@ async def call_openai(client: openai.AsyncOpenAI, stream: bool, **kw: Any) -> Re
             raw=r,
         )
     res = Result(raw=[])
-    calls: dict[int, dict[str, str]] = {}
+    slots: dict[int, dict[str, str]] = {}  # tool-call fragments by index
     finishes = 0
     s = await client.chat.completions.create(stream=True, stream_options={"include_usage": True}, **kw)
     async for chunk in s:
@@ -63,7 +63,7 @@ async def call_openai(client: openai.AsyncOpenAI, stream: bool, **kw: Any) -> Re
             if d.content:
                 res.text += d.content
             for tc in d.tool_calls or []:
-                slot = calls.setdefault(tc.index, {"id": "", "name": "", "args": ""})
+                slot = slots.setdefault(tc.index, {"id": "", "name": "", "args": ""})
                 if tc.id:
                     assert not slot["id"], "tool call id repeated on a later fragment"
                     slot["id"] = tc.id
@@ -75,7 +75,7 @@ async def call_openai(client: openai.AsyncOpenAI, stream: bool, **kw: Any) -> Re
                 finishes += 1
                 res.stop = OPENAI_STOP.get(choice.finish_reason, choice.finish_reason)
     assert finishes == 1, f"expected exactly one finish_reason chunk, got {finishes}"
-    res.tool_calls = [(c["id"], c["name"], json.loads(c["args"] or "{}")) for _, c in sorted(calls.items())]
+    res.tool_calls = [(c["id"], c["name"], json.loads(c["args"] or "{}")) for _, c in sorted(slots.items())]
     return res
 
 

@@ -1,4 +1,4 @@
-"""Emulated upstream providers (OpenAI, Anthropic) that KeepRouter's tests run against.
+"""Emulated upstream providers (OpenAI, Anthropic, Gemini) that KeepRouter's tests run against.
 
 Usage: ``from upstreams import Reply, ToolCall, Fault`` then, with the ``openai_upstream`` fixture,
 ``openai_upstream.script(Reply(text="Hi"), Fault(status=429, headers={"retry-after": "7"}))``.
@@ -6,6 +6,7 @@ Usage: ``from upstreams import Reply, ToolCall, Fault`` then, with the ``openai_
 
 from .anthropic_server import AnthropicUpstream, count_tokens
 from .base import EmulatedUpstream, Received
+from .gemini_server import GeminiUpstream
 from .openai_server import OpenAIUpstream
 from .script import Fault, Item, Reply, ToolCall
 
@@ -13,6 +14,7 @@ __all__ = [
     "AnthropicUpstream",
     "EmulatedUpstream",
     "Fault",
+    "GeminiUpstream",
     "Item",
     "OpenAIUpstream",
     "Received",

@@ -35,6 +35,14 @@ ERROR_MESSAGES: dict[int, str] = {
 }
 
 
+def _creation(reply: Reply) -> dict[str, int]:
+    """Anthropic's split of the cache writes by TTL."""
+    return {
+        "ephemeral_5m_input_tokens": reply.cache_write - reply.cache_write_1h,
+        "ephemeral_1h_input_tokens": reply.cache_write_1h,
+    }
+
+
 def error_type(status: int) -> str:
     return ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
 
@@ -146,10 +154,7 @@ class AnthropicUpstream(EmulatedUpstream):
                 "input_tokens": reply.input_tokens,
                 "cache_creation_input_tokens": reply.cache_write,
                 "cache_read_input_tokens": reply.cache_read,
-                "cache_creation": {
-                    "ephemeral_5m_input_tokens": reply.cache_write,
-                    "ephemeral_1h_input_tokens": 0,
-                },
+                "cache_creation": _creation(reply),
                 "output_tokens": reply.output_tokens,
                 "service_tier": "standard",
             },
@@ -183,6 +188,7 @@ class AnthropicUpstream(EmulatedUpstream):
                 "input_tokens": reply.input_tokens,
                 "cache_creation_input_tokens": reply.cache_write,
                 "cache_read_input_tokens": reply.cache_read,
+                "cache_creation": _creation(reply),
                 "output_tokens": 1,
             },
         }

@@ -18,6 +18,7 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from .prompt_cache import CacheRejected, PromptCache
 from .script import Fault, Item, Reply
 
 HANG_MAX = 120.0  # a hanging answer gives up after this many seconds, whatever the client does
@@ -105,11 +106,14 @@ class EmulatedUpstream:
         self.host = host
         self.port = port
         self.requests: list[Received] = []
-        self.default: Reply = Reply()
+        self.default: Item = Reply()  # answers when the script is empty; a Fault makes every request fail
         self._queue: deque[Item] = deque()
         self._closing = asyncio.Event()
         self._released = asyncio.Event()
         self.held = asyncio.Event()  # set while a stream waits at its Fault.hold_before
+        # Provider-side prompt caching (upstreams.prompt_cache): when set, it computes each served
+        # reply's cache reads and writes from the request body; a rule it refuses is a 400.
+        self.prompt_cache: PromptCache | None = None
         self._app = web.Application(client_max_size=MAX_BODY)
         self._runner: web.AppRunner | None = None
 
@@ -128,6 +132,10 @@ class EmulatedUpstream:
 
     def next_item(self) -> Item:
         return self._queue.popleft() if self._queue else self.default
+
+    def default_reply(self) -> Reply:
+        """The reply for an item without one: the default, unless that is a Fault."""
+        return self.default if isinstance(self.default, Reply) else Reply()
 
     # ----- lifecycle ----------------------------------------------------------------------------
     @property
@@ -256,7 +264,7 @@ class EmulatedUpstream:
         item = self.next_item()
         rec.item = item
         fault = item if isinstance(item, Fault) else Fault()
-        reply = item if isinstance(item, Reply) else (fault.reply or self.default)
+        reply = item if isinstance(item, Reply) else (fault.reply or self.default_reply())
         if fault.reset:
             rec.aborted = True
             _drop(request, rst=True)
@@ -268,6 +276,11 @@ class EmulatedUpstream:
         headers = {**self.response_headers(), **fault.headers}
         if fault.status is not None:
             return self._fault_response(fault, headers)
+        if self.prompt_cache is not None and isinstance(rec.body, dict):
+            try:
+                reply = self.prompt_cache.apply(reply, rec.body)
+            except CacheRejected as e:
+                return self.error_response(400, str(e))
         if stream:
             return await self._stream(request, rec, reply, fault, headers)
         payload = json.dumps(self.render(reply, rec)).encode()

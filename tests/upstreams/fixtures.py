@@ -16,6 +16,7 @@ from typing import Any
 import pytest_asyncio
 
 from .anthropic_server import AnthropicUpstream
+from .gemini_server import GeminiUpstream
 from .openai_server import OpenAIUpstream
 
 
@@ -51,3 +52,9 @@ async def make_anthropic_upstream() -> AsyncIterator[Callable[..., Awaitable[Ant
             return await stack.enter_async_context(AnthropicUpstream(**options))
 
         yield make
+
+
+@pytest_asyncio.fixture
+async def gemini_upstream() -> AsyncIterator[GeminiUpstream]:
+    async with GeminiUpstream() as server:
+        yield server

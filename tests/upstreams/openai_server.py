@@ -225,7 +225,7 @@ class OpenAIUpstream(EmulatedUpstream):
 
     def render(self, reply: Reply, rec: Received) -> dict[str, Any]:
         body = rec.body if isinstance(rec.body, dict) else {}
-        n = body.get("n") if isinstance(body.get("n"), int) else 1
+        n: int = body["n"] if isinstance(body.get("n"), int) else 1
         out = self._render_one(reply, rec)
         first = out["choices"][0]
         for k in range(1, n):

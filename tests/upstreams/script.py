@@ -76,6 +76,7 @@ class Reply:
     output_tokens: int = 7
     cache_read: int = 0
     cache_write: int = 0
+    cache_write_1h: int = 0  # the part of cache_write written for one hour (Anthropic's split)
     reasoning_tokens: int = 0
     chunk_size: int = 3  # characters per text/thinking delta
     args_chunk: int = 5  # characters per tool-argument fragment

@@ -148,7 +148,10 @@ def test_models_list_filters_and_sorts() -> None:
     cfg = config()
     usage = [act("2026-12-01", "m-two", "fast", 500, 500)]
     ours = {"m-one", "m-two"}  # the built-in catalogue is listed too
-    ids = lambda q: [r.id for r in models.build(cfg, SITE, usage, q).rows if r.id in ours]  # noqa: E731
+
+    def ids(q: dict[str, str]) -> list[str]:
+        return [r.id for r in models.build(cfg, SITE, usage, q).rows if r.id in ours]
+
     assert ids({}) == ["m-two", "m-one"]  # newest first
     assert ids({"sort": "price"}) == ["m-one", "m-two"]  # cheapest endpoint: 0.75 < 3
     assert ids({"sort": "context"}) == ["m-one", "m-two"]

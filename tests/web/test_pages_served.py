@@ -131,7 +131,7 @@ async def test_model_page_markdown_structure_and_recorded_figures(
     assert heads[:3] == SEED_HEADINGS
     assert [h for tag, h in heads if tag == "h2"] == SECTION_ORDER
     tables = {t[0][0] + "|" + t[0][1]: t for t in md_tables(text)}
-    specs = dict(map(tuple, tables["Spec|Value"][1:]))  # type: ignore[arg-type]
+    specs = {name: value for name, value in tables["Spec|Value"][1:]}  # two cells a row
     assert specs["Input price"] == "$1.00 per 1M tokens" and specs["Output price"] == "$2.00 per 1M tokens"
     assert specs["Context length"] == "100,000 tokens" and specs["Model id"] == "gpt-test"
     (provider,) = tables["Provider|Input"][1:]

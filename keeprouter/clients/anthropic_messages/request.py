@@ -4,7 +4,9 @@ Validation names the offending field in an InvalidRequest. Server tools (a `tool
 is not "custom") and a `thinking` config canonical cannot express (`adaptive`) are kept as they
 came, in `req.server_tools` / `req.thinking_config`, for the Anthropic upstream translator to
 replay. `models` / `fallbacks` name the models to fall back to. Content blocks are parsed by
-`formats.wire.anthropic.parse_blocks` (an upstream's response content is the same blocks).
+`formats.wire.anthropic.parse_blocks` (an upstream's response content is the same blocks); a
+thinking block whose signature we sealed (another provider's signed state, see `clients.sealed`) is
+unsealed back to that provider's.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from keeprouter.clients.base import fallback_models
+from keeprouter.clients.sealed import is_sealed, unseal
 from keeprouter.formats.canonical import (
     ROUTER_FIELDS,
     ChatRequest,
     Message,
+    Part,
     Reasoning,
     TextPart,
+    ThinkingPart,
     Tool,
     ToolChoice,
 )
@@ -86,6 +91,17 @@ def _tool_choice(raw: Any) -> ToolChoice:
     )
 
 
+def _unsealed(parts: list[Part]) -> list[Part]:
+    """Another provider's signed state we sent as a thinking block's sealed signature (see
+    `response.build_response`) back as the ThinkingPart it was, with its own origin."""
+    return [
+        (unseal(p.text, p.signature) or p)
+        if isinstance(p, ThinkingPart) and p.signature and is_sealed(p.signature)
+        else p
+        for p in parts
+    ]
+
+
 def parse_request(body: dict[str, Any], *, require_max_tokens: bool = True) -> ChatRequest:
     """A client's Messages body -> canonical (source "anthropic"); raises InvalidRequest.
 
@@ -104,7 +120,7 @@ def parse_request(body: dict[str, Any], *, require_max_tokens: bool = True) -> C
         role = m.get("role")
         if role != "user" and role != "assistant" and role != "system":
             raise _bad(f"messages[{i}].role", f'must be "user", "assistant" or "system", got {role!r}')
-        messages.append(Message(role=role, content=parse_blocks(m.get("content"), f"messages[{i}].content")))
+        messages.append(Message(role=role, content=_unsealed(parse_blocks(m.get("content"), f"messages[{i}].content"))))
     max_tokens = _number(body, "max_tokens", int)
     if max_tokens is None and require_max_tokens:
         raise _bad("max_tokens", "is required")

@@ -6,11 +6,16 @@ from decimal import Decimal
 from typing import Any
 
 from keeprouter.clients.base import Reply
+from keeprouter.clients.sealed import seal
 from keeprouter.errors import GatewayError
 from keeprouter.formats.canonical import ChatResponse, StopReason, TextPart, ThinkingPart, ToolCallPart, Usage
-from keeprouter.formats.wire.anthropic import error_type, tool_input
+from keeprouter.formats.wire.anthropic import ORIGIN, error_type, tool_input
 
-__all__ = ["build_response", "render_error", "stop_reason", "usage_dict"]
+__all__ = ["CARRIED_RAW", "build_response", "render_error", "stop_reason", "usage_dict"]
+
+# Signed state a Messages client carries as it is: Claude's signatures, from Anthropic or from Claude
+# on Bedrock (each replays the other's). Any other origin's state goes out sealed (`clients.sealed`).
+CARRIED_RAW = frozenset({None, ORIGIN, "bedrock"})
 
 STOP_TO_ANTHROPIC: dict[str | None, str] = {
     "end_turn": "end_turn",
@@ -56,12 +61,17 @@ def build_response(resp: ChatResponse, *, id: str, model: str, cost: Decimal | N
                 content.append({"type": "text", "text": p.text})
         elif isinstance(p, ToolCallPart):
             has_tools = True
+            if p.signature and p.origin not in CARRIED_RAW:  # a call's own signed state (Gemini's)
+                sealed = seal(ThinkingPart(signature=p.signature, origin=p.origin))
+                content.append({"type": "thinking", "thinking": "", "signature": sealed})
             content.append({"type": "tool_use", "id": p.id, "name": p.name, "input": tool_input(p.arguments)})
         elif isinstance(p, ThinkingPart):
             if p.redacted is not None:
                 content.append({"type": "redacted_thinking", "data": p.redacted})
             else:
-                content.append({"type": "thinking", "thinking": p.text, "signature": p.signature or ""})
+                # another provider's signed state goes out sealed with its origin (`request._unsealed`)
+                sig = p.signature and (p.signature if p.origin in CARRIED_RAW else seal(p))
+                content.append({"type": "thinking", "thinking": p.text, "signature": sig or ""})
     return {
         "id": id,
         "type": "message",

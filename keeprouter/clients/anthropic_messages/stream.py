@@ -22,8 +22,9 @@ from typing import Any
 
 import orjson
 
-from keeprouter.clients.anthropic_messages.response import stop_reason, usage_dict
+from keeprouter.clients.anthropic_messages.response import CARRIED_RAW, stop_reason, usage_dict
 from keeprouter.clients.base import Reply, StreamTotals
+from keeprouter.clients.sealed import seal
 from keeprouter.errors import GatewayError
 from keeprouter.formats.canonical import (
     Finish,
@@ -33,6 +34,7 @@ from keeprouter.formats.canonical import (
     StreamEvent,
     TextDelta,
     ThinkingDelta,
+    ThinkingPart,
     ToolCallDelta,
     ToolCallStart,
     Usage,
@@ -202,6 +204,9 @@ class AnthropicStreamEncoder:
             return out
         if not self._started:
             self._message_start(out)
+        if isinstance(ev, SignatureDelta) and ev.origin not in CARRIED_RAW:
+            # another provider's signed state goes out sealed with its origin (`request._unsealed`)
+            ev = SignatureDelta(signature=seal(ThinkingPart(signature=ev.signature, origin=ev.origin)) or "")
         if isinstance(ev, ToolCallDelta):
             if ev.arguments:
                 if ev.index == self._live_tool:
@@ -230,6 +235,10 @@ class AnthropicStreamEncoder:
                 else:
                     self._delta("text", b"text", b"text_delta", ev.text, out)
         elif isinstance(ev, ToolCallStart):
+            if ev.signature and ev.origin not in CARRIED_RAW:
+                # a call's own signed state (Gemini's): sealed, on a thinking block of its own before the call
+                sealed = seal(ThinkingPart(signature=ev.signature, origin=ev.origin)) or ""
+                self._signature(sealed, holding, out, own_block=True)
             self._tools_seen = True
             if holding:
                 block = _HeldCall(ev.index, ev.id, ev.name)
@@ -244,25 +253,27 @@ class AnthropicStreamEncoder:
                 else:
                     self._delta("thinking", b"thinking", b"thinking_delta", ev.text, out)
         elif isinstance(ev, SignatureDelta):
-            if holding:
-                last = self._pending[-1] if self._pending else None
-                if type(last) is not _HeldThinking or last.signature:
-                    last = _HeldThinking([])
-                    self._pending.append(last)
-                last.signature.append(ev.signature)
-            else:
-                if self._open != "thinking" or self._sealed:
-                    self._open_block("thinking", _EMPTY_THINKING, out)
-                out.append(
-                    _DELTA % (self._index, b"signature_delta", b"signature", orjson.dumps(ev.signature))
-                )
-                self._sealed = True
+            self._signature(ev.signature, holding, out)
         elif isinstance(ev, RedactedThinking):
             if holding:
                 self._pending.append(_HeldRedacted(ev.data))
             else:
                 self._redacted(ev.data, out)
         return out
+
+    def _signature(self, sig: str, holding: bool, out: list[bytes], own_block: bool = False) -> None:
+        """A signature for the thinking block before it, or (`own_block`) for a new empty one."""
+        if holding:
+            last = self._pending[-1] if self._pending else None
+            if type(last) is not _HeldThinking or last.signature or own_block:
+                last = _HeldThinking([])
+                self._pending.append(last)
+            last.signature.append(sig)
+        else:
+            if self._open != "thinking" or self._sealed or own_block:
+                self._open_block("thinking", _EMPTY_THINKING, out)
+            out.append(_DELTA % (self._index, b"signature_delta", b"signature", orjson.dumps(sig)))
+            self._sealed = True
 
     def _open_tool(self, index: int, id: str, name: str, args: list[str], out: list[bytes]) -> None:
         i = self._open_block("tool_use", orjson.dumps({"type": "tool_use", "id": id, "name": name, "input": {}}), out)

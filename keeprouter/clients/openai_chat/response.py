@@ -17,7 +17,7 @@ from keeprouter.formats.canonical import (
     ToolCallPart,
     Usage,
 )
-from keeprouter.formats.wire.openai import error_type
+from keeprouter.formats.wire.openai import error_type, with_signature
 
 __all__ = ["STOP_TO_FINISH", "build_response", "logprobs_dict", "render_error", "usage_dict"]
 
@@ -62,7 +62,9 @@ def logprobs_dict(tokens: list[TokenLogprob] | None) -> dict[str, Any] | None:
     return {"content": [_token(t, True) for t in tokens], "refusal": None}
 
 
-def _choice(index: int, content: list[Part], stop: StopReason | None, lp: list[TokenLogprob] | None) -> dict[str, Any]:
+def _choice(
+    index: int, content: list[Part], stop: StopReason | None, lp: list[TokenLogprob] | None, exclude_reasoning: bool
+) -> dict[str, Any]:
     texts: list[str] = []
     thinking: list[str] = []
     calls: list[dict[str, Any]] = []
@@ -70,9 +72,8 @@ def _choice(index: int, content: list[Part], stop: StopReason | None, lp: list[T
         if isinstance(p, TextPart):
             texts.append(p.text)
         elif isinstance(p, ToolCallPart):
-            calls.append(
-                {"id": p.id, "type": "function", "function": {"name": p.name, "arguments": p.arguments}}
-            )
+            call = {"id": p.id, "type": "function", "function": {"name": p.name, "arguments": p.arguments}}
+            calls.append(with_signature(call, p.signature, p.origin))
         elif isinstance(p, ThinkingPart) and p.text:
             thinking.append(p.text)
     msg: dict[str, Any] = {
@@ -82,7 +83,7 @@ def _choice(index: int, content: list[Part], stop: StopReason | None, lp: list[T
     }
     if calls:
         msg["tool_calls"] = calls
-    if thinking:
+    if thinking and not exclude_reasoning:
         msg["reasoning"] = "".join(thinking)
     finish = STOP_TO_FINISH.get(stop, "stop")
     if calls and finish == "stop":
@@ -91,15 +92,19 @@ def _choice(index: int, content: list[Part], stop: StopReason | None, lp: list[T
 
 
 def build_response(
-    resp: ChatResponse, *, id: str, model: str, created: int, provider: str | None, cost: Decimal | None
+    resp: ChatResponse, *, id: str, model: str, created: int, provider: str | None, cost: Decimal | None,
+    exclude_reasoning: bool = False,
 ) -> dict[str, Any]:
-    """Canonical -> the client's `chat.completion` body (every choice the upstream made)."""
+    """Canonical -> the client's `chat.completion` body, with every choice the upstream made. Thinking
+    goes out twice, as OpenRouter answers: `reasoning` (the text) and `reasoning_details` (signed and
+    redacted state a client sends back on its next turn); `exclude_reasoning` leaves both out."""
     out: dict[str, Any] = {"id": id, "object": "chat.completion", "created": created, "model": model}
     if provider is not None:
         out["provider"] = provider
     out["system_fingerprint"] = resp.system_fingerprint
-    out["choices"] = [_choice(0, resp.content, resp.stop_reason, resp.logprobs)] + [
-        _choice(i, c.content, c.stop_reason, c.logprobs) for i, c in enumerate(resp.more_choices, 1)
+    x = exclude_reasoning
+    out["choices"] = [_choice(0, resp.content, resp.stop_reason, resp.logprobs, x)] + [
+        _choice(i, c.content, c.stop_reason, c.logprobs, x) for i, c in enumerate(resp.more_choices, 1)
     ]
     out["usage"] = usage_dict(resp.usage, cost)
     return out

@@ -31,6 +31,7 @@ from keeprouter.formats.canonical import (
     Usage,
     UsageUpdate,
 )
+from keeprouter.formats.wire.openai import with_signature
 
 DONE = b"data: [DONE]\n\n"
 _ROLE_DELTA = b'{"role":"assistant","content":""}'
@@ -120,22 +121,10 @@ class OpenAIStreamEncoder:
         elif isinstance(ev, ToolCallStart):
             if ev.index not in self._tools:
                 i = self._tools[ev.index] = len(self._tools)
-                out.append(
-                    self._frame(
-                        orjson.dumps(
-                            {
-                                "tool_calls": [
-                                    {
-                                        "index": i,
-                                        "id": ev.id,
-                                        "type": "function",
-                                        "function": {"name": ev.name, "arguments": ""},
-                                    }
-                                ]
-                            }
-                        )
-                    )
-                )
+                call = {"index": i, "id": ev.id, "type": "function", "function": {"name": ev.name, "arguments": ""}}
+                # the call's signature rides on its first delta, as Google's OpenAI-compatible API sends it
+                call = with_signature(call, ev.signature, ev.origin)
+                out.append(self._frame(orjson.dumps({"tool_calls": [call]})))
         elif isinstance(ev, Finish):
             if not self._finished:
                 out.append(self._finish(STOP_TO_FINISH.get(ev.stop_reason, "stop")))

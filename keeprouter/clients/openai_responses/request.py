@@ -26,6 +26,7 @@ import orjson
 
 from keeprouter.clients.base import fallback_models
 from keeprouter.clients.openai_responses.tools import flat_name, parse_tools
+from keeprouter.clients.sealed import unseal
 from keeprouter.errors import InvalidRequest
 from keeprouter.formats.canonical import (
     ChatRequest,
@@ -43,7 +44,6 @@ from keeprouter.formats.canonical import (
 )
 from keeprouter.formats.wire.openai import data_url_document
 
-_SEAL = "kr1"  # version tag of our `encrypted_content`: "kr1.s.<origin>.<signature>" | "kr1.r.<origin>.<data>"
 _STATELESS = "this server does not store responses: send the whole conversation in `input` (and `store: false`)"
 _MODES = frozenset({"auto", "none", "required"})
 _TEXT_TYPES = frozenset({"input_text", "output_text", "text"})
@@ -134,29 +134,6 @@ def _user_content(content: Any, where: str) -> list[Part]:
         else:
             out.extend(_content([p], f"{where}[{i}]", images=True, named=True))
     return out
-
-
-def seal(part: ThinkingPart) -> str | None:
-    """Signed thinking as an opaque `encrypted_content` string; None for unsigned thinking."""
-    if part.origin is None or "." in part.origin:
-        return None
-    if part.redacted is not None:
-        return f"{_SEAL}.r.{part.origin}.{part.redacted}"
-    if part.signature:
-        return f"{_SEAL}.s.{part.origin}.{part.signature}"
-    return None
-
-
-def unseal(text: str, blob: str) -> ThinkingPart | None:
-    """`seal`'s inverse (the thinking text travels as the item's summary); None when not ours."""
-    tag, kind, origin, value = ([*blob.split(".", 3), "", "", ""])[:4]
-    if tag != _SEAL or not origin or not value:
-        return None
-    if kind == "r":
-        return ThinkingPart(redacted=value, origin=origin)
-    if kind == "s":
-        return ThinkingPart(text=text, signature=value, origin=origin)
-    return None
 
 
 def _called(item: dict[str, Any], where: str) -> str:

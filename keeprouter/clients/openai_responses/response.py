@@ -24,8 +24,8 @@ from decimal import Decimal
 from typing import Any
 
 from keeprouter.clients.base import Reply
-from keeprouter.clients.openai_responses.request import seal
 from keeprouter.clients.openai_responses.tools import ToolNames, custom_input
+from keeprouter.clients.sealed import seal
 from keeprouter.errors import GatewayError
 from keeprouter.formats.canonical import (
     ChatRequest,
@@ -220,6 +220,9 @@ def output_items(resp: ChatResponse, resp_id: str, names: ToolNames | None = Non
             texts.append(p.text)
         elif isinstance(p, ToolCallPart):
             flush()
+            if p.signature and p.origin:  # a call's own signed state (Gemini's): a reasoning item before it
+                signed = seal(ThinkingPart(signature=p.signature, origin=p.origin))
+                items.append(reasoning_item(item_id(resp_id, "rs", len(items)), None, signed))
             ns, name = names.origin(p.name)
             if p.name in names.custom:
                 items.append(custom_tool_call_item(item_id(resp_id, "ctc", len(items)), p.id, name, p.arguments, ns))

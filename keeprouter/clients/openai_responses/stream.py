@@ -23,7 +23,6 @@ from typing import Any
 import orjson
 
 from keeprouter.clients.base import Reply, StreamTotals
-from keeprouter.clients.openai_responses.request import seal
 from keeprouter.clients.openai_responses.response import (
     custom_tool_call_item,
     echo_of,
@@ -39,6 +38,7 @@ from keeprouter.clients.openai_responses.response import (
     tool_names,
     usage_dict,
 )
+from keeprouter.clients.sealed import seal
 from keeprouter.errors import GatewayError
 from keeprouter.formats.canonical import (
     Finish,
@@ -234,6 +234,11 @@ class ResponsesStreamEncoder:
         elif isinstance(ev, ToolCallStart):
             if ev.index not in self._calls:
                 self._close_block(out)
+                if ev.signature and ev.origin:  # a call's own signed state (Gemini's): a reasoning item before it
+                    signed = self._open("reasoning", "rs", out)
+                    signed.signature.append(ev.signature)
+                    signed.origin = ev.origin
+                    self._close(signed, out)
                 custom = ev.name in self._names.custom
                 kind, prefix = ("custom_tool_call", "ctc") if custom else ("function_call", "fc")
                 ns, name = self._names.origin(ev.name)

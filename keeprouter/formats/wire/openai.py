@@ -149,7 +149,31 @@ def parse_assistant(m: dict[str, Any], where: str) -> list[Part]:
             if not isinstance(args, str):
                 args = "" if args is None else orjson.dumps(args).decode()
             cid = c.get("id")
+            sig = call_signature(c)
             out.append(
-                ToolCallPart(id=cid if isinstance(cid, str) else f"call_{j}", name=fn["name"], arguments=args)
+                ToolCallPart(
+                    id=cid if isinstance(cid, str) else f"call_{j}",
+                    name=fn["name"],
+                    arguments=args,
+                    signature=sig,
+                    origin="gemini" if sig else None,
+                )
             )
     return out
+
+
+# A tool call's own signed state (Gemini's thought signature) rides in the call's `extra_content`,
+# where Google's OpenAI-compatible API puts it; only Gemini issues it, so only Gemini's is written.
+def call_signature(call: dict[str, Any]) -> str | None:
+    """`tool_calls[].extra_content.google.thought_signature`, when a non-empty string."""
+    ec = call.get("extra_content")
+    google = ec.get("google") if isinstance(ec, dict) else None
+    sig = google.get("thought_signature") if isinstance(google, dict) else None
+    return sig if isinstance(sig, str) and sig else None
+
+
+def with_signature(call: dict[str, Any], signature: str | None, origin: str | None) -> dict[str, Any]:
+    """`call` with Gemini's signature in its `extra_content` (no signature, or another's: unchanged)."""
+    if signature and origin == "gemini":
+        call["extra_content"] = {"google": {"thought_signature": signature}}
+    return call

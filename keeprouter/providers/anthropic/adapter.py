@@ -57,7 +57,8 @@ class AnthropicAdapter:
 
     def _body(self, req: ChatRequest, ep: EndpointConfig) -> bytes:
         default_max = ep.max_output_tokens or DEFAULT_MAX_TOKENS
-        return orjson.dumps(fmt.build_request(req, ep.model, default_max_tokens=default_max))
+        body = fmt.build_request(req, ep.model, default_max_tokens=default_max, auto_breakpoint=ep.auto_breakpoint)
+        return orjson.dumps(body)
 
     async def count_tokens(self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]) -> int:
         """The upstream's own exact count (`/v1/messages/count_tokens` takes the body minus

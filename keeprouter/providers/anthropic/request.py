@@ -38,6 +38,7 @@ import binascii
 from typing import Any
 
 from keeprouter.errors import InvalidRequest
+from keeprouter.formats.breakpoints import with_breakpoints
 from keeprouter.formats.canonical import (
     ChatRequest,
     DocumentPart,
@@ -211,15 +212,20 @@ def json_tool(req: ChatRequest) -> tuple[str, dict[str, Any]] | None:
     return name, {"name": name, "description": f"{text} {about}" if about else text, "input_schema": schema}
 
 
-def build_request(req: ChatRequest, upstream_model: str, *, default_max_tokens: int) -> dict[str, Any]:
+def build_request(
+    req: ChatRequest, upstream_model: str, *, default_max_tokens: int, auto_breakpoint: bool = False
+) -> dict[str, Any]:
     """Canonical -> an upstream Messages body for `upstream_model`; raises InvalidRequest for what no
-    Messages body can carry (`n` > 1, some documents)."""
+    Messages body can carry (`n` > 1, some documents). Anthropic caches only at explicit
+    breakpoints: the automatic one is placed here (a top-level `cache_control`, or the model's
+    `auto_breakpoint`), and never more than the 4 Anthropic allows go out."""
     if req.n > 1:
         raise InvalidRequest(
             "`n` greater than 1 is not supported by this model's provider (Anthropic Messages format "
             "answers with one choice): send n requests instead",
             param="n",
         )
+    req = with_breakpoints(req, auto=auto_breakpoint)
     anthropic_client = req.source == "anthropic"
     body: dict[str, Any] = {}
     if anthropic_client and req.extra:

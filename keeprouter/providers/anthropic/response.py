@@ -28,6 +28,14 @@ def _n(d: dict[str, Any], key: str) -> int:
     return v if isinstance(v, int) else 0
 
 
+def write_1h(u: dict[str, Any]) -> int | None:
+    """The 1-hour share of the cache writes (`cache_creation.ephemeral_1h_input_tokens`), or None
+    when the usage does not split them."""
+    split = u.get("cache_creation")
+    n = split.get("ephemeral_1h_input_tokens") if isinstance(split, dict) else None
+    return n if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else None
+
+
 def parse_usage(u: dict[str, Any] | None) -> Usage:
     """Anthropic usage -> canonical: input_tokens gains the cache reads and writes."""
     if not u:
@@ -39,6 +47,7 @@ def parse_usage(u: dict[str, Any] | None) -> Usage:
         output_tokens=_n(u, "output_tokens"),
         cache_read_tokens=read,
         cache_write_tokens=write,
+        cache_write_1h_tokens=write_1h(u) or 0,
         reasoning_tokens=_n(otd, "thinking_tokens") if isinstance(otd, dict) else 0,
     )
 

@@ -24,7 +24,7 @@ from keeprouter.formats.canonical import (
     UsageUpdate,
 )
 from keeprouter.formats.wire.anthropic import ERROR_STATUS, ORIGIN
-from keeprouter.providers.anthropic.response import STOP_FROM_ANTHROPIC
+from keeprouter.providers.anthropic.response import STOP_FROM_ANTHROPIC, write_1h
 
 
 def _int(d: dict[str, Any], key: str, default: int) -> int:
@@ -43,7 +43,8 @@ class AnthropicStreamDecoder:
         self._json_block: Any = None  # block index of the structured-output call
         self._tools: dict[Any, int] = {}  # block index -> canonical tool index
         self._no_args: set[Any] = set()  # tool block indexes that have received no input yet
-        self._input = (0, 0, 0)  # input_tokens, cache_read, cache_creation from message_start
+        # from message_start: input_tokens, cache_read, cache_creation and its 1-hour share
+        self._input = (0, 0, 0, 0)
 
     def feed(self, event: str | None, data: dict[str, Any]) -> list[StreamEvent]:
         t = event or data.get("type")
@@ -86,6 +87,7 @@ class AnthropicStreamDecoder:
                     _int(u, "input_tokens", 0),
                     _int(u, "cache_read_input_tokens", 0),
                     _int(u, "cache_creation_input_tokens", 0),
+                    write_1h(u) or 0,
                 )
                 usage = self._usage(u, 0)
             return [Start(id=str(msg.get("id") or ""), model=str(msg.get("model") or ""), usage=usage)]
@@ -124,15 +126,18 @@ class AnthropicStreamDecoder:
 
     def _usage(self, u: dict[str, Any], output: int) -> Usage:
         """Cumulative usage: input side from message_start unless this event carries its own."""
-        inp, read, write = self._input
+        inp, read, write, hour = self._input
         read = _int(u, "cache_read_input_tokens", read)
         write = _int(u, "cache_creation_input_tokens", write)
+        found = write_1h(u)
+        hour = hour if found is None else found
         otd = u.get("output_tokens_details")
         return Usage(
             input_tokens=_int(u, "input_tokens", inp) + read + write,
             output_tokens=_int(u, "output_tokens", output),
             cache_read_tokens=read,
             cache_write_tokens=write,
+            cache_write_1h_tokens=hour,
             reasoning_tokens=_int(otd, "thinking_tokens", 0) if isinstance(otd, dict) else 0,
         )
 

@@ -14,7 +14,12 @@ from keeprouter.web.charts import Chart, Table, lines
 from keeprouter.web.pages.common import Link, Site, link, listed_endpoints
 from keeprouter.web.sources import Live, PageSources
 
-WIRE = {"openai": "OpenAI-compatible", "anthropic": "Anthropic Messages", "azure": "Azure OpenAI"}
+WIRE = {
+    "openai": "OpenAI-compatible",
+    "anthropic": "Anthropic Messages",
+    "azure": "Azure OpenAI",
+    "bedrock": "AWS Bedrock Converse",
+}
 
 
 @dataclass(frozen=True, slots=True)

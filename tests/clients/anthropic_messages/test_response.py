@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from anthropic.types import Message as AnthropicMessage
 
+from keeprouter.clients.anthropic_messages import request as messages_req
 from keeprouter.clients.anthropic_messages import response as messages_resp
 from keeprouter.errors import (
     AuthenticationFailed,
@@ -124,3 +125,24 @@ def test_render_error_types(err: GatewayError, etype: str) -> None:
         "error": {"type": etype, "message": "m"},
         "request_id": None,
     }
+
+
+def test_gemini_signed_state_goes_out_sealed_and_comes_back_unsealed() -> None:
+    resp = ChatResponse(
+        id="x",
+        model="x",
+        content=[
+            ThinkingPart(text="plan", signature="T", origin="gemini"),
+            ToolCallPart(id="c0", name="f", arguments="{}", signature="C", origin="gemini"),
+        ],
+        stop_reason="tool_use",
+    )
+    out = messages_resp.build_response(resp, id="msg_1", model="m")
+    assert [b.get("signature") for b in out["content"]] == ["kr1.s.gemini.T", "kr1.s.gemini.C", None]
+    turns = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": out["content"]}]
+    body = {"model": "m", "max_tokens": 5, "messages": turns}
+    assert messages_req.parse_request(body).messages[1].content == [
+        ThinkingPart(text="plan", signature="T", origin="gemini"),
+        ThinkingPart(text="", signature="C", origin="gemini"),
+        ToolCallPart(id="c0", name="f", arguments="{}"),
+    ]

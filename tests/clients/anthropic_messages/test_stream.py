@@ -273,3 +273,35 @@ def test_encoder_error_event() -> None:
     assert frames == [
         b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
     ]
+
+
+@pytest.mark.parametrize("after_open_call", [False, True])
+def test_encoder_seals_a_gemini_call_signature_on_a_thinking_block_of_its_own(after_open_call: bool) -> None:
+    """A tool call's own signature (Gemini's) never lands on the thought before it: it gets an empty
+    thinking block of its own, sealed with its origin, live or held behind an incomplete call."""
+    first: list[StreamEvent] = [ToolCallStart(index=0, id="c0", name="f"), ToolCallDelta(index=0, arguments='{"a":')]
+    events: list[StreamEvent] = [
+        Start(id="up", model="up"),
+        *(first if after_open_call else []),
+        ThinkingDelta(text="I should look it up."),
+        ToolCallStart(index=1, id="c1", name="get_weather", signature="SIG", origin="gemini"),
+        ToolCallDelta(index=1, arguments='{"city":"Paris"}'),
+        *([ToolCallDelta(index=0, arguments="1}")] if after_open_call else []),
+        Finish(stop_reason="tool_use"),
+    ]
+    msg = check_anthropic_stream(encode(events))
+    blocks = [b.model_dump(exclude_none=True) for b in msg.content]
+    thinking = [b for b in blocks if b["type"] == "thinking"]
+    assert [(b["thinking"], b["signature"]) for b in thinking] == [
+        ("I should look it up.", ""),
+        ("", "kr1.s.gemini.SIG"),
+    ]
+    assert blocks[-1]["type"] == "tool_use" and blocks[-2] == thinking[-1]
+
+
+def test_encoder_seals_another_origins_signature_delta() -> None:
+    signed = SignatureDelta(signature="SIG", origin="gemini")
+    frames = encode([ThinkingDelta(text="hm"), signed, Finish(stop_reason="end_turn")])
+    [block] = check_anthropic_stream(frames).content
+    want = {"type": "thinking", "thinking": "hm", "signature": "kr1.s.gemini.SIG"}
+    assert block.model_dump(exclude_none=True) == want

@@ -158,13 +158,14 @@ def test_text_and_calls_buffered_behind_an_incomplete_call_come_out_in_order() -
 def test_an_incomplete_call_at_the_finish_still_flushes_everything_in_order() -> None:
     enc = AnthropicStreamEncoder(id="m", model="m")
     frames: list[bytes] = []
-    for ev in [
+    events: list[StreamEvent] = [
         ToolCallStart(index=0, id="a", name="f"),
         ToolCallDelta(index=0, arguments='{"n":'),  # cut by max_tokens: never completes
         ToolCallStart(index=1, id="b", name="g"),
         ToolCallDelta(index=1, arguments='{"m":1}'),
         Finish(stop_reason="max_tokens"),
-    ]:
+    ]
+    for ev in events:
         frames += enc.feed(ev)
     frames += enc.end()
     names = [s for s in summary(frames) if s[0] != "content_block_delta"]
@@ -176,7 +177,7 @@ def test_an_incomplete_call_at_the_finish_still_flushes_everything_in_order() ->
     ]
 
 
-ANTHROPIC_TOOLS = [
+ANTHROPIC_TOOLS: list[tuple[str, dict[str, Any]]] = [
     ("message_start", {"type": "message_start", "message": {"id": "msg_1", "model": "m", "usage": {}}}),
     ("content_block_start", {"type": "content_block_start", "index": 0,
                              "content_block": {"type": "text", "text": ""}}),

@@ -234,3 +234,14 @@ def test_invalid_requests_name_the_field(bad: dict[str, Any], field: str) -> Non
     with pytest.raises(InvalidRequest) as e:
         chat_req.parse_request(body(**bad))
     assert f"`{field}`" in e.value.message
+
+
+def test_a_call_thought_signature_in_extra_content_is_gemini_signed_state() -> None:
+    call = {"id": "c0", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    signed = {**call, "extra_content": {"google": {"thought_signature": "SIG"}}}
+    turns = [{"role": "user", "content": "hi"}, {"role": "assistant", "tool_calls": [signed, call]}]
+    req = chat_req.parse_request({"model": "m", "messages": turns})
+    assert req.messages[1].content == [
+        ToolCallPart(id="c0", name="f", arguments="{}", signature="SIG", origin="gemini"),
+        ToolCallPart(id="c0", name="f", arguments="{}"),
+    ]

@@ -219,3 +219,18 @@ def test_encoder_error_chunk_is_openrouter_shape() -> None:
         },
         "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}],
     }
+
+
+def test_a_gemini_call_signature_rides_on_the_call_first_delta() -> None:
+    frames = encode(
+        [
+            ToolCallStart(index=0, id="c0", name="f", signature="SIG", origin="gemini"),
+            ToolCallDelta(index=0, arguments="{}"),
+            ToolCallStart(index=1, id="c1", name="f", signature="OTHER", origin="anthropic"),  # not Gemini's
+            Finish(stop_reason="tool_use"),
+        ]
+    )
+    deltas = [ch["choices"][0]["delta"] for ch in openai_chunks(frames) if ch["choices"]]
+    calls = [tc for d in deltas for tc in d.get("tool_calls") or []]
+    assert calls[0]["extra_content"] == {"google": {"thought_signature": "SIG"}}
+    assert all("extra_content" not in tc for tc in calls[1:])

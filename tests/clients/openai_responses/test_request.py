@@ -18,6 +18,7 @@ from keeprouter.errors import InvalidRequest
 from keeprouter.formats.canonical import (
     ChatResponse,
     ImagePart,
+    Part,
     TextPart,
     ThinkingPart,
     ToolCallPart,
@@ -228,7 +229,7 @@ def test_custom_tools_stand_in_as_functions_taking_one_string() -> None:
 
 def test_custom_tool_calls_answer_with_their_bare_input() -> None:
     tools = [{"type": "custom", "name": "apply_patch"}, {"type": "function", "name": "wx"}]
-    content = [ToolCallPart(id="c1", name="apply_patch", arguments='{"input":"*** Begin"}'),
+    content: list[Part] = [ToolCallPart(id="c1", name="apply_patch", arguments='{"input":"*** Begin"}'),
                ToolCallPart(id="c2", name="apply_patch", arguments="not json"),
                ToolCallPart(id="c3", name="apply_patch", arguments='{"other":1}'),
                ToolCallPart(id="c4", name="wx", arguments="{}")]  # fmt: skip

@@ -7,7 +7,7 @@ from typing import Any
 
 from openai.types.responses import Response
 
-from keeprouter.clients.openai_responses.request import parse_request, seal
+from keeprouter.clients.openai_responses.request import parse_request
 from keeprouter.clients.openai_responses.response import (
     build_response,
     echo_of,
@@ -15,9 +15,11 @@ from keeprouter.clients.openai_responses.response import (
     generation_id,
     response_id,
 )
+from keeprouter.clients.sealed import seal
 from keeprouter.errors import UpstreamError
 from keeprouter.formats.canonical import (
     ChatResponse,
+    Part,
     TextPart,
     ThinkingPart,
     ToolCallPart,
@@ -59,6 +61,7 @@ def test_text_response_has_openais_shape() -> None:
         "total_tokens": 14,
         "cost": 0.5,
     }
+    want: object
     for key, want in {"object": "response", "status": "completed", "error": None, "incomplete_details": None,
                       "instructions": "I", "store": False, "previous_response_id": None, "created_at": 5,
                       "parallel_tool_calls": True, "tools": [], "tool_choice": "auto",
@@ -69,7 +72,7 @@ def test_text_response_has_openais_shape() -> None:
 
 
 def test_tool_calls_and_reasoning_become_items() -> None:
-    content = [ThinkingPart(text="hmm", signature="s", origin="anthropic"), ThinkingPart(redacted="r"),
+    content: list[Part] = [ThinkingPart(text="hmm", signature="s", origin="anthropic"), ThinkingPart(redacted="r"),
                TextPart(text="Checking"), ToolCallPart(id="call_a", name="wx", arguments='{"c":1}'),
                ToolCallPart(id="call_b", name="wx", arguments="{}")]  # fmt: skip
     body = respond(ChatResponse(id="u", model="u", content=content, stop_reason="tool_use"))
@@ -85,7 +88,7 @@ def test_tool_calls_and_reasoning_become_items() -> None:
 
 
 def test_signed_thinking_round_trips_through_encrypted_content() -> None:
-    content = [ThinkingPart(text="hmm", signature="sig", origin="anthropic"),
+    content: list[Part] = [ThinkingPart(text="hmm", signature="sig", origin="anthropic"),
                ThinkingPart(redacted="opaque", origin="anthropic"), TextPart(text="Hi"),
                ToolCallPart(id="toolu_1", name="wx", arguments='{"c":1}')]  # fmt: skip
     out = respond(ChatResponse(id="u", model="u", content=content, stop_reason="tool_use"))["output"]
@@ -121,3 +124,16 @@ def test_max_tokens_is_incomplete_and_marks_the_last_item() -> None:
 def test_error_object_codes() -> None:
     assert error_object(UpstreamError("x", status=429)) == {"code": "rate_limit_exceeded", "message": "x"}
     assert error_object(UpstreamError("y"))["code"] == "server_error"
+
+
+def test_a_gemini_call_signature_is_a_sealed_reasoning_item_before_its_call() -> None:
+    call = ToolCallPart(id="c0", name="f", arguments="{}", signature="SIG", origin="gemini")
+    resp = ChatResponse(id="x", model="m", content=[call], stop_reason="tool_use")
+    out = respond(resp)
+    assert [o["type"] for o in out["output"]] == ["reasoning", "function_call"]
+    assert out["output"][0]["encrypted_content"] == "kr1.s.gemini.SIG"
+    back = parse_request({"model": "m", "input": [{"role": "user", "content": "hi"}, *out["output"]]})
+    assert back.messages[1].content == [
+        ThinkingPart(text="", signature="SIG", origin="gemini"),
+        ToolCallPart(id="c0", name="f", arguments="{}"),
+    ]

@@ -8,13 +8,16 @@ import pytest
 from formats.fmt_helpers import check_responses_stream
 from openai.types.responses import Response
 
-from keeprouter.clients.openai_responses.request import flat_name, parse_request
-from keeprouter.clients.openai_responses.response import ToolNames, build_response, echo_of
+from keeprouter.clients.openai_responses.request import parse_request
+from keeprouter.clients.openai_responses.response import build_response, echo_of
 from keeprouter.clients.openai_responses.stream import ResponsesStreamEncoder
+from keeprouter.clients.openai_responses.tools import ToolNames, flat_name
 from keeprouter.errors import InvalidRequest
 from keeprouter.formats.canonical import (
     ChatResponse,
     Finish,
+    Part,
+    StreamEvent,
     TextDelta,
     ToolCallDelta,
     ToolCallPart,
@@ -116,7 +119,7 @@ def test_tool_names_map_flat_names_back() -> None:
 
 def test_response_items_carry_the_members_own_name_and_namespace() -> None:
     req = parse(tools=TOOLS)
-    content = [ToolCallPart(id="c1", name="multi_agent_v1__spawn_agent", arguments='{"task":"x"}'),
+    content: list[Part] = [ToolCallPart(id="c1", name="multi_agent_v1__spawn_agent", arguments='{"task":"x"}'),
                ToolCallPart(id="c2", name="mcp__docs__query", arguments='{"input":"q"}'),
                ToolCallPart(id="c3", name="exec_command", arguments="{}")]  # fmt: skip
     resp = ChatResponse(id="u", model="u", content=content, stop_reason="tool_use", usage=Usage())
@@ -134,7 +137,7 @@ def test_response_items_carry_the_members_own_name_and_namespace() -> None:
 def test_streamed_items_carry_the_namespace_on_added_and_done() -> None:
     req = parse(tools=TOOLS)
     enc = ResponsesStreamEncoder(id="resp_1-ab", model="m", created=1, echo=echo_of(req))
-    events = [ToolCallStart(index=0, id="c1", name="multi_agent_v1__spawn_agent"),
+    events: list[StreamEvent] = [ToolCallStart(index=0, id="c1", name="multi_agent_v1__spawn_agent"),
               ToolCallDelta(index=0, arguments='{"task":'), ToolCallDelta(index=0, arguments='"x"}'),
               ToolCallStart(index=1, id="c2", name="mcp__docs__query"),
               ToolCallDelta(index=1, arguments='{"input":"q"}'),

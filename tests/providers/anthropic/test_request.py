@@ -19,6 +19,7 @@ from keeprouter.formats.canonical import (
     ToolChoice,
     ToolResultPart,
 )
+from keeprouter.formats.wire.anthropic import tool_id
 from keeprouter.providers.anthropic import request as anthropic_req
 
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
@@ -259,7 +260,7 @@ def test_build_request_rewrites_tool_ids_anthropic_rejects_consistently() -> Non
     )
     msgs = anthropic_req.build_request(req, "m", default_max_tokens=5)["messages"]
     assert msgs[0]["content"][0]["id"] == msgs[1]["content"][0]["tool_use_id"] == "functions_get_weather_0"
-    assert anthropic_req.tool_id("toolu_01-ok") == "toolu_01-ok"
+    assert tool_id("toolu_01-ok") == "toolu_01-ok"
 
 
 def test_build_request_forced_tool_wins_over_reasoning_for_openai_clients() -> None:

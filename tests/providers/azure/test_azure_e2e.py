@@ -201,4 +201,5 @@ async def test_errors_in_the_callers_format(gw: RunningGateway, up: AzureUpstrea
         with pytest.raises(openai.APIStatusError) as auth:
             await call_openai(oa, stream, model=model, messages=msgs)
     assert auth.value.status_code in (502, 503) and APIS[model][0] in auth.value.message
+    assert up.expected_key is not None
     assert up.expected_key not in auth.value.response.text  # Azure echoed it; the caller never sees it

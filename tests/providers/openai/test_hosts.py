@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from keeprouter.providers.openai import hosts
 
@@ -19,7 +20,7 @@ def test_plain_hosts_are_untouched() -> None:
 
 def test_mistral_tool_ids_become_nine_alnum_and_stay_paired() -> None:
     q = hosts.quirks_for("https://api.mistral.ai/v1")
-    body = {
+    body: dict[str, Any] = {
         "messages": [
             {"role": "assistant", "tool_calls": [{"id": "toolu_01ABCdef", "type": "function"}]},
             {"role": "tool", "tool_call_id": "toolu_01ABCdef", "content": "ok"},

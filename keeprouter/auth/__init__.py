@@ -1,0 +1,1 @@
+"""Signing people in: OpenID Connect (settings and the protocol; the web routes are web/oidc.py)."""

@@ -1,0 +1,138 @@
+"""Adapter for AWS Bedrock Runtime: Converse and ConverseStream, for every model Bedrock serves.
+
+`POST {base_url}/model/{model id}/converse` (JSON answer) and `/converse-stream` (an
+`application/vnd.amazon.eventstream` body, framed by `EventStreamDecoder`, this kind's registry
+framing), every request signed (`auth.py`). The model id is percent-encoded into one path segment
+(`:` -> `%3A`, an ARN's `/` too); the transport sends the URL exactly as signed. Error answers are
+read by their `x-amzn-errortype` (`_http_error`, the transport's `errors` hook), by status when
+Bedrock did not write them (a proxy, a load balancer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import aclosing
+from urllib.parse import quote
+
+import orjson
+
+from keeprouter.config import EndpointConfig, ProviderConfig, Timeouts
+from keeprouter.errors import UpstreamError
+from keeprouter.formats.canonical import ChatRequest, ChatResponse, StreamEvent
+from keeprouter.providers.anthropic.request import json_tool
+from keeprouter.providers.base import CountNotSupported
+from keeprouter.providers.transport import Transport
+
+from .auth import BearerAuth, NoCredentials, RequestSigner, SigV4Signer
+from .eventstream import EventStreamDecoder
+from .request import build_request, is_claude
+from .response import error_for, error_message, error_type, parse_response
+from .stream import BedrockStreamDecoder
+
+DEFAULT_MAX_TOKENS = 8192  # Claude requires a maximum (other models have their own default)
+COUNT_TIMEOUT = 10.0  # seconds: a count that slow is better estimated locally
+_COUNTED = ("messages", "system", "toolConfig", "additionalModelRequestFields")  # what CountTokens takes
+
+
+class BedrockAdapter:
+    api = "bedrock"
+
+    def __init__(self, provider: ProviderConfig, transport: Transport | None = None) -> None:
+        self.provider = provider
+        self.transport = transport or Transport(provider, framing=EventStreamDecoder)
+        self.transport.errors = self._http_error
+        region = provider.options.get("region", "us-east-1")
+        self.base_url = provider.base_url or f"https://bedrock-runtime.{region}.amazonaws.com"
+        self.headers = {"Content-Type": "application/json", **provider.headers}
+        self.signer: RequestSigner = (
+            BearerAuth(provider.api_key)
+            if provider.api_key
+            else SigV4Signer(
+                region,
+                access_key=provider.options.get("aws_access_key_id"),
+                secret_key=provider.options.get("aws_secret_access_key"),
+                session_token=provider.options.get("aws_session_token"),
+            )
+        )
+
+    def url(self, model: str, action: str) -> str:
+        return f"{self.base_url}/model/{quote(model, safe='')}/{action}"
+
+    async def _signed(self, url: str, body: bytes, accept: str) -> dict[str, str]:
+        headers = {**self.headers, "Accept": accept}
+        try:
+            if self.signer.needs_io:  # the credential chain may read files or call a metadata service
+                return await asyncio.to_thread(self.signer.sign, "POST", url, headers, body)
+            return self.signer.sign("POST", url, headers, body)
+        except NoCredentials as e:
+            raise UpstreamError(f"provider {self.provider.id}: {e}") from None
+
+    @staticmethod
+    def _json_tool(req: ChatRequest) -> str | None:
+        if req.response_format is None or req.source == "anthropic":
+            return None
+        tool = json_tool(req)
+        return tool[0] if tool else None
+
+    def _body(self, req: ChatRequest, ep: EndpointConfig) -> bytes:
+        default_max = ep.max_output_tokens or (DEFAULT_MAX_TOKENS if is_claude(ep.model) else None)
+        auto = ep.auto_breakpoint
+        return orjson.dumps(build_request(req, ep.model, default_max_tokens=default_max, auto_breakpoint=auto))
+
+    async def count_tokens(self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]) -> int:
+        """Bedrock's own count (`CountTokens` over the Converse input; Claude models only, others
+        raise CountNotSupported without a request)."""
+        if not is_claude(ep.model):
+            raise CountNotSupported(f"provider {self.provider.id} counts tokens for Claude models only")
+        converse = build_request(req, ep.model, default_max_tokens=1)
+        url = self.url(ep.model, "count-tokens")
+        body = orjson.dumps({"input": {"converse": {k: converse[k] for k in _COUNTED if k in converse}}})
+        headers = await self._signed(url, body, "application/json")
+        timeouts = Timeouts(connect=ep.timeout.connect, first_byte=COUNT_TIMEOUT, idle=COUNT_TIMEOUT)
+        data = await self.transport.post_json(url, body, headers, timeouts)
+        n = data.get("inputTokens")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise UpstreamError(f"provider {self.provider.id} returned no token count")
+        return n
+
+    async def complete(self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]) -> ChatResponse:
+        url, body = self.url(ep.model, "converse"), self._body(req, ep)
+        headers = await self._signed(url, body, "application/json")
+        data = await self.transport.post_json(url, body, headers, ep.timeout)
+        return parse_response(data, model=ep.model, id=f"msg_{uuid.uuid4().hex}", json_tool=self._json_tool(req))
+
+    async def stream(
+        self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
+    ) -> AsyncGenerator[StreamEvent, None]:
+        url, body = self.url(ep.model, "converse-stream"), self._body(req, ep)
+        headers = await self._signed(url, body, "application/vnd.amazon.eventstream")
+        decoder = BedrockStreamDecoder(
+            id=f"msg_{uuid.uuid4().hex}", model=ep.model, provider=self.provider.id, json_tool=self._json_tool(req)
+        )
+        # closed on every path (the caller's aclose() included): that closes the upstream connection
+        async with aclosing(self.transport.post_stream(url, body, headers, ep.timeout)) as frames:
+            async for event_type, payload in frames:
+                try:
+                    events = decoder.feed(event_type or "", payload)
+                except UpstreamError as e:  # an in-band exception: it may echo our key back
+                    raise self.transport.scrub(e) from None
+                for ev in events:
+                    yield ev
+                if decoder.done:
+                    return
+        if not decoder.stopped:
+            raise UpstreamError(f"provider {self.provider.id} ended the stream early")
+
+    def _http_error(self, status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamError | None:
+        """Bedrock's error by the type in `x-amzn-errortype`; None without that header (not Bedrock
+        answering: the transport maps it by status)."""
+        kind = error_type(headers.get("x-amzn-errortype"))
+        if not kind:
+            return None
+        message = error_message(raw) or f"HTTP {status}"
+        return error_for(kind, message, self.provider.id, status=status, retry_after=headers.get("retry-after"))
+
+    async def close(self) -> None:
+        await self.transport.close()

@@ -1,0 +1,275 @@
+"""Canonical request -> a Bedrock Converse / ConverseStream body (pure, no I/O).
+
+The model id travels in the URL, never in the body. Decisions:
+- Content blocks are Converse's own: `text`, `image {format, source.bytes}` (base64 in JSON),
+  `toolUse {toolUseId, name, input}`, `toolResult {toolUseId, content, status}` (in the user turn),
+  `reasoningContent` (`reasoningText {text, signature}` or `redactedContent`) and a `cachePoint`
+  after any block the caller marked with `cache_control` (Claude and Nova models only).
+- Every tool call of an assistant turn is kept, in order, with every result in the next user turn.
+- `toolConfig` goes with every request that has tools, also when the history holds tool blocks
+  (Converse refuses toolUse/toolResult history without a toolConfig: tools named only in the
+  history get a minimal spec). Converse has no "none" tool choice: the tools are left out when the
+  history has no tool blocks, otherwise sent without a choice.
+- Signed reasoning is replayed only where it can be valid: origin "bedrock" (issued by a Bedrock
+  answer) or "anthropic" (the Anthropic client API stamps that on every thinking block it is sent:
+  with Claude on Bedrock those are Bedrock's own; the router's issuer scoping drops blocks signed by
+  another endpoint before they get here). Unsigned reasoning text is dropped (Converse refuses it).
+- Reasoning and `top_k` are Claude knobs: they travel in `additionalModelRequestFields` (`thinking`,
+  `top_k`) and only to Claude models; for other models they are dropped. With thinking on,
+  temperature and top_k are dropped and top_p below 0.95 too, and thinking is left out with a
+  forced tool choice (Claude rejects both pairs). maxTokens is raised above the thinking budget.
+- Structured output (`response_format`) is a forced tool whose input schema is the caller's schema,
+  as for Anthropic upstreams; `response.py` / `stream.py` turn its call back into text.
+- With stop sequences, Claude models are asked for the one that matched
+  (`additionalModelResponseFieldPaths: ["/stop_sequence"]`).
+- Images must be inline (Converse takes bytes or S3 locations, not web URLs).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from keeprouter.errors import InvalidRequest
+from keeprouter.formats.breakpoints import with_breakpoints
+from keeprouter.formats.canonical import (
+    ChatRequest,
+    DocumentPart,
+    ImagePart,
+    Message,
+    TextPart,
+    ThinkingPart,
+    ToolCallPart,
+    ToolResultPart,
+)
+from keeprouter.formats.wire.anthropic import tool_id, tool_input
+from keeprouter.providers.anthropic.request import EFFORT_BUDGET, MIN_BUDGET, json_tool
+
+ORIGIN = "bedrock"
+REPLAYED_ORIGINS = frozenset({ORIGIN, "anthropic"})
+IMAGE_FORMATS = {
+    "image/png": "png",
+    "image/jpeg": "jpeg",
+    "image/jpg": "jpeg",
+    "image/gif": "gif",
+    "image/webp": "webp",
+}
+CACHE_POINT: dict[str, Any] = {"cachePoint": {"type": "default"}}
+EMPTY_RESULT = "(no output)"
+
+
+def is_claude(model: str) -> bool:
+    """A Claude model id or inference profile (`anthropic.claude-…`, `us.anthropic.claude-…`, an ARN)."""
+    return "anthropic." in model or "claude" in model
+
+
+def caches(model: str) -> bool:
+    """Whether the model takes `cachePoint` blocks (Claude and Nova; others refuse them)."""
+    return is_claude(model) or "amazon.nova" in model
+
+
+def _uncached(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [b for b in blocks if "cachePoint" not in b]
+
+
+def _image(p: ImagePart) -> dict[str, Any]:
+    if p.data is None:
+        raise InvalidRequest("Bedrock takes images inline only (base64 or a data: URL), not by web URL")
+    fmt = IMAGE_FORMATS.get((p.media_type or "image/png").lower())
+    if fmt is None:
+        raise InvalidRequest(f"Bedrock takes png, jpeg, gif or webp images, not {p.media_type}")
+    return {"image": {"format": fmt, "source": {"bytes": "".join(p.data.split())}}}
+
+
+def _document(p: DocumentPart) -> dict[str, Any]:
+    """A document as a Converse block: text as text, an inline PDF as a `document` (its name only
+    letters, digits, spaces and hyphens, as Converse requires); anything else refused naming it."""
+    if p.text is not None:
+        return {"text": p.text}
+    if p.data is not None and (p.media_type or "application/pdf") == "application/pdf":
+        name = re.sub(r"[^A-Za-z0-9 -]+", " ", (p.filename or p.title or "document").removesuffix(".pdf")).strip()
+        return {"document": {"format": "pdf", "name": name or "document", "source": {"bytes": "".join(p.data.split())}}}
+    raise InvalidRequest(
+        f"`{p.where or 'document'}`: this model's provider (Bedrock Converse) takes inline PDF or text documents only",
+        param=p.where or None,
+    )
+
+
+def _with_cache(block: dict[str, Any], cache_control: dict[str, Any] | None, out: list[dict[str, Any]]) -> None:
+    out.append(block)
+    if cache_control is not None:
+        out.append(CACHE_POINT)
+
+
+def _result(p: ToolResultPart) -> dict[str, Any]:
+    content: list[dict[str, Any]] = []
+    for c in p.content:
+        if isinstance(c, TextPart):
+            if c.text:
+                content.append({"text": c.text})
+        else:
+            content.append(_image(c))
+    if not content:  # Converse refuses blank text, and a result needs content: say it was empty
+        content.append({"text": EMPTY_RESULT})
+    d: dict[str, Any] = {"toolUseId": tool_id(p.tool_call_id), "content": content}
+    if p.is_error:
+        d["status"] = "error"
+    return {"toolResult": d}
+
+
+def _reasoning(p: ThinkingPart) -> dict[str, Any] | None:
+    if p.origin not in REPLAYED_ORIGINS:
+        return None
+    if p.redacted is not None:
+        return {"reasoningContent": {"redactedContent": p.redacted}}
+    if not p.signature:
+        return None
+    # `text` must be present even when empty (Converse: "Member must not be null")
+    return {"reasoningContent": {"reasoningText": {"text": p.text, "signature": p.signature}}}
+
+
+def _blocks(m: Message, results: list[dict[str, Any]], rest: list[dict[str, Any]]) -> None:
+    """`m`'s blocks: tool results (user turns) first, as Converse and Claude want them."""
+    for p in m.content:
+        if isinstance(p, TextPart):
+            if p.text:
+                _with_cache({"text": p.text}, p.cache_control, rest)
+        elif isinstance(p, ToolResultPart):
+            if m.role == "user":
+                _with_cache(_result(p), p.cache_control, results)
+        elif isinstance(p, ToolCallPart):
+            if m.role == "assistant":
+                use = {"toolUseId": tool_id(p.id), "name": p.name, "input": tool_input(p.arguments)}
+                _with_cache({"toolUse": use}, p.cache_control, rest)
+        elif isinstance(p, ImagePart):
+            _with_cache(_image(p), p.cache_control, rest)
+        elif isinstance(p, DocumentPart):
+            _with_cache(_document(p), p.cache_control, rest)
+        elif m.role == "assistant" and (block := _reasoning(p)) is not None:
+            rest.append(block)
+
+
+def messages(history: list[Message]) -> list[dict[str, Any]]:
+    """Canonical messages -> Converse turns, alternating user/assistant (same-role turns merged,
+    tool results first; an instruction placed mid-conversation becomes user text)."""
+    out: list[dict[str, Any]] = []
+    for m in history:
+        if m.role == "system":
+            m = Message(role="user", content=[TextPart(text=p.text) for p in m.content if isinstance(p, TextPart)])
+        results: list[dict[str, Any]] = []
+        rest: list[dict[str, Any]] = []
+        _blocks(m, results, rest)
+        if not results and not rest:
+            continue
+        if out and out[-1]["role"] == m.role:
+            prev = out[-1]["content"]
+            k = sum(1 for b in prev if "toolResult" in b)
+            out[-1]["content"] = prev[:k] + results + prev[k:] + rest
+        else:
+            out.append({"role": m.role, "content": results + rest})
+    return out
+
+
+def _has_tool_blocks(turns: list[dict[str, Any]]) -> bool:
+    return any("toolUse" in b or "toolResult" in b for t in turns for b in t["content"])
+
+
+def _tool_config(req: ChatRequest, turns: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, bool]:
+    """The toolConfig (or None) and whether it forces a tool."""
+    in_history = _has_tool_blocks(turns)
+    tc = req.tool_choice
+    tools: list[dict[str, Any]] = []
+    for t in req.tools:
+        spec: dict[str, Any] = {"name": t.name}
+        if t.description:
+            spec["description"] = t.description
+        spec["inputSchema"] = {"json": t.parameters or {"type": "object", "properties": {}}}
+        _with_cache({"toolSpec": spec}, t.cache_control, tools)
+    structured = None if req.source == "anthropic" else json_tool(req)
+    if structured is not None:
+        name, d = structured
+        tools.append(
+            {"toolSpec": {"name": name, "description": d["description"], "inputSchema": {"json": d["input_schema"]}}}
+        )
+    if not tools and in_history:
+        # Converse refuses tool blocks without a toolConfig: name the tools the history used
+        named = {b["toolUse"]["name"] for t in turns for b in t["content"] if "toolUse" in b}
+        tools = [{"toolSpec": {"name": n, "inputSchema": {"json": {"type": "object"}}}} for n in sorted(named)]
+    if not tools or (tc is not None and tc.mode == "none" and not in_history and structured is None):
+        return None, False
+    config: dict[str, Any] = {"tools": tools}
+    if structured is not None and (len(tools) == 1 or tc is None or tc.mode in ("auto", "none")):
+        if len(tools) == 1 or (tc is not None and tc.mode == "none"):
+            config["toolChoice"] = {"tool": {"name": structured[0]}}  # the answer must be the call
+        else:
+            config["toolChoice"] = {"any": {}}  # one of the caller's tools, or the answer
+    elif tc is not None and tc.mode == "required":
+        config["toolChoice"] = {"any": {}}
+    elif tc is not None and tc.mode == "tool" and tc.name:
+        config["toolChoice"] = {"tool": {"name": tc.name}}
+    elif tc is not None and tc.mode == "auto":
+        config["toolChoice"] = {"auto": {}}
+    forced = "toolChoice" in config and "auto" not in config["toolChoice"]
+    return config, forced
+
+
+def build_request(
+    req: ChatRequest, model: str, *, default_max_tokens: int | None, auto_breakpoint: bool = False
+) -> dict[str, Any]:
+    """Canonical -> a Converse body for `model` (which goes in the URL). Without a maximum from the
+    caller or `default_max_tokens`, maxTokens is left to the model's own default. Breakpoints as for
+    Anthropic: the automatic one placed (a top-level `cache_control`, or the model's
+    `auto_breakpoint`), at most 4 cache points."""
+    req = with_breakpoints(req, auto=auto_breakpoint)
+    body: dict[str, Any] = {}
+    turns = messages(req.messages)
+    body["messages"] = turns
+    system: list[dict[str, Any]] = []
+    for p in req.system:
+        if p.text:
+            _with_cache({"text": p.text}, p.cache_control, system)
+    if system:
+        body["system"] = system
+    config, forced = _tool_config(req, turns)
+    if config is not None:
+        body["toolConfig"] = config
+    claude = is_claude(model)
+    extra: dict[str, Any] = {}
+    max_tokens = req.max_tokens or default_max_tokens
+    thinking_on = False
+    if claude and req.source == "anthropic" and req.thinking_config is not None:
+        extra["thinking"] = req.thinking_config  # adaptive / disabled, as the caller wrote it
+        thinking_on = extra["thinking"].get("type") not in ("disabled", None)
+    elif claude and req.reasoning is not None and req.reasoning.enabled and req.reasoning.effort != "none":
+        if not forced:
+            r = req.reasoning
+            budget = max(MIN_BUDGET, r.budget_tokens or EFFORT_BUDGET.get(r.effort or "medium", 8192))
+            if max_tokens is None or budget >= max_tokens:
+                max_tokens = budget + (max_tokens or budget)
+            extra["thinking"] = {"type": "enabled", "budget_tokens": budget}
+            thinking_on = True
+    inference: dict[str, Any] = {} if max_tokens is None else {"maxTokens": max_tokens}
+    if req.temperature is not None and not thinking_on:
+        inference["temperature"] = min(1.0, max(0.0, req.temperature))
+    if req.top_p is not None and (not thinking_on or req.top_p >= 0.95):
+        # newer Claude models refuse temperature and top_p together: the caller's temperature wins
+        if not (claude and "temperature" in inference and req.source != "anthropic"):
+            inference["topP"] = req.top_p
+    if req.stop:
+        inference["stopSequences"] = list(req.stop)
+        if claude:  # Converse does not say which sequence stopped the answer unless asked
+            body["additionalModelResponseFieldPaths"] = ["/stop_sequence"]
+    if inference:
+        body["inferenceConfig"] = inference
+    if claude and req.top_k is not None and not thinking_on:
+        extra["top_k"] = req.top_k
+    if extra:
+        body["additionalModelRequestFields"] = extra
+    if not caches(model):
+        for turn in turns:
+            turn["content"] = _uncached(turn["content"])
+        if system:
+            body["system"] = _uncached(system)
+        if config is not None:
+            config["tools"] = _uncached(config["tools"])
+    return body
