@@ -21,6 +21,7 @@ from aiohttp import web
 from keeprouter.api import activity, anthropic, catalogue, health, keys, metrics, openai, openapi, responses, stats
 from keeprouter.api import people as people_api
 from keeprouter.api.http import STATE, State, json_errors
+from keeprouter.api.stored_responses import StoredResponses
 from keeprouter.billing.ledger import Ledger
 from keeprouter.billing.settle_queue import SettleQueue
 from keeprouter.config import Config
@@ -71,7 +72,6 @@ def create_app(
     r = app.router
     for p in PREFIXES:
         r.add_post(f"{p}/chat/completions", openai.chat_completions)
-        r.add_post(f"{p}/responses", responses.create)
         r.add_post(f"{p}/messages", anthropic.messages)
         r.add_post(f"{p}/messages/count_tokens", anthropic.count_tokens)
     for p in ("/v1", "/api/v1"):
@@ -79,6 +79,7 @@ def create_app(
         r.add_get(p + "/models/{id:.+}/endpoints", catalogue.model_endpoints)
         r.add_get(p + "/models/{id:.+}/uptime", stats.model_uptime)
         r.add_get(p + "/models/{id:.+}", catalogue.get_model)
+    responses.add_routes(r, PREFIXES)
     keys.add_routes(r)
     people_api.add_routes(r)
     activity.add_routes(r)
@@ -115,14 +116,16 @@ def _lifecycle(config: Config, admin_key: str, tracing: Tracing | None, settings
         app[console.SESSIONS] = Sessions(store, keys, login_secret=login_secret(admin_key))
         app[web_routes.WEB] = web_routes.Web(config, PageSources(store, tracker), Renderer())
         web_oidc.setup(app, config.oidc)
+        stored = app[responses.STORED] = StoredResponses(store, config.responses_retention_days)
         sweeper = asyncio.ensure_future(_sweep_holds(ledger, settings.hold_sweep))
+        stored_sweeper = asyncio.create_task(stored.sweeper(), name="stored-responses-sweeper")
         gauges = asyncio.ensure_future(_endpoint_gauges(config, tracker, meters))
         flusher = app[stats.FLUSHER] = stats.HealthFlusher(tracker, store, config)
         flusher.start(settings.health_flush)
         try:
             yield
         finally:
-            for task in (sweeper, gauges):
+            for task in (sweeper, stored_sweeper, gauges):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task

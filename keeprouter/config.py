@@ -149,6 +149,7 @@ class Config:
     site: SiteConfig = field(default_factory=SiteConfig)
     provider_info: dict[str, ProviderInfo] = field(default_factory=dict)  # configured or not
     oidc: OidcConfig | None = None  # `auth: {oidc: ...}`: sign-in with an OpenID Connect provider
+    responses_retention_days: float = 30.0  # `responses: {retention_days}`: stored responses' lifetime
 
     def endpoint_provider(self, ep: EndpointConfig) -> ProviderConfig:
         return self.providers[ep.provider]
@@ -177,7 +178,7 @@ def load_config(path: str | os.PathLike[str] | None, env: dict[str, str] | None 
 
 
 def parse_config(raw: dict[str, Any], env: dict[str, str]) -> Config:
-    known = {"database", "redis", "admin_key", "providers", "models", "site", "auth"}
+    known = {"database", "redis", "admin_key", "providers", "models", "site", "auth", "responses"}
     for k in raw:
         if k not in known:
             raise ConfigError(f"{k}: unknown key (expected one of {', '.join(sorted(known))})")
@@ -236,6 +237,7 @@ def parse_config(raw: dict[str, Any], env: dict[str, str]) -> Config:
         site=_site(raw.get("site"), "site"),
         provider_info=info,
         oidc=_auth(raw.get("auth")),
+        responses_retention_days=_retention(raw.get("responses")),
     )
 
 
@@ -244,6 +246,18 @@ def _auth(raw: Any) -> OidcConfig | None:
         return parse_auth(raw)
     except AuthConfigError as e:
         raise ConfigError(str(e)) from None
+
+
+def _retention(raw: Any) -> float:
+    """`responses: {retention_days: N}`: how long a stored Responses API response is kept."""
+    section = _mapping(raw or {}, "responses")
+    for k in section:
+        if k != "retention_days":
+            raise ConfigError(f"responses.{k}: unknown key (expected retention_days)")
+    days = section.get("retention_days", 30)
+    if isinstance(days, bool) or not isinstance(days, int | float) or not 0 < days < 100_000:
+        raise ConfigError("responses.retention_days: must be a positive number of days")
+    return float(days)
 
 
 def _site(raw: Any, where: str) -> SiteConfig:

@@ -91,6 +91,10 @@ def test_no_config_uses_builtin_catalogue_and_env_keys() -> None:
         ({"providers": {"p": {"api": "openai", "base_url": "http://x", "timeout": {"connect": -1}}}},
          "providers.p.timeout.connect:"),
         ({"databse": "sqlite:///x"}, "databse: unknown key"),
+        ({"responses": {"retention_days": 0}}, "responses.retention_days:"),
+        ({"responses": {"retention_days": "30"}}, "responses.retention_days:"),
+        ({"responses": {"retain": 3}}, "responses.retain: unknown key"),
+        ({"responses": 30}, "responses: must be a mapping"),
     ],
 )
 def test_bad_config_names_the_key_at_fault(raw: dict[str, object], message: str) -> None:
@@ -259,3 +263,9 @@ def test_kind_keys_are_checked_when_declared() -> None:
         kinds.KindKeys("k", optional=("headers",))
     with pytest.raises(ValueError, match="not a required key"):
         kinds.KindKeys("k", optional=("zone",), default_base_url="https://{zone}.test")
+
+
+def test_stored_responses_retention_defaults_to_30_days() -> None:
+    assert parse_config({}, env={}).responses_retention_days == 30.0
+    assert parse_config({"responses": {"retention_days": 7}}, env={}).responses_retention_days == 7.0
+    assert parse_config({"responses": {"retention_days": 0.5}}, env={}).responses_retention_days == 0.5

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,21 @@ class State:
 STATE: web.AppKey[State] = web.AppKey("keeprouter_state", State)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+DROPPED_HEADER = "X-KeepRouter-Dropped"
+
+
+def note_dropped(headers: MutableMapping[str, str], fields: Iterable[str]) -> None:
+    """Name request fields the serving upstream could not honour in the response's
+    X-KeepRouter-Dropped header (comma-separated, each once), merging with what is there already.
+    Every dropped field goes through here, so a caller never loses one silently."""
+    have = [f for f in headers.get(DROPPED_HEADER, "").split(",") if f]
+    for f in fields:
+        if f not in have:
+            have.append(f)
+    if have:
+        headers[DROPPED_HEADER] = ",".join(have)
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

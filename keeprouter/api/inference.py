@@ -15,23 +15,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import aclosing, suppress
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from keeprouter.api.http import STATE, authenticate, error_response, json_response, log, read_json
+from keeprouter.api.http import STATE, authenticate, error_response, json_response, log, note_dropped, read_json
 from keeprouter.clients.base import ClientApi, Reply
 from keeprouter.errors import GatewayError
 from keeprouter.formats.canonical import ChatRequest, Usage
 from keeprouter.formats.sse import KEEPALIVE
 from keeprouter.gateway import Caller, Completion, Gateway, LiveStream, Metering
-from keeprouter.store.base import GenerationStatus
+from keeprouter.store.base import GenerationStatus, KeyRecord
 
 KEEPALIVE_AFTER = 3.0
 KEEPALIVE_EVERY = 10.0
-DROPPED_HEADER = "X-KeepRouter-Dropped"  # request fields the serving upstream could not honour
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-cache",
@@ -44,7 +43,27 @@ def app_headers(request: web.Request) -> tuple[str | None, str | None]:
     return h.get("HTTP-Referer") or h.get("Referer"), h.get("X-Title") or h.get("X-OpenRouter-Title")
 
 
-def chat_handler(api: ClientApi[Any]) -> Callable[[web.Request], Any]:
+class Stateful(Protocol):
+    """A client API's server-side state around a request (the Responses API's stored responses):
+    `prepare` may rewrite the body before it is parsed and returns a ticket; `answered` / `streamed`
+    return the work to run with the generation's settle once the answer is complete (or None)."""
+
+    def prepare(self, key: KeyRecord, body: dict[str, Any]) -> Awaitable[Any]: ...
+
+    def answered(self, ticket: Any, response: dict[str, Any]) -> Coroutine[Any, Any, None] | None: ...
+
+    def streamed(self, ticket: Any, encoder: Any) -> Coroutine[Any, Any, None] | None: ...
+
+
+async def _together(*work: Coroutine[Any, Any, None]) -> None:
+    await asyncio.gather(*work)
+
+
+def chat_handler(
+    api: ClientApi[Any], stateful: Callable[[web.Request], Stateful] | None = None
+) -> Callable[[web.Request], Any]:
+    """The route of one client API; `stateful(request)` gives the API's stored state, if it keeps any."""
+
     async def traced(request: web.Request) -> web.StreamResponse:
         """The request's span around `handle`, when traces are on."""
         tracing = request.app[STATE].gateway.tracing
@@ -65,13 +84,16 @@ def chat_handler(api: ClientApi[Any]) -> Callable[[web.Request], Any]:
         try:
             key = await authenticate(request)
             body = await read_json(request)
+            state_of = stateful(request) if stateful is not None else None
+            ticket = await state_of.prepare(key, body) if state_of is not None else None
             req = api.parse_request(body)
             gateway = state.gateway
             route = gateway.route(body, req)
             app, title = app_headers(request)
             caller = Caller(api.name, key, request.headers, app, title)
             if req.stream:
-                return await _stream(request, api, caller, req, route, span)
+                after = None if state_of is None else (lambda enc: state_of.streamed(ticket, enc))
+                return await _stream(request, api, caller, req, route, span, after)
             done = await gateway.complete(caller, req, route)
         except GatewayError as e:
             _refused(state.gateway, api.name, req, e.status)
@@ -83,14 +105,19 @@ def chat_handler(api: ClientApi[Any]) -> Callable[[web.Request], Any]:
         gen_id = done.meter.gen_id
         if span is not None:
             _span_served(gateway, span, done.meter, done.response.usage, done.response.stop_reason)
+        rendered = api.render_response(done.response, _reply(done))
         headers = {"X-Generation-Id": gen_id, "X-KeepRouter-Provider": done.candidate.endpoint.provider}
-        _add_dropped(headers, done.meter)
-        resp = json_response(api.render_response(done.response, _reply(done)), headers=headers)
+        if done.meter.served is not None:
+            note_dropped(headers, done.meter.served.dropped)
+        resp = json_response(rendered, headers=headers)
+        work = gateway.settle(done)
+        if state_of is not None and (save := state_of.answered(ticket, rendered)) is not None:
+            work = _together(work, save)
         # Recorded BEFORE the answer leaves (aiohttp writes `resp` once we return): a client that
         # received its answer in full is never missing from the ledger, even if this process is
         # killed right after. Bounded: past `settle_wait` the answer goes anyway and the settle task
         # (which survives the client going away and is drained at shutdown) records it late.
-        settling = gateway.settle_later(gateway.settle(done))
+        settling = gateway.settle_later(work)
         await asyncio.wait((settling,), timeout=gateway.settle_wait)
         return resp
 
@@ -121,13 +148,6 @@ def _stream_reply(live: LiveStream) -> Reply:
     )
 
 
-def _add_dropped(headers: Any, meter: Metering) -> None:
-    """`X-KeepRouter-Dropped: field,...` when the serving attempt could not honour some request fields."""
-    served = meter.served
-    if served is not None and served.dropped:
-        headers[DROPPED_HEADER] = ",".join(dict.fromkeys(served.dropped))
-
-
 def _refused(gateway: Gateway, api: str, req: ChatRequest | None, status: int) -> None:
     """Count a request no endpoint served (the settled ones are counted by the gateway)."""
     if gateway.metrics is not None:
@@ -141,22 +161,27 @@ def _span_served(gateway: Gateway, span: Any, meter: Metering, usage: Usage, fin
     gateway.tracing.usage(span, usage.input_tokens, usage.output_tokens, finish)
 
 
+After = Callable[[Any], Coroutine[Any, Any, None] | None]  # the encoder of a finished stream -> work to settle with
+
+
 async def _stream(
-    request: web.Request, api: ClientApi[Any], caller: Caller, req: ChatRequest, route: Any, span: Any
+    request: web.Request, api: ClientApi[Any], caller: Caller, req: ChatRequest, route: Any, span: Any,
+    after: After | None,
 ) -> web.StreamResponse:
     gateway = request.app[STATE].gateway
     metrics = gateway.metrics
     if metrics is not None:
         metrics.streams.inc()
     try:
-        return await _relay(request, api, caller, req, route, span)
+        return await _relay(request, api, caller, req, route, span, after)
     finally:
         if metrics is not None:
             metrics.streams.dec()
 
 
 async def _relay(
-    request: web.Request, api: ClientApi[Any], caller: Caller, req: ChatRequest, route: Any, span: Any
+    request: web.Request, api: ClientApi[Any], caller: Caller, req: ChatRequest, route: Any, span: Any,
+    after: After | None,
 ) -> web.StreamResponse:
     gateway = request.app[STATE].gateway
     resp = web.StreamResponse(headers=SSE_HEADERS)
@@ -187,7 +212,7 @@ async def _relay(
     if not prepared:
         resp.headers["X-Generation-Id"] = live.gen_id
         resp.headers["X-KeepRouter-Provider"] = live.candidate.endpoint.provider
-        _add_dropped(resp.headers, live.meter)
+        note_dropped(resp.headers, live.served.dropped)
         await resp.prepare(request)
     status: GenerationStatus = "ok"
     error: GatewayError | None = None
@@ -202,7 +227,10 @@ async def _relay(
         # Recorded BEFORE the final event goes out (one short transaction; the content is already
         # delivered): a client that saw its stream end is never missing from the ledger, even if
         # this process is killed right after. Bounded, so a slow database cannot hold the end back.
-        settling = gateway.settle_later(live.finish("ok"))
+        work = live.finish("ok")
+        if after is not None and (save := after(enc)) is not None:
+            work = _together(work, save)
+        settling = gateway.settle_later(work)
         await asyncio.wait((settling,), timeout=gateway.settle_wait)
         await resp.write(tail)
     except GatewayError as e:  # the upstream failed mid-stream: tell the caller in-band

@@ -124,6 +124,9 @@ class ThinkingPart(msgspec.Struct, tag="thinking", kw_only=True):
 
     `signature`/`redacted` are signed state: replayed byte for byte, and only to the upstream
     format that issued them (`origin`, e.g. "anthropic"); translators for other formats drop them.
+    Unsigned text (`origin` None: DeepSeek/Kimi `reasoning_content`) may be echoed to an
+    OpenAI-format upstream that reasons. Which endpoint issued either is the gateway's to know
+    (`routing.fit.SignatureIssuers`), so a fallback to another provider drops it.
     """
 
     text: str = ""
@@ -157,11 +160,18 @@ class ToolChoice(msgspec.Struct, kw_only=True):
 
 
 class Reasoning(msgspec.Struct, kw_only=True):
-    """Reasoning request: OpenAI `reasoning_effort`/OpenRouter `reasoning` <-> Anthropic `thinking`."""
+    """Reasoning request: OpenAI `reasoning_effort`/OpenRouter `reasoning` <-> Anthropic `thinking`.
+    `exclude`: the caller wants no reasoning text in its answer (it is still produced and billed)."""
 
     effort: str | None = None
     budget_tokens: int | None = None
     enabled: bool = True
+    exclude: bool = False
+
+    @property
+    def on(self) -> bool:
+        """Whether reasoning is asked for (not merely configured off or hidden)."""
+        return self.enabled and self.effort != "none"
 
 
 class ChatRequest(msgspec.Struct, kw_only=True):

@@ -23,7 +23,7 @@ from keeprouter.gateway.counting import Counting
 from keeprouter.gateway.live_stream import LiveStream, StreamOwner
 from keeprouter.gateway.metering import Attempt, Completion, Metering, filled_usage, output_text
 from keeprouter.providers.base import Adapter
-from keeprouter.routing.fit import SignatureIssuers
+from keeprouter.routing.fit import SignatureIssuers, state_of
 from keeprouter.routing.health import HealthTracker
 
 MAX_ATTEMPTS = 5  # endpoints tried per request, across models
@@ -84,8 +84,8 @@ class WholeAnswer:
             produced = output_text(resp.content) + "".join(output_text(c.content) for c in resp.more_choices)
             resp.usage = filled_usage(resp.usage, produced, meter, exact)
         for part in resp.content:
-            if isinstance(part, ThinkingPart) and (part.signature or part.redacted):
-                self.issuers.record(part.signature or part.redacted or "", ep)
+            if isinstance(part, ThinkingPart) and (state := state_of(part)):
+                self.issuers.record(state, ep)
         out = resp.usage.output_tokens
         self.health.success(cand.key, elapsed, out / elapsed if elapsed > 0 and out else None)
         cost = pricing.quantize(pricing.cost(resp.usage, ep.pricing)) if out else Decimal(0)

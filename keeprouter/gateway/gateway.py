@@ -34,7 +34,7 @@ from keeprouter.billing.settle_queue import SettleQueue
 from keeprouter.config import Config, ModelConfig
 from keeprouter.errors import InvalidRequest, NoEndpointAvailable, NotFound, StoreUnavailable, UpstreamError
 from keeprouter.formats import tokens
-from keeprouter.formats.canonical import ChatRequest
+from keeprouter.formats.canonical import ChatRequest, Reasoning
 from keeprouter.gateway import spans
 from keeprouter.gateway.attempts import (
     MAX_ATTEMPTS,
@@ -56,7 +56,7 @@ from keeprouter.policy import OwnerPolicy
 from keeprouter.providers.base import Adapter
 from keeprouter.providers.registry import dropped_fields
 from keeprouter.routing.affinity import AffinityTable, MemoryAffinity, Sticky
-from keeprouter.routing.fit import SignatureIssuers, fit, output_budget
+from keeprouter.routing.fit import SignatureIssuers, dropped, fit, output_budget
 from keeprouter.routing.health import HealthTracker
 from keeprouter.routing.lookup import find_model
 from keeprouter.routing.select import Candidate, ProviderPrefs, parse_prefs, plan
@@ -139,6 +139,9 @@ class Gateway:
             model, variant = found
             if variant in VARIANT_SORT and prefs.sort is None:
                 prefs.sort = VARIANT_SORT[variant]
+            elif variant == "thinking" and mid == ids[0] and (req.reasoning is None or not req.reasoning.on):
+                exclude = req.reasoning is not None and req.reasoning.exclude
+                req.reasoning = Reasoning(exclude=exclude)  # OpenRouter's variant: reasoning on
             models.append(model)
         if not models:
             raise NotFound(f"none of the models {ids} exist")
@@ -264,7 +267,7 @@ class Gateway:
         sent = fit(req, attempt.candidate.endpoint, self.issuers, meter.prompt_estimate)
         if sent.max_tokens != req.max_tokens:
             attempt.max_tokens_sent = sent.max_tokens
-        attempt.dropped.extend(dropped_fields(adapter.api, sent))
+        attempt.dropped = dropped(req, sent) + tuple(dropped_fields(adapter.api, sent))
         return sent
 
     async def _release(self, meter: Metering) -> None:

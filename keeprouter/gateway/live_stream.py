@@ -68,6 +68,7 @@ class LiveStream:
         self.finish_reason: str | None = None
         self._out_chars: list[str] = []
         self._signature: list[str] = []
+        self._thinking: list[str] = []  # the unsigned thinking block in progress (its issuer is recorded)
         self.prompt_estimate = meter.prompt_estimate
 
     async def events(self) -> AsyncGenerator[StreamEvent, None]:
@@ -78,8 +79,14 @@ class LiveStream:
                 yield self._observe(ev)
 
     def _observe(self, ev: StreamEvent) -> StreamEvent:
+        if self._thinking and not isinstance(ev, ThinkingDelta):
+            if not isinstance(ev, SignatureDelta):  # signed thinking is known by its signature
+                self.owner.issuers.record("".join(self._thinking), self.candidate.endpoint)
+            self._thinking = []
         if isinstance(ev, TextDelta | ThinkingDelta):
             self._out_chars.append(ev.text)
+            if isinstance(ev, ThinkingDelta):
+                self._thinking.append(ev.text)
         elif isinstance(ev, ToolCallDelta):
             self._out_chars.append(ev.arguments)
         elif isinstance(ev, ToolCallStart):

@@ -9,7 +9,7 @@ no usage, or only part of it, whether the answer was streamed or not.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
 
@@ -48,9 +48,7 @@ class Attempt:
     error: UpstreamError | None = None  # set when it failed
     usage: Usage | None = None  # the serving attempt's billed usage, once recorded
     max_tokens_sent: int | None = None  # when lowered to fit the endpoint's context
-    # Request fields (the client's names) this endpoint could not honour and did not get; told to the
-    # caller in the X-KeepRouter-Dropped header. Filled when the attempt's request is fitted.
-    dropped: list[str] = field(default_factory=list)
+    dropped: tuple[str, ...] = ()  # request fields the endpoint could not honour (`routing.fit.dropped`)
 
     @property
     def status(self) -> int:

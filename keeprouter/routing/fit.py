@@ -2,18 +2,21 @@
 
 - max_tokens is capped at the endpoint's output limit (Claude Code asks 32000 of every model), and
   lowered to what fits beside the prompt in the endpoint's context window (`output_budget`);
-- a reasoning request is dropped for an endpoint without the `reasoning` capability;
-- signed reasoning state (Anthropic thinking `signature`, `redacted_thinking`) is replayed only to
-  the endpoint that issued it. `SignatureIssuers` remembers, per signature, the endpoint whose
-  answer carried it; a signed block known to come from another endpoint is dropped (a fallback or
-  a load-balanced turn would otherwise fail with "Invalid signature"). A signature this process
-  never saw (issued before a restart, or through another instance) is kept: it most likely comes
-  from the endpoint the conversation has been using.
+- a reasoning request is dropped for an endpoint without the `reasoning` capability (`dropped`
+  names it, for the caller's X-KeepRouter-Dropped header), and so is the reasoning in its history;
+- reasoning state is replayed only to the endpoint that issued it: signed state (Anthropic thinking
+  `signature`, `redacted_thinking`) and unsigned reasoning text alike (DeepSeek's `reasoning_content`
+  must come back on its own tool-call turns; another provider's text is not its to see).
+  `SignatureIssuers` remembers, per state, the endpoint whose answer carried it; a block known to
+  come from another endpoint is dropped (a fallback or a load-balanced turn would otherwise fail
+  with "Invalid signature"). State this process never saw (issued before a restart, or through
+  another instance) is kept: it most likely comes from the endpoint the conversation has been using.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 
 import msgspec
 
@@ -77,46 +80,61 @@ class SignatureIssuers:
         return self._map.get(hash(signature))
 
 
+def state_of(p: ThinkingPart) -> str:
+    """What identifies a thinking part's issuer: its signed state, else its text."""
+    return p.signature or p.redacted or p.text
+
+
+def dropped(req: ChatRequest, sent: ChatRequest) -> tuple[str, ...]:
+    """The request fields `fit` left out for an endpoint that cannot honour them."""
+    return ("reasoning",) if req.reasoning is not None and req.reasoning.on and sent.reasoning is None else ()
+
+
 def fit(
     req: ChatRequest, ep: EndpointConfig, issuers: SignatureIssuers | None = None, prompt: int | None = None
 ) -> ChatRequest:
     """`req` adjusted to `ep` (see the module docstring); `req` itself when nothing changes.
     `prompt` is the request's prompt estimate (None: the context is not considered)."""
-    drop_reasoning = req.reasoning is not None and "reasoning" not in ep.capabilities
+    reasons = "reasoning" in ep.capabilities
+    drop_reasoning = req.reasoning is not None and not reasons
     budget = output_budget(req.max_tokens, prompt, ep)
     over = budget != req.max_tokens
     messages = req.messages
-    if issuers is not None and req.source != "openai":  # Chat Completions callers cannot send signed state
-        messages = _scoped(messages, issuer_of(ep), issuers)
+    if not reasons:
+        messages = _scoped(messages, lambda p: True)
+    elif issuers is not None:
+        target = issuer_of(ep)
+
+        def foreign(p: ThinkingPart) -> bool:
+            issuer = issuers.issuer(state_of(p))
+            return issuer is not None and issuer != target
+
+        messages = _scoped(messages, foreign)
     if not drop_reasoning and not over and messages is req.messages:
         return req
+    if not drop_reasoning:
+        return msgspec.structs.replace(req, max_tokens=budget, messages=messages)
+    # Anthropic's own forms of the same request go too: an adaptive `thinking` and `output_config.effort`
+    extra = req.extra
+    oc = extra.get("output_config")
+    if isinstance(oc, dict) and "effort" in oc:
+        rest = {k: v for k, v in oc.items() if k != "effort"}
+        extra = {k: v for k, v in extra.items() if k != "output_config"} | ({"output_config": rest} if rest else {})
     return msgspec.structs.replace(
-        req,
-        reasoning=None if drop_reasoning else req.reasoning,
-        max_tokens=budget,
-        messages=messages,
+        req, reasoning=None, thinking_config=None, extra=extra, max_tokens=budget, messages=messages
     )
 
 
-def _foreign(p: object, target: str, issuers: SignatureIssuers) -> bool:
-    if not isinstance(p, ThinkingPart):
-        return False
-    state = p.signature or p.redacted
-    if not state:
-        return False
-    issuer = issuers.issuer(state)
-    return issuer is not None and issuer != target
-
-
-def _scoped(messages: list[Message], target: str, issuers: SignatureIssuers) -> list[Message]:
-    """The messages without signed blocks issued elsewhere; the same list when there are none."""
+def _scoped(messages: list[Message], drop: Callable[[ThinkingPart], bool]) -> list[Message]:
+    """The messages without the thinking parts `drop` names; the same list when there are none."""
     out: list[Message] | None = None
     for i, m in enumerate(messages):
-        if m.role != "assistant" or not any(_foreign(p, target, issuers) for p in m.content):
+        if m.role != "assistant" or not any(isinstance(p, ThinkingPart) and drop(p) for p in m.content):
             if out is not None:
                 out.append(m)
             continue
         if out is None:
             out = list(messages[:i])
-        out.append(msgspec.structs.replace(m, content=[p for p in m.content if not _foreign(p, target, issuers)]))
+        kept = [p for p in m.content if not (isinstance(p, ThinkingPart) and drop(p))]
+        out.append(msgspec.structs.replace(m, content=kept))
     return messages if out is None else out

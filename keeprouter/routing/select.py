@@ -132,10 +132,16 @@ def plan(
         if too_long:
             raise ContextLengthExceeded(prompt_tokens, max(too_long))
         why = "; ".join(sorted(reasons)) or "no endpoint is configured for this model"
+        if reasons and all(r.endswith(_REQUIRED) for r in reasons):
+            # the caller's own demand refused it: a request error, not a missing model
+            raise InvalidRequest(f"No endpoints found that can serve this request: {why}")
         raise NotFound(f"No endpoints found that can serve this request: {why}")
     if not prefs.allow_fallbacks:
         return result[:1]
     return result
+
+
+_REQUIRED = " (provider.require_parameters is true)"
 
 
 def _cut(ep: EndpointConfig, max_tokens: int, prompt: int) -> bool:
@@ -168,10 +174,10 @@ def _eligible(
         return False
     if p.require_parameters:
         if req.response_format is not None and "response_format" not in caps:
-            reasons.add("no endpoint supports response_format")
+            reasons.add("no endpoint supports response_format" + _REQUIRED)
             return False
-        if req.reasoning is not None and "reasoning" not in caps:
-            reasons.add("no endpoint supports reasoning")
+        if req.reasoning is not None and req.reasoning.on and "reasoning" not in caps:
+            reasons.add("no endpoint supports reasoning" + _REQUIRED)
             return False
     if p.max_prompt_price is not None and ep.pricing.input > p.max_prompt_price:
         reasons.add("every endpoint is above provider.max_price")

@@ -298,6 +298,40 @@ class PeopleStore(Protocol):
 
     async def delete_user(self, user_id: str, now: float) -> bool:
         """Mark a live user deleted and disable every key they own, in one transaction."""
+
+
+class StoredResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """A Responses API response kept for `previous_response_id`, retrieval and `item_reference`.
+    `input_items` is the whole context it was generated from (earlier turns included), `response`
+    its response object: both JSON text, as the client saw them."""
+
+    id: str  # "resp_..."
+    owner: str  # who may read it back: the key's hash (or its user's id, where keys have one)
+    created_at: float
+    input_items: str
+    response: str
+
+
+class ResponseStore(Protocol):
+    async def insert_response(self, resp: StoredResponse, items: Sequence[tuple[str, str]]) -> None:
+        """Store `resp` and index `items` ((item id, item JSON): the items it added) in ONE
+        transaction; storing the same id again changes nothing."""
+        ...
+
+    async def get_response(self, owner: str, response_id: str) -> StoredResponse | None:
+        """The response if `owner` stored it (another owner's is None, as an unknown one)."""
+        ...
+
+    async def get_items(self, owner: str, item_ids: Sequence[str]) -> dict[str, str]:
+        """Item JSON by id, of `owner`'s stored responses; unknown ids are left out."""
+        ...
+
+    async def delete_response(self, owner: str, response_id: str) -> bool:
+        """Drop `owner`'s response and its items; False when there was none."""
+        ...
+
+    async def delete_responses_before(self, created_before: float, limit: int) -> int:
+        """Drop at most `limit` responses (and their items) created before `created_before`."""
         ...
 
 
@@ -396,7 +430,7 @@ class HealthStore(Protocol):
         ...
 
 
-class Store(KeyStore, PeopleStore, LedgerStore, ReportStore, HealthStore, SessionStore, Protocol):
+class Store(KeyStore, PeopleStore, LedgerStore, ReportStore, HealthStore, SessionStore, ResponseStore, Protocol):
     async def ping(self) -> None:
         """One trivial query; raises whatever the driver raises when the database does not answer
         (readiness; callers bound it in time)."""

@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from keeprouter.store import _health, _rows
+from keeprouter.store import _health, _responses, _rows
 from keeprouter.store._migrate import SCHEMA_MIGRATIONS_DDL, migrations
 from keeprouter.store._pg_people import PgPeople, owner_reserve_sql, owner_settle_cte, owners_release_ctes
 from keeprouter.store._pg_pool import COMMAND_TIMEOUT, CONNECT_TIMEOUT, MIGRATE_TIMEOUT, GuardedPool
@@ -37,6 +37,7 @@ from keeprouter.store.base import (
     KeyRecord,
     KeyUsage,
     SessionRecord,
+    StoredResponse,
     epoch_day,
     from_nanos,
     periods,
@@ -397,3 +398,20 @@ class PostgresStore(PgPeople):
             float(expires_at), float(idle_since),
         )  # fmt: skip
         return int(status.rsplit(" ", 1)[-1])
+
+    # ---- stored Responses API responses (store._responses) --------------------------------------
+
+    async def insert_response(self, resp: StoredResponse, items: Sequence[tuple[str, str]]) -> None:
+        await _responses.pg_insert(self._pool, resp, items)
+
+    async def get_response(self, owner: str, response_id: str) -> StoredResponse | None:
+        return await _responses.pg_get(self._pool, owner, response_id)
+
+    async def get_items(self, owner: str, item_ids: Sequence[str]) -> dict[str, str]:
+        return await _responses.pg_items(self._pool, owner, item_ids)
+
+    async def delete_response(self, owner: str, response_id: str) -> bool:
+        return await _responses.pg_delete(self._pool, owner, response_id)
+
+    async def delete_responses_before(self, created_before: float, limit: int) -> int:
+        return await _responses.pg_sweep(self._pool, created_before, limit)

@@ -43,7 +43,7 @@ from typing import Any, TypeVar, cast
 import aiosqlite
 import msgspec
 
-from keeprouter.store import _health, _rows
+from keeprouter.store import _health, _responses, _rows
 from keeprouter.store._sqlite_admission import Admission
 from keeprouter.store._sqlite_people import SqlitePeople
 from keeprouter.store._sqlite_sync import (
@@ -66,6 +66,7 @@ from keeprouter.store.base import (
     KeyRecord,
     KeyUsage,
     SessionRecord,
+    StoredResponse,
     epoch_day,
     from_nanos,
     periods,
@@ -471,3 +472,20 @@ class SqliteStore(SqlitePeople):
     async def delete_sessions_before(self, expires_at: float, idle_since: float) -> int:
         sql = "DELETE FROM console_sessions WHERE expires_at <= ? OR last_seen < ?"
         return await self._run(_execute, sql, (expires_at, idle_since))
+
+    # ---- stored Responses API responses (store._responses) --------------------------------------
+
+    async def insert_response(self, resp: StoredResponse, items: Sequence[tuple[str, str]]) -> None:
+        await self._tx(_responses.sqlite_insert, resp, items)  # group-committed with the settles
+
+    async def get_response(self, owner: str, response_id: str) -> StoredResponse | None:
+        return await self._run(_responses.sqlite_get, owner, response_id)
+
+    async def get_items(self, owner: str, item_ids: Sequence[str]) -> dict[str, str]:
+        return await self._run(_responses.sqlite_items, owner, item_ids)
+
+    async def delete_response(self, owner: str, response_id: str) -> bool:
+        return await self._run(_transaction, _responses.sqlite_delete, owner, response_id)
+
+    async def delete_responses_before(self, created_before: float, limit: int) -> int:
+        return await self._run(_transaction, _responses.sqlite_sweep, created_before, limit)

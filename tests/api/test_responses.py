@@ -338,9 +338,9 @@ async def test_bad_input_is_400_naming_the_param(env: Env) -> None:
     assert (await bad_request(env, max_output_tokens=0))["param"] == "max_output_tokens"
 
 
-async def test_previous_response_id_is_refused_statelessly(env: Env) -> None:
-    body = await bad_request(env, previous_response_id="resp_123")
-    assert body["param"] == "previous_response_id" and "does not store responses" in body["message"]
+async def test_conversation_is_refused_pointing_at_previous_response_id(env: Env) -> None:
+    body = await bad_request(env, conversation="conv_123")
+    assert body["param"] == "conversation" and "previous_response_id" in body["message"]
     assert not env.up["openai"].requests
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from typing import Any, Literal
 
+import msgspec
 import orjson
 from formats.fmt_helpers import check_anthropic_stream, check_openai_stream
 from hypothesis import given, settings
@@ -191,7 +192,11 @@ def test_openai_request_survives_build_then_parse(req: ChatRequest) -> None:
 @settings(max_examples=200, deadline=None)
 @given(req=anthropic_request())
 def test_anthropic_request_survives_build_then_parse(req: ChatRequest) -> None:
-    assert messages_req.parse_request(anthropic_req.build_request(req, "m", default_max_tokens=1)) == req
+    body = anthropic_req.build_request(req, "m", default_max_tokens=1)
+    if req.reasoning is not None and req.reasoning.on and "thinking" not in body:
+        # left off on purpose: a tool loop whose last assistant turn has no thinking, or no room
+        req = msgspec.structs.replace(req, reasoning=None)
+    assert messages_req.parse_request(body) == req
 
 
 @st.composite

@@ -151,7 +151,8 @@ def test_require_parameters(field: str, value: Any, cap: str) -> None:
     assert run(m, r, {"require_parameters": True}) == ["has"]
     # a request that does not use the parameter is not restricted
     assert sorted(run(m, req(), {"require_parameters": True})) == ["has", "lacks"]
-    with pytest.raises(NotFound, match=f"supports {cap}"):
+    # refused for the caller's own demand: a 400 naming what no endpoint supports
+    with pytest.raises(InvalidRequest, match=f"supports {cap} \\(provider.require_parameters"):
         run(model(ep("lacks", caps=lacking)), r, {"require_parameters": True})
 
 

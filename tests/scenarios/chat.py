@@ -22,6 +22,8 @@ def _message(m: Msg) -> list[dict[str, Any]]:
                 {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.args)}}
                 for c in m.calls
             ]
+        if m.reasoning:  # sent back as OpenRouter's clients do
+            out["reasoning_details"] = list(m.reasoning)
         return [out]
     if not m.images and not m.pdfs:
         return [{"role": "user", "content": m.text}]
@@ -46,14 +48,24 @@ def request(model: str, ask: Ask) -> dict[str, Any]:
         kw["max_tokens"] = ask.max_tokens
     if ask.stop:
         kw["stop"] = list(ask.stop)
+    if ask.reasoning is not None:
+        kw["extra_body"] = {"reasoning": {"effort": ask.reasoning}}
     return kw
+
+
+def _dropped(headers: Any) -> dict[str, str]:
+    value = headers.get("x-keeprouter-dropped")
+    return {"x-keeprouter-dropped": value} if value else {}
 
 
 def _read(r: ChatCompletion, generation_id: str | None) -> Result:
     choice = r.choices[0]
     msg = choice.message
     cost = (r.usage.model_extra or {}).get("cost") if r.usage else None
+    extra = msg.model_extra or {}
     return Result(
+        thinking=extra.get("reasoning") or "",
+        reasoning=list(extra.get("reasoning_details") or []),
         text=msg.content or "",
         calls=[
             Call(c.id, c.function.name, json.loads(c.function.arguments))
@@ -78,11 +90,14 @@ async def send(client: openai.AsyncOpenAI, model: str, ask: Ask, stream: bool) -
     try:
         if not stream:
             raw = await client.chat.completions.with_raw_response.create(**kw)
-            return _read(raw.parse(), raw.headers.get("x-generation-id"))
+            res = _read(raw.parse(), raw.headers.get("x-generation-id"))
+            res.headers = _dropped(raw.headers)
+            return res
         chunks = await client.chat.completions.create(stream=True, stream_options={"include_usage": True}, **kw)
     except openai.APIStatusError as e:
         return Result(error=http_failure(e.response))
-    res = Result(generation_id=chunks.response.headers.get("x-generation-id"))
+    headers = chunks.response.headers
+    res = Result(generation_id=headers.get("x-generation-id"), headers=_dropped(headers))
     slots: dict[int, dict[str, str]] = {}
     finishes = 0
     try:
@@ -93,6 +108,9 @@ async def send(client: openai.AsyncOpenAI, model: str, ask: Ask, stream: bool) -
                 res.cost = (chunk.usage.model_extra or {}).get("cost")
             for c in chunk.choices:
                 res.text += c.delta.content or ""
+                extra = c.delta.model_extra or {}
+                res.thinking += extra.get("reasoning") or ""
+                res.reasoning += extra.get("reasoning_details") or []
                 for tc in c.delta.tool_calls or []:
                     slot = slots.setdefault(tc.index, {"id": "", "name": "", "args": ""})
                     if tc.id:

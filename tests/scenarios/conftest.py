@@ -28,6 +28,8 @@ from scenarios.upstream_kinds import UpstreamKind
 
 PRICING = {"input": 3.0, "output": 15.0, "cache_read": 0.3, "cache_write": 3.75}
 CAPABILITIES = ["streaming", "tools", "vision", "reasoning", "response_format"]
+ACROSS_REASONING = "across-reasoning"  # a model served by every reasoning kind's emulator
+NO_REASONING = "no-reasoning"  # a model on the first upstream kind's emulator, without the reasoning capability
 
 
 @dataclass
@@ -111,6 +113,28 @@ def gateway_config(emulators: dict[str, EmulatedUpstream], database: str) -> dic
             ],
         }
         for k in UPSTREAM_KINDS
+    }
+    # the first kind's upstream again, for a model that does not reason
+    first = UPSTREAM_KINDS[0]
+    models[NO_REASONING] = {
+        "name": "No reasoning",
+        "maker": "Test",
+        "context_length": 200000,
+        "endpoints": [
+            {"provider": first.name, "model": first.upstream_model, "pricing": PRICING,
+             "capabilities": [c for c in CAPABILITIES if c != "reasoning"]}
+        ],
+    }  # fmt: skip
+    # one model on every upstream kind that reasons: a conversation may move between them
+    models[ACROSS_REASONING] = {
+        "name": "Across reasoning upstreams",
+        "maker": "Test",
+        "context_length": 200000,
+        "endpoints": [
+            {"provider": k.name, "model": k.upstream_model, "pricing": PRICING, "capabilities": CAPABILITIES}
+            for k in UPSTREAM_KINDS
+            if k.reasons
+        ],
     }
     providers = {k.name: k.provider(emulators[k.name]) for k in UPSTREAM_KINDS}
     return {"database": database, "admin_key": ADMIN_KEY, "providers": providers, "models": models}

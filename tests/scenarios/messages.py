@@ -22,9 +22,10 @@ def _message(m: Msg) -> dict[str, Any]:
         results = [{"type": "tool_result", "tool_use_id": i, "content": text} for i, text in m.results]
         return {"role": "user", "content": results}
     if m.role == "assistant":
-        blocks: list[dict[str, Any]] = [{"type": "text", "text": m.text}] if m.text else []
+        blocks: list[dict[str, Any]] = list(m.reasoning)  # thinking blocks first, as they came
+        blocks += [{"type": "text", "text": m.text}] if m.text else []
         blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.args} for c in m.calls]
-        return {"role": "assistant", "content": blocks if m.calls else m.text}
+        return {"role": "assistant", "content": blocks if m.calls or m.reasoning else m.text}
     if not m.images and not m.pdfs:
         return {"role": "user", "content": m.text}
     images = [
@@ -50,12 +51,16 @@ def request(model: str, ask: Ask) -> dict[str, Any]:
         kw["tool_choice"] = {"type": kinds[tc]} if tc in kinds else {"type": "tool", "name": tc}
     if ask.stop:
         kw["stop_sequences"] = list(ask.stop)
+    if ask.reasoning is not None:
+        kw["thinking"] = {"type": "enabled", "budget_tokens": 1024}
     return kw
 
 
 def _read(msg: Message, generation_id: str | None) -> Result:
     u = msg.usage
     return Result(
+        thinking="".join(b.thinking for b in msg.content if b.type == "thinking"),
+        reasoning=[b.model_dump() for b in msg.content if b.type in ("thinking", "redacted_thinking")],
         text="".join(b.text for b in msg.content if b.type == "text"),
         calls=[Call(b.id, b.name, b.input) for b in msg.content if b.type == "tool_use"],
         finish=msg.stop_reason,
@@ -79,10 +84,14 @@ async def send(client: anthropic.AsyncAnthropic, model: str, ask: Ask, stream: b
             raw = await client.messages.with_raw_response.create(**kw)
         except anthropic.APIStatusError as e:
             return Result(error=http_failure(e.response))
-        return _read(await raw.parse(), raw.headers.get("x-generation-id"))
+        res = _read(await raw.parse(), raw.headers.get("x-generation-id"))
+        dropped = raw.headers.get("x-keeprouter-dropped")
+        res.headers = {"x-keeprouter-dropped": dropped} if dropped else {}
+        return res
     try:
         async with client.messages.stream(**kw) as s:
             generation_id = s.response.headers.get("x-generation-id")
+            dropped = s.response.headers.get("x-keeprouter-dropped")
             text = ""
             cost = None
             try:
@@ -100,6 +109,7 @@ async def send(client: anthropic.AsyncAnthropic, model: str, ask: Ask, stream: b
         return Result(error=http_failure(e.response))
     res = _read(final, generation_id)
     res.cost = cost
+    res.headers = {"x-keeprouter-dropped": dropped} if dropped else {}
     assert res.text == text, "the stream's text deltas differ from the assembled message"
     return res
 

@@ -61,6 +61,9 @@ class Msg:
     results: tuple[tuple[str, str], ...] = ()  # (call id, result text), role "tool" only
     images: tuple[Image, ...] = ()
     pdfs: tuple[Pdf, ...] = ()  # role "user" only
+    # assistant only: the reasoning the client got with this turn, in its API's own shape
+    # (``Result.reasoning``), sent back as that API sends it
+    reasoning: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class Ask:
     tool_choice: str | None = None
     max_tokens: int | None = None
     stop: tuple[str, ...] = ()
+    reasoning: str | None = None  # an effort: reasoning asked for, in the API's own control
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,9 @@ class Result:
     id: str | None = None
     generation_id: str | None = None  # the X-Generation-Id header
     error: Failure | None = None
+    thinking: str = ""  # the reasoning text the client was shown
+    reasoning: list[Any] = field(default_factory=list)  # reasoning state in the API's shape, to send back
+    headers: dict[str, str] = field(default_factory=dict)  # the answer's X-KeepRouter-* headers
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ def _items(m: Msg) -> list[dict[str, Any]]:
     if m.role == "tool":
         return [{"type": "function_call_output", "call_id": i, "output": text} for i, text in m.results]
     if m.role == "assistant":
-        out: list[dict[str, Any]] = []
+        out: list[dict[str, Any]] = list(m.reasoning)  # reasoning items first, as they came
         if m.text:
             out.append({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": m.text}]})
         out += [
@@ -48,12 +48,18 @@ def request(model: str, ask: Ask) -> dict[str, Any]:
         kw["tool_choice"] = {"type": "function", "name": ask.tool_choice} if named else ask.tool_choice
     if ask.max_tokens is not None:
         kw["max_output_tokens"] = ask.max_tokens
+    if ask.reasoning is not None:
+        kw["reasoning"] = {"effort": ask.reasoning, "summary": "auto"}
+        kw["include"] = ["reasoning.encrypted_content"]
     return kw
 
 
 def _read(r: Response, generation_id: str | None) -> Result:
     u = r.usage
+    items = [o for o in r.output if o.type == "reasoning"]
     return Result(
+        thinking="".join(s.text for o in items for s in o.summary),
+        reasoning=[o.model_dump(exclude_none=True) for o in items],
         text=r.output_text,
         calls=[Call(o.call_id, o.name, json.loads(o.arguments)) for o in r.output if o.type == "function_call"],
         finish=r.status,
@@ -74,7 +80,10 @@ async def send(client: openai.AsyncOpenAI, model: str, ask: Ask, stream: bool) -
     try:
         if not stream:
             raw = await client.responses.with_raw_response.create(**kw)
-            return _read(raw.parse(), raw.headers.get("x-generation-id"))
+            res = _read(raw.parse(), raw.headers.get("x-generation-id"))
+            dropped = raw.headers.get("x-keeprouter-dropped")
+            res.headers = {"x-keeprouter-dropped": dropped} if dropped else {}
+            return res
         events_stream = await client.responses.create(stream=True, **kw)
     except openai.APIStatusError as e:
         return Result(error=http_failure(e.response))
@@ -85,6 +94,8 @@ async def send(client: openai.AsyncOpenAI, model: str, ask: Ask, stream: bool) -
     last = events[-1]
     assert last.type in TERMINAL, last.type
     res = _read(last.response, generation_id)
+    dropped = events_stream.response.headers.get("x-keeprouter-dropped")
+    res.headers = {"x-keeprouter-dropped": dropped} if dropped else {}
     deltas = "".join(ev.delta for ev in events if ev.type == "response.output_text.delta")
     assert deltas == res.text, "the stream's text deltas differ from the final response"
     if last.type == "response.failed":

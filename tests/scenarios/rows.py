@@ -35,14 +35,16 @@ class Case:
 
 
 def cases(
-    scenario: str, *, needs: Collection[str] = (), streams: Collection[bool] = (False, True)
+    scenario: str, *, needs: Collection[str] = (), streams: Collection[bool] = (False, True), reasons: bool = False
 ) -> pytest.MarkDecorator:
-    """``pytest.mark.parametrize("case", ...)`` over every row combination the scenario applies to."""
+    """``pytest.mark.parametrize("case", ...)`` over every row combination the scenario applies to
+    (``reasons``: only the upstream kinds whose emulators reason)."""
     combos = [
         Case(api, kind, stream)
         for api in CLIENT_APIS
         if set(needs) <= api.supports
         for kind in UPSTREAM_KINDS
+        if kind.reasons or not reasons
         for stream in (False, True)
         if stream in streams
     ]

@@ -45,6 +45,10 @@ class UpstreamKind:
     # whether its wire carries a document's name (Gemini's inline data has none: the reader gives "")
     document_names: bool = True
     options: dict[str, Any] = field(default_factory=dict)  # the kind's own provider keys
+    # its emulator reasons and enforces the provider's rule for sending reasoning back
+    reasons: bool = False
+    # its usage counts reasoning tokens apart (Anthropic's counts them only within output_tokens)
+    reports_reasoning_tokens: bool = True
 
     def provider(self, emulator: EmulatedUpstream) -> dict[str, Any]:
         """The provider block of the gateway config for this emulator."""
@@ -248,11 +252,24 @@ UPSTREAM_KINDS: tuple[UpstreamKind, ...] = (
     ),
     UpstreamKind(
         name="anthropic",
-        emulator=AnthropicUpstream,
+        emulator=lambda: AnthropicUpstream(verify_thinking=True),
         api="anthropic",
         api_key=AnthropicUpstream.DEFAULT_KEY,
         generation_paths=("/v1/messages",),
         read=lambda rec: read_anthropic(rec.body),
+        reasons=True,
+        reports_reasoning_tokens=False,
+    ),
+    UpstreamKind(  # the OpenAI wire in DeepSeek's thinking mode: reasoning_content back on tool-call turns
+        name="deepseek",
+        emulator=lambda: OpenAIUpstream(thinking_mode=True),
+        api="openai",
+        api_key=OpenAIUpstream.DEFAULT_KEY,
+        generation_paths=("/v1/chat/completions",),
+        read=lambda rec: read_openai(rec.body),
+        stream_extras={"stream_options": {"include_usage": True}},
+        reports_stop_sequence=False,
+        reasons=True,
     ),
     UpstreamKind(  # the OpenAI wire at Azure's deployments API, with its filter chunks in every stream
         name="azure",

@@ -29,6 +29,8 @@ RELEASED = {
     ("postgres", "0005_cache_discount.sql"): "b1da45fa7749a9057bdb9a6656d29222576f0e165abbf72c30fcbf5851480681",
     ("sqlite", "0006_people.sql"): "0ddb3254834d5c0d3dc9c97d220eb4e999fc3569a2991e17633bb4c72299e21c",
     ("postgres", "0006_people.sql"): "3ab8da5a6b5e72605092218ca289c62197c697276c56087f531acbcbcc8be9e8",
+    ("sqlite", "0007_stored_responses.sql"): "4ccb3d97f824b28dbbbd0f00ca55b13296577da3bd07ecf2bb52c9b6e88fe190",
+    ("postgres", "0007_stored_responses.sql"): "4ccb3d97f824b28dbbbd0f00ca55b13296577da3bd07ecf2bb52c9b6e88fe190",
 }
 
 

@@ -5,7 +5,10 @@ Routes: ``POST /v1/messages`` and ``POST /v1/messages/count_tokens``.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
+import hmac
 import json
 import uuid
 from typing import Any
@@ -33,6 +36,16 @@ ERROR_MESSAGES: dict[int, str] = {
     500: "Internal server error",
     529: "Overloaded",
 }
+
+
+# Anthropic's 400 for a tool loop whose last assistant turn lost its thinking while thinking is on
+MISSING_THINKING = (
+    "messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{found}`. "
+    "When `thinking` is enabled, a final `assistant` message must start with a thinking block "
+    "(preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend you include "
+    "thinking blocks from previous turns. To avoid this requirement, disable `thinking`."
+)
+INVALID_SIGNATURE = "messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
 
 
 def _creation(reply: Reply) -> dict[str, int]:
@@ -64,6 +77,13 @@ class AnthropicUpstream(EmulatedUpstream):
     tool's call (see ``_forced``). With ``validate`` the body must have
     ``model``/``max_tokens``/``messages`` and every ``tool_use`` must be answered by ``tool_result``
     blocks in the next user message, as the real API enforces.
+
+    Thinking is signed: a signature is an HMAC of the thinking text under this server's own key
+    (a scripted ``Reply.signature`` is honoured and remembered as issued), and redacted_thinking data
+    is remembered as issued. With ``verify_thinking`` a request is refused as the real API refuses
+    it: a thinking block whose signature this server did not issue for exactly that text, a
+    redacted_thinking block it did not issue, and, with thinking on, a tool loop whose last
+    assistant turn does not start with its thinking.
     """
 
     DEFAULT_KEY = "sk-up-anthropic"
@@ -73,11 +93,16 @@ class AnthropicUpstream(EmulatedUpstream):
         *,
         expected_key: str | None = DEFAULT_KEY,
         validate: bool = True,
+        verify_thinking: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
     ):
         super().__init__(expected_key=expected_key, host=host, port=port)
         self.validate = validate
+        self.verify_thinking = verify_thinking
+        self._secret = uuid.uuid4().bytes
+        self.issued: dict[str, str] = {}  # signature -> the thinking text it signs
+        self.redacted_issued: set[str] = set()
         self.add_route("POST", "/v1/messages", self._messages)
         self.add_route("POST", "/v1/messages/count_tokens", self._count_tokens)
 
@@ -111,6 +136,37 @@ class AnthropicUpstream(EmulatedUpstream):
             problem = _invalid(rec.body, need_max_tokens=need_max_tokens)
             if problem is not None:
                 return self.error_response(400, problem)
+        if self.verify_thinking and need_max_tokens:
+            problem = self._thinking_problem(rec.body)
+            if problem is not None:
+                return self.error_response(400, problem)
+        return None
+
+    def sign(self, thinking: str) -> str:
+        """This server's signature of `thinking` (base64 of an HMAC, as opaque as the real one)."""
+        mac = hmac.new(self._secret, thinking.encode(), hashlib.sha256).digest()
+        return base64.b64encode(b"EmuSig" + mac).decode()
+
+    def _thinking_problem(self, body: dict[str, Any]) -> str | None:
+        messages = body.get("messages") or []
+        for i, msg in enumerate(messages):
+            content = msg.get("content") if msg.get("role") == "assistant" else None
+            for j, b in enumerate(content if isinstance(content, list) else ()):
+                if b.get("type") == "thinking" and self.issued.get(str(b.get("signature"))) != b.get("thinking"):
+                    return INVALID_SIGNATURE.format(i=i, j=j)
+                if b.get("type") == "redacted_thinking" and b.get("data") not in self.redacted_issued:
+                    return f"messages.{i}.content.{j}: Invalid `data` in `redacted_thinking` block"
+        thinking = body.get("thinking")
+        if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "adaptive"):
+            return None
+        # the tool loop in progress: the last message answers tool calls of the assistant turn before it
+        if len(messages) < 2 or not _ids(messages[-1], "tool_result", "tool_use_id"):
+            return None
+        i = len(messages) - 2
+        content = messages[i].get("content")
+        first = content[0].get("type") if isinstance(content, list) and content else "text"
+        if first not in ("thinking", "redacted_thinking"):
+            return MISSING_THINKING.format(i=i, found=first)
         return None
 
     # ----- rendering ----------------------------------------------------------------------------
@@ -124,14 +180,16 @@ class AnthropicUpstream(EmulatedUpstream):
             "request_id": f"req_{uuid.uuid4().hex[:24]}",
         }
 
-    @staticmethod
-    def _blocks(reply: Reply) -> list[dict[str, Any]]:
-        """Final content blocks, in order: thinking, text, tool_use…"""
+    def _blocks(self, reply: Reply) -> list[dict[str, Any]]:
+        """Final content blocks, in order: redacted_thinking, thinking, text, tool_use…"""
         blocks: list[dict[str, Any]] = []
+        if reply.redacted is not None:
+            self.redacted_issued.add(reply.redacted)
+            blocks.append({"type": "redacted_thinking", "data": reply.redacted})
         if reply.thinking is not None:
-            blocks.append(
-                {"type": "thinking", "thinking": reply.thinking, "signature": reply.thinking_signature}
-            )
+            signature = reply.signature if reply.signature is not None else self.sign(reply.thinking)
+            self.issued[signature] = reply.thinking
+            blocks.append({"type": "thinking", "thinking": reply.thinking, "signature": signature})
         if reply.text is not None:
             blocks.append({"type": "text", "text": reply.text})
         for tc in reply.tool_calls:
@@ -220,6 +278,8 @@ def _block_events(index: int, block: dict[str, Any], reply: Reply) -> list[bytes
             {"type": "thinking_delta", "thinking": p} for p in pieces(block["thinking"], reply.chunk_size)
         ]
         deltas.append({"type": "signature_delta", "signature": block["signature"]})
+    elif kind == "redacted_thinking":
+        opening, deltas = block, []
     elif kind == "text":
         opening = {"type": "text", "text": ""}
         deltas = [{"type": "text_delta", "text": p} for p in pieces(block["text"], reply.chunk_size)]

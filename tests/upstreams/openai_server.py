@@ -25,6 +25,8 @@ ERROR_KINDS: dict[int, tuple[str, str | None]] = {
     422: ("invalid_request_error", None),
     429: ("requests", "rate_limit_exceeded"),
 }
+# DeepSeek's answer (400, invalid_request_error) to a thinking-mode tool loop missing its reasoning
+DEEPSEEK_REASONING_MISSING = "The reasoning_content in the thinking mode must be passed back to the API."
 ERROR_MESSAGES: dict[int, str] = {
     401: "Incorrect API key provided.",
     404: "The model does not exist or you do not have access to it.",
@@ -46,6 +48,10 @@ class OpenAIUpstream(EmulatedUpstream):
     - ``no_usage``: usage is never sent, streaming or not.
     - ``validate``: reject (400) requests a real OpenAI would reject (missing model/messages, assistant
       tool_calls not answered by tool messages).
+    - ``thinking_mode``: DeepSeek's (and Kimi's) thinking mode: every assistant message carrying
+      ``tool_calls`` must carry ``reasoning_content`` in every later request, and for the calls this
+      server made, exactly the reasoning it answered them with; otherwise DeepSeek's 400. A
+      reasoning-free tool call it made is answered with ``reasoning_content: ""``.
 
     As OpenAI does: ``logprobs: true`` adds each content piece's token logprob (``top_logprobs``
     alternatives each), and ``n`` > 1 answers n choices (choice k's text gets `` [k]``), one usage.
@@ -64,6 +70,7 @@ class OpenAIUpstream(EmulatedUpstream):
         empty_tool_calls_list: bool = False,
         no_usage: bool = False,
         validate: bool = True,
+        thinking_mode: bool = False,
         models: tuple[str, ...] = ("gpt-4o-mini", "gpt-4o"),
         host: str = "127.0.0.1",
         port: int = 0,
@@ -76,6 +83,8 @@ class OpenAIUpstream(EmulatedUpstream):
         self.empty_tool_calls_list = empty_tool_calls_list
         self.no_usage = no_usage
         self.validate = validate
+        self.thinking_mode = thinking_mode
+        self.issued: dict[str, str] = {}  # tool call id -> the reasoning answered with it (thinking_mode)
         self.models = models
         self.add_route("POST", f"{self.prefix}/chat/completions", self._chat)
         self.add_route("GET", f"{self.prefix}/models", self._models)
@@ -93,6 +102,8 @@ class OpenAIUpstream(EmulatedUpstream):
         if not isinstance(rec.body, dict):
             return self.error_response(400, "We could not parse the JSON body of your request.")
         problem = self._invalid(rec.body) if self.validate else None
+        if problem is None and self.thinking_mode:
+            problem = self._reasoning_missing(rec.body)
         if problem is not None:
             message, param = problem
             return web.json_response(
@@ -122,7 +133,7 @@ class OpenAIUpstream(EmulatedUpstream):
         return None
 
     @staticmethod
-    def _invalid(body: dict[str, Any]) -> tuple[str, str] | None:
+    def _invalid(body: dict[str, Any]) -> tuple[str, str | None] | None:
         if not isinstance(body.get("model"), str) or not body["model"]:
             return "you must provide a model parameter", "model"
         messages = body.get("messages")
@@ -151,6 +162,23 @@ class OpenAIUpstream(EmulatedUpstream):
                     f"messages.[{i + 1}].role",
                 )
         return None
+
+    def _reasoning_missing(self, body: dict[str, Any]) -> tuple[str, str | None] | None:
+        for msg in body.get("messages") or ():
+            if not isinstance(msg, dict) or msg.get("role") != "assistant" or not msg.get("tool_calls"):
+                continue
+            got = msg.get("reasoning_content")
+            ids = [c.get("id") for c in msg["tool_calls"] if isinstance(c, dict)]
+            wanted = {self.issued[i] for i in ids if i in self.issued}
+            if not isinstance(got, str) or (wanted and got not in wanted):
+                return DEEPSEEK_REASONING_MISSING, None
+        return None
+
+    def _issue(self, reply: Reply, ids: list[str]) -> list[str]:
+        if self.thinking_mode:
+            for i in ids:
+                self.issued[i] = reply.thinking or ""
+        return ids
 
     # ----- rendering ----------------------------------------------------------------------------
     def response_headers(self) -> dict[str, str]:
@@ -207,6 +235,11 @@ class OpenAIUpstream(EmulatedUpstream):
     def _tool_ids(reply: Reply) -> list[str]:
         return [tc.id or f"call_{uuid.uuid4().hex[:24]}" for tc in reply.tool_calls]
 
+    def _reasoning(self, reply: Reply) -> str | None:
+        if reply.thinking is None and self.thinking_mode and reply.tool_calls:
+            return ""
+        return reply.thinking
+
     @staticmethod
     def _logprobs(text: str | None, reply: Reply, rec: Received) -> dict[str, Any] | None:
         body = rec.body if isinstance(rec.body, dict) else {}
@@ -241,12 +274,12 @@ class OpenAIUpstream(EmulatedUpstream):
             "refusal": None,
             "annotations": [],
         }
-        if reply.thinking is not None:
-            message[self.reasoning_field] = reply.thinking
+        if (reasoning := self._reasoning(reply)) is not None:
+            message[self.reasoning_field] = reasoning
         if reply.tool_calls:
             message["tool_calls"] = [
                 {"id": call_id, "type": "function", "function": {"name": tc.name, "arguments": tc.arguments}}
-                for call_id, tc in zip(self._tool_ids(reply), reply.tool_calls, strict=True)
+                for call_id, tc in zip(self._issue(reply, self._tool_ids(reply)), reply.tool_calls, strict=True)
             ]
         out = self._head(reply, rec, "chat.completion")
         out["choices"] = [
@@ -287,7 +320,8 @@ class OpenAIUpstream(EmulatedUpstream):
             if self.empty_tool_calls_list:
                 delta["tool_calls"] = []
             events.append(chunk(delta, logprobs=self._logprobs(piece, reply, rec)))
-        for index, (call_id, tc) in enumerate(zip(self._tool_ids(reply), reply.tool_calls, strict=True)):
+        ids = self._issue(reply, self._tool_ids(reply))
+        for index, (call_id, tc) in enumerate(zip(ids, reply.tool_calls, strict=True)):
             first = {
                 "index": index,
                 "id": call_id,

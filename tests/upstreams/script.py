@@ -70,6 +70,7 @@ class Reply:
     tool_calls: list[ToolCall] = field(default_factory=list)
     thinking: str | None = None
     signature: str | None = None  # Anthropic thinking signature; generated when thinking is set
+    redacted: str | None = None  # Anthropic redacted_thinking data, answered before the thinking
     stop: Stop | None = None
     stop_sequence: str | None = None
     input_tokens: int = 12
@@ -90,13 +91,14 @@ class Reply:
         return "tool_use" if self.tool_calls else "end"
 
     @property
+    def thinking_signature(self) -> str:
+        """The signature of an emulator that does not sign for real (Bedrock's): the scripted one or a fixed one."""
+        return self.signature if self.signature is not None else "EqQBCkgIARABGAIiQemulated-signature"
+
+    @property
     def prompt_tokens(self) -> int:
         """OpenAI ``prompt_tokens``: includes cache reads and writes."""
         return self.input_tokens + self.cache_read + self.cache_write
-
-    @property
-    def thinking_signature(self) -> str:
-        return self.signature if self.signature is not None else "EqQBCkgIARABGAIiQemulated-signature"
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,10 @@ Validation names the offending field (`messages[2].role`, `tools[0].function.nam
 InvalidRequest. Consecutive `tool` messages become ToolResultParts of ONE user turn, and a user
 message right after them joins that turn after the results. Fields neither modelled nor router
 fields are kept verbatim in `req.extra`. A missing `model` falls back to the first entry of
-OpenRouter's `models` list, which also names the fallbacks (`fallback_models`). OpenRouter's
-`reasoning.exclude` and `reasoning_details` are not modelled. `n` > 1 with `stream` is refused (a
-stream carries one choice here).
+OpenRouter's `models` list, which also names the fallbacks (`fallback_models`). Reasoning controls:
+OpenAI's `reasoning_effort`, OpenRouter's `reasoning: {effort, max_tokens, enabled, exclude}` and its
+older `include_reasoning`; assistant messages may carry reasoning back (`reasoning_details`,
+`reasoning`, `reasoning_content`). `n` > 1 with `stream` is refused (a stream carries one choice).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ _MODELLED = frozenset(
         "user",
         "reasoning_effort",
         "reasoning",
+        "include_reasoning",
         "stream",
         "stream_options",
         "logprobs",
@@ -171,21 +173,28 @@ def _tool_choice(raw: Any) -> ToolChoice:
 
 def _reasoning(body: dict[str, Any]) -> Reasoning | None:
     r = body.get("reasoning")
+    include = body.get("include_reasoning")
+    if include is not None and not isinstance(include, bool):
+        raise _bad("include_reasoning", "must be a boolean")
     if isinstance(r, dict):
         effort, budget, enabled = r.get("effort"), r.get("max_tokens"), r.get("enabled")
         return Reasoning(
             effort=effort if isinstance(effort, str) else None,
             budget_tokens=budget if isinstance(budget, int) and not isinstance(budget, bool) else None,
             enabled=enabled is not False and effort != "none",
+            exclude=r.get("exclude") is True or include is False,
         )
     if r is not None:
         raise _bad("reasoning", "must be an object")
     effort = body.get("reasoning_effort")
     if effort is None:
-        return None
+        if include is None:
+            return None
+        # OpenRouter's older switch: true asks for reasoning, false only hides it
+        return Reasoning(enabled=include, exclude=not include)
     if not isinstance(effort, str):
         raise _bad("reasoning_effort", "must be a string")
-    return Reasoning(effort=effort, enabled=effort != "none")
+    return Reasoning(effort=effort, enabled=effort != "none", exclude=include is False)
 
 
 def _choices(body: dict[str, Any], req: ChatRequest) -> None:

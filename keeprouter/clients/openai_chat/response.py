@@ -17,7 +17,7 @@ from keeprouter.formats.canonical import (
     ToolCallPart,
     Usage,
 )
-from keeprouter.formats.wire.openai import error_type, with_signature
+from keeprouter.formats.wire.openai import error_type, reasoning_details, with_signature
 
 __all__ = ["STOP_TO_FINISH", "build_response", "logprobs_dict", "render_error", "usage_dict"]
 
@@ -83,8 +83,11 @@ def _choice(
     }
     if calls:
         msg["tool_calls"] = calls
-    if thinking and not exclude_reasoning:
-        msg["reasoning"] = "".join(thinking)
+    if not exclude_reasoning:
+        if thinking:
+            msg["reasoning"] = "".join(thinking)
+        if details := reasoning_details(content):
+            msg["reasoning_details"] = details
     finish = STOP_TO_FINISH.get(stop, "stop")
     if calls and finish == "stop":
         finish = "tool_calls"
@@ -140,5 +143,12 @@ def render_error(err: GatewayError) -> dict[str, Any]:
 def render(resp: ChatResponse, reply: Reply) -> dict[str, Any]:
     """The `chat.completion` body for `reply` (its ClientApi row's `render_response`)."""
     return build_response(
-        resp, id=reply.id, model=reply.model, created=reply.created, provider=reply.provider, cost=reply.cost
+        resp, id=reply.id, model=reply.model, created=reply.created, provider=reply.provider, cost=reply.cost,
+        exclude_reasoning=excluded(reply),
     )
+
+
+def excluded(reply: Reply) -> bool:
+    """Whether the caller asked for no reasoning in its answer (`reasoning.exclude`)."""
+    r = reply.request.reasoning if reply.request is not None else None
+    return r is not None and r.exclude

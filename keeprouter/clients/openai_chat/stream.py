@@ -4,9 +4,11 @@ The encoder writes frames with precomputed byte prefixes (the per-chunk constant
 once). Its invariants (what the OpenAI SDKs and OpenRouter clients rely on): same
 id/created/model/object (and `provider`) on every chunk, role on the first, `"usage": null` on every
 chunk when usage was requested, exactly one finish chunk, then one usage chunk with `"choices": []`,
-then `[DONE]`. Signed reasoning (SignatureDelta/RedactedThinking) has no Chat Completions form and is
-dropped. The upstream's `system_fingerprint` (on its Start) is on every chunk; token logprobs
-(LogprobsDelta) ride on the content chunk that follows them, as OpenAI sends them.
+then `[DONE]`. Reasoning goes out as OpenRouter streams it: `delta.reasoning` (text) and
+`delta.reasoning_details` (the same text, then the block's signature, or redacted thinking as
+`reasoning.encrypted`), each entry with the `index` of its thinking block; `exclude` leaves it out. The upstream's
+`system_fingerprint` (on its Start) is on every chunk; token logprobs (LogprobsDelta) ride on the
+content chunk that follows them, as OpenAI sends them.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from typing import Any
 import orjson
 
 from keeprouter.clients.base import Reply, StreamTotals
-from keeprouter.clients.openai_chat.response import STOP_TO_FINISH, logprobs_dict, usage_dict
+from keeprouter.clients.openai_chat.response import STOP_TO_FINISH, excluded, logprobs_dict, usage_dict
 from keeprouter.errors import GatewayError
 from keeprouter.formats.canonical import (
     Finish,
     LogprobsDelta,
+    RedactedThinking,
+    SignatureDelta,
     Start,
     StreamEvent,
     TextDelta,
@@ -31,7 +35,7 @@ from keeprouter.formats.canonical import (
     Usage,
     UsageUpdate,
 )
-from keeprouter.formats.wire.openai import with_signature
+from keeprouter.formats.wire.openai import reasoning_format, with_signature
 
 DONE = b"data: [DONE]\n\n"
 _ROLE_DELTA = b'{"role":"assistant","content":""}'
@@ -41,12 +45,15 @@ class OpenAIStreamEncoder:
     """Canonical events -> `data: {...}\\n\\n` frames of a `chat.completion.chunk` stream."""
 
     __slots__ = (
+        "_exclude",
         "_finished",
         "_head",
         "_include_usage",
         "_logprobs",
         "_meta",
         "_prefix",
+        "_rd_index",
+        "_rd_open",
         "_started",
         "_tail",
         "_tools",
@@ -55,7 +62,8 @@ class OpenAIStreamEncoder:
     )
 
     def __init__(
-        self, *, id: str, model: str, created: int, provider: str | None, include_usage: bool
+        self, *, id: str, model: str, created: int, provider: str | None, include_usage: bool,
+        exclude_reasoning: bool = False,
     ) -> None:
         head: dict[str, Any] = {
             "id": id,
@@ -75,10 +83,29 @@ class OpenAIStreamEncoder:
         self._tools: dict[int, int] = {}  # canonical tool index -> emitted index
         self._usage: Usage | None = None
         self._logprobs: bytes | None = None  # of the next content chunk
+        self._exclude = exclude_reasoning
+        self._rd_index = 0  # the thinking block `reasoning_details` entries belong to
+        self._rd_open = False  # whether that block has had text and no signature yet
 
     def _set_head(self, head: dict[str, Any]) -> None:
         self._head = b"data: " + orjson.dumps(head)[:-1]  # without the closing brace
         self._prefix = self._head + b',"choices":[{"index":0,"delta":'
+
+    def _detail(self, d: dict[str, Any], *, closes: bool, text: str | None = None) -> bytes:
+        """A chunk with one `reasoning_details` entry (and the `reasoning` text it carries)."""
+        d["index"] = self._rd_index
+        if closes:
+            self._rd_index += 1
+            self._rd_open = False
+        else:
+            self._rd_open = True
+        head = b'{"reasoning":' + orjson.dumps(text) + b"," if text is not None else b"{"
+        return self._frame(head + b'"reasoning_details":' + orjson.dumps([d]) + b"}")
+
+    def _end_block(self) -> None:
+        if self._rd_open:  # thinking without a signature ended: the next starts a new entry
+            self._rd_index += 1
+            self._rd_open = False
 
     def _frame(self, delta: bytes) -> bytes:
         return self._prefix + delta + self._tail
@@ -94,6 +121,8 @@ class OpenAIStreamEncoder:
             if isinstance(ev, Start) and ev.system_fingerprint is not None:
                 self._set_head({**self._meta, "system_fingerprint": ev.system_fingerprint})
             out.append(self._frame(_ROLE_DELTA))
+        if self._rd_open and isinstance(ev, TextDelta | ToolCallStart):
+            self._end_block()
         if isinstance(ev, TextDelta):
             if ev.text:
                 delta = b'{"content":' + orjson.dumps(ev.text) + b"}"
@@ -116,8 +145,18 @@ class OpenAIStreamEncoder:
                     )
                 )
         elif isinstance(ev, ThinkingDelta):
-            if ev.text:
-                out.append(self._frame(b'{"reasoning":' + orjson.dumps(ev.text) + b"}"))
+            if ev.text and not self._exclude:
+                out.append(self._detail({"type": "reasoning.text", "text": ev.text}, closes=False, text=ev.text))
+        elif isinstance(ev, SignatureDelta):
+            if not self._exclude:
+                d = {"type": "reasoning.text", "text": "", "signature": ev.signature,
+                     "format": reasoning_format(ev.origin)}  # fmt: skip
+                out.append(self._detail(d, closes=True))
+        elif isinstance(ev, RedactedThinking):
+            if not self._exclude:
+                self._end_block()
+                d = {"type": "reasoning.encrypted", "data": ev.data, "format": reasoning_format(ev.origin)}
+                out.append(self._detail(d, closes=True))
         elif isinstance(ev, ToolCallStart):
             if ev.index not in self._tools:
                 i = self._tools[ev.index] = len(self._tools)
@@ -182,7 +221,8 @@ def open_stream(reply: Reply) -> OpenAIStreamEncoder:
     """The encoder for `reply`; the usage chunk only when the caller asked for it."""
     include_usage = reply.request is not None and reply.request.include_usage
     return OpenAIStreamEncoder(
-        id=reply.id, model=reply.model, created=reply.created, provider=reply.provider, include_usage=include_usage
+        id=reply.id, model=reply.model, created=reply.created, provider=reply.provider, include_usage=include_usage,
+        exclude_reasoning=excluded(reply),
     )
 
 

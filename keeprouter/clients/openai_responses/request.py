@@ -1,8 +1,10 @@
 """OpenAI Responses client bodies -> canonical (`parse_request`).
 
 Decisions:
-- Stateless: `previous_response_id`, `conversation`, `background` and `item_reference` items are
-  refused (400 naming the field); nothing is stored, so `store` is accepted and answered as false.
+- Stored state is the route's (`api.stored_responses`): it prepends the conversation named by
+  `previous_response_id` and replaces `item_reference` items with the stored items before this
+  parser runs, so an `item_reference` reaching it is a 400; `previous_response_id` and `store`
+  (default true, as OpenAI's) are only echoed. `conversation` and `background` are refused.
 - Tools (function, custom, namespace; built-ins) are parsed by `tools`; a
   tool_choice naming a built-in tool is a 400. Calls passed back with a `namespace` are flattened
   to the name their tool went upstream under.
@@ -44,7 +46,7 @@ from keeprouter.formats.canonical import (
 )
 from keeprouter.formats.wire.openai import data_url_document
 
-_STATELESS = "this server does not store responses: send the whole conversation in `input` (and `store: false`)"
+_NO_CONVERSATIONS = "is not supported (no Conversations API here): chain with `previous_response_id` instead"
 _MODES = frozenset({"auto", "none", "required"})
 _TEXT_TYPES = frozenset({"input_text", "output_text", "text"})
 
@@ -229,7 +231,7 @@ def _input(raw: Any, turns: _Turns) -> None:
         elif t == "reasoning":
             turns.reasoning(item, where)
         elif t == "item_reference":
-            raise _bad(f"{where}.type", f"item_reference is not supported: {_STATELESS}")
+            raise _bad(f"{where}.type", "item_reference must name an item of a stored response")
         else:
             raise _bad(f"{where}.type", f"has unsupported item type {t!r}")
 
@@ -283,11 +285,16 @@ def _reasoning(raw: Any) -> Reasoning | None:
 
 def parse_request(body: dict[str, Any]) -> ChatRequest:
     """A client's Responses body -> canonical (source "responses"); raises InvalidRequest."""
-    for field in ("previous_response_id", "conversation"):
-        if body.get(field) is not None:
-            raise _bad(field, f"is not supported: {_STATELESS}")
+    if body.get("conversation") is not None:
+        raise _bad("conversation", _NO_CONVERSATIONS)
     if body.get("background") is True:
-        raise _bad("background", f"is not supported: {_STATELESS}")
+        raise _bad("background", "is not supported: responses are answered while the request waits")
+    previous = body.get("previous_response_id")
+    if previous is not None and not isinstance(previous, str):
+        raise _bad("previous_response_id", "must be a string")
+    store = body.get("store")
+    if store is not None and not isinstance(store, bool):
+        raise _bad("store", "must be a boolean")
     model = body.get("model")
     if model is None and isinstance(body.get("models"), list) and body["models"]:
         model = body["models"][0]
@@ -341,10 +348,12 @@ def parse_request(body: dict[str, Any]) -> ChatRequest:
         "max_output_tokens": mot,
         "metadata": metadata or {},
         "parallel_tool_calls": parallel is not False,
+        "previous_response_id": previous,
         "reasoning": {
             "effort": reasoning.get("effort") if isinstance(reasoning, dict) else None,
             "summary": reasoning.get("summary") if isinstance(reasoning, dict) else None,
         },
+        "store": store is not False,
         "temperature": req.temperature,
         "text": text_echo or {"format": {"type": "text"}},
         "tool_choice": tc if tc is not None else "auto",

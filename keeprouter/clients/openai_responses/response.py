@@ -12,8 +12,9 @@ Decisions:
   signed or redacted thinking also carries its state sealed in `encrypted_content` (always, not only
   with `include`: clients that pass output back as input then keep multi-turn tool use with thinking
   working); the request parser unseals it.
-- `store` is always answered false (nothing is stored); the request's echoable fields come from the
-  parser (`req.echo`), with OpenAI's defaults when absent.
+- The request's echoable fields (`store` and `previous_response_id` among them) come from the
+  parser (`req.echo`), with OpenAI's defaults when absent (`store` false: nothing was parsed, so
+  nothing is stored).
 - Errors use the Chat Completions error shape (`clients.openai_chat.response.render_error`); in a
   response object the `error` is `{code, message}` with OpenAI's Responses codes.
 """
@@ -60,7 +61,9 @@ _DEFAULT_ECHO: dict[str, Any] = {
     "max_output_tokens": None,
     "metadata": {},
     "parallel_tool_calls": True,
+    "previous_response_id": None,
     "reasoning": {"effort": None, "summary": None},
+    "store": False,  # nothing was parsed, so nothing is stored
     "temperature": None,
     "text": {"format": {"type": "text"}},
     "tool_choice": "auto",
@@ -186,10 +189,10 @@ def response_object(
         "model": model,
         "output": output,
         "parallel_tool_calls": echo["parallel_tool_calls"],
-        "previous_response_id": None,
+        "previous_response_id": echo.get("previous_response_id"),
         "reasoning": echo["reasoning"],
         "service_tier": None,
-        "store": False,
+        "store": echo.get("store", False),
         "temperature": echo["temperature"],
         "text": echo["text"],
         "tool_choice": echo["tool_choice"],

@@ -88,7 +88,7 @@ class ResponsesStreamEncoder:
     ran to its end, or `error(err)` for one that failed (either exactly once)."""
 
     __slots__ = ("_block", "_calls", "_created", "_echo", "_id", "_model", "_names", "_open_calls", "_output",
-                 "_seq", "_started", "_stop", "_usage")  # fmt: skip
+                 "_seq", "_started", "_stop", "_usage", "final")  # fmt: skip
 
     def __init__(self, *, id: str, model: str, created: int, echo: dict[str, Any]) -> None:
         self._id = id
@@ -104,6 +104,7 @@ class ResponsesStreamEncoder:
         self._open_calls: list[_Item] = []
         self._stop: StopReason | None = None
         self._usage: Usage | None = None
+        self.final: dict[str, Any] | None = None  # the response object of a stream that ran to its end
 
     # ---- frames ---------------------------------------------------------------------------
     def _ev(self, type: str, fields: dict[str, Any]) -> bytes:
@@ -272,7 +273,8 @@ class ResponsesStreamEncoder:
         self._close_all(out, "incomplete" if reason else "completed")  # the last item is open (or reasoning)
         u = usage_dict(usage or self._usage or Usage(), cost)
         status = "incomplete" if reason else "completed"
-        out.append(self._ev(f"response.{status}", {"response": self._response(status, usage=u, incomplete=reason)}))
+        self.final = self._response(status, usage=u, incomplete=reason)
+        out.append(self._ev(f"response.{status}", {"response": self.final}))
         return out
 
     def error(self, err: GatewayError) -> list[bytes]:

@@ -4,7 +4,7 @@ response content are the same blocks), tool-id rules, tool input objects and the
 Documents (base64, url or text source) are DocumentParts; inside a tool result a text-source
 document, and any block carrying text, is kept as text; server-tool blocks in history
 (`server_tool_use`, `*_tool_result`) are dropped; other unknown blocks are rejected.
-Thinking blocks keep origin ORIGIN: their signatures are Anthropic's.
+Signed thinking blocks keep origin ORIGIN: their signatures are Anthropic's.
 """
 
 from __future__ import annotations
@@ -196,11 +196,14 @@ def parse_blocks(raw: Any, where: str) -> list[Part]:
             )
         elif t == "thinking":
             sig = b.get("signature")
+            signed = isinstance(sig, str) and bool(sig)
+            # An empty signature is how unsigned reasoning (DeepSeek's, via us) reaches this format:
+            # it is plain text, with no Anthropic state to protect.
             out.append(
                 ThinkingPart(
                     text=str(b.get("thinking") or ""),
-                    signature=sig if isinstance(sig, str) else None,
-                    origin=ORIGIN,
+                    signature=sig if signed else None,
+                    origin=ORIGIN if signed else None,
                 )
             )
         elif t == "redacted_thinking":

@@ -129,11 +129,76 @@ def text_only(content: Any, where: str) -> list[TextPart]:
     return parts  # type: ignore[return-value]
 
 
+# OpenRouter's `reasoning_details[].format` per provider kind that signs reasoning (canonical `origin`)
+REASONING_FORMAT = {"anthropic": "anthropic-claude-v1", "gemini": "google-gemini-v1"}
+_ORIGIN_OF_FORMAT = {v: k for k, v in REASONING_FORMAT.items()}
+UNKNOWN_FORMAT = "unknown"
+
+
+def reasoning_format(origin: str | None) -> str:
+    return REASONING_FORMAT.get(origin or "", UNKNOWN_FORMAT)
+
+
+def reasoning_details(parts: list[Part]) -> list[dict[str, Any]]:
+    """The thinking of an answer as OpenRouter's `reasoning_details` (one entry per thinking part,
+    `index` its position among them): `reasoning.text` with its signature, `reasoning.encrypted`
+    for redacted thinking."""
+    out: list[dict[str, Any]] = []
+    for p in parts:
+        if not isinstance(p, ThinkingPart):
+            continue
+        fmt = reasoning_format(p.origin)
+        if p.redacted is not None:
+            out.append({"type": "reasoning.encrypted", "data": p.redacted, "format": fmt, "index": len(out)})
+        elif p.text or p.signature:
+            out.append({"type": "reasoning.text", "text": p.text, "signature": p.signature or None,
+                        "format": fmt, "index": len(out)})  # fmt: skip
+    return out
+
+
+def _details(raw: list[Any], where: str) -> list[Part]:
+    """A client's `reasoning_details` -> thinking parts; fragments of one entry (same `index`, as a
+    stream delivered them) join into one part."""
+    out: list[ThinkingPart] = []
+    last_index: object = None
+    for i, d in enumerate(raw):
+        if not isinstance(d, dict):
+            raise bad(f"{where}[{i}]", "must be an object")
+        kind, index = d.get("type"), d.get("index")
+        origin = _ORIGIN_OF_FORMAT.get(str(d.get("format")))
+        same = index is not None and index == last_index and out and out[-1].redacted is None
+        last_index = index
+        if kind == "reasoning.encrypted":
+            data = d.get("data")
+            if isinstance(data, str) and data:
+                out.append(ThinkingPart(redacted=data, origin=origin))
+            continue
+        text = d.get("text") if kind == "reasoning.text" else d.get("summary")
+        if kind not in ("reasoning.text", "reasoning.summary"):
+            continue  # kinds we cannot replay (OpenRouter adds new ones) are left out
+        sig = d.get("signature") if kind == "reasoning.text" else None
+        if same:
+            prev = out[-1]
+            prev.text += text if isinstance(text, str) else ""
+            if isinstance(sig, str) and sig:
+                prev.signature = sig
+            prev.origin = prev.origin or origin
+        else:
+            signature = sig if isinstance(sig, str) and sig else None
+            out.append(ThinkingPart(text=text if isinstance(text, str) else "", signature=signature, origin=origin))
+    return list(out)
+
+
 def parse_assistant(m: dict[str, Any], where: str) -> list[Part]:
     out: list[Part] = []
-    reasoning = m.get("reasoning") or m.get("reasoning_content")
-    if isinstance(reasoning, str) and reasoning:
-        out.append(ThinkingPart(text=reasoning))
+    details = m.get("reasoning_details")
+    if isinstance(details, list) and details:
+        out.extend(_details(details, f"{where}.reasoning_details"))
+    else:
+        # `reasoning` (OpenRouter) or `reasoning_content` (DeepSeek, Kimi): unsigned text
+        reasoning = m.get("reasoning") or m.get("reasoning_content")
+        if isinstance(reasoning, str) and reasoning:
+            out.append(ThinkingPart(text=reasoning))
     content = m.get("content")
     if content is not None and content != "":
         out.extend(text_only(content, f"{where}.content"))

@@ -5,11 +5,16 @@ Decisions (beyond the plain field mapping):
   express (`adaptive`) come as `req.server_tools` / `req.thinking_config`; `build_request` replays
   them (and `extra`) only when the client spoke Anthropic. `extra` keys starting with `_` are never
   sent as body fields.
-- Reasoning without a budget maps effort -> budget_tokens via `EFFORT_BUDGET`; when the budget is not
-  below max_tokens, max_tokens is raised to budget + the requested max_tokens (room for the answer).
+- Reasoning without a budget maps effort -> budget_tokens via `EFFORT_BUDGET`. The budget fits inside
+  the caller's max_tokens, which is never raised (it caps what the caller is billed for): a budget
+  not below it shrinks to half of it (at least Anthropic's minimum, MIN_BUDGET), and where even
+  that does not fit, thinking is left off. Only without a caller's max_tokens is the default raised
+  to budget + default (room for the answer).
   With thinking on, `temperature`/`top_k` are dropped and `top_p` below 0.95 too (Anthropic rejects them).
 - Thinking derived from a non-Anthropic client's reasoning is not sent with a forced tool choice
-  (Anthropic rejects the pair). Tool ids are rewritten to Anthropic's `[a-zA-Z0-9_-]+` (`tool_id`).
+  (Anthropic rejects the pair), nor in a tool loop whose last assistant turn has no thinking of
+  Anthropic's (begun on another provider, or its thinking not sent back): Anthropic refuses both.
+  Tool ids are rewritten to Anthropic's `[a-zA-Z0-9_-]+` (`tool_id`).
 - Temperature is clamped to [0, 1]. For non-Anthropic clients `top_p` is dropped when `temperature` is
   set (newer Claude models reject both). `seed` and `Message.name` have no Messages equivalent and
   are dropped.
@@ -212,6 +217,27 @@ def json_tool(req: ChatRequest) -> tuple[str, dict[str, Any]] | None:
     return name, {"name": name, "description": f"{text} {about}" if about else text, "input_schema": schema}
 
 
+def _loop_lost_thinking(messages: list[dict[str, Any]]) -> bool:
+    """Whether the tool loop in progress (the last message answers the assistant turn before it)
+    has an assistant turn that does not start with its thinking, as Anthropic requires with thinking on."""
+    if len(messages) < 2 or messages[-1]["role"] != "user" or messages[-2]["role"] != "assistant":
+        return False
+    if not any(b["type"] == "tool_result" for b in messages[-1]["content"]):
+        return False
+    first = messages[-2]["content"][0]["type"] if messages[-2]["content"] else "text"
+    return first not in ("thinking", "redacted_thinking")
+
+
+def thinking_budget(budget: int | None, effort: str | None, max_tokens: int | None) -> int | None:
+    """The `budget_tokens` for a reasoning request within the caller's `max_tokens` (None: no cap),
+    or None when thinking cannot fit beside an answer (Anthropic wants MIN_BUDGET <= budget < max_tokens)."""
+    want = max(MIN_BUDGET, budget or EFFORT_BUDGET.get(effort or "medium", EFFORT_BUDGET["medium"]))
+    if max_tokens is None or want < max_tokens:
+        return want
+    want = max(MIN_BUDGET, max_tokens // 2)
+    return want if want < max_tokens else None
+
+
 def build_request(
     req: ChatRequest, upstream_model: str, *, default_max_tokens: int, auto_breakpoint: bool = False
 ) -> dict[str, Any]:
@@ -284,14 +310,19 @@ def build_request(
         # Anthropic rejects thinking with a forced tool; for other clients the forced tool wins
         and (anthropic_client or "tool_choice" not in body or body["tool_choice"]["type"] in ("auto", "none"))
     ):
-        r = req.reasoning
-        budget = max(MIN_BUDGET, r.budget_tokens or EFFORT_BUDGET.get(r.effort or "medium", 8192))
-        if budget >= max_tokens:
-            max_tokens = budget + max_tokens
-        body["thinking"] = {"type": "enabled", "budget_tokens": budget}
-        thinking_on = True
+        budget = thinking_budget(req.reasoning.budget_tokens, req.reasoning.effort, req.max_tokens)
+        if budget is not None:
+            if budget >= max_tokens:  # no cap of the caller's: the default makes room for both
+                max_tokens = budget + max_tokens
+            body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+            thinking_on = True
     elif anthropic_client and req.reasoning is not None:
         body["thinking"] = {"type": "disabled"}
+    if thinking_on and _loop_lost_thinking(body["messages"]):
+        # A tool loop begun elsewhere (another provider's reasoning is not Anthropic's to verify, so
+        # it was left out) cannot go on with thinking: Anthropic would refuse the request.
+        del body["thinking"]
+        thinking_on = False
     body["max_tokens"] = max_tokens
     if req.temperature is not None and not thinking_on:
         body["temperature"] = min(1.0, max(0.0, req.temperature))

@@ -21,11 +21,17 @@ class HostQuirks:
     tool_id_alnum9: bool = False
     # Top-level fields the host refuses (Mistral: `stream_options`, and sends usage anyway).
     drop: frozenset[str] = frozenset()
+    # Thinking mode (DeepSeek, Kimi) refuses an assistant tool-call message without `reasoning_content`,
+    # even one another model made: "" stands in where no reasoning of its own is left.
+    reasoning_on_tool_turns: bool = False
 
 
 QUIRKS: dict[str, HostQuirks] = {
     "api.openai.com": HostQuirks(max_tokens_field="max_completion_tokens"),
     "api.mistral.ai": HostQuirks(tool_id_alnum9=True, drop=frozenset({"stream_options", "user", "seed"})),
+    "api.deepseek.com": HostQuirks(reasoning_on_tool_turns=True),
+    "api.moonshot.ai": HostQuirks(reasoning_on_tool_turns=True),
+    "api.moonshot.cn": HostQuirks(reasoning_on_tool_turns=True),
 }
 PLAIN = HostQuirks()
 
@@ -59,6 +65,9 @@ _REFUSED_FIELD = re.compile(
     r"|[Uu]nknown (?:parameter|field|argument):? '?(\w+)"
 )
 _ID_RULE = re.compile(r"tool.?call.?id.*(?:length of 9|9 char|a-zA-Z0-9)", re.IGNORECASE | re.DOTALL)
+# DeepSeek's "The reasoning_content in the thinking mode must be passed back to the API." and Kimi's
+# "thinking is enabled but reasoning_content is missing in assistant tool call message"
+_REASONING_RULE = re.compile(r"reasoning_content.*(?:passed back|missing)", re.IGNORECASE | re.DOTALL)
 
 
 def learn(q: HostQuirks, error_message: str) -> HostQuirks | None:
@@ -71,6 +80,8 @@ def learn(q: HostQuirks, error_message: str) -> HostQuirks | None:
             return replace(q, drop=q.drop | {field})
     if not q.tool_id_alnum9 and _ID_RULE.search(error_message):
         return replace(q, tool_id_alnum9=True)
+    if not q.reasoning_on_tool_turns and _REASONING_RULE.search(error_message):
+        return replace(q, reasoning_on_tool_turns=True)
     return None
 
 
@@ -80,6 +91,10 @@ def apply(q: HostQuirks, body: dict[str, Any]) -> dict[str, Any]:
         body.pop(field, None)
     if q.max_tokens_field != "max_tokens" and "max_tokens" in body:
         body[q.max_tokens_field] = body.pop("max_tokens")
+    if q.reasoning_on_tool_turns:
+        for m in body.get("messages", ()):
+            if m.get("role") == "assistant" and m.get("tool_calls") and "reasoning_content" not in m:
+                m["reasoning_content"] = ""
     if q.tool_id_alnum9:
         for m in body.get("messages", ()):
             if m.get("role") == "tool" and isinstance(m.get("tool_call_id"), str):

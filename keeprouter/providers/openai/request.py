@@ -9,8 +9,15 @@ Decisions (beyond the plain field mapping):
   array content on assistant messages.
 - `top_k` is sent only when the client itself spoke OpenAI (OpenAI proper rejects it; Anthropic
   clients send it for Claude). `reasoning_effort` is sent for a Reasoning with an effort, or with a
-  budget mapped to low/medium/high; OpenRouter's `reasoning.exclude` and `reasoning_details` (signed
-  reasoning) are not modelled and are dropped.
+  budget mapped to low/medium/high. OpenRouter's own fields (`reasoning`, `include_reasoning`) are
+  never sent: OpenAI and most hosts refuse them.
+- Reasoning sent back: an assistant message with tool calls carries its unsigned reasoning text as
+  `reasoning_content` (DeepSeek's and Kimi's thinking mode refuse a tool loop without it; other
+  turns' reasoning they ignore, so it is not sent). Signed state of another kind (an Anthropic
+  signature, redacted thinking) never goes to this format. Routing has already dropped reasoning
+  issued by another endpoint, and all of it for an endpoint that does not reason
+  (`routing.fit`); a host that wants `reasoning_content` on every tool-call turn gets "" where
+  none is left (`hosts.HostQuirks.reasoning_on_tool_turns`).
 - Documents become `file` parts (`file_data` as a base64 data URL, or `file_id`); a text document
   is plain text. A document by URL has no Chat Completions form: refused (400 naming the part).
 - `logprobs`, `top_logprobs` and `n` are sent as asked, whichever client asked.
@@ -29,6 +36,7 @@ from keeprouter.formats.canonical import (
     ImagePart,
     Reasoning,
     TextPart,
+    ThinkingPart,
     ToolCallPart,
     ToolResultPart,
 )
@@ -90,10 +98,10 @@ def _tool_content(parts: list[TextPart | ImagePart], keep_cache: bool) -> str | 
 
 
 def _effort(r: Reasoning) -> str | None:
+    if not r.enabled:
+        return "none" if r.effort == "none" else None
     if r.effort is not None:
         return r.effort
-    if not r.enabled:
-        return None
     if r.budget_tokens is None:
         return "medium"
     return "low" if r.budget_tokens <= 2048 else "medium" if r.budget_tokens <= 8192 else "high"
@@ -132,9 +140,13 @@ def build_request(req: ChatRequest, upstream_model: str) -> dict[str, Any]:
         else:
             texts = []
             calls = []
+            reasoning: list[str] = []
             for p in m.content:
                 if isinstance(p, TextPart):
                     texts.append(p.text)
+                elif isinstance(p, ThinkingPart):
+                    if p.text and p.origin is None and p.redacted is None:
+                        reasoning.append(p.text)
                 elif isinstance(p, ToolCallPart):
                     calls.append(
                         {
@@ -149,6 +161,8 @@ def build_request(req: ChatRequest, upstream_model: str) -> dict[str, Any]:
             }
             if calls:
                 am["tool_calls"] = calls
+                if reasoning:
+                    am["reasoning_content"] = "".join(reasoning)
             if m.name is not None:
                 am["name"] = m.name
             out.append(am)

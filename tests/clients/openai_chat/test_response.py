@@ -62,6 +62,9 @@ def test_build_response_exact_shape_and_sdk_validates() -> None:
                     "content": None,
                     "refusal": None,
                     "reasoning": "r",
+                    "reasoning_details": [
+                        {"type": "reasoning.text", "text": "r", "signature": "s", "format": "unknown", "index": 0}
+                    ],
                     "tool_calls": [
                         {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}
                     ],

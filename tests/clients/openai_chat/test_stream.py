@@ -91,7 +91,7 @@ def test_encoder_exact_chunks_text_tool_usage_and_cost() -> None:
     assert all(f.startswith(b"data: ") and f.endswith(b"\n\n") for f in frames)
     assert openai_chunks(frames) == [
         c({"role": "assistant", "content": ""}),
-        c({"reasoning": "hm"}),
+        c({"reasoning": "hm", "reasoning_details": [{"type": "reasoning.text", "text": "hm", "index": 0}]}),
         c({"content": "Let me check."}),
         c(
             {
@@ -107,6 +107,10 @@ def test_encoder_exact_chunks_text_tool_usage_and_cost() -> None:
         ),
         c({"tool_calls": [{"index": 0, "function": {"arguments": '{"city":'}}]}),
         c({"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]}),
+        # signed state goes out as OpenRouter's reasoning_details, each its own entry
+        c({"reasoning_details": [{"type": "reasoning.text", "text": "", "signature": "s", "format": "unknown",
+                                  "index": 1}]}),
+        c({"reasoning_details": [{"type": "reasoning.encrypted", "data": "d", "format": "unknown", "index": 2}]}),
         c({}, "tool_calls"),
         {
             **HEAD,

@@ -128,7 +128,7 @@ def test_reasoning_items_without_text_and_empty_outputs() -> None:
         (None, "input", "required"),
         ([], "input", "required"),
         (["text"], "input[0]", "object"),
-        ([{"type": "item_reference", "id": "msg_1"}], "input[0].type", "does not store"),
+        ([{"type": "item_reference", "id": "msg_1"}], "input[0].type", "stored response"),  # unresolved
         ([{"type": "web_search_call"}], "input[0].type", "web_search_call"),
         ([{"role": "tool", "content": "x"}], "input[0].role", "tool"),
         ([{"role": "user", "content": 3}], "input[0].content", "string or a list"),
@@ -157,9 +157,10 @@ def test_bad_input_items_name_the_field(input: Any, param: str, says: str) -> No
 @pytest.mark.parametrize(
     ("body", "param", "says"),
     [
-        ({"previous_response_id": "resp_1"}, "previous_response_id", "does not store responses"),
-        ({"conversation": "conv_1"}, "conversation", "does not store"),
-        ({"background": True}, "background", "does not store"),
+        ({"previous_response_id": 1}, "previous_response_id", "string"),
+        ({"store": "yes"}, "store", "boolean"),
+        ({"conversation": "conv_1"}, "conversation", "previous_response_id"),
+        ({"background": True}, "background", "not supported"),
         ({"instructions": ["x"]}, "instructions", "string"),
         ({"tools": {}}, "tools", "list"),
         ({"tools": [{"type": "image_generation"}]}, "tools[0].type", "built-in"),
@@ -274,7 +275,9 @@ def test_router_and_unknown_fields_never_reach_an_upstream() -> None:
 
 def test_echo_defaults_and_values() -> None:
     echo = echo_of(parse(input="x"))
-    assert echo == echo_of(None)
+    assert echo == {**echo_of(None), "store": True}  # stored unless `store: false`, as OpenAI's
+    assert echo_of(parse(input="x", store=False, previous_response_id="resp_1"))["store"] is False
+    assert echo_of(parse(input="x", previous_response_id="resp_1"))["previous_response_id"] == "resp_1"
     full = echo_of(parse(input="x", tools=[WX], tool_choice="none", metadata={"a": "b"}, max_output_tokens=9,
                          text={"format": {"type": "json_object"}, "verbosity": "low"}))  # fmt: skip
     assert full["tools"] == [WX] and full["tool_choice"] == "none" and full["metadata"] == {"a": "b"}

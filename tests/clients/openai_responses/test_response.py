@@ -63,7 +63,7 @@ def test_text_response_has_openais_shape() -> None:
     }
     want: object
     for key, want in {"object": "response", "status": "completed", "error": None, "incomplete_details": None,
-                      "instructions": "I", "store": False, "previous_response_id": None, "created_at": 5,
+                      "instructions": "I", "store": True, "previous_response_id": None, "created_at": 5,
                       "parallel_tool_calls": True, "tools": [], "tool_choice": "auto",
                       "metadata": {}}.items():  # fmt: skip
         assert body[key] == want, key

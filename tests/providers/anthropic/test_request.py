@@ -181,11 +181,22 @@ def test_build_request_replays_only_signed_anthropic_thinking_and_extra_for_anth
     }
 
 
+def test_build_request_without_a_callers_cap_makes_room_for_the_budget() -> None:
+    req = ChatRequest(model="m", messages=[Message(role="user", content=[TextPart(text="q")])],
+                      reasoning=Reasoning(effort="high"))  # fmt: skip
+    out = anthropic_req.build_request(req, "m", default_max_tokens=4096)
+    assert out["thinking"] == {"type": "enabled", "budget_tokens": 16000} and out["max_tokens"] == 16000 + 4096
+
+
 @pytest.mark.parametrize(
     "reasoning,max_tokens,thinking,final_max",
     [
         (Reasoning(effort="low"), 8000, {"type": "enabled", "budget_tokens": 2048}, 8000),
-        (Reasoning(effort="high"), 1000, {"type": "enabled", "budget_tokens": 16000}, 17000),
+        # the budget fits inside the caller's cap, which is never raised: it shrinks to half the
+        # cap, and where Anthropic's minimum does not fit beside an answer, thinking stays off
+        (Reasoning(effort="high"), 10000, {"type": "enabled", "budget_tokens": 5000}, 10000),
+        (Reasoning(effort="high"), 1500, {"type": "enabled", "budget_tokens": 1024}, 1500),
+        (Reasoning(effort="high"), 1000, None, 1000),
         (Reasoning(budget_tokens=10), 5000, {"type": "enabled", "budget_tokens": 1024}, 5000),
         (Reasoning(), 20000, {"type": "enabled", "budget_tokens": 8192}, 20000),
         (Reasoning(enabled=False), 10, None, 10),
@@ -304,3 +315,29 @@ def test_mid_conversation_system_message_goes_in_place_to_openai_upstreams() -> 
     )
     out = openai_req.build_request(req, "gpt-x")
     assert out["messages"][-1] == {"role": "system", "content": "Be brief."}
+
+
+def test_thinking_left_off_for_a_tool_loop_whose_last_turn_lost_its_thinking() -> None:
+    # begun on another provider (its reasoning is not Anthropic's to verify), or not sent back: with
+    # thinking on, Anthropic would refuse it; without, it answers
+    from keeprouter.formats.canonical import ThinkingPart, ToolCallPart, ToolResultPart
+
+    def loop(*thinking: ThinkingPart) -> ChatRequest:
+        return ChatRequest(
+            model="m",
+            messages=[
+                Message(role="user", content=[TextPart(text="q")]),
+                Message(role="assistant", content=[*thinking, ToolCallPart(id="c", name="f", arguments="{}")]),
+                Message(role="user", content=[ToolResultPart(tool_call_id="c", content=[TextPart(text="r")])]),
+            ],
+            reasoning=Reasoning(effort="low"),
+            max_tokens=8000,
+        )
+
+    lost = anthropic_req.build_request(loop(ThinkingPart(text="deepseek's")), "m", default_max_tokens=1)
+    assert "thinking" not in lost
+    signed = anthropic_req.build_request(
+        loop(ThinkingPart(text="t", signature="S", origin="anthropic")), "m", default_max_tokens=1
+    )
+    assert signed["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+    assert signed["messages"][1]["content"][0] == {"type": "thinking", "thinking": "t", "signature": "S"}
