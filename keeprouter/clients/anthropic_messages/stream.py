@@ -17,6 +17,7 @@ stay open for them (Messages blocks cannot be reopened). An Anthropic upstream n
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -331,8 +332,9 @@ class AnthropicStreamEncoder:
             self._next_pending(out)
         self._close(out)
 
-    def end(self) -> list[bytes]:
-        """Close a completed stream: open/buffered blocks, `message_delta` (usage), `message_stop`."""
+    def end(self, cost: Decimal | None = None) -> list[bytes]:
+        """Close a completed stream: open/buffered blocks, `message_delta` (usage, with `cost` when
+        known), `message_stop`."""
         out: list[bytes] = []
         if not self._started:
             self._message_start(out)
@@ -348,6 +350,8 @@ class AnthropicStreamEncoder:
             "cache_creation_input_tokens": u["cache_creation_input_tokens"],
             "cache_read_input_tokens": u["cache_read_input_tokens"],
         }
+        if cost is not None:
+            usage["cost"] = float(cost)
         delta = {"stop_reason": reason, "stop_sequence": fin.stop_sequence if fin else None}
         out.append(
             _ev(b"message_delta", orjson.dumps({"type": "message_delta", "delta": delta, "usage": usage}))
@@ -370,4 +374,4 @@ def open_stream(reply: Reply) -> AnthropicStreamEncoder:
 
 
 def end_stream(enc: AnthropicStreamEncoder, totals: StreamTotals) -> list[bytes]:
-    return enc.end()
+    return enc.end(totals.cost())

@@ -12,6 +12,7 @@ from keeprouter.errors import (
 )
 from keeprouter.formats.canonical import (
     ChatRequest,
+    DocumentPart,
     ImagePart,
     Message,
     Reasoning,
@@ -137,7 +138,7 @@ def test_parse_request_full_claude_code_style_body() -> None:
                     TextPart(text="look"),
                     ImagePart(media_type="image/png", data="AAAA"),
                     ImagePart(url="https://x/i.png"),
-                    TextPart(text="doc"),
+                    DocumentPart(text="doc", where="messages[0].content[3]"),
                 ],
             ),
             Message(

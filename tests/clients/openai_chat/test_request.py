@@ -141,6 +141,7 @@ def test_parse_request_full_conversation() -> None:
         stream=True,
         include_usage=True,
         extra={"frequency_penalty": 0.1},
+        fallback_models=["a", "b"],
     )
 
 
