@@ -38,8 +38,7 @@ ApiFormat = Literal["openai", "anthropic", "responses"]
 
 # Body fields that steer KeepRouter itself (OpenRouter's names); never forwarded upstream.
 ROUTER_FIELDS = frozenset(
-    {"provider", "models", "route", "transforms", "plugins", "usage", "fallbacks", "session_id", "trace",
-     "debug"}
+    {"provider", "models", "route", "transforms", "plugins", "usage", "fallbacks", "session_id", "trace", "debug"}
 )
 StopReason = Literal["end_turn", "max_tokens", "tool_use", "stop_sequence", "content_filter", "error"]
 

@@ -132,8 +132,10 @@ def count_request(req: ChatRequest, count: Callable[[str], int] = count_text) ->
             elif isinstance(p, ImagePart):
                 n += IMAGE_TOKENS
             elif isinstance(p, DocumentPart):
-                n += count(p.text) if p.text is not None else max(
-                    DOCUMENT_TOKENS, len(p.data or "") // _DOCUMENT_CHARS_PER_TOKEN
+                n += (
+                    count(p.text)
+                    if p.text is not None
+                    else max(DOCUMENT_TOKENS, len(p.data or "") // _DOCUMENT_CHARS_PER_TOKEN)
                 )
             elif isinstance(p, ThinkingPart):
                 n += count(p.text) if p.redacted is None else len(p.redacted) // 4

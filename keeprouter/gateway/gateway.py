@@ -123,9 +123,7 @@ class Gateway:
         """The models to try (the `model`, then the `models` fallbacks) and the caller's prefs."""
         return self.route_for(body, req.model, "text->text", req)
 
-    def route_for(
-        self, body: Mapping[str, Any], model_id: str, modality: str, req: ChatRequest | None = None
-    ) -> Route:
+    def route_for(self, body: Mapping[str, Any], model_id: str, modality: str, req: ChatRequest | None = None) -> Route:
         """`route` for a call that `modality`'s models serve: a model of another modality is the
         caller's mistake (400, naming both), never an upstream's confusing error. `req` (chat only)
         takes the `:thinking` variant's reasoning."""
@@ -155,7 +153,9 @@ class Gateway:
             if variant in VARIANT_SORT and prefs.sort is None:
                 prefs.sort = VARIANT_SORT[variant]
             elif (
-                variant == "thinking" and req is not None and mid == ids[0]
+                variant == "thinking"
+                and req is not None
+                and mid == ids[0]
                 and (req.reasoning is None or not req.reasoning.on)
             ):
                 exclude = req.reasoning is not None and req.reasoning.exclude

@@ -38,6 +38,7 @@ Drops = Callable[[ChatRequest], list[str]]
 def _drops_nothing(req: ChatRequest) -> list[str]:
     return []
 
+
 # The endpoint capabilities (`config.KNOWN_CAPABILITIES`) a wire format can carry at all; an
 # endpoint's own list says what its model does.
 _CHAT = frozenset({"streaming", "tools", "vision", "reasoning", "response_format", "json_mode", "prompt_caching"})
@@ -63,16 +64,28 @@ ROWS: Mapping[str, ProviderKind] = MappingProxyType(
         row.name: row
         for row in (
             ProviderKind(
-                kinds.OPENAI, OpenAIAdapter, SSE, counts_tokens=False, capabilities=_CHAT,
+                kinds.OPENAI,
+                OpenAIAdapter,
+                SSE,
+                counts_tokens=False,
+                capabilities=_CHAT,
                 drops=openai_request.dropped_fields,
             ),
             # Structured output rides on a forced tool; prompt caching is explicit (cache_control).
             ProviderKind(
-                kinds.ANTHROPIC, AnthropicAdapter, SSE, counts_tokens=True, capabilities=_CHAT,
+                kinds.ANTHROPIC,
+                AnthropicAdapter,
+                SSE,
+                counts_tokens=True,
+                capabilities=_CHAT,
                 drops=anthropic_request.dropped_fields,
             ),
             ProviderKind(
-                kinds.AZURE, AzureAdapter, SSE, counts_tokens=False, capabilities=_CHAT,
+                kinds.AZURE,
+                AzureAdapter,
+                SSE,
+                counts_tokens=False,
+                capabilities=_CHAT,
                 drops=openai_request.dropped_fields,  # the OpenAI body at Azure's URLs
             ),
             # Converse for every model; CountTokens answers for Claude models (others: CountNotSupported).

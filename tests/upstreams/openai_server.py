@@ -153,10 +153,7 @@ class OpenAIUpstream(EmulatedUpstream):
         denied = self._check_auth(rec)
         if denied is not None:
             return denied
-        data = [
-            {"id": m, "object": "model", "created": 1_700_000_000, "owned_by": "emulator"}
-            for m in self.models
-        ]
+        data = [{"id": m, "object": "model", "created": 1_700_000_000, "owned_by": "emulator"} for m in self.models]
         return web.json_response({"object": "list", "data": data}, headers=self.response_headers())
 
     def _check_auth(self, rec: Received) -> web.Response | None:
@@ -189,9 +186,7 @@ class OpenAIUpstream(EmulatedUpstream):
             calls = (msg.get("tool_calls") or []) if msg.get("role") == "assistant" else []
             wanted = {c.get("id") for c in calls if isinstance(c, dict)}
             following = messages[i + 1 : i + 1 + len(wanted)]
-            answered = {
-                m.get("tool_call_id") for m in following if isinstance(m, dict) and m.get("role") == "tool"
-            }
+            answered = {m.get("tool_call_id") for m in following if isinstance(m, dict) and m.get("role") == "tool"}
             if wanted - answered:
                 return (
                     "An assistant message with 'tool_calls' must be followed by tool messages responding to "
@@ -222,9 +217,7 @@ class OpenAIUpstream(EmulatedUpstream):
     def response_headers(self) -> dict[str, str]:
         return {"x-request-id": f"req_{uuid.uuid4().hex}", "openai-processing-ms": "1"}
 
-    def _error(
-        self, status: int, message: str, *, param: str | None = None, code: Any = ...
-    ) -> dict[str, Any]:
+    def _error(self, status: int, message: str, *, param: str | None = None, code: Any = ...) -> dict[str, Any]:
         kind, default_code = ERROR_KINDS.get(
             status, ("server_error" if status >= 500 else "invalid_request_error", None)
         )
@@ -238,9 +231,7 @@ class OpenAIUpstream(EmulatedUpstream):
         }
 
     def error_body(self, status: int, message: str | None = None) -> dict[str, Any]:
-        return self._error(
-            status, message or ERROR_MESSAGES.get(status, f"Emulated upstream error {status}.")
-        )
+        return self._error(status, message or ERROR_MESSAGES.get(status, f"Emulated upstream error {status}."))
 
     def _usage(self, reply: Reply) -> dict[str, Any]:
         prompt_details: dict[str, int] = {"cached_tokens": reply.cache_read, "audio_tokens": 0}
@@ -344,9 +335,7 @@ class OpenAIUpstream(EmulatedUpstream):
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         usage_null = include_usage and not self.no_usage
 
-        def chunk(
-            delta: dict[str, Any], finish: str | None = None, usage: Any = None, logprobs: Any = None
-        ) -> bytes:
+        def chunk(delta: dict[str, Any], finish: str | None = None, usage: Any = None, logprobs: Any = None) -> bytes:
             out = {
                 **head,
                 "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],

@@ -27,6 +27,7 @@ STOP_TO_ANTHROPIC: dict[str | None, str] = {
     None: "end_turn",
 }
 
+
 def usage_dict(u: Usage, cost: Decimal | None = None) -> dict[str, Any]:
     """Canonical usage -> Anthropic's (input_tokens excludes the cache reads and writes).
 

@@ -31,6 +31,7 @@ STOP_TO_FINISH: dict[str | None, str] = {
     None: "stop",
 }
 
+
 def usage_dict(u: Usage, cost: Decimal | None) -> dict[str, Any]:
     """Canonical usage -> the OpenAI/OpenRouter usage object (with `cost` in USD when known)."""
     d: dict[str, Any] = {
@@ -95,7 +96,13 @@ def _choice(
 
 
 def build_response(
-    resp: ChatResponse, *, id: str, model: str, created: int, provider: str | None, cost: Decimal | None,
+    resp: ChatResponse,
+    *,
+    id: str,
+    model: str,
+    created: int,
+    provider: str | None,
+    cost: Decimal | None,
     exclude_reasoning: bool = False,
 ) -> dict[str, Any]:
     """Canonical -> the client's `chat.completion` body, with every choice the upstream made. Thinking
@@ -143,7 +150,12 @@ def render_error(err: GatewayError) -> dict[str, Any]:
 def render(resp: ChatResponse, reply: Reply) -> dict[str, Any]:
     """The `chat.completion` body for `reply` (its ClientApi row's `render_response`)."""
     return build_response(
-        resp, id=reply.id, model=reply.model, created=reply.created, provider=reply.provider, cost=reply.cost,
+        resp,
+        id=reply.id,
+        model=reply.model,
+        created=reply.created,
+        provider=reply.provider,
+        cost=reply.cost,
         exclude_reasoning=excluded(reply),
     )
 

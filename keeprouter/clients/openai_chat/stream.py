@@ -62,7 +62,13 @@ class OpenAIStreamEncoder:
     )
 
     def __init__(
-        self, *, id: str, model: str, created: int, provider: str | None, include_usage: bool,
+        self,
+        *,
+        id: str,
+        model: str,
+        created: int,
+        provider: str | None,
+        include_usage: bool,
         exclude_reasoning: bool = False,
     ) -> None:
         head: dict[str, Any] = {
@@ -140,8 +146,7 @@ class OpenAIStreamEncoder:
             if i is not None and ev.arguments:
                 out.append(
                     self._frame(
-                        b'{"tool_calls":[{"index":%d,"function":{"arguments":%b}}]}'
-                        % (i, orjson.dumps(ev.arguments))
+                        b'{"tool_calls":[{"index":%d,"function":{"arguments":%b}}]}' % (i, orjson.dumps(ev.arguments))
                     )
                 )
         elif isinstance(ev, ThinkingDelta):
@@ -221,7 +226,11 @@ def open_stream(reply: Reply) -> OpenAIStreamEncoder:
     """The encoder for `reply`; the usage chunk only when the caller asked for it."""
     include_usage = reply.request is not None and reply.request.include_usage
     return OpenAIStreamEncoder(
-        id=reply.id, model=reply.model, created=reply.created, provider=reply.provider, include_usage=include_usage,
+        id=reply.id,
+        model=reply.model,
+        created=reply.created,
+        provider=reply.provider,
+        include_usage=include_usage,
         exclude_reasoning=excluded(reply),
     )
 

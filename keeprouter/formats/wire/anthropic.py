@@ -125,9 +125,7 @@ def _text_like(b: dict[str, Any], t: Any, where: str) -> TextPart | None:
         return TextPart(text=b["text"], cache_control=b.get("cache_control"))
     content = b.get("content")
     if isinstance(content, list) and content and all(isinstance(c, dict) and "text" in c for c in content):
-        return TextPart(
-            text="\n\n".join(str(c["text"]) for c in content), cache_control=b.get("cache_control")
-        )
+        return TextPart(text="\n\n".join(str(c["text"]) for c in content), cache_control=b.get("cache_control"))
     if t in _SKIPPED_BLOCKS or (isinstance(t, str) and t.endswith("_tool_result")):
         return None
     raise bad(f"{where}.type", f"has unsupported block type {t!r}")

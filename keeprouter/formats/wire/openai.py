@@ -34,7 +34,6 @@ ERROR_TYPE = {
 }
 
 
-
 def bad(field: str, problem: str) -> InvalidRequest:
     return InvalidRequest(f"`{field}` {problem}")
 

@@ -60,6 +60,7 @@ __all__ = ["build_request", "dropped_fields", "json_tool"]
 EFFORT_BUDGET = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16000, "xhigh": 32000, "max": 32000}
 MIN_BUDGET = 1024
 
+
 def _text(p: TextPart) -> dict[str, Any]:
     if p.cache_control is None:
         return {"type": "text", "text": p.text}

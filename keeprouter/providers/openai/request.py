@@ -181,9 +181,7 @@ def build_request(req: ChatRequest, upstream_model: str) -> dict[str, Any]:
         body["tools"] = tools
         tc = req.tool_choice
         if tc is not None:
-            body["tool_choice"] = (
-                {"type": "function", "function": {"name": tc.name}} if tc.mode == "tool" else tc.mode
-            )
+            body["tool_choice"] = {"type": "function", "function": {"name": tc.name}} if tc.mode == "tool" else tc.mode
             if tc.disable_parallel:
                 body["parallel_tool_calls"] = False
     if req.max_tokens is not None:

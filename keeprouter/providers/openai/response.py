@@ -27,6 +27,7 @@ FINISH_TO_STOP: dict[str, StopReason] = {
     "error": "error",
 }
 
+
 def _n(d: dict[str, Any], key: str) -> int:
     v = d.get(key)
     return v if isinstance(v, int) else 0

@@ -137,7 +137,5 @@ class OpenAIStreamDecoder:
         args = fn.get("arguments")
         if args:
             out.append(
-                ToolCallDelta(
-                    index=ci, arguments=args if isinstance(args, str) else orjson.dumps(args).decode()
-                )
+                ToolCallDelta(index=ci, arguments=args if isinstance(args, str) else orjson.dumps(args).decode())
             )
