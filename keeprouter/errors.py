@@ -117,9 +117,15 @@ class UpstreamError(GatewayError):
     status = 502
 
     _KIND_BY_STATUS: ClassVar[dict[int, str]] = {
-        400: "invalid_request", 404: "not_found", 408: "timeout", 413: "payload_too_large",
-        422: "invalid_request", 429: "rate_limit_exceeded", 503: "provider_overloaded",
-        504: "timeout", 529: "provider_overloaded",
+        400: "invalid_request",
+        404: "not_found",
+        408: "timeout",
+        413: "payload_too_large",
+        422: "invalid_request",
+        429: "rate_limit_exceeded",
+        503: "provider_overloaded",
+        504: "timeout",
+        529: "provider_overloaded",
     }
 
     def __init__(self, message: str, **kw: object) -> None:

@@ -151,9 +151,7 @@ class KeyService:
             return None
         return record
 
-    async def list(
-        self, *, offset: int = 0, limit: int = 100, include_disabled: bool = True
-    ) -> list[KeyRecord]:
+    async def list(self, *, offset: int = 0, limit: int = 100, include_disabled: bool = True) -> list[KeyRecord]:
         return await self._store.list_keys(
             self._clock(),
             offset=max(offset, 0),

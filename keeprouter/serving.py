@@ -76,9 +76,7 @@ async def serve(
     log.info("shut down cleanly")
 
 
-async def _drain_connections(
-    runner: web.AppRunner, tcp: web.BaseSite, grace: float, hurry: asyncio.Event
-) -> None:
+async def _drain_connections(runner: web.AppRunner, tcp: web.BaseSite, grace: float, hurry: asyncio.Event) -> None:
     server = runner.server
     assert server is not None
     await tcp.stop()  # no new connections from here on

@@ -65,9 +65,17 @@ def test_no_config_uses_builtin_catalogue_and_env_keys() -> None:
     assert set(cfg.providers) == {"mistral"}
     assert cfg.models["ministral-14b-latest"].endpoints[0].pricing.output == Decimal("0.20")
     assert cfg.models["gpt-4o"].endpoints == ()  # listed, not routable without OPENAI_API_KEY
-    prices = {m: (cfg.models[m].endpoints[0].pricing.input, cfg.models[m].endpoints[0].pricing.output)
-              for m in ("ministral-8b-latest", "ministral-3b-latest", "codestral-latest",
-                        "devstral-medium-latest", "magistral-medium-latest", "magistral-small-latest")}
+    prices = {
+        m: (cfg.models[m].endpoints[0].pricing.input, cfg.models[m].endpoints[0].pricing.output)
+        for m in (
+            "ministral-8b-latest",
+            "ministral-3b-latest",
+            "codestral-latest",
+            "devstral-medium-latest",
+            "magistral-medium-latest",
+            "magistral-small-latest",
+        )
+    }
     assert prices == {
         "ministral-8b-latest": (Decimal("0.15"), Decimal("0.15")),
         "ministral-3b-latest": (Decimal("0.10"), Decimal("0.10")),
@@ -83,13 +91,27 @@ def test_no_config_uses_builtin_catalogue_and_env_keys() -> None:
     [
         ({"providers": {"p": {"api": "grpc", "base_url": "http://x"}}}, "providers.p.api:"),
         ({"providers": {"p": {"api": "openai", "base_url": "ftp://x"}}}, "providers.p.base_url:"),
-        ({"models": {"m": {"endpoints": [{"provider": "nope", "model": "x", "pricing": {"input": 1, "output": 1}}]}}},
-         "models.m.endpoints[0].provider: unknown provider 'nope'"),
-        ({"providers": {"p": {"api": "openai", "base_url": "http://x"}},
-          "models": {"m": {"endpoints": [{"provider": "p", "model": "x", "pricing": {"input": "abc", "output": 1}}]}}},
-         "models.m.endpoints[0].pricing.input:"),
-        ({"providers": {"p": {"api": "openai", "base_url": "http://x", "timeout": {"connect": -1}}}},
-         "providers.p.timeout.connect:"),
+        (
+            {
+                "models": {
+                    "m": {"endpoints": [{"provider": "nope", "model": "x", "pricing": {"input": 1, "output": 1}}]}
+                }
+            },
+            "models.m.endpoints[0].provider: unknown provider 'nope'",
+        ),
+        (
+            {
+                "providers": {"p": {"api": "openai", "base_url": "http://x"}},
+                "models": {
+                    "m": {"endpoints": [{"provider": "p", "model": "x", "pricing": {"input": "abc", "output": 1}}]}
+                },
+            },
+            "models.m.endpoints[0].pricing.input:",
+        ),
+        (
+            {"providers": {"p": {"api": "openai", "base_url": "http://x", "timeout": {"connect": -1}}}},
+            "providers.p.timeout.connect:",
+        ),
         ({"databse": "sqlite:///x"}, "databse: unknown key"),
         ({"responses": {"retention_days": 0}}, "responses.retention_days:"),
         ({"responses": {"retention_days": "30"}}, "responses.retention_days:"),
@@ -109,8 +131,14 @@ def test_file_model_wins_over_builtin() -> None:
     cfg = parse_config(
         {
             "providers": {"mistral": {"api": "openai", "base_url": "http://127.0.0.1:9/v1"}},
-            "models": {"codestral-latest": {"name": "Mine", "endpoints": [
-                {"provider": "mistral", "model": "codestral-2501", "pricing": {"input": 9, "output": 9}}]}},
+            "models": {
+                "codestral-latest": {
+                    "name": "Mine",
+                    "endpoints": [
+                        {"provider": "mistral", "model": "codestral-2501", "pricing": {"input": 9, "output": 9}}
+                    ],
+                }
+            },
         },
         env={},
     )

@@ -74,9 +74,7 @@ async def test_raw_key_is_nowhere_in_the_database(store: Store, store_url: str, 
         assert rec.hash in dump and secret[:16] not in dump
 
 
-async def test_unknown_malformed_disabled_deleted_and_expired_keys_are_refused(
-    store: Store, clock: Clock
-) -> None:
+async def test_unknown_malformed_disabled_deleted_and_expired_keys_are_refused(store: Store, clock: Clock) -> None:
     keys = KeyService(store, clock, cache_ttl=0)
     for bad in ("", "sk-kr-v1-nope", "x" * 10_000):
         with pytest.raises(AuthenticationFailed):
@@ -102,9 +100,7 @@ async def test_unknown_malformed_disabled_deleted_and_expired_keys_are_refused(
         await keys.get(x.hash)
 
 
-async def test_cache_is_dropped_on_local_changes_and_expires_for_remote_ones(
-    store: Store, clock: Clock
-) -> None:
+async def test_cache_is_dropped_on_local_changes_and_expires_for_remote_ones(store: Store, clock: Clock) -> None:
     keys = KeyService(store, clock, cache_ttl=2.0)
     other_process = KeyService(store, clock)
     key, rec = await keys.create("cache")
@@ -131,9 +127,7 @@ async def test_admin_key_authenticates_as_admin(store: Store, clock: Clock) -> N
 
 async def test_openrouter_key_shape(store: Store, clock: Clock) -> None:
     keys = KeyService(store, clock)
-    _, rec = await keys.create(
-        "shape", limit=D("5"), limit_reset="monthly", expires_at="2099-01-01T00:00:00Z"
-    )
+    _, rec = await keys.create("shape", limit=D("5"), limit_reset="monthly", expires_at="2099-01-01T00:00:00Z")
     ledger = Ledger(store, clock)
     hold = await ledger.reserve(rec, D("1"))
     await ledger.settle(

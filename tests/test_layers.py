@@ -38,8 +38,8 @@ ALLOWED: dict[str, set[str]] = {
     # The request path (gateway/, the live stream included).
     "gateway": BASE | {"config", "billing", "limits", "observe", "policy", "providers", "routing", "store"},
     # The readiness probe reads serving's draining flag (serving knows nothing of ours).
-    "api": BASE | {"config", "billing", "gateway", "keys", "people", "routing", "serving", "store", "observe",
-                   "clients"},
+    "api": BASE
+    | {"config", "billing", "gateway", "keys", "people", "routing", "serving", "store", "observe", "clients"},
     # The pages read the catalogue, the store's aggregates and live health; nothing imports them
     # but the app that mounts them.
     # The console (web/console*.py) signs in with the key service and shares the activity logic of
@@ -65,8 +65,19 @@ ALLOWED: dict[str, set[str]] = {
     "serving": set(),
     # The supervisor of --workers: processes, sockets and a lock file; nothing of ours.
     "workers": set(),
-    "cli": {"errors", "app", "cli_people", "config", "keys", "observe", "people", "serving", "settings", "store",
-            "workers"},
+    "cli": {
+        "errors",
+        "app",
+        "cli_people",
+        "config",
+        "keys",
+        "observe",
+        "people",
+        "serving",
+        "settings",
+        "store",
+        "workers",
+    },
 }
 
 

@@ -195,9 +195,7 @@ def test_create_app_without_settings_reads_the_environment_then(monkeypatch: pyt
         create_app(parse_config({}, env={}), "sk-kr-admin-test")
 
 
-def test_serve_hands_the_worker_socket_mode_to_the_supervisor(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_serve_hands_the_worker_socket_mode_to_the_supervisor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from keeprouter import workers
 
     seen: list[tuple[object, ...]] = []

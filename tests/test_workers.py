@@ -256,4 +256,3 @@ def requests_by_status(text: str) -> dict[str, float]:
                 st = sample.labels["status"]
                 out[st] = out.get(st, 0) + sample.value
     return out
-

@@ -167,7 +167,12 @@ After = Callable[[Any], Coroutine[Any, Any, None] | None]  # the encoder of a fi
 
 
 async def _stream(
-    request: web.Request, api: ClientApi[Any], caller: Caller, req: ChatRequest, route: Any, span: Any,
+    request: web.Request,
+    api: ClientApi[Any],
+    caller: Caller,
+    req: ChatRequest,
+    route: Any,
+    span: Any,
     after: After | None,
 ) -> web.StreamResponse:
     gateway = request.app[STATE].gateway
@@ -182,7 +187,12 @@ async def _stream(
 
 
 async def _relay(
-    request: web.Request, api: ClientApi[Any], caller: Caller, req: ChatRequest, route: Any, span: Any,
+    request: web.Request,
+    api: ClientApi[Any],
+    caller: Caller,
+    req: ChatRequest,
+    route: Any,
+    span: Any,
     after: After | None,
 ) -> web.StreamResponse:
     gateway = request.app[STATE].gateway

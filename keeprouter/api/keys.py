@@ -32,9 +32,7 @@ def _fields(body: dict[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
     service checks each value's type and names the field it refuses."""
     unknown = [f for f in body if f not in known]
     if unknown:
-        raise InvalidRequest(
-            f"unknown field {unknown[0]!r} (accepted: {', '.join(known)})", param=unknown[0][:100]
-        )
+        raise InvalidRequest(f"unknown field {unknown[0]!r} (accepted: {', '.join(known)})", param=unknown[0][:100])
     fields = dict(body)
     byok = fields.pop("include_byok_in_limit", False)
     if byok is not False:

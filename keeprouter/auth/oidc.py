@@ -143,9 +143,10 @@ class OidcClient:
             pair = f"{quote(self.cfg.client_id, safe='')}:{quote(self.cfg.client_secret, safe='')}"
             headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
         try:
-            async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as s, s.post(
-                doc["token_endpoint"], data=form, headers=headers
-            ) as r:
+            async with (
+                aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as s,
+                s.post(doc["token_endpoint"], data=form, headers=headers) as r,
+            ):
                 body = await r.json(content_type=None)
                 status = r.status
         except (aiohttp.ClientError, TimeoutError, ValueError) as e:

@@ -104,11 +104,7 @@ class Ledger:
     async def _refusal(self, key_hash: str, amount: Decimal, now: float) -> Exception:
         # Off the happy path: one more read to say why, so a revoked key gets 401 and not 402.
         current = await self._store.get_key(key_hash, now)
-        if (
-            current is None
-            or current.disabled
-            or (current.expires_at is not None and current.expires_at <= now)
-        ):
+        if current is None or current.disabled or (current.expires_at is not None and current.expires_at <= now):
             return AuthenticationFailed("API key is disabled, deleted or expired")
         if current.max_parallel_requests is not None:
             usage = await self._store.key_usage(key_hash)

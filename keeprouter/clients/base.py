@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Generic, Protocol, TypeVar
 
-from keeprouter.errors import GatewayError
+from keeprouter.errors import GatewayError, InvalidRequest
 from keeprouter.formats.canonical import ChatRequest, ChatResponse, StreamEvent, Usage
 
 
@@ -70,3 +70,22 @@ class ClientApi(Generic[E]):
 
     def claims(self, path: str, headers: Mapping[str, str]) -> bool:
         return any(h in headers for h in self.header_hints) or any(p in path for p in self.path_hints)
+
+
+def fallback_models(body: dict[str, Any], *keys: str) -> list[str]:
+    """The fallback model ids a request names under the first of `keys` present (OpenRouter's
+    `models`; the Messages `fallbacks`): a list of ids, or of `{"model": id}` objects."""
+    for key in keys:
+        raw = body.get(key)
+        if raw is None:
+            continue
+        if not isinstance(raw, list):
+            raise InvalidRequest(f"`{key}` must be a list of model ids", param=key)
+        out: list[str] = []
+        for m in raw:
+            mid = m.get("model") if isinstance(m, dict) else m
+            if not isinstance(mid, str) or not mid:
+                raise InvalidRequest(f"`{key}` must be a list of model ids", param=key)
+            out.append(mid)
+        return out
+    return []

@@ -21,6 +21,7 @@ import msgspec
 
 from keeprouter.formats.canonical import (
     ChatRequest,
+    DocumentPart,
     ImagePart,
     Message,
     Part,
@@ -36,7 +37,7 @@ TOP_LEVEL = "cache_control"  # the request-level field, in ChatRequest.extra
 _EPHEMERAL: dict[str, Any] = {"type": "ephemeral"}
 
 # What may carry a breakpoint (a ThinkingPart never does).
-Marked = TextPart | ImagePart | ToolCallPart | ToolResultPart | Tool
+Marked = TextPart | ImagePart | ToolCallPart | ToolResultPart | DocumentPart | Tool
 
 
 def with_breakpoints(req: ChatRequest, *, auto: bool = False, limit: int = ANTHROPIC_MAX_BREAKPOINTS) -> ChatRequest:

@@ -5,11 +5,11 @@ It is a superset shaped after Anthropic's content blocks (the richer of the two 
     ChatRequest
       system: [TextPart]                      (OpenAI system/developer messages end up here)
       messages: [Message(role, [Part])]       role is "user" | "assistant" (| "system" mid-conversation)
-        Part = TextPart | ImagePart | ToolCallPart | ToolResultPart | ThinkingPart
+        Part = TextPart | ImagePart | DocumentPart | ToolCallPart | ToolResultPart | ThinkingPart
       tools, tool_choice, sampling parameters, stream flags
-    ChatResponse(content: [Part], stop_reason, usage)
+    ChatResponse(content: [Part], stop_reason, usage, logprobs, more_choices)
     StreamEvent = Start | TextDelta | ThinkingDelta | SignatureDelta | RedactedThinking
-                | ToolCallStart | ToolCallDelta | Finish | UsageUpdate
+                | ToolCallStart | ToolCallDelta | Finish | UsageUpdate | LogprobsDelta
 
 Conventions:
 - Tool results live in *user* messages as ToolResultPart (Anthropic's rule); OpenAI `role: "tool"`
@@ -38,8 +38,7 @@ ApiFormat = Literal["openai", "anthropic", "responses"]
 
 # Body fields that steer KeepRouter itself (OpenRouter's names); never forwarded upstream.
 ROUTER_FIELDS = frozenset(
-    {"provider", "models", "route", "transforms", "plugins", "usage", "fallbacks", "session_id", "trace",
-     "debug"}
+    {"provider", "models", "route", "transforms", "plugins", "usage", "fallbacks", "session_id", "trace", "debug"}
 )
 StopReason = Literal["end_turn", "max_tokens", "tool_use", "stop_sequence", "content_filter", "error"]
 
@@ -80,6 +79,26 @@ def inline_image_problem(media_type: object, data: object) -> str | None:
 _WHITESPACE = str.maketrans("", "", " \t\r\n")
 
 
+class DocumentPart(msgspec.Struct, tag="document", kw_only=True):
+    """A document (a PDF or another file) in exactly one of four forms: inline base64 `data` with its
+    `media_type`, a `url`, plain `text`, or `file_id` (a file stored at an OpenAI-format upstream).
+    `title`, `context` and `citations` are Anthropic's document options; `filename` is OpenAI's.
+    `where` names the part as the client sent it (`messages[0].content[1]`), for a translator that
+    cannot send it to say which part it refuses."""
+
+    data: str | None = None
+    media_type: str | None = None
+    url: str | None = None
+    text: str | None = None
+    file_id: str | None = None
+    filename: str | None = None
+    title: str | None = None
+    context: str | None = None
+    citations: dict[str, Any] | None = None
+    cache_control: dict[str, Any] | None = None
+    where: str = ""
+
+
 class ToolCallPart(msgspec.Struct, tag="tool_call", kw_only=True):
     """A tool call. `signature` is signed state riding on the call itself (Gemini's thoughtSignature
     on a functionCall part), replayed only to the upstream format named by `origin`."""
@@ -115,7 +134,7 @@ class ThinkingPart(msgspec.Struct, tag="thinking", kw_only=True):
     origin: str | None = None
 
 
-Part = TextPart | ImagePart | ToolCallPart | ToolResultPart | ThinkingPart
+Part = TextPart | ImagePart | ToolCallPart | ToolResultPart | ThinkingPart | DocumentPart
 
 
 class Message(msgspec.Struct, kw_only=True):
@@ -182,6 +201,12 @@ class ChatRequest(msgspec.Struct, kw_only=True):
     thinking_config: dict[str, Any] | None = None
     # What a Responses API answer repeats of its request (validated by its parser); no upstream reads it.
     echo: dict[str, Any] | None = None
+    # Token log probabilities (OpenAI's `logprobs` / `top_logprobs`), and how many choices (`n`).
+    logprobs: bool = False
+    top_logprobs: int | None = None
+    n: int = 1
+    # Models to fall back to, in order, after `model` (OpenRouter's `models`; Messages `fallbacks`).
+    fallback_models: list[str] = msgspec.field(default_factory=list)
 
 
 class Usage(msgspec.Struct, kw_only=True):
@@ -195,13 +220,34 @@ class Usage(msgspec.Struct, kw_only=True):
     reasoning_tokens: int = 0
 
 
+class TokenLogprob(msgspec.Struct, kw_only=True):
+    """One output token's log probability (OpenAI's shape); `top_logprobs` holds the alternatives
+    (themselves without alternatives)."""
+
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+    top_logprobs: list[TokenLogprob] | None = None
+
+
+class Choice(msgspec.Struct, kw_only=True):
+    """An answer's second and later choices (`n` > 1); the first is the ChatResponse itself."""
+
+    content: list[Part]
+    stop_reason: StopReason | None
+    logprobs: list[TokenLogprob] | None = None
+
+
 class ChatResponse(msgspec.Struct, kw_only=True):
     id: str
     model: str
     content: list[Part]
     stop_reason: StopReason | None
     stop_sequence: str | None = None
-    usage: Usage = msgspec.field(default_factory=Usage)
+    usage: Usage = msgspec.field(default_factory=Usage)  # of every choice: billed once, as the upstream bills it
+    logprobs: list[TokenLogprob] | None = None  # of `content`'s tokens, when asked for
+    system_fingerprint: str | None = None
+    more_choices: list[Choice] = msgspec.field(default_factory=list)
 
 
 # ---- stream events -------------------------------------------------------------------------
@@ -213,6 +259,7 @@ class Start(msgspec.Struct, tag="start", kw_only=True):
     id: str
     model: str
     usage: Usage | None = None
+    system_fingerprint: str | None = None
 
 
 class TextDelta(msgspec.Struct, tag="text_delta", kw_only=True):
@@ -263,6 +310,12 @@ class UsageUpdate(msgspec.Struct, tag="usage", kw_only=True):
     usage: Usage
 
 
+class LogprobsDelta(msgspec.Struct, tag="logprobs", kw_only=True):
+    """Log probabilities of the tokens of the text delta that follows it."""
+
+    content: list[TokenLogprob]
+
+
 StreamEvent = (
     Start
     | TextDelta
@@ -273,4 +326,5 @@ StreamEvent = (
     | ToolCallDelta
     | Finish
     | UsageUpdate
+    | LogprobsDelta
 )

@@ -42,6 +42,7 @@ import tiktoken.model
 from keeprouter.formats import tekken
 from keeprouter.formats.canonical import (
     ChatRequest,
+    DocumentPart,
     ImagePart,
     TextPart,
     ThinkingPart,
@@ -50,6 +51,10 @@ from keeprouter.formats.canonical import (
 )
 
 IMAGE_TOKENS = 1600
+# A document that is not text is read as pages (text plus an image each, ~1.5-3k tokens a page);
+# its size is the only hint offline: at least one page, then one token per 32 base64 characters.
+DOCUMENT_TOKENS = 1600
+_DOCUMENT_CHARS_PER_TOKEN = 32
 TOOLS_PREAMBLE = 300
 _PER_REQUEST = 3
 _PER_MESSAGE = 4
@@ -126,6 +131,12 @@ def count_request(req: ChatRequest, count: Callable[[str], int] = count_text) ->
                     n += count(c.text) if isinstance(c, TextPart) else IMAGE_TOKENS
             elif isinstance(p, ImagePart):
                 n += IMAGE_TOKENS
+            elif isinstance(p, DocumentPart):
+                n += (
+                    count(p.text)
+                    if p.text is not None
+                    else max(DOCUMENT_TOKENS, len(p.data or "") // _DOCUMENT_CHARS_PER_TOKEN)
+                )
             elif isinstance(p, ThinkingPart):
                 n += count(p.text) if p.redacted is None else len(p.redacted) // 4
     return n

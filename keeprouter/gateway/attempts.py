@@ -81,7 +81,8 @@ class WholeAnswer:
         ep = cand.endpoint
         if not (resp.usage.input_tokens and resp.usage.output_tokens):
             exact = self.counting.exact_counter(ep)
-            resp.usage = filled_usage(resp.usage, output_text(resp.content), meter, exact)
+            produced = output_text(resp.content) + "".join(output_text(c.content) for c in resp.more_choices)
+            resp.usage = filled_usage(resp.usage, produced, meter, exact)
         for part in resp.content:
             if isinstance(part, ThinkingPart) and (state := state_of(part)):
                 self.issuers.record(state, ep)

@@ -56,6 +56,7 @@ from keeprouter.limits.memory import MemoryLimiter
 from keeprouter.observe.logs import GENERATION_ID
 from keeprouter.policy import OwnerPolicy
 from keeprouter.providers.base import Adapter
+from keeprouter.providers.registry import dropped_fields
 from keeprouter.routing.affinity import AffinityTable, MemoryAffinity, Sticky
 from keeprouter.routing.fit import SignatureIssuers, dropped, fit, output_budget
 from keeprouter.routing.health import HealthTracker
@@ -122,9 +123,7 @@ class Gateway:
         """The models to try (the `model`, then the `models` fallbacks) and the caller's prefs."""
         return self.route_for(body, req.model, "text->text", req)
 
-    def route_for(
-        self, body: Mapping[str, Any], model_id: str, modality: str, req: ChatRequest | None = None
-    ) -> Route:
+    def route_for(self, body: Mapping[str, Any], model_id: str, modality: str, req: ChatRequest | None = None) -> Route:
         """`route` for a call that `modality`'s models serve: a model of another modality is the
         caller's mistake (400, naming both), never an upstream's confusing error. `req` (chat only)
         takes the `:thinking` variant's reasoning."""
@@ -135,6 +134,8 @@ class Gateway:
             if not isinstance(extra, list) or not all(isinstance(m, str) for m in extra):
                 raise InvalidRequest("models: must be a list of model ids")
             ids += [m for m in extra if m not in ids]
+        if req is not None:  # as the client API's parser read them
+            ids += [m for m in req.fallback_models if m not in ids]
         if not ids:
             raise InvalidRequest("model: required")
         models: list[ModelConfig] = []
@@ -152,7 +153,9 @@ class Gateway:
             if variant in VARIANT_SORT and prefs.sort is None:
                 prefs.sort = VARIANT_SORT[variant]
             elif (
-                variant == "thinking" and req is not None and mid == ids[0]
+                variant == "thinking"
+                and req is not None
+                and mid == ids[0]
                 and (req.reasoning is None or not req.reasoning.on)
             ):
                 exclude = req.reasoning is not None and req.reasoning.exclude
@@ -214,7 +217,7 @@ class Gateway:
                     break
                 tried += 1
                 attempt = Attempt(cand, t0)
-                handle = mode.open(adapter, self._fit(meter, attempt), ep, caller.headers)
+                handle = mode.open(adapter, self._fit(meter, attempt, adapter), ep, caller.headers)
                 span = spans.start_attempt(self.tracing, self.config, cand, req.max_tokens)
                 try:
                     first = await mode.first(handle)
@@ -302,15 +305,16 @@ class Gateway:
             return budget
         return ep.max_output_tokens or min(ep.context_length or MAX_OUTPUT_FALLBACK, MAX_OUTPUT_FALLBACK * 4)
 
-    def _fit(self, meter: Metering, attempt: Attempt) -> ChatRequest:
+    def _fit(self, meter: Metering, attempt: Attempt, adapter: Adapter) -> ChatRequest:
         """The request as the attempt's endpoint gets it. A max_tokens lowered to fit the context is not told to
         the caller (it asked for a ceiling, not a length) but is recorded on the generation, in the
-        serving attempt's entry of `provider_responses`."""
+        serving attempt's entry of `provider_responses`. The fields the endpoint's wire format cannot
+        carry are noted on the attempt (`Attempt.dropped`, the X-KeepRouter-Dropped header)."""
         req = meter.request
         sent = fit(req, attempt.candidate.endpoint, self.issuers, meter.prompt_estimate)
         if sent.max_tokens != req.max_tokens:
             attempt.max_tokens_sent = sent.max_tokens
-        attempt.dropped = dropped(req, sent)
+        attempt.dropped = dropped(req, sent) + tuple(dropped_fields(adapter.api, sent))
         return sent
 
     async def _release(self, meter: Metering) -> None:

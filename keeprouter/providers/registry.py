@@ -15,7 +15,9 @@ from types import MappingProxyType
 
 from keeprouter import kinds
 from keeprouter.config import ProviderConfig
+from keeprouter.formats.canonical import ChatRequest
 from keeprouter.providers.anthropic import AnthropicAdapter
+from keeprouter.providers.anthropic import request as anthropic_request
 from keeprouter.providers.azure import AzureAdapter
 from keeprouter.providers.base import Adapter
 from keeprouter.providers.bedrock import BedrockAdapter
@@ -23,10 +25,19 @@ from keeprouter.providers.bedrock.eventstream import EventStreamDecoder
 from keeprouter.providers.framing import SSE, FramingFactory
 from keeprouter.providers.gemini import GeminiAdapter
 from keeprouter.providers.openai import OpenAIAdapter
+from keeprouter.providers.openai import request as openai_request
 from keeprouter.providers.transport import Transport
 from keeprouter.providers.vertex import VertexAdapter
 
 AdapterFactory = Callable[[ProviderConfig, Transport], Adapter]
+# The request fields (the client's names) a kind's wire format cannot carry for this request; the
+# gateway lists them in the X-KeepRouter-Dropped response header.
+Drops = Callable[[ChatRequest], list[str]]
+
+
+def _drops_nothing(req: ChatRequest) -> list[str]:
+    return []
+
 
 # The endpoint capabilities (`config.KNOWN_CAPABILITIES`) a wire format can carry at all; an
 # endpoint's own list says what its model does.
@@ -40,6 +51,7 @@ class ProviderKind:
     framing: FramingFactory  # how its streamed bodies are cut into (event type, payload) frames
     counts_tokens: bool  # the upstream has a token-count endpoint (else count_tokens raises CountNotSupported)
     capabilities: frozenset[str]
+    drops: Drops = _drops_nothing
 
     @property
     def name(self) -> str:
@@ -51,10 +63,31 @@ ROWS: Mapping[str, ProviderKind] = MappingProxyType(
     {
         row.name: row
         for row in (
-            ProviderKind(kinds.OPENAI, OpenAIAdapter, SSE, counts_tokens=False, capabilities=_CHAT),
+            ProviderKind(
+                kinds.OPENAI,
+                OpenAIAdapter,
+                SSE,
+                counts_tokens=False,
+                capabilities=_CHAT,
+                drops=openai_request.dropped_fields,
+            ),
             # Structured output rides on a forced tool; prompt caching is explicit (cache_control).
-            ProviderKind(kinds.ANTHROPIC, AnthropicAdapter, SSE, counts_tokens=True, capabilities=_CHAT),
-            ProviderKind(kinds.AZURE, AzureAdapter, SSE, counts_tokens=False, capabilities=_CHAT),
+            ProviderKind(
+                kinds.ANTHROPIC,
+                AnthropicAdapter,
+                SSE,
+                counts_tokens=True,
+                capabilities=_CHAT,
+                drops=anthropic_request.dropped_fields,
+            ),
+            ProviderKind(
+                kinds.AZURE,
+                AzureAdapter,
+                SSE,
+                counts_tokens=False,
+                capabilities=_CHAT,
+                drops=openai_request.dropped_fields,  # the OpenAI body at Azure's URLs
+            ),
             # Converse for every model; CountTokens answers for Claude models (others: CountNotSupported).
             ProviderKind(kinds.BEDROCK, BedrockAdapter, EventStreamDecoder, counts_tokens=True, capabilities=_CHAT),
             # Structured output is responseJsonSchema; prompt caching is implicit (cachedContentTokenCount).
@@ -70,6 +103,12 @@ def kind_of(provider: ProviderConfig) -> ProviderKind:
     """The row of `provider`'s kind. Config validation admits only kinds in `kinds.KINDS`, and a
     test holds the rows to exactly those, so a miss here is a programming error."""
     return ROWS[provider.api]
+
+
+def dropped_fields(kind: str, req: ChatRequest) -> list[str]:
+    """What an endpoint of `kind` cannot honour of `req` (an unknown kind: nothing known)."""
+    row = ROWS.get(kind)
+    return row.drops(req) if row is not None else []
 
 
 def build_adapter(provider: ProviderConfig, transport: Transport | None = None) -> Adapter:

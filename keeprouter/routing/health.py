@@ -77,9 +77,7 @@ class HealthTracker:
         return ep
 
     # ---- recording ----
-    def success(
-        self, key: str, latency: float | None, throughput: float | None, total: float | None = None
-    ) -> None:
+    def success(self, key: str, latency: float | None, throughput: float | None, total: float | None = None) -> None:
         """`latency`: time to first token; `total`: to the last (the same when not streamed)."""
         ep = self._ep(key)
         end = total if total is not None else latency

@@ -26,9 +26,7 @@ def period_start_sql(d: str, w: str, m: str) -> str:
     """The first epoch day of the key's current limit period (0 for a key without limit_reset).
 
     Callers pass the placeholders holding today's `Periods`; the key row picks its own."""
-    return (
-        f"(CASE limit_reset WHEN 'daily' THEN {d} WHEN 'weekly' THEN {w} WHEN 'monthly' THEN {m} ELSE 0 END)"
-    )
+    return f"(CASE limit_reset WHEN 'daily' THEN {d} WHEN 'weekly' THEN {w} WHEN 'monthly' THEN {m} ELSE 0 END)"
 
 
 def limit_usage_sql(d: str, w: str, m: str) -> str:

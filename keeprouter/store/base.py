@@ -360,9 +360,7 @@ class KeyStore(Protocol):
 
 
 class LedgerStore(Protocol):
-    async def reserve(
-        self, key_hash: str, hold_id: str, amount: Decimal, expires_at: float, now: float
-    ) -> bool:
+    async def reserve(self, key_hash: str, hold_id: str, amount: Decimal, expires_at: float, now: float) -> bool:
         """Atomically hold `amount` on a live, enabled, unexpired key, or refuse (False).
 
         Admits only when limit_usage + reserved + amount <= limit; a key without a limit is always
@@ -402,9 +400,7 @@ class ReportStore(Protocol):
         """A key's generations, newest first, strictly older than `before` when given."""
         ...
 
-    async def activity(
-        self, start: dt.date, end: dt.date, *, key_hash: str | None = None
-    ) -> list[ActivityRow]:
+    async def activity(self, start: dt.date, end: dt.date, *, key_hash: str | None = None) -> list[ActivityRow]:
         """Per (date, model, provider) aggregates for UTC dates start..end inclusive."""
         ...
 
@@ -422,9 +418,7 @@ class HealthStore(Protocol):
         replaced: several instances sharing the database each write their own share of a minute."""
         ...
 
-    async def endpoint_daily(
-        self, model_id: str | None, start: dt.date, end: dt.date
-    ) -> list[EndpointDay]:
+    async def endpoint_daily(self, model_id: str | None, start: dt.date, end: dt.date) -> list[EndpointDay]:
         """Per endpoint per UTC date start..end inclusive (of one model, or all when None), days
         with data only, ordered by date, model, provider, upstream_model."""
         ...

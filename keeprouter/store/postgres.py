@@ -78,6 +78,7 @@ _RESERVE_USER = owner_reserve_sql("users")
 class _Refused(Exception):
     """Rolls back an owned key's reservation when one of its budgets does not cover it."""
 
+
 _N = len(_rows.GEN_COLUMNS)  # generation values are $1..$N; key_hash is $2
 _P = _rows.period_start_sql(f"${_N + 2}", f"${_N + 3}", f"${_N + 4}")
 _COST = "COALESCE((SELECT cost_nanos FROM g), 0)"
@@ -193,9 +194,7 @@ class PostgresStore(PgPeople):
         self, now: float, *, offset: int = 0, limit: int = 100, include_disabled: bool = True
     ) -> list[KeyRecord]:
         sql = _KEY_SELECT + ("" if include_disabled else " AND NOT disabled")
-        rows = await self._pool.fetch(
-            sql + " ORDER BY created_at, hash LIMIT $4 OFFSET $5", *_p(now), limit, offset
-        )
+        rows = await self._pool.fetch(sql + " ORDER BY created_at, hash LIMIT $4 OFFSET $5", *_p(now), limit, offset)
         return [_rows.key_from_row(r) for r in rows]
 
     async def update_key(self, key_hash: str, patch: KeyPatch, now: float) -> KeyRecord | None:
@@ -227,9 +226,7 @@ class PostgresStore(PgPeople):
         async with self._pool.acquire() as conn, conn.transaction():
             # Lock first: the UPDATE's subquery then runs on a fresh snapshot that includes every
             # settle committed before ours took the row.
-            if await conn.fetchval(
-                "SELECT 1 FROM keys WHERE hash = $1 AND deleted_at IS NULL FOR UPDATE", key_hash
-            ):
+            if await conn.fetchval("SELECT 1 FROM keys WHERE hash = $1 AND deleted_at IS NULL FOR UPDATE", key_hash):
                 await conn.execute(f"UPDATE keys SET {', '.join(sets)} WHERE hash = $1", *args)
                 row = await conn.fetchrow(_KEY_SELECT + " AND hash = $4", *_p(now), key_hash)
                 return None if row is None else _rows.key_from_row(row)
@@ -245,9 +242,7 @@ class PostgresStore(PgPeople):
 
     # ---- ledger -------------------------------------------------------------------------------
 
-    async def reserve(
-        self, key_hash: str, hold_id: str, amount: Decimal, expires_at: float, now: float
-    ) -> bool:
+    async def reserve(self, key_hash: str, hold_id: str, amount: Decimal, expires_at: float, now: float) -> bool:
         args = (*_p(now), key_hash, to_nanos_ceil(amount), float(now), hold_id, float(expires_at))
         if await self._pool.fetchval(_RESERVE, *args) is not None:
             return True
@@ -316,9 +311,7 @@ class PostgresStore(PgPeople):
     # ---- reports ------------------------------------------------------------------------------
 
     async def get_generation(self, generation_id: str) -> GenerationRecord | None:
-        row = await self._pool.fetchrow(
-            f"SELECT {_rows.GEN_COLUMN_LIST} FROM generations WHERE id = $1", generation_id
-        )
+        row = await self._pool.fetchrow(f"SELECT {_rows.GEN_COLUMN_LIST} FROM generations WHERE id = $1", generation_id)
         return None if row is None else _rows.gen_from_row(row)
 
     async def list_generations(
@@ -331,9 +324,7 @@ class PostgresStore(PgPeople):
         )  # fmt: skip
         return [_rows.gen_from_row(r) for r in rows]
 
-    async def activity(
-        self, start: dt.date, end: dt.date, *, key_hash: str | None = None
-    ) -> list[ActivityRow]:
+    async def activity(self, start: dt.date, end: dt.date, *, key_hash: str | None = None) -> list[ActivityRow]:
         rows = await self._pool.fetch(
             "SELECT day, model, provider, COUNT(*), SUM(tokens_prompt)::bigint,"
             " SUM(tokens_completion)::bigint, SUM(tokens_reasoning)::bigint,"
@@ -380,9 +371,7 @@ class PostgresStore(PgPeople):
         )
         if row is None:
             return None
-        return SessionRecord(
-            id_hash=id_hash, key_hash=row[0], created_at=row[1], last_seen=row[2], expires_at=row[3]
-        )
+        return SessionRecord(id_hash=id_hash, key_hash=row[0], created_at=row[1], last_seen=row[2], expires_at=row[3])
 
     async def touch_session(self, id_hash: str, now: float) -> None:
         await self._pool.execute(

@@ -212,9 +212,7 @@ class SqliteStore(SqlitePeople):
         self._invalidate(key.hash, seq)
 
     async def get_key(self, key_hash: str, now: float) -> KeyRecord | None:
-        rows = await self._run(
-            _fetch, _KEY_SELECT + " AND hash = :hash", {**_period_params(now), "hash": key_hash}
-        )
+        rows = await self._run(_fetch, _KEY_SELECT + " AND hash = :hash", {**_period_params(now), "hash": key_hash})
         return self._with_reserved(_rows.key_from_row(rows[0])) if rows else None
 
     async def list_keys(
@@ -293,9 +291,7 @@ class SqliteStore(SqlitePeople):
         state = self._admit.get(account)
         return state if state is not None and state.fresh(now) else await self._admission(account, now)
 
-    async def reserve(
-        self, key_hash: str, hold_id: str, amount: Decimal, expires_at: float, now: float
-    ) -> bool:
+    async def reserve(self, key_hash: str, hold_id: str, amount: Decimal, expires_at: float, now: float) -> bool:
         nanos = to_nanos_ceil(amount)
         key = await self._fresh(key_hash, now)
         states = [(key_hash, key)] + [(o, await self._fresh(o, now)) for o in key.owners]
@@ -413,9 +409,7 @@ class SqliteStore(SqlitePeople):
         rows = await self._run(_fetch, sql, (key_hash, float("inf") if before is None else before, limit))
         return [_rows.gen_from_row(r) for r in rows]
 
-    async def activity(
-        self, start: dt.date, end: dt.date, *, key_hash: str | None = None
-    ) -> list[ActivityRow]:
+    async def activity(self, start: dt.date, end: dt.date, *, key_hash: str | None = None) -> list[ActivityRow]:
         sql = (
             "SELECT day, model, provider, COUNT(*), SUM(tokens_prompt), SUM(tokens_completion),"
             " SUM(tokens_reasoning), SUM(cost_nanos) FROM generations WHERE day BETWEEN ? AND ?"

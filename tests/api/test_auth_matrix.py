@@ -294,8 +294,13 @@ PUBLIC = {
     *(
         ("GET", path + suffix)
         for path in (
-            "/models", "/providers", "/rankings", "/docs/quickstart",
-            "/use-cases/openai-sdk", "/use-cases/anthropic-sdk", "/use-cases/claude-code",
+            "/models",
+            "/providers",
+            "/rankings",
+            "/docs/quickstart",
+            "/use-cases/openai-sdk",
+            "/use-cases/anthropic-sdk",
+            "/use-cases/claude-code",
         )
         for suffix in ("", ".md")
     ),

@@ -89,7 +89,10 @@ def test_the_recorded_request_is_claude_code_sized() -> None:
 @pytest.mark.parametrize("fmt", ["openai", "anthropic"])
 @pytest.mark.parametrize("stream", [True, False])
 async def test_claude_code_on_a_32k_model_is_served_with_a_lowered_output_budget(
-    gw: RunningGateway, openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream, fmt: str,
+    gw: RunningGateway,
+    openai_upstream: OpenAIUpstream,
+    anthropic_upstream: AnthropicUpstream,
+    fmt: str,
     stream: bool,
 ) -> None:
     up = upstream(fmt, openai_upstream, anthropic_upstream)

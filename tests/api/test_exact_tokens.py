@@ -42,8 +42,12 @@ async def gw(upstream: OpenAIUpstream, tmp_path: Path) -> AsyncIterator[RunningG
         "models": {
             "mini": {"name": "Mini", "maker": "Test", "context_length": 128000, "endpoints": [ep]},
             # the upstream's name is a current Mistral model's: Tekken, from mistral-common's file
-            "ministral": {"name": "Ministral", "maker": "Mistral", "context_length": 128000,
-                          "endpoints": [{**ep, "model": "ministral-14b-latest"}]},
+            "ministral": {
+                "name": "Ministral",
+                "maker": "Mistral",
+                "context_length": 128000,
+                "endpoints": [{**ep, "model": "ministral-14b-latest"}],
+            },
         },
     }
     async with run_gateway(cfg) as g:

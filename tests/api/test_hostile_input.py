@@ -238,9 +238,7 @@ async def test_declared_oversize_body_is_refused_before_it_is_read(gw: RunningGa
 
 
 @pytest.mark.parametrize("api", APIS)
-async def test_a_stalled_body_times_out_with_408(
-    gw: RunningGateway, api: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_stalled_body_times_out_with_408(gw: RunningGateway, api: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(http, "BODY_READ_TIMEOUT", 0.3)
     head = [
         f"POST {PATH[api]} HTTP/1.1".encode(),
@@ -437,9 +435,7 @@ async def test_bad_inline_images_are_400(gw: RunningGateway, api: str) -> None:
 async def test_count_tokens_rejects_the_same_bodies_in_anthropic_format(gw: RunningGateway) -> None:
     async with aiohttp.ClientSession(timeout=TIMEOUT) as s:
         for body in (b"", b"[]", b"{" * 5000, orjson.dumps({"model": 5, "messages": MSG})):
-            async with s.post(
-                gw.url + "/v1/messages/count_tokens", data=body, headers=headers(gw, "anthropic")
-            ) as r:
+            async with s.post(gw.url + "/v1/messages/count_tokens", data=body, headers=headers(gw, "anthropic")) as r:
                 assert r.status == 400
                 error_message("anthropic", 400, await r.json())
 

@@ -41,8 +41,12 @@ async def test_signature_is_replayed_only_to_its_issuer(
     a, b = await make_anthropic_upstream(), await make_anthropic_upstream()
     a.script(Reply(text="Answer.", thinking="Let me think.", signature="SIG/abc+=="))
     async with run_gateway(config(a, b, sqlite_url(tmp_path))) as gw, anthropic_client(gw.url, gw.admin_key) as c:
-        first: dict[str, Any] = {"model": "claude-x", "max_tokens": 2000, "extra_body": {"provider": {"only": ["an1"]}},
-                                 "messages": [{"role": "user", "content": "Q1"}]}
+        first: dict[str, Any] = {
+            "model": "claude-x",
+            "max_tokens": 2000,
+            "extra_body": {"provider": {"only": ["an1"]}},
+            "messages": [{"role": "user", "content": "Q1"}],
+        }
         if stream:
             async with c.messages.stream(**first) as s:
                 msg = await s.get_final_message()

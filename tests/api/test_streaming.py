@@ -94,8 +94,12 @@ async def test_anthropic_beta_passes_to_anthropic_upstreams_only(
     headers = {"x-api-key": gw.admin_key, "anthropic-version": "2023-06-01", "anthropic-beta": "tools-2099"}
     async with aiohttp.ClientSession() as s:
         for model in ("claude-test", "gpt-test"):
-            body: dict[str, Any] = {"model": model, "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}],
-                    "context_management": {"edits": []}}
+            body: dict[str, Any] = {
+                "model": model,
+                "max_tokens": 20,
+                "messages": [{"role": "user", "content": "hi"}],
+                "context_management": {"edits": []},
+            }
             async with s.post(gw.url + "/v1/messages", json=body, headers=headers) as r:
                 assert r.status == 200, await r.text()
     an = anthropic_upstream.requests[-1]
@@ -144,13 +148,24 @@ async def test_count_tokens_counts_every_block_type(gw: RunningGateway) -> None:
         "tools": [{"name": "Write", "description": "write a file", "input_schema": {"type": "object"}}],
         "messages": [
             {"role": "user", "content": "hello"},
-            {"role": "assistant", "content": [
-                {"type": "thinking", "thinking": "Let me write the file.", "signature": "sig"},
-                {"type": "tool_use", "id": "toolu_1", "name": "Write", "input": {"path": "a.py", "content": "x" * 99}},
-            ]},
-            {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "written " * 20},
-            ]},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "Let me write the file.", "signature": "sig"},
+                    {
+                        "type": "tool_use",
+                        "id": "toolu_1",
+                        "name": "Write",
+                        "input": {"path": "a.py", "content": "x" * 99},
+                    },
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_1", "content": "written " * 20},
+                ],
+            },
         ],
     }
     headers = {"x-api-key": gw.admin_key, "anthropic-version": "2023-06-01"}

@@ -36,9 +36,7 @@ def generation(key: KeyRecord, cost: Decimal, clock: Clock) -> GenerationRecord:
     )
 
 
-async def one_request(
-    ledger: Ledger, key: KeyRecord, reserve: Decimal, cost: Decimal, clock: Clock
-) -> str | None:
+async def one_request(ledger: Ledger, key: KeyRecord, reserve: Decimal, cost: Decimal, clock: Clock) -> str | None:
     """Reserve, 'call the upstream', settle. Returns the generation id, or None when refused."""
     try:
         hold = await ledger.reserve(key, reserve)

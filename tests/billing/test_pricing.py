@@ -141,10 +141,7 @@ def test_worst_case_uses_the_dearest_input_side_price() -> None:
     # A cache write costs more than input: the reservation must assume every token is one.
     assert worst_case(1000, 100, SONNET) == (1000 * D("3.75") + 100 * D("15")) / 1_000_000
     assert worst_case(300_000, 0, GEMINI_PRO) == 300_000 * D("2.50") / 1_000_000
-    assert (
-        worst_case(10, 10, Pricing(input=D("1"), output=D("2"), reasoning=D("9")))
-        == (10 + 90) * D(1) / 1_000_000
-    )
+    assert worst_case(10, 10, Pricing(input=D("1"), output=D("2"), reasoning=D("9"))) == (10 + 90) * D(1) / 1_000_000
 
 
 def test_helpers_are_exported() -> None:

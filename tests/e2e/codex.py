@@ -139,9 +139,7 @@ class CodexRun:
         )
 
 
-async def run_codex(
-    binary: str, prompt: str, *, cwd: Path, env: Mapping[str, str], seconds: float = 120.0
-) -> CodexRun:
+async def run_codex(binary: str, prompt: str, *, cwd: Path, env: Mapping[str, str], seconds: float = 120.0) -> CodexRun:
     """``codex exec --json`` in ``cwd``; killed (with its children) after ``seconds``."""
     args = ["exec", "--json", "--strict-config", "--skip-git-repo-check", "--ephemeral", "-C", str(cwd), prompt]
     run = await run_bounded([binary, *args], cwd=cwd, env=env, seconds=seconds)

@@ -55,7 +55,11 @@ def _npm_ci(npm: str, target: Path) -> str | None:
             shutil.copy2(SOURCE / name, scratch / name)
         cmd = [npm, "ci", "--no-audit", "--no-fund", "--no-update-notifier", "--ignore-scripts", "--loglevel=error"]
         proc = subprocess.Popen(
-            cmd, cwd=scratch, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            cmd,
+            cwd=scratch,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         try:

@@ -57,12 +57,22 @@ class Stack:
             # populate_by_name: `model` and `max_tokens` are accepted besides the aliases (model_name,
             # max_tokens_to_sample) the type checker's view of the pydantic constructor knows
             return ChatAnthropic(  # type: ignore[call-arg]
-                model=name, base_url=self.gw.url, api_key=SecretStr(self.key), max_retries=0, timeout=20,
+                model=name,
+                base_url=self.gw.url,
+                api_key=SecretStr(self.key),
+                max_retries=0,
+                timeout=20,
                 max_tokens=64,
             )
         return ChatOpenAI(
-            model=name, base_url=self.gw.url + "/v1", api_key=SecretStr(self.key), max_retries=0, timeout=20,
-            max_completion_tokens=64, stream_usage=True, use_responses_api=client == "chat-openai-responses",
+            model=name,
+            base_url=self.gw.url + "/v1",
+            api_key=SecretStr(self.key),
+            max_retries=0,
+            timeout=20,
+            max_completion_tokens=64,
+            stream_usage=True,
+            use_responses_api=client == "chat-openai-responses",
         )
 
     def generations(self, fmt: str) -> list[Received]:

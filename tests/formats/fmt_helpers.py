@@ -117,9 +117,7 @@ _RESPONSES_EVENT: pydantic.TypeAdapter[Any] = pydantic.TypeAdapter(ResponseStrea
 _TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 
 
-def check_responses_stream(
-    frames: list[bytes], *, same_output: bool = True
-) -> tuple[list[dict[str, Any]], Response]:
+def check_responses_stream(frames: list[bytes], *, same_output: bool = True) -> tuple[list[dict[str, Any]], Response]:
     """Validate a Responses event stream: `event:` names match `type`, sequence numbers count from 0,
     created + in_progress first, exactly one terminal event last, every item added then done once, each
     delta inside its open item and the deltas adding up to the done text; every event validates as the

@@ -141,9 +141,7 @@ def openai_request(draw: st.DrawFn) -> ChatRequest:
         stop=draw(st.lists(text, max_size=2)),
         seed=draw(st.none() | st.integers(0, 99)),
         user=draw(st.none() | ident),
-        reasoning=draw(
-            st.none() | st.sampled_from(["low", "medium", "high"]).map(lambda e: Reasoning(effort=e))
-        ),
+        reasoning=draw(st.none() | st.sampled_from(["low", "medium", "high"]).map(lambda e: Reasoning(effort=e))),
         response_format=draw(st.none() | st.just({"type": "json_object"})),
         stream=stream,
         include_usage=stream,
@@ -381,12 +379,9 @@ def anthropic_upstream(draw: st.DrawFn) -> tuple[list[dict[str, Any]], str, list
         ]
         idx = 1
     if texts:
-        events.append(
-            {"type": "content_block_start", "index": idx, "content_block": {"type": "text", "text": ""}}
-        )
+        events.append({"type": "content_block_start", "index": idx, "content_block": {"type": "text", "text": ""}})
         events += [
-            {"type": "content_block_delta", "index": idx, "delta": {"type": "text_delta", "text": t}}
-            for t in texts
+            {"type": "content_block_delta", "index": idx, "delta": {"type": "text_delta", "text": t}} for t in texts
         ]
         events.append({"type": "content_block_stop", "index": idx})
         idx += 1
@@ -426,9 +421,7 @@ def test_anthropic_upstream_to_openai_client_keeps_tool_arguments(
 ) -> None:
     events, full_text, calls = up
     dec = AnthropicStreamDecoder()
-    enc = OpenAIStreamEncoder(
-        id="gen-1", model="a/b", created=1, provider="Anthropic", include_usage=include_usage
-    )
+    enc = OpenAIStreamEncoder(id="gen-1", model="a/b", created=1, provider="Anthropic", include_usage=include_usage)
     frames = [f for e in events for ev in dec.feed(e["type"], e) for f in enc.feed(ev)] + enc.end()
     final = check_openai_stream(frames, include_usage=include_usage)
     choice = final.choices[0]

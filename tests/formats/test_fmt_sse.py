@@ -86,9 +86,7 @@ def test_overlong_line_raises_value_error(monkeypatch: pytest.MonkeyPatch) -> No
         p.feed(b"data: " + b"z" * 40 + b"\ndata: " + b"z" * 40 + b"\n")
 
 
-_texts = st.text(
-    alphabet=st.characters(exclude_characters="\r\n", exclude_categories=["Cs"]), max_size=20
-)
+_texts = st.text(alphabet=st.characters(exclude_characters="\r\n", exclude_categories=["Cs"]), max_size=20)
 _events = st.lists(
     st.tuples(
         st.none() | st.text(alphabet="abcdefgh_", min_size=1, max_size=8),

@@ -96,9 +96,7 @@ def test_count_request_counts_every_block_type() -> None:  # decolua/9router#233
     assert with_part(ThinkingPart(text="Let me think about this carefully")) >= 6
     assert with_part(ThinkingPart(redacted="x" * 400)) == 100
     assert with_part(ImagePart(url="u")) == IMAGE_TOKENS
-    sys_req = ChatRequest(
-        model="m", messages=base.messages, system=[TextPart(text="You are a helpful assistant.")]
-    )
+    sys_req = ChatRequest(model="m", messages=base.messages, system=[TextPart(text="You are a helpful assistant.")])
     assert count_request(sys_req) - n0 == count_text("You are a helpful assistant.")
     tool = Tool(
         name="get_weather",

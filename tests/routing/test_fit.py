@@ -53,8 +53,9 @@ def test_signed_thinking_replayed_only_to_the_endpoint_that_issued_it() -> None:
     from keeprouter.formats.canonical import ThinkingPart
     from keeprouter.routing.fit import SignatureIssuers
 
-    issuer, other = endpoint({"reasoning"}, None), EndpointConfig(
-        "q", "m2", Pricing(Decimal(1), Decimal(1)), frozenset({"reasoning"}), 1000, None, Timeouts()
+    issuer, other = (
+        endpoint({"reasoning"}, None),
+        EndpointConfig("q", "m2", Pricing(Decimal(1), Decimal(1)), frozenset({"reasoning"}), 1000, None, Timeouts()),
     )
     issuers = SignatureIssuers()
     issuers.record("sig-A", issuer)

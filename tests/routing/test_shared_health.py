@@ -95,9 +95,7 @@ async def until(pred: Callable[[], bool], seconds: float) -> None:
 
 
 @pytest_asyncio.fixture
-async def pair(
-    tmp_path: Path, make_openai_upstream: Any, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Pair]:
+async def pair(tmp_path: Path, make_openai_upstream: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Pair]:
     monkeypatch.setenv("KEEPROUTER_CIRCUIT_COOLDOWN_SECONDS", str(COOLDOWN))
     monkeypatch.setenv("KEEPROUTER_SPOOL_DIR", str(tmp_path / "spool"))
     dead: OpenAIUpstream = await make_openai_upstream()

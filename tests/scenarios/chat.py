@@ -25,10 +25,11 @@ def _message(m: Msg) -> list[dict[str, Any]]:
         if m.reasoning:  # sent back as OpenRouter's clients do
             out["reasoning_details"] = list(m.reasoning)
         return [out]
-    if not m.images:
+    if not m.images and not m.pdfs:
         return [{"role": "user", "content": m.text}]
     parts: list[dict[str, Any]] = [{"type": "text", "text": m.text}]
     parts += [{"type": "image_url", "image_url": {"url": i.data_url}} for i in m.images]
+    parts += [{"type": "file", "file": {"filename": d.name, "file_data": d.data_url}} for d in m.pdfs]
     return [{"role": "user", "content": parts}]
 
 
@@ -139,5 +140,5 @@ CHAT = ClientApi(
     reports_cost=True,
     error_shape="openai",
     stream_error_shape="openai",
-    supports=frozenset({"stop", "image"}),
+    supports=frozenset({"stop", "image", "pdf"}),
 )

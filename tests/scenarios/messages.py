@@ -8,9 +8,13 @@ import anthropic
 from anthropic.types import Message
 
 from .client_api import SDK_TIMEOUT, ClientApi, http_failure
-from .neutral import Ask, Call, Failure, Msg, Result, error_shape
+from .neutral import Ask, Call, Failure, Msg, Pdf, Result, error_shape
 
 DEFAULT_MAX_TOKENS = 256  # the API requires one
+
+
+def _pdf_source(d: Pdf) -> dict[str, Any]:
+    return {"type": "base64", "media_type": "application/pdf", "data": d.data}
 
 
 def _message(m: Msg) -> dict[str, Any]:
@@ -22,12 +26,13 @@ def _message(m: Msg) -> dict[str, Any]:
         blocks += [{"type": "text", "text": m.text}] if m.text else []
         blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.args} for c in m.calls]
         return {"role": "assistant", "content": blocks if m.calls or m.reasoning else m.text}
-    if not m.images:
+    if not m.images and not m.pdfs:
         return {"role": "user", "content": m.text}
     images = [
         {"type": "image", "source": {"type": "base64", "media_type": i.media_type, "data": i.data}} for i in m.images
     ]
-    return {"role": "user", "content": [{"type": "text", "text": m.text}, *images]}
+    docs = [{"type": "document", "title": d.name, "source": _pdf_source(d)} for d in m.pdfs]
+    return {"role": "user", "content": [{"type": "text", "text": m.text}, *images, *docs]}
 
 
 def request(model: str, ask: Ask) -> dict[str, Any]:
@@ -62,6 +67,7 @@ def _read(msg: Message, generation_id: str | None) -> Result:
         # Anthropic's input_tokens leaves out cache reads and writes: the neutral count has them all
         input_tokens=u.input_tokens + (u.cache_read_input_tokens or 0) + (u.cache_creation_input_tokens or 0),
         output_tokens=u.output_tokens,
+        cost=(u.model_extra or {}).get("cost"),
         id=msg.id,
         generation_id=generation_id,
     )
@@ -87,10 +93,13 @@ async def send(client: anthropic.AsyncAnthropic, model: str, ask: Ask, stream: b
             generation_id = s.response.headers.get("x-generation-id")
             dropped = s.response.headers.get("x-keeprouter-dropped")
             text = ""
+            cost = None
             try:
                 async for event in s:
                     if event.type == "content_block_delta" and event.delta.type == "text_delta":
                         text += event.delta.text
+                    elif event.type == "message_delta":  # the SDK's final message keeps no usage extras
+                        cost = (event.usage.model_extra or {}).get("cost")
             except anthropic.APIStatusError as e:
                 # an `event: error` inside the 200 stream; the SDK raises with its JSON
                 failure = Failure(status=None, shape=error_shape(e.body), message=e.message)
@@ -99,6 +108,7 @@ async def send(client: anthropic.AsyncAnthropic, model: str, ask: Ask, stream: b
     except anthropic.APIStatusError as e:
         return Result(error=http_failure(e.response))
     res = _read(final, generation_id)
+    res.cost = cost
     res.headers = {"x-keeprouter-dropped": dropped} if dropped else {}
     assert res.text == text, "the stream's text deltas differ from the assembled message"
     return res
@@ -115,8 +125,8 @@ MESSAGES = ClientApi(
         "tool_use": "tool_use",
     },
     id_prefix="gen-",
-    reports_cost=False,
+    reports_cost=True,
     error_shape="anthropic",
     stream_error_shape="anthropic",
-    supports=frozenset({"stop", "image"}),
+    supports=frozenset({"stop", "image", "pdf"}),
 )

@@ -42,12 +42,25 @@ class Image:
 
 
 @dataclass(frozen=True)
+class Pdf:
+    """An inline PDF document: standard base64 data and its file name (Anthropic's document `title`)."""
+
+    data: str
+    name: str
+
+    @property
+    def data_url(self) -> str:
+        return f"data:application/pdf;base64,{self.data}"
+
+
+@dataclass(frozen=True)
 class Msg:
     role: Role
     text: str = ""
     calls: tuple[Call, ...] = ()
     results: tuple[tuple[str, str], ...] = ()  # (call id, result text), role "tool" only
     images: tuple[Image, ...] = ()
+    pdfs: tuple[Pdf, ...] = ()  # role "user" only
     # assistant only: the reasoning the client got with this turn, in its API's own shape
     # (``Result.reasoning``), sent back as that API sends it
     reasoning: tuple[Any, ...] = ()

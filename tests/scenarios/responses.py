@@ -25,10 +25,11 @@ def _items(m: Msg) -> list[dict[str, Any]]:
             {"type": "function_call", "call_id": c.id, "name": c.name, "arguments": json.dumps(c.args)} for c in m.calls
         ]
         return out
-    if not m.images:
+    if not m.images and not m.pdfs:
         return [{"role": "user", "content": m.text}]
     parts: list[dict[str, Any]] = [{"type": "input_text", "text": m.text}]
     parts += [{"type": "input_image", "image_url": i.data_url} for i in m.images]
+    parts += [{"type": "input_file", "filename": d.name, "file_data": d.data_url} for d in m.pdfs]
     return [{"role": "user", "content": parts}]
 
 
@@ -113,5 +114,5 @@ RESPONSES = ClientApi(
     reports_cost=True,
     error_shape="openai",
     stream_error_shape="response.failed",
-    supports=frozenset({"image"}),
+    supports=frozenset({"image", "pdf"}),
 )

@@ -22,7 +22,7 @@ from upstreams.gemini_server import GeminiUpstream, model_of
 from upstreams.openai_server import OpenAIUpstream
 from upstreams.vertex_server import VertexUpstream
 
-from .neutral import Call, Image, Msg, Sent, Tool, text_of
+from .neutral import Call, Image, Msg, Pdf, Sent, Tool, text_of
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ class UpstreamKind:
     call_ids: bool = True
     # whether its wire can say "call no tool"; without it (Converse) the gateway leaves the tools out
     says_no_tools: bool = True
+    # whether its wire carries a document's name (Gemini's inline data has none: the reader gives "")
+    document_names: bool = True
     options: dict[str, Any] = field(default_factory=dict)  # the kind's own provider keys
     # its emulator reasons and enforces the provider's rule for sending reasoning back
     reasons: bool = False
@@ -90,7 +92,14 @@ def _openai_image(part: dict[str, Any]) -> Image:
 def _openai_user(content: Any) -> Msg:
     parts = content if isinstance(content, list) else []
     images = tuple(_openai_image(p) for p in parts if p.get("type") == "image_url")
-    return Msg("user", text_of(content), images=images)
+    pdfs = tuple(_openai_pdf(p["file"]) for p in parts if p.get("type") == "file")
+    return Msg("user", text_of(content), images=images, pdfs=pdfs)
+
+
+def _openai_pdf(file: dict[str, Any]) -> Pdf:
+    head, _, data = file["file_data"].partition(",")
+    assert head == "data:application/pdf;base64", head
+    return Pdf(data, file["filename"])
 
 
 def read_openai(body: dict[str, Any]) -> Sent:
@@ -152,10 +161,17 @@ def _anthropic_turns(m: dict[str, Any]) -> list[Msg]:
     assert m["role"] == "user", m["role"]
     results = tuple((b["tool_use_id"], text_of(b["content"])) for b in blocks if b["type"] == "tool_result")
     images = tuple(Image(b["source"]["media_type"], b["source"]["data"]) for b in blocks if b["type"] == "image")
+    pdfs = tuple(_anthropic_pdf(b) for b in blocks if b["type"] == "document")
     turns = [Msg("tool", results=results)] if results else []
-    if text or images or not results:
-        turns.append(Msg("user", text, images=images))
+    if text or images or pdfs or not results:
+        turns.append(Msg("user", text, images=images, pdfs=pdfs))
     return turns
+
+
+def _anthropic_pdf(block: dict[str, Any]) -> Pdf:
+    src = block["source"]
+    assert (src["type"], src["media_type"]) == ("base64", "application/pdf"), src
+    return Pdf(src["data"], block["title"])
 
 
 def read_anthropic(body: dict[str, Any]) -> Sent:
@@ -193,10 +209,12 @@ def _gemini_turns(c: dict[str, Any]) -> list[Msg]:
         for p in parts
         if "functionResponse" in p
     )
-    images = tuple(Image(p["inlineData"]["mimeType"], p["inlineData"]["data"]) for p in parts if "inlineData" in p)
+    inline = [p["inlineData"] for p in parts if "inlineData" in p]
+    images = tuple(Image(d["mimeType"], d["data"]) for d in inline if d["mimeType"] != "application/pdf")
+    pdfs = tuple(Pdf(d["data"], "") for d in inline if d["mimeType"] == "application/pdf")
     turns = [Msg("tool", results=results)] if results else []
-    if text or images or not results:
-        turns.append(Msg("user", text, images=images))
+    if text or images or pdfs or not results:
+        turns.append(Msg("user", text, images=images, pdfs=pdfs))
     return turns
 
 
@@ -278,9 +296,11 @@ def _bedrock_turns(m: dict[str, Any]) -> list[Msg]:
         (b["toolResult"]["toolUseId"], text_of(b["toolResult"]["content"])) for b in blocks if "toolResult" in b
     )
     images = tuple(_bedrock_image(b["image"]) for b in blocks if "image" in b)
+    # Converse's document `name` is a label of restricted characters, not the file's name: read as ""
+    pdfs = tuple(Pdf(b["document"]["source"]["bytes"], "") for b in blocks if "document" in b)
     turns = [Msg("tool", results=results)] if results else []
-    if text or images or not results:
-        turns.append(Msg("user", text, images=images))
+    if text or images or pdfs or not results:
+        turns.append(Msg("user", text, images=images, pdfs=pdfs))
     return turns
 
 
@@ -371,6 +391,7 @@ UPSTREAM_KINDS: tuple[UpstreamKind, ...] = (
         reports_stop_sequence=False,  # finishReason "STOP" for a stop sequence and for the end alike
         reports_cache_writes=False,
         call_ids=False,  # calls carry no id; a functionResponse names its function
+        document_names=False,
     ),
     VertexKind(  # Gemini models on Vertex: the Gemini row's wire at the project's publisher path
         name="vertex",
@@ -385,6 +406,7 @@ UPSTREAM_KINDS: tuple[UpstreamKind, ...] = (
         reports_stop_sequence=False,
         reports_cache_writes=False,
         call_ids=False,
+        document_names=False,  # Gemini's inline data carries no file name
     ),
     VertexKind(  # Claude models on Vertex: rawPredict / streamRawPredict
         name="vertex-claude",
@@ -411,6 +433,7 @@ UPSTREAM_KINDS: tuple[UpstreamKind, ...] = (
         generation_paths=("/model/up-bedrock/converse", "/model/up-bedrock/converse-stream"),
         read=read_bedrock,
         says_no_tools=False,  # Converse has no "none" tool choice
+        document_names=False,
         options={"region": REGION, "aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY},
     ),
 )

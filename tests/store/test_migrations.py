@@ -48,15 +48,11 @@ def test_both_dialects_have_the_same_numbered_migrations() -> None:
 async def _applied(url: str) -> list[tuple[int, str]]:
     if backend_of(url) == "sqlite":
         with sqlite3.connect(url.removeprefix("sqlite:///")) as c:
-            return [
-                tuple(r) for r in c.execute("SELECT version, name FROM schema_migrations ORDER BY version")
-            ]
+            return [tuple(r) for r in c.execute("SELECT version, name FROM schema_migrations ORDER BY version")]
     base, schema = url.split("?search_path=")
     conn = await asyncpg.connect(base, server_settings={"search_path": schema})
     try:
-        return [
-            tuple(r) for r in await conn.fetch("SELECT version, name FROM schema_migrations ORDER BY version")
-        ]
+        return [tuple(r) for r in await conn.fetch("SELECT version, name FROM schema_migrations ORDER BY version")]
     finally:
         await conn.close()
 

@@ -11,8 +11,13 @@ import anthropic
 import openai
 
 OPENAI_STOP = {"stop": "end", "length": "max_tokens", "tool_calls": "tool_use", "content_filter": "refusal"}
-ANTHROPIC_STOP = {"end_turn": "end", "max_tokens": "max_tokens", "tool_use": "tool_use",
-                  "stop_sequence": "stop_sequence", "refusal": "refusal"}
+ANTHROPIC_STOP = {
+    "end_turn": "end",
+    "max_tokens": "max_tokens",
+    "tool_use": "tool_use",
+    "stop_sequence": "stop_sequence",
+    "refusal": "refusal",
+}
 
 
 @dataclass
@@ -95,8 +100,8 @@ async def call_anthropic(client: anthropic.AsyncAnthropic, stream: bool, **kw: A
             res.text += block.text
         elif block.type == "tool_use":
             res.tool_calls.append((block.id, block.name, block.input))
-    res.input_tokens = msg.usage.input_tokens + (msg.usage.cache_read_input_tokens or 0) + (
-        msg.usage.cache_creation_input_tokens or 0
+    res.input_tokens = (
+        msg.usage.input_tokens + (msg.usage.cache_read_input_tokens or 0) + (msg.usage.cache_creation_input_tokens or 0)
     )
     res.output_tokens = msg.usage.output_tokens
     return res

@@ -274,9 +274,7 @@ def _block_events(index: int, block: dict[str, Any], reply: Reply) -> list[bytes
     kind = block["type"]
     if kind == "thinking":
         opening: dict[str, Any] = {"type": "thinking", "thinking": ""}
-        deltas = [
-            {"type": "thinking_delta", "thinking": p} for p in pieces(block["thinking"], reply.chunk_size)
-        ]
+        deltas = [{"type": "thinking_delta", "thinking": p} for p in pieces(block["thinking"], reply.chunk_size)]
         deltas.append({"type": "signature_delta", "signature": block["signature"]})
     elif kind == "redacted_thinking":
         opening, deltas = block, []
@@ -286,16 +284,9 @@ def _block_events(index: int, block: dict[str, Any], reply: Reply) -> list[bytes
     else:
         opening = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
         arguments = json.dumps(block["input"], separators=(",", ":"))
-        deltas = [
-            {"type": "input_json_delta", "partial_json": p} for p in pieces(arguments, reply.args_chunk)
-        ]
-    out = [
-        sse({"type": "content_block_start", "index": index, "content_block": opening}, "content_block_start")
-    ]
-    out += [
-        sse({"type": "content_block_delta", "index": index, "delta": d}, "content_block_delta")
-        for d in deltas
-    ]
+        deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces(arguments, reply.args_chunk)]
+    out = [sse({"type": "content_block_start", "index": index, "content_block": opening}, "content_block_start")]
+    out += [sse({"type": "content_block_delta", "index": index, "delta": d}, "content_block_delta") for d in deltas]
     out.append(sse({"type": "content_block_stop", "index": index}, "content_block_stop"))
     return out
 
@@ -324,9 +315,7 @@ def _invalid(body: dict[str, Any], *, need_max_tokens: bool) -> str | None:
             stray = _ids(msg, "tool_result", "tool_use_id") - previous
             if stray:
                 found = min(stray)
-                return (
-                    f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks: {found}"
-                )
+                return f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks: {found}"
     return None
 
 

@@ -331,9 +331,7 @@ class EmulatedUpstream:
                 return resp
             if fault.malformed is not None and i >= fault.malformed_after:
                 bad = (
-                    plan.broken_event
-                    if fault.malformed == "json"
-                    else glue(event, events[min(i + 1, len(events) - 1)])
+                    plan.broken_event if fault.malformed == "json" else glue(event, events[min(i + 1, len(events) - 1)])
                 )
                 await self._write(resp, rec, bad)
                 await resp.write_eof()

@@ -57,6 +57,9 @@ class OpenAIUpstream(EmulatedUpstream):
     - ``embeddings_max_batch``: refuse (413, TEI's wording) an embeddings request with more inputs.
     - ``embeddings_reversed``: list embeddings last input first (only ``index`` orders them).
     - ``rerank_tei``: ``/rerank`` speaks Hugging Face TEI's dialect (``texts`` in, a bare list out).
+
+    As OpenAI does: ``logprobs: true`` adds each content piece's token logprob (``top_logprobs``
+    alternatives each), and ``n`` > 1 answers n choices (choice k's text gets `` [k]``), one usage.
     """
 
     DEFAULT_KEY = "sk-up-openai"
@@ -150,10 +153,7 @@ class OpenAIUpstream(EmulatedUpstream):
         denied = self._check_auth(rec)
         if denied is not None:
             return denied
-        data = [
-            {"id": m, "object": "model", "created": 1_700_000_000, "owned_by": "emulator"}
-            for m in self.models
-        ]
+        data = [{"id": m, "object": "model", "created": 1_700_000_000, "owned_by": "emulator"} for m in self.models]
         return web.json_response({"object": "list", "data": data}, headers=self.response_headers())
 
     def _check_auth(self, rec: Received) -> web.Response | None:
@@ -186,9 +186,7 @@ class OpenAIUpstream(EmulatedUpstream):
             calls = (msg.get("tool_calls") or []) if msg.get("role") == "assistant" else []
             wanted = {c.get("id") for c in calls if isinstance(c, dict)}
             following = messages[i + 1 : i + 1 + len(wanted)]
-            answered = {
-                m.get("tool_call_id") for m in following if isinstance(m, dict) and m.get("role") == "tool"
-            }
+            answered = {m.get("tool_call_id") for m in following if isinstance(m, dict) and m.get("role") == "tool"}
             if wanted - answered:
                 return (
                     "An assistant message with 'tool_calls' must be followed by tool messages responding to "
@@ -219,9 +217,7 @@ class OpenAIUpstream(EmulatedUpstream):
     def response_headers(self) -> dict[str, str]:
         return {"x-request-id": f"req_{uuid.uuid4().hex}", "openai-processing-ms": "1"}
 
-    def _error(
-        self, status: int, message: str, *, param: str | None = None, code: Any = ...
-    ) -> dict[str, Any]:
+    def _error(self, status: int, message: str, *, param: str | None = None, code: Any = ...) -> dict[str, Any]:
         kind, default_code = ERROR_KINDS.get(
             status, ("server_error" if status >= 500 else "invalid_request_error", None)
         )
@@ -235,9 +231,7 @@ class OpenAIUpstream(EmulatedUpstream):
         }
 
     def error_body(self, status: int, message: str | None = None) -> dict[str, Any]:
-        return self._error(
-            status, message or ERROR_MESSAGES.get(status, f"Emulated upstream error {status}.")
-        )
+        return self._error(status, message or ERROR_MESSAGES.get(status, f"Emulated upstream error {status}."))
 
     def _usage(self, reply: Reply) -> dict[str, Any]:
         prompt_details: dict[str, int] = {"cached_tokens": reply.cache_read, "audio_tokens": 0}
@@ -275,6 +269,22 @@ class OpenAIUpstream(EmulatedUpstream):
             return ""
         return reply.thinking
 
+    @staticmethod
+    def _logprobs(text: str | None, reply: Reply, rec: Received) -> dict[str, Any] | None:
+        body = rec.body if isinstance(rec.body, dict) else {}
+        if body.get("logprobs") is not True:
+            return None
+        top = body.get("top_logprobs") or 0
+
+        def token(t: str, lp: float) -> dict[str, Any]:
+            return {"token": t, "logprob": lp, "bytes": list(t.encode())}
+
+        content = [
+            {**token(piece, -0.25), "top_logprobs": [token(piece, -0.25), token("~", -3.5)][:top]}
+            for piece in pieces(text or "", reply.chunk_size)
+        ]
+        return {"content": content, "refusal": None}
+
     def render(self, reply: Reply, rec: Received) -> Any:
         body = rec.body if isinstance(rec.body, dict) else {}
         model = reply.model or rec.model or "unknown"
@@ -282,6 +292,16 @@ class OpenAIUpstream(EmulatedUpstream):
             return embeddings.render_embeddings(body, model, reverse=self.embeddings_reversed)
         if rec.path.endswith("/rerank"):
             return embeddings.render_rerank(body, model, tei=self.rerank_tei)
+        n: int = body["n"] if isinstance(body.get("n"), int) else 1
+        out = self._render_one(reply, rec)
+        first = out["choices"][0]
+        for k in range(1, n):
+            text = None if reply.text is None else f"{reply.text} [{k}]"
+            msg = {**first["message"], "content": text}
+            out["choices"].append({**first, "index": k, "message": msg, "logprobs": self._logprobs(text, reply, rec)})
+        return out
+
+    def _render_one(self, reply: Reply, rec: Received) -> dict[str, Any]:
         message: dict[str, Any] = {
             "role": "assistant",
             "content": reply.text,
@@ -300,7 +320,7 @@ class OpenAIUpstream(EmulatedUpstream):
             {
                 "index": 0,
                 "message": message,
-                "logprobs": None,
+                "logprobs": self._logprobs(reply.text, reply, rec),
                 "finish_reason": OPENAI_FINISH[reply.stop_kind],
             }
         ]
@@ -315,10 +335,10 @@ class OpenAIUpstream(EmulatedUpstream):
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         usage_null = include_usage and not self.no_usage
 
-        def chunk(delta: dict[str, Any], finish: str | None = None, usage: Any = None) -> bytes:
+        def chunk(delta: dict[str, Any], finish: str | None = None, usage: Any = None, logprobs: Any = None) -> bytes:
             out = {
                 **head,
-                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+                "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
             }
             if usage is not None or usage_null:
                 out["usage"] = usage
@@ -331,7 +351,7 @@ class OpenAIUpstream(EmulatedUpstream):
             delta: dict[str, Any] = {"content": piece}
             if self.empty_tool_calls_list:
                 delta["tool_calls"] = []
-            events.append(chunk(delta))
+            events.append(chunk(delta, logprobs=self._logprobs(piece, reply, rec)))
         ids = self._issue(reply, self._tool_ids(reply))
         for index, (call_id, tc) in enumerate(zip(ids, reply.tool_calls, strict=True)):
             first = {

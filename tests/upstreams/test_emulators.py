@@ -25,9 +25,7 @@ def oai(server: OpenAIUpstream, **options: Any) -> openai.AsyncOpenAI:
 
 
 def ant(server: AnthropicUpstream, **options: Any) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(
-        base_url=server.url, api_key=server.expected_key, max_retries=0, **options
-    )
+    return anthropic.AsyncAnthropic(base_url=server.url, api_key=server.expected_key, max_retries=0, **options)
 
 
 @dataclass
@@ -107,9 +105,7 @@ async def test_openai_non_stream_tool_calls_and_reasoning(openai_upstream: OpenA
 
 
 async def test_openai_stream_text_with_usage(openai_upstream: OpenAIUpstream) -> None:
-    openai_upstream.script(
-        Reply(text="Hello streaming world", input_tokens=20, output_tokens=4, cache_read=6)
-    )
+    openai_upstream.script(Reply(text="Hello streaming world", input_tokens=20, output_tokens=4, cache_read=6))
     async with oai(openai_upstream) as client:
         stream = await client.chat.completions.create(
             model="gpt-4o-mini", messages=MESSAGES, stream=True, stream_options={"include_usage": True}
@@ -159,9 +155,7 @@ async def test_openai_models_and_defaults(openai_upstream: OpenAIUpstream) -> No
         ),
     ],
 )
-async def test_openai_error_statuses(
-    openai_upstream: OpenAIUpstream, fault: Fault, exc: type[Exception]
-) -> None:
+async def test_openai_error_statuses(openai_upstream: OpenAIUpstream, fault: Fault, exc: type[Exception]) -> None:
     openai_upstream.script(fault)
     async with oai(openai_upstream) as client:
         with pytest.raises(exc):
@@ -326,9 +320,7 @@ async def test_anthropic_stream_faults(anthropic_upstream: AnthropicUpstream) ->
 async def test_anthropic_count_tokens(anthropic_upstream: AnthropicUpstream) -> None:
     tools: list[Any] = [{"name": "get_weather", "description": "d", "input_schema": {"type": "object"}}]
     async with ant(anthropic_upstream) as client:
-        counted = await client.messages.count_tokens(
-            model="claude", messages=MESSAGES, system="Be brief.", tools=tools
-        )
+        counted = await client.messages.count_tokens(model="claude", messages=MESSAGES, system="Be brief.", tools=tools)
     body = anthropic_upstream.requests[0].body
     assert anthropic_upstream.requests[0].path == "/v1/messages/count_tokens"
     assert counted.input_tokens == count_tokens(body) > count_tokens({"messages": MESSAGES})

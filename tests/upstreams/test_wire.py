@@ -13,9 +13,7 @@ import pytest
 from upstreams import AnthropicUpstream, Fault, OpenAIUpstream, Reply, ToolCall
 
 USER: list[Any] = [{"role": "user", "content": "hi"}]
-TOOLS = Reply(
-    text="Let me check.", tool_calls=[ToolCall(None, "f", {"a": 1}), ToolCall(None, "g", {"b": "xyz"})]
-)
+TOOLS = Reply(text="Let me check.", tool_calls=[ToolCall(None, "f", {"a": 1}), ToolCall(None, "g", {"b": "xyz"})])
 
 
 def oai_headers(server: OpenAIUpstream) -> dict[str, str]:
@@ -101,15 +99,10 @@ async def test_openai_quirks() -> None:
     assert [d["tool_calls"] for d in deltas if d.get("content")] == [[], []]
     fragments = [tc for d in deltas for tc in d.get("tool_calls", [])]
     assert len(fragments) == 2 and all(f["id"] == "call_1" for f in fragments)
-    assert (
-        chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
-        and chunks[-1]["usage"]["prompt_tokens"] == 12
-    )
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls" and chunks[-1]["usage"]["prompt_tokens"] == 12
     async with OpenAIUpstream(no_usage=True) as bare:
         chunks = await openai_chunks(bare, stream_options={"include_usage": True})
-        status, text = await post(
-            f"{bare.url}/chat/completions", {"model": "m", "messages": USER}, oai_headers(bare)
-        )
+        status, text = await post(f"{bare.url}/chat/completions", {"model": "m", "messages": USER}, oai_headers(bare))
     assert all("usage" not in c for c in chunks) and status == 200 and "usage" not in json.loads(text)
 
 
@@ -173,9 +166,7 @@ async def test_anthropic_headers_required(anthropic_upstream: AnthropicUpstream)
 
 
 @pytest.mark.parametrize("kind", ["json", "sse"])
-async def test_malformed(
-    openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream, kind: Any
-) -> None:
+async def test_malformed(openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream, kind: Any) -> None:
     openai_upstream.script(Fault(malformed=kind), Fault(malformed=kind, malformed_after=1))
     anthropic_upstream.script(Fault(malformed=kind, malformed_after=1))
     status, text = await post(

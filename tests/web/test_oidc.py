@@ -42,9 +42,10 @@ def browser() -> aiohttp.ClientSession:
 
 
 async def users(gw: RunningGateway) -> list[dict[str, Any]]:
-    async with aiohttp.ClientSession() as s, s.get(
-        gw.url + "/api/v1/users", headers={"Authorization": f"Bearer {gw.admin_key}"}
-    ) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(gw.url + "/api/v1/users", headers={"Authorization": f"Bearer {gw.admin_key}"}) as r,
+    ):
         data: list[dict[str, Any]] = (await r.json())["data"]
         return data
 
@@ -83,9 +84,10 @@ async def test_login_page_offers_the_provider_and_the_first_sign_in_creates_the_
     listed = await users(gw)
     assert [u["email"] for u in listed] == ["ada@example.com"]
     team_id = listed[0]["team_id"]
-    async with aiohttp.ClientSession() as s, s.get(
-        gw.url + f"/api/v1/teams/{team_id}", headers={"Authorization": f"Bearer {gw.admin_key}"}
-    ) as r:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(gw.url + f"/api/v1/teams/{team_id}", headers={"Authorization": f"Bearer {gw.admin_key}"}) as r,
+    ):
         assert (await r.json())["data"]["name"] == "engineering", "the default team, created on first use"
 
     # a second sign-in finds the same user; a rotated signing key is fetched again

@@ -3,15 +3,17 @@
 Validation names the offending field in an InvalidRequest. Server tools (a `tools` entry whose `type`
 is not "custom") and a `thinking` config canonical cannot express (`adaptive`) are kept as they
 came, in `req.server_tools` / `req.thinking_config`, for the Anthropic upstream translator to
-replay. Content blocks are parsed by `formats.wire.anthropic.parse_blocks` (an upstream's response
-content is the same blocks); a thinking block whose signature we sealed (another provider's signed
-state, see `clients.sealed`) is unsealed back to that provider's.
+replay. `models` / `fallbacks` name the models to fall back to. Content blocks are parsed by
+`formats.wire.anthropic.parse_blocks` (an upstream's response content is the same blocks); a
+thinking block whose signature we sealed (another provider's signed state, see `clients.sealed`) is
+unsealed back to that provider's.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
+from keeprouter.clients.base import fallback_models
 from keeprouter.clients.sealed import is_sealed, unseal
 from keeprouter.formats.canonical import (
     ROUTER_FIELDS,
@@ -188,6 +190,8 @@ def parse_request(body: dict[str, Any], *, require_max_tokens: bool = True) -> C
             req.reasoning = Reasoning(effort=effort if isinstance(effort, str) else None)
             req.thinking_config = thinking
     req.response_format = _structured_output(body)
+    # Models to fall back to, as on Chat Completions (`models`) or as LiteLLM-style clients say it.
+    req.fallback_models = fallback_models(body, "models", "fallbacks")
     return req
 
 

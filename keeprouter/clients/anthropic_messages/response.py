@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from keeprouter.clients.base import Reply
@@ -26,10 +27,12 @@ STOP_TO_ANTHROPIC: dict[str | None, str] = {
     None: "end_turn",
 }
 
-def usage_dict(u: Usage) -> dict[str, Any]:
+
+def usage_dict(u: Usage, cost: Decimal | None = None) -> dict[str, Any]:
     """Canonical usage -> Anthropic's (input_tokens excludes the cache reads and writes).
 
-    `output_tokens_details.thinking_tokens` is added only when reasoning tokens are known.
+    `output_tokens_details.thinking_tokens` is added only when reasoning tokens are known; `cost`
+    (what the key was charged, USD: OpenRouter adds it to every API's usage) when known.
     """
     d: dict[str, Any] = {
         "input_tokens": max(0, u.input_tokens - u.cache_read_tokens - u.cache_write_tokens),
@@ -39,6 +42,8 @@ def usage_dict(u: Usage) -> dict[str, Any]:
     }
     if u.reasoning_tokens:
         d["output_tokens_details"] = {"thinking_tokens": u.reasoning_tokens}
+    if cost is not None:
+        d["cost"] = float(cost)
     return d
 
 
@@ -47,7 +52,7 @@ def stop_reason(resp_stop: StopReason | None, has_tools: bool) -> str:
     return "tool_use" if has_tools and r == "end_turn" else r
 
 
-def build_response(resp: ChatResponse, *, id: str, model: str) -> dict[str, Any]:
+def build_response(resp: ChatResponse, *, id: str, model: str, cost: Decimal | None = None) -> dict[str, Any]:
     """Canonical -> the client's Messages `message` object."""
     content: list[dict[str, Any]] = []
     has_tools = False
@@ -76,7 +81,7 @@ def build_response(resp: ChatResponse, *, id: str, model: str) -> dict[str, Any]
         "content": content,
         "stop_reason": stop_reason(resp.stop_reason, has_tools),
         "stop_sequence": resp.stop_sequence,
-        "usage": usage_dict(resp.usage),
+        "usage": usage_dict(resp.usage, cost),
     }
 
 
@@ -91,4 +96,4 @@ def render_error(err: GatewayError) -> dict[str, Any]:
 
 def render(resp: ChatResponse, reply: Reply) -> dict[str, Any]:
     """The Messages `message` object for `reply` (its ClientApi row's `render_response`)."""
-    return build_response(resp, id=reply.id, model=reply.model)
+    return build_response(resp, id=reply.id, model=reply.model, cost=reply.cost)

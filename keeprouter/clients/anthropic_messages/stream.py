@@ -17,6 +17,7 @@ stay open for them (Messages blocks cannot be reopened). An Anthropic upstream n
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -51,8 +52,7 @@ _MESSAGE_STOP = _ev(b"message_stop", b'{"type":"message_stop"}')
 _STOP = b'event: content_block_stop\ndata: {"type":"content_block_stop","index":%d}\n\n'
 _START = b'event: content_block_start\ndata: {"type":"content_block_start","index":%d,"content_block":%b}\n\n'
 _DELTA = (
-    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
-    b'"delta":{"type":"%b","%b":%b}}\n\n'
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,"delta":{"type":"%b","%b":%b}}\n\n'
 )
 _EMPTY_TEXT = b'{"type":"text","text":""}'
 _EMPTY_THINKING = b'{"type":"thinking","thinking":"","signature":""}'
@@ -209,9 +209,7 @@ class AnthropicStreamEncoder:
         if isinstance(ev, ToolCallDelta):
             if ev.arguments:
                 if ev.index == self._live_tool:
-                    out.append(
-                        _DELTA % (self._index, b"input_json_delta", b"partial_json", orjson.dumps(ev.arguments))
-                    )
+                    out.append(_DELTA % (self._index, b"input_json_delta", b"partial_json", orjson.dumps(ev.arguments)))
                     self._live_args.append(ev.arguments)
                     if self._pending and ev.arguments.rstrip().endswith(("}", "]")):
                         self._advance(out)
@@ -331,8 +329,9 @@ class AnthropicStreamEncoder:
             self._next_pending(out)
         self._close(out)
 
-    def end(self) -> list[bytes]:
-        """Close a completed stream: open/buffered blocks, `message_delta` (usage), `message_stop`."""
+    def end(self, cost: Decimal | None = None) -> list[bytes]:
+        """Close a completed stream: open/buffered blocks, `message_delta` (usage, with `cost` when
+        known), `message_stop`."""
         out: list[bytes] = []
         if not self._started:
             self._message_start(out)
@@ -348,10 +347,10 @@ class AnthropicStreamEncoder:
             "cache_creation_input_tokens": u["cache_creation_input_tokens"],
             "cache_read_input_tokens": u["cache_read_input_tokens"],
         }
+        if cost is not None:
+            usage["cost"] = float(cost)
         delta = {"stop_reason": reason, "stop_sequence": fin.stop_sequence if fin else None}
-        out.append(
-            _ev(b"message_delta", orjson.dumps({"type": "message_delta", "delta": delta, "usage": usage}))
-        )
+        out.append(_ev(b"message_delta", orjson.dumps({"type": "message_delta", "delta": delta, "usage": usage})))
         out.append(_MESSAGE_STOP)
         return out
 
@@ -370,4 +369,4 @@ def open_stream(reply: Reply) -> AnthropicStreamEncoder:
 
 
 def end_stream(enc: AnthropicStreamEncoder, totals: StreamTotals) -> list[bytes]:
-    return enc.end()
+    return enc.end(totals.cost())

@@ -4,15 +4,17 @@ Validation names the offending field (`messages[2].role`, `tools[0].function.nam
 InvalidRequest. Consecutive `tool` messages become ToolResultParts of ONE user turn, and a user
 message right after them joins that turn after the results. Fields neither modelled nor router
 fields are kept verbatim in `req.extra`. A missing `model` falls back to the first entry of
-OpenRouter's `models` list. Reasoning controls: OpenAI's `reasoning_effort`, OpenRouter's
-`reasoning: {effort, max_tokens, enabled, exclude}` and its older `include_reasoning`; assistant
-messages may carry reasoning back (`reasoning_details`, `reasoning`, `reasoning_content`).
+OpenRouter's `models` list, which also names the fallbacks (`fallback_models`). Reasoning controls:
+OpenAI's `reasoning_effort`, OpenRouter's `reasoning: {effort, max_tokens, enabled, exclude}` and its
+older `include_reasoning`; assistant messages may carry reasoning back (`reasoning_details`,
+`reasoning`, `reasoning_content`). `n` > 1 with `stream` is refused (a stream carries one choice).
 """
 
 from __future__ import annotations
 
 from typing import Any, cast
 
+from keeprouter.clients.base import fallback_models
 from keeprouter.formats.canonical import (
     ROUTER_FIELDS,
     ChatRequest,
@@ -26,7 +28,7 @@ from keeprouter.formats.canonical import (
 )
 from keeprouter.formats.wire.openai import bad as _bad
 from keeprouter.formats.wire.openai import content_parts as _parts
-from keeprouter.formats.wire.openai import parse_assistant
+from keeprouter.formats.wire.openai import parse_assistant, user_parts
 from keeprouter.formats.wire.openai import text_only as _text_only
 
 _MODELLED = frozenset(
@@ -50,6 +52,9 @@ _MODELLED = frozenset(
         "include_reasoning",
         "stream",
         "stream_options",
+        "logprobs",
+        "top_logprobs",
+        "n",
     }
 )
 _NOT_EXTRA = _MODELLED | ROUTER_FIELDS
@@ -100,7 +105,7 @@ def _messages(raw: Any) -> tuple[list[TextPart], list[Message]]:
             else:
                 tool_turn.content.append(part)
         elif role == "user":
-            parts = _parts(m.get("content"), f"{where}.content")
+            parts = user_parts(m.get("content"), f"{where}.content")
             if tool_turn is not None:
                 tool_turn.content.extend(parts)
                 tool_turn = None
@@ -192,6 +197,26 @@ def _reasoning(body: dict[str, Any]) -> Reasoning | None:
     return Reasoning(effort=effort, enabled=effort != "none", exclude=include is False)
 
 
+def _choices(body: dict[str, Any], req: ChatRequest) -> None:
+    """`logprobs`, `top_logprobs` and `n`, validated as OpenAI does."""
+    lp = body.get("logprobs")
+    if lp is not None and not isinstance(lp, bool):
+        raise _bad("logprobs", "must be a boolean")
+    req.logprobs = lp is True
+    top = _int(body, "top_logprobs")
+    if top is not None and not 0 <= top <= 20:
+        raise _bad("top_logprobs", "must be between 0 and 20")
+    if top is not None and not req.logprobs:
+        raise _bad("top_logprobs", "needs `logprobs: true`")
+    req.top_logprobs = top
+    n = _int(body, "n")
+    if n is not None and n < 1:
+        raise _bad("n", "must be at least 1")
+    req.n = n or 1
+    if req.n > 1 and req.stream:
+        raise _bad("n", "greater than 1 is not supported with `stream: true` (a stream carries one choice)")
+
+
 def parse_request(body: dict[str, Any]) -> ChatRequest:
     """A client's Chat Completions body -> canonical (source "openai"); raises InvalidRequest."""
     model = body.get("model")
@@ -239,5 +264,7 @@ def parse_request(body: dict[str, Any]) -> ChatRequest:
     req.stream = stream is True
     so = body.get("stream_options")
     req.include_usage = isinstance(so, dict) and so.get("include_usage") is True
+    _choices(body, req)
+    req.fallback_models = fallback_models(body, "models")
     req.extra = {k: v for k, v in body.items() if k not in _NOT_EXTRA}
     return req

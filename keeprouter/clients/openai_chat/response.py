@@ -7,10 +7,19 @@ from typing import Any
 
 from keeprouter.clients.base import Reply
 from keeprouter.errors import ContextLengthExceeded, GatewayError
-from keeprouter.formats.canonical import ChatResponse, TextPart, ThinkingPart, ToolCallPart, Usage
+from keeprouter.formats.canonical import (
+    ChatResponse,
+    Part,
+    StopReason,
+    TextPart,
+    ThinkingPart,
+    TokenLogprob,
+    ToolCallPart,
+    Usage,
+)
 from keeprouter.formats.wire.openai import error_type, reasoning_details, with_signature
 
-__all__ = ["STOP_TO_FINISH", "build_response", "render_error", "usage_dict"]
+__all__ = ["STOP_TO_FINISH", "build_response", "logprobs_dict", "render_error", "usage_dict"]
 
 STOP_TO_FINISH: dict[str | None, str] = {
     "end_turn": "stop",
@@ -21,6 +30,7 @@ STOP_TO_FINISH: dict[str | None, str] = {
     "error": "error",
     None: "stop",
 }
+
 
 def usage_dict(u: Usage, cost: Decimal | None) -> dict[str, Any]:
     """Canonical usage -> the OpenAI/OpenRouter usage object (with `cost` in USD when known)."""
@@ -39,17 +49,27 @@ def usage_dict(u: Usage, cost: Decimal | None) -> dict[str, Any]:
     return d
 
 
-def build_response(
-    resp: ChatResponse, *, id: str, model: str, created: int, provider: str | None, cost: Decimal | None,
-    exclude_reasoning: bool = False,
+def _token(t: TokenLogprob, top: bool) -> dict[str, Any]:
+    d: dict[str, Any] = {"token": t.token, "logprob": t.logprob, "bytes": t.bytes}
+    if top:
+        d["top_logprobs"] = [_token(x, False) for x in t.top_logprobs or ()]
+    return d
+
+
+def logprobs_dict(tokens: list[TokenLogprob] | None) -> dict[str, Any] | None:
+    """A choice's `logprobs` object (None when none were asked for or sent)."""
+    if tokens is None:
+        return None
+    return {"content": [_token(t, True) for t in tokens], "refusal": None}
+
+
+def _choice(
+    index: int, content: list[Part], stop: StopReason | None, lp: list[TokenLogprob] | None, exclude_reasoning: bool
 ) -> dict[str, Any]:
-    """Canonical -> the client's `chat.completion` body. Thinking goes out twice, as OpenRouter
-    answers: `reasoning` (the text) and `reasoning_details` (signed and redacted state a client sends
-    back on its next turn); `exclude_reasoning` leaves both out."""
     texts: list[str] = []
     thinking: list[str] = []
     calls: list[dict[str, Any]] = []
-    for p in resp.content:
+    for p in content:
         if isinstance(p, TextPart):
             texts.append(p.text)
         elif isinstance(p, ToolCallPart):
@@ -67,16 +87,35 @@ def build_response(
     if not exclude_reasoning:
         if thinking:
             msg["reasoning"] = "".join(thinking)
-        if details := reasoning_details(resp.content):
+        if details := reasoning_details(content):
             msg["reasoning_details"] = details
-    finish = STOP_TO_FINISH.get(resp.stop_reason, "stop")
+    finish = STOP_TO_FINISH.get(stop, "stop")
     if calls and finish == "stop":
         finish = "tool_calls"
+    return {"index": index, "message": msg, "logprobs": logprobs_dict(lp), "finish_reason": finish}
+
+
+def build_response(
+    resp: ChatResponse,
+    *,
+    id: str,
+    model: str,
+    created: int,
+    provider: str | None,
+    cost: Decimal | None,
+    exclude_reasoning: bool = False,
+) -> dict[str, Any]:
+    """Canonical -> the client's `chat.completion` body, with every choice the upstream made. Thinking
+    goes out twice, as OpenRouter answers: `reasoning` (the text) and `reasoning_details` (signed and
+    redacted state a client sends back on its next turn); `exclude_reasoning` leaves both out."""
     out: dict[str, Any] = {"id": id, "object": "chat.completion", "created": created, "model": model}
     if provider is not None:
         out["provider"] = provider
-    out["system_fingerprint"] = None
-    out["choices"] = [{"index": 0, "message": msg, "logprobs": None, "finish_reason": finish}]
+    out["system_fingerprint"] = resp.system_fingerprint
+    x = exclude_reasoning
+    out["choices"] = [_choice(0, resp.content, resp.stop_reason, resp.logprobs, x)] + [
+        _choice(i, c.content, c.stop_reason, c.logprobs, x) for i, c in enumerate(resp.more_choices, 1)
+    ]
     out["usage"] = usage_dict(resp.usage, cost)
     return out
 
@@ -111,7 +150,12 @@ def render_error(err: GatewayError) -> dict[str, Any]:
 def render(resp: ChatResponse, reply: Reply) -> dict[str, Any]:
     """The `chat.completion` body for `reply` (its ClientApi row's `render_response`)."""
     return build_response(
-        resp, id=reply.id, model=reply.model, created=reply.created, provider=reply.provider, cost=reply.cost,
+        resp,
+        id=reply.id,
+        model=reply.model,
+        created=reply.created,
+        provider=reply.provider,
+        cost=reply.cost,
         exclude_reasoning=excluded(reply),
     )
 

@@ -6,7 +6,9 @@ id/created/model/object (and `provider`) on every chunk, role on the first, `"us
 chunk when usage was requested, exactly one finish chunk, then one usage chunk with `"choices": []`,
 then `[DONE]`. Reasoning goes out as OpenRouter streams it: `delta.reasoning` (text) and
 `delta.reasoning_details` (the same text, then the block's signature, or redacted thinking as
-`reasoning.encrypted`), each entry with the `index` of its thinking block; `exclude` leaves it out.
+`reasoning.encrypted`), each entry with the `index` of its thinking block; `exclude` leaves it out. The upstream's
+`system_fingerprint` (on its Start) is on every chunk; token logprobs (LogprobsDelta) ride on the
+content chunk that follows them, as OpenAI sends them.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from typing import Any
 import orjson
 
 from keeprouter.clients.base import Reply, StreamTotals
-from keeprouter.clients.openai_chat.response import STOP_TO_FINISH, excluded, usage_dict
+from keeprouter.clients.openai_chat.response import STOP_TO_FINISH, excluded, logprobs_dict, usage_dict
 from keeprouter.errors import GatewayError
 from keeprouter.formats.canonical import (
     Finish,
+    LogprobsDelta,
     RedactedThinking,
     SignatureDelta,
     Start,
@@ -46,6 +49,8 @@ class OpenAIStreamEncoder:
         "_finished",
         "_head",
         "_include_usage",
+        "_logprobs",
+        "_meta",
         "_prefix",
         "_rd_index",
         "_rd_open",
@@ -57,7 +62,13 @@ class OpenAIStreamEncoder:
     )
 
     def __init__(
-        self, *, id: str, model: str, created: int, provider: str | None, include_usage: bool,
+        self,
+        *,
+        id: str,
+        model: str,
+        created: int,
+        provider: str | None,
+        include_usage: bool,
         exclude_reasoning: bool = False,
     ) -> None:
         head: dict[str, Any] = {
@@ -68,8 +79,8 @@ class OpenAIStreamEncoder:
         }
         if provider is not None:
             head["provider"] = provider
-        self._head = b"data: " + orjson.dumps(head)[:-1]  # without the closing brace
-        self._prefix = self._head + b',"choices":[{"index":0,"delta":'
+        self._meta = head
+        self._set_head(head)
         self._usage_null = b',"usage":null}\n\n' if include_usage else b"}\n\n"
         self._tail = b',"logprobs":null,"finish_reason":null}]' + self._usage_null
         self._include_usage = include_usage
@@ -77,9 +88,14 @@ class OpenAIStreamEncoder:
         self._finished = False
         self._tools: dict[int, int] = {}  # canonical tool index -> emitted index
         self._usage: Usage | None = None
+        self._logprobs: bytes | None = None  # of the next content chunk
         self._exclude = exclude_reasoning
         self._rd_index = 0  # the thinking block `reasoning_details` entries belong to
         self._rd_open = False  # whether that block has had text and no signature yet
+
+    def _set_head(self, head: dict[str, Any]) -> None:
+        self._head = b"data: " + orjson.dumps(head)[:-1]  # without the closing brace
+        self._prefix = self._head + b',"choices":[{"index":0,"delta":'
 
     def _detail(self, d: dict[str, Any], *, closes: bool, text: str | None = None) -> bytes:
         """A chunk with one `reasoning_details` entry (and the `reasoning` text it carries)."""
@@ -100,23 +116,37 @@ class OpenAIStreamEncoder:
     def _frame(self, delta: bytes) -> bytes:
         return self._prefix + delta + self._tail
 
+    def _take_logprobs(self) -> bytes:
+        lp, self._logprobs = self._logprobs, None
+        return b"null" if lp is None else lp
+
     def feed(self, ev: StreamEvent) -> list[bytes]:
         out: list[bytes] = []
         if not self._started:
             self._started = True
+            if isinstance(ev, Start) and ev.system_fingerprint is not None:
+                self._set_head({**self._meta, "system_fingerprint": ev.system_fingerprint})
             out.append(self._frame(_ROLE_DELTA))
         if self._rd_open and isinstance(ev, TextDelta | ToolCallStart):
             self._end_block()
         if isinstance(ev, TextDelta):
             if ev.text:
-                out.append(self._frame(b'{"content":' + orjson.dumps(ev.text) + b"}"))
+                delta = b'{"content":' + orjson.dumps(ev.text) + b"}"
+                if self._logprobs is None:
+                    out.append(self._frame(delta))
+                else:
+                    lp = self._take_logprobs()
+                    out.append(
+                        self._prefix + delta + b',"logprobs":' + lp + b',"finish_reason":null}]' + self._usage_null
+                    )
+        elif isinstance(ev, LogprobsDelta):
+            self._logprobs = orjson.dumps(logprobs_dict(ev.content))
         elif isinstance(ev, ToolCallDelta):
             i = self._tools.get(ev.index)
             if i is not None and ev.arguments:
                 out.append(
                     self._frame(
-                        b'{"tool_calls":[{"index":%d,"function":{"arguments":%b}}]}'
-                        % (i, orjson.dumps(ev.arguments))
+                        b'{"tool_calls":[{"index":%d,"function":{"arguments":%b}}]}' % (i, orjson.dumps(ev.arguments))
                     )
                 )
         elif isinstance(ev, ThinkingDelta):
@@ -155,7 +185,9 @@ class OpenAIStreamEncoder:
             reason = "tool_calls"
         return (
             self._prefix
-            + b'{},"logprobs":null,"finish_reason":"'
+            + b'{},"logprobs":'
+            + self._take_logprobs()
+            + b',"finish_reason":"'
             + reason.encode()
             + b'"}]'
             + self._usage_null
@@ -194,7 +226,11 @@ def open_stream(reply: Reply) -> OpenAIStreamEncoder:
     """The encoder for `reply`; the usage chunk only when the caller asked for it."""
     include_usage = reply.request is not None and reply.request.include_usage
     return OpenAIStreamEncoder(
-        id=reply.id, model=reply.model, created=reply.created, provider=reply.provider, include_usage=include_usage,
+        id=reply.id,
+        model=reply.model,
+        created=reply.created,
+        provider=reply.provider,
+        include_usage=include_usage,
         exclude_reasoning=excluded(reply),
     )
 

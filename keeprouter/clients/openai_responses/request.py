@@ -26,11 +26,13 @@ from typing import Any
 
 import orjson
 
+from keeprouter.clients.base import fallback_models
 from keeprouter.clients.openai_responses.tools import flat_name, parse_tools
 from keeprouter.clients.sealed import unseal
 from keeprouter.errors import InvalidRequest
 from keeprouter.formats.canonical import (
     ChatRequest,
+    DocumentPart,
     ImagePart,
     Message,
     Part,
@@ -42,6 +44,7 @@ from keeprouter.formats.canonical import (
     ToolResultPart,
     inline_image_problem,
 )
+from keeprouter.formats.wire.openai import data_url_document
 
 _NO_CONVERSATIONS = "is not supported (no Conversations API here): chain with `previous_response_id` instead"
 _MODES = frozenset({"auto", "none", "required"})
@@ -85,7 +88,8 @@ def _image(p: dict[str, Any], where: str) -> ImagePart:
     return ImagePart(media_type=media_type, data=data, detail=detail)
 
 
-def _content(content: Any, where: str, *, images: bool) -> list[TextPart | ImagePart]:
+def _content(content: Any, where: str, *, images: bool, named: bool = False) -> list[TextPart | ImagePart]:
+    """Text (and image) parts; `named`: `content` is one part, `where` already names it."""
     if isinstance(content, str):
         return [TextPart(text=content)]
     if not isinstance(content, list):
@@ -93,7 +97,7 @@ def _content(content: Any, where: str, *, images: bool) -> list[TextPart | Image
     out: list[TextPart | ImagePart] = []
     for i, p in enumerate(content):
         t = p.get("type") if isinstance(p, dict) else None
-        at = f"{where}[{i}]"
+        at = where if named else f"{where}[{i}]"
         if t in _TEXT_TYPES:
             out.append(TextPart(text=_str(p, "text", at)))
         elif t == "input_image" and images:
@@ -102,6 +106,35 @@ def _content(content: Any, where: str, *, images: bool) -> list[TextPart | Image
             continue
         else:
             raise _bad(f"{at}.type", f"has unsupported content part type {t!r}")
+    return out
+
+
+def _input_file(p: dict[str, Any], where: str) -> DocumentPart:
+    """`input_file`: inline `file_data` (a base64 data URL, or bare base64 taken as a PDF), a
+    `file_url`, or a stored `file_id`."""
+    name = p.get("filename") if isinstance(p.get("filename"), str) else None
+    data, url, fid = p.get("file_data"), p.get("file_url"), p.get("file_id")
+    if isinstance(data, str) and data:
+        if data[:5].lower() == "data:":
+            return data_url_document(data, name, f"{where}.file_data")
+        return DocumentPart(data=data, media_type="application/pdf", filename=name, where=f"{where}.file_data")
+    if isinstance(url, str) and url:
+        return DocumentPart(url=url, filename=name, where=f"{where}.file_url")
+    if isinstance(fid, str) and fid:
+        return DocumentPart(file_id=fid, filename=name, where=f"{where}.file_id")
+    raise _bad(where, "must have `file_data`, `file_url` or `file_id`")
+
+
+def _user_content(content: Any, where: str) -> list[Part]:
+    """A user message's content: text, images and files."""
+    if not isinstance(content, list):
+        return [*_content(content, where, images=True)]
+    out: list[Part] = []
+    for i, p in enumerate(content):
+        if isinstance(p, dict) and p.get("type") == "input_file":
+            out.append(_input_file(p, f"{where}[{i}]"))
+        else:
+            out.extend(_content([p], f"{where}[{i}]", images=True, named=True))
     return out
 
 
@@ -133,7 +166,7 @@ class _Turns:
             else:
                 self.system.extend(p for p in parts if isinstance(p, TextPart))
         elif role == "user":
-            user: list[Part] = [*_content(content, f"{where}.content", images=True)]
+            user = _user_content(content, f"{where}.content")
             self.messages.append(Message(role="user", content=user))
         elif role == "assistant":
             self._last("assistant").content.extend(_content(content, f"{where}.content", images=False))
@@ -276,6 +309,7 @@ def parse_request(body: dict[str, Any]) -> ChatRequest:
             turns.system.append(TextPart(text=instructions))
     _input(body.get("input"), turns)
     req = ChatRequest(model=model, messages=turns.messages, system=turns.system, source="responses")
+    req.fallback_models = fallback_models(body, "models")
     tools = body.get("tools")
     if tools is not None:
         req.tools = parse_tools(tools)

@@ -133,7 +133,12 @@ def function_call_item(
     id: str, call_id: str, name: str, arguments: str, status: str = "completed", namespace: str | None = None
 ) -> dict[str, Any]:
     item = {
-        "id": id, "type": "function_call", "status": status, "arguments": arguments, "call_id": call_id, "name": name
+        "id": id,
+        "type": "function_call",
+        "status": status,
+        "arguments": arguments,
+        "call_id": call_id,
+        "name": name,
     }
     if namespace is not None:  # a member of a `namespace` tool: its own name, and the group's
         item["namespace"] = namespace

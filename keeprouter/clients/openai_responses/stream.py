@@ -115,7 +115,12 @@ class ResponsesStreamEncoder:
     def _response(self, status: str, **kw: Any) -> dict[str, Any]:
         output = [i for i in self._output if i is not None]
         return response_object(
-            id=self._id, model=self._model, created=self._created, echo=self._echo, status=status, output=output,
+            id=self._id,
+            model=self._model,
+            created=self._created,
+            echo=self._echo,
+            status=status,
+            output=output,
             **kw,
         )
 

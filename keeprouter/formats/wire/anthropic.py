@@ -1,8 +1,9 @@
 """Anthropic Messages shapes used by both sides: content blocks (a client's messages and an upstream's
 response content are the same blocks), tool-id rules, tool input objects and the error-type table.
 
-Documents with a text source, and blocks carrying text, are kept as text; server-tool blocks in
-history (`server_tool_use`, `*_tool_result`) are dropped; other unknown blocks are rejected.
+Documents (base64, url or text source) are DocumentParts; inside a tool result a text-source
+document, and any block carrying text, is kept as text; server-tool blocks in history
+(`server_tool_use`, `*_tool_result`) are dropped; other unknown blocks are rejected.
 Signed thinking blocks keep origin ORIGIN: their signatures are Anthropic's.
 """
 
@@ -15,6 +16,7 @@ import orjson
 
 from keeprouter.errors import InvalidRequest
 from keeprouter.formats.canonical import (
+    DocumentPart,
     ImagePart,
     Part,
     TextPart,
@@ -91,20 +93,39 @@ def _image(b: dict[str, Any], where: str) -> ImagePart:
     raise bad(f"{where}.source", "must be a base64 or url image source")
 
 
+def _document(b: dict[str, Any], where: str) -> DocumentPart:
+    src = b.get("source")
+    kind = src.get("type") if isinstance(src, dict) else None
+    opts: dict[str, Any] = {"where": where, "cache_control": b.get("cache_control")}
+    for key in ("title", "context"):
+        if isinstance(b.get(key), str):
+            opts[key] = b[key]
+    if isinstance(b.get("citations"), dict):
+        opts["citations"] = b["citations"]
+    if not isinstance(src, dict):
+        raise bad(f"{where}.source", "is required")
+    if kind == "base64" and isinstance(src.get("data"), str) and src["data"]:
+        media_type = src.get("media_type")
+        return DocumentPart(data=src["data"], media_type=media_type if isinstance(media_type, str) else None, **opts)
+    if kind == "url" and isinstance(src.get("url"), str) and src["url"]:
+        return DocumentPart(url=src["url"], **opts)
+    if kind == "text" and isinstance(src.get("data"), str):
+        return DocumentPart(text=src["data"], **opts)
+    raise bad(f"{where}.source", "must be a base64, url or text document source")
+
+
 def _text_like(b: dict[str, Any], t: Any, where: str) -> TextPart | None:
     """Documents with text, and unknown blocks carrying `text`, are kept as text; others are unusable."""
     if t == "document":
         src = b.get("source")
         if isinstance(src, dict) and src.get("type") == "text" and isinstance(src.get("data"), str):
             return TextPart(text=src["data"], cache_control=b.get("cache_control"))
-        raise bad(f"{where}.source", "document blocks are supported with a text source only")
+        raise bad(f"{where}.source", "documents in tool results are supported with a text source only")
     if isinstance(b.get("text"), str):
         return TextPart(text=b["text"], cache_control=b.get("cache_control"))
     content = b.get("content")
     if isinstance(content, list) and content and all(isinstance(c, dict) and "text" in c for c in content):
-        return TextPart(
-            text="\n\n".join(str(c["text"]) for c in content), cache_control=b.get("cache_control")
-        )
+        return TextPart(text="\n\n".join(str(c["text"]) for c in content), cache_control=b.get("cache_control"))
     if t in _SKIPPED_BLOCKS or (isinstance(t, str) and t.endswith("_tool_result")):
         return None
     raise bad(f"{where}.type", f"has unsupported block type {t!r}")
@@ -187,6 +208,8 @@ def parse_blocks(raw: Any, where: str) -> list[Part]:
             out.append(ThinkingPart(redacted=str(b.get("data") or ""), origin=ORIGIN))
         elif t == "image":
             out.append(_image(b, w))
+        elif t == "document":
+            out.append(_document(b, w))
         elif (p := _text_like(b, t, w)) is not None:
             out.append(p)
     return out

@@ -9,7 +9,15 @@ from typing import Any
 import orjson
 
 from keeprouter.errors import InvalidRequest
-from keeprouter.formats.canonical import ImagePart, Part, TextPart, ThinkingPart, ToolCallPart, inline_image_problem
+from keeprouter.formats.canonical import (
+    DocumentPart,
+    ImagePart,
+    Part,
+    TextPart,
+    ThinkingPart,
+    ToolCallPart,
+    inline_image_problem,
+)
 
 # OpenAI error `type` per HTTP status; `code` carries the status itself (OpenRouter style).
 ERROR_TYPE = {
@@ -24,7 +32,6 @@ ERROR_TYPE = {
     429: "rate_limit_error",
     504: "timeout_error",
 }
-
 
 
 def bad(field: str, problem: str) -> InvalidRequest:
@@ -50,30 +57,68 @@ def _image(url: Any, detail: Any, where: str) -> ImagePart:
     return ImagePart(url=url, detail=d)
 
 
+def data_url_document(url: str, filename: str | None, where: str) -> DocumentPart:
+    """A file sent as a base64 data URL (or, as OpenRouter allows, a plain URL) -> a DocumentPart."""
+    if url[:5].lower() != "data:":
+        if url[:8].lower() == "https://" or url[:7].lower() == "http://":
+            return DocumentPart(url=url, filename=filename, where=where)
+        raise bad(where, "must be a base64 data URL (data:application/pdf;base64,...)")
+    head, sep, data = url.partition(",")
+    if not sep or not head.endswith(";base64") or not data:
+        raise bad(where, "must be a base64 data URL (data:application/pdf;base64,...)")
+    return DocumentPart(data=data, media_type=head[5:-7] or None, filename=filename, where=where)
+
+
+def _file(p: dict[str, Any], where: str) -> DocumentPart:
+    f = p.get("file")
+    if not isinstance(f, dict):
+        raise bad(f"{where}.file", "must be an object with `file_data` or `file_id`")
+    name = f.get("filename") if isinstance(f.get("filename"), str) else None
+    if isinstance(f.get("file_data"), str) and f["file_data"]:
+        return data_url_document(f["file_data"], name, f"{where}.file.file_data")
+    if isinstance(f.get("file_id"), str) and f["file_id"]:
+        return DocumentPart(file_id=f["file_id"], filename=name, where=f"{where}.file.file_id")
+    raise bad(f"{where}.file", "must have `file_data` or `file_id`")
+
+
+def _part(p: Any, where: str) -> TextPart | ImagePart | None:
+    """One text or image part (None for a refusal part, which carries nothing to send)."""
+    t = p.get("type") if isinstance(p, dict) else None
+    if t == "text":
+        text = p.get("text")
+        if not isinstance(text, str):
+            raise bad(f"{where}.text", "must be a string")
+        return TextPart(text=text, cache_control=p.get("cache_control"))
+    if t == "image_url":
+        iu = p.get("image_url")
+        if isinstance(iu, dict):
+            return _image(iu.get("url"), iu.get("detail"), where)
+        return _image(iu, None, where)
+    if t == "refusal":
+        return None
+    raise bad(f"{where}.type", f"has unsupported content part type {t!r}")
+
+
+def user_parts(content: Any, where: str) -> list[TextPart | ImagePart | DocumentPart]:
+    """A user message's content: text, images and files."""
+    if not isinstance(content, list):
+        return list(content_parts(content, where))
+    out: list[TextPart | ImagePart | DocumentPart] = []
+    for i, p in enumerate(content):
+        if isinstance(p, dict) and p.get("type") == "file":
+            out.append(_file(p, f"{where}[{i}]"))
+        elif (part := _part(p, f"{where}[{i}]")) is not None:
+            out.append(part)
+    return out
+
+
 def content_parts(content: Any, where: str) -> list[TextPart | ImagePart]:
+    """Text and image parts (tool results, assistant and system messages)."""
     if isinstance(content, str):
         return [TextPart(text=content)]
     if not isinstance(content, list):
         raise bad(where, "must be a string or a list of content parts")
-    out: list[TextPart | ImagePart] = []
-    for i, p in enumerate(content):
-        t = p.get("type") if isinstance(p, dict) else None
-        if t == "text":
-            text = p.get("text")
-            if not isinstance(text, str):
-                raise bad(f"{where}[{i}].text", "must be a string")
-            out.append(TextPart(text=text, cache_control=p.get("cache_control")))
-        elif t == "image_url":
-            iu = p.get("image_url")
-            if isinstance(iu, dict):
-                out.append(_image(iu.get("url"), iu.get("detail"), f"{where}[{i}]"))
-            else:
-                out.append(_image(iu, None, f"{where}[{i}]"))
-        elif t == "refusal":
-            continue
-        else:
-            raise bad(f"{where}[{i}].type", f"has unsupported content part type {t!r}")
-    return out
+    return [part for i, p in enumerate(content) if (part := _part(p, f"{where}[{i}]")) is not None]
 
 
 def text_only(content: Any, where: str) -> list[TextPart]:

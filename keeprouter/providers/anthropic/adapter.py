@@ -82,9 +82,7 @@ class AnthropicAdapter:
             raise UpstreamError(f"provider {self.provider.id} returned no token count")
         return n
 
-    async def complete(
-        self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
-    ) -> ChatResponse:
+    async def complete(self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]) -> ChatResponse:
         data = await self.transport.post_json(
             self._url(ep.model, stream=False), self._body(req, ep), self._headers(client_headers), ep.timeout
         )

@@ -29,20 +29,37 @@ Decisions (beyond the plain field mapping):
   existing rule drops it), and `strict` is not sent (strict tools are also recent-model only).
 - Empty text blocks (rejected by Anthropic) are skipped, and a message left
   with no blocks is skipped; consecutive same-role messages are merged, tool results first.
+- Documents become `document` blocks (base64 PDF, URL or text source; a base64 `text/plain` file
+  becomes a text source). A stored file id (OpenAI's) or another inline type has no Messages form:
+  refused (400 naming the part). So is `n` > 1: a Messages answer is one choice, and billing the
+  caller for choices it never sees is not an option.
+- What the body cannot carry is listed by `dropped_fields` (the X-KeepRouter-Dropped header).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
+from keeprouter.errors import InvalidRequest
 from keeprouter.formats.breakpoints import with_breakpoints
-from keeprouter.formats.canonical import ChatRequest, ImagePart, Message, TextPart, ToolCallPart, ToolResultPart
+from keeprouter.formats.canonical import (
+    ChatRequest,
+    DocumentPart,
+    ImagePart,
+    Message,
+    TextPart,
+    ToolCallPart,
+    ToolResultPart,
+)
 from keeprouter.formats.wire.anthropic import ORIGIN, tool_id, tool_input
 
-__all__ = ["build_request", "json_tool"]
+__all__ = ["build_request", "dropped_fields", "json_tool"]
 
 EFFORT_BUDGET = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16000, "xhigh": 32000, "max": 32000}
 MIN_BUDGET = 1024
+
 
 def _text(p: TextPart) -> dict[str, Any]:
     if p.cache_control is None:
@@ -58,6 +75,43 @@ def _image_block(p: ImagePart) -> dict[str, Any]:
             "type": "image",
             "source": {"type": "base64", "media_type": p.media_type or "image/png", "data": p.data or ""},
         }
+    if p.cache_control is not None:
+        d["cache_control"] = p.cache_control
+    return d
+
+
+def _refuse_document(p: DocumentPart, why: str) -> InvalidRequest:
+    where = p.where or "document"
+    return InvalidRequest(
+        f"`{where}` {why}, which this model's provider (Anthropic Messages format) cannot take", param=p.where or None
+    )
+
+
+def _document_block(p: DocumentPart) -> dict[str, Any]:
+    if p.text is not None:
+        src: dict[str, Any] = {"type": "text", "media_type": "text/plain", "data": p.text}
+    elif p.url is not None:
+        src = {"type": "url", "url": p.url}
+    elif p.data is not None and (p.media_type or "application/pdf") == "application/pdf":
+        src = {"type": "base64", "media_type": "application/pdf", "data": p.data}
+    elif p.data is not None and p.media_type == "text/plain":
+        try:
+            text = base64.b64decode(p.data).decode()
+        except (binascii.Error, ValueError):
+            raise _refuse_document(p, "is not valid base64 UTF-8 text") from None
+        src = {"type": "text", "media_type": "text/plain", "data": text}
+    elif p.data is not None:
+        raise _refuse_document(p, f"is a {p.media_type} file (only PDF and plain text documents)")
+    else:
+        raise _refuse_document(p, "is a stored file id (send the file inline as base64)")
+    d: dict[str, Any] = {"type": "document", "source": src}
+    title = p.title if p.title is not None else p.filename
+    if title is not None:
+        d["title"] = title
+    if p.context is not None:
+        d["context"] = p.context
+    if p.citations is not None:
+        d["citations"] = p.citations
     if p.cache_control is not None:
         d["cache_control"] = p.cache_control
     return d
@@ -100,6 +154,8 @@ def _message_blocks(m: Message, results: list[dict[str, Any]], rest: list[dict[s
                 rest.append(d)
         elif isinstance(p, ImagePart):
             rest.append(_image_block(p))
+        elif isinstance(p, DocumentPart):
+            rest.append(_document_block(p))
         elif p.origin == ORIGIN and m.role == "assistant":
             if p.redacted is not None:
                 rest.append({"type": "redacted_thinking", "data": p.redacted})
@@ -186,9 +242,16 @@ def thinking_budget(budget: int | None, effort: str | None, max_tokens: int | No
 def build_request(
     req: ChatRequest, upstream_model: str, *, default_max_tokens: int, auto_breakpoint: bool = False
 ) -> dict[str, Any]:
-    """Canonical -> an upstream Messages body for `upstream_model`. Anthropic caches only at explicit
+    """Canonical -> an upstream Messages body for `upstream_model`; raises InvalidRequest for what no
+    Messages body can carry (`n` > 1, some documents). Anthropic caches only at explicit
     breakpoints: the automatic one is placed here (a top-level `cache_control`, or the model's
     `auto_breakpoint`), and never more than the 4 Anthropic allows go out."""
+    if req.n > 1:
+        raise InvalidRequest(
+            "`n` greater than 1 is not supported by this model's provider (Anthropic Messages format "
+            "answers with one choice): send n requests instead",
+            param="n",
+        )
     req = with_breakpoints(req, auto=auto_breakpoint)
     anthropic_client = req.source == "anthropic"
     body: dict[str, Any] = {}
@@ -279,3 +342,19 @@ def build_request(
     if req.stream:
         body["stream"] = True
     return body
+
+
+def dropped_fields(req: ChatRequest) -> list[str]:
+    """The request fields (the client's names) `build_request` cannot send for `req`."""
+    if req.source == "anthropic":
+        return []
+    out = [k for k in req.extra if k[:1] != "_"]  # another format's own fields
+    if req.seed is not None:
+        out.append("seed")
+    if req.logprobs:
+        out.append("logprobs")
+    if req.top_logprobs is not None:
+        out.append("top_logprobs")
+    if req.top_p is not None and req.temperature is not None:
+        out.append("top_p")  # newer Claude models refuse both; temperature is kept
+    return out

@@ -23,6 +23,7 @@ STOP_FROM_ANTHROPIC: dict[str, StopReason] = {
     "model_context_window_exceeded": "max_tokens",
 }
 
+
 def _n(d: dict[str, Any], key: str) -> int:
     v = d.get(key)
     return v if isinstance(v, int) else 0

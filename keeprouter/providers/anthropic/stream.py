@@ -158,9 +158,7 @@ class AnthropicStreamDecoder:
             return []
         if bt == "tool_use":
             ti = self._tools[data.get("index")] = len(self._tools)
-            out: list[StreamEvent] = [
-                ToolCallStart(index=ti, id=str(b.get("id") or ""), name=str(b.get("name") or ""))
-            ]
+            out: list[StreamEvent] = [ToolCallStart(index=ti, id=str(b.get("id") or ""), name=str(b.get("name") or ""))]
             inp = b.get("input")
             if inp and isinstance(inp, dict):
                 out.append(ToolCallDelta(index=ti, arguments=orjson.dumps(inp).decode()))

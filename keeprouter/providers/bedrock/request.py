@@ -27,12 +27,14 @@ The model id travels in the URL, never in the body. Decisions:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from keeprouter.errors import InvalidRequest
 from keeprouter.formats.breakpoints import with_breakpoints
 from keeprouter.formats.canonical import (
     ChatRequest,
+    DocumentPart,
     ImagePart,
     Message,
     TextPart,
@@ -77,6 +79,20 @@ def _image(p: ImagePart) -> dict[str, Any]:
     if fmt is None:
         raise InvalidRequest(f"Bedrock takes png, jpeg, gif or webp images, not {p.media_type}")
     return {"image": {"format": fmt, "source": {"bytes": "".join(p.data.split())}}}
+
+
+def _document(p: DocumentPart) -> dict[str, Any]:
+    """A document as a Converse block: text as text, an inline PDF as a `document` (its name only
+    letters, digits, spaces and hyphens, as Converse requires); anything else refused naming it."""
+    if p.text is not None:
+        return {"text": p.text}
+    if p.data is not None and (p.media_type or "application/pdf") == "application/pdf":
+        name = re.sub(r"[^A-Za-z0-9 -]+", " ", (p.filename or p.title or "document").removesuffix(".pdf")).strip()
+        return {"document": {"format": "pdf", "name": name or "document", "source": {"bytes": "".join(p.data.split())}}}
+    raise InvalidRequest(
+        f"`{p.where or 'document'}`: this model's provider (Bedrock Converse) takes inline PDF or text documents only",
+        param=p.where or None,
+    )
 
 
 def _with_cache(block: dict[str, Any], cache_control: dict[str, Any] | None, out: list[dict[str, Any]]) -> None:
@@ -127,6 +143,8 @@ def _blocks(m: Message, results: list[dict[str, Any]], rest: list[dict[str, Any]
                 _with_cache({"toolUse": use}, p.cache_control, rest)
         elif isinstance(p, ImagePart):
             _with_cache(_image(p), p.cache_control, rest)
+        elif isinstance(p, DocumentPart):
+            _with_cache(_document(p), p.cache_control, rest)
         elif m.role == "assistant" and (block := _reasoning(p)) is not None:
             rest.append(block)
 

@@ -28,6 +28,7 @@ import orjson
 from keeprouter.errors import InvalidRequest
 from keeprouter.formats.canonical import (
     ChatRequest,
+    DocumentPart,
     ImagePart,
     Message,
     Reasoning,
@@ -108,9 +109,24 @@ def _user_parts(m: Message, names: dict[str, str]) -> list[dict[str, Any]]:
                 parts.append({"text": p.text})
         elif isinstance(p, ImagePart):
             parts.append(image(p))
+        elif isinstance(p, DocumentPart):
+            parts.append(_document(p))
         elif isinstance(p, ToolResultPart):
             parts.extend(_function_response(p, names))
     return parts
+
+
+def _document(p: DocumentPart) -> dict[str, Any]:
+    """A document as a Gemini part: text as text, inline data as `inlineData`; a URL or a stored file
+    id (another provider's) refused naming the part."""
+    if p.text is not None:
+        return {"text": p.text}
+    if p.data is not None:
+        return {"inlineData": {"mimeType": p.media_type or "application/pdf", "data": p.data}}
+    raise InvalidRequest(
+        f"`{p.where or 'document'}`: this model's provider (Gemini) takes documents inline (base64) only",
+        param=p.where or None,
+    )
 
 
 def _function_response(p: ToolResultPart, names: dict[str, str]) -> list[dict[str, Any]]:

@@ -56,9 +56,7 @@ class OpenAIAdapter:
         self.quirks = learned
         return True
 
-    async def complete(
-        self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
-    ) -> ChatResponse:
+    async def complete(self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]) -> ChatResponse:
         for attempt in range(MAX_LEARNING_RETRIES + 1):
             try:
                 data = await self.transport.post_json(self.url, self._body(req, ep), self.headers, ep.timeout)
@@ -121,9 +119,7 @@ class OpenAIAdapter:
     async def rerank(self, req: RerankRequest, ep: EndpointConfig, client_headers: Mapping[str, str]) -> RerankResponse:
         return await self.retrieval.rerank(req, ep)
 
-    async def count_tokens(
-        self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
-    ) -> int:
+    async def count_tokens(self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]) -> int:
         raise CountNotSupported(f"provider {self.provider.id} has no token-count endpoint")
 
     async def close(self) -> None:

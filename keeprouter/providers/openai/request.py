@@ -18,14 +18,21 @@ Decisions (beyond the plain field mapping):
   issued by another endpoint, and all of it for an endpoint that does not reason
   (`routing.fit`); a host that wants `reasoning_content` on every tool-call turn gets "" where
   none is left (`hosts.HostQuirks.reasoning_on_tool_turns`).
+- Documents become `file` parts (`file_data` as a base64 data URL, or `file_id`); a text document
+  is plain text. A document by URL has no Chat Completions form: refused (400 naming the part).
+- `logprobs`, `top_logprobs` and `n` are sent as asked, whichever client asked.
+- What the body cannot carry is listed by `dropped_fields` (the X-KeepRouter-Dropped header).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from keeprouter.errors import InvalidRequest
 from keeprouter.formats.canonical import (
     ChatRequest,
+    DocumentPart,
     ImagePart,
     Reasoning,
     TextPart,
@@ -34,7 +41,9 @@ from keeprouter.formats.canonical import (
     ToolResultPart,
 )
 
-__all__ = ["build_request"]
+__all__ = ["build_request", "dropped_fields"]
+# An Anthropic client's fields this body carries in a form of its own (structured output).
+_TRANSLATED_EXTRA = frozenset({"output_config", "output_format"})
 
 
 def _image_url(p: ImagePart) -> dict[str, Any]:
@@ -45,7 +54,27 @@ def _image_url(p: ImagePart) -> dict[str, Any]:
     return {"type": "image_url", "image_url": iu}
 
 
-def _content(parts: list[TextPart | ImagePart], keep_cache: bool = True) -> str | list[dict[str, Any]]:
+def _file(p: DocumentPart) -> dict[str, Any]:
+    """A document as a Chat Completions part: `file` (inline data or a stored file id), or text."""
+    if p.text is not None:
+        return {"type": "text", "text": p.text}
+    if p.file_id is not None:
+        f: dict[str, Any] = {"file_id": p.file_id}
+    elif p.data is not None:
+        f = {"filename": p.filename or p.title or "document.pdf",
+             "file_data": f"data:{p.media_type or 'application/pdf'};base64,{p.data}"}  # fmt: skip
+    else:
+        raise InvalidRequest(
+            f"`{p.where or 'document'}` is a document by URL, which this model's provider (OpenAI Chat "
+            "Completions format) cannot take: send the file inline as base64",
+            param=p.where or None,
+        )
+    return {"type": "file", "file": f}
+
+
+def _content(
+    parts: Sequence[TextPart | ImagePart | DocumentPart], keep_cache: bool = True
+) -> str | list[dict[str, Any]]:
     if len(parts) == 1 and isinstance(parts[0], TextPart) and (parts[0].cache_control is None or not keep_cache):
         return parts[0].text
     out: list[dict[str, Any]] = []
@@ -55,6 +84,8 @@ def _content(parts: list[TextPart | ImagePart], keep_cache: bool = True) -> str 
             if p.cache_control is not None and keep_cache:
                 d["cache_control"] = p.cache_control
             out.append(d)
+        elif isinstance(p, DocumentPart):
+            out.append(_file(p))
         else:
             out.append(_image_url(p))
     return out
@@ -94,12 +125,12 @@ def build_request(req: ChatRequest, upstream_model: str) -> dict[str, Any]:
         if m.role == "system":
             out.append({"role": "system", "content": "".join(p.text for p in m.content if isinstance(p, TextPart))})
         elif m.role == "user":
-            rest: list[TextPart | ImagePart] = []
+            rest: list[TextPart | ImagePart | DocumentPart] = []
             for p in m.content:
                 if isinstance(p, ToolResultPart):
                     content = _tool_content(p.content, keep_cache)
                     out.append({"role": "tool", "tool_call_id": p.tool_call_id, "content": content})
-                elif isinstance(p, TextPart | ImagePart):
+                elif isinstance(p, TextPart | ImagePart | DocumentPart):
                     rest.append(p)
             if rest:
                 um: dict[str, Any] = {"role": "user", "content": _content(rest, keep_cache)}
@@ -150,9 +181,7 @@ def build_request(req: ChatRequest, upstream_model: str) -> dict[str, Any]:
         body["tools"] = tools
         tc = req.tool_choice
         if tc is not None:
-            body["tool_choice"] = (
-                {"type": "function", "function": {"name": tc.name}} if tc.mode == "tool" else tc.mode
-            )
+            body["tool_choice"] = {"type": "function", "function": {"name": tc.name}} if tc.mode == "tool" else tc.mode
             if tc.disable_parallel:
                 body["parallel_tool_calls"] = False
     if req.max_tokens is not None:
@@ -173,7 +202,26 @@ def build_request(req: ChatRequest, upstream_model: str) -> dict[str, Any]:
         body["user"] = req.user  # longer ids (Claude Code's metadata.user_id JSON) are rejected by OpenAI
     if req.reasoning is not None and (effort := _effort(req.reasoning)) is not None:
         body["reasoning_effort"] = effort
+    if req.logprobs:
+        body["logprobs"] = True
+    if req.top_logprobs is not None:
+        body["top_logprobs"] = req.top_logprobs
+    if req.n > 1:
+        body["n"] = req.n
     if req.stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}  # billing needs the usage chunk
     return body
+
+
+def dropped_fields(req: ChatRequest) -> list[str]:
+    """The request fields (the client's names) `build_request` cannot send for `req`."""
+    if req.source == "openai":
+        return ["user"] if req.user is not None and len(req.user) > MAX_USER_LEN else []
+    out = [k for k in req.extra if k[:1] != "_" and k not in _TRANSLATED_EXTRA]  # another format's own fields
+    out += [f"tools[type={t.get('type')}]" for t in req.server_tools]
+    if req.top_k is not None:
+        out.append("top_k")
+    if req.user is not None and len(req.user) > MAX_USER_LEN:
+        out.append("metadata.user_id" if req.source == "anthropic" else "user")
+    return out

@@ -1,11 +1,21 @@
-"""OpenAI Chat Completions upstream responses -> canonical: the first choice, its finish reason and usage."""
+"""OpenAI Chat Completions upstream responses -> canonical: every choice (the first as the answer,
+the others as `more_choices`), finish reasons, token logprobs, system_fingerprint and usage."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from keeprouter.errors import InvalidRequest, UpstreamError
-from keeprouter.formats.canonical import ChatResponse, StopReason, TextPart, ToolCallPart, Usage
+from keeprouter.formats.canonical import (
+    ChatResponse,
+    Choice,
+    Part,
+    StopReason,
+    TextPart,
+    TokenLogprob,
+    ToolCallPart,
+    Usage,
+)
 from keeprouter.formats.wire.openai import parse_assistant
 
 FINISH_TO_STOP: dict[str, StopReason] = {
@@ -16,6 +26,7 @@ FINISH_TO_STOP: dict[str, StopReason] = {
     "content_filter": "content_filter",
     "error": "error",
 }
+
 
 def _n(d: dict[str, Any], key: str) -> int:
     v = d.get(key)
@@ -45,25 +56,61 @@ def parse_usage(u: dict[str, Any] | None) -> Usage:
     )
 
 
-def parse_response(body: dict[str, Any]) -> ChatResponse:
-    """An upstream non-streaming response -> canonical (first choice only)."""
-    try:
-        choice = body["choices"][0]
-        msg = choice["message"]
-        parts = parse_assistant(msg, "message")
-    except (KeyError, IndexError, TypeError, AttributeError, InvalidRequest):
-        raise UpstreamError("upstream returned a malformed response") from None
+def _token(d: Any) -> TokenLogprob | None:
+    if not isinstance(d, dict) or not isinstance(d.get("token"), str):
+        return None
+    lp = d.get("logprob")
+    raw = d.get("bytes")
+    top = d.get("top_logprobs")
+    return TokenLogprob(
+        token=d["token"],
+        logprob=float(lp) if isinstance(lp, int | float) and not isinstance(lp, bool) else 0.0,
+        bytes=[b for b in raw if isinstance(b, int)] if isinstance(raw, list) else None,
+        top_logprobs=[t for x in top if (t := _token(x)) is not None] if isinstance(top, list) else None,
+    )
+
+
+def parse_logprobs(lp: Any) -> list[TokenLogprob] | None:
+    """A choice's `logprobs` object (`{"content": [...]}`) -> its content tokens; None when absent."""
+    content = lp.get("content") if isinstance(lp, dict) else None
+    if not isinstance(content, list):
+        return None
+    return [t for x in content if (t := _token(x)) is not None]
+
+
+def _choice(choice: Any) -> tuple[list[Part], StopReason | None]:
+    msg = choice["message"]
+    parts = parse_assistant(msg, "message")
     if not parts and isinstance(msg.get("refusal"), str):
         parts.append(TextPart(text=msg["refusal"]))
     fr = choice.get("finish_reason")
     stop: StopReason | None = FINISH_TO_STOP.get(fr, "end_turn") if fr is not None else None
     if stop in (None, "end_turn") and any(isinstance(p, ToolCallPart) for p in parts):
         stop = "tool_use"
+    return parts, stop
+
+
+def parse_response(body: dict[str, Any]) -> ChatResponse:
+    """An upstream non-streaming response -> canonical (choices after the first in `more_choices`;
+    its usage covers them all)."""
+    try:
+        choices = sorted(body["choices"], key=lambda c: c.get("index", 0) if isinstance(c.get("index"), int) else 0)
+        parts, stop = _choice(choices[0])
+        more: list[Choice] = []
+        for c in choices[1:]:
+            content, reason = _choice(c)
+            more.append(Choice(content=content, stop_reason=reason, logprobs=parse_logprobs(c.get("logprobs"))))
+    except (KeyError, IndexError, TypeError, AttributeError, InvalidRequest):
+        raise UpstreamError("upstream returned a malformed response") from None
     usage = body.get("usage")
+    fp = body.get("system_fingerprint")
     return ChatResponse(
         id=str(body.get("id") or ""),
         model=str(body.get("model") or ""),
         content=parts,
         stop_reason=stop,
         usage=parse_usage(usage if isinstance(usage, dict) else None),
+        logprobs=parse_logprobs(choices[0].get("logprobs")),
+        system_fingerprint=fp if isinstance(fp, str) else None,
+        more_choices=more,
     )

@@ -18,6 +18,7 @@ import orjson
 from keeprouter.errors import UpstreamError
 from keeprouter.formats.canonical import (
     Finish,
+    LogprobsDelta,
     Start,
     StreamEvent,
     TextDelta,
@@ -26,7 +27,7 @@ from keeprouter.formats.canonical import (
     ToolCallStart,
     UsageUpdate,
 )
-from keeprouter.providers.openai.response import FINISH_TO_STOP, parse_usage
+from keeprouter.providers.openai.response import FINISH_TO_STOP, parse_logprobs, parse_usage
 
 
 def upstream_error(err: Any) -> UpstreamError:
@@ -56,12 +57,21 @@ class OpenAIStreamDecoder:
         out: list[StreamEvent] = []
         if not self._started:
             self._started = True
-            out.append(Start(id=str(chunk.get("id") or ""), model=str(chunk.get("model") or "")))
+            fp = chunk.get("system_fingerprint")
+            out.append(
+                Start(
+                    id=str(chunk.get("id") or ""),
+                    model=str(chunk.get("model") or ""),
+                    system_fingerprint=fp if isinstance(fp, str) else None,
+                )
+            )
         choices = chunk.get("choices")
         if choices and isinstance(choices, list):
             for choice in choices:
                 if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                     continue
+                if (lp := parse_logprobs(choice.get("logprobs"))) is not None and lp:
+                    out.append(LogprobsDelta(content=lp))  # of the delta that follows
                 delta = choice.get("delta")
                 if isinstance(delta, dict):
                     self._delta(delta, out)
@@ -127,7 +137,5 @@ class OpenAIStreamDecoder:
         args = fn.get("arguments")
         if args:
             out.append(
-                ToolCallDelta(
-                    index=ci, arguments=args if isinstance(args, str) else orjson.dumps(args).decode()
-                )
+                ToolCallDelta(index=ci, arguments=args if isinstance(args, str) else orjson.dumps(args).decode())
             )

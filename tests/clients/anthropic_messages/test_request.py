@@ -12,6 +12,7 @@ from keeprouter.errors import (
 )
 from keeprouter.formats.canonical import (
     ChatRequest,
+    DocumentPart,
     ImagePart,
     Message,
     Reasoning,
@@ -137,7 +138,7 @@ def test_parse_request_full_claude_code_style_body() -> None:
                     TextPart(text="look"),
                     ImagePart(media_type="image/png", data="AAAA"),
                     ImagePart(url="https://x/i.png"),
-                    TextPart(text="doc"),
+                    DocumentPart(text="doc", where="messages[0].content[3]"),
                 ],
             ),
             Message(
@@ -190,9 +191,7 @@ def test_parse_request_count_tokens_does_not_need_max_tokens() -> None:
         ({"type": "adaptive"}, {"output_config": {"effort": "high"}}, Reasoning(effort="high")),
     ],
 )
-def test_parse_request_thinking_forms(
-    thinking: dict[str, Any], extra: dict[str, Any], expected: Reasoning
-) -> None:
+def test_parse_request_thinking_forms(thinking: dict[str, Any], extra: dict[str, Any], expected: Reasoning) -> None:
     req = messages_req.parse_request(body(thinking=thinking, **extra))
     assert req.reasoning == expected
     # a config Reasoning cannot express is kept whole for an Anthropic upstream, never in `extra`
@@ -249,10 +248,6 @@ def test_parse_request_keeps_text_of_search_result_blocks() -> None:
         "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
     }
     req = messages_req.parse_request(
-        body(
-            messages=[
-                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "x", "content": [block]}]}
-            ]
-        )
+        body(messages=[{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "x", "content": [block]}]}])
     )
     assert req.messages[0].content == [ToolResultPart(tool_call_id="x", content=[TextPart(text="a\n\nb")])]

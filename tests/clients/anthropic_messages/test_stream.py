@@ -72,9 +72,7 @@ def test_encoder_reference_sequence_exact() -> None:
             ToolCallDelta(index=0, arguments='{"city":'),
             ToolCallDelta(index=0, arguments='"Paris"}'),
             Finish(stop_reason="tool_use"),
-            UsageUpdate(
-                usage=Usage(input_tokens=4426, output_tokens=57, cache_read_tokens=4409, cache_write_tokens=5)
-            ),
+            UsageUpdate(usage=Usage(input_tokens=4426, output_tokens=57, cache_read_tokens=4409, cache_write_tokens=5)),
         ]
     )
     assert all(f.startswith(b"event: ") and f.endswith(b"\n\n") for f in frames)
@@ -257,10 +255,7 @@ def test_encoder_empty_stream_is_valid() -> None:
     ],
 )
 def test_encoder_stop_reason_mapping(stop: Any, expected: str) -> None:
-    assert (
-        check_anthropic_stream(encode([TextDelta(text="x"), Finish(stop_reason=stop)])).stop_reason
-        == expected
-    )
+    assert check_anthropic_stream(encode([TextDelta(text="x"), Finish(stop_reason=stop)])).stop_reason == expected
 
 
 def test_encoder_stop_sequence_is_reported() -> None:

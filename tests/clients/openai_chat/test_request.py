@@ -36,9 +36,7 @@ def test_parse_request_full_conversation() -> None:
                 {"role": "system", "content": "Be brief."},
                 {
                     "role": "developer",
-                    "content": [
-                        {"type": "text", "text": "Use tools.", "cache_control": {"type": "ephemeral"}}
-                    ],
+                    "content": [{"type": "text", "text": "Use tools.", "cache_control": {"type": "ephemeral"}}],
                 },
                 {
                     "role": "user",
@@ -141,6 +139,7 @@ def test_parse_request_full_conversation() -> None:
         stream=True,
         include_usage=True,
         extra={"frequency_penalty": 0.1},
+        fallback_models=["a", "b"],
     )
 
 
@@ -151,9 +150,7 @@ def test_consecutive_tool_messages_merge_into_one_user_turn_without_following_us
                 {
                     "role": "assistant",
                     "content": "",
-                    "tool_calls": [
-                        {"id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-                    ],
+                    "tool_calls": [{"id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
                 },
                 {"role": "tool", "tool_call_id": "a", "content": "1"},
                 {"role": "tool", "tool_call_id": "b", "content": "2"},
@@ -203,9 +200,7 @@ def test_max_tokens_and_stop_list() -> None:
 
 
 def test_missing_model_falls_back_to_models_list() -> None:
-    assert (
-        chat_req.parse_request({"models": ["x/y"], "messages": [{"role": "user", "content": "hi"}]}).model == "x/y"
-    )
+    assert chat_req.parse_request({"models": ["x/y"], "messages": [{"role": "user", "content": "hi"}]}).model == "x/y"
 
 
 @pytest.mark.parametrize(

@@ -22,9 +22,7 @@ WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "requir
 
 
 def test_usage_dict_with_cost() -> None:
-    u = Usage(
-        input_tokens=100, output_tokens=20, cache_read_tokens=60, cache_write_tokens=10, reasoning_tokens=5
-    )
+    u = Usage(input_tokens=100, output_tokens=20, cache_read_tokens=60, cache_write_tokens=10, reasoning_tokens=5)
     assert chat_resp.usage_dict(u, Decimal("0.0012")) == {
         "prompt_tokens": 100,
         "completion_tokens": 20,
@@ -65,9 +63,7 @@ def test_build_response_exact_shape_and_sdk_validates() -> None:
                     "reasoning_details": [
                         {"type": "reasoning.text", "text": "r", "signature": "s", "format": "unknown", "index": 0}
                     ],
-                    "tool_calls": [
-                        {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-                    ],
+                    "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
                 },
             }
         ],
@@ -124,8 +120,4 @@ def test_render_error_credit_error_is_code_402_with_metadata() -> None:
 )
 def test_render_error_types(err: Any, etype: str) -> None:
     out = chat_resp.render_error(err)
-    assert (
-        out["error"]["type"] == etype
-        and out["error"]["code"] == err.status
-        and "metadata" not in out["error"]
-    )
+    assert out["error"]["type"] == etype and out["error"]["code"] == err.status and "metadata" not in out["error"]

@@ -108,8 +108,13 @@ def test_encoder_exact_chunks_text_tool_usage_and_cost() -> None:
         c({"tool_calls": [{"index": 0, "function": {"arguments": '{"city":'}}]}),
         c({"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]}),
         # signed state goes out as OpenRouter's reasoning_details, each its own entry
-        c({"reasoning_details": [{"type": "reasoning.text", "text": "", "signature": "s", "format": "unknown",
-                                  "index": 1}]}),
+        c(
+            {
+                "reasoning_details": [
+                    {"type": "reasoning.text", "text": "", "signature": "s", "format": "unknown", "index": 1}
+                ]
+            }
+        ),
         c({"reasoning_details": [{"type": "reasoning.encrypted", "data": "d", "format": "unknown", "index": 2}]}),
         c({}, "tool_calls"),
         {
@@ -175,11 +180,7 @@ def test_encoder_parallel_tools_use_indexes_in_order_and_never_repeat_ids() -> N
     )
     chunks = openai_chunks(frames)
     ids = [
-        t["id"]
-        for ch in chunks
-        if ch["choices"]
-        for t in ch["choices"][0]["delta"].get("tool_calls", [])
-        if "id" in t
+        t["id"] for ch in chunks if ch["choices"] for t in ch["choices"][0]["delta"].get("tool_calls", []) if "id" in t
     ]
     assert ids == ["a", "b"]
     assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"

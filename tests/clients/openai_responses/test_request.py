@@ -132,18 +132,33 @@ def test_reasoning_items_without_text_and_empty_outputs() -> None:
         ([{"type": "web_search_call"}], "input[0].type", "web_search_call"),
         ([{"role": "tool", "content": "x"}], "input[0].role", "tool"),
         ([{"role": "user", "content": 3}], "input[0].content", "string or a list"),
-        ([{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}],
-         "input[0].content[0].type", "input_file"),
+        (
+            [{"role": "user", "content": [{"type": "input_file", "filename": "a.pdf"}]}],
+            "input[0].content[0]",
+            "file_data",
+        ),
         ([{"role": "user", "content": [{"type": "input_text"}]}], "input[0].content[0].text", "string"),
-        ([{"role": "assistant", "content": [{"type": "input_image", "image_url": "https://x"}]}],
-         "input[0].content[0].type", "input_image"),
-        ([{"role": "user", "content": [{"type": "input_image", "file_id": "file-1"}]}],
-         "input[0].content[0].image_url", "file_id"),
+        (
+            [{"role": "assistant", "content": [{"type": "input_image", "image_url": "https://x"}]}],
+            "input[0].content[0].type",
+            "input_image",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "input_image", "file_id": "file-1"}]}],
+            "input[0].content[0].image_url",
+            "file_id",
+        ),
         ([{"role": "user", "content": [{"type": "input_image"}]}], "input[0].content[0].image_url", "no image"),
-        ([{"role": "user", "content": [{"type": "input_image", "image_url": "data:image/png,abc"}]}],
-         "input[0].content[0].image_url", "base64"),
-        ([{"role": "user", "content": [{"type": "input_image", "image_url": "data:text/plain;base64,YQ=="}]}],
-         "input[0].content[0].image_url", "image/*"),
+        (
+            [{"role": "user", "content": [{"type": "input_image", "image_url": "data:image/png,abc"}]}],
+            "input[0].content[0].image_url",
+            "base64",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "input_image", "image_url": "data:text/plain;base64,YQ=="}]}],
+            "input[0].content[0].image_url",
+            "image/*",
+        ),
         ([{"type": "function_call", "name": "f"}], "input[0].call_id", "string"),
         ([{"type": "function_call", "call_id": "c", "name": "f", "arguments": {}}], "input[0].arguments", "JSON"),
         ([{"type": "function_call_output", "output": "x"}], "input[0].call_id", "string"),
@@ -193,7 +208,8 @@ def test_tools_tool_choice_and_parallel_calls() -> None:
     req = parse(input="x", tools=[WX, {"type": "function", "name": "bare"}],
                 tool_choice={"type": "function", "name": "wx"}, parallel_tool_calls=False)  # fmt: skip
     assert [(t.name, t.description, t.parameters) for t in req.tools] == [
-        ("wx", "Weather", {"type": "object"}), ("bare", None, {})
+        ("wx", "Weather", {"type": "object"}),
+        ("bare", None, {}),
     ]
     assert req.tool_choice is not None and (req.tool_choice.mode, req.tool_choice.name) == ("tool", "wx")
     assert req.tool_choice.disable_parallel

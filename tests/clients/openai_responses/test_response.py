@@ -99,7 +99,9 @@ def test_signed_thinking_round_trips_through_encrypted_content() -> None:
     assert req.messages[1].content[:2] == content[:2]
     an = anthropic_req.build_request(req, "up", default_max_tokens=10)
     assert an["messages"][1]["content"][:2] == [
-        {"type": "thinking", "thinking": "hmm", "signature": "sig"}, {"type": "redacted_thinking", "data": "opaque"}]
+        {"type": "thinking", "thinking": "hmm", "signature": "sig"},
+        {"type": "redacted_thinking", "data": "opaque"},
+    ]
     # OpenAI's own encrypted_content, or a malformed one, is not ours: the summary stays unsigned thinking
     for blob in ("gAAAAB-openai", "kr1.x.anthropic.v", "kr1.s.anthropic.", "kr1"):
         req = parse(input=[{"type": "reasoning", "summary": [{"type": "summary_text", "text": "t"}],

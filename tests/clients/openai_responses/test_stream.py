@@ -213,7 +213,11 @@ def test_custom_tool_calls_stream_their_bare_input_when_whole() -> None:
                      "input": ""}  # fmt: skip
     assert [e["delta"] for e in events if e["type"] == "response.custom_tool_call_input.delta"] == ["*** Begin\n"]
     assert [(o.type, getattr(o, "input", None)) for o in final.output] == [
-        ("custom_tool_call", "*** Begin\n"), ("custom_tool_call", "late"), ("function_call", None), ("message", None)]
+        ("custom_tool_call", "*** Begin\n"),
+        ("custom_tool_call", "late"),
+        ("function_call", None),
+        ("message", None),
+    ]
     assert "response.function_call_arguments.delta" in types(events)  # the function tool still streams
 
 

@@ -54,9 +54,7 @@ def test_build_request_from_openai_canonical() -> None:
                     ToolCallPart(id="call_3", name="f", arguments=""),
                 ],
             ),
-            Message(
-                role="user", content=[ToolResultPart(tool_call_id="call_1", content=[TextPart(text="r")])]
-            ),
+            Message(role="user", content=[ToolResultPart(tool_call_id="call_1", content=[TextPart(text="r")])]),
             Message(
                 role="user",
                 content=[ToolResultPart(tool_call_id="call_2", content=[]), TextPart(text="next")],
@@ -264,9 +262,7 @@ def test_build_request_rewrites_tool_ids_anthropic_rejects_consistently() -> Non
                 role="assistant",
                 content=[ToolCallPart(id="functions.get_weather:0", name="f", arguments="{}")],
             ),
-            Message(
-                role="user", content=[ToolResultPart(tool_call_id="functions.get_weather:0", content=[])]
-            ),
+            Message(role="user", content=[ToolResultPart(tool_call_id="functions.get_weather:0", content=[])]),
         ],
     )
     msgs = anthropic_req.build_request(req, "m", default_max_tokens=5)["messages"]

@@ -100,9 +100,7 @@ def test_decoder_reference_stream() -> None:
         ToolCallStart(index=1, id="toolu_02", name="f"),
         ToolCallDelta(index=1, arguments='{"a":1}'),
         Finish(stop_reason="tool_use"),
-        UsageUpdate(
-            usage=Usage(input_tokens=4426, output_tokens=57, cache_read_tokens=4409, cache_write_tokens=5)
-        ),
+        UsageUpdate(usage=Usage(input_tokens=4426, output_tokens=57, cache_read_tokens=4409, cache_write_tokens=5)),
     ]
 
 
@@ -146,7 +144,5 @@ def test_decoder_stop_sequence_and_initial_text() -> None:
 )
 def test_decoder_error_event_raises_mapped_status(etype: str, status: int) -> None:
     with pytest.raises(UpstreamError) as e:
-        AnthropicStreamDecoder().feed(
-            "error", {"type": "error", "error": {"type": etype, "message": "Overloaded"}}
-        )
+        AnthropicStreamDecoder().feed("error", {"type": "error", "error": {"type": etype, "message": "Overloaded"}})
     assert (e.value.message, e.value.status) == ("Overloaded", status)

@@ -58,8 +58,11 @@ async def test_refused_stream_options_is_learned_and_dropped(
 
 
 async def test_tool_id_rule_is_learned(gw: RunningGateway, openai_upstream: OpenAIUpstream) -> None:
-    rule = {"object": "error", "message": "Tool call id was toolu_01abc but must be a-z, A-Z, 0-9, with a length of 9.",
-            "type": "invalid_request_message_error"}
+    rule = {
+        "object": "error",
+        "message": "Tool call id was toolu_01abc but must be a-z, A-Z, 0-9, with a length of 9.",
+        "type": "invalid_request_message_error",
+    }
     openai_upstream.script(Fault(status=400, body=rule), Reply(text="done"))
     msgs = [
         {"role": "user", "content": "run it"},

@@ -32,9 +32,7 @@ def test_build_request_from_anthropic_canonical() -> None:
         source="anthropic",
         system=[TextPart(text="A"), TextPart(text="B")],
         messages=[
-            Message(
-                role="user", content=[TextPart(text="hi"), ImagePart(media_type="image/jpeg", data="QQ")]
-            ),
+            Message(role="user", content=[TextPart(text="hi"), ImagePart(media_type="image/jpeg", data="QQ")]),
             Message(
                 role="assistant",
                 content=[
@@ -47,9 +45,7 @@ def test_build_request_from_anthropic_canonical() -> None:
                 role="user",
                 content=[
                     TextPart(text="and"),
-                    ToolResultPart(
-                        tool_call_id="toolu_1", content=[TextPart(text="r1"), TextPart(text="r2")]
-                    ),
+                    ToolResultPart(tool_call_id="toolu_1", content=[TextPart(text="r1"), TextPart(text="r2")]),
                 ],
             ),
         ],

@@ -32,9 +32,7 @@ def test_parse_response_with_reasoning_text_and_tool_calls() -> None:
                         "role": "assistant",
                         "content": "ok",
                         "reasoning_content": "hmm",
-                        "tool_calls": [
-                            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-                        ],
+                        "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
                     },
                 }
             ],
@@ -99,6 +97,6 @@ def test_parse_response_malformed_raises_upstream_error(bad: dict[str, Any]) -> 
 
 def test_parse_usage_missing_and_deepseek_cache_field() -> None:
     assert openai_resp.parse_usage(None) == Usage()
-    assert openai_resp.parse_usage(
-        {"prompt_tokens": 9, "completion_tokens": 1, "prompt_cache_hit_tokens": 4}
-    ) == Usage(input_tokens=9, output_tokens=1, cache_read_tokens=4)
+    assert openai_resp.parse_usage({"prompt_tokens": 9, "completion_tokens": 1, "prompt_cache_hit_tokens": 4}) == Usage(
+        input_tokens=9, output_tokens=1, cache_read_tokens=4
+    )

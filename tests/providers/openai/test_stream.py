@@ -158,9 +158,7 @@ def test_decoder_missing_id_gets_unique_generated_id() -> None:  # some hosts se
 
 
 def test_decoder_empty_tool_calls_list_with_content_is_text() -> None:  # vLLM sends `tool_calls: []` with text
-    evs = decode(
-        [chunk({"content": "hello", "tool_calls": []}), chunk({"content": "", "tool_calls": []}, "stop")]
-    )
+    evs = decode([chunk({"content": "hello", "tool_calls": []}), chunk({"content": "", "tool_calls": []}, "stop")])
     assert evs[1:] == [TextDelta(text="hello"), Finish(stop_reason="end_turn")]
 
 

@@ -10,8 +10,6 @@ import datetime as dt
 import ipaddress
 import os
 import re
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,40 @@ import yaml
 from keeprouter import kinds
 from keeprouter.auth.settings import AuthConfigError, OidcConfig, parse_auth
 from keeprouter.catalogue import catalogue as builtin
+from keeprouter.config.schema import (
+    Config,
+    EndpointConfig,
+    ModelConfig,
+    PriceTier,
+    Pricing,
+    ProviderConfig,
+    ProviderInfo,
+    SiteConfig,
+    Timeouts,
+)
+from keeprouter.config.values import ConfigError
+from keeprouter.config.values import date_opt as _date_opt
+from keeprouter.config.values import int_opt as _int
+from keeprouter.config.values import mapping as _mapping
+from keeprouter.config.values import money as _money
+from keeprouter.config.values import money_opt as _money_opt
+from keeprouter.config.values import str_opt as _str_opt
+
+__all__ = [
+    "KNOWN_CAPABILITIES",
+    "Config",
+    "ConfigError",
+    "EndpointConfig",
+    "ModelConfig",
+    "PriceTier",
+    "Pricing",
+    "ProviderConfig",
+    "ProviderInfo",
+    "SiteConfig",
+    "Timeouts",
+    "load_config",
+    "parse_config",
+]
 
 KNOWN_CAPABILITIES = frozenset(
     {"streaming", "tools", "vision", "reasoning", "response_format", "json_mode", "prompt_caching"}
@@ -28,136 +60,6 @@ KNOWN_CAPABILITIES = frozenset(
 # (/v1/chat/completions..., /v1/embeddings, /v1/rerank) and refused on the others.
 MODALITIES = ("text->text", "text->embedding", "text->rerank")
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-class ConfigError(Exception):
-    """One line, naming the key at fault."""
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    connect: float = 10.0
-    first_byte: float = 300.0  # reasoning models may think for minutes before the first token
-    idle: float = 120.0
-
-    def merged(self, raw: dict[str, Any] | None, where: str) -> Timeouts:
-        if not raw:
-            return self
-        values = {"connect": self.connect, "first_byte": self.first_byte, "idle": self.idle}
-        for k, v in _mapping(raw, where).items():
-            if k not in values:
-                raise ConfigError(f"{where}.{k}: unknown timeout (use connect, first_byte, idle)")
-            values[k] = _positive(v, f"{where}.{k}")
-        return Timeouts(**values)
-
-
-@dataclass(frozen=True, slots=True)
-class PriceTier:
-    """Prices that apply once the prompt has at least `min_prompt_tokens` tokens."""
-
-    min_prompt_tokens: int
-    input: Decimal
-    output: Decimal
-    cache_read: Decimal | None = None
-    cache_write: Decimal | None = None
-    cache_write_1h: Decimal | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Pricing:
-    """USD per 1M tokens. Cached tokens fall back to `input` when their own price is absent; a
-    1-hour cache write falls back to `cache_write` (the 5-minute write price)."""
-
-    input: Decimal
-    output: Decimal
-    cache_read: Decimal | None = None
-    cache_write: Decimal | None = None
-    cache_write_1h: Decimal | None = None
-    reasoning: Decimal | None = None  # defaults to `output`
-    request: Decimal | None = None  # USD per request (a rerank search), on top of the tokens
-    tiers: tuple[PriceTier, ...] = ()
-    source: str | None = None  # where the price is published (a URL, or "local")
-    as_of: dt.date | None = None  # when it was read there
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderConfig:
-    id: str
-    api: str  # the provider kind (`kinds.KINDS`)
-    base_url: str
-    api_key: str | None
-    timeout: Timeouts = field(default_factory=Timeouts)
-    headers: dict[str, str] = field(default_factory=dict)
-    options: dict[str, str] = field(default_factory=dict)  # the kind's own keys (region, project, ...)
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderInfo:
-    """What the pages say about a provider, configured here or not: its display name, wire format,
-    and the environment variable that would enable it (None for one the config file defines)."""
-
-    id: str
-    name: str
-    api: str
-    base_url: str
-    enable_env: str | None = None  # e.g. MISTRAL_API_KEY; OLLAMA_BASE_URL for a local host
-    docs: str | None = None
-    configured: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class SiteConfig:
-    """How the pages present this server (`site:`), and whose X-Forwarded-* headers to believe."""
-
-    name: str = "KeepRouter"
-    public_url: str | None = None  # base URL in code samples; else the request's own
-    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class EndpointConfig:
-    provider: str
-    model: str
-    pricing: Pricing
-    capabilities: frozenset[str]
-    context_length: int
-    max_output_tokens: int | None
-    timeout: Timeouts
-    auto_breakpoint: bool = False  # its model's `cache: {auto_breakpoint}`, for the request builder
-
-
-@dataclass(frozen=True, slots=True)
-class ModelConfig:
-    id: str
-    name: str
-    maker: str
-    context_length: int
-    endpoints: tuple[EndpointConfig, ...]
-    description: str = ""
-    created: int = 0
-    input_modalities: tuple[str, ...] = ("text",)
-    modality: str = "text->text"  # one of MODALITIES
-    # Built-in endpoints whose provider is not configured here: shown on the pages, never routed to.
-    unconfigured: tuple[EndpointConfig, ...] = ()
-    # `cache: {auto_breakpoint: true}`: a request with no cache breakpoint of its own gets one on its
-    # last cacheable block, for upstreams that cache only at explicit breakpoints.
-    auto_breakpoint: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    database: str = "sqlite:///keeprouter.db"
-    redis: str | None = None
-    admin_key: str | None = None
-    providers: dict[str, ProviderConfig] = field(default_factory=dict)
-    models: dict[str, ModelConfig] = field(default_factory=dict)
-    site: SiteConfig = field(default_factory=SiteConfig)
-    provider_info: dict[str, ProviderInfo] = field(default_factory=dict)  # configured or not
-    oidc: OidcConfig | None = None  # `auth: {oidc: ...}`: sign-in with an OpenID Connect provider
-    responses_retention_days: float = 30.0  # `responses: {retention_days}`: stored responses' lifetime
-
-    def endpoint_provider(self, ep: EndpointConfig) -> ProviderConfig:
-        return self.providers[ep.provider]
 
 
 # ---- loading ----------------------------------------------------------------------------------
@@ -476,54 +378,3 @@ def _pricing(raw: Any, where: str, *, produces_text: bool = True) -> Pricing:
         source=_str_opt(p.get("source"), f"{where}.source"),
         as_of=_date_opt(p.get("as_of"), f"{where}.as_of"),
     )
-
-
-def _str_opt(v: Any, where: str) -> str | None:
-    if v is not None and not isinstance(v, str):
-        raise ConfigError(f"{where}: must be a string")
-    return v or None
-
-
-def _date_opt(v: Any, where: str) -> dt.date | None:
-    if v is None or (isinstance(v, dt.date) and not isinstance(v, dt.datetime)):
-        return v
-    try:
-        return dt.date.fromisoformat(str(v))
-    except ValueError:
-        raise ConfigError(f"{where}: must be a date, YYYY-MM-DD") from None
-
-
-def _money(v: Any, where: str) -> Decimal:
-    if isinstance(v, bool) or not isinstance(v, int | float | str):
-        raise ConfigError(f"{where}: must be a number (USD per 1M tokens)")
-    try:
-        d = Decimal(str(v))  # str() so 0.2 stays exactly 0.2, not the binary float
-    except InvalidOperation:
-        raise ConfigError(f"{where}: must be a number (USD per 1M tokens)") from None
-    if d < 0 or not d.is_finite():
-        raise ConfigError(f"{where}: must be >= 0")
-    return d
-
-
-def _money_opt(v: Any, where: str) -> Decimal | None:
-    return None if v is None else _money(v, where)
-
-
-def _int(v: Any, where: str) -> int | None:
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise ConfigError(f"{where}: must be a non-negative integer")
-    return v
-
-
-def _positive(v: Any, where: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
-        raise ConfigError(f"{where}: must be a positive number of seconds")
-    return float(v)
-
-
-def _mapping(v: Any, where: str) -> dict[str, Any]:
-    if not isinstance(v, dict):
-        raise ConfigError(f"{where}: must be a mapping")
-    return v
