@@ -17,7 +17,8 @@ The model id travels in the URL, never in the body. Decisions:
 - Reasoning and `top_k` are Claude knobs: they travel in `additionalModelRequestFields` (`thinking`,
   `top_k`) and only to Claude models; for other models they are dropped. With thinking on,
   temperature and top_k are dropped and top_p below 0.95 too, and thinking is left out with a
-  forced tool choice (Claude rejects both pairs). maxTokens is raised above the thinking budget.
+  forced tool choice (Claude rejects both pairs). A thinking budget fits inside the caller's
+  max_tokens; maxTokens is raised above it only when the caller set none.
 - Structured output (`response_format`) is a forced tool whose input schema is the caller's schema,
   as for Anthropic upstreams; `response.py` / `stream.py` turn its call back into text.
 - With stop sequences, Claude models are asked for the one that matched
@@ -43,7 +44,7 @@ from keeprouter.formats.canonical import (
     ToolResultPart,
 )
 from keeprouter.formats.wire.anthropic import tool_id, tool_input
-from keeprouter.providers.anthropic.request import EFFORT_BUDGET, MIN_BUDGET, json_tool
+from keeprouter.providers.anthropic.request import EFFORT_BUDGET, MIN_BUDGET, json_tool, thinking_budget
 
 ORIGIN = "bedrock"
 REPLAYED_ORIGINS = frozenset({ORIGIN, "anthropic"})
@@ -243,11 +244,18 @@ def build_request(
     elif claude and req.reasoning is not None and req.reasoning.enabled and req.reasoning.effort != "none":
         if not forced:
             r = req.reasoning
-            budget = max(MIN_BUDGET, r.budget_tokens or EFFORT_BUDGET.get(r.effort or "medium", 8192))
-            if max_tokens is None or budget >= max_tokens:
-                max_tokens = budget + (max_tokens or budget)
-            extra["thinking"] = {"type": "enabled", "budget_tokens": budget}
-            thinking_on = True
+            budget: int | None
+            if req.max_tokens is not None:
+                # the caller's cap on billed output is never raised: the budget shrinks to fit inside
+                # it, and thinking stays off when even the smallest budget does not fit (as Anthropic's)
+                budget = thinking_budget(r.budget_tokens, r.effort, req.max_tokens)
+            else:
+                budget = max(MIN_BUDGET, r.budget_tokens or EFFORT_BUDGET.get(r.effort or "medium", 8192))
+                if max_tokens is None or budget >= max_tokens:
+                    max_tokens = budget + (max_tokens or budget)
+            if budget is not None:
+                extra["thinking"] = {"type": "enabled", "budget_tokens": budget}
+                thinking_on = True
     inference: dict[str, Any] = {} if max_tokens is None else {"maxTokens": max_tokens}
     if req.temperature is not None and not thinking_on:
         inference["temperature"] = min(1.0, max(0.0, req.temperature))

@@ -151,12 +151,25 @@ def test_images_inline_only() -> None:
 
 def test_reasoning_becomes_claude_thinking() -> None:
     req = ChatRequest(
-        model="m", messages=[user("x")], max_tokens=1000, temperature=0.5, top_k=5, reasoning=Reasoning(effort="low")
+        model="m", messages=[user("x")], max_tokens=4000, temperature=0.5, top_k=5, reasoning=Reasoning(effort="low")
     )
     b = body(req)
     assert b["additionalModelRequestFields"] == {"thinking": {"type": "enabled", "budget_tokens": 2048}}
-    assert b["inferenceConfig"] == {"maxTokens": 3048}  # room for the answer; temperature dropped
+    assert b["inferenceConfig"] == {"maxTokens": 4000}  # temperature dropped
     assert "additionalModelRequestFields" not in body(req, NOVA)  # not a Claude model
+
+
+def test_a_thinking_budget_fits_inside_the_callers_max_tokens() -> None:
+    """The caller's cap on billed output is never raised: the budget shrinks to fit under it, and
+    thinking stays off when even the smallest budget cannot fit beside an answer."""
+    roomy = ChatRequest(model="m", messages=[user("x")], max_tokens=3000, reasoning=Reasoning(effort="high"))
+    b = body(roomy)
+    assert b["additionalModelRequestFields"] == {"thinking": {"type": "enabled", "budget_tokens": 1500}}
+    assert b["inferenceConfig"] == {"maxTokens": 3000}
+    tight = ChatRequest(model="m", messages=[user("x")], max_tokens=1000, reasoning=Reasoning(effort="low"))
+    b = body(tight)
+    assert "thinking" not in b.get("additionalModelRequestFields", {})
+    assert b["inferenceConfig"] == {"maxTokens": 1000}
 
 
 def test_max_tokens_left_to_the_model_without_one() -> None:
