@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from keeprouter.api.coalesce import next_or_flush
 from keeprouter.api.http import STATE, authenticate, error_response, json_response, log, note_dropped, read_json
 from keeprouter.clients.base import ClientApi, Reply
 from keeprouter.errors import GatewayError
@@ -229,12 +230,28 @@ async def _relay(
     status: GenerationStatus = "ok"
     error: GatewayError | None = None
     settling: asyncio.Future[None] | None = None  # finish() runs exactly once
+    pending: list[bytes] = []  # encoded, not yet written: one socket write per upstream read
+
+    def flush() -> Awaitable[None] | None:
+        if not pending:
+            return None
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        return resp.write(data)
+
     try:
         async with aclosing(live.events()) as events:
-            async for ev in events:
+            while True:
+                try:
+                    ev = await next_or_flush(events, flush)
+                except StopAsyncIteration:
+                    break
                 frames = enc.feed(ev)
                 if frames:
-                    await resp.write(frames[0] if len(frames) == 1 else b"".join(frames))
+                    pending.extend(frames)
+        writing = flush()
+        if writing is not None:
+            await writing
         tail = b"".join(api.end(enc, live))
         # Recorded BEFORE the final event goes out (one short transaction; the content is already
         # delivered): a client that saw its stream end is never missing from the ledger, even if
@@ -248,7 +265,7 @@ async def _relay(
     except GatewayError as e:  # the upstream failed mid-stream: tell the caller in-band
         status, error = "error", e
         with suppress(ConnectionError):
-            await resp.write(b"".join(enc.error(e)))
+            await resp.write(b"".join([*pending, *enc.error(e)]))
     except ConnectionError:  # the client went away while we wrote
         if settling is None:
             gateway.settle_later(live.finish("cancelled"))
@@ -261,7 +278,7 @@ async def _relay(
         log.exception("stream %s failed", live.gen_id)
         status, error = "error", GatewayError("internal error")
         with suppress(ConnectionError):
-            await resp.write(b"".join(enc.error(error)))
+            await resp.write(b"".join([*pending, *enc.error(error)]))
     if settling is None:
         gateway.settle_later(live.finish(status, error))
     if span is not None:
