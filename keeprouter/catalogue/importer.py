@@ -211,14 +211,13 @@ def _pricing(raw: Any, source: str, as_of: dt.date, *, produces_text: bool) -> t
     return {**{k: _number(v) for k, v in prices.items()}, "source": source, "as_of": as_of}, complete
 
 
-def _number(v: Decimal | None) -> int | float | None:
-    """A Decimal as the YAML number that reads back as exactly it (the config reads numbers via
-    `str()`, and a float's repr is the shortest text that round-trips)."""
+def _number(v: Decimal | None) -> int | float | str | None:
+    """A Decimal as the YAML value that reads back as exactly it: the config reads a price through
+    `str()`, and a float's repr is the shortest text that round-trips; a price with more digits
+    than a float keeps is written as a string, which the config reads exactly too."""
     if v is None:
         return None
     if v == v.to_integral_value():
         return int(v)
     f = float(v)
-    if Decimal(repr(f)) != v:
-        raise ValueError(f"price {v} has more digits than a YAML number keeps")
-    return f
+    return f if Decimal(repr(f)) == v else format(v, "f")

@@ -111,3 +111,9 @@ def test_an_item_with_a_bad_price_is_refused_by_name_and_the_rest_is_read() -> N
 def test_something_that_is_not_a_model_list_is_refused() -> None:
     with pytest.raises(ValueError, match="not a model list"):
         read_models({"error": "nope"}, provider="p", source=SOURCE, as_of=DAY)
+
+
+def test_a_price_with_more_digits_than_a_float_keeps_is_written_exactly_as_text() -> None:
+    data = {"data": [{"id": "a/precise", "pricing": {"prompt": "0.00000012345678901234567891", "completion": "0"}}]}
+    price = read_models(data, provider="p", source=SOURCE, as_of=DAY).priced["a/precise"]["endpoints"][0]["pricing"]
+    assert price["input"] == "0.12345678901234567891" and price["output"] == 0
