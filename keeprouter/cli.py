@@ -1,4 +1,5 @@
-"""The `keeprouter` command: `serve`, `keys create|list|update|delete`, `check-config`.
+"""The `keeprouter` command: `serve`, `keys create|list|update|delete`, `check-config`, and
+`catalogue import` (cli_catalogue.py), `teams` and `users` (cli_people.py).
 
 Every command first reads the environment knobs (keeprouter.settings) and then the config file; a
 bad value in either stops it with one line, `keeprouter: config error: ...`, and exit status 2."""
@@ -18,7 +19,7 @@ from typing import Any, NoReturn
 
 import orjson
 
-from keeprouter import cli_people
+from keeprouter import cli_catalogue, cli_people
 from keeprouter.config import Config, ConfigError, load_config
 from keeprouter.settings import LOG_FORMATS, Settings, load_settings
 
@@ -265,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     kc.add_argument("--team", help="the owning team's id, for a team's service key")
     k.set_defaults(fn=keys)
     cli_people.add_parsers(sub, _config)
+    cli_catalogue.add_parsers(sub)
     return p
 
 

@@ -323,3 +323,24 @@ def test_cloud_providers_come_from_their_own_environment_variables() -> None:
     assert sonnet == {"bedrock": "global.anthropic.claude-sonnet-4-5-20250929-v1:0"}
     key = parse_config({}, env={"AWS_BEARER_TOKEN_BEDROCK": "bk"}).providers["bedrock"]
     assert key.api_key == "bk" and key.base_url == "https://bedrock-runtime.us-east-1.amazonaws.com"
+
+
+def test_vertex_is_live_with_a_service_account_and_its_project() -> None:
+    info = parse_config({}, env={}).provider_info["vertex"]
+    assert (info.api, info.configured) == ("vertex", False)
+    assert info.enable_env == "GOOGLE_APPLICATION_CREDENTIALS and GOOGLE_CLOUD_PROJECT"
+    # the key file alone does not say which project to bill
+    assert "vertex" not in parse_config({}, env={"GOOGLE_APPLICATION_CREDENTIALS": "/sa.json"}).providers
+
+    env = {"GOOGLE_APPLICATION_CREDENTIALS": "/sa.json", "GOOGLE_CLOUD_PROJECT": "acme"}
+    cfg = parse_config({}, env=env)
+    vx = cfg.providers["vertex"]
+    assert (vx.options["project"], vx.options["location"], vx.options["credentials"]) == ("acme", "global", "/sa.json")
+    assert vx.base_url == "https://aiplatform.googleapis.com"
+    # Claude and Gemini side by side with their other hosts
+    sonnet = {e.provider: e.model for e in cfg.models["claude-sonnet-4-5"].endpoints}
+    assert sonnet == {"vertex": "claude-sonnet-4-5@20250929"}
+    assert "vertex" in {e.provider for e in cfg.models["gemini-2.5-pro"].endpoints}
+
+    regional = parse_config({}, env={**env, "GOOGLE_CLOUD_LOCATION": "us-east5"}).providers["vertex"]
+    assert regional.base_url == "https://us-east5-aiplatform.googleapis.com"

@@ -31,6 +31,9 @@ ALLOWED: dict[str, set[str]] = {
     "people": {"errors", "billing", "keys", "store"},
     "policy": {"errors", "billing", "limits", "store"},
     "cli_people": {"errors", "people", "store"},
+    # `catalogue import`: a model list read (catalogue.importer) and merged as text (catalogue.merge),
+    # checked by the config loader before it is written.
+    "cli_catalogue": {"catalogue", "config"},
     # OpenID Connect settings and protocol (Authlib, joserfc); its web routes live in web/oidc.py.
     "auth": set(),
     # Metrics, traces and log context: prometheus_client and OpenTelemetry behind small seams.
@@ -68,6 +71,7 @@ ALLOWED: dict[str, set[str]] = {
     "cli": {
         "errors",
         "app",
+        "cli_catalogue",
         "cli_people",
         "config",
         "keys",

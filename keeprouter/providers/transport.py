@@ -55,6 +55,18 @@ Send = Callable[[str, str, bytes, Mapping[str, str]], Awaitable[Response]]
 ErrorMap = Callable[[int, bytes, Mapping[str, str]], UpstreamError | None]
 
 
+class RequestAuth(Protocol):
+    """Credentials a transport adds to every request it sends (`Transport.authorise`): for a kind
+    whose credentials change over time (Vertex's OAuth tokens), so its adapters stay unaware."""
+
+    async def headers(self) -> Mapping[str, str]:
+        """The headers to add to the next request (awaited per request: a token may be refreshed)."""
+        ...
+
+    def refused(self) -> None:
+        """The upstream answered 401 to these credentials: do not send them again as they are."""
+
+
 class Transport:
     """Owns one provider's connection pool. Create once at start-up, `close()` at shutdown.
 
@@ -77,6 +89,19 @@ class Transport:
         self._send: Send = send or self._send_aiohttp
         self._session: aiohttp.ClientSession | None = None
         self._limit = limit
+
+    def authorise(self, auth: RequestAuth) -> None:
+        """Add `auth`'s headers to every request from now on (over the caller's, which they win),
+        and tell it of every 401. Set once at start-up: a transport without it pays nothing."""
+        send = self._send
+
+        async def authorised(method: str, url: str, body: bytes, headers: Mapping[str, str]) -> Response:
+            resp = await send(method, url, body, {**headers, **await auth.headers()})
+            if resp.status == 401:
+                auth.refused()
+            return resp
+
+        self._send = authorised
 
     def scrub(self, e: UpstreamError) -> UpstreamError:
         """`e` with this provider's credentials cut out of its message (for in-stream errors; HTTP

@@ -29,8 +29,10 @@ def test_provider_row_is_complete(pid: str, row: dict[str, Any]) -> None:
     if "base_url" in row or kind.default_base_url is None:  # else the kind derives it (Bedrock: the region)
         assert row["base_url"].startswith(("https://", "http://127.0.0.1"))
     # a switch turns a built-in provider on: its key, (keyless local hosts) its URL, both (Azure: the
-    # key and the resource's endpoint), or credentials the kind finds itself (AWS's chain)
-    assert row.get("api_key_env") or row.get("base_url_env") or row.get("enabled_by_env"), pid
+    # key and the resource's endpoint), credentials the kind finds itself (AWS's chain), or several
+    # variables together (Vertex: a service account and its project)
+    switches = ("api_key_env", "base_url_env", "enabled_by_env", "requires_env")
+    assert any(row.get(k) for k in switches), pid
 
 
 def _local(provider: dict[str, Any]) -> bool:

@@ -100,3 +100,34 @@ async def test_secrets_of_a_kind_s_own_keys_are_redacted_too() -> None:
 
 def test_the_default_framing_is_sse() -> None:
     assert Transport(P).framing is sse.SSEFrameParser
+
+
+class _Credentials:
+    """A `RequestAuth` whose token changes after a 401, as a refreshed OAuth token would."""
+
+    def __init__(self) -> None:
+        self.token = "t1"
+        self.refusals = 0
+
+    async def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def refused(self) -> None:
+        self.refusals += 1
+        self.token = "t2"
+
+
+async def test_an_authorised_transport_adds_the_credentials_to_every_request_and_reports_a_401() -> None:
+    answers = iter([FakeResponse.json({"error": {"message": "expired"}}, 401), FakeResponse.json({})])
+    t = FakeTransport(P, lambda req: next(answers))
+    creds = _Credentials()
+    t.authorise(creds)
+    with pytest.raises(UpstreamError, match="rejected KeepRouter's credentials"):
+        await t.post_json("http://u/a", b"{}", {"A": "b", "Authorization": "caller's"}, EP.timeout)
+    assert creds.refusals == 1
+    await t.post_json("http://u/b", b"{}", {"A": "b"}, EP.timeout)
+    assert [r.headers for r in t.requests] == [
+        {"A": "b", "Authorization": "Bearer t1"},
+        {"A": "b", "Authorization": "Bearer t2"},
+    ]
+    assert creds.refusals == 1

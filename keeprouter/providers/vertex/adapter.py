@@ -31,7 +31,7 @@ from keeprouter.providers.anthropic.adapter import DEFAULT_MAX_TOKENS
 from keeprouter.providers.gemini import GeminiAdapter
 from keeprouter.providers.gemini import request as gemini_fmt
 from keeprouter.providers.gemini.adapter import COUNT_TIMEOUT
-from keeprouter.providers.transport import Response, Transport
+from keeprouter.providers.transport import Transport
 from keeprouter.providers.vertex.auth import ApiKeyAuth, Auth, TokenAuth
 
 ANTHROPIC_VERSION = "vertex-2023-10-16"
@@ -135,19 +135,7 @@ class VertexAdapter:
         bare = dataclasses.replace(provider, api_key=None)
         self.gemini = _Gemini(bare, self.transport, f"{root}/publishers/google")
         self.claude = _Claude(bare, self.transport, f"{root}/publishers/anthropic")
-        self._authorise(self.transport)
-
-    def _authorise(self, transport: Transport) -> None:
-        send = transport._send
-        auth = self.auth
-
-        async def authorised(method: str, url: str, body: bytes, headers: Mapping[str, str]) -> Response:
-            resp = await send(method, url, body, {**headers, **await auth.headers()})
-            if resp.status == 401:
-                auth.refused()
-            return resp
-
-        transport._send = authorised
+        self.transport.authorise(self.auth)
 
     def _family(self, model: str) -> GeminiAdapter | AnthropicAdapter:
         if not is_claude(model):

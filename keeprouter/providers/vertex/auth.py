@@ -16,20 +16,18 @@ import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from keeprouter.errors import UpstreamError
+from keeprouter.providers.transport import RequestAuth
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 REFRESH_AHEAD = 300.0  # seconds before expiry: refresh in the background, keep using the token
 MIN_LEFT = 30.0  # seconds before expiry: too close to send; wait for a new token
 
 
-class Auth(Protocol):
-    async def headers(self) -> Mapping[str, str]: ...
-
-    def refused(self) -> None:
-        """The upstream answered 401 to these credentials: do not send them again as they are."""
+# What the Vertex adapter hands its transport (`Transport.authorise`).
+Auth = RequestAuth
 
 
 class ApiKeyAuth:
