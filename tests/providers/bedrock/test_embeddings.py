@@ -15,12 +15,14 @@ from upstreams.embeddings import tokens_of, vector_for
 
 from keeprouter.config import EndpointConfig, Pricing, ProviderConfig, Timeouts
 from keeprouter.errors import UpstreamError
-from keeprouter.formats.embeddings import EmbeddingRequest
+from keeprouter.formats.embeddings import EmbeddingRequest, estimate_embedding_tokens
 from keeprouter.providers.bedrock import BedrockAdapter
+from keeprouter.providers.bedrock import embeddings as emb
 
 TITAN = "amazon.titan-embed-text-v2:0"
 COHERE = "cohere.embed-english-v3"
 COHERE_V4 = "us.cohere.embed-v4:0"
+TOKEN = "X-Amzn-Bedrock-Input-Token-Count"
 
 
 def ep(model: str) -> EndpointConfig:
@@ -94,3 +96,12 @@ async def test_a_bad_signature_is_refused(bedrock_upstream: BedrockUpstream) -> 
     finally:
         await a.close()
     assert "rejected KeepRouter's credentials" in caught.value.message  # ours, never the caller's 4xx
+
+
+def test_cohere_answers_by_type_and_without_a_token_header() -> None:
+    by_type = {"embeddings": {"float": [[0.5, 0.25]], "int8": [[1, 2]]}, "response_type": "embeddings_by_type"}
+    got = emb.parse_cohere(by_type, {}, ["two words"])
+    assert got.vectors == [[0.5, 0.25]]
+    assert got.usage.input_tokens == estimate_embedding_tokens(["two words"])  # no header: our estimate
+    with pytest.raises(UpstreamError, match="1 vectors for 2 texts"):
+        emb.parse_cohere({"embeddings": [[0.5]]}, {TOKEN: "3"}, ["a", "b"])

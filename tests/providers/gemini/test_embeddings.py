@@ -96,3 +96,20 @@ def test_an_answer_with_the_wrong_count_is_an_error() -> None:
 def test_reported_usage_is_taken_when_present() -> None:
     got = wire.parse_batch({"embeddings": [{"values": [0.5]}], "usageMetadata": {"promptTokenCount": 7}}, ["a"])
     assert got.usage.input_tokens == 7
+
+
+def test_task_type_from_googles_name_or_cohere_style_input_type() -> None:
+    def task(**extra: object) -> str | None:
+        return wire.task_type(EmbeddingRequest(model="e", inputs=["x"], extra=dict(extra)))
+
+    assert task(task_type="semantic_similarity") == "SEMANTIC_SIMILARITY"
+    assert task(input_type="search_document") == "RETRIEVAL_DOCUMENT"
+    assert task(input_type="classification") == "CLASSIFICATION"
+    assert task() is None
+
+
+def test_vertex_prediction_without_statistics_is_estimated() -> None:
+    got = wire.parse_predict({"predictions": [{"embeddings": {"values": [0.5]}}]}, ["three little words"])
+    assert got.usage.input_tokens == estimate_embedding_tokens(["three little words"])
+    with pytest.raises(UpstreamError, match="no embeddings"):
+        wire.parse_predict({"predictions": [{}]}, ["x"])
