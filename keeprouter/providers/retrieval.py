@@ -5,15 +5,16 @@ adapter for them with `isinstance(adapter, Embedder)` and treats an endpoint who
 as a failed attempt, so another endpoint of the model may still serve. Both raise only
 `errors.UpstreamError` subclasses, like every adapter call.
 
-Below the protocols: what the kinds with a native embeddings call (Gemini, Vertex, Bedrock) share:
-texts only, split at the upstream's batch size, sent concurrently and reassembled in input order.
+Below the protocols: what every kind's embeddings call shares: inputs split at the upstream's batch
+size, sent concurrently and reassembled in input order; and, for the kinds whose wire takes texts
+only (Gemini, Vertex, Bedrock), the check that there are no token ids.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from keeprouter.config import EndpointConfig
 from keeprouter.errors import UpstreamError
@@ -37,6 +38,7 @@ class Reranker(Protocol):
         ...
 
 
+T = TypeVar("T")
 MAX_CONCURRENT_CALLS = 4  # one request's upstream calls in flight at once, so one caller cannot flood a host
 
 
@@ -59,19 +61,19 @@ def merge(parts: list[EmbeddingResponse]) -> EmbeddingResponse:
 
 
 async def in_batches(
-    texts: list[str], size: int, call: Callable[[list[str]], Awaitable[EmbeddingResponse]]
+    inputs: list[T], size: int, call: Callable[[list[T]], Awaitable[EmbeddingResponse]]
 ) -> EmbeddingResponse:
-    """`texts` embedded `size` at a time (`call` answers one batch, vectors in its order), at most
+    """`inputs` embedded `size` at a time (`call` answers one batch, vectors in its order), at most
     MAX_CONCURRENT_CALLS batches in flight, reassembled in input order. The first failure cancels
     the other batches and is the call's: an answer is never made of a part, so nothing is billed
     for a request that failed."""
     size = max(1, size)
-    chunks = [texts[i : i + size] for i in range(0, len(texts), size)]
+    chunks = [inputs[i : i + size] for i in range(0, len(inputs), size)]
     if len(chunks) == 1:
         return await call(chunks[0])
     gate = asyncio.Semaphore(MAX_CONCURRENT_CALLS)
 
-    async def one(chunk: list[str]) -> EmbeddingResponse:
+    async def one(chunk: list[T]) -> EmbeddingResponse:
         async with gate:
             return await call(chunk)
 
