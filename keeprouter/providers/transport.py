@@ -148,18 +148,27 @@ class Transport:
 
     async def post_json_value(self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts) -> Any:
         """`post_json` for answers that need not be an object (TEI's rerank answers a bare list)."""
+        data, _ = await self.post_json_headers(url, body, headers, timeouts)
+        return data
+
+    async def post_json_headers(
+        self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts
+    ) -> tuple[Any, Mapping[str, str]]:
+        """`post_json_value` with the answer's headers, for upstreams that report usage in a
+        header (Bedrock's InvokeModel: `x-amzn-bedrock-input-token-count`)."""
         try:
             async with asyncio.timeout(timeouts.first_byte):
                 async with aclosing(await self._send("POST", url, body, headers)) as resp:
                     raw = await resp.read()
                     if resp.status >= 400:
                         raise self._error(resp.status, raw, resp.headers)
+                    answer_headers = resp.headers
         except TimeoutError:
             raise UpstreamTimeout(f"provider {self.provider.id} timed out") from None
         except aiohttp.ClientError as e:
             raise _connection_error(self.provider.id, e) from None
         try:
-            return orjson.loads(raw)
+            return orjson.loads(raw), answer_headers
         except orjson.JSONDecodeError:
             raise UpstreamError(f"provider {self.provider.id} returned invalid JSON") from None
 

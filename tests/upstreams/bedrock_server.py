@@ -1,8 +1,9 @@
 """An AWS Bedrock Runtime upstream (Converse / ConverseStream), written from AWS's API reference and
 the event-stream encoding spec, not from keeprouter.
 
-Routes: ``POST /model/{modelId}/converse`` (JSON) and ``POST /model/{modelId}/converse-stream`` (a
-binary ``application/vnd.amazon.eventstream`` body, encoded here with its own CRCs).
+Routes: ``POST /model/{modelId}/converse`` (JSON), ``POST /model/{modelId}/converse-stream`` (a
+binary ``application/vnd.amazon.eventstream`` body, encoded here with its own CRCs) and
+``POST /model/{modelId}/invoke`` for the Titan and Cohere embedding models (``native_embeddings.py``).
 
 Auth as AWS checks it: a SigV4 ``Authorization`` header is verified by recomputing the signature with
 botocore from the request as received (raw path, signed headers, body, ``x-amz-date``) and the test
@@ -27,6 +28,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from . import native_embeddings
 from .base import EmulatedUpstream, Received, StreamPlan
 from .script import Fault, Reply, ToolCall, pieces
 
@@ -139,6 +141,22 @@ class BedrockUpstream(EmulatedUpstream):
         self.add_route("POST", "/model/{model}/converse", self._converse)
         self.add_route("POST", "/model/{model}/converse-stream", self._converse_stream)
         self.add_route("POST", "/model/{model}/count-tokens", self._count_tokens)
+        self.add_route("POST", "/model/{model}/invoke", self._invoke)
+
+    async def _invoke(self, request: web.Request, rec: Received) -> web.StreamResponse:
+        """InvokeModel for the embedding models; scripted Faults apply."""
+        rejected = self._authorize(request, rec)
+        if rejected is not None:
+            return rejected
+        model = request.match_info["model"]
+        problem = native_embeddings.bedrock_invoke_problem(rec.body, model)
+        if problem is not None:
+            return self.error_response(400, problem)
+        resp = await self.generate(request, rec, stream=False)
+        if resp.status == 200 and "cohere.embed" in model:
+            _, tokens = native_embeddings.render_bedrock_invoke(rec.body, model)
+            resp.headers[native_embeddings.BEDROCK_TOKEN_HEADER] = str(tokens)
+        return resp
 
     async def _converse(self, request: web.Request, rec: Received) -> web.StreamResponse:
         return await self._answer(request, rec, stream=False)
@@ -296,6 +314,8 @@ class BedrockUpstream(EmulatedUpstream):
         return {}
 
     def render(self, reply: Reply, rec: Received) -> dict[str, Any]:
+        if rec.path.endswith("/invoke"):
+            return native_embeddings.render_bedrock_invoke(rec.body, rec.path.split("/")[-2])[0]
         reply = self._forced(reply, rec)
         return {
             "output": {"message": {"role": "assistant", "content": self._blocks(reply)}},

@@ -2,8 +2,8 @@
 
 Routes (``{model}`` is e.g. ``gemini-3-flash-preview``):
 ``POST /v1beta/models/{model}:generateContent``, ``:streamGenerateContent`` (``?alt=sse``: server-sent
-events, each ``data:`` a whole GenerateContentResponse; without it, one JSON array of them) and
-``:countTokens``.
+events, each ``data:`` a whole GenerateContentResponse; without it, one JSON array of them),
+``:countTokens`` and ``:batchEmbedContents`` (see ``native_embeddings.py``; scripted Faults apply).
 
 Strict as the real service where KeepRouter could get it wrong:
 - the key must come in ``x-goog-api-key`` (a ``?key=`` is accepted, as Google does, and recorded);
@@ -29,6 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import native_embeddings
 from .base import EmulatedUpstream, Received, StreamPlan, sse
 from .script import Fault, Reply, pieces
 
@@ -124,13 +125,18 @@ class GeminiUpstream(EmulatedUpstream):
     # ----- handlers -----------------------------------------------------------------------------
     async def _models(self, request: web.Request, rec: Received) -> web.StreamResponse:
         model, _, method = request.match_info["target"].partition(":")
-        if method not in ("generateContent", "streamGenerateContent", "countTokens"):
+        if method not in ("generateContent", "streamGenerateContent", "countTokens", "batchEmbedContents"):
             return self.error_response(404, f"Method not found: {method or '(none)'}")
         key = rec.header("x-goog-api-key") or rec.query.get("key")
         if self.expected_key is not None and key != self.expected_key:
             return self.error_response(400, "API key not valid. Please pass a valid API key.")
         if not isinstance(rec.body, dict):
             return self.error_response(400, "Invalid JSON payload received.")
+        if method == "batchEmbedContents":
+            embed_problem = native_embeddings.gemini_batch_problem(rec.body, model)
+            if embed_problem is not None:
+                return self.error_response(400, embed_problem)
+            return await self.generate(request, rec, stream=False)  # rendered by `render`
         if method == "countTokens":
             inner = rec.body.get("generateContentRequest", rec.body)
             rec.completed = True
@@ -241,6 +247,8 @@ class GeminiUpstream(EmulatedUpstream):
         }
 
     def render(self, reply: Reply, rec: Received) -> dict[str, Any]:
+        if rec.path.endswith(":batchEmbedContents"):
+            return native_embeddings.render_gemini_batch(rec.body)
         rid = reply.id or uuid.uuid4().hex[:22]
         parts = [p for group in self._parts(reply, rec, streamed=False) for p in group]
         out = self._envelope(reply, rec, rid, parts)

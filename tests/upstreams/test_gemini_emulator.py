@@ -7,6 +7,7 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
+from upstreams.embeddings import vector_for
 from upstreams.gemini_server import GeminiUpstream
 from upstreams.script import Fault, Reply, ToolCall
 
@@ -99,3 +100,14 @@ async def test_errors_in_gemini_shape(gemini_upstream: GeminiUpstream) -> None:
     with pytest.raises(errors.ClientError) as bad_key:
         await client(gemini_upstream, key="wrong").aio.models.generate_content(model=MODEL, contents="Hi")
     assert bad_key.value.code == 400 and "API key not valid" in (bad_key.value.message or "")
+
+
+async def test_batch_embed_contents_as_the_sdk_sends_and_reads_it(gemini_upstream: GeminiUpstream) -> None:
+    config = types.EmbedContentConfig(output_dimensionality=8, task_type="RETRIEVAL_QUERY")
+    texts: list[types.ContentUnion] = ["first text", "second"]  # two contents, two embeddings
+    models = client(gemini_upstream).aio.models
+    r = await models.embed_content(model="gemini-embedding-001", contents=texts, config=config)
+    assert [e.values for e in r.embeddings or []] == [vector_for("first text", 8), vector_for("second", 8)]
+    rec = gemini_upstream.requests[-1]
+    assert rec.path == "/v1beta/models/gemini-embedding-001:batchEmbedContents"
+    assert [q["taskType"] for q in rec.body["requests"]] == ["RETRIEVAL_QUERY"] * 2

@@ -7,7 +7,8 @@ service account's key (``public_key``), ``iss`` its email, ``aud`` Google's toke
 ``scope`` naming cloud-platform, not expired; it answers ``{access_token, expires_in, token_type}``
 (``expires_in`` settable, to test refreshing) and refuses anything else with ``invalid_grant`` as Google does.
 ``POST /v1/projects/{project}/locations/{location}/publishers/google/models/{model}:generateContent``
-(``:streamGenerateContent``, ``:countTokens`` with Vertex's unwrapped body) and
+(``:streamGenerateContent``, ``:countTokens`` with Vertex's unwrapped body, ``:predict`` for the
+embedding models, see ``native_embeddings.py``) and
 ``POST /v1/publishers/google/models/{model}:...`` (express mode: an ``x-goog-api-key`` only);
 ``POST /v1/projects/.../publishers/anthropic/models/{model}:rawPredict`` / ``:streamRawPredict``: the
 Messages body without ``model`` and with ``anthropic_version`` (KeepRouter's: ``vertex-2023-10-16``),
@@ -32,7 +33,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from . import anthropic_server
+from . import anthropic_server, native_embeddings
 from .anthropic_server import AnthropicUpstream
 from .base import Received, StreamPlan
 from .gemini_server import GeminiUpstream
@@ -189,6 +190,12 @@ class VertexUpstream(GeminiUpstream):
         return await self._models(request, rec)
 
     async def _models(self, request: web.Request, rec: Received) -> web.StreamResponse:
+        model, _, method = request.match_info["target"].partition(":")
+        if method == "predict":
+            problem = native_embeddings.vertex_predict_problem(rec.body, model)
+            if problem is not None:
+                return self.error_response(400, problem)
+            return await self.generate(request, rec, stream=False)  # rendered by `render`
         # Vertex's countTokens body is the request's fields at the top level, not wrapped.
         if request.match_info["target"].endswith(":countTokens") and isinstance(rec.body, dict):
             if "generateContentRequest" in rec.body:
@@ -229,6 +236,8 @@ class VertexUpstream(GeminiUpstream):
         return "/publishers/anthropic/" in rec.path
 
     def render(self, reply: Reply, rec: Received) -> dict[str, Any]:
+        if rec.path.endswith(":predict"):
+            return native_embeddings.render_vertex_predict(rec.body)
         return self.claude.render(reply, rec) if self._is_claude(rec) else super().render(reply, rec)
 
     def plan_stream(self, reply: Reply, fault: Fault, rec: Received) -> StreamPlan:

@@ -21,10 +21,13 @@ import orjson
 from keeprouter.config import EndpointConfig, ProviderConfig, Timeouts
 from keeprouter.errors import UpstreamError
 from keeprouter.formats.canonical import ChatRequest, ChatResponse, StreamEvent
+from keeprouter.formats.embeddings import EmbeddingRequest, EmbeddingResponse
+from keeprouter.providers import retrieval
 from keeprouter.providers.anthropic.request import json_tool
 from keeprouter.providers.base import CountNotSupported
 from keeprouter.providers.transport import Transport
 
+from . import embeddings as emb
 from .auth import BearerAuth, NoCredentials, RequestSigner, SigV4Signer
 from .eventstream import EventStreamDecoder
 from .request import build_request, is_claude
@@ -124,6 +127,30 @@ class BedrockAdapter:
                     return
         if not decoder.stopped:
             raise UpstreamError(f"provider {self.provider.id} ended the stream early")
+
+    async def embed(
+        self, req: EmbeddingRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
+    ) -> EmbeddingResponse:
+        """InvokeModel in the model family's body (`embeddings.py`): Titan one text a call, Cohere
+        96, every call signed; fanned out concurrently and reassembled in input order."""
+        fam = emb.family(ep.model)
+        if fam is None:
+            raise UpstreamError(f"provider {self.provider.id}: no embeddings body known for {ep.model}")
+        texts = retrieval.text_inputs(req, self.provider.id, self.api)
+        url = self.url(ep.model, "invoke")
+
+        async def batch(chunk: list[str]) -> EmbeddingResponse:
+            wire = emb.titan_body(chunk[0], req) if fam == "titan" else emb.cohere_body(chunk, req, ep.model)
+            body = orjson.dumps(wire)
+            headers = await self._signed(url, body, "application/json")
+            data, answer_headers = await self.transport.post_json_headers(url, body, headers, ep.timeout)
+            if fam == "titan":
+                if not isinstance(data, dict):
+                    raise UpstreamError(f"provider {self.provider.id} returned invalid JSON")
+                return emb.parse_titan(data, chunk[0])
+            return emb.parse_cohere(data, answer_headers, chunk)
+
+        return await retrieval.in_batches(texts, emb.batch_size(fam), batch)
 
     def _http_error(self, status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamError | None:
         """Bedrock's error by the type in `x-amzn-errortype`; None without that header (not Bedrock

@@ -12,8 +12,11 @@ import orjson
 from keeprouter.config import EndpointConfig, ProviderConfig, Timeouts
 from keeprouter.errors import UpstreamError
 from keeprouter.formats.canonical import ChatRequest, ChatResponse, StreamEvent
+from keeprouter.formats.embeddings import EmbeddingRequest, EmbeddingResponse
 from keeprouter.kinds import GEMINI
+from keeprouter.providers import retrieval
 from keeprouter.providers.framing import load_json
+from keeprouter.providers.gemini import embeddings as emb
 from keeprouter.providers.gemini import request as fmt
 from keeprouter.providers.gemini.response import parse_response
 from keeprouter.providers.gemini.stream import GeminiStreamDecoder, ended_early
@@ -107,6 +110,23 @@ class GeminiAdapter:
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise UpstreamError(f"provider {self.provider.id} returned no token count")
         return n
+
+    async def embed(
+        self, req: EmbeddingRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
+    ) -> EmbeddingResponse:
+        """batchEmbedContents, GEMINI_BATCH texts a call, reassembled in input order."""
+        texts = retrieval.text_inputs(req, self.provider.id, self.api)
+        url = self._url(ep.model, "batchEmbedContents")
+
+        async def batch(chunk: list[str]) -> EmbeddingResponse:
+            body = orjson.dumps(emb.batch_body(chunk, req, ep.model))
+            try:
+                data = await self.transport.post_json(url, body, self.headers, ep.timeout)
+            except UpstreamError as e:
+                raise self._credentials(e) from None
+            return emb.parse_batch(data, chunk)
+
+        return await retrieval.in_batches(texts, emb.GEMINI_BATCH, batch)
 
     async def close(self) -> None:
         await self.transport.close()

@@ -2,8 +2,9 @@
 
 Embeddings: POST {base_url}/embeddings, OpenAI's shape, which OpenAI, Mistral, Together, Fireworks,
 Ollama, vLLM and TEI all serve. A request with more inputs than the host takes in one call is split
-into batches (`embedding_batches`), sent separately, and reassembled in input order (`merge`); a
-host's limit is data (BATCH_LIMITS), or learned from its refusal (`learn_batch_limit`).
+into batches (`embedding_body` a batch), sent concurrently and reassembled in input order
+(`providers.retrieval.in_batches`); a host's limit is data (BATCH_LIMITS), or learned from its
+refusal (`learn_batch_limit`).
 
 Rerank: POST {base_url}/rerank. Cohere, Jina, vLLM and Infinity take Cohere's body (`query`,
 `documents`, `top_n`, `return_documents`); Voyage names the cut `top_k`; Hugging Face TEI wants
@@ -65,21 +66,25 @@ def learn_batch_limit(message: str, current: int) -> int | None:
     return limit if 0 < limit < current else None
 
 
+def embedding_body(chunk: list[EmbeddingInput], req: EmbeddingRequest, upstream_model: str) -> dict[str, Any]:
+    """The upstream body for one batch of `req`'s inputs. Floats are always asked for: every host
+    serves them."""
+    body: dict[str, Any] = {**req.extra, "model": upstream_model, "input": chunk, "encoding_format": "float"}
+    if req.dimensions is not None:
+        body["dimensions"] = req.dimensions
+    if req.user is not None:
+        body["user"] = req.user
+    return body
+
+
 def embedding_batches(
     req: EmbeddingRequest, upstream_model: str, limit: int
 ) -> list[tuple[list[EmbeddingInput], dict[str, Any]]]:
     """The upstream bodies for `req`, each with the inputs it carries, at most `limit` inputs a
-    body, in input order. Floats are always asked for: every host serves them."""
-    out: list[tuple[list[EmbeddingInput], dict[str, Any]]] = []
-    for start in range(0, len(req.inputs), max(1, limit)):
-        chunk = req.inputs[start : start + max(1, limit)]
-        body: dict[str, Any] = {**req.extra, "model": upstream_model, "input": chunk, "encoding_format": "float"}
-        if req.dimensions is not None:
-            body["dimensions"] = req.dimensions
-        if req.user is not None:
-            body["user"] = req.user
-        out.append((chunk, body))
-    return out
+    body, in input order (what `providers.retrieval.in_batches` sends)."""
+    size = max(1, limit)
+    chunks = [req.inputs[start : start + size] for start in range(0, len(req.inputs), size)]
+    return [(chunk, embedding_body(chunk, req, upstream_model)) for chunk in chunks]
 
 
 def _vector(item: object, i: int) -> tuple[int, list[float]]:
@@ -124,16 +129,6 @@ def parse_embeddings(data: object, inputs: list[EmbeddingInput]) -> EmbeddingRes
         usage=Usage(input_tokens=estimate_embedding_tokens(inputs) if tokens is None else tokens),
         model=model if isinstance(model, str) else None,
     )
-
-
-def merge(parts: list[EmbeddingResponse]) -> EmbeddingResponse:
-    """Batch answers (in batch order) as one answer: vectors concatenated, usage summed."""
-    vectors: list[list[float]] = []
-    tokens = 0
-    for p in parts:
-        vectors.extend(p.vectors)
-        tokens += p.usage.input_tokens
-    return EmbeddingResponse(vectors=vectors, usage=Usage(input_tokens=tokens), model=parts[0].model if parts else None)
 
 
 # ---- rerank ---------------------------------------------------------------------------------

@@ -1,16 +1,15 @@
 """The calls behind an OpenAI-compatible adapter's `embed` and `rerank`: the translators in
 `embeddings` paired with the provider's `Transport`.
 
-Batches of one embeddings request go out concurrently (at most MAX_CONCURRENT_BATCHES at once)
-and are reassembled in input order. A host that refuses a batch as too large, or refuses Cohere's
-rerank body for TEI's, is learned from once (kept for every later request) and the call is sent
-again; any other failure is the caller's to see, with nothing billed twice: the answer is only
-built when every batch succeeded.
+Batches of one embeddings request go out concurrently (`providers.retrieval.in_batches`, at most
+MAX_CONCURRENT_CALLS at once) and are reassembled in input order. A host that refuses a batch as
+too large, or refuses Cohere's rerank body for TEI's, is learned from once (kept for every later
+request) and the call is sent again; any other failure is the caller's to see, with nothing billed
+twice: the answer is only built when every batch succeeded.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -26,11 +25,11 @@ from keeprouter.formats.embeddings import (
     RerankRequest,
     RerankResponse,
 )
+from keeprouter.providers import retrieval
 from keeprouter.providers.openai import embeddings as wire
 from keeprouter.providers.transport import Transport
 
 log = logging.getLogger("keeprouter")
-MAX_CONCURRENT_BATCHES = 4  # one request's batches in flight at once, so one caller cannot flood a host
 
 
 class RetrievalCalls:
@@ -57,23 +56,10 @@ class RetrievalCalls:
         return await self._embed(req, ep, self.batch_limit)
 
     async def _embed(self, req: EmbeddingRequest, ep: EndpointConfig, limit: int) -> EmbeddingResponse:
-        batches = wire.embedding_batches(req, ep.model, limit)
-        if len(batches) == 1:
-            inputs, body = batches[0]
-            return await self._batch(inputs, body, ep)
-        gate = asyncio.Semaphore(MAX_CONCURRENT_BATCHES)
+        async def batch(chunk: list[EmbeddingInput]) -> EmbeddingResponse:
+            return await self._batch(chunk, wire.embedding_body(chunk, req, ep.model), ep)
 
-        async def one(inputs: list[EmbeddingInput], body: dict[str, Any]) -> EmbeddingResponse:
-            async with gate:
-                return await self._batch(inputs, body, ep)
-
-        # The first failure cancels the other batches (no answer is made of a part) and is the call's.
-        try:
-            async with asyncio.TaskGroup() as tg:
-                tasks = [tg.create_task(one(inputs, body)) for inputs, body in batches]
-        except BaseExceptionGroup as group:
-            raise group.exceptions[0] from None
-        return wire.merge([t.result() for t in tasks])
+        return await retrieval.in_batches(req.inputs, limit, batch)
 
     async def _batch(self, inputs: list[EmbeddingInput], body: dict[str, Any], ep: EndpointConfig) -> EmbeddingResponse:
         data = await self.transport.post_json(self.embeddings_url, orjson.dumps(body), self.headers, ep.timeout)

@@ -24,11 +24,14 @@ import orjson
 from keeprouter.config import EndpointConfig, ProviderConfig, Timeouts
 from keeprouter.errors import UpstreamError
 from keeprouter.formats.canonical import ChatRequest, ChatResponse, StreamEvent
+from keeprouter.formats.embeddings import EmbeddingRequest, EmbeddingResponse
 from keeprouter.kinds import VERTEX
+from keeprouter.providers import retrieval
 from keeprouter.providers.anthropic import AnthropicAdapter
 from keeprouter.providers.anthropic import request as claude_fmt
 from keeprouter.providers.anthropic.adapter import DEFAULT_MAX_TOKENS
 from keeprouter.providers.gemini import GeminiAdapter
+from keeprouter.providers.gemini import embeddings as emb
 from keeprouter.providers.gemini import request as gemini_fmt
 from keeprouter.providers.gemini.adapter import COUNT_TIMEOUT
 from keeprouter.providers.transport import Transport
@@ -160,6 +163,26 @@ class VertexAdapter:
 
     async def count_tokens(self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]) -> int:
         return await self._family(ep.model).count_tokens(req, ep, client_headers)
+
+    async def embed(
+        self, req: EmbeddingRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
+    ) -> EmbeddingResponse:
+        """Google's embedding models at `:predict`, split at the model's instance limit (one a call
+        for gemini-embedding models, fanned out concurrently) and reassembled in input order."""
+        if is_claude(ep.model):
+            raise UpstreamError(f"provider {self.provider.id}: {ep.model} is not an embedding model")
+        texts = retrieval.text_inputs(req, self.provider.id, self.api)
+        url = self.gemini._url(ep.model, "predict")
+
+        async def batch(chunk: list[str]) -> EmbeddingResponse:
+            body = orjson.dumps(emb.predict_body(chunk, req))
+            try:
+                data = await self.transport.post_json(url, body, self.gemini.headers, ep.timeout)
+            except UpstreamError as e:
+                raise self.gemini._credentials(e) from None
+            return emb.parse_predict(data, chunk)
+
+        return await retrieval.in_batches(texts, emb.vertex_batch_size(ep.model), batch)
 
     async def close(self) -> None:
         if isinstance(self.auth, TokenAuth):

@@ -4,6 +4,7 @@ pointed straight at it, must work, and a wrong secret must be refused as AWS ref
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import boto3
@@ -12,6 +13,7 @@ import botocore.exceptions
 import pytest
 from upstreams import Fault, Reply, ToolCall
 from upstreams.bedrock_server import ACCESS_KEY, REGION, SECRET_KEY, BedrockUpstream
+from upstreams.embeddings import vector_for
 
 MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 MESSAGES: list[Any] = [{"role": "user", "content": [{"text": "Weather in Paris and Rome?"}]}]
@@ -93,3 +95,31 @@ async def test_errors_carry_their_type(bedrock_upstream: BedrockUpstream) -> Non
     with pytest.raises(botocore.exceptions.ClientError) as e:
         await call(bedrock_upstream, "converse")
     assert e.value.response["Error"]["Code"] == "ThrottlingException"
+
+
+async def invoke(server: BedrockUpstream, model: str, body: dict[str, Any]) -> tuple[Any, dict[str, str]]:
+    """boto3's InvokeModel (SigV4-signed by the SDK): the parsed body and the HTTP headers."""
+
+    def run() -> tuple[Any, dict[str, str]]:
+        c = boto3.client(
+            "bedrock-runtime", region_name=REGION, endpoint_url=server.url,
+            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+        )  # fmt: skip
+        try:
+            r = c.invoke_model(modelId=model, body=json.dumps(body), contentType="application/json")
+            return json.loads(r["body"].read()), r["ResponseMetadata"]["HTTPHeaders"]
+        finally:
+            c.close()
+
+    return await asyncio.to_thread(run)
+
+
+async def test_invoke_model_embeddings_with_the_sdk(bedrock_upstream: BedrockUpstream) -> None:
+    titan, _ = await invoke(bedrock_upstream, "amazon.titan-embed-text-v2:0", {"inputText": "hello", "dimensions": 256})
+    assert titan["embedding"] == vector_for("hello", 256) and titan["inputTextTokenCount"] == 1
+    texts = ["one doc", "another doc here"]
+    cohere, headers = await invoke(
+        bedrock_upstream, "cohere.embed-english-v3", {"texts": texts, "input_type": "search_document"}
+    )
+    assert cohere["embeddings"] == [vector_for(t) for t in texts]
+    assert headers["x-amzn-bedrock-input-token-count"] == "5"

@@ -20,12 +20,12 @@ from keeprouter.providers.openai.embeddings import (
     embedding_batches,
     learn_batch_limit,
     learn_rerank_dialect,
-    merge,
     parse_embeddings,
     parse_rerank,
     rerank_body,
     rerank_dialect_for,
 )
+from keeprouter.providers.retrieval import merge
 
 
 def test_one_body_when_the_inputs_fit() -> None:
