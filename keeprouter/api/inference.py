@@ -239,14 +239,16 @@ async def _relay(
         pending.clear()
         return resp.write(data)
 
+    observe, feed = live.observe, enc.feed
     try:
-        async with aclosing(live.events()) as events:
+        pending.extend(feed(live.start()))
+        async with aclosing(live.rest) as events:
             while True:
                 try:
                     ev = await next_or_flush(events, flush)
                 except StopAsyncIteration:
                     break
-                frames = enc.feed(ev)
+                frames = feed(observe(ev))
                 if frames:
                     pending.extend(frames)
         writing = flush()
