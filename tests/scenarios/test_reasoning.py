@@ -11,7 +11,7 @@ import pytest
 from upstreams.script import Fault, Reply, ToolCall
 
 from scenarios.client_api import ClientApi
-from scenarios.conftest import ACROSS_REASONING, NO_REASONING, World
+from scenarios.conftest import NO_REASONING, World, across
 from scenarios.neutral import Ask, Msg, Tool
 from scenarios.rows import Case, api_cases, cases
 from scenarios.upstream_kinds import UPSTREAM_KINDS
@@ -86,12 +86,13 @@ async def test_a_tool_loop_moved_to_another_provider_midway_goes_on(
     """Turn 1 is served by `began` (the other fails), turn 2 by `moved`: the reasoning `began` issued
     is not `moved`'s to verify, so it is left out, and `moved` answers rather than refusing the loop."""
     lanes = world.lanes
+    model = across(began, moved)
     lanes[began].script(
         Reply(text=None, thinking=THOUGHT, tool_calls=[ToolCall(None, "get_weather", {"city": "Paris"})])
     )
     lanes[moved].script(Fault(status=500))
     ask = Ask(messages=(QUESTION,), tools=(WEATHER,), reasoning="low", max_tokens=4096)
-    first = await world.send_as(api, stream, ask, ACROSS_REASONING)
+    first = await world.send_as(api, stream, ask, model)
     assert first.error is None and first.reasoning
     [call] = first.calls
     for lane in lanes.values():  # an unused fault must not meet turn 2
@@ -105,7 +106,7 @@ async def test_a_tool_loop_moved_to_another_provider_midway_goes_on(
         Msg("tool", results=((call.id, "sunny, 24C"),)),
     )
     second = await world.send_as(
-        api, stream, Ask(messages=turns, tools=(WEATHER,), reasoning="low", max_tokens=4096), ACROSS_REASONING
+        api, stream, Ask(messages=turns, tools=(WEATHER,), reasoning="low", max_tokens=4096), model
     )
     assert second.error is None, second.error
     assert second.text == "Sunny in Paris."

@@ -335,6 +335,16 @@ def read_bedrock(rec: Received) -> Sent:
     )
 
 
+BEDROCK_CLAUDE = "anthropic.claude-up"  # a Claude model id, so the gateway sends Claude's knobs
+
+
+@dataclass(frozen=True)
+class BedrockClaudeKind(UpstreamKind):
+    @property
+    def upstream_model(self) -> str:
+        return BEDROCK_CLAUDE
+
+
 UPSTREAM_KINDS: tuple[UpstreamKind, ...] = (
     UpstreamKind(
         name="openai",
@@ -419,9 +429,7 @@ UPSTREAM_KINDS: tuple[UpstreamKind, ...] = (
         ),
         read=read_vertex_claude,
         stream_extras={"stream": True},
-        # Its emulator verifies signed thinking as the anthropic row's does; not yet a `reasons` row:
-        # the "moved midway" scenario scripts only the two lanes it names, and a third reasoning kind
-        # on its shared model answers it unscripted.
+        reasons=True,  # its emulator verifies signed thinking as the anthropic row's does
         reports_reasoning_tokens=False,
         model="claude-up@1",
     ),
@@ -435,5 +443,18 @@ UPSTREAM_KINDS: tuple[UpstreamKind, ...] = (
         says_no_tools=False,  # Converse has no "none" tool choice
         document_names=False,
         options={"region": REGION, "aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY},
+    ),
+    BedrockClaudeKind(  # Claude on Converse: thinking in additionalModelRequestFields, signed reasoningContent
+        name="bedrock-claude",
+        emulator=lambda: BedrockUpstream(verify_thinking=True),
+        api="bedrock",
+        api_key=None,
+        generation_paths=(f"/model/{BEDROCK_CLAUDE}/converse", f"/model/{BEDROCK_CLAUDE}/converse-stream"),
+        read=read_bedrock,
+        says_no_tools=False,
+        document_names=False,
+        options={"region": REGION, "aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY},
+        reasons=True,
+        reports_reasoning_tokens=False,  # Converse's usage has no reasoning count
     ),
 )
