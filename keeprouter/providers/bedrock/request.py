@@ -331,6 +331,16 @@ def dropped_fields(req: ChatRequest, model: str) -> list[str]:
     claude = is_claude(model)
     for name, present in (
         ("top_k", req.top_k is not None and not claude),  # a Claude knob only
+        # newer Claude models refuse both; the caller's temperature is kept (as for Anthropic). With
+        # thinking on, the thinking rules decide both instead (temperature never goes).
+        (
+            "top_p",
+            claude
+            and not anthropic
+            and req.top_p is not None
+            and req.temperature is not None
+            and not _reasoning_on(req),
+        ),
         ("seed", req.seed is not None),
         ("logprobs", req.logprobs),
         ("top_logprobs", req.top_logprobs is not None),

@@ -107,4 +107,7 @@ def test_dropped_fields_name_what_converse_cannot_carry() -> None:
         "metadata.user_id",
     ]
     assert dropped_fields(req(reasoning=Reasoning(effort="high")), NOVA) == ["reasoning"]  # thinking is Claude's
-    assert dropped_fields(req(temperature=0.5, top_p=0.9, stop=["x"]), CLAUDE) == []
+    assert dropped_fields(req(temperature=0.5, stop=["x"]), CLAUDE) == []
+    assert dropped_fields(req(temperature=0.5, top_p=0.9), CLAUDE) == ["top_p"]  # Claude refuses both
+    assert dropped_fields(req(temperature=0.5, top_p=0.9), NOVA) == []
+    assert dropped_fields(req(source="anthropic", temperature=0.5, top_p=0.9), CLAUDE) == []  # sent as asked
