@@ -1,6 +1,7 @@
 """Reasoning through every client API to the upstreams that reason, streamed and not: a two-step tool
 loop with reasoning on, where each emulator enforces its provider's rule for what must come back
-(Anthropic: the exact signed thinking; DeepSeek: the exact ``reasoning_content`` on tool-call turns),
+(Anthropic and Claude on Bedrock or Vertex: the exact signed thinking; DeepSeek: the exact
+``reasoning_content`` on tool-call turns; Gemini 3: the exact thought signature on each call),
 so turn 2 succeeds only if the client's echo reached the upstream byte for byte. Also: reasoning
 tokens billed as the upstream counted them, and reasoning asked of a model without it dropped and
 named in ``X-KeepRouter-Dropped``."""
@@ -12,9 +13,9 @@ from upstreams.script import Fault, Reply, ToolCall
 
 from scenarios.client_api import ClientApi
 from scenarios.conftest import NO_REASONING, World, across
-from scenarios.neutral import Ask, Msg, Tool
+from scenarios.neutral import Ask, Call, Msg, Tool
 from scenarios.rows import Case, api_cases, cases
-from scenarios.upstream_kinds import UPSTREAM_KINDS
+from scenarios.upstream_kinds import UPSTREAM_KINDS, UpstreamKind
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -25,6 +26,11 @@ WEATHER = Tool(
 )
 THOUGHT = "The user wants Paris weather; call the tool."
 QUESTION = Msg("user", "Weather in Paris?")
+
+
+def _as_sent(kind: UpstreamKind, call: Call) -> tuple[Call, ...]:
+    """`call` as `kind`'s wire carries it (Gemini's calls have no id)."""
+    return kind.as_sent([Msg("assistant", calls=(call,))])[0].calls
 
 
 @cases("reasoning-tool-loop", reasons=True)
@@ -48,7 +54,10 @@ async def test_tool_loop_with_reasoning_sends_back_what_the_upstream_issued(worl
     # the emulator refuses turn 2 unless it got back exactly the reasoning it issued with the call
     assert second.error is None, second.error
     assert second.text == "Sunny in Paris."
-    assert lane.sent().messages[1].calls == (call,)
+    assert lane.sent().messages[1].calls == _as_sent(lane.kind, call)
+    assert case.kind.replayed_exactly(lane.emulator, lane.generations()[-1]), (
+        "the issued signed state did not come back"
+    )
 
 
 @cases("reasoning-tokens", reasons=True)
@@ -110,4 +119,4 @@ async def test_a_tool_loop_moved_to_another_provider_midway_goes_on(
     )
     assert second.error is None, second.error
     assert second.text == "Sunny in Paris."
-    assert lanes[moved].sent().messages[1].calls == (call,)
+    assert lanes[moved].sent().messages[1].calls == _as_sent(lanes[moved].kind, call)
