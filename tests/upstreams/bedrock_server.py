@@ -27,9 +27,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from .anthropic_server import AnthropicUpstream
 from .base import EmulatedUpstream, Received, StreamPlan
-from .bedrock_thinking import MODEL_ERRORS, as_messages
+from .bedrock_thinking import MODEL_ERRORS, as_messages, claude
 from .script import Fault, Reply, ToolCall, pieces
 
 ACCESS_KEY = "AKIDKEEPROUTERTEST01"
@@ -141,7 +140,7 @@ class BedrockUpstream(EmulatedUpstream):
         self.validate = validate
         # With `verify_thinking`, thinking is signed and checked as Claude does behind Converse (the
         # Anthropic emulator's signer and rule, never started; see bedrock_thinking).
-        self.claude = AnthropicUpstream(expected_key=None, verify_thinking=verify_thinking)
+        self.claude = claude(verify_thinking)
         self.add_route("POST", "/model/{model}/converse", self._converse)
         self.add_route("POST", "/model/{model}/converse-stream", self._converse_stream)
         self.add_route("POST", "/model/{model}/count-tokens", self._count_tokens)

@@ -12,8 +12,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from .anthropic_server import AnthropicUpstream
+
 # Bedrock's wrapping of an error the model itself returned (ValidationException, HTTP 400)
 MODEL_ERRORS = "The model returned the following errors: "
+
+
+def claude(verify_thinking: bool) -> AnthropicUpstream:
+    """Claude's signer and thinking rule (an Anthropic emulator that is never started)."""
+    return AnthropicUpstream(expected_key=None, verify_thinking=verify_thinking)
 
 
 def _block(b: dict[str, Any]) -> dict[str, Any]:
