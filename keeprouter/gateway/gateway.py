@@ -314,7 +314,8 @@ class Gateway:
         sent = fit(req, attempt.candidate.endpoint, self.issuers, meter.prompt_estimate)
         if sent.max_tokens != req.max_tokens:
             attempt.max_tokens_sent = sent.max_tokens
-        attempt.dropped = dropped(req, sent) + tuple(dropped_fields(adapter.api, sent))
+        unsent = dropped_fields(adapter.api, sent, attempt.candidate.endpoint.model)
+        attempt.dropped = dropped(req, sent) + tuple(unsent)
         return sent
 
     async def _release(self, meter: Metering) -> None:

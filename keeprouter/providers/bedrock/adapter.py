@@ -74,8 +74,6 @@ class BedrockAdapter:
 
     @staticmethod
     def _json_tool(req: ChatRequest) -> str | None:
-        if req.response_format is None or req.source == "anthropic":
-            return None
         tool = json_tool(req)
         return tool[0] if tool else None
 
