@@ -70,7 +70,7 @@ CONSOLE = [
     ConsoleRoute("GET", "/console/keys/{hash}/edit", OPERATOR_ONLY),
     ConsoleRoute(
         "POST", "/console/keys/{hash}/edit", (403, 303, 403, 403, 403, 303), {"name": "edited", "limit": "3"}, ACTION
-    ),  # fmt: skip
+    ),
     ConsoleRoute("POST", "/console/keys/{hash}/disable", (403, 303, 403, 403, 403, 303), pattern=ACTION),
     ConsoleRoute("POST", "/console/keys/{hash}/enable", (403, 303, 403, 403, 403, 303), pattern=ACTION),
     ConsoleRoute("GET", "/console/providers", OPERATOR_ONLY),
@@ -88,10 +88,8 @@ CONSOLE = [
     ConsoleRoute("GET", "/console/teams/{id}", (403, 200, 403, 200, 403, 200), pattern="/console/teams/{id}"),
     ConsoleRoute(
         "POST", "/console/teams/{id}/keys/{hash}/disable", (403, 303, 403, 303, 403, 303), pattern=TEAM_ACTION
-    ),  # fmt: skip
-    ConsoleRoute(
-        "POST", "/console/teams/{id}/keys/{hash}/enable", (403, 303, 403, 303, 403, 303), pattern=TEAM_ACTION
-    ),  # fmt: skip
+    ),
+    ConsoleRoute("POST", "/console/teams/{id}/keys/{hash}/enable", (403, 303, 403, 303, 403, 303), pattern=TEAM_ACTION),
     ConsoleRoute("POST", "/console/keys/{hash}/delete", (403, 303, 403, 403, 403, 303), pattern=ACTION, fresh=True),
     ConsoleRoute("POST", "/logout", (303,) * 6),  # last: it ends the session
 ]

@@ -58,8 +58,19 @@ def test_the_menu_of_each_kind_of_session() -> None:
 
 
 def test_a_persons_keys_page_counts_keys_and_links_each_to_its_requests() -> None:
-    keys = [KeyRecord(hash=f"h{i}", name=f"k{i}", label=f"sk-kr-v1-{i}", created_at=0.0, user_id="u1",
-                      usage=Decimal("0.5"), usage_daily=Decimal("0.25"), disabled=i == 1) for i in range(2)]  # fmt: skip
+    keys = [
+        KeyRecord(
+            hash=f"h{i}",
+            name=f"k{i}",
+            label=f"sk-kr-v1-{i}",
+            created_at=0.0,
+            user_id="u1",
+            usage=Decimal("0.5"),
+            usage_daily=Decimal("0.25"),
+            disabled=i == 1,
+        )
+        for i in range(2)
+    ]
     page = pages.me(SITE, "tok", MEMBER, TEAM, keys, 3, False)
     assert [t for t, _ in page.budgets] == ["Your budget", "Team Research"]
     assert page.budgets[0][1].remaining == "$3.75" and page.budgets[0][1].renews == "every Monday (UTC)"
