@@ -115,8 +115,7 @@ async def log_list(request: web.Request, s: Signed) -> web.StreamResponse:
     store = request.app[STATE].store
     gens = [] if match is None else await store.find_generations(match, before=before, limit=LOG_PAGE)
     names = await _key_names(request, s)
-    offered = people.LOG_FILTERS if s.record.is_admin else ("key", "model") if names is not None else ("model",)
-    filters = {name: request.query.get(name, "")[:200] for name in offered}
+    filters = {name: request.query.get(name, "")[:200] for name in people.log_filters_offered(s.record, s.user)}
     page = pages.logs(_site(request.app[WEB], request), gens, LOG_PAGE, s.csrf, s.record.is_admin, filters, names)
     return html(request, "console_logs", page)
 

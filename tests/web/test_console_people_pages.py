@@ -43,6 +43,10 @@ def test_each_session_sees_its_own_requests_and_filters_only_narrow_them() -> No
     assert pages.narrow(GenerationFilter(team_id="t1"), GenerationFilter(team_id="t2")) is None
     assert pages.narrow(GenerationFilter(team_id="t1"), None) is None
     assert pages.log_url(team="t 1", model="") == "/console/logs?team=t+1"
+    assert pages.log_filters_offered(ADMIN, None) == ("key", "user", "team", "model")
+    assert pages.log_filters_offered(PASTED, None) == ("model",)
+    assert pages.log_filters_offered(person(MEMBER), MEMBER) == ("key", "model")
+    assert pages.log_filters_offered(person(LEAD), LEAD) == ("key", "user", "model")
 
 
 def test_the_menu_of_each_kind_of_session() -> None:

@@ -56,6 +56,16 @@ def log_filter(query: Mapping[str, str]) -> GenerationFilter | None:
     return GenerationFilter(**wanted)
 
 
+def log_filters_offered(record: KeyRecord, user: UserRecord | None) -> tuple[str, ...]:
+    """The request log's filters worth offering this session (the others could only narrow to
+    nothing): the operator every one, a team admin key, user and model, a person key and model."""
+    if record.is_admin:
+        return LOG_FILTERS
+    if user is None:
+        return ("model",)
+    return ("key", "user", "model") if user.team_admin and user.team_id is not None else ("key", "model")
+
+
 def narrow(allowed: GenerationFilter, wanted: GenerationFilter | None) -> GenerationFilter | None:
     """Both at once: what was asked for, within what the session may see; None when they disagree
     (asking for another team's requests shows none, never the asker's own instead)."""
