@@ -6,7 +6,7 @@ interpolated into SQL; values always travel as bind parameters.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -14,6 +14,7 @@ import orjson
 from keeprouter.store.base import (
     SECONDS_PER_DAY,
     ActivityRow,
+    GenerationFilter,
     GenerationRecord,
     KeyRecord,
     day_date,
@@ -128,3 +129,33 @@ def gen_from_row(row: Sequence[Any]) -> GenerationRecord:
     values["streamed"] = bool(values["streamed"])
     values["attempts"] = orjson.loads(values["attempts"])
     return GenerationRecord(**values)
+
+
+# One clause per GenerationFilter field; "{}" is the field's bind placeholder.
+_GEN_MATCH = (
+    ("key_hash", "key_hash = {}"),
+    ("model", "model = {}"),
+    ("id", "id = {}"),
+    ("user_id", "key_hash IN (SELECT hash FROM keys WHERE user_id = {})"),
+    ("team_id", "key_hash IN (SELECT hash FROM keys WHERE team_id = {})"),
+)
+
+
+def generation_match_sql(match: GenerationFilter, bind: Callable[[Any], str]) -> str:
+    """The `AND ...` clauses for the fields `match` sets; `bind(value)` records a value and returns its
+    placeholder. Only the constant clauses above reach the SQL text."""
+    return "".join(
+        f" AND {clause.format(bind(getattr(match, name)))}"
+        for name, clause in _GEN_MATCH
+        if getattr(match, name) is not None
+    )
+
+
+def binder(args: list[Any], numbered: bool = False) -> Callable[[Any], str]:
+    """A `bind` for generation_match_sql: appends to `args`; "?" (SQLite) or "$n" (PostgreSQL)."""
+
+    def bind(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}" if numbered else "?"
+
+    return bind

@@ -172,6 +172,18 @@ class GenerationRecord(msgspec.Struct, frozen=True, kw_only=True):
     error: str | None = None
 
 
+class GenerationFilter(msgspec.Struct, frozen=True, kw_only=True):
+    """Which generations a log shows: every field set must match (None: any). `user_id` and
+    `team_id` match through the key's owner as it is now (a user moved to another team takes the
+    history of their keys along)."""
+
+    key_hash: str | None = None
+    user_id: str | None = None
+    team_id: str | None = None
+    model: str | None = None
+    id: str | None = None
+
+
 class KeyUsage(msgspec.Struct, frozen=True, kw_only=True):
     """A key's ledger, for audits: `usage == settled` and `reserved == held` always hold."""
 
@@ -345,9 +357,16 @@ class KeyStore(Protocol):
         ...
 
     async def list_keys(
-        self, now: float, *, offset: int = 0, limit: int = 100, include_disabled: bool = True
+        self,
+        now: float,
+        *,
+        offset: int = 0,
+        limit: int = 100,
+        include_disabled: bool = True,
+        user_id: str | None = None,
+        team_id: str | None = None,
     ) -> list[KeyRecord]:
-        """Live keys, oldest first."""
+        """Live keys, oldest first; only a user's (`user_id`) or a team's (`team_id`) when given."""
         ...
 
     async def update_key(self, key_hash: str, patch: KeyPatch, now: float) -> KeyRecord | None:
@@ -400,8 +419,17 @@ class ReportStore(Protocol):
         """A key's generations, newest first, strictly older than `before` when given."""
         ...
 
-    async def activity(self, start: dt.date, end: dt.date, *, key_hash: str | None = None) -> list[ActivityRow]:
-        """Per (date, model, provider) aggregates for UTC dates start..end inclusive."""
+    async def find_generations(
+        self, match: GenerationFilter, *, before: float | None = None, limit: int = 50
+    ) -> list[GenerationRecord]:
+        """The generations `match` selects, newest first, strictly older than `before` when given."""
+        ...
+
+    async def activity(
+        self, start: dt.date, end: dt.date, *, key_hash: str | None = None, team_id: str | None = None
+    ) -> list[ActivityRow]:
+        """Per (date, model, provider) aggregates for UTC dates start..end inclusive (of one key's,
+        or of one team's keys', generations when given)."""
         ...
 
     async def app_rankings(

@@ -32,6 +32,7 @@ from keeprouter.store.base import (
     AppRow,
     EndpointDay,
     EndpointMinute,
+    GenerationFilter,
     GenerationRecord,
     KeyPatch,
     KeyRecord,
@@ -191,10 +192,13 @@ class PostgresStore(PgPeople):
         return None if row is None else _rows.key_from_row(row)
 
     async def list_keys(
-        self, now: float, *, offset: int = 0, limit: int = 100, include_disabled: bool = True
-    ) -> list[KeyRecord]:
+        self, now: float, *, offset: int = 0, limit: int = 100, include_disabled: bool = True,
+        user_id: str | None = None, team_id: str | None = None,
+    ) -> list[KeyRecord]:  # fmt: skip
         sql = _KEY_SELECT + ("" if include_disabled else " AND NOT disabled")
-        rows = await self._pool.fetch(sql + " ORDER BY created_at, hash LIMIT $4 OFFSET $5", *_p(now), limit, offset)
+        sql += " AND ($6::text IS NULL OR user_id = $6) AND ($7::text IS NULL OR team_id = $7)"
+        sql += " ORDER BY created_at, hash LIMIT $4 OFFSET $5"
+        rows = await self._pool.fetch(sql, *_p(now), limit, offset, user_id, team_id)
         return [_rows.key_from_row(r) for r in rows]
 
     async def update_key(self, key_hash: str, patch: KeyPatch, now: float) -> KeyRecord | None:
@@ -317,21 +321,29 @@ class PostgresStore(PgPeople):
     async def list_generations(
         self, key_hash: str, *, before: float | None = None, limit: int = 50
     ) -> list[GenerationRecord]:
-        rows = await self._pool.fetch(
-            f"SELECT {_rows.GEN_COLUMN_LIST} FROM generations WHERE key_hash = $1 AND created_at < $2"
-            " ORDER BY created_at DESC LIMIT $3",
-            key_hash, float("inf") if before is None else float(before), limit,
-        )  # fmt: skip
+        return await self.find_generations(GenerationFilter(key_hash=key_hash), before=before, limit=limit)
+
+    async def find_generations(
+        self, match: GenerationFilter, *, before: float | None = None, limit: int = 50
+    ) -> list[GenerationRecord]:
+        args: list[Any] = [float("inf") if before is None else float(before), limit]
+        sql = f"SELECT {_rows.GEN_COLUMN_LIST} FROM generations WHERE created_at < $1"
+        sql += _rows.generation_match_sql(match, _rows.binder(args, numbered=True))
+        rows = await self._pool.fetch(sql + " ORDER BY created_at DESC LIMIT $2", *args)
         return [_rows.gen_from_row(r) for r in rows]
 
-    async def activity(self, start: dt.date, end: dt.date, *, key_hash: str | None = None) -> list[ActivityRow]:
+    async def activity(
+        self, start: dt.date, end: dt.date, *, key_hash: str | None = None, team_id: str | None = None
+    ) -> list[ActivityRow]:
+        args: list[Any] = [epoch_day(start), epoch_day(end)]
+        match = _rows.generation_match_sql(GenerationFilter(key_hash=key_hash, team_id=team_id),
+                                           _rows.binder(args, numbered=True))  # fmt: skip
         rows = await self._pool.fetch(
             "SELECT day, model, provider, COUNT(*), SUM(tokens_prompt)::bigint,"
             " SUM(tokens_completion)::bigint, SUM(tokens_reasoning)::bigint,"
-            " SUM(cost_nanos)::bigint FROM generations"
-            " WHERE day BETWEEN $1 AND $2 AND ($3::text IS NULL OR key_hash = $3)"
-            " GROUP BY day, model, provider ORDER BY day, model, provider",
-            epoch_day(start), epoch_day(end), key_hash,
+            " SUM(cost_nanos)::bigint FROM generations WHERE day BETWEEN $1 AND $2" + match
+            + " GROUP BY day, model, provider ORDER BY day, model, provider",
+            *args,
         )  # fmt: skip
         return [_rows.activity_from_row(r) for r in rows]
 

@@ -61,6 +61,7 @@ from keeprouter.store.base import (
     AppRow,
     EndpointDay,
     EndpointMinute,
+    GenerationFilter,
     GenerationRecord,
     KeyPatch,
     KeyRecord,
@@ -216,11 +217,14 @@ class SqliteStore(SqlitePeople):
         return self._with_reserved(_rows.key_from_row(rows[0])) if rows else None
 
     async def list_keys(
-        self, now: float, *, offset: int = 0, limit: int = 100, include_disabled: bool = True
-    ) -> list[KeyRecord]:
+        self, now: float, *, offset: int = 0, limit: int = 100, include_disabled: bool = True,
+        user_id: str | None = None, team_id: str | None = None,
+    ) -> list[KeyRecord]:  # fmt: skip
         sql = _KEY_SELECT + ("" if include_disabled else " AND disabled = 0")
+        sql += " AND (:user_id IS NULL OR user_id = :user_id) AND (:team_id IS NULL OR team_id = :team_id)"
         sql += " ORDER BY created_at, hash LIMIT :limit OFFSET :offset"
-        rows = await self._run(_fetch, sql, {**_period_params(now), "limit": limit, "offset": offset})
+        params = {**_period_params(now), "limit": limit, "offset": offset, "user_id": user_id, "team_id": team_id}
+        rows = await self._run(_fetch, sql, params)
         return [self._with_reserved(_rows.key_from_row(r)) for r in rows]
 
     async def update_key(self, key_hash: str, patch: KeyPatch, now: float) -> KeyRecord | None:
@@ -404,20 +408,28 @@ class SqliteStore(SqlitePeople):
     async def list_generations(
         self, key_hash: str, *, before: float | None = None, limit: int = 50
     ) -> list[GenerationRecord]:
-        sql = f"SELECT {_rows.GEN_COLUMN_LIST} FROM generations WHERE key_hash = ? AND created_at < ?"
-        sql += " ORDER BY created_at DESC LIMIT ?"
-        rows = await self._run(_fetch, sql, (key_hash, float("inf") if before is None else before, limit))
+        return await self.find_generations(GenerationFilter(key_hash=key_hash), before=before, limit=limit)
+
+    async def find_generations(
+        self, match: GenerationFilter, *, before: float | None = None, limit: int = 50
+    ) -> list[GenerationRecord]:
+        args: list[Any] = [float("inf") if before is None else before]
+        sql = f"SELECT {_rows.GEN_COLUMN_LIST} FROM generations WHERE created_at < ?"
+        sql += _rows.generation_match_sql(match, _rows.binder(args)) + " ORDER BY created_at DESC LIMIT ?"
+        rows = await self._run(_fetch, sql, (*args, limit))
         return [_rows.gen_from_row(r) for r in rows]
 
-    async def activity(self, start: dt.date, end: dt.date, *, key_hash: str | None = None) -> list[ActivityRow]:
+    async def activity(
+        self, start: dt.date, end: dt.date, *, key_hash: str | None = None, team_id: str | None = None
+    ) -> list[ActivityRow]:
+        args: list[Any] = [epoch_day(start), epoch_day(end)]
         sql = (
             "SELECT day, model, provider, COUNT(*), SUM(tokens_prompt), SUM(tokens_completion),"
             " SUM(tokens_reasoning), SUM(cost_nanos) FROM generations WHERE day BETWEEN ? AND ?"
-            + ("" if key_hash is None else " AND key_hash = ?")
+            + _rows.generation_match_sql(GenerationFilter(key_hash=key_hash, team_id=team_id), _rows.binder(args))
             + " GROUP BY day, model, provider ORDER BY day, model, provider"
         )
-        args: tuple[Any, ...] = (epoch_day(start), epoch_day(end))
-        rows = await self._run(_fetch, sql, args if key_hash is None else (*args, key_hash))
+        rows = await self._run(_fetch, sql, tuple(args))
         return [_rows.activity_from_row(r) for r in rows]
 
     async def app_rankings(

@@ -7,13 +7,13 @@ admin any key's), every figure formatted by web.format like the public pages.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from keeprouter.keys import iso
-from keeprouter.store.base import ActivityRow, GenerationRecord, KeyRecord
+from keeprouter.store.base import ActivityRow, Budget, GenerationRecord, KeyRecord
 from keeprouter.web import format as f
 from keeprouter.web.charts import Chart, Table, stacked_bars
 from keeprouter.web.pages.common import Link, Site
@@ -53,6 +53,7 @@ class Logs:
     is_admin: bool
     table: Table
     older: str  # URL of the next (older) page, "" at the end
+    filters: tuple[tuple[str, str, str], ...] = ()  # (query name, label, value) of the filter form
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,8 @@ class Detail:
     attempts: Table
 
 
-def credit(record: KeyRecord) -> Credit:
+def credit(record: KeyRecord | Budget) -> Credit:
+    """A key's, a user's or a team's budget figures (they share the fields)."""
     if record.limit is None:
         return Credit(f.usd(record.usage), "none", "unlimited", "")
     remaining = record.limit_remaining or Decimal(0)
@@ -107,21 +109,34 @@ def _ms(v: int | None) -> str:
     return f.DASH if v is None else f"{v:,} ms"
 
 
+FILTER_LABELS = {"key": "Key (hash)", "user": "User id", "team": "Team id", "model": "Model"}
+
+
 def logs(
-    site: Site, gens: Sequence[GenerationRecord], page_size: int, csrf: str, is_admin: bool, key: str = ""
-) -> Logs:
-    """A page of the request log; `key` is the hash the admin asked for (kept in the next page's URL)."""
+    site: Site, gens: Sequence[GenerationRecord], page_size: int, csrf: str, is_admin: bool,
+    filters: Mapping[str, str] | None = None, keys: Mapping[str, str] | None = None,
+) -> Logs:  # fmt: skip
+    """A page of the request log. `filters`: the query filters offered (name -> value as asked, kept
+    in the next page's URL); `keys`: key hash -> name, for a log that spans several keys (a Key
+    column linking to each key's own log), None for one key's log."""
+    asked = dict(filters or {})
     rows = tuple(
-        (Link(iso(g.created_at), f"/console/logs/{g.id}", ""), g.model, g.provider,
-         f.count(g.tokens_prompt + g.tokens_completion), f.usd(g.cost), _ms(g.latency_ms), _ms(g.ttft_ms),
-         g.status, g.app_title or g.app or f.DASH)
+        (Link(iso(g.created_at), f"/console/logs/{g.id}", ""),
+         *((Link(keys.get(g.key_hash, g.key_hash[:12]), "/console/logs?key=" + quote(g.key_hash, safe=""), ""),)
+           if keys is not None else ()),
+         g.model, g.provider, f.count(g.tokens_prompt + g.tokens_completion), f.usd(g.cost), _ms(g.latency_ms),
+         _ms(g.ttft_ms), g.status, g.app_title or g.app or f.DASH)
         for g in gens
     )  # fmt: skip
-    table = Table(("Time", "Model", "Provider", "Tokens", "Cost", "Latency", "TTFT", "Status", "App"), rows)
-    older = f"/console/logs?before={gens[-1].created_at!r}" if len(gens) == page_size else ""
-    if older and key:
-        older += f"&key={quote(key, safe='')}"
-    return Logs(site, "/console/logs", "Request log", csrf, is_admin, table, older)
+    head = ("Time", *(("Key",) if keys is not None else ()), "Model", "Provider", "Tokens", "Cost", "Latency",
+            "TTFT", "Status", "App")  # fmt: skip
+    older = ""
+    if len(gens) == page_size:
+        older = "/console/logs?" + urlencode(
+            {"before": repr(gens[-1].created_at), **{k: v for k, v in asked.items() if v}}
+        )
+    form = tuple((name, FILTER_LABELS[name], value) for name, value in asked.items())
+    return Logs(site, "/console/logs", "Request log", csrf, is_admin, Table(head, rows), older, form)
 
 
 def detail(site: Site, g: GenerationRecord, csrf: str, is_admin: bool) -> Detail:

@@ -198,7 +198,7 @@ def build(
         nav=(
             link(site, "All models", "/models"),
             link(site, "Quickstart", "/docs/quickstart"),
-            link(site, "Get an API key", "/docs/quickstart#api-key"),
+            Link("Get an API key", "/console/me", site.base_url + "/console/me"),  # the console: no Markdown twin
         ),
         prices_as_of=prices_as_of([model], site.today),
     )
