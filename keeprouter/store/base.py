@@ -170,6 +170,7 @@ class GenerationRecord(msgspec.Struct, frozen=True, kw_only=True):
     app_title: str | None = None  # X-Title
     attempts: list[dict[str, Any]] = msgspec.field(default_factory=list)  # earlier endpoint failures
     error: str | None = None
+    cached: bool = False  # replayed from the response cache: free, its tokens the original answer's
 
 
 class KeyUsage(msgspec.Struct, frozen=True, kw_only=True):
@@ -335,6 +336,23 @@ class ResponseStore(Protocol):
         ...
 
 
+class ResponseCacheStore(Protocol):
+    """The response cache in the database (when Redis is not configured): answers by key, each
+    with its expiry; `keep` bounds the rows a sweep leaves."""
+
+    async def get_cached_answer(self, key: str, now: float) -> str | None:
+        """The answer stored under `key`, unless it expired by `now`."""
+        ...
+
+    async def put_cached_answer(self, key: str, answer: str, expires_at: float) -> None:
+        """Store (or replace) the answer under `key`."""
+        ...
+
+    async def sweep_cached_answers(self, now: float, keep: int) -> int:
+        """Delete the expired answers, then the soonest to expire beyond `keep`; how many went."""
+        ...
+
+
 class KeyStore(Protocol):
     async def insert_key(self, key: KeyRecord) -> None:
         """Insert a new key; its usage fields are ignored (a new key has used nothing)."""
@@ -424,7 +442,17 @@ class HealthStore(Protocol):
         ...
 
 
-class Store(KeyStore, PeopleStore, LedgerStore, ReportStore, HealthStore, SessionStore, ResponseStore, Protocol):
+class Store(
+    KeyStore,
+    PeopleStore,
+    LedgerStore,
+    ReportStore,
+    HealthStore,
+    SessionStore,
+    ResponseStore,
+    ResponseCacheStore,
+    Protocol,
+):
     async def ping(self) -> None:
         """One trivial query; raises whatever the driver raises when the database does not answer
         (readiness; callers bound it in time)."""

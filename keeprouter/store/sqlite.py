@@ -43,7 +43,7 @@ from typing import Any, TypeVar, cast
 import aiosqlite
 import msgspec
 
-from keeprouter.store import _health, _responses, _rows
+from keeprouter.store import _health, _response_cache, _responses, _rows
 from keeprouter.store._sqlite_admission import Admission
 from keeprouter.store._sqlite_people import SqlitePeople
 from keeprouter.store._sqlite_sync import (
@@ -483,3 +483,14 @@ class SqliteStore(SqlitePeople):
 
     async def delete_responses_before(self, created_before: float, limit: int) -> int:
         return await self._run(_transaction, _responses.sqlite_sweep, created_before, limit)
+
+    # ---- the response cache (store._response_cache) ---------------------------------------------
+
+    async def get_cached_answer(self, key: str, now: float) -> str | None:
+        return await self._run(_response_cache.sqlite_get, key, now)
+
+    async def put_cached_answer(self, key: str, answer: str, expires_at: float) -> None:
+        await self._tx(_response_cache.sqlite_put, key, answer, expires_at)  # group-committed
+
+    async def sweep_cached_answers(self, now: float, keep: int) -> int:
+        return await self._run(_transaction, _response_cache.sqlite_sweep, now, keep)
