@@ -1,12 +1,16 @@
 """The response cache's table (`response_cache`, migration 0008) on both backends: read an answer
 that has not expired, write one (replacing an older answer to the same request), and sweep the
-expired rows and those beyond the configured size. Values always travel as bind parameters."""
+expired rows and those beyond the configured size; and what the prompt cache did per model and key
+(from `generations`), for the pages. Values always travel as bind parameters."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
+from typing import Any
 
 from keeprouter.store._pg_pool import GuardedPool
+from keeprouter.store.base import CacheUsageRow, from_nanos
 
 _PUT = (
     "INSERT INTO response_cache (key, answer, expires_at) VALUES ({0}, {1}, {2})"
@@ -54,3 +58,29 @@ async def pg_sweep(pool: GuardedPool, now: float, keep: int) -> int:
         gone = await conn.execute(_EXPIRED.format("$1"), float(now))
         over = await conn.execute(_PG_OVERFLOW, keep)
     return int(gone.rsplit(" ", 1)[-1]) + int(over.rsplit(" ", 1)[-1])
+
+
+# ---- what the prompt cache did (CacheUsageRow), for the pages ---------------------------------------
+
+_USAGE = (
+    "SELECT model, key_hash, COUNT(*), SUM(tokens_prompt), SUM(tokens_cached), SUM(cache_discount_nanos)"
+    " FROM generations WHERE day BETWEEN {0} AND {1} AND NOT cached"
+    " AND ({2}::text IS NULL OR key_hash = {2}) AND ({3}::text IS NULL OR model = {3})"
+    " GROUP BY model, key_hash ORDER BY model, key_hash"
+)
+_SQLITE_USAGE = _USAGE.replace("::text", "").format("?1", "?2", "?3", "?4")
+PG_USAGE = _USAGE.format("$1", "$2", "$3", "$4")
+
+
+def usage_rows(rows: Sequence[Sequence[Any]]) -> list[CacheUsageRow]:
+    return [
+        CacheUsageRow(model=r[0], key_hash=r[1], requests=int(r[2]), prompt_tokens=int(r[3] or 0),
+                      cached_tokens=int(r[4] or 0), cache_discount=from_nanos(int(r[5] or 0)))
+        for r in rows
+    ]  # fmt: skip
+
+
+def sqlite_usage(
+    c: sqlite3.Connection, start: int, end: int, key_hash: str | None, model: str | None
+) -> list[CacheUsageRow]:
+    return usage_rows(c.execute(_SQLITE_USAGE, (start, end, key_hash, model)).fetchall())

@@ -197,6 +197,19 @@ class ActivityRow(msgspec.Struct, frozen=True, kw_only=True):
     usage: Decimal
 
 
+class CacheUsageRow(msgspec.Struct, frozen=True, kw_only=True):
+    """What the prompt cache did for one (model, key) over some UTC days: prompt tokens, the part read
+    from the provider's cache, and what that saved (the sum of `cache_discount`). Generations answered
+    from the response cache are left out (they repeat another generation's tokens)."""
+
+    model: str
+    key_hash: str
+    requests: int
+    prompt_tokens: int
+    cached_tokens: int
+    cache_discount: Decimal
+
+
 class AppRow(msgspec.Struct, frozen=True, kw_only=True):
     """App leaderboard row, by HTTP-Referer (rows without one are left out)."""
 
@@ -420,6 +433,12 @@ class ReportStore(Protocol):
 
     async def activity(self, start: dt.date, end: dt.date, *, key_hash: str | None = None) -> list[ActivityRow]:
         """Per (date, model, provider) aggregates for UTC dates start..end inclusive."""
+        ...
+
+    async def cache_usage(
+        self, start: dt.date, end: dt.date, *, key_hash: str | None = None, model: str | None = None
+    ) -> list[CacheUsageRow]:
+        """Per (model, key) over the UTC days `start`..`end`, optionally of one key or one model."""
         ...
 
     async def app_rankings(

@@ -30,6 +30,7 @@ from keeprouter.store._pg_pool import COMMAND_TIMEOUT, CONNECT_TIMEOUT, MIGRATE_
 from keeprouter.store.base import (
     ActivityRow,
     AppRow,
+    CacheUsageRow,
     EndpointDay,
     EndpointMinute,
     GenerationRecord,
@@ -334,6 +335,12 @@ class PostgresStore(PgPeople):
             epoch_day(start), epoch_day(end), key_hash,
         )  # fmt: skip
         return [_rows.activity_from_row(r) for r in rows]
+
+    async def cache_usage(
+        self, start: dt.date, end: dt.date, *, key_hash: str | None = None, model: str | None = None
+    ) -> list[CacheUsageRow]:
+        rows = await self._pool.fetch(_response_cache.PG_USAGE, epoch_day(start), epoch_day(end), key_hash, model)
+        return _response_cache.usage_rows([tuple(r) for r in rows])
 
     async def app_rankings(
         self, start: dt.date, end: dt.date, *, limit: int = 50, model: str | None = None

@@ -59,6 +59,7 @@ from keeprouter.store.base import (
     SECONDS_PER_DAY,
     ActivityRow,
     AppRow,
+    CacheUsageRow,
     EndpointDay,
     EndpointMinute,
     GenerationRecord,
@@ -420,6 +421,11 @@ class SqliteStore(SqlitePeople):
         rows = await self._run(_fetch, sql, args if key_hash is None else (*args, key_hash))
         return [_rows.activity_from_row(r) for r in rows]
 
+    async def cache_usage(
+        self, start: dt.date, end: dt.date, *, key_hash: str | None = None, model: str | None = None
+    ) -> list[CacheUsageRow]:
+        return await self._run(_response_cache.sqlite_usage, epoch_day(start), epoch_day(end), key_hash, model)
+
     async def app_rankings(
         self, start: dt.date, end: dt.date, *, limit: int = 50, model: str | None = None
     ) -> list[AppRow]:
@@ -483,8 +489,6 @@ class SqliteStore(SqlitePeople):
 
     async def delete_responses_before(self, created_before: float, limit: int) -> int:
         return await self._run(_transaction, _responses.sqlite_sweep, created_before, limit)
-
-    # ---- the response cache (store._response_cache) ---------------------------------------------
 
     async def get_cached_answer(self, key: str, now: float) -> str | None:
         return await self._run(_response_cache.sqlite_get, key, now)

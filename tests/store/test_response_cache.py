@@ -4,6 +4,7 @@ answered from the cache is recorded as cached."""
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 from keeprouter.store.base import GenerationRecord, KeyRecord, Store
@@ -36,3 +37,33 @@ async def test_a_cached_generation_is_recorded_as_cached(store: Store) -> None:
     assert await store.settle("hold-1", gen, T0)
     got = await store.get_generation("gen-1")
     assert got is not None and got.cached is True and got.tokens_prompt == 10
+
+
+async def test_cache_usage_per_model_and_key_leaves_out_response_cache_hits(store: Store) -> None:
+    for k in ("hash-a", "hash-b"):
+        await store.insert_key(KeyRecord(hash=k, name=k, label="sk-kr-v1-" + k, created_at=T0))
+    day = T0
+    gens = [  # (id, key, model, prompt, cached, discount, cached generation, when)
+        ("g1", "hash-a", "m1", 1000, 900, "0.0027", False, day),
+        ("g2", "hash-a", "m1", 1000, 0, "-0.00075", False, day),
+        ("g3", "hash-b", "m1", 500, 400, "0.0012", False, day),
+        ("g4", "hash-a", "m2", 100, 0, "0", False, day),
+        ("g5", "hash-a", "m1", 1000, 900, "0", True, day),  # a response-cache hit: left out
+        ("g6", "hash-a", "m1", 1000, 900, "0.0027", False, day - 40 * 86_400),  # before the window
+    ]
+    for i, (gid, k, model, prompt, cached, discount, hit, at) in enumerate(gens):
+        assert await store.reserve(k, f"h{i}", Decimal(0), at + 60, at)
+        gen = GenerationRecord(id=gid, key_hash=k, model=model, provider="p", upstream_model="up", api="openai",
+                               created_at=at, tokens_prompt=prompt, tokens_cached=cached,
+                               cache_discount=Decimal(discount), cached=hit)  # fmt: skip
+        assert await store.settle(f"h{i}", gen, at)
+    today = dt.datetime.fromtimestamp(T0, dt.UTC).date()
+    start = today - dt.timedelta(days=29)
+    rows = {(r.model, r.key_hash): r for r in await store.cache_usage(start, today)}
+    assert set(rows) == {("m1", "hash-a"), ("m1", "hash-b"), ("m2", "hash-a")}
+    a1 = rows["m1", "hash-a"]
+    assert (a1.requests, a1.prompt_tokens, a1.cached_tokens, a1.cache_discount) == (2, 2000, 900, Decimal("0.00195"))
+    only_b = await store.cache_usage(start, today, key_hash="hash-b")
+    assert [(r.model, r.cached_tokens) for r in only_b] == [("m1", 400)]
+    only_m2 = await store.cache_usage(start, today, model="m2")
+    assert [(r.key_hash, r.prompt_tokens) for r in only_m2] == [("hash-a", 100)]
