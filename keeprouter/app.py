@@ -128,7 +128,7 @@ def _lifecycle(config: Config, admin_key: str, tracing: Tracing | None, settings
         try:
             yield
         finally:
-            for task in (sweeper, stored_sweeper, gauges, cache_sweeper):
+            for task in (sweeper, stored_sweeper, gauges, *([cache_sweeper] if cache_sweeper else [])):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -194,12 +194,12 @@ def _affinity(redis: Redis | None, settings: Settings) -> AffinityTable:
 
 def _response_cache(
     config: Config, gateway: Gateway, store: Store, redis: Redis | None, settings: Settings
-) -> asyncio.Task[None]:
+) -> asyncio.Task[None] | None:
     """The response cache when configured (`gateway.response_cache` stays None otherwise): in Redis
     when it is configured, else in the database; returns the task that bounds it."""
     rc = config.response_cache
     if rc is None:
-        return asyncio.ensure_future(asyncio.sleep(0))  # nothing to bound
+        return None
     from keeprouter.gateway.cache_backends import DEFAULT_PREFIX, CacheBackend, DatabaseCache, RedisCache
     from keeprouter.gateway.response_cache import ResponseCache
 

@@ -25,6 +25,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import aclosing
+from decimal import Decimal
 from typing import Any, Protocol, TypeVar, cast
 
 import msgspec
@@ -204,7 +205,7 @@ async def _each(events: list[StreamEvent]) -> AsyncGenerator[StreamEvent, None]:
 class ReplayedStream(LiveStream):
     """A hit replayed as a stream: free, and no upstream's health is touched."""
 
-    def cost(self, u: Usage | None = None) -> Any:
+    def cost(self, u: Usage | None = None) -> Decimal:
         return ZERO
 
     async def finish(self, status: GenerationStatus, error: GatewayError | None = None) -> None:

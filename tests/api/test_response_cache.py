@@ -317,3 +317,18 @@ async def test_kept_in_redis_and_shared_by_two_instances(
     finally:
         await drop_prefix(client, prefix)
         await client.aclose()
+
+
+async def test_a_hit_is_admitted_like_any_request(env_for: Any) -> None:
+    """A key of the same user whose allowlist leaves the model out gets no answer, cached or not."""
+    async with env_for(**ON) as env:
+        ada = (await env.admin("/api/v1/users", {"email": "ada@example.com"}))["data"]["id"]
+        full = (await env.admin("/api/v1/keys", {"name": "full", "user_id": ada}))["key"]
+        narrow = await env.admin("/api/v1/keys", {"name": "narrow", "user_id": ada, "models": ["claude-test"]})
+        assert (await env.ask(full)).cache == "MISS"
+        await env.settled()
+        h = {"Authorization": f"Bearer {narrow['key']}"}
+        async with env.session.post(env.gw.url + PATHS["chat"], json=body_for("chat"), headers=h) as r:
+            assert r.status == 403, await r.text()
+            assert "X-KeepRouter-Cache" not in r.headers
+        assert len(env.up.requests) == 1
