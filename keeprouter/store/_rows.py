@@ -96,7 +96,7 @@ GEN_COLUMNS = (
     "id", "key_hash", "model", "provider", "upstream_model", "api", "streamed", "status", "finish_reason",
     "tokens_prompt", "tokens_completion", "tokens_cached", "tokens_cache_write", "tokens_reasoning",
     "cost_nanos", "latency_ms", "ttft_ms", "throughput", "app", "app_title", "attempts", "error",
-    "created_at", "day", "cache_discount_nanos",
+    "created_at", "day", "cache_discount_nanos", "cached",
 )  # fmt: skip
 GEN_COLUMN_LIST = ", ".join(GEN_COLUMNS)
 
@@ -109,7 +109,7 @@ def gen_values(gen: GenerationRecord) -> tuple[Any, ...]:
         gen.status, gen.finish_reason, gen.tokens_prompt, gen.tokens_completion, gen.tokens_cached,
         gen.tokens_cache_write, gen.tokens_reasoning, to_nanos(gen.cost), gen.latency_ms, gen.ttft_ms,
         gen.throughput, gen.app, gen.app_title, orjson.dumps(gen.attempts).decode(), gen.error,
-        gen.created_at, int(gen.created_at // SECONDS_PER_DAY), to_nanos(gen.cache_discount),
+        gen.created_at, int(gen.created_at // SECONDS_PER_DAY), to_nanos(gen.cache_discount), gen.cached,
     )  # fmt: skip
 
 
@@ -127,6 +127,7 @@ def gen_from_row(row: Sequence[Any]) -> GenerationRecord:
     values["cost"] = from_nanos(values.pop("cost_nanos"))
     values["cache_discount"] = from_nanos(values.pop("cache_discount_nanos"))
     values["streamed"] = bool(values["streamed"])
+    values["cached"] = bool(values["cached"])
     values["attempts"] = orjson.loads(values["attempts"])
     return GenerationRecord(**values)
 

@@ -170,6 +170,7 @@ class GenerationRecord(msgspec.Struct, frozen=True, kw_only=True):
     app_title: str | None = None  # X-Title
     attempts: list[dict[str, Any]] = msgspec.field(default_factory=list)  # earlier endpoint failures
     error: str | None = None
+    cached: bool = False  # replayed from the response cache: free, its tokens the original answer's
 
 
 class GenerationFilter(msgspec.Struct, frozen=True, kw_only=True):
@@ -206,6 +207,19 @@ class ActivityRow(msgspec.Struct, frozen=True, kw_only=True):
     completion_tokens: int
     reasoning_tokens: int
     usage: Decimal
+
+
+class CacheUsageRow(msgspec.Struct, frozen=True, kw_only=True):
+    """What the prompt cache did for one (model, key) over some UTC days: prompt tokens, the part read
+    from the provider's cache, and what that saved (the sum of `cache_discount`). Generations answered
+    from the response cache are left out (they repeat another generation's tokens)."""
+
+    model: str
+    key_hash: str
+    requests: int
+    prompt_tokens: int
+    cached_tokens: int
+    cache_discount: Decimal
 
 
 class AppRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -347,6 +361,23 @@ class ResponseStore(Protocol):
         ...
 
 
+class ResponseCacheStore(Protocol):
+    """The response cache in the database (when Redis is not configured): answers by key, each
+    with its expiry; `keep` bounds the rows a sweep leaves."""
+
+    async def get_cached_answer(self, key: str, now: float) -> str | None:
+        """The answer stored under `key`, unless it expired by `now`."""
+        ...
+
+    async def put_cached_answer(self, key: str, answer: str, expires_at: float) -> None:
+        """Store (or replace) the answer under `key`."""
+        ...
+
+    async def sweep_cached_answers(self, now: float, keep: int) -> int:
+        """Delete the expired answers, then the soonest to expire beyond `keep`; how many went."""
+        ...
+
+
 class KeyStore(Protocol):
     async def insert_key(self, key: KeyRecord) -> None:
         """Insert a new key; its usage fields are ignored (a new key has used nothing)."""
@@ -432,6 +463,12 @@ class ReportStore(Protocol):
         or of one team's keys', generations when given)."""
         ...
 
+    async def cache_usage(
+        self, start: dt.date, end: dt.date, *, key_hash: str | None = None, model: str | None = None
+    ) -> list[CacheUsageRow]:
+        """Per (model, key) over the UTC days `start`..`end`, optionally of one key or one model."""
+        ...
+
     async def app_rankings(
         self, start: dt.date, end: dt.date, *, limit: int = 50, model: str | None = None
     ) -> list[AppRow]:
@@ -452,7 +489,17 @@ class HealthStore(Protocol):
         ...
 
 
-class Store(KeyStore, PeopleStore, LedgerStore, ReportStore, HealthStore, SessionStore, ResponseStore, Protocol):
+class Store(
+    KeyStore,
+    PeopleStore,
+    LedgerStore,
+    ReportStore,
+    HealthStore,
+    SessionStore,
+    ResponseStore,
+    ResponseCacheStore,
+    Protocol,
+):
     async def ping(self) -> None:
         """One trivial query; raises whatever the driver raises when the database does not answer
         (readiness; callers bound it in time)."""

@@ -23,13 +23,14 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from keeprouter.store import _health, _responses, _rows
+from keeprouter.store import _health, _response_cache, _responses, _rows
 from keeprouter.store._migrate import SCHEMA_MIGRATIONS_DDL, migrations
 from keeprouter.store._pg_people import PgPeople, owner_reserve_sql, owner_settle_cte, owners_release_ctes
 from keeprouter.store._pg_pool import COMMAND_TIMEOUT, CONNECT_TIMEOUT, MIGRATE_TIMEOUT, GuardedPool
 from keeprouter.store.base import (
     ActivityRow,
     AppRow,
+    CacheUsageRow,
     EndpointDay,
     EndpointMinute,
     GenerationFilter,
@@ -347,6 +348,12 @@ class PostgresStore(PgPeople):
         )  # fmt: skip
         return [_rows.activity_from_row(r) for r in rows]
 
+    async def cache_usage(
+        self, start: dt.date, end: dt.date, *, key_hash: str | None = None, model: str | None = None
+    ) -> list[CacheUsageRow]:
+        rows = await self._pool.fetch(_response_cache.PG_USAGE, epoch_day(start), epoch_day(end), key_hash, model)
+        return _response_cache.usage_rows([tuple(r) for r in rows])
+
     async def app_rankings(
         self, start: dt.date, end: dt.date, *, limit: int = 50, model: str | None = None
     ) -> list[AppRow]:
@@ -416,3 +423,14 @@ class PostgresStore(PgPeople):
 
     async def delete_responses_before(self, created_before: float, limit: int) -> int:
         return await _responses.pg_sweep(self._pool, created_before, limit)
+
+    # ---- the response cache (store._response_cache) ---------------------------------------------
+
+    async def get_cached_answer(self, key: str, now: float) -> str | None:
+        return await _response_cache.pg_get(self._pool, key, now)
+
+    async def put_cached_answer(self, key: str, answer: str, expires_at: float) -> None:
+        await _response_cache.pg_put(self._pool, key, answer, expires_at)
+
+    async def sweep_cached_answers(self, now: float, keep: int) -> int:
+        return await _response_cache.pg_sweep(self._pool, now, keep)

@@ -43,7 +43,7 @@ from typing import Any, TypeVar, cast
 import aiosqlite
 import msgspec
 
-from keeprouter.store import _health, _responses, _rows
+from keeprouter.store import _health, _response_cache, _responses, _rows
 from keeprouter.store._sqlite_admission import Admission
 from keeprouter.store._sqlite_people import SqlitePeople
 from keeprouter.store._sqlite_sync import (
@@ -59,6 +59,7 @@ from keeprouter.store.base import (
     SECONDS_PER_DAY,
     ActivityRow,
     AppRow,
+    CacheUsageRow,
     EndpointDay,
     EndpointMinute,
     GenerationFilter,
@@ -432,6 +433,11 @@ class SqliteStore(SqlitePeople):
         rows = await self._run(_fetch, sql, tuple(args))
         return [_rows.activity_from_row(r) for r in rows]
 
+    async def cache_usage(
+        self, start: dt.date, end: dt.date, *, key_hash: str | None = None, model: str | None = None
+    ) -> list[CacheUsageRow]:
+        return await self._run(_response_cache.sqlite_usage, epoch_day(start), epoch_day(end), key_hash, model)
+
     async def app_rankings(
         self, start: dt.date, end: dt.date, *, limit: int = 50, model: str | None = None
     ) -> list[AppRow]:
@@ -495,3 +501,12 @@ class SqliteStore(SqlitePeople):
 
     async def delete_responses_before(self, created_before: float, limit: int) -> int:
         return await self._run(_transaction, _responses.sqlite_sweep, created_before, limit)
+
+    async def get_cached_answer(self, key: str, now: float) -> str | None:
+        return await self._run(_response_cache.sqlite_get, key, now)
+
+    async def put_cached_answer(self, key: str, answer: str, expires_at: float) -> None:
+        await self._tx(_response_cache.sqlite_put, key, answer, expires_at)  # group-committed
+
+    async def sweep_cached_answers(self, now: float, keep: int) -> int:
+        return await self._run(_transaction, _response_cache.sqlite_sweep, now, keep)

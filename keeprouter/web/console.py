@@ -86,7 +86,12 @@ async def overview(request: web.Request, s: Signed) -> web.StreamResponse:
         raise web.HTTPNotFound() from None
     start, end = w.sources.window(30)
     rows = await key_activity(state.store, s.record, wanted, start, end)
-    page = pages.overview(_site(w, request), record, rows, s.csrf, s.record.is_admin)
+    site = _site(w, request)
+    every_key = s.record.is_admin and wanted is None
+    since = site.today.replace(day=1)
+    cache = await state.store.cache_usage(since, site.today, key_hash=None if every_key else record.hash)
+    names = {k.hash: k.name for k in await state.keys.list(limit=1000)} if every_key else None
+    page = pages.overview(site, record, rows, s.csrf, s.record.is_admin, cache, names)
     return html(request, "console", page)
 
 

@@ -90,6 +90,11 @@ async def test_customer_sees_only_their_own_generations_credit_and_session_ends_
             remaining = record.limit_remaining
             assert remaining is not None
             assert "Spend per day by model" in body and "claude-test" in body and "gpt-test" in body
+            # this month's prompt cache, per model, of this key only (no per-key table for a key)
+            assert "Prompt cache by model" in body and "Prompt cache by key" not in body
+            async with admin.get(gw.url + "/console") as r:
+                every = await r.text()
+            assert "Prompt cache by key" in every and ">cust<" in every and ">other<" in every
             async with cust.get(gw.url + "/console/logs") as r:
                 logs = await r.text()
             ids = set(re.findall(r'href="/console/logs/(gen-[^"]+)"', logs))

@@ -13,9 +13,10 @@ from decimal import Decimal
 from urllib.parse import quote, urlencode
 
 from keeprouter.keys import iso
-from keeprouter.store.base import ActivityRow, Budget, GenerationRecord, KeyRecord
+from keeprouter.store.base import ActivityRow, Budget, CacheUsageRow, GenerationRecord, KeyRecord
 from keeprouter.web import format as f
 from keeprouter.web.charts import Chart, Table, stacked_bars
+from keeprouter.web.pages import cache_share
 from keeprouter.web.pages.common import Link, Site
 
 RESETS = {"daily": "every UTC day", "weekly": "every Monday (UTC)", "monthly": "on the 1st of each month (UTC)"}
@@ -42,6 +43,9 @@ class Overview:
     tokens_chart: Chart
     requests_chart: Chart
     by_model: Table
+    cache_since: str  # this month's first day: the prompt-cache tables cover it to today
+    cache_by_model: Table
+    cache_by_key: Table  # every key's line, for the admin looking at all of them (else empty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +90,12 @@ def _per_model(rows: Sequence[ActivityRow], value: str) -> list[tuple[str, dict[
     return sorted(out.items())
 
 
-def overview(site: Site, record: KeyRecord, rows: Sequence[ActivityRow], csrf: str, is_admin: bool) -> Overview:
+def overview(
+    site: Site, record: KeyRecord, rows: Sequence[ActivityRow], csrf: str, is_admin: bool,
+    cache: Sequence[CacheUsageRow] = (), key_names: Mapping[str, str] | None = None,
+) -> Overview:  # fmt: skip
+    """`cache`: this month's prompt-cache rows of what the page shows (the key's, or every key's
+    for the admin, who then gets a line per key too, named by `key_names`)."""
     ordered = sorted(rows, key=lambda r: (r.date, r.model, r.provider))
     table = Table(
         ("Date", "Model", "Provider", "Requests", "Prompt tokens", "Completion tokens", "Spend"),
@@ -101,8 +110,10 @@ def overview(site: Site, record: KeyRecord, rows: Sequence[ActivityRow], csrf: s
             ("requests", "Requests per day by model", lambda x: f.count(round(x))),
         )
     ]
+    per_key = cache_share.by_key(cache, key_names) if key_names is not None else Table(("Key",), ())
     return Overview(site, "/console", f"Console: {record.name}", csrf, is_admin, record.label, credit(record),
-                    charts[0], charts[1], charts[2], table)  # fmt: skip
+                    charts[0], charts[1], charts[2], table, cache_share.month_start(site.today).isoformat(),
+                    cache_share.by_model(cache), per_key)  # fmt: skip
 
 
 def _ms(v: int | None) -> str:

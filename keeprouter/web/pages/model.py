@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 from keeprouter.billing.headline import headline
 from keeprouter.config import Config, ModelConfig
-from keeprouter.store.base import ActivityRow, AppRow, EndpointDay
+from keeprouter.store.base import ActivityRow, AppRow, CacheUsageRow, EndpointDay
 from keeprouter.web import format as f
 from keeprouter.web.charts import Chart, Table, compact, lines, stacked_bars
+from keeprouter.web.pages.cache_share import CacheSummary, month_start, summary
 from keeprouter.web.pages.common import (
     CLIENT_APIS,
     Link,
@@ -65,6 +66,8 @@ class ModelPage:
     latency_chart: Chart  # each chart carries its own data table
     throughput_chart: Chart
     activity_chart: Chart
+    cache: CacheSummary  # this month's prompt-cache figures, every key together
+    cache_note: str  # the same, as one sentence
     uptime_chart: Chart
     apps: Table
     apps_days: int
@@ -84,7 +87,8 @@ async def model_page(config: Config, sources: PageSources, site: Site, model_id:
     activity = [r for r in await sources.activity() if r.model == model.id]
     days = [d for d in await sources.endpoint_days() if d.model == model.id]
     apps = await sources.apps(APPS_DAYS, model=model.id)
-    return build(config, site, model, live, activity, days, apps)
+    cache = await sources.cache_usage(model=model.id)
+    return build(config, site, model, live, activity, days, apps, cache)
 
 
 def _status(x: Listed, live: Live | None) -> str:
@@ -110,9 +114,10 @@ def build(
     activity: Sequence[ActivityRow],
     days: Sequence[EndpointDay],
     apps: Sequence[AppRow],
+    cache: Sequence[CacheUsageRow] = (),
 ) -> ModelPage:
     """The page from its inputs: `live` maps id(endpoint) -> live health for routable endpoints;
-    `activity`, `days` and `apps` are this model's rows from the store."""
+    `activity`, `days`, `apps` and `cache` (this month's) are this model's rows from the store."""
     listed = listed_endpoints(config, model)
     top = headline(model)
     caps = capabilities(model)
@@ -161,6 +166,7 @@ def build(
     tput_ticks: Callable[[float], str] = lambda v: f"{compact(v)} tok/s"  # noqa: E731  ("2,500.0 tok/s" is too wide)
     tput_title = "Throughput per provider per day"
     tput = _per_provider_day(days, names, "throughput", tput_title, f.throughput, tick_fmt=tput_ticks)
+    cached = summary(cache, month_start(site.today))
     apps_t = Table(
         ("App", "Tokens", "Requests"),
         tuple((a.app_title or a.app, f.count(a.tokens), f.count(a.requests)) for a in apps),
@@ -184,6 +190,8 @@ def build(
         latency_chart=latency,
         throughput_chart=tput,
         activity_chart=_activity(activity),
+        cache=cached,
+        cache_note=_cache_note(cached),
         uptime_chart=uptime,
         apps=apps_t,
         apps_days=APPS_DAYS,
@@ -201,6 +209,15 @@ def build(
             Link("Get an API key", "/console/me", site.base_url + "/console/me"),  # the console: no Markdown twin
         ),
         prices_as_of=prices_as_of([model], site.today),
+    )
+
+
+def _cache_note(c: CacheSummary) -> str:
+    if c.requests == "0":
+        return f"No request since {c.since} (this month, UTC)."
+    return (
+        f"Since {c.since} (this month, UTC), {c.share} of prompt tokens were read from the providers' prompt "
+        f"caches ({c.cached_tokens} of {c.prompt_tokens} over {c.requests} requests), which saved {c.saved}."
     )
 
 
