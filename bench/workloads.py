@@ -16,6 +16,9 @@ Modes (each prints CPU per unit, and ours / floor where the floor applies):
 - cc:    a Claude-Code-sized request (~74 KB: system prompt, tools, history) from the Anthropic
          client to the OpenAI-format upstream, whole and streamed, 8 in flight; us per request.
 - ttft:  time to the first streamed token, sequential, minus the upstream's own; median in us.
+- features: the small request again with one feature on at a time (a key of a user in a team, so
+         three budgets reserved; a model allowlist; a named conversation for affinity; reasoning
+         on; all of them), each one's extra CPU per request in us.
 
 Bounded in count; every socket is on 127.0.0.1. Compare figures of one run only (the machine is
 shared): the ratios are what to quote.
@@ -220,6 +223,61 @@ async def measure(gw: Target, thin: Target | None, args: argparse.Namespace) -> 
                 line(f"claude-code-sized, {'streamed' if stream else 'whole'}, c=8", ours * 1e6, None, "us/req")
         elif mode == "ttft":
             await ttft(gw, thin, args.ttft, args.upstream)
+        elif mode == "features":
+            await features(gw, args.small)
+
+
+async def admin_post(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(url + path, json=body, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as r,
+    ):
+        got: dict[str, Any] = await r.json()
+        if r.status >= 300:
+            raise RuntimeError(f"{path}: HTTP {r.status}: {got}")
+        return got
+
+
+async def features(gw: Target, n: int) -> None:
+    """Each feature's cost on the small request: its CPU per request minus the plain key's."""
+    team = (await admin_post(gw.url, "/api/v1/teams", {"name": "bench", "limit": 100000}))["data"]["id"]
+    user = await admin_post(gw.url, "/api/v1/users", {"email": "b@example.com", "team_id": team, "limit": 100000})
+    uid = user["data"]["id"]
+    owned = await admin_post(gw.url, "/api/v1/keys", {"name": "owned", "limit": 100000, "user_id": uid})
+    listed = await admin_post(gw.url, "/api/v1/keys", {"name": "listed", "limit": 100000, "models": ["mock-chat"]})
+    everything = await admin_post(
+        gw.url, "/api/v1/keys", {"name": "all", "limit": 100000, "user_id": uid, "models": ["mock-chat"]}
+    )
+    chat = {"model": "mock-chat", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 50}
+    cases: list[tuple[str, str, dict[str, Any]]] = [
+        ("plain key", gw.headers["Authorization"], chat),
+        ("user + team budgets", f"Bearer {owned['key']}", chat),
+        ("model allowlist", f"Bearer {listed['key']}", chat),
+        ("named conversation (affinity)", gw.headers["Authorization"], {**chat, "session_id": "s-1"}),
+        ("reasoning on", gw.headers["Authorization"], {**chat, "reasoning": {"effort": "low"}}),
+        ("all of them", f"Bearer {everything['key']}", {**chat, "session_id": "s-1", "reasoning": {"effort": "low"}}),
+    ]
+    rounds: dict[str, list[float]] = {label: [] for label, _, _ in cases}
+    for _ in range(3):  # rounds interleave the cases, so drift on a shared machine spreads evenly
+        for label, auth, body in cases:
+            t = Target(label, gw.url, gw.pid, {"Authorization": auth})
+            call = post("/v1/chat/completions", body)
+            async with session_for(t) as s:
+                sem = asyncio.Semaphore(8)
+
+                async def guarded(s: aiohttp.ClientSession = s, sem: asyncio.Semaphore = sem, call: Any = call) -> None:
+                    async with sem:
+                        await call(s)
+
+                await asyncio.gather(*(guarded() for _ in range(50)))
+                c0 = cpu_seconds(gw.pid)
+                await asyncio.gather(*(guarded() for _ in range(n)))
+                rounds[label].append((cpu_seconds(gw.pid) - c0) / n * 1e6)
+    base = statistics.median(rounds[cases[0][0]])
+    for label, values in rounds.items():
+        us = statistics.median(values)
+        shown = f"{us:8.1f}" if label == cases[0][0] else f"{us - base:+8.1f}"
+        print(f"{'feature cost: ' + label:42s} {shown} us/req (median of 3 rounds)")
 
 
 async def first_token(s: aiohttp.ClientSession, url: str, body: bytes) -> float:
@@ -253,7 +311,7 @@ async def ttft(gw: Target, thin: Target | None, n: int, direct: str) -> None:
 
 async def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--mode", nargs="+", default=["long", "small", "cc", "ttft"])
+    p.add_argument("--mode", nargs="+", default=["long", "small", "cc", "ttft", "features"])
     p.add_argument("--chunks", type=int, default=2000)
     p.add_argument("--streams", type=int, default=20)
     p.add_argument("--burst", type=int, default=8)
