@@ -293,8 +293,11 @@ class Gateway:
             meter.ticket = admitted
         worst = max(pricing.worst_case(meter.prompt_estimate, out, c.endpoint.pricing) for c, out in outputs)
         try:
-            async with self.owners.admitted(key, [c.model.id for c in cands], meter.gen_id):  # 403, 429
+            if key.user_id is None and key.team_id is None and not key.models:  # nothing for the policy to check
                 meter.hold = await self.ledger.reserve(key, worst)
+            else:
+                async with self.owners.admitted(key, [c.model.id for c in cands], meter.gen_id):  # 403, 429
+                    meter.hold = await self.ledger.reserve(key, worst)
         except BaseException:
             if meter.ticket is not None:  # refused for credit: it was never admitted
                 ticket, meter.ticket = meter.ticket, None

@@ -16,6 +16,7 @@ Contracts common to all backends:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from typing import Any, Literal, NamedTuple, Protocol
@@ -522,9 +523,13 @@ class Periods(NamedTuple):
 
 
 def periods(now: float) -> Periods:
-    day = int(now // SECONDS_PER_DAY)
+    return _periods_of(int(now // SECONDS_PER_DAY))
+
+
+@functools.lru_cache(maxsize=64)  # read on every reservation and settle: the day changes rarely
+def _periods_of(day: int) -> Periods:
     week = day - (day + 3) % 7  # 1970-01-01 was a Thursday; weeks start on Monday
-    month = epoch_day(dt.datetime.fromtimestamp(now, dt.UTC).date().replace(day=1))
+    month = epoch_day(dt.date.fromordinal(day + _EPOCH_ORDINAL).replace(day=1))
     return Periods(day, week, month)
 
 
