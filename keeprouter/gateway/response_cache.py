@@ -24,7 +24,6 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Mapping
-from contextlib import aclosing
 from decimal import Decimal
 from typing import Any, Protocol, TypeVar, cast
 
@@ -225,15 +224,13 @@ class KeptStream(LiveStream):
         self.cache = cache
         self._kept: list[StreamEvent] | None = []
 
-    async def events(self) -> AsyncGenerator[StreamEvent, None]:
-        async with aclosing(super().events()) as events:
-            async for ev in events:
-                kept = self._kept
-                if kept is not None:
-                    kept.append(ev)
-                    if len(kept) > MAX_EVENTS:
-                        self._kept = None
-                yield ev
+    def observe(self, ev: StreamEvent) -> StreamEvent:
+        kept = self._kept  # every event passes here, however the stream is read
+        if kept is not None:
+            kept.append(ev)
+            if len(kept) > MAX_EVENTS:
+                self._kept = None
+        return super().observe(ev)
 
     async def finish(self, status: GenerationStatus, error: GatewayError | None = None) -> None:
         await super().finish(status, error)
