@@ -156,13 +156,13 @@ def rerank_samples(base: str, model: str) -> tuple[Sample, ...]:
 
 import cohere
 
-client = cohere.ClientV2(base_url="{base}", api_key=os.environ["{KEY_ENV}"])
-result = client.rerank(
-    model="{model}",
-    query="{QUERY}",
-    documents=[{docs}],
-    top_n=2,
-)
+with cohere.ClientV2(base_url="{base}", api_key=os.environ["{KEY_ENV}"]) as client:
+    result = client.rerank(
+        model="{model}",
+        query="{QUERY}",
+        documents=[{docs}],
+        top_n=2,
+    )
 for r in result.results:
     print(r.index, round(r.relevance_score, 3))""",
         ),
