@@ -168,3 +168,13 @@ def test_the_guides_samples_never_pick_an_embedding_model() -> None:
     # only retrieval models are cheaper than the chat model: the chat samples still pick the chat model
     picked = guides.example_model(config())
     assert picked is not None and picked.id == "chat"
+
+
+def test_a_local_embedding_model_is_listed_free_and_says_which_variable_enables_it() -> None:
+    builtin = parse_config({}, env={})
+    nomic = builtin.models["nomic-embed-text"]
+    p = model.build(builtin, SITE, nomic, {}, [], [], [])
+    assert (p.example_cost, dict(p.specs.rows)["Dimensions"]) == ("$0", "768")
+    assert p.unavailable == "not available on this server: set OLLAMA_BASE_URL"
+    local = parse_config({}, env={"OLLAMA_BASE_URL": "http://127.0.0.1:11434/v1"})
+    assert [e.model for e in local.models["nomic-embed-text"].endpoints] == ["nomic-embed-text"]
