@@ -1,7 +1,7 @@
 """Benchmark (not a timed test): what conversation affinity costs on the request path, and what it
 saves on a Claude-Code-sized session.
 
-    python bench/affinity.py [--iterations 2000] [--sessions 4] [--turns 20]
+    python bench/affinity.py [--iterations 2000] [--sessions 4] [--turns 20]   (--sessions 0: lookups only)
 
 1. Lookup cost, medians over `--iterations` on a Claude-Code-sized request (a ~20k-token system
    prompt, 17 tools, 40 messages): naming the conversation (by its opening messages, and by a
@@ -39,9 +39,12 @@ from upstreams.script import Reply  # noqa: E402
 from keeprouter.api.http import STATE  # noqa: E402
 from keeprouter.config import EndpointConfig, ModelConfig, Pricing, Timeouts  # noqa: E402
 from keeprouter.formats.canonical import ChatRequest, Message, TextPart, Tool  # noqa: E402
+from keeprouter.gateway import Route  # noqa: E402
+from keeprouter.gateway.response_cache import request_key  # noqa: E402
 from keeprouter.routing.affinity import MemoryAffinity, conversation, prefer  # noqa: E402
 from keeprouter.routing.affinity.redis_table import RedisAffinity  # noqa: E402
-from keeprouter.routing.select import Candidate  # noqa: E402
+from keeprouter.routing.select import Candidate, ProviderPrefs  # noqa: E402
+from keeprouter.store.base import KeyRecord  # noqa: E402
 
 PRICES = {"input": 3, "output": 15, "cache_read": 0.3, "cache_write": 3.75, "cache_write_1h": 6}
 SYSTEM = "You are an interactive agent that helps users with software engineering tasks. " * 1000
@@ -96,6 +99,9 @@ async def lookup_cost(n: int) -> None:
     print(f"  name by session id         {median_us(lambda: conversation(req, hdr, None, 'key'), n):8.1f} us")
     print(f"  memory table get + put     {await amedian_us(lambda: _get_put(table, conv.key, cands), n):8.1f} us")
     print(f"  selection rule             {median_us(lambda: prefer(cands, cands[1].key, lambda k: True), n):8.1f} us")
+    # the response cache's key of the same request (only when the cache is on; off, nothing runs)
+    owner, route = KeyRecord(hash="h", name="k", label="l", created_at=0.0), Route([model], ProviderPrefs())
+    print(f"  response cache key (on)    {median_us(lambda: request_key(owner, req, route), n):8.1f} us")
     try:
         from redis.asyncio import Redis
 
@@ -193,7 +199,8 @@ async def main() -> None:
     ap.add_argument("--turns", type=int, default=20)
     args = ap.parse_args()
     await lookup_cost(args.iterations)
-    await session_cost(args.sessions, args.turns)
+    if args.sessions:
+        await session_cost(args.sessions, args.turns)
 
 
 if __name__ == "__main__":

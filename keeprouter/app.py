@@ -38,7 +38,7 @@ from keeprouter.routing.health import HealthTracker
 from keeprouter.routing.select import endpoint_key
 from keeprouter.serving import DRAINING, Draining
 from keeprouter.settings import Settings, load_settings
-from keeprouter.store import open_store
+from keeprouter.store import Store, open_store
 from keeprouter.web import console, console_people
 from keeprouter.web import oidc as web_oidc
 from keeprouter.web import routes as web_routes
@@ -114,6 +114,7 @@ def _lifecycle(config: Config, admin_key: str, tracing: Tracing | None, settings
         gateway = Gateway(
             config, adapters, ledger, tracker, limiter, settings.settle_wait, settle_queue, meters, tracing, affinity
         )
+        cache_sweeper = _response_cache(config, gateway, store, redis, settings)
         app[STATE] = State(config, gateway, keys, store, tracker)
         app[console.SESSIONS] = Sessions(store, keys, login_secret=login_secret(admin_key))
         app[web_routes.WEB] = web_routes.Web(config, PageSources(store, tracker), Renderer())
@@ -127,7 +128,7 @@ def _lifecycle(config: Config, admin_key: str, tracing: Tracing | None, settings
         try:
             yield
         finally:
-            for task in (sweeper, stored_sweeper, gauges):
+            for task in (sweeper, stored_sweeper, gauges, *([cache_sweeper] if cache_sweeper else [])):
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
@@ -189,6 +190,25 @@ def _affinity(redis: Redis | None, settings: Settings) -> AffinityTable:
 
     prefix = settings.redis_prefix
     return RedisAffinity(redis, prefix=prefix + "af:" if prefix else DEFAULT_PREFIX, fallback=local)
+
+
+def _response_cache(
+    config: Config, gateway: Gateway, store: Store, redis: Redis | None, settings: Settings
+) -> asyncio.Task[None] | None:
+    """The response cache when configured (`gateway.response_cache` stays None otherwise): in Redis
+    when it is configured, else in the database; returns the task that bounds it."""
+    rc = config.response_cache
+    if rc is None:
+        return None
+    from keeprouter.gateway.cache_backends import DEFAULT_PREFIX, CacheBackend, DatabaseCache, RedisCache
+    from keeprouter.gateway.response_cache import ResponseCache
+
+    backend: CacheBackend = DatabaseCache(store, rc.max_entries)
+    if redis is not None:
+        prefix = settings.redis_prefix
+        backend = RedisCache(redis, rc.max_entries, prefix=prefix + "rc:" if prefix else DEFAULT_PREFIX)
+    gateway.response_cache = ResponseCache(config, backend, gateway)
+    return asyncio.create_task(backend.sweeper(), name="response-cache-sweeper")
 
 
 def _health(redis: Redis | None, settings: Settings) -> HealthTracker:

@@ -151,12 +151,23 @@ class KeyService:
             return None
         return record
 
-    async def list(self, *, offset: int = 0, limit: int = 100, include_disabled: bool = True) -> list[KeyRecord]:
+    async def list(
+        self,
+        *,
+        offset: int = 0,
+        limit: int = 100,
+        include_disabled: bool = True,
+        user_id: str | None = None,
+        team_id: str | None = None,
+    ) -> list[KeyRecord]:
+        """Live keys, oldest first; a user's or a team's alone when `user_id` or `team_id` is given."""
         return await self._store.list_keys(
             self._clock(),
             offset=max(offset, 0),
             limit=min(max(limit, 1), 1000),
             include_disabled=include_disabled,
+            user_id=user_id,
+            team_id=team_id,
         )
 
     async def get(self, key_hash: str) -> KeyRecord:

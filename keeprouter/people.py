@@ -18,8 +18,8 @@ import msgspec
 from keeprouter.billing.budgets import next_reset
 from keeprouter.billing.pricing import to_float
 from keeprouter.errors import InvalidRequest, NotFound
-from keeprouter.keys import _limit, _limit_reset, _rate, iso
-from keeprouter.store.base import Budget, BudgetPatch, PeopleStore, TeamRecord, UserRecord
+from keeprouter.keys import KeyService, _limit, _limit_reset, _rate, iso
+from keeprouter.store.base import Budget, BudgetPatch, KeyRecord, PeopleStore, TeamRecord, UserRecord
 
 TEAM_FIELDS = ("name", "limit", "limit_reset", "models", "rpm_limit")
 USER_FIELDS = ("email", "team_id", "limit", "limit_reset", "models", "rpm_limit", "team_admin")
@@ -217,3 +217,30 @@ def budget_json(rec: Budget, now: float) -> dict[str, Any]:
         "created_at": iso(rec.created_at),
         "updated_at": None if rec.updated_at is None else iso(rec.updated_at),
     }
+
+
+async def create_own_key(
+    keys: KeyService, store: PeopleStore, user: UserRecord, values: dict[str, Any], most: int, now: float
+) -> tuple[str, KeyRecord]:
+    """A signed-in person's own key ("Get an API key"): `name`, and optionally `limit` and
+    `limit_reset`. At most `most` keys per person (revoking one frees its place; a disabled one
+    still counts, so disabling is not undone by making another). A key's own limit may not exceed
+    what the person's budget, or their team's, has left; without one the key is bounded by those
+    budgets alone, which admission checks on every request anyway. The key is the person's and in
+    their team. Two requests at the same instant may both pass the count (at most one key over)."""
+    if most <= 0:
+        raise InvalidRequest("keys are made by the operator on this server (auth.oidc.max_keys_per_user is 0)")
+    held = await keys.list(user_id=user.id, limit=most)
+    if len(held) >= most:
+        raise InvalidRequest(f"you hold {len(held)} keys, the most allowed here: revoke one first", param="name")
+    limit = _limit(values.get("limit"))
+    team = None if user.team_id is None else await store.get_team(user.team_id, now)
+    for whose, budget in (("your budget", user), ("your team's budget", team)):
+        left = None if budget is None else budget.limit_remaining
+        if limit is not None and left is not None and limit > left:
+            raise InvalidRequest(f"limit: at most {to_float(left)} USD, what {whose} has left", param="limit")
+    name = values.get("name")
+    return await keys.create(
+        name.strip() if isinstance(name, str) else name,  # type: ignore[arg-type]  # create refuses a non-str
+        limit=limit, limit_reset=_limit_reset(values.get("limit_reset")), user_id=user.id, team_id=user.team_id,
+    )  # fmt: skip

@@ -110,6 +110,8 @@ def chat_handler(
         headers = {"X-Generation-Id": gen_id, "X-KeepRouter-Provider": done.candidate.endpoint.provider}
         if done.meter.served is not None:
             note_dropped(headers, done.meter.served.dropped)
+        if done.meter.cache is not None:  # the response cache is on for this request: HIT or MISS
+            headers["X-KeepRouter-Cache"] = done.meter.cache.header
         resp = json_response(rendered, headers=headers)
         work = gateway.settle(done)
         if state_of is not None and (save := state_of.answered(ticket, rendered)) is not None:
@@ -226,6 +228,8 @@ async def _relay(
         resp.headers["X-Generation-Id"] = live.gen_id
         resp.headers["X-KeepRouter-Provider"] = live.candidate.endpoint.provider
         note_dropped(resp.headers, live.served.dropped)
+        if live.meter.cache is not None:
+            resp.headers["X-KeepRouter-Cache"] = live.meter.cache.header
         await resp.prepare(request)
     status: GenerationStatus = "ok"
     error: GatewayError | None = None
@@ -239,14 +243,16 @@ async def _relay(
         pending.clear()
         return resp.write(data)
 
+    observe, feed = live.observe, enc.feed
     try:
-        async with aclosing(live.events()) as events:
+        pending.extend(feed(live.start()))
+        async with aclosing(live.rest) as events:
             while True:
                 try:
                     ev = await next_or_flush(events, flush)
                 except StopAsyncIteration:
                     break
-                frames = enc.feed(ev)
+                frames = feed(observe(ev))
                 if frames:
                     pending.extend(frames)
         writing = flush()

@@ -164,6 +164,7 @@ def generation_json(gen: Any) -> dict[str, Any]:
         "total_cost": to_float(gen.cost),
         "usage": to_float(gen.cost),
         "cache_discount": to_float(gen.cache_discount),
+        "cached": gen.cached,  # answered from the response cache (free)
         "latency": gen.ttft_ms,
         "generation_time": (gen.latency_ms or 0) - (gen.ttft_ms or 0),
         "total_time": gen.latency_ms,

@@ -2,9 +2,12 @@
 
 `POST|GET /api/v1/teams`, `GET|PATCH|DELETE /api/v1/teams/{id}`, and the same for `/api/v1/users`
 (`GET /api/v1/users?team_id=` lists one team's). Unknown fields are refused with a 400 naming them.
+Both resources are served by one set of handlers, made per resource by `_resource`.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from aiohttp import web
 
@@ -13,7 +16,9 @@ from keeprouter.errors import NotFound
 from keeprouter.people import TEAM_FIELDS, USER_FIELDS, PeopleService, fields
 
 
-def _svc(request: web.Request) -> PeopleService:
+async def _svc(request: web.Request) -> PeopleService:
+    """The service, once the caller is known to hold the admin key."""
+    await require_admin(request)
     return PeopleService(request.app[STATE].store)
 
 
@@ -25,92 +30,55 @@ def _id(request: web.Request) -> str:
     return value
 
 
-@with_errors("openai")
-async def create_team(request: web.Request) -> web.StreamResponse:
-    await require_admin(request)
-    svc = _svc(request)
-    team = await svc.create_team(fields(await read_json(request), TEAM_FIELDS))
-    return json_response({"data": svc.to_json(team)}, status=201)
-
-
-@with_errors("openai")
-async def list_teams(request: web.Request) -> web.StreamResponse:
-    await require_admin(request)
-    svc = _svc(request)
-    return json_response({"data": [svc.to_json(t) for t in await svc.list_teams()]})
-
-
-@with_errors("openai")
-async def get_team(request: web.Request) -> web.StreamResponse:
-    await require_admin(request)
-    svc = _svc(request)
-    return json_response({"data": svc.to_json(await svc.get_team(_id(request)))})
-
-
-@with_errors("openai")
-async def update_team(request: web.Request) -> web.StreamResponse:
-    await require_admin(request)
-    svc = _svc(request)
-    team = await svc.update_team(_id(request), fields(await read_json(request), TEAM_FIELDS))
-    return json_response({"data": svc.to_json(team)})
-
-
-@with_errors("openai")
-async def delete_team(request: web.Request) -> web.StreamResponse:
-    await require_admin(request)
-    await _svc(request).delete_team(_id(request))
-    return json_response({"deleted": True})
-
-
-@with_errors("openai")
-async def create_user(request: web.Request) -> web.StreamResponse:
-    await require_admin(request)
-    svc = _svc(request)
-    user = await svc.create_user(fields(await read_json(request), USER_FIELDS))
-    return json_response({"data": svc.to_json(user)}, status=201)
-
-
-@with_errors("openai")
-async def list_users(request: web.Request) -> web.StreamResponse:
-    await require_admin(request)
-    svc = _svc(request)
+def _list_filters(request: web.Request, kind: str) -> dict[str, Any] | None:
+    """A user listing's `?team_id=`; None when it can match nothing (PostgreSQL refuses NUL in text)."""
+    if kind != "user":
+        return {}
     team_id = request.query.get("team_id")
-    if team_id is not None and "\x00" in team_id:  # PostgreSQL refuses NUL in text: it matches nothing
-        return json_response({"data": []})
-    users = await svc.list_users(team_id=team_id)
-    return json_response({"data": [svc.to_json(u) for u in users]})
+    return None if team_id is not None and "\x00" in team_id else {"team_id": team_id}
 
 
-@with_errors("openai")
-async def get_user(request: web.Request) -> web.StreamResponse:
-    await require_admin(request)
-    svc = _svc(request)
-    return json_response({"data": svc.to_json(await svc.get_user(_id(request)))})
+def _resource(r: web.UrlDispatcher, kind: str, known: tuple[str, ...]) -> None:
+    """The five routes of one resource ("team" or "user"), over PeopleService's `<verb>_<kind>`."""
+    base = f"/api/v1/{kind}s"
 
+    @with_errors("openai")
+    async def create(request: web.Request) -> web.StreamResponse:
+        svc = await _svc(request)
+        rec = await getattr(svc, f"create_{kind}")(fields(await read_json(request), known))
+        return json_response({"data": svc.to_json(rec)}, status=201)
 
-@with_errors("openai")
-async def update_user(request: web.Request) -> web.StreamResponse:
-    await require_admin(request)
-    svc = _svc(request)
-    user = await svc.update_user(_id(request), fields(await read_json(request), USER_FIELDS))
-    return json_response({"data": svc.to_json(user)})
+    @with_errors("openai")
+    async def listing(request: web.Request) -> web.StreamResponse:
+        svc = await _svc(request)
+        filters = _list_filters(request, kind)
+        found = [] if filters is None else await getattr(svc, f"list_{kind}s")(**filters)
+        return json_response({"data": [svc.to_json(rec) for rec in found]})
 
+    @with_errors("openai")
+    async def get(request: web.Request) -> web.StreamResponse:
+        svc = await _svc(request)
+        return json_response({"data": svc.to_json(await getattr(svc, f"get_{kind}")(_id(request)))})
 
-@with_errors("openai")
-async def delete_user(request: web.Request) -> web.StreamResponse:
-    await require_admin(request)
-    await _svc(request).delete_user(_id(request))
-    return json_response({"deleted": True})
+    @with_errors("openai")
+    async def update(request: web.Request) -> web.StreamResponse:
+        svc = await _svc(request)
+        rec = await getattr(svc, f"update_{kind}")(_id(request), fields(await read_json(request), known))
+        return json_response({"data": svc.to_json(rec)})
+
+    @with_errors("openai")
+    async def delete(request: web.Request) -> web.StreamResponse:
+        svc = await _svc(request)
+        await getattr(svc, f"delete_{kind}")(_id(request))
+        return json_response({"deleted": True})
+
+    r.add_post(base, create)
+    r.add_get(base, listing)
+    r.add_get(base + "/{id}", get)
+    r.add_patch(base + "/{id}", update)
+    r.add_delete(base + "/{id}", delete)
 
 
 def add_routes(r: web.UrlDispatcher) -> None:
-    r.add_post("/api/v1/teams", create_team)
-    r.add_get("/api/v1/teams", list_teams)
-    r.add_get("/api/v1/teams/{id}", get_team)
-    r.add_patch("/api/v1/teams/{id}", update_team)
-    r.add_delete("/api/v1/teams/{id}", delete_team)
-    r.add_post("/api/v1/users", create_user)
-    r.add_get("/api/v1/users", list_users)
-    r.add_get("/api/v1/users/{id}", get_user)
-    r.add_patch("/api/v1/users/{id}", update_user)
-    r.add_delete("/api/v1/users/{id}", delete_user)
+    _resource(r, "team", TEAM_FIELDS)
+    _resource(r, "user", USER_FIELDS)

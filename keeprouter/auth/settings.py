@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-OIDC_KEYS = ("issuer", "client_id", "client_secret", "allowed_domains", "admin_emails", "default_team")
+OIDC_KEYS = ("issuer", "client_id", "client_secret", "allowed_domains", "admin_emails", "default_team",
+             "max_keys_per_user")  # fmt: skip
+MAX_KEYS_PER_USER = 5  # the default: keys a signed-in person may hold at once, made on their own
+MAX_KEYS_CEILING = 1000
 
 
 class AuthConfigError(ValueError):
@@ -23,6 +26,7 @@ class OidcConfig:
     allowed_domains: tuple[str, ...]  # lower-case email domains that may sign in
     admin_emails: tuple[str, ...]  # lower-case addresses that get the operator's console
     default_team: str | None  # the team (id or name) a first sign-in joins; created when missing
+    max_keys_per_user: int = MAX_KEYS_PER_USER  # self-serve keys a person may hold; 0: none
 
     def allows(self, email: str) -> bool:
         """Exact, case-insensitive domain match (no subdomains), or a listed admin address."""
@@ -91,4 +95,7 @@ def parse_auth(raw: Any, where: str = "auth") -> OidcConfig | None:
     team = o.get("default_team")
     if team is not None and (not isinstance(team, str) or not team.strip()):
         raise AuthConfigError(f"{where}.default_team: must be a team id or name")
-    return OidcConfig(issuer, client_id, secret or None, domains, admins, team.strip() if team else None)
+    most = o.get("max_keys_per_user", MAX_KEYS_PER_USER)
+    if isinstance(most, bool) or not isinstance(most, int) or not 0 <= most <= MAX_KEYS_CEILING:
+        raise AuthConfigError(f"{where}.max_keys_per_user: must be a whole number from 0 to {MAX_KEYS_CEILING}")
+    return OidcConfig(issuer, client_id, secret or None, domains, admins, team.strip() if team else None, most)

@@ -18,6 +18,7 @@ import yaml
 from keeprouter import kinds
 from keeprouter.auth.settings import AuthConfigError, OidcConfig, parse_auth
 from keeprouter.catalogue import catalogue as builtin
+from keeprouter.config import caching
 from keeprouter.config.schema import (
     Config,
     EndpointConfig,
@@ -26,6 +27,7 @@ from keeprouter.config.schema import (
     Pricing,
     ProviderConfig,
     ProviderInfo,
+    ResponseCacheConfig,
     SiteConfig,
     Timeouts,
 )
@@ -47,6 +49,7 @@ __all__ = [
     "Pricing",
     "ProviderConfig",
     "ProviderInfo",
+    "ResponseCacheConfig",
     "SiteConfig",
     "Timeouts",
     "load_config",
@@ -85,7 +88,7 @@ def load_config(path: str | os.PathLike[str] | None, env: dict[str, str] | None 
 
 
 def parse_config(raw: dict[str, Any], env: dict[str, str]) -> Config:
-    known = {"database", "redis", "admin_key", "providers", "models", "site", "auth", "responses"}
+    known = {"database", "redis", "admin_key", "providers", "models", "site", "auth", "responses", "response_cache"}
     for k in raw:
         if k not in known:
             raise ConfigError(f"{k}: unknown key (expected one of {', '.join(sorted(known))})")
@@ -139,6 +142,9 @@ def parse_config(raw: dict[str, Any], env: dict[str, str]) -> Config:
         provider_info=info,
         oidc=_auth(raw.get("auth")),
         responses_retention_days=_retention(raw.get("responses")),
+        response_cache=caching.response_cache(
+            raw.get("response_cache"), any(m.response_cache_ttl for m in models.values())
+        ),
     )
 
 
@@ -245,7 +251,7 @@ def _model(
     strict: bool,
 ) -> ModelConfig:
     allowed = {"name", "maker", "context_length", "endpoints", "description", "created", "input_modalities", "cache",
-               "modality", "dimensions"}  # fmt: skip
+               "modality", "dimensions", "response_cache"}  # fmt: skip
     for k in raw:
         if k not in allowed:
             raise ConfigError(f"{where}.{k}: unknown key")
@@ -282,6 +288,7 @@ def _model(
         dimensions=dimensions,
         unconfigured=tuple(unconfigured),
         auto_breakpoint=auto,
+        response_cache_ttl=caching.model_ttl(raw.get("response_cache"), f"{where}.response_cache"),
     )
 
 

@@ -123,6 +123,17 @@ class ModelConfig:
     # `cache: {auto_breakpoint: true}`: a request with no cache breakpoint of its own gets one on its
     # last cacheable block, for upstreams that cache only at explicit breakpoints.
     auto_breakpoint: bool = False
+    # `response_cache: {ttl: N}`: this model's answers are kept N seconds for identical requests
+    # (0: never, even when the global cache is on); None: the global `response_cache` decides.
+    response_cache_ttl: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseCacheConfig:
+    """`response_cache:` (off when absent): identical requests of one owner answered from the cache."""
+
+    ttl: float | None = 300.0  # seconds an answer is kept; None: only the models that set their own
+    max_entries: int = 10_000  # answers kept at most; the soonest to expire are evicted first
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +147,8 @@ class Config:
     provider_info: dict[str, ProviderInfo] = field(default_factory=dict)  # configured or not
     oidc: OidcConfig | None = None  # `auth: {oidc: ...}`: sign-in with an OpenID Connect provider
     responses_retention_days: float = 30.0  # `responses: {retention_days}`: stored responses' lifetime
+    # The response cache: None when neither `response_cache:` nor any model's own is configured.
+    response_cache: ResponseCacheConfig | None = None
 
     def endpoint_provider(self, ep: EndpointConfig) -> ProviderConfig:
         return self.providers[ep.provider]

@@ -1,6 +1,7 @@
 """The request path: resolve -> select -> admit -> attempts -> meter -> settle.
 
 gateway.py      the Gateway: route, admission, THE attempt loop (both answer modes)
+response_cache.py  the opt-in response cache: a kept answer replayed, a missed one kept
 attempts.py     what an attempt is in each mode (whole answer, first stream event); its failures
 live_stream.py  a stream in flight, metered as it goes and settled when it ends
 settle.py       recording a generation and settling its hold, now or later; drained at shutdown
@@ -8,6 +9,7 @@ retrieval.py    embeddings and rerank as a mode of the attempt loop (no output; 
 metering.py     Caller, the typed Attempt record, Metering, the one usage-filling rule
 counting.py     token counts besides the upstream's usage (count_tokens, usage-less upstreams)
 spans.py        the upstream attempt's span, when tracing is on
+cache_backends.py  where the response cache keeps answers: Redis, or the database
 
 Each module imports only modules listed below it (tests/test_import_cycles.py keeps the package
 free of circles); none takes names from this __init__.

@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from keeprouter.billing import pricing
 from keeprouter.billing.ledger import Ledger
@@ -49,6 +49,7 @@ from keeprouter.gateway.attempts import (
 from keeprouter.gateway.counting import Counting
 from keeprouter.gateway.live_stream import LiveStream
 from keeprouter.gateway.metering import Attempt, Caller, Completion, Metering
+from keeprouter.gateway.response_cache import ResponseCache
 from keeprouter.gateway.retrieval import Retrieval, Retrieved, Sizing, stand_in
 from keeprouter.gateway.settle import SETTLE_WAIT, Settler
 from keeprouter.limits.base import Limits, RateLimiter, Refusal, Ticket
@@ -117,6 +118,7 @@ class Gateway:
         # Conversation affinity: a conversation's turns stay on the endpoint that served the last
         # one, so the provider's prompt cache stays warm (routing.affinity).
         self.sticky = Sticky(affinity if affinity is not None else MemoryAffinity(), health.is_open)
+        self.response_cache: ResponseCache | None = None  # set by create_app when configured (off by default)
 
     # ---- resolve ------------------------------------------------------------------------
     def route(self, body: Mapping[str, Any], req: ChatRequest) -> Route:
@@ -195,6 +197,12 @@ class Gateway:
         in total time, until one gives its first result; a refused or failed request holds nothing.
         `sizing`: a request that produces no tokens (embeddings, rerank), sized by its inputs."""
         meter = self._begin(caller, req, sizing)
+        cache = self.response_cache
+        if cache is not None and sizing is None:  # off by default: this one check (gateway.response_cache)
+            hit = await cache.answer(meter, route, isinstance(mode, FirstEvent), self._reserve)
+            if hit is not None:
+                return cast(T, hit)
+            mode = cache.mode(meter, mode)  # a miss keeps its answer
         cands = self._candidates(meter, route, sizing)
         # Affinity keeps a conversation's prompt cache warm: embeddings and rerank have none.
         conv = None
@@ -285,8 +293,11 @@ class Gateway:
             meter.ticket = admitted
         worst = max(pricing.worst_case(meter.prompt_estimate, out, c.endpoint.pricing) for c, out in outputs)
         try:
-            async with self.owners.admitted(key, [c.model.id for c in cands], meter.gen_id):  # 403, 429
+            if key.user_id is None and key.team_id is None and not key.models:  # nothing for the policy to check
                 meter.hold = await self.ledger.reserve(key, worst)
+            else:
+                async with self.owners.admitted(key, [c.model.id for c in cands], meter.gen_id):  # 403, 429
+                    meter.hold = await self.ledger.reserve(key, worst)
         except BaseException:
             if meter.ticket is not None:  # refused for credit: it was never admitted
                 ticket, meter.ticket = meter.ticket, None
@@ -314,7 +325,8 @@ class Gateway:
         sent = fit(req, attempt.candidate.endpoint, self.issuers, meter.prompt_estimate)
         if sent.max_tokens != req.max_tokens:
             attempt.max_tokens_sent = sent.max_tokens
-        attempt.dropped = dropped(req, sent) + tuple(dropped_fields(adapter.api, sent))
+        unsent = dropped_fields(adapter.api, sent, attempt.candidate.endpoint.model)
+        attempt.dropped = dropped(req, sent) + tuple(unsent)
         return sent
 
     async def _release(self, meter: Metering) -> None:

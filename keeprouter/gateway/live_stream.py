@@ -72,13 +72,24 @@ class LiveStream:
         self.prompt_estimate = meter.prompt_estimate
 
     async def events(self) -> AsyncGenerator[StreamEvent, None]:
-        self.served.first_token_at = time.monotonic()
-        async with aclosing(self._it) as it:
-            yield self._observe(self._first)
+        """Every event, observed. (The API layer's relay takes the same path without this extra
+        generator step per event: `start()`, then each of `rest` passed through `observe`.)"""
+        async with aclosing(self.rest) as it:
+            yield self.start()
             async for ev in it:
-                yield self._observe(ev)
+                yield self.observe(ev)
 
-    def _observe(self, ev: StreamEvent) -> StreamEvent:
+    def start(self) -> StreamEvent:
+        """The first event, observed; the client is about to read it."""
+        self.served.first_token_at = time.monotonic()
+        return self.observe(self._first)
+
+    @property
+    def rest(self) -> AsyncGenerator[StreamEvent, None]:
+        """The upstream's events after the first, unobserved: close it when done."""
+        return self._it
+
+    def observe(self, ev: StreamEvent) -> StreamEvent:
         if self._thinking and not isinstance(ev, ThinkingDelta):
             if not isinstance(ev, SignatureDelta):  # signed thinking is known by its signature
                 self.owner.issuers.record("".join(self._thinking), self.candidate.endpoint)

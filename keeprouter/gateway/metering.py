@@ -69,6 +69,21 @@ class Attempt:
 
 
 @dataclass(slots=True)
+class CacheNote:
+    """The response cache's part in one request (gateway.response_cache): the request's key and how
+    long its answer is kept; `hit` when the answer came from the cache (then it is free)."""
+
+    key: str
+    ttl: float
+    hit: bool = False
+
+    @property
+    def header(self) -> str:
+        """The `X-KeepRouter-Cache` response header."""
+        return "HIT" if self.hit else "MISS"
+
+
+@dataclass(slots=True)
 class Metering:
     """Everything the ledger needs once the answer is out."""
 
@@ -82,6 +97,7 @@ class Metering:
     served: Attempt | None = None  # the attempt whose answer the caller gets
     ticket: Ticket | None = None  # the rate limiter's entry, for keys with rpm/tpm limits
     output_bound: int | None = None  # the most output any endpoint may produce, when known (0: none)
+    cache: CacheNote | None = None  # set only while the response cache is on and the request uses it
 
     @property
     def candidate(self) -> Candidate | None:

@@ -90,6 +90,7 @@ class Settler:
             attempts=meter.provider_responses(),
             error=error,
             created_at=time.time(),
+            cached=meter.cache is not None and meter.cache.hit,
         )
         if self.metrics is not None:
             self.metrics.settled(gen.model, gen.provider, gen.api, status, latency, ttft, gen.tokens_prompt,

@@ -21,22 +21,33 @@ from keeprouter.providers.anthropic import request as anthropic_request
 from keeprouter.providers.azure import AzureAdapter
 from keeprouter.providers.base import Adapter
 from keeprouter.providers.bedrock import BedrockAdapter
+from keeprouter.providers.bedrock import request as bedrock_request
 from keeprouter.providers.bedrock.eventstream import EventStreamDecoder
 from keeprouter.providers.framing import SSE, FramingFactory
 from keeprouter.providers.gemini import GeminiAdapter
+from keeprouter.providers.gemini import request as gemini_request
 from keeprouter.providers.openai import OpenAIAdapter
 from keeprouter.providers.openai import request as openai_request
 from keeprouter.providers.transport import Transport
 from keeprouter.providers.vertex import VertexAdapter
+from keeprouter.providers.vertex.adapter import is_claude as vertex_is_claude
 
 AdapterFactory = Callable[[ProviderConfig, Transport], Adapter]
-# The request fields (the client's names) a kind's wire format cannot carry for this request; the
-# gateway lists them in the X-KeepRouter-Dropped response header.
-Drops = Callable[[ChatRequest], list[str]]
+# The request fields (the client's names) a kind's wire format cannot carry for this request to
+# this upstream model; the gateway lists them in the X-KeepRouter-Dropped response header.
+Drops = Callable[[ChatRequest, str], list[str]]
 
 
-def _drops_nothing(req: ChatRequest) -> list[str]:
-    return []
+def _any_model(fields: Callable[[ChatRequest], list[str]]) -> Drops:
+    """A kind whose body carries the same fields whatever the model."""
+    return lambda req, model: fields(req)
+
+
+def _vertex_drops(req: ChatRequest, model: str) -> list[str]:
+    """Vertex sends each family in its publisher's body: Claude's Messages, else Gemini's."""
+    if vertex_is_claude(model):
+        return anthropic_request.dropped_fields(req)
+    return gemini_request.dropped_fields(req)
 
 
 # The endpoint capabilities (`config.KNOWN_CAPABILITIES`) a wire format can carry at all; an
@@ -51,7 +62,7 @@ class ProviderKind:
     framing: FramingFactory  # how its streamed bodies are cut into (event type, payload) frames
     counts_tokens: bool  # the upstream has a token-count endpoint (else count_tokens raises CountNotSupported)
     capabilities: frozenset[str]
-    drops: Drops = _drops_nothing
+    drops: Drops
 
     @property
     def name(self) -> str:
@@ -69,7 +80,7 @@ ROWS: Mapping[str, ProviderKind] = MappingProxyType(
                 SSE,
                 counts_tokens=False,
                 capabilities=_CHAT,
-                drops=openai_request.dropped_fields,
+                drops=_any_model(openai_request.dropped_fields),
             ),
             # Structured output rides on a forced tool; prompt caching is explicit (cache_control).
             ProviderKind(
@@ -78,7 +89,7 @@ ROWS: Mapping[str, ProviderKind] = MappingProxyType(
                 SSE,
                 counts_tokens=True,
                 capabilities=_CHAT,
-                drops=anthropic_request.dropped_fields,
+                drops=_any_model(anthropic_request.dropped_fields),
             ),
             ProviderKind(
                 kinds.AZURE,
@@ -86,14 +97,28 @@ ROWS: Mapping[str, ProviderKind] = MappingProxyType(
                 SSE,
                 counts_tokens=False,
                 capabilities=_CHAT,
-                drops=openai_request.dropped_fields,  # the OpenAI body at Azure's URLs
+                drops=_any_model(openai_request.dropped_fields),  # the OpenAI body at Azure's URLs
             ),
             # Converse for every model; CountTokens answers for Claude models (others: CountNotSupported).
-            ProviderKind(kinds.BEDROCK, BedrockAdapter, EventStreamDecoder, counts_tokens=True, capabilities=_CHAT),
+            ProviderKind(
+                kinds.BEDROCK,
+                BedrockAdapter,
+                EventStreamDecoder,
+                counts_tokens=True,
+                capabilities=_CHAT,
+                drops=bedrock_request.dropped_fields,
+            ),
             # Structured output is responseJsonSchema; prompt caching is implicit (cachedContentTokenCount).
-            ProviderKind(kinds.GEMINI, GeminiAdapter, SSE, counts_tokens=True, capabilities=_CHAT),
+            ProviderKind(
+                kinds.GEMINI,
+                GeminiAdapter,
+                SSE,
+                counts_tokens=True,
+                capabilities=_CHAT,
+                drops=_any_model(gemini_request.dropped_fields),
+            ),
             # Gemini models as `gemini`, Claude models as `anthropic`; both families count tokens.
-            ProviderKind(kinds.VERTEX, VertexAdapter, SSE, counts_tokens=True, capabilities=_CHAT),
+            ProviderKind(kinds.VERTEX, VertexAdapter, SSE, counts_tokens=True, capabilities=_CHAT, drops=_vertex_drops),
         )
     }
 )
@@ -105,10 +130,10 @@ def kind_of(provider: ProviderConfig) -> ProviderKind:
     return ROWS[provider.api]
 
 
-def dropped_fields(kind: str, req: ChatRequest) -> list[str]:
-    """What an endpoint of `kind` cannot honour of `req` (an unknown kind: nothing known)."""
+def dropped_fields(kind: str, req: ChatRequest, model: str) -> list[str]:
+    """What an endpoint of `kind` serving `model` cannot honour of `req` (an unknown kind: nothing known)."""
     row = ROWS.get(kind)
-    return row.drops(req) if row is not None else []
+    return row.drops(req, model) if row is not None else []
 
 
 def build_adapter(provider: ProviderConfig, transport: Transport | None = None) -> Adapter:

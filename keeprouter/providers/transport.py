@@ -1,7 +1,7 @@
 """The one network seam: a pooled aiohttp session per provider, per-phase timeouts, error mapping.
 
-Every upstream call goes through `Transport.post_json` (whole body) or `Transport.post_stream`
-(an async iterator of frames, cut by the provider kind's `Framing`). Both raise only
+Every upstream call goes through `Transport.post_json` (whole body) or `Transport.post_stream_reads`
+(an async iterator of the frames of each read, cut by the provider kind's `Framing`). Both raise only
 `errors.UpstreamError` subclasses, and both close the upstream response on every path, including
 cancellation (the client went away).
 
@@ -172,10 +172,12 @@ class Transport:
         except orjson.JSONDecodeError:
             raise UpstreamError(f"provider {self.provider.id} returned invalid JSON") from None
 
-    async def post_stream(
+    async def post_stream_reads(
         self, url: str, body: bytes, headers: Mapping[str, str], timeouts: Timeouts
-    ) -> AsyncGenerator[Frame, None]:
-        """POST and yield frames as they arrive (first_byte, then idle timeout between frames)."""
+    ) -> AsyncGenerator[list[Frame], None]:
+        """POST and yield the frames of each read as they arrive, one non-empty list per read
+        (first_byte, then idle timeout between reads that completed frames). A read's frames come
+        together so a decoder loops over them without an async step per frame."""
         loop = asyncio.get_running_loop()
         feed = self.framing().feed
         # One timeout per read, entered and left inside this frame: a timeout held across `yield`
@@ -195,12 +197,11 @@ class Transport:
                         chunk = await readany()
                     frames = feed(chunk)  # b"" at the end: a framing raises what it deferred
                     if not chunk:
-                        for frame in frames:
-                            yield frame
+                        if frames:
+                            yield frames
                         return
                     if frames:
-                        for frame in frames:
-                            yield frame
+                        yield frames
                         deadline = loop.time() + timeouts.idle
         except TimeoutError:
             raise UpstreamTimeout(f"provider {self.provider.id} timed out") from None

@@ -6,7 +6,7 @@ interpolated into SQL; values always travel as bind parameters.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -14,6 +14,7 @@ import orjson
 from keeprouter.store.base import (
     SECONDS_PER_DAY,
     ActivityRow,
+    GenerationFilter,
     GenerationRecord,
     KeyRecord,
     day_date,
@@ -95,7 +96,7 @@ GEN_COLUMNS = (
     "id", "key_hash", "model", "provider", "upstream_model", "api", "streamed", "status", "finish_reason",
     "tokens_prompt", "tokens_completion", "tokens_cached", "tokens_cache_write", "tokens_reasoning",
     "cost_nanos", "latency_ms", "ttft_ms", "throughput", "app", "app_title", "attempts", "error",
-    "created_at", "day", "cache_discount_nanos",
+    "created_at", "day", "cache_discount_nanos", "cached",
 )  # fmt: skip
 GEN_COLUMN_LIST = ", ".join(GEN_COLUMNS)
 
@@ -108,7 +109,7 @@ def gen_values(gen: GenerationRecord) -> tuple[Any, ...]:
         gen.status, gen.finish_reason, gen.tokens_prompt, gen.tokens_completion, gen.tokens_cached,
         gen.tokens_cache_write, gen.tokens_reasoning, to_nanos(gen.cost), gen.latency_ms, gen.ttft_ms,
         gen.throughput, gen.app, gen.app_title, orjson.dumps(gen.attempts).decode(), gen.error,
-        gen.created_at, int(gen.created_at // SECONDS_PER_DAY), to_nanos(gen.cache_discount),
+        gen.created_at, int(gen.created_at // SECONDS_PER_DAY), to_nanos(gen.cache_discount), gen.cached,
     )  # fmt: skip
 
 
@@ -126,5 +127,36 @@ def gen_from_row(row: Sequence[Any]) -> GenerationRecord:
     values["cost"] = from_nanos(values.pop("cost_nanos"))
     values["cache_discount"] = from_nanos(values.pop("cache_discount_nanos"))
     values["streamed"] = bool(values["streamed"])
+    values["cached"] = bool(values["cached"])
     values["attempts"] = orjson.loads(values["attempts"])
     return GenerationRecord(**values)
+
+
+# One clause per GenerationFilter field; "{}" is the field's bind placeholder.
+_GEN_MATCH = (
+    ("key_hash", "key_hash = {}"),
+    ("model", "model = {}"),
+    ("id", "id = {}"),
+    ("user_id", "key_hash IN (SELECT hash FROM keys WHERE user_id = {})"),
+    ("team_id", "key_hash IN (SELECT hash FROM keys WHERE team_id = {})"),
+)
+
+
+def generation_match_sql(match: GenerationFilter, bind: Callable[[Any], str]) -> str:
+    """The `AND ...` clauses for the fields `match` sets; `bind(value)` records a value and returns its
+    placeholder. Only the constant clauses above reach the SQL text."""
+    return "".join(
+        f" AND {clause.format(bind(getattr(match, name)))}"
+        for name, clause in _GEN_MATCH
+        if getattr(match, name) is not None
+    )
+
+
+def binder(args: list[Any], numbered: bool = False) -> Callable[[Any], str]:
+    """A `bind` for generation_match_sql: appends to `args`; "?" (SQLite) or "$n" (PostgreSQL)."""
+
+    def bind(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}" if numbered else "?"
+
+    return bind

@@ -16,6 +16,7 @@ Contracts common to all backends:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 from typing import Any, Literal, NamedTuple, Protocol
@@ -170,6 +171,19 @@ class GenerationRecord(msgspec.Struct, frozen=True, kw_only=True):
     app_title: str | None = None  # X-Title
     attempts: list[dict[str, Any]] = msgspec.field(default_factory=list)  # earlier endpoint failures
     error: str | None = None
+    cached: bool = False  # replayed from the response cache: free, its tokens the original answer's
+
+
+class GenerationFilter(msgspec.Struct, frozen=True, kw_only=True):
+    """Which generations a log shows: every field set must match (None: any). `user_id` and
+    `team_id` match through the key's owner as it is now (a user moved to another team takes the
+    history of their keys along)."""
+
+    key_hash: str | None = None
+    user_id: str | None = None
+    team_id: str | None = None
+    model: str | None = None
+    id: str | None = None
 
 
 class KeyUsage(msgspec.Struct, frozen=True, kw_only=True):
@@ -194,6 +208,19 @@ class ActivityRow(msgspec.Struct, frozen=True, kw_only=True):
     completion_tokens: int
     reasoning_tokens: int
     usage: Decimal
+
+
+class CacheUsageRow(msgspec.Struct, frozen=True, kw_only=True):
+    """What the prompt cache did for one (model, key) over some UTC days: prompt tokens, the part read
+    from the provider's cache, and what that saved (the sum of `cache_discount`). Generations answered
+    from the response cache are left out (they repeat another generation's tokens)."""
+
+    model: str
+    key_hash: str
+    requests: int
+    prompt_tokens: int
+    cached_tokens: int
+    cache_discount: Decimal
 
 
 class AppRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -335,6 +362,23 @@ class ResponseStore(Protocol):
         ...
 
 
+class ResponseCacheStore(Protocol):
+    """The response cache in the database (when Redis is not configured): answers by key, each
+    with its expiry; `keep` bounds the rows a sweep leaves."""
+
+    async def get_cached_answer(self, key: str, now: float) -> str | None:
+        """The answer stored under `key`, unless it expired by `now`."""
+        ...
+
+    async def put_cached_answer(self, key: str, answer: str, expires_at: float) -> None:
+        """Store (or replace) the answer under `key`."""
+        ...
+
+    async def sweep_cached_answers(self, now: float, keep: int) -> int:
+        """Delete the expired answers, then the soonest to expire beyond `keep`; how many went."""
+        ...
+
+
 class KeyStore(Protocol):
     async def insert_key(self, key: KeyRecord) -> None:
         """Insert a new key; its usage fields are ignored (a new key has used nothing)."""
@@ -345,9 +389,16 @@ class KeyStore(Protocol):
         ...
 
     async def list_keys(
-        self, now: float, *, offset: int = 0, limit: int = 100, include_disabled: bool = True
+        self,
+        now: float,
+        *,
+        offset: int = 0,
+        limit: int = 100,
+        include_disabled: bool = True,
+        user_id: str | None = None,
+        team_id: str | None = None,
     ) -> list[KeyRecord]:
-        """Live keys, oldest first."""
+        """Live keys, oldest first; only a user's (`user_id`) or a team's (`team_id`) when given."""
         ...
 
     async def update_key(self, key_hash: str, patch: KeyPatch, now: float) -> KeyRecord | None:
@@ -400,8 +451,23 @@ class ReportStore(Protocol):
         """A key's generations, newest first, strictly older than `before` when given."""
         ...
 
-    async def activity(self, start: dt.date, end: dt.date, *, key_hash: str | None = None) -> list[ActivityRow]:
-        """Per (date, model, provider) aggregates for UTC dates start..end inclusive."""
+    async def find_generations(
+        self, match: GenerationFilter, *, before: float | None = None, limit: int = 50
+    ) -> list[GenerationRecord]:
+        """The generations `match` selects, newest first, strictly older than `before` when given."""
+        ...
+
+    async def activity(
+        self, start: dt.date, end: dt.date, *, key_hash: str | None = None, team_id: str | None = None
+    ) -> list[ActivityRow]:
+        """Per (date, model, provider) aggregates for UTC dates start..end inclusive (of one key's,
+        or of one team's keys', generations when given)."""
+        ...
+
+    async def cache_usage(
+        self, start: dt.date, end: dt.date, *, key_hash: str | None = None, model: str | None = None
+    ) -> list[CacheUsageRow]:
+        """Per (model, key) over the UTC days `start`..`end`, optionally of one key or one model."""
         ...
 
     async def app_rankings(
@@ -424,7 +490,17 @@ class HealthStore(Protocol):
         ...
 
 
-class Store(KeyStore, PeopleStore, LedgerStore, ReportStore, HealthStore, SessionStore, ResponseStore, Protocol):
+class Store(
+    KeyStore,
+    PeopleStore,
+    LedgerStore,
+    ReportStore,
+    HealthStore,
+    SessionStore,
+    ResponseStore,
+    ResponseCacheStore,
+    Protocol,
+):
     async def ping(self) -> None:
         """One trivial query; raises whatever the driver raises when the database does not answer
         (readiness; callers bound it in time)."""
@@ -447,9 +523,13 @@ class Periods(NamedTuple):
 
 
 def periods(now: float) -> Periods:
-    day = int(now // SECONDS_PER_DAY)
+    return _periods_of(int(now // SECONDS_PER_DAY))
+
+
+@functools.lru_cache(maxsize=64)  # read on every reservation and settle: the day changes rarely
+def _periods_of(day: int) -> Periods:
     week = day - (day + 3) % 7  # 1970-01-01 was a Thursday; weeks start on Monday
-    month = epoch_day(dt.datetime.fromtimestamp(now, dt.UTC).date().replace(day=1))
+    month = epoch_day(dt.date.fromordinal(day + _EPOCH_ORDINAL).replace(day=1))
     return Periods(day, week, month)
 
 

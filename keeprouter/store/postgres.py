@@ -23,15 +23,17 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from keeprouter.store import _health, _responses, _rows
+from keeprouter.store import _health, _response_cache, _responses, _rows
 from keeprouter.store._migrate import SCHEMA_MIGRATIONS_DDL, migrations
 from keeprouter.store._pg_people import PgPeople, owner_reserve_sql, owner_settle_cte, owners_release_ctes
 from keeprouter.store._pg_pool import COMMAND_TIMEOUT, CONNECT_TIMEOUT, MIGRATE_TIMEOUT, GuardedPool
 from keeprouter.store.base import (
     ActivityRow,
     AppRow,
+    CacheUsageRow,
     EndpointDay,
     EndpointMinute,
+    GenerationFilter,
     GenerationRecord,
     KeyPatch,
     KeyRecord,
@@ -191,10 +193,13 @@ class PostgresStore(PgPeople):
         return None if row is None else _rows.key_from_row(row)
 
     async def list_keys(
-        self, now: float, *, offset: int = 0, limit: int = 100, include_disabled: bool = True
-    ) -> list[KeyRecord]:
+        self, now: float, *, offset: int = 0, limit: int = 100, include_disabled: bool = True,
+        user_id: str | None = None, team_id: str | None = None,
+    ) -> list[KeyRecord]:  # fmt: skip
         sql = _KEY_SELECT + ("" if include_disabled else " AND NOT disabled")
-        rows = await self._pool.fetch(sql + " ORDER BY created_at, hash LIMIT $4 OFFSET $5", *_p(now), limit, offset)
+        sql += " AND ($6::text IS NULL OR user_id = $6) AND ($7::text IS NULL OR team_id = $7)"
+        sql += " ORDER BY created_at, hash LIMIT $4 OFFSET $5"
+        rows = await self._pool.fetch(sql, *_p(now), limit, offset, user_id, team_id)
         return [_rows.key_from_row(r) for r in rows]
 
     async def update_key(self, key_hash: str, patch: KeyPatch, now: float) -> KeyRecord | None:
@@ -317,23 +322,37 @@ class PostgresStore(PgPeople):
     async def list_generations(
         self, key_hash: str, *, before: float | None = None, limit: int = 50
     ) -> list[GenerationRecord]:
-        rows = await self._pool.fetch(
-            f"SELECT {_rows.GEN_COLUMN_LIST} FROM generations WHERE key_hash = $1 AND created_at < $2"
-            " ORDER BY created_at DESC LIMIT $3",
-            key_hash, float("inf") if before is None else float(before), limit,
-        )  # fmt: skip
+        return await self.find_generations(GenerationFilter(key_hash=key_hash), before=before, limit=limit)
+
+    async def find_generations(
+        self, match: GenerationFilter, *, before: float | None = None, limit: int = 50
+    ) -> list[GenerationRecord]:
+        args: list[Any] = [float("inf") if before is None else float(before), limit]
+        sql = f"SELECT {_rows.GEN_COLUMN_LIST} FROM generations WHERE created_at < $1"
+        sql += _rows.generation_match_sql(match, _rows.binder(args, numbered=True))
+        rows = await self._pool.fetch(sql + " ORDER BY created_at DESC LIMIT $2", *args)
         return [_rows.gen_from_row(r) for r in rows]
 
-    async def activity(self, start: dt.date, end: dt.date, *, key_hash: str | None = None) -> list[ActivityRow]:
+    async def activity(
+        self, start: dt.date, end: dt.date, *, key_hash: str | None = None, team_id: str | None = None
+    ) -> list[ActivityRow]:
+        args: list[Any] = [epoch_day(start), epoch_day(end)]
+        match = _rows.generation_match_sql(GenerationFilter(key_hash=key_hash, team_id=team_id),
+                                           _rows.binder(args, numbered=True))  # fmt: skip
         rows = await self._pool.fetch(
             "SELECT day, model, provider, COUNT(*), SUM(tokens_prompt)::bigint,"
             " SUM(tokens_completion)::bigint, SUM(tokens_reasoning)::bigint,"
-            " SUM(cost_nanos)::bigint FROM generations"
-            " WHERE day BETWEEN $1 AND $2 AND ($3::text IS NULL OR key_hash = $3)"
-            " GROUP BY day, model, provider ORDER BY day, model, provider",
-            epoch_day(start), epoch_day(end), key_hash,
+            " SUM(cost_nanos)::bigint FROM generations WHERE day BETWEEN $1 AND $2" + match
+            + " GROUP BY day, model, provider ORDER BY day, model, provider",
+            *args,
         )  # fmt: skip
         return [_rows.activity_from_row(r) for r in rows]
+
+    async def cache_usage(
+        self, start: dt.date, end: dt.date, *, key_hash: str | None = None, model: str | None = None
+    ) -> list[CacheUsageRow]:
+        rows = await self._pool.fetch(_response_cache.PG_USAGE, epoch_day(start), epoch_day(end), key_hash, model)
+        return _response_cache.usage_rows([tuple(r) for r in rows])
 
     async def app_rankings(
         self, start: dt.date, end: dt.date, *, limit: int = 50, model: str | None = None
@@ -404,3 +423,14 @@ class PostgresStore(PgPeople):
 
     async def delete_responses_before(self, created_before: float, limit: int) -> int:
         return await _responses.pg_sweep(self._pool, created_before, limit)
+
+    # ---- the response cache (store._response_cache) ---------------------------------------------
+
+    async def get_cached_answer(self, key: str, now: float) -> str | None:
+        return await _response_cache.pg_get(self._pool, key, now)
+
+    async def put_cached_answer(self, key: str, answer: str, expires_at: float) -> None:
+        await _response_cache.pg_put(self._pool, key, answer, expires_at)
+
+    async def sweep_cached_answers(self, now: float, keep: int) -> int:
+        return await _response_cache.pg_sweep(self._pool, now, keep)

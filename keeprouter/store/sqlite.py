@@ -43,7 +43,7 @@ from typing import Any, TypeVar, cast
 import aiosqlite
 import msgspec
 
-from keeprouter.store import _health, _responses, _rows
+from keeprouter.store import _health, _response_cache, _responses, _rows
 from keeprouter.store._sqlite_admission import Admission
 from keeprouter.store._sqlite_people import SqlitePeople
 from keeprouter.store._sqlite_sync import (
@@ -59,8 +59,10 @@ from keeprouter.store.base import (
     SECONDS_PER_DAY,
     ActivityRow,
     AppRow,
+    CacheUsageRow,
     EndpointDay,
     EndpointMinute,
+    GenerationFilter,
     GenerationRecord,
     KeyPatch,
     KeyRecord,
@@ -216,11 +218,14 @@ class SqliteStore(SqlitePeople):
         return self._with_reserved(_rows.key_from_row(rows[0])) if rows else None
 
     async def list_keys(
-        self, now: float, *, offset: int = 0, limit: int = 100, include_disabled: bool = True
-    ) -> list[KeyRecord]:
+        self, now: float, *, offset: int = 0, limit: int = 100, include_disabled: bool = True,
+        user_id: str | None = None, team_id: str | None = None,
+    ) -> list[KeyRecord]:  # fmt: skip
         sql = _KEY_SELECT + ("" if include_disabled else " AND disabled = 0")
+        sql += " AND (:user_id IS NULL OR user_id = :user_id) AND (:team_id IS NULL OR team_id = :team_id)"
         sql += " ORDER BY created_at, hash LIMIT :limit OFFSET :offset"
-        rows = await self._run(_fetch, sql, {**_period_params(now), "limit": limit, "offset": offset})
+        params = {**_period_params(now), "limit": limit, "offset": offset, "user_id": user_id, "team_id": team_id}
+        rows = await self._run(_fetch, sql, params)
         return [self._with_reserved(_rows.key_from_row(r)) for r in rows]
 
     async def update_key(self, key_hash: str, patch: KeyPatch, now: float) -> KeyRecord | None:
@@ -404,21 +409,34 @@ class SqliteStore(SqlitePeople):
     async def list_generations(
         self, key_hash: str, *, before: float | None = None, limit: int = 50
     ) -> list[GenerationRecord]:
-        sql = f"SELECT {_rows.GEN_COLUMN_LIST} FROM generations WHERE key_hash = ? AND created_at < ?"
-        sql += " ORDER BY created_at DESC LIMIT ?"
-        rows = await self._run(_fetch, sql, (key_hash, float("inf") if before is None else before, limit))
+        return await self.find_generations(GenerationFilter(key_hash=key_hash), before=before, limit=limit)
+
+    async def find_generations(
+        self, match: GenerationFilter, *, before: float | None = None, limit: int = 50
+    ) -> list[GenerationRecord]:
+        args: list[Any] = [float("inf") if before is None else before]
+        sql = f"SELECT {_rows.GEN_COLUMN_LIST} FROM generations WHERE created_at < ?"
+        sql += _rows.generation_match_sql(match, _rows.binder(args)) + " ORDER BY created_at DESC LIMIT ?"
+        rows = await self._run(_fetch, sql, (*args, limit))
         return [_rows.gen_from_row(r) for r in rows]
 
-    async def activity(self, start: dt.date, end: dt.date, *, key_hash: str | None = None) -> list[ActivityRow]:
+    async def activity(
+        self, start: dt.date, end: dt.date, *, key_hash: str | None = None, team_id: str | None = None
+    ) -> list[ActivityRow]:
+        args: list[Any] = [epoch_day(start), epoch_day(end)]
         sql = (
             "SELECT day, model, provider, COUNT(*), SUM(tokens_prompt), SUM(tokens_completion),"
             " SUM(tokens_reasoning), SUM(cost_nanos) FROM generations WHERE day BETWEEN ? AND ?"
-            + ("" if key_hash is None else " AND key_hash = ?")
+            + _rows.generation_match_sql(GenerationFilter(key_hash=key_hash, team_id=team_id), _rows.binder(args))
             + " GROUP BY day, model, provider ORDER BY day, model, provider"
         )
-        args: tuple[Any, ...] = (epoch_day(start), epoch_day(end))
-        rows = await self._run(_fetch, sql, args if key_hash is None else (*args, key_hash))
+        rows = await self._run(_fetch, sql, tuple(args))
         return [_rows.activity_from_row(r) for r in rows]
+
+    async def cache_usage(
+        self, start: dt.date, end: dt.date, *, key_hash: str | None = None, model: str | None = None
+    ) -> list[CacheUsageRow]:
+        return await self._run(_response_cache.sqlite_usage, epoch_day(start), epoch_day(end), key_hash, model)
 
     async def app_rankings(
         self, start: dt.date, end: dt.date, *, limit: int = 50, model: str | None = None
@@ -483,3 +501,12 @@ class SqliteStore(SqlitePeople):
 
     async def delete_responses_before(self, created_before: float, limit: int) -> int:
         return await self._run(_transaction, _responses.sqlite_sweep, created_before, limit)
+
+    async def get_cached_answer(self, key: str, now: float) -> str | None:
+        return await self._run(_response_cache.sqlite_get, key, now)
+
+    async def put_cached_answer(self, key: str, answer: str, expires_at: float) -> None:
+        await self._tx(_response_cache.sqlite_put, key, answer, expires_at)  # group-committed
+
+    async def sweep_cached_answers(self, now: float, keep: int) -> int:
+        return await self._run(_transaction, _response_cache.sqlite_sweep, now, keep)

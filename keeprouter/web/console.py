@@ -12,14 +12,17 @@ from aiohttp import web
 from keeprouter.api.activity import key_activity
 from keeprouter.api.http import STATE
 from keeprouter.errors import GatewayError
+from keeprouter.store.base import GenerationFilter
 from keeprouter.web import console_admin
 from keeprouter.web import site as site_mod
 from keeprouter.web.console_common import SESSIONS, Message, html, message, signed, signed_in
 from keeprouter.web.pages import console as pages
+from keeprouter.web.pages import people
 from keeprouter.web.routes import WEB, _site
 from keeprouter.web.session import COOKIE, IDLE_SECONDS, LOGIN_COOKIE, LOGIN_COOKIE_SECONDS, Signed
 
 LOG_PAGE = 50
+_NAMED_KEYS = 1000  # keys named in a log's Key column; beyond, a key shows as its hash's start
 
 
 def _login_page(request: web.Request, text: str, status: int = 200) -> web.Response:
@@ -71,11 +74,6 @@ async def logout(request: web.Request, s: Signed) -> web.StreamResponse:
     raise resp
 
 
-def _key_param(request: web.Request, s: Signed) -> str:
-    """The admin may look at any key's usage (`?key=<hash>`); anyone else only at their own."""
-    return request.query.get("key", s.record.hash) if s.record.is_admin else s.record.hash
-
-
 async def overview(request: web.Request, s: Signed) -> web.StreamResponse:
     """A key's credit and usage; the admin sees every key's usage, or one key's with `?key=`."""
     w, state = request.app[WEB], request.app[STATE]
@@ -88,27 +86,52 @@ async def overview(request: web.Request, s: Signed) -> web.StreamResponse:
         raise web.HTTPNotFound() from None
     start, end = w.sources.window(30)
     rows = await key_activity(state.store, s.record, wanted, start, end)
-    page = pages.overview(_site(w, request), record, rows, s.csrf, s.record.is_admin)
+    site = _site(w, request)
+    every_key = s.record.is_admin and wanted is None
+    since = site.today.replace(day=1)
+    cache = await state.store.cache_usage(since, site.today, key_hash=None if every_key else record.hash)
+    names = {k.hash: k.name for k in await state.keys.list(limit=1000)} if every_key else None
+    page = pages.overview(site, record, rows, s.csrf, s.record.is_admin, cache, names)
     return html(request, "console", page)
 
 
+async def _key_names(request: web.Request, s: Signed) -> dict[str, str] | None:
+    """Key hash -> name for a log spanning several keys (the operator's, a team's, a person's);
+    None for a pasted key's own log, which spans one."""
+    keys = request.app[STATE].keys
+    if s.record.is_admin:
+        return {k.hash: k.name for k in await keys.list(limit=_NAMED_KEYS)}
+    if s.user is None:
+        return None
+    team_admin = s.user.team_admin and s.user.team_id is not None
+    owned = await (keys.list(team_id=s.user.team_id, limit=_NAMED_KEYS) if team_admin
+                   else keys.list(user_id=s.user.id, limit=_NAMED_KEYS))  # fmt: skip
+    return {k.hash: k.name for k in owned}
+
+
 async def log_list(request: web.Request, s: Signed) -> web.StreamResponse:
+    """The request log: every request this session may see (people.scope), filtered by the query's
+    key, user, team and model; one that asks for what the session may not see shows nothing."""
     try:
         before = float(request.query["before"]) if "before" in request.query else None
     except ValueError:
         before = None
-    gens = await request.app[STATE].store.list_generations(_key_param(request, s), before=before, limit=LOG_PAGE)
-    key = request.query.get("key", "") if s.record.is_admin else ""
-    page = pages.logs(_site(request.app[WEB], request), gens, LOG_PAGE, s.csrf, s.record.is_admin, key)
+    match = people.narrow(people.scope(s.record, s.user), people.log_filter(request.query))
+    store = request.app[STATE].store
+    gens = [] if match is None else await store.find_generations(match, before=before, limit=LOG_PAGE)
+    names = await _key_names(request, s)
+    filters = {name: request.query.get(name, "")[:200] for name in people.log_filters_offered(s.record, s.user)}
+    page = pages.logs(_site(request.app[WEB], request), gens, LOG_PAGE, s.csrf, s.record.is_admin, filters, names)
     return html(request, "console_logs", page)
 
 
 async def log_detail(request: web.Request, s: Signed) -> web.StreamResponse:
     gen_id = request.match_info["id"]
-    gen = None if "\x00" in gen_id else await request.app[STATE].store.get_generation(gen_id)
-    if gen is None or (not s.record.is_admin and gen.key_hash != s.record.hash):
+    match = people.narrow(people.scope(s.record, s.user), GenerationFilter(id=gen_id))
+    found = [] if match is None or "\x00" in gen_id else await request.app[STATE].store.find_generations(match, limit=1)
+    if not found:
         return message(request, s, "There is no such generation of this key.", 404)
-    return html(request, "console_detail", pages.detail(_site(request.app[WEB], request), gen, s.csrf,
+    return html(request, "console_detail", pages.detail(_site(request.app[WEB], request), found[0], s.csrf,
                                                          s.record.is_admin))  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from keeprouter.web.charts import Table
 from keeprouter.web.console_common import html, message, signed_in
 from keeprouter.web.pages.common import Link, Site
 from keeprouter.web.pages.console import credit
+from keeprouter.web.pages.people import log_url
 from keeprouter.web.routes import WEB, _site
 from keeprouter.web.session import Signed
 
@@ -122,9 +123,10 @@ async def keys_page(request: web.Request, s: Signed) -> web.StreamResponse:
         c = credit(r)
         rows.append((Link(r.name, f"/console?key={r.hash}", ""), r.label, "disabled" if r.disabled else "enabled",
                      c.used, c.limit, c.remaining, r.limit_reset or f.DASH, str(r.rpm_limit or f.DASH),
-                     str(r.tpm_limit or f.DASH), f.usd(r.usage)))  # fmt: skip
-    table = Table(("Name", "Key", "State", "Used", "Limit", "Remaining", "Resets", "RPM", "TPM", "All-time usage"),
-                  tuple(rows))  # fmt: skip
+                     str(r.tpm_limit or f.DASH), f.usd(r.usage),
+                     Link("requests", log_url(key=r.hash), "")))  # fmt: skip
+    table = Table(("Name", "Key", "State", "Used", "Limit", "Remaining", "Resets", "RPM", "TPM", "All-time usage",
+                   "Log"), tuple(rows))  # fmt: skip
     page = AdminPage(_site(request.app[WEB], request), "/console/keys", "Keys", s.csrf, True, table,
                      tuple((r.hash, r.name, r.disabled) for r in records))  # fmt: skip
     return html(request, "console_keys", page)

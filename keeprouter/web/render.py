@@ -77,7 +77,8 @@ class Renderer:
         for env in (self.html, self.md):
             env.tests["link"] = lambda v: isinstance(v, Link)
 
-    def render(self, template: str, page: Any, form: str) -> str:
-        """`template` without extension; `form` is "html" or "md"."""
+    def render(self, template: str, page: Any, form: str, **context: Any) -> str:
+        """`template` without extension; `form` is "html" or "md"; `context`: more template
+        variables (the console's menu)."""
         env = self.html if form == "html" else self.md
-        return env.get_template(f"{template}.{form}").render(page=page)
+        return env.get_template(f"{template}.{form}").render(page=page, **context)

@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from keeprouter.keys import KeyService
-from keeprouter.store.base import KeyRecord, SessionRecord, SessionStore
+from keeprouter.store.base import KeyRecord, SessionRecord, SessionStore, UserRecord
 
 COOKIE = "kr_session"
 LOGIN_COOKIE = "kr_login"  # the pre-session nonce of the sign-in form
@@ -76,10 +76,12 @@ class LoginGuard:
 
 @dataclass(frozen=True, slots=True)
 class Signed:
-    """A resolved session: its id (to derive the CSRF token), and the key it signs in as."""
+    """A resolved session: its id (to derive the CSRF token), and the key it signs in as; for a
+    person signed in with OpenID Connect, their user record too (read by the console's guard)."""
 
     session_id: str
     record: KeyRecord
+    user: UserRecord | None = None
 
     @property
     def csrf(self) -> str:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from keeprouter.config import EndpointConfig
 from keeprouter.routing.health import HealthTracker
 from keeprouter.routing.select import endpoint_key
-from keeprouter.store.base import ActivityRow, AppRow, EndpointDay, Store
+from keeprouter.store.base import ActivityRow, AppRow, CacheUsageRow, EndpointDay, Store
 
 T = TypeVar("T")
 DEFAULT_TTL = 5.0  # seconds a page figure may lag the records
@@ -81,6 +81,12 @@ class PageSources:
         """Every endpoint's persisted health per UTC day over the last `days` days."""
         start, end = self.window(days)
         return await self._cached(("health", start, end), lambda: self.store.endpoint_daily(None, start, end))
+
+    async def cache_usage(self, *, model: str | None = None) -> list[CacheUsageRow]:
+        """This UTC month's prompt-cache figures per (model, key), of one model when given."""
+        end = self.today()
+        start = end.replace(day=1)
+        return await self._cached(("cache", start, end, model), lambda: self.store.cache_usage(start, end, model=model))
 
     async def apps(self, days: int, *, model: str | None = None, limit: int = 20) -> list[AppRow]:
         start, end = self.window(days)

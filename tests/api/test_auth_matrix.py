@@ -1,7 +1,7 @@
 """Every route class x every credential form (reliability B3.6), through the real in-process gateway.
 
-The console's routes are checked the same way with sessions instead of keys (none, a customer's,
-the admin's, expired, of a key disabled since): see test_console_routes_by_session.
+The console's routes are checked the same way with sessions instead of keys: see
+tests/web/test_console_matrix.py.
 
 Pinned decisions:
 - Keys come from `Authorization: Bearer KEY` (scheme case-insensitive, extra spaces ignored) or
@@ -16,7 +16,6 @@ Pinned decisions:
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import re
 import time
@@ -29,16 +28,14 @@ import aiohttp
 import orjson
 import pytest
 import pytest_asyncio
-from support.console import browser, post_login
 from support.gateway import RunningGateway, run_gateway, sqlite_url, two_format_config
 from upstreams.anthropic_server import AnthropicUpstream
 from upstreams.openai_server import OpenAIUpstream
 from upstreams.script import Fault
 
 from keeprouter.api.http import STATE
-from keeprouter.store.base import KeyPatch, SessionRecord
+from keeprouter.store.base import KeyPatch
 from keeprouter.web.routes import WEB
-from keeprouter.web.session import ABSOLUTE_SECONDS, COOKIE, csrf_token
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 ANTHROPIC_VERSION = {"anthropic-version": "2023-06-01"}
@@ -356,91 +353,6 @@ async def test_public_routes_need_no_key(gw: RunningGateway) -> None:
                      "/api/v1/models/gpt-test/uptime"):  # fmt: skip
             async with s.get(gw.url + path) as r:
                 assert r.status == 200, path
-
-
-# ---- the console: every route x every kind of session --------------------------------------
-
-
-@dataclass(frozen=True)
-class ConsoleRoute:
-    method: str
-    path: str  # "{hash}": the target key's hash
-    customer: int  # what a live customer session gets
-    admin: int  # and the admin's
-    form: Any = None
-    pattern: str = ""  # the router's pattern, when not the path itself
-
-    @property
-    def route(self) -> tuple[str, str]:
-        return self.method, self.pattern or self.path
-
-
-ACTION = "/console/keys/{hash}/{action}"
-CONSOLE = [
-    ConsoleRoute("GET", "/console", 200, 200),
-    ConsoleRoute("GET", "/console/logs", 200, 200),
-    ConsoleRoute("GET", "/console/logs/gen-none", 404, 404, pattern="/console/logs/{id}"),
-    ConsoleRoute("GET", "/console/keys", 403, 200),
-    ConsoleRoute("POST", "/console/keys", 403, 201, {"name": "made"}),
-    ConsoleRoute("GET", "/console/keys/{hash}/edit", 403, 200),
-    ConsoleRoute("POST", "/console/keys/{hash}/edit", 403, 303, {"name": "edited", "limit": "3"}, ACTION),
-    ConsoleRoute("POST", "/console/keys/{hash}/disable", 403, 303, pattern=ACTION),
-    ConsoleRoute("POST", "/console/keys/{hash}/enable", 403, 303, pattern=ACTION),
-    ConsoleRoute("GET", "/console/providers", 403, 200),
-    ConsoleRoute("GET", "/console/me", 303, 303),  # a person's page (OpenID Connect sign-in); keys go to /console
-    ConsoleRoute("POST", "/console/keys/{hash}/delete", 403, 303, pattern=ACTION),
-    ConsoleRoute("POST", "/logout", 303, 303),  # last: it ends the session
-]
-
-
-async def _session(gw: RunningGateway, key: str) -> str:
-    """Signs `key` in; the session cookie's value."""
-    async with browser() as s:
-        r = await post_login(s, gw.url, key)
-        assert r.status == 303, r.status
-        return r.cookies["kr_session"].value
-
-
-async def test_console_routes_by_session(gw: RunningGateway) -> None:
-    """Without a live session (none, expired, or its key disabled since) every console route goes to
-    /login; a customer gets their own pages and 403 on the operator's; the admin gets everything. A
-    POST with a live session but without its CSRF token is refused."""
-    table = {(m, p) for m, p in _route_table(gw) if (p.startswith("/console") or p == "/logout") and m != "HEAD"}
-    assert table == {r.route for r in CONSOLE}, table ^ {r.route for r in CONSOLE}  # every console route has a row
-
-    customer = (await admin(gw, "POST", "/api/v1/keys", {"name": "customer"}))["key"]
-    to_disable = await admin(gw, "POST", "/api/v1/keys", {"name": "disabled-later"})
-    target = (await admin(gw, "POST", "/api/v1/keys", {"name": "target"}))["data"]["hash"]
-    sessions = {"customer": await _session(gw, customer), "admin": await _session(gw, ADMIN),
-                "disabled": await _session(gw, to_disable["key"]), "expired": "expired-" + "x" * 40}  # fmt: skip
-    await admin(gw, "PATCH", f"/api/v1/keys/{to_disable['data']['hash']}", {"disabled": True})
-    past = time.time() - 60
-    await gw.server.app[STATE].store.insert_session(SessionRecord(
-        id_hash=hashlib.sha256(sessions["expired"].encode()).hexdigest(), key_hash=to_disable["data"]["hash"],
-        created_at=past - ABSOLUTE_SECONDS, last_seen=past, expires_at=past))  # fmt: skip
-    async with aiohttp.ClientSession(timeout=TIMEOUT) as s:
-
-        async def send(route: ConsoleRoute, who: str | None, *, with_csrf: bool = True) -> tuple[int, str]:
-            cookie = {"Cookie": f"{COOKIE}={sessions[who]}"} if who else {}
-            data = dict(route.form or {})
-            if who and with_csrf:
-                data["csrf"] = csrf_token(sessions[who])
-            url = gw.url + route.path.replace("{hash}", target)
-            async with s.request(route.method, url, data=data if route.method == "POST" else None, headers=cookie,
-                                 allow_redirects=False) as r:  # fmt: skip
-                body = await r.text()
-                for secret in (customer, ADMIN, *sessions.values()):
-                    assert secret not in body
-                return r.status, r.headers.get("Location", "")
-
-        for route in CONSOLE:
-            for who in (None, "expired", "disabled"):
-                assert await send(route, who) == (303, "/login"), (route.path, who)
-            if route.method == "POST":
-                for who in ("customer", "admin"):
-                    assert (await send(route, who, with_csrf=False))[0] == 403, (route.path, who)
-            assert (await send(route, "customer"))[0] == route.customer, route.path
-            assert (await send(route, "admin"))[0] == route.admin, route.path
 
 
 # ---- secrets ---------------------------------------------------------------------------------

@@ -309,7 +309,7 @@ MID_STREAM: dict[str, Fault] = {
 }
 
 
-# The idle timeout never fires through the gateway: Transport.post_stream holds one asyncio.timeout
+# The idle timeout never fires through the gateway: Transport.post_stream_reads holds one asyncio.timeout
 # across `yield`, so it belongs to the task that read the first event (inference's `opening` task,
 # finished by then); on expiry it cancels that task, and the next event hits
 # "RuntimeError: Cannot change state of expiring Timeout" (500 traceback, nothing recorded).

@@ -69,3 +69,19 @@ def test_anthropic_thinking_without_signature_is_plain_text_not_anthropic_state(
         ThinkingPart(text="from deepseek"),
         ThinkingPart(text="from claude", signature="S", origin="anthropic"),
     ]
+
+
+def test_bedrocks_claude_thinking_is_claudes_format_and_comes_back_replayable() -> None:
+    """Bedrock signs Claude's thinking in Claude's format: the Chat client sees `anthropic-claude-v1`
+    (as for Claude anywhere), and it reads back as origin "anthropic", which the Bedrock and
+    Anthropic translators replay (the router, not the format, knows which endpoint issued it)."""
+    parts: list[Part] = [
+        ThinkingPart(text="a", signature="S", origin="bedrock"),
+        ThinkingPart(redacted="R", origin="bedrock"),
+    ]
+    details = reasoning_details(parts)
+    assert [d["format"] for d in details] == ["anthropic-claude-v1", "anthropic-claude-v1"]
+    assert parse_assistant({"role": "assistant", "reasoning_details": details}, "m") == [
+        ThinkingPart(text="a", signature="S", origin="anthropic"),
+        ThinkingPart(redacted="R", origin="anthropic"),
+    ]

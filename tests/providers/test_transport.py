@@ -17,8 +17,12 @@ P = provider("openai")
 EP = endpoint(P)
 
 
-async def _frames(stream: AsyncGenerator[Frame, None]) -> list[Frame]:
-    return [f async for f in stream]
+async def _frames(reads: AsyncGenerator[list[Frame], None]) -> list[Frame]:
+    out: list[Frame] = []
+    async for frames in reads:
+        assert frames, "a read that completed no frame is not yielded"
+        out += frames
+    return out
 
 
 def _fixed(answer: FakeResponse) -> FakeTransport:
@@ -27,7 +31,10 @@ def _fixed(answer: FakeResponse) -> FakeTransport:
 
 async def test_post_stream_yields_the_frames_of_the_body() -> None:
     t = _fixed(FakeResponse(body=[b"event: e\nda", b"ta: 1\n\ndata: 2\n", b"\n"]))
-    assert await _frames(t.post_stream("http://u/x", b"{}", {"A": "b"}, EP.timeout)) == [("e", b"1"), (None, b"2")]
+    assert await _frames(t.post_stream_reads("http://u/x", b"{}", {"A": "b"}, EP.timeout)) == [
+        ("e", b"1"),
+        (None, b"2"),
+    ]
     assert t.requests == [FakeRequest("POST", "http://u/x", {"A": "b"}, b"{}")]
     assert t.answers[0].closed
 
@@ -36,7 +43,7 @@ async def test_bytes_the_framing_refuses_are_an_invalid_stream(monkeypatch: pyte
     monkeypatch.setattr(sse, "MAX_LINE", 8)
     t = _fixed(FakeResponse(body=[b"data: " + b"x" * 64]))
     with pytest.raises(UpstreamError, match="fake-openai sent an invalid stream"):
-        await _frames(t.post_stream("http://u", b"", {}, EP.timeout))
+        await _frames(t.post_stream_reads("http://u", b"", {}, EP.timeout))
     assert t.answers[0].closed
 
 
@@ -50,7 +57,7 @@ async def test_a_streamed_error_body_is_read_only_up_to_the_bound() -> None:
 
     t = _fixed(FakeResponse(status=500, body=endless()))
     with pytest.raises(UpstreamError, match="failed with HTTP 500"):
-        await _frames(t.post_stream("http://u", b"", {}, EP.timeout))
+        await _frames(t.post_stream_reads("http://u", b"", {}, EP.timeout))
     assert len(pulled) == 66  # 64 KiB, not the whole body
     assert t.answers[0].closed
 

@@ -19,9 +19,10 @@ def _message(m: Msg) -> list[dict[str, Any]]:
         out: dict[str, Any] = {"role": "assistant", "content": m.text or None}
         if m.calls:
             out["tool_calls"] = [
-                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.args)}}
+                {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.args)},
+                 **(c.extra or {})}
                 for c in m.calls
-            ]
+            ]  # fmt: skip
         if m.reasoning:  # sent back as OpenRouter's clients do
             out["reasoning_details"] = list(m.reasoning)
         return [out]
@@ -53,6 +54,12 @@ def request(model: str, ask: Ask) -> dict[str, Any]:
     return kw
 
 
+def _extra(fields: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A call's `extra_content` (Gemini's thought signature rides there), to send back with it."""
+    ec = (fields or {}).get("extra_content")
+    return {"extra_content": ec} if ec else None
+
+
 def _dropped(headers: Any) -> dict[str, str]:
     value = headers.get("x-keeprouter-dropped")
     return {"x-keeprouter-dropped": value} if value else {}
@@ -68,7 +75,7 @@ def _read(r: ChatCompletion, generation_id: str | None) -> Result:
         reasoning=list(extra.get("reasoning_details") or []),
         text=msg.content or "",
         calls=[
-            Call(c.id, c.function.name, json.loads(c.function.arguments))
+            Call(c.id, c.function.name, json.loads(c.function.arguments), _extra(c.model_extra))
             for c in msg.tool_calls or []
             if c.type == "function"
         ],
@@ -99,6 +106,7 @@ async def send(client: openai.AsyncOpenAI, model: str, ask: Ask, stream: bool) -
     headers = chunks.response.headers
     res = Result(generation_id=headers.get("x-generation-id"), headers=_dropped(headers))
     slots: dict[int, dict[str, str]] = {}
+    extras: dict[int, dict[str, Any]] = {}
     finishes = 0
     try:
         async for chunk in chunks:
@@ -113,6 +121,8 @@ async def send(client: openai.AsyncOpenAI, model: str, ask: Ask, stream: bool) -
                 res.reasoning += extra.get("reasoning_details") or []
                 for tc in c.delta.tool_calls or []:
                     slot = slots.setdefault(tc.index, {"id": "", "name": "", "args": ""})
+                    if (extra := _extra(tc.model_extra)) is not None:
+                        extras[tc.index] = extra
                     if tc.id:
                         assert not slot["id"], "tool call id repeated on a later fragment"
                         slot["id"] = tc.id
@@ -127,7 +137,9 @@ async def send(client: openai.AsyncOpenAI, model: str, ask: Ask, stream: bool) -
         res.error = Failure(status=None, shape=error_shape({"error": e.body}), message=e.message)
         return res
     assert finishes == 1, f"expected exactly one finish_reason chunk, got {finishes}"
-    res.calls = [Call(s["id"], s["name"], json.loads(s["args"] or "{}")) for _, s in sorted(slots.items())]
+    res.calls = [
+        Call(s["id"], s["name"], json.loads(s["args"] or "{}"), extras.get(i)) for i, s in sorted(slots.items())
+    ]
     return res
 
 

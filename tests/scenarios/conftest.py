@@ -32,6 +32,11 @@ ACROSS_REASONING = "across-reasoning"  # a model served by every reasoning kind'
 NO_REASONING = "no-reasoning"  # a model on the first upstream kind's emulator, without the reasoning capability
 
 
+def across(a: str, b: str) -> str:
+    """The model served by the reasoning kinds `a` and `b` only (either order)."""
+    return "across-" + "-".join(sorted((a, b)))
+
+
 @dataclass
 class Lane:
     """One upstream kind's emulator, as the scenarios see it."""
@@ -125,17 +130,21 @@ def gateway_config(emulators: dict[str, EmulatedUpstream], database: str) -> dic
              "capabilities": [c for c in CAPABILITIES if c != "reasoning"]}
         ],
     }  # fmt: skip
-    # one model on every upstream kind that reasons: a conversation may move between them
-    models[ACROSS_REASONING] = {
-        "name": "Across reasoning upstreams",
-        "maker": "Test",
-        "context_length": 200000,
-        "endpoints": [
+    # one model on every upstream kind that reasons: a conversation may move between them; and one
+    # per pair of them, so a conversation moved from one to the other meets no third
+    reasoning = [k for k in UPSTREAM_KINDS if k.reasons]
+
+    def across_model(name: str, kinds: list[UpstreamKind]) -> dict[str, Any]:
+        endpoints = [
             {"provider": k.name, "model": k.upstream_model, "pricing": PRICING, "capabilities": CAPABILITIES}
-            for k in UPSTREAM_KINDS
-            if k.reasons
-        ],
-    }
+            for k in kinds
+        ]
+        return {"name": name, "maker": "Test", "context_length": 200000, "endpoints": endpoints}
+
+    models[ACROSS_REASONING] = across_model("Across reasoning upstreams", reasoning)
+    for i, a in enumerate(reasoning):
+        for b in reasoning[i + 1 :]:
+            models[across(a.name, b.name)] = across_model(f"Across {a.name} and {b.name}", [a, b])
     providers = {k.name: k.provider(emulators[k.name]) for k in UPSTREAM_KINDS}
     return {"database": database, "admin_key": ADMIN_KEY, "providers": providers, "models": models}
 

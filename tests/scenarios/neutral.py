@@ -22,11 +22,14 @@ Finish = Literal["end", "max_tokens", "tool_use", "stop_sequence"]
 
 @dataclass(frozen=True)
 class Call:
-    """One tool call: its id, the tool's name and the parsed arguments."""
+    """One tool call: its id, the tool's name and the parsed arguments; `extra`, what the client API
+    carries beside them on the call and a client sends back with it (Chat's `extra_content`, where
+    Gemini's thought signature rides), is not part of what the call is."""
 
     id: str
     name: str
     args: Any
+    extra: dict[str, Any] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Reasoning through every client API to the upstreams that reason, streamed and not: a two-step tool
 loop with reasoning on, where each emulator enforces its provider's rule for what must come back
-(Anthropic: the exact signed thinking; DeepSeek: the exact ``reasoning_content`` on tool-call turns),
+(Anthropic and Claude on Bedrock or Vertex: the exact signed thinking; DeepSeek: the exact
+``reasoning_content`` on tool-call turns; Gemini 3: the exact thought signature on each call),
 so turn 2 succeeds only if the client's echo reached the upstream byte for byte. Also: reasoning
 tokens billed as the upstream counted them, and reasoning asked of a model without it dropped and
 named in ``X-KeepRouter-Dropped``."""
@@ -11,10 +12,10 @@ import pytest
 from upstreams.script import Fault, Reply, ToolCall
 
 from scenarios.client_api import ClientApi
-from scenarios.conftest import ACROSS_REASONING, NO_REASONING, World
-from scenarios.neutral import Ask, Msg, Tool
+from scenarios.conftest import NO_REASONING, World, across
+from scenarios.neutral import Ask, Call, Msg, Tool
 from scenarios.rows import Case, api_cases, cases
-from scenarios.upstream_kinds import UPSTREAM_KINDS
+from scenarios.upstream_kinds import UPSTREAM_KINDS, UpstreamKind
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -25,6 +26,11 @@ WEATHER = Tool(
 )
 THOUGHT = "The user wants Paris weather; call the tool."
 QUESTION = Msg("user", "Weather in Paris?")
+
+
+def _as_sent(kind: UpstreamKind, call: Call) -> tuple[Call, ...]:
+    """`call` as `kind`'s wire carries it (Gemini's calls have no id)."""
+    return kind.as_sent([Msg("assistant", calls=(call,))])[0].calls
 
 
 @cases("reasoning-tool-loop", reasons=True)
@@ -48,7 +54,10 @@ async def test_tool_loop_with_reasoning_sends_back_what_the_upstream_issued(worl
     # the emulator refuses turn 2 unless it got back exactly the reasoning it issued with the call
     assert second.error is None, second.error
     assert second.text == "Sunny in Paris."
-    assert lane.sent().messages[1].calls == (call,)
+    assert lane.sent().messages[1].calls == _as_sent(lane.kind, call)
+    assert case.kind.replayed_exactly(lane.emulator, lane.generations()[-1]), (
+        "the issued signed state did not come back"
+    )
 
 
 @cases("reasoning-tokens", reasons=True)
@@ -86,12 +95,13 @@ async def test_a_tool_loop_moved_to_another_provider_midway_goes_on(
     """Turn 1 is served by `began` (the other fails), turn 2 by `moved`: the reasoning `began` issued
     is not `moved`'s to verify, so it is left out, and `moved` answers rather than refusing the loop."""
     lanes = world.lanes
+    model = across(began, moved)
     lanes[began].script(
         Reply(text=None, thinking=THOUGHT, tool_calls=[ToolCall(None, "get_weather", {"city": "Paris"})])
     )
     lanes[moved].script(Fault(status=500))
     ask = Ask(messages=(QUESTION,), tools=(WEATHER,), reasoning="low", max_tokens=4096)
-    first = await world.send_as(api, stream, ask, ACROSS_REASONING)
+    first = await world.send_as(api, stream, ask, model)
     assert first.error is None and first.reasoning
     [call] = first.calls
     for lane in lanes.values():  # an unused fault must not meet turn 2
@@ -105,8 +115,8 @@ async def test_a_tool_loop_moved_to_another_provider_midway_goes_on(
         Msg("tool", results=((call.id, "sunny, 24C"),)),
     )
     second = await world.send_as(
-        api, stream, Ask(messages=turns, tools=(WEATHER,), reasoning="low", max_tokens=4096), ACROSS_REASONING
+        api, stream, Ask(messages=turns, tools=(WEATHER,), reasoning="low", max_tokens=4096), model
     )
     assert second.error is None, second.error
     assert second.text == "Sunny in Paris."
-    assert lanes[moved].sent().messages[1].calls == (call,)
+    assert lanes[moved].sent().messages[1].calls == _as_sent(lanes[moved].kind, call)

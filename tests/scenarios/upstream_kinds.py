@@ -53,6 +53,11 @@ class UpstreamKind:
     reasons: bool = False
     # its usage counts reasoning tokens apart (Anthropic's counts them only within output_tokens)
     reports_reasoning_tokens: bool = True
+    model: str | None = None  # the upstream's model name (default `up-<name>`), where the name matters
+    # whether a generation request carried back exactly the signed state the emulator issued, for a
+    # rule that admits a stand-in (Gemini 3 takes Google's placeholder signature): elsewhere the
+    # emulator refusing anything else is the proof
+    replayed_exactly: Callable[[EmulatedUpstream, Received], bool] = lambda emulator, rec: True
 
     def provider(self, emulator: EmulatedUpstream) -> dict[str, Any]:
         """The provider block of the gateway config for this emulator."""
@@ -76,7 +81,7 @@ class UpstreamKind:
     @property
     def upstream_model(self) -> str:
         """The model name the gateway sends upstream."""
-        return f"up-{self.name}"
+        return self.model or f"up-{self.name}"
 
 
 # ---- the OpenAI Chat Completions wire --------------------------------------------------------------
@@ -244,6 +249,13 @@ def read_gemini(rec: Received) -> Sent:
     )
 
 
+def gemini_signed_exactly(emulator: EmulatedUpstream, rec: Received) -> bool:
+    """Every function call sent back carries the signature this Gemini emulator issued for it."""
+    assert isinstance(emulator, GeminiUpstream)
+    calls = [p for c in rec.body["contents"] if c["role"] == "model" for p in c["parts"] if "functionCall" in p]
+    return bool(calls) and all(emulator.signed_by_me(p) for p in calls)
+
+
 # ---- Vertex AI: Gemini's wire and Anthropic's at Vertex's paths, behind a service account ------------
 
 VERTEX_PATH = "/v1/projects/test-project/locations/us-east5/publishers"
@@ -254,16 +266,10 @@ class VertexKind(UpstreamKind):
     """Vertex authenticates with a service account's key file (its token_uri is the emulator), not an
     api_key; the family is picked by the upstream model's name, so a Claude row names a `claude-` one."""
 
-    model: str | None = None
-
     def provider(self, emulator: EmulatedUpstream) -> dict[str, Any]:
         assert isinstance(emulator, VertexUpstream)
         return {"api": self.api, "base_url": emulator.url, "project": emulator.project,
                 "location": emulator.location, "credentials": emulator.key_file()}  # fmt: skip
-
-    @property
-    def upstream_model(self) -> str:
-        return self.model or f"up-{self.name}"
 
 
 def read_vertex_claude(rec: Received) -> Sent:
@@ -333,6 +339,10 @@ def read_bedrock(rec: Received) -> Sent:
         stream=action == "converse-stream",
         body=body,
     )
+
+
+BEDROCK_CLAUDE = "anthropic.claude-up"  # a Claude model id, so the gateway sends Claude's knobs
+GEMINI_3 = "gemini-3-up"  # a Gemini 3 name: its emulator signs function calls and verifies them
 
 
 UPSTREAM_KINDS: tuple[UpstreamKind, ...] = (
@@ -419,9 +429,7 @@ UPSTREAM_KINDS: tuple[UpstreamKind, ...] = (
         ),
         read=read_vertex_claude,
         stream_extras={"stream": True},
-        # Its emulator verifies signed thinking as the anthropic row's does; not yet a `reasons` row:
-        # the "moved midway" scenario scripts only the two lanes it names, and a third reasoning kind
-        # on its shared model answers it unscripted.
+        reasons=True,  # its emulator verifies signed thinking as the anthropic row's does
         reports_reasoning_tokens=False,
         model="claude-up@1",
     ),
@@ -435,5 +443,37 @@ UPSTREAM_KINDS: tuple[UpstreamKind, ...] = (
         says_no_tools=False,  # Converse has no "none" tool choice
         document_names=False,
         options={"region": REGION, "aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY},
+    ),
+    UpstreamKind(  # Claude on Converse: thinking in additionalModelRequestFields, signed reasoningContent
+        name="bedrock-claude",
+        emulator=lambda: BedrockUpstream(verify_thinking=True),
+        api="bedrock",
+        api_key=None,
+        generation_paths=(f"/model/{BEDROCK_CLAUDE}/converse", f"/model/{BEDROCK_CLAUDE}/converse-stream"),
+        read=read_bedrock,
+        says_no_tools=False,
+        document_names=False,
+        options={"region": REGION, "aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY},
+        reasons=True,
+        reports_reasoning_tokens=False,  # Converse's usage has no reasoning count
+        model=BEDROCK_CLAUDE,
+    ),
+    UpstreamKind(  # Gemini 3 on its native API: thought signatures on function calls, verified
+        name="gemini-3",
+        emulator=GeminiUpstream,
+        api="gemini",
+        api_key=GeminiUpstream.DEFAULT_KEY,
+        generation_paths=(
+            f"/v1beta/models/{GEMINI_3}:generateContent",
+            f"/v1beta/models/{GEMINI_3}:streamGenerateContent",
+        ),
+        read=read_gemini,
+        reports_stop_sequence=False,
+        reports_cache_writes=False,
+        call_ids=False,
+        document_names=False,
+        reasons=True,
+        model=GEMINI_3,
+        replayed_exactly=gemini_signed_exactly,
     ),
 )

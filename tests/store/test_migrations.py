@@ -31,6 +31,10 @@ RELEASED = {
     ("postgres", "0006_people.sql"): "3ab8da5a6b5e72605092218ca289c62197c697276c56087f531acbcbcc8be9e8",
     ("sqlite", "0007_stored_responses.sql"): "4ccb3d97f824b28dbbbd0f00ca55b13296577da3bd07ecf2bb52c9b6e88fe190",
     ("postgres", "0007_stored_responses.sql"): "4ccb3d97f824b28dbbbd0f00ca55b13296577da3bd07ecf2bb52c9b6e88fe190",
+    ("sqlite", "0008_response_cache.sql"): "3312ee9898e317207890ff3e09d239b19d1a91782ba619f41c418f71602b6a2a",
+    ("postgres", "0008_response_cache.sql"): "9635ff54027e0957277d48fc44d903acb8fa47b964f36b122cda1d23ac294815",
+    ("sqlite", "0009_generations_created.sql"): "3d1c27318984f67ece9ef2f5b9262320a005bcd66d8d9202592a5ea93c0e98f3",
+    ("postgres", "0009_generations_created.sql"): "3d1c27318984f67ece9ef2f5b9262320a005bcd66d8d9202592a5ea93c0e98f3",
 }
 
 

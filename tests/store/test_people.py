@@ -6,10 +6,11 @@ import asyncio
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 
 from keeprouter.store import Store
-from keeprouter.store.base import BudgetPatch, KeyPatch, TeamRecord, UserRecord
+from keeprouter.store.base import BudgetPatch, GenerationFilter, KeyPatch, TeamRecord, UserRecord, day_date
 from store.backends import DAY, T0
 from store.test_store_ledger import gen, ledger, make_key
 
@@ -168,3 +169,40 @@ async def test_max_parallel_requests_counts_open_holds_exactly(store: Store) -> 
     assert await store.reserve(k, "n4", D("0"), T0 + 120, T0 + 61)
     u = await ledger(store, k)
     assert u.open_holds == 1
+
+
+async def test_keys_generations_and_activity_are_found_by_owner(store: Store) -> None:
+    """The console's views of a user's or a team's keys and requests: owner filters on both backends,
+    a deleted key's history kept, and every filter combined with AND."""
+    await team(store)
+    await team(store, "t2")
+    await user(store, "u1")
+    await user(store, "u2", team_id="t2")
+    a = await make_key(store, "a", user_id="u1", team_id="t1")
+    b = await make_key(store, "b", team_id="t1")  # the team's service key
+    c = await make_key(store, "c", user_id="u2", team_id="t2")
+    assert [k.hash for k in await store.list_keys(T0, user_id="u1")] == [a]
+    assert {k.hash for k in await store.list_keys(T0, team_id="t1")} == {a, b}
+    assert {k.hash for k in await store.list_keys(T0)} == {a, b, c}
+    for i, (k, model) in enumerate([(a, "m/one"), (b, "m/two"), (c, "m/one"), (a, "m/two")]):
+        hold = f"h{i}"
+        assert await store.reserve(k, hold, D("0.01"), T0 + 60, T0)
+        record = msgspec.structs.replace(gen(k, f"g{i}", "0.01", at=T0 + i), model=model)
+        assert await store.settle(hold, record, T0 + i)
+    await store.delete_key(a, T0 + 10)  # revoked: its requests stay in the log
+
+    async def ids(**kw: Any) -> list[str]:
+        return [g.id for g in await store.find_generations(GenerationFilter(**kw))]
+
+    assert await ids() == ["g3", "g2", "g1", "g0"]  # newest first
+    assert await ids(user_id="u1") == ["g3", "g0"]
+    assert await ids(team_id="t1") == ["g3", "g1", "g0"]
+    assert await ids(team_id="t1", model="m/two") == ["g3", "g1"]
+    assert await ids(key_hash=c, team_id="t1") == []
+    assert await ids(id="g2", team_id="t2") == ["g2"] and await ids(id="g2", team_id="t1") == []
+    older = await store.find_generations(GenerationFilter(team_id="t1"), before=T0 + 3, limit=1)
+    assert [g.id for g in older] == ["g1"]
+    day = day_date(int(T0 // DAY))
+    by_team = await store.activity(day, day, team_id="t1")
+    assert sum(r.requests for r in by_team) == 3 and {r.model for r in by_team} == {"m/one", "m/two"}
+    assert sum(r.requests for r in await store.activity(day, day, key_hash=c)) == 1

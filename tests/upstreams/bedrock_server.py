@@ -30,6 +30,7 @@ from botocore.credentials import Credentials
 
 from . import native_embeddings
 from .base import EmulatedUpstream, Received, StreamPlan
+from .bedrock_thinking import MODEL_ERRORS, as_messages, claude
 from .script import Fault, Reply, ToolCall, pieces
 
 ACCESS_KEY = "AKIDKEEPROUTERTEST01"
@@ -131,6 +132,7 @@ class BedrockUpstream(EmulatedUpstream):
         api_key: str | None = API_KEY,
         region: str = REGION,
         validate: bool = True,
+        verify_thinking: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
     ):
@@ -138,6 +140,9 @@ class BedrockUpstream(EmulatedUpstream):
         self.access_key, self.secret_key, self.session_token = access_key, secret_key, session_token
         self.region = region
         self.validate = validate
+        # With `verify_thinking`, thinking is signed and checked as Claude does behind Converse (the
+        # Anthropic emulator's signer and rule, never started; see bedrock_thinking).
+        self.claude = claude(verify_thinking)
         self.add_route("POST", "/model/{model}/converse", self._converse)
         self.add_route("POST", "/model/{model}/converse-stream", self._converse_stream)
         self.add_route("POST", "/model/{model}/count-tokens", self._count_tokens)
@@ -186,6 +191,8 @@ class BedrockUpstream(EmulatedUpstream):
             return self.error_response(400, "Malformed input request, please reformat your input and try again.")
         if self.validate and (problem := invalid(rec.body)) is not None:
             return self.error_response(400, problem)
+        if self.claude.verify_thinking and (problem := self.claude._thinking_problem(as_messages(rec.body))):
+            return self.error_response(400, MODEL_ERRORS + problem)
         return await self.generate(request, rec, stream=stream)
 
     # ----- auth ---------------------------------------------------------------------------------
@@ -281,11 +288,14 @@ class BedrockUpstream(EmulatedUpstream):
             return reply
         return dataclasses.replace(reply, text=None, tool_calls=[ToolCall(None, str(forced.get("name")), args)])
 
-    @staticmethod
-    def _blocks(reply: Reply) -> list[dict[str, Any]]:
+    def _blocks(self, reply: Reply) -> list[dict[str, Any]]:
         blocks: list[dict[str, Any]] = []
         if reply.thinking is not None:
-            text = {"text": reply.thinking, "signature": reply.thinking_signature}
+            signature = reply.thinking_signature
+            if self.claude.verify_thinking:
+                signature = reply.signature or self.claude.sign(reply.thinking)
+                self.claude.issued[signature] = reply.thinking
+            text = {"text": reply.thinking, "signature": signature}
             blocks.append({"reasoningContent": {"reasoningText": text}})
         if reply.text is not None:
             blocks.append({"text": reply.text})

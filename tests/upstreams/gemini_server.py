@@ -193,6 +193,12 @@ class GeminiUpstream(EmulatedUpstream):
         self.issued[raw] = key
         return base64.b64encode(raw).decode()
 
+    def signed_by_me(self, part: dict[str, Any]) -> bool:
+        """Whether a `functionCall` part carries the very signature this server issued for that call
+        (Google's placeholder is not)."""
+        call = part.get("functionCall") or {}
+        return self.issued.get(_raw(part.get("thoughtSignature"))) == _call_key(str(call.get("name")), call.get("args"))
+
     def issued_signature(self, key_prefix: str) -> str:
         """The signature handed out for the first call whose key starts with ``key_prefix`` ("name:")."""
         return next(base64.b64encode(raw).decode() for raw, key in self.issued.items() if key.startswith(key_prefix))

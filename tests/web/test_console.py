@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest_asyncio
@@ -89,6 +90,11 @@ async def test_customer_sees_only_their_own_generations_credit_and_session_ends_
             remaining = record.limit_remaining
             assert remaining is not None
             assert "Spend per day by model" in body and "claude-test" in body and "gpt-test" in body
+            # this month's prompt cache, per model, of this key only (no per-key table for a key)
+            assert "Prompt cache by model" in body and "Prompt cache by key" not in body
+            async with admin.get(gw.url + "/console") as r:
+                every = await r.text()
+            assert "Prompt cache by key" in every and ">cust<" in every and ">other<" in every
             async with cust.get(gw.url + "/console/logs") as r:
                 logs = await r.text()
             ids = set(re.findall(r'href="/console/logs/(gen-[^"]+)"', logs))
@@ -226,3 +232,66 @@ async def test_deleting_a_key_ends_its_sessions(gw: RunningGateway) -> None:
             assert r.status == 303
         async with cust.get(gw.url + "/console/logs", allow_redirects=False) as r:
             assert (r.status, r.headers["Location"]) == (303, "/login")
+
+
+async def test_the_operators_request_log_shows_every_keys_requests_filtered_and_linked(
+    gw: RunningGateway, openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream
+) -> None:
+    admin_h = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    async with aiohttp.ClientSession() as api:
+
+        async def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+            async with api.post(gw.url + path, json=body, headers=admin_h) as r:
+                assert r.status == 201, await r.text()
+                made: dict[str, Any] = await r.json()
+                return made
+
+        team = (await post("/api/v1/teams", {"name": "Research"}))["data"]["id"]
+        user = (await post("/api/v1/users", {"email": "ada@example.com", "team_id": team}))["data"]["id"]
+        owned = await post("/api/v1/keys", {"name": "ada-laptop", "user_id": user})
+    loose = await gw.create_key("loose")
+    openai_upstream.script(Reply(text="hi", input_tokens=10, output_tokens=5))
+    anthropic_upstream.script(Reply(text="yo", input_tokens=10, output_tokens=5))
+    async with openai_client(gw.url, owned["key"]) as oc, anthropic_client(gw.url, loose["key"]) as ac:
+        await oc.chat.completions.create(model="gpt-test", messages=[{"role": "user", "content": "hi"}])
+        await ac.messages.create(model="claude-test", max_tokens=64, messages=[{"role": "user", "content": "hi"}])
+    await gw.server.app[STATE].gateway.drain()
+    store = gw.server.app[STATE].store
+    mine = {g.id for g in await store.list_generations(owned["data"]["hash"])}
+    theirs = {g.id for g in await store.list_generations(loose["data"]["hash"])}
+    assert len(mine) == len(theirs) == 1
+
+    async with browser() as admin:
+        await sign_in(admin, gw, ADMIN_KEY)
+
+        async def shown(query: str = "") -> set[str]:
+            async with admin.get(gw.url + "/console/logs" + query) as r:
+                assert r.status == 200
+                return set(re.findall(r'href="/console/logs/(gen-[^"]+)"', await r.text()))
+
+        assert await shown() == mine | theirs, "the operator's log is every key's"
+        h = owned["data"]["hash"]
+        assert await shown(f"?key={h}") == mine
+        assert await shown(f"?user={user}") == mine and await shown(f"?team={team}") == mine
+        assert await shown("?model=claude-test") == theirs
+        assert await shown(f"?team={team}&model=claude-test") == set()
+        async with admin.get(gw.url + "/console/logs") as r:
+            page = await r.text()
+            assert f'href="/console/logs?key={h}">ada-laptop</a>' in page  # each row names its key
+            assert 'id="filter-user"' in page and 'id="filter-team"' in page
+        async with admin.get(gw.url + "/console/keys") as r:
+            assert f'href="/console/logs?key={h}"' in await r.text()
+        async with admin.get(gw.url + "/console/people") as r:
+            page = await r.text()
+            assert f'href="/console/logs?team={team}"' in page and f'href="/console/logs?user={user}"' in page
+            assert f'href="/console/teams/{team}"' in page
+        async with admin.get(gw.url + f"/console/teams/{team}") as r:
+            page = await r.text()
+            assert r.status == 200 and "ada@example.com" in page and "ada-laptop" in page
+            assert f'href="/console/logs?team={team}"' in page
+    async with browser() as cust:  # a pasted key still sees only its own requests, whatever it asks for
+        await sign_in(cust, gw, loose["key"])
+        async with cust.get(gw.url + f"/console/logs?key={h}") as r:
+            assert "/console/logs/gen-" not in await r.text()
+        async with cust.get(gw.url + "/console/logs") as r:
+            assert set(re.findall(r'href="/console/logs/(gen-[^"]+)"', await r.text())) == theirs

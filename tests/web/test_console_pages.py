@@ -122,12 +122,17 @@ def test_credit_used_remaining_and_renewal() -> None:
 
 def test_log_rows_older_link_and_detail() -> None:
     gens = [_gen(i, "k") for i in range(3)]
-    full = pages.logs(SITE, gens, 3, "t", True, "k")
-    assert full.older == f"/console/logs?before={gens[-1].created_at!r}&key=k"  # the admin keeps the key asked for
+    full = pages.logs(SITE, gens, 3, "t", True, {"key": "k", "model": "", "team": "t 1"}, {"k": "laptop"})
+    # the filters asked for stay on the next page; the empty one is left out
+    assert full.older == f"/console/logs?before={gens[-1].created_at!r}&key=k&team=t+1"
+    assert full.filters == (("key", "Key (hash)", "k"), ("model", "Model", ""), ("team", "Team id", "t 1"))
     assert pages.logs(SITE, gens, 3, "t", False).older == f"/console/logs?before={gens[-1].created_at!r}"
     assert pages.logs(SITE, gens, 4, "t", False).older == ""  # a short page is the last
     row = full.table.rows[0]
-    assert row[1:] == ("gpt-test", "oa", "120", "$0.0015", "900 ms", "300 ms", "ok", "—")
+    assert full.table.head[1] == "Key" and row[1] == Link("laptop", "/console/logs?key=k", "")  # a log of many keys
+    assert row[2:] == ("gpt-test", "oa", "120", "$0.0015", "900 ms", "300 ms", "ok", "—")
+    one_key = pages.logs(SITE, gens, 3, "t", False).table
+    assert "Key" not in one_key.head and one_key.rows[0][1] == "gpt-test"
     d = pages.detail(SITE, gens[0], "t", False)
     facts = dict(d.facts.rows)
     assert facts["Cost"] == "$0.0015" and facts["Time to first token"] == "300 ms"

@@ -169,4 +169,10 @@ def test_settings_refuse_plain_http_off_loopback_and_open_domains() -> None:
     cfg = parse_auth({"oidc": {"issuer": "https://idp.example.com", **base, "admin_emails": ["Boss@Else.org"]}})
     assert cfg is not None and cfg.allows("ADA@EXAMPLE.COM") and cfg.allows("boss@else.org")
     assert not cfg.allows("ada@example.com.evil.org") and not cfg.allows("ada@sub.example.com")
+    assert cfg.max_keys_per_user == 5  # self-serve keys per person, by default
+    off = parse_auth({"oidc": {"issuer": "https://idp.example.com", **base, "max_keys_per_user": 0}})
+    assert off is not None and off.max_keys_per_user == 0
+    for most in (-1, "5", True, 1001):
+        with pytest.raises(AuthConfigError, match="max_keys_per_user"):
+            parse_auth({"oidc": {"issuer": "https://idp.example.com", **base, "max_keys_per_user": most}})
     assert oidc_mod.REFETCH_EVERY > 0

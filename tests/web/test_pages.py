@@ -221,3 +221,20 @@ def test_a_local_hosts_zero_price_is_not_quoted_for_a_model_not_served_here() ->
     served = local.models[m.id]
     if any(e.provider == "ollama" for e in served.endpoints):  # then the $0 is true here
         assert model.build(local, SITE, served, {}, [], [], []).example_cost == "$0"
+
+
+def test_the_model_page_says_what_the_prompt_cache_did_this_month() -> None:
+    from keeprouter.store.base import CacheUsageRow
+
+    cfg = config()
+    m = cfg.models["m-one"]
+    quiet = model.build(cfg, SITE, m, {}, [], [], [])
+    assert quiet.cache_note == "No request since 2026-12-01 (this month, UTC)."
+    rows = [CacheUsageRow(model="m-one", key_hash=k, requests=2, prompt_tokens=5_000, cached_tokens=c,
+                          cache_discount=D("0.01")) for k, c in (("a", 4_000), ("b", 1_000))]  # fmt: skip
+    page = model.build(cfg, SITE, m, {}, [], [], [], rows)
+    assert (page.cache.share, page.cache.saved, page.cache.requests) == ("50.0%", "$0.02", "4")
+    assert page.cache_note == (
+        "Since 2026-12-01 (this month, UTC), 50.0% of prompt tokens were read from the providers' prompt "
+        "caches (5,000 of 10,000 over 4 requests), which saved $0.02."
+    )

@@ -52,8 +52,9 @@ SEED_HEADINGS = [
     ("h2", "Specs"),
     ("h2", "Call GPT Test"),
 ]
-SECTION_ORDER = ["Specs", "Call GPT Test", "Providers", "Performance", "Recent activity", "Uptime",
-                 "Apps using GPT Test", "FAQ", "Guides", "More models from Test", "More"]  # fmt: skip
+SECTION_ORDER = ["Specs", "Call GPT Test", "Providers", "Performance", "Recent activity",
+                 "Prompt caching this month", "Uptime", "Apps using GPT Test", "FAQ", "Guides",
+                 "More models from Test", "More"]  # fmt: skip
 
 
 async def test_model_page_markdown_structure_and_recorded_figures(
@@ -78,6 +79,27 @@ async def test_model_page_markdown_structure_and_recorded_figures(
     apps = tables["App|Tokens"]
     assert apps[1:] == [["Cline", "150", "1"]]  # the Anthropic SDK call sent no attribution
     assert "about $0.002" in text  # 1000 x $1 + 500 x $2 per 1M
+
+
+async def test_the_model_page_shows_this_months_cache_read_share_and_saving(
+    gw: RunningGateway, openai_upstream: OpenAIUpstream, anthropic_upstream: AnthropicUpstream
+) -> None:
+    key = (await gw.create_key("cache"))["key"]
+    # 100 fresh + 900 read from cache, then 1,000 fresh: 900 of 2,000 prompt tokens (45.0%);
+    # saved 900 x ($3.00 - $0.30) per 1M = $0.00243
+    anthropic_upstream.script(Reply(text="a", input_tokens=100, cache_read=900), Reply(text="b", input_tokens=1000))
+    async with anthropic_client(gw.url, key) as ac:
+        for _ in range(2):
+            await ac.messages.create(model="claude-test", max_tokens=64, messages=[{"role": "user", "content": "hi"}])
+    await gw.server.app[STATE].gateway.drain()
+    _, _, md, _ = await get(gw.url + "/models/claude-test.md")
+    _, _, html, _ = await get(gw.url + "/models/claude-test")
+    note = re.search(r"Since \d{4}-\d{2}-01 \(this month, UTC\), .*?saved \$[0-9.]+\.", md, re.S)
+    assert note is not None, md
+    sentence = " ".join(note.group(0).split())
+    assert "45.0% of prompt tokens" in sentence and "(900 of 2,000 over 2 requests)" in sentence
+    assert sentence.endswith("saved $0.0024.")
+    assert sentence in " ".join(html.replace("&#39;", "'").split())
 
 
 async def test_html_and_markdown_agree_on_every_figure(

@@ -128,9 +128,14 @@ def text_only(content: Any, where: str) -> list[TextPart]:
     return parts  # type: ignore[return-value]
 
 
-# OpenRouter's `reasoning_details[].format` per provider kind that signs reasoning (canonical `origin`)
-REASONING_FORMAT = {"anthropic": "anthropic-claude-v1", "gemini": "google-gemini-v1"}
-_ORIGIN_OF_FORMAT = {v: k for k, v in REASONING_FORMAT.items()}
+# OpenRouter's `reasoning_details[].format` per provider kind that signs reasoning (canonical
+# `origin`). The format names whose signature it is, not which host served it: Bedrock signs only
+# Claude's thinking, in Claude's own format (Vertex's Claude and Gemini already decode as the
+# `anthropic` and `gemini` kinds). Read back, Claude's format is origin "anthropic", which the
+# Anthropic and Bedrock translators both replay; which endpoint issued a signature is the router's
+# to know (`routing.fit`), so it still never reaches another provider.
+REASONING_FORMAT = {"anthropic": "anthropic-claude-v1", "bedrock": "anthropic-claude-v1", "gemini": "google-gemini-v1"}
+_ORIGIN_OF_FORMAT = {"anthropic-claude-v1": "anthropic", "google-gemini-v1": "gemini"}
 UNKNOWN_FORMAT = "unknown"
 
 

@@ -92,25 +92,26 @@ class AnthropicAdapter:
         self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
     ) -> AsyncGenerator[StreamEvent, None]:
         decoder = AnthropicStreamDecoder(self._json_tool(req))
-        stream = self.transport.post_stream(
+        reads = self.transport.post_stream_reads(
             self._url(ep.model, stream=True), self._body(req, ep), self._headers(client_headers), ep.timeout
         )
-        async with aclosing(stream):  # closed however the loop ends
-            async for event, payload in stream:
-                if event == "message_stop":
-                    return
-                try:
-                    data = load_json(payload)
-                except orjson.JSONDecodeError:
-                    raise UpstreamError(f"provider {self.provider.id} sent a malformed stream event") from None
-                if not isinstance(data, dict):
-                    raise UpstreamError(f"provider {self.provider.id} sent a malformed stream event")
-                try:
-                    events = decoder.feed(event or data.get("type"), data)
-                except UpstreamError as e:  # an in-band error: it may echo our key back
-                    raise self.transport.scrub(e) from None
-                for ev in events:
-                    yield ev
+        async with aclosing(reads):  # closed however the loop ends
+            async for frames in reads:  # one async step per upstream read
+                for event, payload in frames:
+                    if event == "message_stop":
+                        return
+                    try:
+                        data = load_json(payload)
+                    except orjson.JSONDecodeError:
+                        raise UpstreamError(f"provider {self.provider.id} sent a malformed stream event") from None
+                    if not isinstance(data, dict):
+                        raise UpstreamError(f"provider {self.provider.id} sent a malformed stream event")
+                    try:
+                        events = decoder.feed(event or data.get("type"), data)
+                    except UpstreamError as e:  # an in-band error: it may echo our key back
+                        raise self.transport.scrub(e) from None
+                    for ev in events:
+                        yield ev
         raise UpstreamError(f"provider {self.provider.id} ended the stream early")
 
     async def close(self) -> None:

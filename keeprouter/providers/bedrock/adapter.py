@@ -74,8 +74,6 @@ class BedrockAdapter:
 
     @staticmethod
     def _json_tool(req: ChatRequest) -> str | None:
-        if req.response_format is None or req.source == "anthropic":
-            return None
         tool = json_tool(req)
         return tool[0] if tool else None
 
@@ -115,16 +113,17 @@ class BedrockAdapter:
             id=f"msg_{uuid.uuid4().hex}", model=ep.model, provider=self.provider.id, json_tool=self._json_tool(req)
         )
         # closed on every path (the caller's aclose() included): that closes the upstream connection
-        async with aclosing(self.transport.post_stream(url, body, headers, ep.timeout)) as frames:
-            async for event_type, payload in frames:
-                try:
-                    events = decoder.feed(event_type or "", payload)
-                except UpstreamError as e:  # an in-band exception: it may echo our key back
-                    raise self.transport.scrub(e) from None
-                for ev in events:
-                    yield ev
-                if decoder.done:
-                    return
+        async with aclosing(self.transport.post_stream_reads(url, body, headers, ep.timeout)) as reads:
+            async for frames in reads:  # one async step per upstream read
+                for event_type, payload in frames:
+                    try:
+                        events = decoder.feed(event_type or "", payload)
+                    except UpstreamError as e:  # an in-band exception: it may echo our key back
+                        raise self.transport.scrub(e) from None
+                    for ev in events:
+                        yield ev
+                    if decoder.done:
+                        return
         if not decoder.stopped:
             raise UpstreamError(f"provider {self.provider.id} ended the stream early")
 

@@ -17,10 +17,18 @@ The model id travels in the URL, never in the body. Decisions:
 - Reasoning and `top_k` are Claude knobs: they travel in `additionalModelRequestFields` (`thinking`,
   `top_k`) and only to Claude models; for other models they are dropped. With thinking on,
   temperature and top_k are dropped and top_p below 0.95 too, and thinking is left out with a
-  forced tool choice (Claude rejects both pairs). A thinking budget fits inside the caller's
-  max_tokens; maxTokens is raised above it only when the caller set none.
-- Structured output (`response_format`) is a forced tool whose input schema is the caller's schema,
-  as for Anthropic upstreams; `response.py` / `stream.py` turn its call back into text.
+  forced tool choice (Claude rejects both pairs) and in a tool loop whose last assistant turn has
+  no reasoning of this endpoint's (begun on another provider): Claude refuses that too. A thinking
+  budget fits inside the caller's max_tokens; maxTokens is raised above it only when the caller set
+  none.
+- Structured output (`response_format`; an Anthropic client's `output_config.format` too: Converse
+  has no such field) is a forced tool whose input schema is the caller's schema, as for Anthropic
+  upstreams; `response.py` / `stream.py` turn its call back into text.
+- `n` > 1 is refused (a Converse answer is one choice; billing for choices never seen is not an
+  option). What the body cannot carry is listed by `dropped_fields` (the X-KeepRouter-Dropped
+  header): `seed`, `logprobs`, `top_logprobs`, `user`, `parallel_tool_calls`, server tools, another
+  format's own fields (`frequency_penalty`, `presence_penalty`, ...), and reasoning left out beside a
+  forced tool.
 - With stop sequences, Claude models are asked for the one that matched
   (`additionalModelResponseFieldPaths: ["/stop_sequence"]`).
 - Images must be inline (Converse takes bytes or S3 locations, not web URLs).
@@ -45,6 +53,8 @@ from keeprouter.formats.canonical import (
 )
 from keeprouter.formats.wire.anthropic import tool_id, tool_input
 from keeprouter.providers.anthropic.request import EFFORT_BUDGET, MIN_BUDGET, json_tool, thinking_budget
+
+__all__ = ["build_request", "caches", "dropped_fields", "is_claude"]
 
 ORIGIN = "bedrock"
 REPLAYED_ORIGINS = frozenset({ORIGIN, "anthropic"})
@@ -171,6 +181,16 @@ def messages(history: list[Message]) -> list[dict[str, Any]]:
     return out
 
 
+def _loop_lost_thinking(turns: list[dict[str, Any]]) -> bool:
+    """Whether the tool loop in progress (the last turn answers the assistant turn before it) has
+    an assistant turn that does not start with its reasoning, as Claude requires with thinking on."""
+    if len(turns) < 2 or turns[-1]["role"] != "user" or turns[-2]["role"] != "assistant":
+        return False
+    if not any("toolResult" in b for b in turns[-1]["content"]):
+        return False
+    return "reasoningContent" not in turns[-2]["content"][0]
+
+
 def _has_tool_blocks(turns: list[dict[str, Any]]) -> bool:
     return any("toolUse" in b or "toolResult" in b for t in turns for b in t["content"])
 
@@ -186,7 +206,7 @@ def _tool_config(req: ChatRequest, turns: list[dict[str, Any]]) -> tuple[dict[st
             spec["description"] = t.description
         spec["inputSchema"] = {"json": t.parameters or {"type": "object", "properties": {}}}
         _with_cache({"toolSpec": spec}, t.cache_control, tools)
-    structured = None if req.source == "anthropic" else json_tool(req)
+    structured = json_tool(req)
     if structured is not None:
         name, d = structured
         tools.append(
@@ -221,6 +241,12 @@ def build_request(
     caller or `default_max_tokens`, maxTokens is left to the model's own default. Breakpoints as for
     Anthropic: the automatic one placed (a top-level `cache_control`, or the model's
     `auto_breakpoint`), at most 4 cache points."""
+    if req.n > 1:
+        raise InvalidRequest(
+            "`n` greater than 1 is not supported by this model's provider (Bedrock Converse answers "
+            "with one choice): send n requests instead",
+            param="n",
+        )
     req = with_breakpoints(req, auto=auto_breakpoint)
     body: dict[str, Any] = {}
     turns = messages(req.messages)
@@ -238,7 +264,7 @@ def build_request(
     extra: dict[str, Any] = {}
     max_tokens = req.max_tokens or default_max_tokens
     thinking_on = False
-    if claude and req.source == "anthropic" and req.thinking_config is not None:
+    if claude and req.source == "anthropic" and req.thinking_config is not None and not forced:
         extra["thinking"] = req.thinking_config  # adaptive / disabled, as the caller wrote it
         thinking_on = extra["thinking"].get("type") not in ("disabled", None)
     elif claude and req.reasoning is not None and req.reasoning.enabled and req.reasoning.effort != "none":
@@ -256,6 +282,11 @@ def build_request(
             if budget is not None:
                 extra["thinking"] = {"type": "enabled", "budget_tokens": budget}
                 thinking_on = True
+    if thinking_on and _loop_lost_thinking(turns):
+        # A tool loop begun elsewhere (another provider's reasoning is not this endpoint's to verify,
+        # so it was left out) cannot go on with thinking: Claude behind Converse would refuse it.
+        del extra["thinking"]
+        thinking_on = False
     inference: dict[str, Any] = {} if max_tokens is None else {"maxTokens": max_tokens}
     if req.temperature is not None and not thinking_on:
         inference["temperature"] = min(1.0, max(0.0, req.temperature))
@@ -281,3 +312,59 @@ def build_request(
         if config is not None:
             config["tools"] = _uncached(config["tools"])
     return body
+
+
+# Fields another client format's body holds that the Converse body carries in a form of its own:
+# the automatic cache breakpoint (a cachePoint) and an Anthropic client's structured output (a tool).
+_TRANSLATED_EXTRA = frozenset({"cache_control", "output_format", "prompt_cache_key"})
+
+
+def dropped_fields(req: ChatRequest, model: str) -> list[str]:
+    """The request fields (the client's names) `build_request` cannot send for `req` to `model`.
+    `prompt_cache_key` is the router's own (conversation affinity): not reported."""
+    out = [k for k in req.extra if k[:1] != "_" and k not in _TRANSLATED_EXTRA and k != "output_config"]
+    oc = req.extra.get("output_config")
+    if isinstance(oc, dict):  # its `format` is translated; `effort` has no Converse form
+        out += [f"output_config.{k}" for k in oc if k != "format"]
+    out += [f"tools[type={t.get('type')}]" for t in req.server_tools]
+    anthropic = req.source == "anthropic"
+    claude = is_claude(model)
+    for name, present in (
+        ("top_k", req.top_k is not None and not claude),  # a Claude knob only
+        # newer Claude models refuse both; the caller's temperature is kept (as for Anthropic). With
+        # thinking on, the thinking rules decide both instead (temperature never goes).
+        (
+            "top_p",
+            claude
+            and not anthropic
+            and req.top_p is not None
+            and req.temperature is not None
+            and not _reasoning_on(req),
+        ),
+        ("seed", req.seed is not None),
+        ("logprobs", req.logprobs),
+        ("top_logprobs", req.top_logprobs is not None),
+        ("metadata.user_id" if anthropic else "user", req.user is not None),
+        (
+            "tool_choice.disable_parallel_tool_use" if anthropic else "parallel_tool_calls",
+            req.tool_choice is not None and req.tool_choice.disable_parallel,
+        ),
+        ("thinking" if anthropic else "reasoning", _reasoning_on(req) and (not claude or _forced(req))),
+    ):
+        if present:
+            out.append(name)
+    return out
+
+
+def _reasoning_on(req: ChatRequest) -> bool:
+    r = req.reasoning
+    return (r is not None and r.enabled and r.effort != "none") or (
+        req.thinking_config is not None and req.thinking_config.get("type") not in ("disabled", None)
+    )
+
+
+def _forced(req: ChatRequest) -> bool:
+    """A forced tool (the caller's, or structured output's), beside which Claude refuses thinking:
+    `build_request` leaves the thinking out."""
+    tc = req.tool_choice
+    return json_tool(req) is not None or (tc is not None and tc.mode in ("required", "tool"))

@@ -69,18 +69,18 @@ class GeminiAdapter:
         decoder = GeminiStreamDecoder(ep.model)
         body = orjson.dumps(fmt.build_request(req, ep.model))
         url = self._url(ep.model, "streamGenerateContent") + "?alt=sse"
-        events = self.transport.post_stream(url, body, self.headers, ep.timeout)
+        reads = self.transport.post_stream_reads(url, body, self.headers, ep.timeout)
         try:
-            first = await anext(events, None)
+            first = await anext(reads, None)
         except UpstreamError as e:
             raise self._credentials(e) from None
-        async with aclosing(events):
-            if first is not None:
-                for ev in self._decode(decoder, first[1]):
-                    yield ev
-            async for _event, payload in events:
-                for ev in self._decode(decoder, payload):
-                    yield ev
+        async with aclosing(reads):
+            frames = first
+            while frames is not None:
+                for _event, payload in frames:
+                    for ev in self._decode(decoder, payload):
+                        yield ev
+                frames = await anext(reads, None)  # one async step per upstream read
         if not decoder.finished:  # the connection ended before a finishReason
             raise ended_early(self.provider.id)
 

@@ -17,6 +17,10 @@
   another model or provider still works.
 - Reasoning becomes `thinkingConfig`: `thinkingLevel` for Gemini 3 models, `thinkingBudget` for 2.5,
   with `includeThoughts` so the thought summaries come back.
+- `n` > 1 is refused (the answer is read as one candidate; billing for choices never seen is not an
+  option). What the body does not carry is listed by `dropped_fields` (the X-KeepRouter-Dropped
+  header): `logprobs`, `top_logprobs`, `user`, `parallel_tool_calls`, Anthropic server tools and
+  another format's own fields (`frequency_penalty`, `presence_penalty`, ...).
 """
 
 from __future__ import annotations
@@ -54,6 +58,12 @@ def model_path(model: str) -> str:
 
 def build_request(req: ChatRequest, model: str) -> dict[str, Any]:
     """Canonical -> the generateContent body for `model` (the upstream's own model id)."""
+    if req.n > 1:
+        raise InvalidRequest(
+            "`n` greater than 1 is not supported by this model's provider (Gemini, read as one "
+            "candidate): send n requests instead",
+            param="n",
+        )
     body: dict[str, Any] = {"contents": contents(req.messages, strict=is_gemini3(model))}
     system = [{"text": p.text} for p in req.system if p.text]
     if system:
@@ -282,3 +292,32 @@ def _generation_config(req: ChatRequest, model: str) -> dict[str, Any]:
         if tc is not None:
             g["thinkingConfig"] = tc
     return g
+
+
+# Fields of another client format's body that need no field here: the automatic cache breakpoint
+# (Gemini caches implicitly), the router's own `prompt_cache_key` (conversation affinity), and an
+# Anthropic client's structured output (`response_format`, sent as responseJsonSchema).
+_TRANSLATED_EXTRA = frozenset({"cache_control", "prompt_cache_key", "output_format"})
+
+
+def dropped_fields(req: ChatRequest) -> list[str]:
+    """The request fields (the client's names) `build_request` cannot send for `req`."""
+    out = [k for k in req.extra if k[:1] != "_" and k not in _TRANSLATED_EXTRA and k != "output_config"]
+    oc = req.extra.get("output_config")
+    if isinstance(oc, dict):  # `format` is translated; `effort` too when it sets adaptive thinking's level
+        kept = ("format", "effort") if req.thinking_config is not None else ("format",)
+        out += [f"output_config.{k}" for k in oc if k not in kept]
+    out += [f"tools[type={t.get('type')}]" for t in req.server_tools]
+    anthropic = req.source == "anthropic"
+    for name, present in (
+        ("logprobs", req.logprobs),
+        ("top_logprobs", req.top_logprobs is not None),
+        ("metadata.user_id" if anthropic else "user", req.user is not None),
+        (
+            "tool_choice.disable_parallel_tool_use" if anthropic else "parallel_tool_calls",
+            req.tool_choice is not None and req.tool_choice.disable_parallel,
+        ),
+    ):
+        if present:
+            out.append(name)
+    return out

@@ -71,45 +71,56 @@ class OpenAIAdapter:
     ) -> AsyncGenerator[StreamEvent, None]:
         decoder = OpenAIStreamDecoder()
         finished = False
-        async with aclosing(self._events(req, ep)) as frames:  # closed however the loop ends
-            async for _, data in frames:
-                if data == b"[DONE]":
-                    return
-                try:
-                    chunk = load_json(data)
-                except orjson.JSONDecodeError:
-                    raise UpstreamError(f"provider {self.provider.id} sent a malformed stream chunk") from None
-                if not isinstance(chunk, dict):
-                    raise UpstreamError(f"provider {self.provider.id} sent a malformed stream chunk")
-                try:
-                    events = decoder.feed(chunk)
-                except UpstreamError as e:  # an in-band error: it may echo our key back
-                    raise self.transport.scrub(e) from None
-                for ev in events:
-                    if isinstance(ev, Finish):
-                        finished = True
-                    yield ev
+        opened = await self._open_stream(req, ep)
+        if opened is None:
+            raise UpstreamError(f"provider {self.provider.id} ended the stream early")
+        first, reads = opened
+        async with aclosing(reads):  # closed however the loop ends
+            batch: list[Frame] | None = first
+            while batch is not None:
+                for _, data in batch:
+                    if data == b"[DONE]":
+                        return
+                    try:
+                        chunk = load_json(data)
+                    except orjson.JSONDecodeError:
+                        raise UpstreamError(f"provider {self.provider.id} sent a malformed stream chunk") from None
+                    if not isinstance(chunk, dict):
+                        raise UpstreamError(f"provider {self.provider.id} sent a malformed stream chunk")
+                    try:
+                        events = decoder.feed(chunk)
+                    except UpstreamError as e:  # an in-band error: it may echo our key back
+                        raise self.transport.scrub(e) from None
+                    for ev in events:
+                        if isinstance(ev, Finish):
+                            finished = True
+                        yield ev
+                # One async step per upstream read, not per frame, on a long stream.
+                batch = await anext(reads, None)
         if not finished:  # the connection ended with neither a finish_reason nor [DONE]
             raise UpstreamError(f"provider {self.provider.id} ended the stream early")
 
-    async def _events(self, req: ChatRequest, ep: EndpointConfig) -> AsyncGenerator[Frame, None]:
-        """The upstream's SSE events; a refused field learned before the first event is retried."""
+    async def _open_stream(
+        self, req: ChatRequest, ep: EndpointConfig
+    ) -> tuple[list[Frame], AsyncGenerator[list[Frame], None]] | None:
+        """The upstream's first read's frames and the reads after it; a refused field learned
+        before the first event is retried. None for a stream that ended before any."""
         for attempt in range(MAX_LEARNING_RETRIES + 1):
-            events = self.transport.post_stream(self.url, self._body(req, ep), self.headers, ep.timeout)
+            reads = self.transport.post_stream_reads(self.url, self._body(req, ep), self.headers, ep.timeout)
             try:
-                first = await anext(events)
+                first = await anext(reads)
             except StopAsyncIteration:
-                return
+                return None
             except UpstreamError as e:
-                await events.aclose()
+                await reads.aclose()
                 if attempt == MAX_LEARNING_RETRIES or not self._learn(e):
                     raise
                 continue
-            async with aclosing(events):
-                yield first
-                async for ev in events:
-                    yield ev
-            return
+            except BaseException:
+                await reads.aclose()
+                raise
+            return first, reads
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def embed(
         self, req: EmbeddingRequest, ep: EndpointConfig, client_headers: Mapping[str, str]

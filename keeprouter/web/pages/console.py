@@ -7,15 +7,16 @@ admin any key's), every figure formatted by web.format like the public pages.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from keeprouter.keys import iso
-from keeprouter.store.base import ActivityRow, GenerationRecord, KeyRecord
+from keeprouter.store.base import ActivityRow, Budget, CacheUsageRow, GenerationRecord, KeyRecord
 from keeprouter.web import format as f
 from keeprouter.web.charts import Chart, Table, stacked_bars
+from keeprouter.web.pages import cache_share
 from keeprouter.web.pages.common import Link, Site
 
 RESETS = {"daily": "every UTC day", "weekly": "every Monday (UTC)", "monthly": "on the 1st of each month (UTC)"}
@@ -42,6 +43,9 @@ class Overview:
     tokens_chart: Chart
     requests_chart: Chart
     by_model: Table
+    cache_since: str  # this month's first day: the prompt-cache tables cover it to today
+    cache_by_model: Table
+    cache_by_key: Table  # every key's line, for the admin looking at all of them (else empty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,7 @@ class Logs:
     is_admin: bool
     table: Table
     older: str  # URL of the next (older) page, "" at the end
+    filters: tuple[tuple[str, str, str], ...] = ()  # (query name, label, value) of the filter form
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +71,8 @@ class Detail:
     attempts: Table
 
 
-def credit(record: KeyRecord) -> Credit:
+def credit(record: KeyRecord | Budget) -> Credit:
+    """A key's, a user's or a team's budget figures (they share the fields)."""
     if record.limit is None:
         return Credit(f.usd(record.usage), "none", "unlimited", "")
     remaining = record.limit_remaining or Decimal(0)
@@ -84,7 +90,12 @@ def _per_model(rows: Sequence[ActivityRow], value: str) -> list[tuple[str, dict[
     return sorted(out.items())
 
 
-def overview(site: Site, record: KeyRecord, rows: Sequence[ActivityRow], csrf: str, is_admin: bool) -> Overview:
+def overview(
+    site: Site, record: KeyRecord, rows: Sequence[ActivityRow], csrf: str, is_admin: bool,
+    cache: Sequence[CacheUsageRow] = (), key_names: Mapping[str, str] | None = None,
+) -> Overview:  # fmt: skip
+    """`cache`: this month's prompt-cache rows of what the page shows (the key's, or every key's
+    for the admin, who then gets a line per key too, named by `key_names`)."""
     ordered = sorted(rows, key=lambda r: (r.date, r.model, r.provider))
     table = Table(
         ("Date", "Model", "Provider", "Requests", "Prompt tokens", "Completion tokens", "Spend"),
@@ -99,29 +110,44 @@ def overview(site: Site, record: KeyRecord, rows: Sequence[ActivityRow], csrf: s
             ("requests", "Requests per day by model", lambda x: f.count(round(x))),
         )
     ]
+    per_key = cache_share.by_key(cache, key_names) if key_names is not None else Table(("Key",), ())
     return Overview(site, "/console", f"Console: {record.name}", csrf, is_admin, record.label, credit(record),
-                    charts[0], charts[1], charts[2], table)  # fmt: skip
+                    charts[0], charts[1], charts[2], table, cache_share.month_start(site.today).isoformat(),
+                    cache_share.by_model(cache), per_key)  # fmt: skip
 
 
 def _ms(v: int | None) -> str:
     return f.DASH if v is None else f"{v:,} ms"
 
 
+FILTER_LABELS = {"key": "Key (hash)", "user": "User id", "team": "Team id", "model": "Model"}
+
+
 def logs(
-    site: Site, gens: Sequence[GenerationRecord], page_size: int, csrf: str, is_admin: bool, key: str = ""
-) -> Logs:
-    """A page of the request log; `key` is the hash the admin asked for (kept in the next page's URL)."""
+    site: Site, gens: Sequence[GenerationRecord], page_size: int, csrf: str, is_admin: bool,
+    filters: Mapping[str, str] | None = None, keys: Mapping[str, str] | None = None,
+) -> Logs:  # fmt: skip
+    """A page of the request log. `filters`: the query filters offered (name -> value as asked, kept
+    in the next page's URL); `keys`: key hash -> name, for a log that spans several keys (a Key
+    column linking to each key's own log), None for one key's log."""
+    asked = dict(filters or {})
     rows = tuple(
-        (Link(iso(g.created_at), f"/console/logs/{g.id}", ""), g.model, g.provider,
-         f.count(g.tokens_prompt + g.tokens_completion), f.usd(g.cost), _ms(g.latency_ms), _ms(g.ttft_ms),
-         g.status, g.app_title or g.app or f.DASH)
+        (Link(iso(g.created_at), f"/console/logs/{g.id}", ""),
+         *((Link(keys.get(g.key_hash, g.key_hash[:12]), "/console/logs?key=" + quote(g.key_hash, safe=""), ""),)
+           if keys is not None else ()),
+         g.model, g.provider, f.count(g.tokens_prompt + g.tokens_completion), f.usd(g.cost), _ms(g.latency_ms),
+         _ms(g.ttft_ms), g.status, g.app_title or g.app or f.DASH)
         for g in gens
     )  # fmt: skip
-    table = Table(("Time", "Model", "Provider", "Tokens", "Cost", "Latency", "TTFT", "Status", "App"), rows)
-    older = f"/console/logs?before={gens[-1].created_at!r}" if len(gens) == page_size else ""
-    if older and key:
-        older += f"&key={quote(key, safe='')}"
-    return Logs(site, "/console/logs", "Request log", csrf, is_admin, table, older)
+    head = ("Time", *(("Key",) if keys is not None else ()), "Model", "Provider", "Tokens", "Cost", "Latency",
+            "TTFT", "Status", "App")  # fmt: skip
+    older = ""
+    if len(gens) == page_size:
+        older = "/console/logs?" + urlencode(
+            {"before": repr(gens[-1].created_at), **{k: v for k, v in asked.items() if v}}
+        )
+    form = tuple((name, FILTER_LABELS[name], value) for name, value in asked.items())
+    return Logs(site, "/console/logs", "Request log", csrf, is_admin, Table(head, rows), older, form)
 
 
 def detail(site: Site, g: GenerationRecord, csrf: str, is_admin: bool) -> Detail:

@@ -163,7 +163,9 @@ def quickstart(config: Config, site: Site) -> Guide:
                 "1. Get an API key",
                 "api-key",
                 (
-                    "The operator of this server creates keys with the admin key, each with an optional "
+                    "Signed in to the console with your organisation's account, make your own under "
+                    "Get an API key (`/console/me`), within your budget and your team's. Otherwise the "
+                    "operator of this server creates keys with the admin key, each with an optional "
                     "credit limit in USD. From the command line on the server:",
                 ),
                 (

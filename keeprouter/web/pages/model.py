@@ -12,9 +12,10 @@ from dataclasses import dataclass
 
 from keeprouter.billing.headline import headline
 from keeprouter.config import Config, ModelConfig, Pricing
-from keeprouter.store.base import ActivityRow, AppRow, EndpointDay
+from keeprouter.store.base import ActivityRow, AppRow, CacheUsageRow, EndpointDay
 from keeprouter.web import format as f
 from keeprouter.web.charts import Chart, Table, compact, lines, stacked_bars
+from keeprouter.web.pages.cache_share import CacheSummary, month_start, summary
 from keeprouter.web.pages.common import (
     CLIENT_APIS,
     Link,
@@ -60,6 +61,8 @@ class ModelPage:
     latency_chart: Chart  # each chart carries its own data table
     throughput_chart: Chart
     activity_chart: Chart
+    cache: CacheSummary  # this month's prompt-cache figures, every key together
+    cache_note: str  # the same, as one sentence
     uptime_chart: Chart
     apps: Table
     apps_days: int
@@ -79,7 +82,8 @@ async def model_page(config: Config, sources: PageSources, site: Site, model_id:
     activity = [r for r in await sources.activity() if r.model == model.id]
     days = [d for d in await sources.endpoint_days() if d.model == model.id]
     apps = await sources.apps(APPS_DAYS, model=model.id)
-    return build(config, site, model, live, activity, days, apps)
+    cache = await sources.cache_usage(model=model.id)
+    return build(config, site, model, live, activity, days, apps, cache)
 
 
 def _status(x: Listed, live: Live | None) -> str:
@@ -105,9 +109,10 @@ def build(
     activity: Sequence[ActivityRow],
     days: Sequence[EndpointDay],
     apps: Sequence[AppRow],
+    cache: Sequence[CacheUsageRow] = (),
 ) -> ModelPage:
     """The page from its inputs: `live` maps id(endpoint) -> live health for routable endpoints;
-    `activity`, `days` and `apps` are this model's rows from the store."""
+    `activity`, `days`, `apps` and `cache` (this month's) are this model's rows from the store."""
     listed = listed_endpoints(config, model)
     top = headline(model)
     caps = capabilities(model)
@@ -137,6 +142,7 @@ def build(
     tput_ticks: Callable[[float], str] = lambda v: f"{compact(v)} tok/s"  # noqa: E731  ("2,500.0 tok/s" is too wide)
     tput_title = "Throughput per provider per day"
     tput = _per_provider_day(days, names, "throughput", tput_title, f.throughput, tick_fmt=tput_ticks)
+    cached = summary(cache, month_start(site.today))
     apps_t = Table(
         ("App", "Tokens", "Requests"),
         tuple((a.app_title or a.app, f.count(a.tokens), f.count(a.requests)) for a in apps),
@@ -160,6 +166,8 @@ def build(
         latency_chart=latency,
         throughput_chart=tput,
         activity_chart=_activity(activity),
+        cache=cached,
+        cache_note="" if is_retrieval(model) else _cache_note(cached),  # prompt caches are chat's
         uptime_chart=uptime,
         apps=apps_t,
         apps_days=APPS_DAYS,
@@ -169,9 +177,18 @@ def build(
         nav=(
             link(site, "All models", "/models"),
             link(site, "Quickstart", "/docs/quickstart"),
-            link(site, "Get an API key", "/docs/quickstart#api-key"),
+            Link("Get an API key", "/console/me", site.base_url + "/console/me"),  # the console: no Markdown twin
         ),
         prices_as_of=prices_as_of([model], site.today),
+    )
+
+
+def _cache_note(c: CacheSummary) -> str:
+    if c.requests == "0":
+        return f"No request since {c.since} (this month, UTC)."
+    return (
+        f"Since {c.since} (this month, UTC), {c.share} of prompt tokens were read from the providers' prompt "
+        f"caches ({c.cached_tokens} of {c.prompt_tokens} over {c.requests} requests), which saved {c.saved}."
     )
 
 
