@@ -93,3 +93,31 @@ def test_the_pages_show_the_output_modality() -> None:
         env={},
     )
     assert modality(cfg.models["emb"]) == "text → embedding"
+
+
+def test_an_embedding_model_may_state_its_dimensions() -> None:
+    endpoint = {"provider": "local", "model": "e", "pricing": {"input": 0.02}}
+    emb = {"modality": "text->embedding", "endpoints": [endpoint]}
+    assert parse_config(_models({**emb, "dimensions": 768}), env={}).models["m"].dimensions == 768
+    assert parse_config(_models(emb), env={}).models["m"].dimensions is None  # the default: not stated
+    # the built-in catalogue states it for its embedding models
+    builtin = parse_config({}, env={}).models
+    assert builtin["text-embedding-3-small"].dimensions == 1536
+    assert all(m.dimensions for m in builtin.values() if m.modality == "text->embedding")
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"dimensions": 0}, "models.m.dimensions: must be a positive integer"),
+        ({"dimensions": "768"}, "models.m.dimensions: must be a positive integer"),
+        ({"dimensions": True}, "models.m.dimensions: must be a positive integer"),
+        ({"modality": "text->rerank", "dimensions": 768}, "models.m.dimensions: only for text->embedding models"),
+        ({"modality": "text->text", "dimensions": 768}, "models.m.dimensions: only for text->embedding models"),
+    ],
+)
+def test_bad_dimensions_name_the_key(extra: dict[str, Any], message: str) -> None:
+    model = {"modality": "text->embedding", "endpoints": [{"provider": "local", "model": "e", "pricing": {"input": 1}}]}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(_models({**model, **extra}), env={})
+    assert str(caught.value) == message

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -30,7 +31,19 @@ def per_token(price: Decimal | None) -> str:
     return format((price / _MILLION).normalize(), "f")
 
 
+# OpenRouter's names for what a model outputs (`architecture.output_modalities`): an embedding
+# model's is "embeddings", plural, where the config's modality says `text->embedding`.
+_OUTPUT = {"text->text": "text", "text->embedding": "embeddings", "text->rerank": "rerank"}
+# The request fields /v1/embeddings and /v1/rerank take beyond `model` and the inputs.
+_RETRIEVAL_PARAMS = {
+    "text->embedding": ["dimensions", "encoding_format", "user"],
+    "text->rerank": ["top_n", "return_documents", "max_tokens_per_doc"],
+}
+
+
 def supported_parameters(model: ModelConfig) -> list[str]:
+    if model.modality in _RETRIEVAL_PARAMS:
+        return list(_RETRIEVAL_PARAMS[model.modality])
     caps: set[str] = set()
     for ep in model.endpoints:
         caps |= ep.capabilities
@@ -60,7 +73,7 @@ def _pricing(ep: EndpointConfig | None) -> dict[str, str]:
 def model_json(model: ModelConfig) -> dict[str, Any]:
     top = headline(model)
     modalities = list(model.input_modalities)
-    output = model.modality.partition("->")[2]  # text, embedding or rerank
+    output = _OUTPUT[model.modality]
     return {
         "id": model.id,
         "canonical_slug": model.id,
@@ -138,9 +151,7 @@ def endpoint_json(model: ModelConfig, ep: EndpointConfig, health: HealthTracker)
         "max_prompt_tokens": None,
         "pricing": _pricing(ep),
         "quantization": None,
-        "supported_parameters": supported_parameters(
-            ModelConfig(model.id, model.name, model.maker, model.context_length, (ep,))
-        ),
+        "supported_parameters": supported_parameters(replace(model, endpoints=(ep,))),
         "capabilities": sorted(ep.capabilities),
         # OpenRouter's codes: 0 ok, -1 degraded, -2 down
         "status": {"closed": 0, "half_open": -1, "open": -2}[state],

@@ -251,7 +251,7 @@ def _model(
     strict: bool,
 ) -> ModelConfig:
     allowed = {"name", "maker", "context_length", "endpoints", "description", "created", "input_modalities", "cache",
-               "modality", "response_cache"}  # fmt: skip
+               "modality", "dimensions", "response_cache"}  # fmt: skip
     for k in raw:
         if k not in allowed:
             raise ConfigError(f"{where}.{k}: unknown key")
@@ -259,6 +259,7 @@ def _model(
     if modality not in MODALITIES:
         raise ConfigError(f"{where}.modality: must be one of {', '.join(MODALITIES)}, got {modality!r}")
     ctx = _int(raw.get("context_length", 0), f"{where}.context_length") or 0
+    dimensions = _dimensions(raw.get("dimensions"), modality, f"{where}.dimensions")
     auto = _cache(raw.get("cache"), f"{where}.cache")
     eps_raw = raw.get("endpoints")
     if not isinstance(eps_raw, list) or not eps_raw:
@@ -284,10 +285,23 @@ def _model(
         created=_created(raw.get("created"), f"{where}.created"),
         input_modalities=tuple(raw.get("input_modalities") or ("text",)),
         modality=modality,
+        dimensions=dimensions,
         unconfigured=tuple(unconfigured),
         auto_breakpoint=auto,
         response_cache_ttl=caching.model_ttl(raw.get("response_cache"), f"{where}.response_cache"),
     )
+
+
+def _dimensions(v: Any, modality: str, where: str) -> int | None:
+    """An embedding model's default vector length, as the pages show it (a request's own
+    `dimensions` still asks the upstream for fewer)."""
+    if v is None:
+        return None
+    if modality != "text->embedding":
+        raise ConfigError(f"{where}: only for text->embedding models")
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ConfigError(f"{where}: must be a positive integer")
+    return v
 
 
 def _cache(raw: Any, where: str) -> bool:

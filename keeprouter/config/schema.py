@@ -117,6 +117,7 @@ class ModelConfig:
     created: int = 0
     input_modalities: tuple[str, ...] = ("text",)
     modality: str = "text->text"  # one of MODALITIES
+    dimensions: int | None = None  # an embedding model's default vector length (`dimensions:`)
     # Built-in endpoints whose provider is not configured here: shown on the pages, never routed to.
     unconfigured: tuple[EndpointConfig, ...] = ()
     # `cache: {auto_breakpoint: true}`: a request with no cache breakpoint of its own gets one on its

@@ -266,8 +266,22 @@ async def test_models_list_shows_each_models_output_modality(env: Env) -> None:
     async with aiohttp.ClientSession() as s:
         async with s.get(env.gw.url + "/api/v1/models") as r:
             models = {m["id"]: m for m in (await r.json())["data"]}
-    assert models["emb-test"]["architecture"]["output_modalities"] == ["embedding"]
-    assert models["emb-test"]["architecture"]["modality"] == "text->embedding"
+    # OpenRouter's words: an embedding model outputs "embeddings" (plural), a reranker "rerank"
+    assert models["emb-test"]["architecture"]["output_modalities"] == ["embeddings"]
+    assert models["emb-test"]["architecture"]["modality"] == "text->embeddings"
     assert models["rr-test"]["architecture"]["output_modalities"] == ["rerank"]
+    assert models["rr-test"]["architecture"]["modality"] == "text->rerank"
     assert models["rr-test"]["pricing"]["request"] == "0.002"
     assert models["chat-test"]["architecture"]["output_modalities"] == ["text"]
+    # the parameters each takes are its endpoint's, not chat's
+    assert models["emb-test"]["supported_parameters"] == ["dimensions", "encoding_format", "user"]
+    assert "temperature" not in models["rr-test"]["supported_parameters"]
+    assert "temperature" in models["chat-test"]["supported_parameters"]
+    async with aiohttp.ClientSession() as s:
+        async with s.get(env.gw.url + "/v1/models") as r:  # the OpenAI SDK's list: the same objects
+            listed = {m["id"]: m for m in (await r.json())["data"]}
+        async with s.get(env.gw.url + "/api/v1/models/emb-test/endpoints") as r:
+            endpoints = (await r.json())["data"]["endpoints"]
+    assert listed["emb-test"]["architecture"] == models["emb-test"]["architecture"]
+    assert listed["rr-test"]["architecture"]["output_modalities"] == ["rerank"]
+    assert {tuple(e["supported_parameters"]) for e in endpoints} == {("dimensions", "encoding_format", "user")}

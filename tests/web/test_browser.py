@@ -183,6 +183,12 @@ async def test_the_models_list_filters_as_you_type(site: Site) -> None:
         await page.locator("#sort").select_option("context")
         contexts = [int(c) for c in await visible.evaluate_all("els => els.map(e => e.dataset.context)")]
         assert contexts == sorted(contexts, reverse=True) and contexts[0] == 200000
+
+        await page.locator("#maker").select_option("")
+        await page.locator("#modality").select_option("embedding")  # the built-in embedding models only
+        kinds = await visible.evaluate_all("els => els.map(e => e.dataset.modality)")
+        assert kinds and set(kinds) == {"embedding"} and _shown(await count.inner_text()) == len(kinds)
+        assert await page.locator("#model-list a[href='/models/text-embedding-3-small']:visible").count() == 1
         assert watch.console_errors == [] and watch.foreign == []
 
 

@@ -208,7 +208,13 @@ def test_llms_txt_indexes_every_markdown_page() -> None:
 
 def test_a_local_hosts_zero_price_is_not_quoted_for_a_model_not_served_here() -> None:
     cfg = parse_config({}, env={})
-    m = next(m for m in cfg.models.values() if any(e.pricing.source == "local" for e in m.unconfigured))
+    # a model a local host serves beside hosted ones (one only a local host serves is quoted at its $0)
+    m = next(
+        m
+        for m in cfg.models.values()
+        if any(e.pricing.source == "local" for e in m.unconfigured)
+        and any(e.pricing.source != "local" for e in m.unconfigured)
+    )
     page = model.build(cfg, SITE, m, {}, [], [], [])
     assert "Input costs $0 " not in page.intro and page.example_cost != "$0"
     local = parse_config({}, env={"OLLAMA_BASE_URL": "http://127.0.0.1:11434/v1"})

@@ -11,23 +11,19 @@ import io
 import os
 import re
 from collections.abc import AsyncIterator
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import pytest_asyncio
-from markdown_it import MarkdownIt
 from support.clients import anthropic_client, openai_client
 from support.gateway import ADMIN_KEY, RunningGateway, run_gateway, sqlite_url, two_format_config
+from support.pages import MD, get, html_tables, md_headings, md_tables
 from upstreams.anthropic_server import AnthropicUpstream
 from upstreams.openai_server import OpenAIUpstream
 from upstreams.script import Reply
 
 from keeprouter.api.http import STATE
-
-MD = MarkdownIt("commonmark").enable("table")
 
 
 @pytest_asyncio.fixture
@@ -36,67 +32,6 @@ async def gw(
 ) -> AsyncIterator[RunningGateway]:
     async with run_gateway(two_format_config(openai_upstream.url, anthropic_upstream.url, sqlite_url(tmp_path))) as g:
         yield g
-
-
-async def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str, str, Any]:
-    async with aiohttp.ClientSession() as s, s.get(url, headers=headers or {}) as r:
-        return r.status, r.headers.get("Content-Type", ""), await r.text(), r.headers
-
-
-def md_tables(text: str) -> list[list[list[str]]]:
-    """Every table as rows of cell texts (header row first)."""
-    tables: list[list[list[str]]] = []
-    row: list[str] | None = None
-    for tok in MD.parse(text):
-        if tok.type == "table_open":
-            tables.append([])
-        elif tok.type == "tr_open":
-            row = []
-        elif tok.type == "tr_close" and row is not None:
-            tables[-1].append(row)
-            row = None
-        elif tok.type == "inline" and row is not None and tok.map is not None and tables:
-            row.append("".join(c.content for c in (tok.children or []) if c.type in ("text", "code_inline")))
-    return tables
-
-
-def md_headings(text: str) -> list[tuple[str, str]]:
-    tokens = MD.parse(text)
-    return [(t.tag, tokens[i + 1].content) for i, t in enumerate(tokens) if t.type == "heading_open"]
-
-
-class _HtmlTables(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tables: list[list[list[str]]] = []
-        self._row: list[str] | None = None
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "table":
-            self.tables.append([])
-        elif tag == "tr":
-            self._row = []
-        elif tag in ("td", "th"):
-            self._cell = []
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th") and self._row is not None and self._cell is not None:
-            self._row.append("".join(self._cell).strip())
-            self._cell = None
-        elif tag == "tr" and self._row is not None:
-            self.tables[-1].append(self._row)
-            self._row = None
-
-    def handle_data(self, data: str) -> None:
-        if self._cell is not None:
-            self._cell.append(data)
-
-
-def html_tables(text: str) -> list[list[list[str]]]:
-    p = _HtmlTables()
-    p.feed(text)
-    return p.tables
 
 
 async def record_traffic(gw: RunningGateway, oa: OpenAIUpstream, an: AnthropicUpstream) -> str:
@@ -178,7 +113,7 @@ async def test_html_and_markdown_agree_on_every_figure(
         assert md_t, path
         if path == "/models":  # a list of cards in HTML, a table in Markdown: compare the figures
             for row in md_t[0][1:]:
-                for figure in (row[1], row[3], row[4], row[5], row[7]):
+                for figure in (row[1], row[3], row[4], row[5], row[6], row[8]):  # id, type, prices, context, caps
                     assert f">{figure}<" in html, (row[0], figure)
             continue
         html_rows = {tuple(r) for t in html_tables(html) for r in t}

@@ -50,7 +50,8 @@ GUIDES = (
 def example_model(config: Config) -> ModelConfig | None:
     """A model to show in samples: the seed model when callable here, else the cheapest callable
     one, else the seed model as listed (the page then says which variable enables it)."""
-    live = [m for m in config.models.values() if m.endpoints]
+    # chat models only: the guides' samples call /v1/chat/completions, which refuses an embedding model
+    live = [m for m in config.models.values() if m.endpoints and m.modality == "text->text"]
     seed = config.models.get(SEED_MODEL)
     if seed is not None and seed.endpoints:
         return seed
@@ -100,9 +101,8 @@ def home(config: Config, site: Site) -> Guide:
     for m in newest:
         ep = headline(m)
         if ep is not None:
-            rows.append(
-                (link(site, m.name, f"/models/{m.id}"), m.maker, f.price(ep.pricing.input), f.price(ep.pricing.output))
-            )
+            output = f.price(ep.pricing.output) if m.modality == "text->text" else f.DASH  # none billed
+            rows.append((link(site, m.name, f"/models/{m.id}"), m.maker, f.price(ep.pricing.input), output))
     status = (
         f"This server can serve {available} of the {total} models in its catalogue."
         if available

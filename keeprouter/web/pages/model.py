@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from keeprouter.billing.headline import headline
-from keeprouter.config import Config, ModelConfig
+from keeprouter.config import Config, ModelConfig, Pricing
 from keeprouter.store.base import ActivityRow, AppRow, CacheUsageRow, EndpointDay
 from keeprouter.web import format as f
 from keeprouter.web.charts import Chart, Table, compact, lines, stacked_bars
@@ -28,7 +28,8 @@ from keeprouter.web.pages.common import (
     prices_as_of,
     unavailable_note,
 )
-from keeprouter.web.pages.samples import Sample, all_samples
+from keeprouter.web.pages.model_retrieval import RERANK, Faq, is_retrieval, per_search, words
+from keeprouter.web.pages.samples import Sample, samples_for
 from keeprouter.web.sources import Live, PageSources
 
 APPS_DAYS = 30
@@ -38,12 +39,6 @@ ROUTING_NOTE = (
     "endpoints. When a provider fails before answering, the request falls back to the next one, "
     "and you pay only for the provider that answered."
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Faq:
-    question: str
-    answer: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,34 +119,15 @@ def build(
     if top is None:  # a model defined without endpoints: cannot come from a valid config
         raise ValueError(f"model {model.id} has no endpoint")
     p = top.pricing
-    cost = f.about_usd(f.example_cost(p))
     several = len({x.provider.id for x in listed}) > 1
-    price_words = f"Input costs {f.per_million(p.input)} and output {f.per_million(p.output)}" + (
-        f" on {config.provider_info[top.provider].name}, the cheapest of {len(listed)} providers" if several else ""
-    )
-    maker = model.maker or "an unnamed maker"
-    intro = (
-        f"{model.name} is a model by {maker}, served through {site.name}. {price_words}, billed at cost "
-        f"with no markup: a request with a {f.EXAMPLE_PROMPT:,}-token prompt and a {f.EXAMPLE_REPLY:,}-token "
-        f"reply costs {cost}."
-    )
-    specs = Table(
-        ("Spec", "Value"),
-        (
-            ("Maker", model.maker or f.DASH),
-            ("Modality", modality(model)),
-            ("Context length", f.tokens(model.context_length)),
-            ("Input price", f.per_million(p.input)),
-            ("Output price", f.per_million(p.output)),
-            ("Capabilities", ", ".join(caps) or f.DASH),
-            ("APIs", ", ".join(CLIENT_APIS)),
-            ("Model id", model.id),
-        ),
-    )
-    providers = Table(
-        ("Provider", "Input", "Output", "Context", "Uptime (1 day)", "Latency p50", "Throughput p50", "Status"),
-        tuple(_provider_row(x, live.get(id(x.endpoint)), listed) for x in listed),
-    )
+    where = f" on {config.provider_info[top.provider].name}, the cheapest of {len(listed)} providers" if several else ""
+    if is_retrieval(model):  # embeddings or rerank: no output, no reply, its own endpoint
+        said = words(model, site, p, where, unavailable_note(config, model))
+        intro, cost, specs, faq = said.intro, said.example_cost, said.specs, said.faq
+    else:
+        intro, cost, specs, faq = _chat_words(config, site, model, caps, p, where)
+    rows = tuple(_provider_row(x, live.get(id(x.endpoint)), listed, model.modality) for x in listed)
+    providers = Table(_provider_headers(model.modality), rows)
     performance = Table(
         ("Provider", "Latency p50", "Latency p90", "Throughput p50"),
         tuple(
@@ -183,7 +159,7 @@ def build(
         example_cost=cost,
         unavailable=unavailable_note(config, model),
         specs=specs,
-        samples=all_samples(site.base_url, model.id),
+        samples=samples_for(site.base_url, model.id, model.modality),
         providers=providers,
         routing_note=ROUTING_NOTE.format(site=site.name),
         performance=performance,
@@ -191,17 +167,12 @@ def build(
         throughput_chart=tput,
         activity_chart=_activity(activity),
         cache=cached,
-        cache_note=_cache_note(cached),
+        cache_note="" if is_retrieval(model) else _cache_note(cached),  # prompt caches are chat's
         uptime_chart=uptime,
         apps=apps_t,
         apps_days=APPS_DAYS,
-        faq=_faq(config, site, model, caps, price_words, cost),
-        guides=(
-            link(site, "Quickstart", "/docs/quickstart"),
-            link(site, "Use it with the OpenAI SDK", "/use-cases/openai-sdk"),
-            link(site, "Use it with the Anthropic SDK", "/use-cases/anthropic-sdk"),
-            link(site, "Use it with Claude Code", "/use-cases/claude-code"),
-        ),
+        faq=faq,
+        guides=_guides(site, model.modality),
         related=_related(config, site, model),
         nav=(
             link(site, "All models", "/models"),
@@ -221,18 +192,64 @@ def _cache_note(c: CacheSummary) -> str:
     )
 
 
-def _provider_row(x: Listed, lv: Live | None, listed: Sequence[Listed]) -> tuple[str, ...]:
-    ep = x.endpoint
-    return (
-        _label(x, listed),
-        f.price(ep.pricing.input),
-        f.price(ep.pricing.output),
-        f.count(ep.context_length),
-        f.percent(lv.uptime_1d if lv else None),
-        f.ms(lv.latency_p50 if lv else None),
-        f.throughput(lv.throughput_p50 if lv else None),
-        _status(x, lv),
+def _chat_words(
+    config: Config, site: Site, model: ModelConfig, caps: list[str], p: Pricing, where: str
+) -> tuple[str, str, Table, tuple[Faq, ...]]:
+    """A chat model's intro, example cost, specs and FAQ."""
+    cost = f.about_usd(f.example_cost(p))
+    price_words = f"Input costs {f.per_million(p.input)} and output {f.per_million(p.output)}{where}"
+    maker = model.maker or "an unnamed maker"
+    intro = (
+        f"{model.name} is a model by {maker}, served through {site.name}. {price_words}, billed at cost "
+        f"with no markup: a request with a {f.EXAMPLE_PROMPT:,}-token prompt and a {f.EXAMPLE_REPLY:,}-token "
+        f"reply costs {cost}."
     )
+    specs = Table(
+        ("Spec", "Value"),
+        (
+            ("Maker", model.maker or f.DASH),
+            ("Modality", modality(model)),
+            ("Context length", f.tokens(model.context_length)),
+            ("Input price", f.per_million(p.input)),
+            ("Output price", f.per_million(p.output)),
+            ("Capabilities", ", ".join(caps) or f.DASH),
+            ("APIs", ", ".join(CLIENT_APIS)),
+            ("Model id", model.id),
+        ),
+    )
+    return intro, cost, specs, _faq(config, site, model, caps, price_words, cost)
+
+
+def _guides(site: Site, kind: str) -> tuple[Link, ...]:
+    if kind == "text->text":
+        return (
+            link(site, "Quickstart", "/docs/quickstart"),
+            link(site, "Use it with the OpenAI SDK", "/use-cases/openai-sdk"),
+            link(site, "Use it with the Anthropic SDK", "/use-cases/anthropic-sdk"),
+            link(site, "Use it with Claude Code", "/use-cases/claude-code"),
+        )
+    return (link(site, "Quickstart", "/docs/quickstart"),)  # the chat guides would not apply
+
+
+def _provider_headers(kind: str) -> tuple[str, ...]:
+    if kind == "text->text":
+        return ("Provider", "Input", "Output", "Context", "Uptime (1 day)", "Latency p50", "Throughput p50", "Status")
+    search = ("Per search",) if kind == RERANK else ()
+    return ("Provider", "Input", *search, "Context", "Uptime (1 day)", "Latency p50", "Status")
+
+
+def _provider_row(x: Listed, lv: Live | None, listed: Sequence[Listed], kind: str) -> tuple[str, ...]:
+    """One provider's row under `_provider_headers(kind)`: a retrieval model has no output price
+    and no output throughput, a reranker a price per search."""
+    ep = x.endpoint
+    uptime, p50 = f.percent(lv.uptime_1d if lv else None), f.ms(lv.latency_p50 if lv else None)
+    if kind == "text->text":
+        tput = f.throughput(lv.throughput_p50 if lv else None)
+        return (_label(x, listed), f.price(ep.pricing.input), f.price(ep.pricing.output), f.count(ep.context_length),
+                uptime, p50, tput, _status(x, lv))  # fmt: skip
+    search = (per_search(ep.pricing.request),) if kind == RERANK else ()
+    return (_label(x, listed), f.price(ep.pricing.input), *search, f.count(ep.context_length), uptime, p50,
+            _status(x, lv))  # fmt: skip
 
 
 def _per_provider_day(
@@ -328,8 +345,7 @@ def _related(config: Config, site: Site, model: ModelConfig) -> Table:
         ep = headline(other)
         if ep is None:
             continue
-        rows.append(
-            (link(site, other.name, f"/models/{other.id}"), f.price(ep.pricing.input), f.price(ep.pricing.output),
-             f.count(other.context_length))
-        )  # fmt: skip
+        output = f.price(ep.pricing.output) if other.modality == "text->text" else f.DASH  # none billed
+        rows.append((link(site, other.name, f"/models/{other.id}"), f.price(ep.pricing.input), output,
+                     f.count(other.context_length)))  # fmt: skip
     return Table(("Model", "Input", "Output", "Context"), tuple(rows))

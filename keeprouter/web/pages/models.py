@@ -24,6 +24,8 @@ from keeprouter.web.pages.common import (
 from keeprouter.web.sources import PageSources
 
 USAGE_DAYS = 30
+# What a model does, as the filter names it: the output half of its `modality` (config.MODALITIES).
+MODALITY_LABELS = {"text": "Chat", "embedding": "Embeddings", "rerank": "Rerank"}
 SORTS = {
     "newest": "Newest",
     "price": "Price (low to high)",
@@ -44,6 +46,8 @@ class ModelRow:
     context: str
     capabilities: tuple[str, ...]  # labels
     capability_ids: str  # space-separated ids, for the live filter
+    modality_id: str  # a MODALITY_LABELS key, for the filter
+    modality: str  # its label
     usage: str
     created: str
     unavailable: str
@@ -69,10 +73,12 @@ class ModelsPage:
     available: int
     makers: tuple[str, ...]
     capability_options: tuple[tuple[str, str], ...]  # (id, label)
+    modality_options: tuple[tuple[str, str], ...]  # (id, label)
     sorts: tuple[tuple[str, str], ...]
     q: str
     maker: str
     capability: str
+    modality: str
     sort: str
     prices_as_of: str
 
@@ -91,17 +97,24 @@ def _usage(rows: Sequence[ActivityRow]) -> dict[str, int]:
 def _row(config: Config, m: ModelConfig, usage: int) -> ModelRow:
     ep = headline(m)
     assert ep is not None  # every configured model has at least one listed endpoint
-    caps = sorted({c for e in (*m.endpoints, *m.unconfigured) for c in e.capabilities})
+    kind = m.modality.partition("->")[2]
+    if kind == "text":
+        caps = sorted({c for e in (*m.endpoints, *m.unconfigured) for c in e.capabilities})
+        labels = tuple(capabilities(m))
+    else:  # chat capabilities (streaming, tools) mean nothing to an embedding or rerank model
+        caps, labels = [], (f"{m.dimensions:,} dimensions",) if m.dimensions else ()
     return ModelRow(
         id=m.id,
         name=m.name,
         maker=m.maker,
         description=m.description,
         input=f.price(ep.pricing.input),
-        output=f.price(ep.pricing.output),
+        output=f.price(ep.pricing.output) if kind == "text" else f.DASH,  # no output billed
         context=f.count(m.context_length),
-        capabilities=tuple(capabilities(m)),
+        capabilities=labels,
         capability_ids=" ".join(caps),
+        modality_id=kind,
+        modality=MODALITY_LABELS[kind],
         usage=f.count(usage),
         created=f.date(m.created),
         unavailable=unavailable_note(config, m),
@@ -120,6 +133,9 @@ def build(config: Config, site: Site, activity: Sequence[ActivityRow], query: Ma
     q = query.get("q", "").strip()[:200]
     maker = query.get("maker", "")
     capability = query.get("capability", "")
+    modality = query.get("modality", "")
+    if modality not in MODALITY_LABELS:
+        modality = ""  # an unknown type filters nothing out, as an unknown sort sorts by newest
     sort = query.get("sort", "newest")
     if sort not in SORTS:
         sort = "newest"
@@ -129,6 +145,7 @@ def build(config: Config, site: Site, activity: Sequence[ActivityRow], query: Ma
         if (not q or q.lower() in r.search_text)
         and (not maker or r.maker == maker)
         and (not capability or capability in r.capability_ids.split())
+        and (not modality or r.modality_id == modality)
     ]
     rows.sort(key=lambda r: r.name.lower())
     if sort == "newest":
@@ -148,10 +165,12 @@ def build(config: Config, site: Site, activity: Sequence[ActivityRow], query: Ma
         available=sum(1 for r in all_rows if not r.unavailable),
         makers=tuple(sorted({r.maker for r in all_rows if r.maker})),
         capability_options=tuple(CAPABILITY_LABELS.items()),
+        modality_options=tuple(MODALITY_LABELS.items()),
         sorts=tuple(SORTS.items()),
         q=q,
         maker=maker,
         capability=capability,
+        modality=modality,
         sort=sort,
         prices_as_of=prices_as_of(models, site.today),
     )

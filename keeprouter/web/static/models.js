@@ -6,7 +6,8 @@
   var form = document.querySelector("form.filters");
   if (list && form) {
     var q = form.querySelector("#q"), maker = form.querySelector("#maker");
-    var cap = form.querySelector("#capability"), sort = form.querySelector("#sort");
+    var cap = form.querySelector("#capability"), kind = form.querySelector("#modality");
+    var sort = form.querySelector("#sort");
     var count = document.getElementById("model-count");
     var cards = Array.prototype.slice.call(list.children);
     var total = cards.length;
@@ -18,10 +19,10 @@
       name: function () { return 0; }
     };
     var apply = function () {
-      var text = q.value.trim().toLowerCase(), m = maker.value, c = cap.value, shown = 0;
+      var text = q.value.trim().toLowerCase(), m = maker.value, c = cap.value, k = kind.value, shown = 0;
       cards.forEach(function (card) {
         var ok = (!text || card.dataset.search.indexOf(text) !== -1) && (!m || card.dataset.maker === m) &&
-          (!c || (" " + card.dataset.caps + " ").indexOf(" " + c + " ") !== -1);
+          (!c || (" " + card.dataset.caps + " ").indexOf(" " + c + " ") !== -1) && (!k || card.dataset.modality === k);
         card.hidden = !ok;
         if (ok) { shown += 1; }
       });
@@ -30,7 +31,7 @@
       cards.slice().sort(function (a, b) { return cmp(a, b) || byName(a, b); }).forEach(function (card) { list.appendChild(card); });
       count.textContent = "Showing " + shown + " of " + total + " models";
     };
-    [q, maker, cap, sort].forEach(function (el) { el.addEventListener("input", apply); el.addEventListener("change", apply); });
+    [q, maker, cap, kind, sort].forEach(function (el) { el.addEventListener("input", apply); el.addEventListener("change", apply); });
     form.addEventListener("submit", function (e) { e.preventDefault(); apply(); });
   }
   Array.prototype.forEach.call(document.querySelectorAll("button.copy"), function (btn) {
