@@ -109,7 +109,8 @@ def _lifecycle(config: Config, admin_key: str, tracing: Tracing | None, settings
         await tracker.start()
         settle_queue = SettleQueue(ledger, spool_dir(config.database, settings.spool_dir))
         await settle_queue.start()
-        meters = Metrics([m for m, mc in config.models.items() if mc.endpoints], public=settings.metrics_public)
+        meters = Metrics([m for m, mc in config.models.items() if mc.endpoints], public=settings.metrics_public,
+                         token=config.metrics_token)  # fmt: skip
         affinity = _affinity(redis, settings)
         gateway = Gateway(
             config, adapters, ledger, tracker, limiter, settings.settle_wait, settle_queue, meters, tracing, affinity
