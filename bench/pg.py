@@ -12,7 +12,7 @@ PostgreSQL the CPU of the backend processes serving the gateway's connections (f
 application_name, read from /proc), plus the walwriter's, and the database's committed
 transactions per request (pg_stat_database: other users of the `test` database add to it).
 
-    python bench/pg.py [--seconds 10] [--concurrency 8] [--rounds 2]
+    python bench/pg.py [--seconds 10] [--concurrency 8] [--rounds 2] [--pg-params '&setting=value']
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ async def one_backend(backend: str, up: OpenAIUpstream, tmp: Path, a: argparse.N
     if backend == "postgres":
         admin = await asyncpg.connect(PG)
         await admin.execute(f'CREATE SCHEMA "{schema}"')
-        db = f"{PG}?search_path={schema}&application_name={schema}"
+        db = f"{PG}?search_path={schema}&application_name={schema}{a.pg_params}"
     else:
         db = f"sqlite:///{tmp / f'{tag}.db'}"
     cfg = tmp / f"{backend}-{tag}.yaml"
@@ -153,6 +153,7 @@ async def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--pg-params", default="", help="appended to the URL, e.g. '&plan_cache_mode=force_generic_plan'")
     a = ap.parse_args()
     up = OpenAIUpstream(expected_key=None)
     up.default = Reply(text="Hello!", input_tokens=10, output_tokens=20)
