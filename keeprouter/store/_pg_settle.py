@@ -22,7 +22,41 @@ from typing import Any
 
 import asyncpg
 
+from keeprouter.store import _rows
+from keeprouter.store._pg_people import owner_settle_cte
 from keeprouter.store._pg_pool import GuardedPool
+
+_N = len(_rows.GEN_COLUMNS)  # generation values are $1..$N; key_hash is $2
+_P = _rows.period_start_sql(f"${_N + 2}", f"${_N + 3}", f"${_N + 4}")
+_COST = "COALESCE((SELECT cost_nanos FROM g), 0)"
+# Settle = insert the generation (a duplicate id does nothing, so settling twice bills once),
+# drop the hold, bill the key, add to the key's day. A late settle never rewinds period_start.
+SETTLE = f"""
+WITH g AS (
+    INSERT INTO generations ({_rows.GEN_COLUMN_LIST})
+    VALUES ({", ".join(f"${i}" for i in range(1, _N + 1))})
+    ON CONFLICT (id) DO NOTHING RETURNING cost_nanos
+), h AS (
+    DELETE FROM holds WHERE id = ${_N + 1} AND key_hash = $2 RETURNING amount_nanos, user_id, team_id
+), o AS (
+    SELECT user_id, team_id FROM keys WHERE hash = $2
+), {owner_settle_cte("users", "u", _COST, _P)}, {owner_settle_cte("teams", "t", _COST, _P)}, k AS (
+    UPDATE keys SET usage_nanos = usage_nanos + {_COST},
+        reserved_nanos = reserved_nanos - COALESCE((SELECT amount_nanos FROM h), 0),
+        inflight = inflight - (SELECT COUNT(*) FROM h),
+        period_usage_nanos = CASE WHEN {_P} > period_start THEN {_COST} ELSE period_usage_nanos + {_COST} END,
+        period_start = GREATEST(period_start, {_P})
+    WHERE hash = $2 AND (EXISTS (SELECT 1 FROM g) OR EXISTS (SELECT 1 FROM h))
+    RETURNING 1
+), d AS (
+    INSERT INTO key_usage_daily (key_hash, day, usage_nanos, requests)
+    SELECT $2, ${_N + 2}, cost_nanos, 1 FROM g
+    ON CONFLICT (key_hash, day) DO UPDATE
+    SET usage_nanos = key_usage_daily.usage_nanos + EXCLUDED.usage_nanos,
+        requests = key_usage_daily.requests + 1
+)
+SELECT EXISTS (SELECT 1 FROM g)
+"""
 
 MAX_BATCH = 256  # settles per COMMIT; more wait for the next batch
 _RECORDED = "SELECT id FROM generations WHERE id = ANY($1::text[])"

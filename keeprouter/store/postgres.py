@@ -26,9 +26,10 @@ import msgspec
 
 from keeprouter.store import _health, _responses, _rows
 from keeprouter.store._migrate import SCHEMA_MIGRATIONS_DDL, migrations
-from keeprouter.store._pg_people import PgPeople, owner_reserve_sql, owner_settle_cte, owners_release_ctes
+from keeprouter.store._pg_notify import NOTIFY_KEY, KeyChanges, OnChange
+from keeprouter.store._pg_people import PgPeople, owner_reserve_sql, owners_release_ctes
 from keeprouter.store._pg_pool import COMMAND_TIMEOUT, CONNECT_TIMEOUT, MIGRATE_TIMEOUT, GuardedPool
-from keeprouter.store._pg_settle import SettleBatcher
+from keeprouter.store._pg_settle import SETTLE, SettleBatcher
 from keeprouter.store.base import (
     ActivityRow,
     AppRow,
@@ -89,39 +90,6 @@ class _Refused(Exception):
     """Rolls back an owned key's reservation when one of its budgets does not cover it."""
 
 
-_N = len(_rows.GEN_COLUMNS)  # generation values are $1..$N; key_hash is $2
-_P = _rows.period_start_sql(f"${_N + 2}", f"${_N + 3}", f"${_N + 4}")
-_COST = "COALESCE((SELECT cost_nanos FROM g), 0)"
-# Settle = insert the generation (a duplicate id does nothing, so settling twice bills once),
-# drop the hold, bill the key, add to the key's day. A late settle never rewinds period_start.
-_SETTLE = f"""
-WITH g AS (
-    INSERT INTO generations ({_rows.GEN_COLUMN_LIST})
-    VALUES ({", ".join(f"${i}" for i in range(1, _N + 1))})
-    ON CONFLICT (id) DO NOTHING RETURNING cost_nanos
-), h AS (
-    DELETE FROM holds WHERE id = ${_N + 1} AND key_hash = $2 RETURNING amount_nanos, user_id, team_id
-), o AS (
-    SELECT user_id, team_id FROM keys WHERE hash = $2
-), {owner_settle_cte("users", "u", _COST, _P)}, {owner_settle_cte("teams", "t", _COST, _P)}, k AS (
-    UPDATE keys SET usage_nanos = usage_nanos + {_COST},
-        reserved_nanos = reserved_nanos - COALESCE((SELECT amount_nanos FROM h), 0),
-        inflight = inflight - (SELECT COUNT(*) FROM h),
-        period_usage_nanos = CASE WHEN {_P} > period_start THEN {_COST} ELSE period_usage_nanos + {_COST} END,
-        period_start = GREATEST(period_start, {_P})
-    WHERE hash = $2 AND (EXISTS (SELECT 1 FROM g) OR EXISTS (SELECT 1 FROM h))
-    RETURNING 1
-), d AS (
-    INSERT INTO key_usage_daily (key_hash, day, usage_nanos, requests)
-    SELECT $2, ${_N + 2}, cost_nanos, 1 FROM g
-    ON CONFLICT (key_hash, day) DO UPDATE
-    SET usage_nanos = key_usage_daily.usage_nanos + EXCLUDED.usage_nanos,
-        requests = key_usage_daily.requests + 1
-)
-SELECT EXISTS (SELECT 1 FROM g)
-"""
-
-
 def _drop_holds_sql(where: str) -> str:
     """Delete matching holds and give their credit back, per key, in one statement."""
     return f"""
@@ -151,9 +119,11 @@ def _p(now: float) -> tuple[int, int, int]:
 class PostgresStore(PgPeople):
     """`Store` on PostgreSQL. Open with `await PostgresStore.open(url)`; `close()` closes the pool."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, url: str | None = None) -> None:
         self._pool = GuardedPool(pool)
-        self._settles = SettleBatcher(self._pool, _SETTLE)  # group commit (_pg_settle.py)
+        self._url = url  # for the connection that listens for key changes (watch_keys)
+        self._key_changes: KeyChanges | None = None
+        self._settles = SettleBatcher(self._pool, SETTLE)  # group commit (_pg_settle.py)
 
     @classmethod
     async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresStore:
@@ -162,9 +132,18 @@ class PostgresStore(PgPeople):
             url, min_size=min_size, max_size=max_size, reset=_keep_session,
             timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT,
         )  # fmt: skip
-        return cls(pool)
+        return cls(pool, url)
+
+    async def watch_keys(self, on_change: OnChange) -> None:
+        """Call `on_change(hash)` when another process (or this one) changes a key, `on_change(None)`
+        when any may have (store._pg_notify)."""
+        if self._url is not None and self._key_changes is None:
+            self._key_changes = KeyChanges(self._url, on_change)
+            await self._key_changes.start()
 
     async def close(self) -> None:
+        if self._key_changes is not None:
+            await self._key_changes.close()
         await self._settles.close()
         await self._pool.raw.close()
 
@@ -240,17 +219,18 @@ class PostgresStore(PgPeople):
             # settle committed before ours took the row.
             if await conn.fetchval("SELECT 1 FROM keys WHERE hash = $1 AND deleted_at IS NULL FOR UPDATE", key_hash):
                 await conn.execute(f"UPDATE keys SET {', '.join(sets)} WHERE hash = $1", *args)
+                await conn.execute(NOTIFY_KEY, key_hash)  # delivered to every process on commit
                 row = await conn.fetchrow(_KEY_SELECT + " AND hash = $4", *_p(now), key_hash)
                 return None if row is None else _rows.key_from_row(row)
         return None
 
     async def delete_key(self, key_hash: str, now: float) -> bool:
-        status = await self._pool.execute(
-            "UPDATE keys SET deleted_at = $2, disabled = TRUE, updated_at = $2"
-            " WHERE hash = $1 AND deleted_at IS NULL",
+        deleted = await self._pool.fetchval(
+            "WITH d AS (UPDATE keys SET deleted_at = $2, disabled = TRUE, updated_at = $2"
+            f" WHERE hash = $1 AND deleted_at IS NULL RETURNING hash) SELECT hash FROM d, ({NOTIFY_KEY}) n",
             key_hash, now,
         )  # fmt: skip
-        return status == "UPDATE 1"
+        return deleted is not None
 
     # ---- ledger -------------------------------------------------------------------------------
 
