@@ -4,7 +4,8 @@ One gateway process per backend (SQLite: a temporary file; PostgreSQL: a private
 `test` database at 127.0.0.1:5432, dropped afterwards), the emulated OpenAI upstream of
 tests/upstreams, non-streamed chat completions from a key with a credit limit (so authentication,
 the reservation's limit check and the settle all run), `--concurrency` connections (8) for
-`--seconds` (10) each. The backends alternate for `--rounds` rounds (2), so both see the same
+`--seconds` (10) each, all on one key unless `--keys N` (one key is the worst case on PostgreSQL:
+every request updates its row). The backends alternate for `--rounds` rounds (2), so both see the same
 machine; compare the ratios of one round (printed at the end: their median), the machine is shared.
 
 Per backend: requests/s, the gateway's CPU per request (from /proc, before and after), and on
@@ -12,7 +13,7 @@ PostgreSQL the CPU of the backend processes serving the gateway's connections (f
 application_name, read from /proc), plus the walwriter's, and the database's committed
 transactions per request (pg_stat_database: other users of the `test` database add to it).
 
-    python bench/pg.py [--seconds 10] [--concurrency 8] [--rounds 2] [--pg-params '&setting=value']
+    python bench/pg.py [--seconds 10] [--concurrency 8] [--rounds 2] [--keys 1] [--pg-params '&setting=value']
 """
 
 from __future__ import annotations
@@ -52,14 +53,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-async def load(url: str, key: str, seconds: float, concurrency: int) -> tuple[int, int, float]:
-    """(ok, failed, seconds): `concurrency` loops, each on its own connection."""
+async def load(url: str, keys: list[str], seconds: float, concurrency: int) -> tuple[int, int, float]:
+    """(ok, failed, seconds): `concurrency` loops, each on its own connection, loop i with key i % len(keys)."""
     ok = failed = 0
     deadline = time.monotonic() + seconds
-    headers = {"Authorization": f"Bearer {key}"}
 
-    async def loop() -> None:
+    async def loop(i: int) -> None:
         nonlocal ok, failed
+        headers = {"Authorization": f"Bearer {keys[i % len(keys)]}"}
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as s:
             while time.monotonic() < deadline:
                 try:
@@ -70,7 +71,7 @@ async def load(url: str, key: str, seconds: float, concurrency: int) -> tuple[in
                     failed += 1
 
     t0 = time.monotonic()
-    await asyncio.gather(*(loop() for _ in range(concurrency)))
+    await asyncio.gather(*(loop(i) for i in range(concurrency)))
     return ok, failed, time.monotonic() - t0
 
 
@@ -122,16 +123,18 @@ async def one_backend(backend: str, up: OpenAIUpstream, tmp: Path, a: argparse.N
     try:
         await proc.start(60)
         assert proc.proc is not None
+        keys = []
         async with aiohttp.ClientSession() as s:
-            async with s.post(proc.url + "/api/v1/keys", json={"name": "bench", "limit": 1_000_000.0},
-                              headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as r:  # fmt: skip
-                key = (await r.json())["key"]
-        await load(proc.url, key, 1.0, a.concurrency)  # warm-up: every pooled connection opened
+            for i in range(max(1, min(a.keys, 1000))):
+                async with s.post(proc.url + "/api/v1/keys", json={"name": f"bench-{i}", "limit": 1_000_000.0},
+                                  headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as r:  # fmt: skip
+                    keys.append((await r.json())["key"])
+        await load(proc.url, keys, 1.0, a.concurrency)  # warm-up: every pooled connection opened
         probe = PgProbe(admin, schema) if admin is not None else None
         if probe is not None:
             await probe.start()
         cpu0 = cpu_seconds(proc.proc.pid)
-        ok, failed, took = await load(proc.url, key, a.seconds, a.concurrency)
+        ok, failed, took = await load(proc.url, keys, a.seconds, a.concurrency)
         gw = cpu_seconds(proc.proc.pid) - cpu0
         out: dict[str, Any] = {"backend": backend, "rps": round(ok / took), "failed": failed,
                                "gateway_ms_per_req": round(1000 * gw / max(ok, 1), 3)}  # fmt: skip
@@ -153,6 +156,7 @@ async def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--keys", type=int, default=1, help="spread the connections over this many keys")
     ap.add_argument("--pg-params", default="", help="appended to the URL, e.g. '&plan_cache_mode=force_generic_plan'")
     a = ap.parse_args()
     up = OpenAIUpstream(expected_key=None)
