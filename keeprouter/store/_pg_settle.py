@@ -13,8 +13,9 @@ two processes' batches take key rows in the same order, preceded by one read of 
 ids are already recorded: that read says which settles bill (a settle of an already recorded id
 bills nothing, as alone). The read is outside the batch's transaction, so the same generation
 settled by ANOTHER process in between would be reported as billed by both; billing itself is exact
-(ON CONFLICT), only the returned flag could be wrong, and nothing but tests reads it. A batch that fails for any reason but an outage is retried one settle at
-a time, so one bad settle (or a deadlock) never fails the others.
+(ON CONFLICT), only the returned flag could be wrong, and nothing but tests reads it.
+A batch that fails for any reason but an outage is retried one settle at a time, so one bad
+settle (or a deadlock) never fails the others.
 """
 
 from __future__ import annotations
