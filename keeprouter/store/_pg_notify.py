@@ -69,7 +69,7 @@ class KeyChanges:
                 try:
                     await self._listen()
                     break
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+                except Exception as e:  # whatever it is, keep trying: the TTL covers us meanwhile
                     log.debug("listening for key changes again failed (%s); retrying in %.1fs", e, delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, RETRY_MAX)
