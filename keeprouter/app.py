@@ -99,6 +99,9 @@ def _lifecycle(config: Config, admin_key: str, tracing: Tracing | None, settings
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         store = await open_store(config.database)
         keys = KeyService(store, admin_key=admin_key)
+        watch_keys = getattr(store, "watch_keys", None)  # PostgreSQL's: several processes share the keys
+        if watch_keys is not None:
+            await watch_keys(keys.forget)
         await keys.ensure_admin()
         adapters = {pid: build_adapter(p) for pid, p in config.providers.items()}
         ledger = Ledger(store, hold_ttl=settings.hold_ttl)
@@ -109,7 +112,8 @@ def _lifecycle(config: Config, admin_key: str, tracing: Tracing | None, settings
         await tracker.start()
         settle_queue = SettleQueue(ledger, spool_dir(config.database, settings.spool_dir))
         await settle_queue.start()
-        meters = Metrics([m for m, mc in config.models.items() if mc.endpoints], public=settings.metrics_public)
+        meters = Metrics([m for m, mc in config.models.items() if mc.endpoints], public=settings.metrics_public,
+                         token=config.metrics_token)  # fmt: skip
         affinity = _affinity(redis, settings)
         gateway = Gateway(
             config, adapters, ledger, tracker, limiter, settings.settle_wait, settle_queue, meters, tracing, affinity

@@ -7,8 +7,9 @@ there is no timing signal to exploit (the configured admin key, the one secret h
 compared with `hmac.compare_digest`).
 
 A small per-process cache (hash -> record, `cache_ttl` seconds, default 2) keeps the database off
-the hot path; updates and deletes through this service drop the entry at once, other processes
-see them within `cache_ttl`. Credit is not checked from the cache: the ledger's reservation does
+the hot path; updates and deletes through this service drop the entry at once; on PostgreSQL every
+process drops it as soon as the change commits (`forget`, fed by store._pg_notify), elsewhere other
+processes see it within `cache_ttl`. Credit is not checked from the cache: the ledger's reservation does
 that against the database.
 """
 
@@ -138,6 +139,13 @@ class KeyService:
         if record.expires_at is not None and record.expires_at <= now:
             raise AuthenticationFailed("API key has expired")
         return record
+
+    def forget(self, key_hash: str | None) -> None:
+        """Drop the cached record of a key that changed (None: of every key)."""
+        if key_hash is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(key_hash, None)
 
     async def session_record(self, key_hash: str) -> KeyRecord | None:
         """The record a console session signed in as, read afresh (never cached: a key disabled or

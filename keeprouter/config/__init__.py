@@ -35,6 +35,7 @@ from keeprouter.config.values import ConfigError
 from keeprouter.config.values import date_opt as _date_opt
 from keeprouter.config.values import int_opt as _int
 from keeprouter.config.values import mapping as _mapping
+from keeprouter.config.values import metrics_token as _metrics_token
 from keeprouter.config.values import money as _money
 from keeprouter.config.values import money_opt as _money_opt
 from keeprouter.config.values import str_opt as _str_opt
@@ -88,7 +89,8 @@ def load_config(path: str | os.PathLike[str] | None, env: dict[str, str] | None 
 
 
 def parse_config(raw: dict[str, Any], env: dict[str, str]) -> Config:
-    known = {"database", "redis", "admin_key", "providers", "models", "site", "auth", "responses", "response_cache"}
+    known = {"database", "redis", "admin_key", "metrics_token", "providers", "models", "site", "auth", "responses",
+             "response_cache"}  # fmt: skip
     for k in raw:
         if k not in known:
             raise ConfigError(f"{k}: unknown key (expected one of {', '.join(sorted(known))})")
@@ -126,6 +128,7 @@ def parse_config(raw: dict[str, Any], env: dict[str, str]) -> Config:
     admin = raw.get("admin_key")
     if admin is not None and not isinstance(admin, str):
         raise ConfigError("admin_key: must be a string")
+    metrics_token = _metrics_token(raw.get("metrics_token"), admin)
     redis_url = raw.get("redis")
     if redis_url is not None and not (isinstance(redis_url, str) and redis_url.startswith("redis")):
         raise ConfigError("redis: must be a redis:// URL")
@@ -136,6 +139,7 @@ def parse_config(raw: dict[str, Any], env: dict[str, str]) -> Config:
         database=database,
         redis=redis_url or None,
         admin_key=admin or None,  # KEEPROUTER_ADMIN_KEY is a setting (keeprouter.settings)
+        metrics_token=metrics_token,
         providers=providers,
         models=models,
         site=_site(raw.get("site"), "site"),

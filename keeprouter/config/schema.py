@@ -141,6 +141,8 @@ class Config:
     database: str = "sqlite:///keeprouter.db"
     redis: str | None = None
     admin_key: str | None = None
+    # `metrics_token`: opens GET /metrics only (observe.metrics); kept out of reprs, as every secret
+    metrics_token: str | None = field(default=None, repr=False)
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
     models: dict[str, ModelConfig] = field(default_factory=dict)
     site: SiteConfig = field(default_factory=SiteConfig)

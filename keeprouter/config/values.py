@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -60,3 +61,21 @@ def mapping(v: Any, where: str) -> dict[str, Any]:
     if not isinstance(v, dict):
         raise ConfigError(f"{where}: must be a mapping")
     return v
+
+
+MIN_METRICS_TOKEN = 16  # characters: a guessable scrape token would publish the operator's figures
+
+
+def metrics_token(value: object, admin: object) -> str | None:
+    """`metrics_token`: a scrape-only secret for GET /metrics (absent or empty: none). The error
+    messages never quote it."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigError("metrics_token: must be a string")
+    token = value.strip()
+    if len(token) < MIN_METRICS_TOKEN or not (token.isascii() and token.isprintable()) or " " in token:
+        raise ConfigError(f"metrics_token: must be at least {MIN_METRICS_TOKEN} printable ASCII characters, no spaces")
+    if isinstance(admin, str) and hmac.compare_digest(token.encode(), admin.strip().encode()):
+        raise ConfigError("metrics_token: must differ from admin_key (it opens /metrics only)")
+    return token

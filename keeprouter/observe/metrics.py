@@ -14,8 +14,9 @@ lookup and a few float additions (measured in tests/observe/test_metrics.py's mi
 
 from __future__ import annotations
 
+import hmac
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -39,8 +40,12 @@ def multiprocess() -> bool:
 class Metrics:
     """Every metric KeepRouter exports. `models` bounds the model label (anything else is "other")."""
 
-    def __init__(self, models: Collection[str], public: bool = False) -> None:
+    def __init__(self, models: Collection[str], public: bool = False, token: str | None = None) -> None:
         self.public = public  # readable without the admin key (KEEPROUTER_METRICS_PUBLIC=1)
+        # `metrics_token` in the config: a scrape-only secret, so a Prometheus config never holds
+        # the admin key (which can mint keys). It opens /metrics and nothing else: only this
+        # class knows it, and KeyService never sees it.
+        self._token = token.encode() if token else None
         self.registry = CollectorRegistry(auto_describe=True)
         self.models = frozenset(models)
         r = self.registry
@@ -62,6 +67,16 @@ class Metrics:
                              multiprocess_mode="livesum", registry=r)  # fmt: skip
         self._served: dict[tuple[str, str, str, str], _Served] = {}
         self._refused: dict[tuple[str, str, str], Any] = {}
+
+    def scrape_token_ok(self, headers: Mapping[str, str]) -> bool:
+        """True when `Authorization: Bearer TOKEN` carries the configured metrics token (compared in
+        constant time; never logged)."""
+        if self._token is None:
+            return False
+        scheme, _, presented = (headers.get("Authorization") or "").strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return False
+        return hmac.compare_digest(presented.strip().encode(), self._token)
 
     def model_label(self, model: str) -> str:
         return model if model in self.models else OTHER

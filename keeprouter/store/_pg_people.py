@@ -14,6 +14,7 @@ import asyncpg
 
 from keeprouter.store import _people_rows as rows
 from keeprouter.store import _rows
+from keeprouter.store._pg_notify import NOTIFY_ANY
 from keeprouter.store.base import BudgetPatch, TeamRecord, UserRecord, periods
 
 if TYPE_CHECKING:
@@ -105,6 +106,7 @@ class PgPeople:
                         "UPDATE keys SET team_id = $2, updated_at = $3 WHERE user_id = $1",
                         owner_id, values["team_id"], now,
                     )  # fmt: skip
+                    await conn.execute(NOTIFY_ANY)  # cached key records, in every process
                 return await conn.fetchrow(_SELECT[table] + " AND id = $4", *_p(now), owner_id)
         except asyncpg.IntegrityConstraintViolationError as e:
             raise ValueError(f"{table[:-1]} update conflicts: {e}") from None
@@ -128,6 +130,7 @@ class PgPeople:
                 f"UPDATE keys SET disabled = TRUE, updated_at = $2 WHERE {owned} = $1 AND deleted_at IS NULL",
                 owner_id, now,
             )  # fmt: skip
+            await conn.execute(NOTIFY_ANY)  # cached key records, in every process
             return True
 
     # ---- the PeopleStore protocol -------------------------------------------------------------

@@ -1,7 +1,8 @@
 """PostgreSQL backend: an asyncpg pool, safe with any number of gateway processes on one database.
 
 Every ledger operation is ONE statement (data-modifying CTEs), hence one round trip and its own
-transaction. The admission check is a single row-locked UPDATE of the key whose WHERE clause reads
+transaction; settles arriving together share one round trip and one COMMIT (_pg_settle.py).
+The admission check is a single row-locked UPDATE of the key whose WHERE clause reads
 only that row: under READ COMMITTED a concurrent writer makes it wait and then re-check against
 the committed row, so two processes can never both admit on the same stale balance.
 
@@ -25,8 +26,10 @@ import msgspec
 
 from keeprouter.store import _health, _response_cache, _responses, _rows
 from keeprouter.store._migrate import SCHEMA_MIGRATIONS_DDL, migrations
-from keeprouter.store._pg_people import PgPeople, owner_reserve_sql, owner_settle_cte, owners_release_ctes
+from keeprouter.store._pg_notify import NOTIFY_KEY, KeyChanges, OnChange
+from keeprouter.store._pg_people import PgPeople, owner_reserve_sql, owners_release_ctes
 from keeprouter.store._pg_pool import COMMAND_TIMEOUT, CONNECT_TIMEOUT, MIGRATE_TIMEOUT, GuardedPool
+from keeprouter.store._pg_settle import SETTLE, SettleBatcher
 from keeprouter.store.base import (
     ActivityRow,
     AppRow,
@@ -54,14 +57,22 @@ _KEY_FITS = f"""hash = $4 AND deleted_at IS NULL AND NOT disabled AND (expires_a
       AND (limit_nanos IS NULL
            OR {_rows.limit_usage_sql("$1", "$2", "$3")} + reserved_nanos + $5 <= limit_nanos)
       AND (max_parallel_requests IS NULL OR inflight < max_parallel_requests)"""
+# A hold is committed without waiting for its WAL flush (synchronous_commit off for that transaction
+# only): the flush is most of a reservation's cost in PostgreSQL's CPU and in latency. Visibility is
+# not delayed (other sessions see the commit at once, so admission stays exact across processes),
+# and WAL is written in order, so the settle that later drops the hold flushes it with its own
+# durable commit. What a database CRASH may lose is only the holds taken in its last fraction of a
+# second (wal_writer_delay): hold and reserved amount vanish together, the settle still bills the
+# generation, and the requests then in flight were not held against the limit (docs/reliability.md).
+_ASYNC_COMMIT = "set_config('synchronous_commit', 'off', true)"  # true: this transaction only
 # A key without user or team: one statement. An owned key is refused here and takes `_reserve_owned`.
 _RESERVE = f"""
-WITH k AS (
+WITH a AS (SELECT {_ASYNC_COMMIT}), k AS (
     UPDATE keys SET reserved_nanos = reserved_nanos + $5, inflight = inflight + 1
     WHERE {_KEY_FITS} AND user_id IS NULL AND team_id IS NULL
     RETURNING hash
 )
-INSERT INTO holds (id, key_hash, amount_nanos, expires_at) SELECT $7, hash, $5, $8 FROM k RETURNING 1
+INSERT INTO holds (id, key_hash, amount_nanos, expires_at) SELECT $7, hash, $5, $8 FROM k, a RETURNING 1
 """
 # The owned key's last step, after its team and user: its owners must still be the ones held on.
 _RESERVE_OWNED = f"""
@@ -79,39 +90,6 @@ _RESERVE_USER = owner_reserve_sql("users")
 
 class _Refused(Exception):
     """Rolls back an owned key's reservation when one of its budgets does not cover it."""
-
-
-_N = len(_rows.GEN_COLUMNS)  # generation values are $1..$N; key_hash is $2
-_P = _rows.period_start_sql(f"${_N + 2}", f"${_N + 3}", f"${_N + 4}")
-_COST = "COALESCE((SELECT cost_nanos FROM g), 0)"
-# Settle = insert the generation (a duplicate id does nothing, so settling twice bills once),
-# drop the hold, bill the key, add to the key's day. A late settle never rewinds period_start.
-_SETTLE = f"""
-WITH g AS (
-    INSERT INTO generations ({_rows.GEN_COLUMN_LIST})
-    VALUES ({", ".join(f"${i}" for i in range(1, _N + 1))})
-    ON CONFLICT (id) DO NOTHING RETURNING cost_nanos
-), h AS (
-    DELETE FROM holds WHERE id = ${_N + 1} AND key_hash = $2 RETURNING amount_nanos, user_id, team_id
-), o AS (
-    SELECT user_id, team_id FROM keys WHERE hash = $2
-), {owner_settle_cte("users", "u", _COST, _P)}, {owner_settle_cte("teams", "t", _COST, _P)}, k AS (
-    UPDATE keys SET usage_nanos = usage_nanos + {_COST},
-        reserved_nanos = reserved_nanos - COALESCE((SELECT amount_nanos FROM h), 0),
-        inflight = inflight - (SELECT COUNT(*) FROM h),
-        period_usage_nanos = CASE WHEN {_P} > period_start THEN {_COST} ELSE period_usage_nanos + {_COST} END,
-        period_start = GREATEST(period_start, {_P})
-    WHERE hash = $2 AND (EXISTS (SELECT 1 FROM g) OR EXISTS (SELECT 1 FROM h))
-    RETURNING 1
-), d AS (
-    INSERT INTO key_usage_daily (key_hash, day, usage_nanos, requests)
-    SELECT $2, ${_N + 2}, cost_nanos, 1 FROM g
-    ON CONFLICT (key_hash, day) DO UPDATE
-    SET usage_nanos = key_usage_daily.usage_nanos + EXCLUDED.usage_nanos,
-        requests = key_usage_daily.requests + 1
-)
-SELECT EXISTS (SELECT 1 FROM g)
-"""
 
 
 def _drop_holds_sql(where: str) -> str:
@@ -143,8 +121,11 @@ def _p(now: float) -> tuple[int, int, int]:
 class PostgresStore(PgPeople):
     """`Store` on PostgreSQL. Open with `await PostgresStore.open(url)`; `close()` closes the pool."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, url: str | None = None) -> None:
         self._pool = GuardedPool(pool)
+        self._url = url  # for the connection that listens for key changes (watch_keys)
+        self._key_changes: KeyChanges | None = None
+        self._settles = SettleBatcher(self._pool, SETTLE)  # group commit (_pg_settle.py)
 
     @classmethod
     async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresStore:
@@ -153,9 +134,19 @@ class PostgresStore(PgPeople):
             url, min_size=min_size, max_size=max_size, reset=_keep_session,
             timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT,
         )  # fmt: skip
-        return cls(pool)
+        return cls(pool, url)
+
+    async def watch_keys(self, on_change: OnChange) -> None:
+        """Call `on_change(hash)` when another process (or this one) changes a key, `on_change(None)`
+        when any may have (store._pg_notify)."""
+        if self._url is not None and self._key_changes is None:
+            self._key_changes = KeyChanges(self._url, on_change)
+            await self._key_changes.start()
 
     async def close(self) -> None:
+        if self._key_changes is not None:
+            await self._key_changes.close()
+        await self._settles.close()
         await self._pool.raw.close()
 
     async def ping(self) -> None:
@@ -233,17 +224,18 @@ class PostgresStore(PgPeople):
             # settle committed before ours took the row.
             if await conn.fetchval("SELECT 1 FROM keys WHERE hash = $1 AND deleted_at IS NULL FOR UPDATE", key_hash):
                 await conn.execute(f"UPDATE keys SET {', '.join(sets)} WHERE hash = $1", *args)
+                await conn.execute(NOTIFY_KEY, key_hash)  # delivered to every process on commit
                 row = await conn.fetchrow(_KEY_SELECT + " AND hash = $4", *_p(now), key_hash)
                 return None if row is None else _rows.key_from_row(row)
         return None
 
     async def delete_key(self, key_hash: str, now: float) -> bool:
-        status = await self._pool.execute(
-            "UPDATE keys SET deleted_at = $2, disabled = TRUE, updated_at = $2"
-            " WHERE hash = $1 AND deleted_at IS NULL",
+        deleted = await self._pool.fetchval(
+            "WITH d AS (UPDATE keys SET deleted_at = $2, disabled = TRUE, updated_at = $2"
+            f" WHERE hash = $1 AND deleted_at IS NULL RETURNING hash) SELECT hash FROM d, ({NOTIFY_KEY}) n",
             key_hash, now,
         )  # fmt: skip
-        return status == "UPDATE 1"
+        return deleted is not None
 
     # ---- ledger -------------------------------------------------------------------------------
 
@@ -266,11 +258,12 @@ class PostgresStore(PgPeople):
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 owners = await conn.fetchrow(
-                    "SELECT user_id, team_id FROM keys WHERE hash = $1 AND deleted_at IS NULL", key_hash
+                    f"SELECT user_id, team_id, {_ASYNC_COMMIT} FROM keys WHERE hash = $1 AND deleted_at IS NULL",
+                    key_hash,
                 )
                 if owners is None or (owners[0] is None and owners[1] is None):
                     return False  # an ownerless key the one-statement path refused
-                user_id, team_id = owners
+                user_id, team_id = owners[0], owners[1]
                 if team_id is not None and await conn.fetchval(_RESERVE_TEAM, d, w, m, team_id, nanos) is None:
                     raise _Refused
                 if user_id is not None and await conn.fetchval(_RESERVE_USER, d, w, m, user_id, nanos) is None:
@@ -282,15 +275,7 @@ class PostgresStore(PgPeople):
             return False
 
     async def settle(self, hold_id: str, gen: GenerationRecord, now: float) -> bool:
-        args = (*_rows.gen_values(gen), hold_id, *_p(now))
-        for attempt in range(3):
-            try:
-                return bool(await self._pool.fetchval(_SETTLE, *args))
-            except asyncpg.exceptions.DeadlockDetectedError:
-                # Safe to retry: the generation id makes settle idempotent.
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        return await self._settles.settle((*_rows.gen_values(gen), hold_id, *_p(now)))
 
     async def release(self, hold_id: str) -> bool:
         return bool(await self._pool.fetch(_RELEASE, hold_id))
