@@ -8,6 +8,7 @@ bench's `thin_proxy.py` (aiohttp + uvloop, forwards bytes untranslated, no auth 
 against the same upstream when it is found (`../shared/bench/`, or `--thin PATH`).
 
     python bench/workloads.py [--mode long small cc ttft] [--chunks 2000] [--streams 20] ...
+    python bench/workloads.py --mode small --profile /tmp/small.raw   # then ../shared/bench/pyspy_top.py
 
 Modes (each prints CPU per unit, and ours / floor where the floor applies):
 - long:  a 2,000-chunk stream (events written in bursts of `--burst` per upstream write), through
@@ -29,6 +30,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -309,6 +312,17 @@ async def ttft(gw: Target, thin: Target | None, n: int, direct: str) -> None:
     line("time to first token, overhead", ours, floor, "us")
 
 
+async def profiler(pid: int, out: Path) -> asyncio.subprocess.Process:
+    """py-spy sampling the gateway (its samples include the floor's turn too: profile one mode)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    proc = await asyncio.create_subprocess_exec(
+        spy, "record", "--pid", str(pid), "--rate", "400", "--gil", "--format", "raw", "--output", str(out),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    await asyncio.sleep(1.0)  # attached before the first measured request
+    return proc
+
+
 async def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--mode", nargs="+", default=["long", "small", "cc", "ttft", "features"])
@@ -319,6 +333,7 @@ async def main() -> None:
     p.add_argument("--cc", type=int, default=300)
     p.add_argument("--ttft", type=int, default=200)
     p.add_argument("--thin", type=Path, default=THIN)
+    p.add_argument("--profile", type=Path, help="py-spy's collapsed stacks of the gateway over the run, to FILE")
     args = p.parse_args()
     runner = web.AppRunner(upstream(sse_events(args.chunks), args.burst), access_log=None)
     await runner.setup()
@@ -351,7 +366,11 @@ async def main() -> None:
                 print(f"# no thin pass-through at {args.thin}: figures without the floor")
             assert gw.proc is not None
             ours = Target("ours", gw.url, gw.proc.pid, {"Authorization": f"Bearer {key}", **ANTHROPIC})
+            spy = await profiler(gw.proc.pid, args.profile) if args.profile else None
             await measure(ours, thin, args)
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+                await spy.wait()
         finally:
             if thin_proc is not None:
                 thin_proc.terminate()

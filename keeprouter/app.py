@@ -34,6 +34,7 @@ from keeprouter.observe.metrics import Metrics
 from keeprouter.observe.tracing import Tracing
 from keeprouter.providers import build_adapter
 from keeprouter.routing.affinity import AffinityTable, MemoryAffinity
+from keeprouter.routing.fit import SignatureIssuers
 from keeprouter.routing.health import HealthTracker
 from keeprouter.routing.select import endpoint_key
 from keeprouter.serving import DRAINING, Draining
@@ -116,8 +117,9 @@ def _lifecycle(config: Config, admin_key: str, tracing: Tracing | None, settings
                          token=config.metrics_token)  # fmt: skip
         affinity = _affinity(redis, settings)
         gateway = Gateway(
-            config, adapters, ledger, tracker, limiter, settings.settle_wait, settle_queue, meters, tracing, affinity
-        )
+            config, adapters, ledger, tracker, limiter, settings.settle_wait, settle_queue, meters, tracing, affinity,
+            _issuers(redis, settings),
+        )  # fmt: skip
         cache_sweeper = _response_cache(config, gateway, store, redis, settings)
         app[STATE] = State(config, gateway, keys, store, tracker)
         app[console.SESSIONS] = Sessions(store, keys, login_secret=login_secret(admin_key))
@@ -194,6 +196,17 @@ def _affinity(redis: Redis | None, settings: Settings) -> AffinityTable:
 
     prefix = settings.redis_prefix
     return RedisAffinity(redis, prefix=prefix + "af:" if prefix else DEFAULT_PREFIX, fallback=local)
+
+
+def _issuers(redis: Redis | None, settings: Settings) -> SignatureIssuers | None:
+    """Which endpoint issued each piece of reasoning state: shared through Redis when it is
+    configured (routing.shared_issuers), else the gateway's own in-process table (None)."""
+    if redis is None:
+        return None
+    from keeprouter.routing.shared_issuers import DEFAULT_PREFIX, SharedIssuers
+
+    prefix = settings.redis_prefix
+    return SharedIssuers(redis, prefix=prefix + "sig:" if prefix else DEFAULT_PREFIX)
 
 
 def _response_cache(

@@ -96,6 +96,7 @@ class Gateway:
         metrics: Metrics | None = None,
         tracing: Tracing | None = None,
         affinity: AffinityTable | None = None,
+        issuers: SignatureIssuers | None = None,
     ) -> None:
         self.config = config
         self.adapters = adapters
@@ -107,7 +108,9 @@ class Gateway:
         self.settle_queue = settle_queue if settle_queue is not None else SettleQueue(ledger)
         self.metrics = metrics  # counted where generations settle (Settler.record), whatever the client API
         self.tracing = tracing  # None unless OpenTelemetry is configured
-        self.issuers = SignatureIssuers()
+        # Which endpoint issued each piece of reasoning state (routing.fit; shared through Redis
+        # when it is configured, routing.shared_issuers), so a fallback never gets another's.
+        self.issuers = issuers if issuers is not None else SignatureIssuers()
         self.settler = Settler(ledger, self.limiter, self.settle_queue, metrics)
         # Run a settle that must survive the caller's cancellation (Settler.settle_later): the
         # bound method itself, so the API layer's call per request costs no extra frame.
@@ -211,6 +214,8 @@ class Gateway:
                 req, route.models, route.prefs, caller.headers, route.body, caller.key.hash, meter.prompt_estimate
             )
         cands = await self.sticky.order(cands, conv)
+        if self.issuers.shared and sizing is None:
+            await self.issuers.learn(req)  # one MGET, only for reasoning state this process never saw
         await self._reserve(meter, cands)
         try:
             deadline = meter.started + MAX_RETRY_SECONDS

@@ -9,8 +9,10 @@
   must come back on its own tool-call turns; another provider's text is not its to see).
   `SignatureIssuers` remembers, per state, the endpoint whose answer carried it; a block known to
   come from another endpoint is dropped (a fallback or a load-balanced turn would otherwise fail
-  with "Invalid signature"). State this process never saw (issued before a restart, or through
-  another instance) is kept: it most likely comes from the endpoint the conversation has been using.
+  with "Invalid signature"). With Redis configured the issuers are shared by every instance
+  (`routing.shared_issuers`); state no instance recorded (issued before a restart without Redis, or
+  longer ago than the shared table keeps) is kept: it most likely comes from the endpoint the
+  conversation has been using.
 """
 
 from __future__ import annotations
@@ -63,21 +65,30 @@ def issuer_of(ep: EndpointConfig) -> str:
 
 
 class SignatureIssuers:
-    """A bounded LRU of signature -> issuing endpoint ("provider|upstream model")."""
+    """A bounded LRU of signature -> issuing endpoint ("provider|upstream model"), in this process.
+    `routing.shared_issuers.SharedIssuers` shares it between instances through Redis."""
+
+    shared = False  # True: `learn` must run before a request is fitted (gateway._serve)
 
     def __init__(self, capacity: int = MAX_SIGNATURES) -> None:
         self._map: OrderedDict[int, str] = OrderedDict()
         self._capacity = capacity
 
     def record(self, signature: str, ep: EndpointConfig) -> None:
+        self.remember(signature, issuer_of(ep))
+
+    def remember(self, signature: str, issuer: str) -> None:
         key = hash(signature)
-        self._map[key] = issuer_of(ep)
+        self._map[key] = issuer
         self._map.move_to_end(key)
         if len(self._map) > self._capacity:
             self._map.popitem(last=False)
 
     def issuer(self, signature: str) -> str | None:
         return self._map.get(hash(signature))
+
+    async def learn(self, req: ChatRequest) -> None:
+        """Know the issuers of `req`'s reasoning state that other instances recorded (nothing here)."""
 
 
 def state_of(p: ThinkingPart) -> str:
