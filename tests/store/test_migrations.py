@@ -33,6 +33,8 @@ RELEASED = {
     ("postgres", "0007_stored_responses.sql"): "4ccb3d97f824b28dbbbd0f00ca55b13296577da3bd07ecf2bb52c9b6e88fe190",
     ("sqlite", "0008_response_cache.sql"): "3312ee9898e317207890ff3e09d239b19d1a91782ba619f41c418f71602b6a2a",
     ("postgres", "0008_response_cache.sql"): "9635ff54027e0957277d48fc44d903acb8fa47b964f36b122cda1d23ac294815",
+    ("sqlite", "0009_generations_created.sql"): "66ff83d5e4f933d929ec2cd4b47f2a25d37775f647e0ab5c8df090f334eaf1ec",
+    ("postgres", "0009_generations_created.sql"): "66ff83d5e4f933d929ec2cd4b47f2a25d37775f647e0ab5c8df090f334eaf1ec",
 }
 
 
