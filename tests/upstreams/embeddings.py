@@ -11,11 +11,19 @@ Written from the wire shapes, not from keeprouter. Deterministic, so a test can 
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import struct
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 DEFAULT_DIMS = 16
+VOYAGE_MAX_INPUTS = 1000  # Voyage's "maximum length of the list"
+# Voyage's /v1/embeddings fields; anything else (OpenAI's `dimensions`, `user`) is a 400
+_VOYAGE_FIELDS = frozenset(
+    {"model", "input", "input_type", "truncation", "output_dimension", "output_dtype", "encoding_format"}
+)
+EmbeddingsDialect = Literal["openai", "voyage"]
 
 
 def _key(item: str | list[int]) -> bytes:
@@ -45,18 +53,39 @@ def score(query: str, document: str) -> float:
     return round(len(q & _words(document)) / len(q), 6) if q else 0.0
 
 
-def embedding_problem(body: dict[str, Any], max_batch: int | None) -> tuple[int, str, str | None] | None:
+def embedding_problem(
+    body: dict[str, Any], max_batch: int | None, dialect: EmbeddingsDialect = "openai"
+) -> tuple[int, str, str | None] | None:
     """(status, message, param) when a real host would refuse ``body``, else None."""
     if not isinstance(body.get("model"), str) or not body["model"]:
         return 400, "you must provide a model parameter", "model"
     items = inputs_of(body.get("input"))
     if items is None:
         return 400, "'$.input' is invalid. Please check the API reference.", "input"
+    if dialect == "voyage":
+        return _voyage_problem(body, items)
+    if body.get("encoding_format") not in (None, "float", "base64"):
+        return 400, "Invalid value for 'encoding_format': must be 'float' or 'base64'.", "encoding_format"
     if max_batch is not None and len(items) > max_batch:  # Hugging Face TEI's wording
         return 413, f"batch size {len(items)} > maximum allowed batch size {max_batch}", None
     dims = body.get("dimensions")
     if dims is not None and (not isinstance(dims, int) or dims < 1):
         return 400, "Invalid value for 'dimensions'.", "dimensions"
+    return None
+
+
+def _voyage_problem(body: dict[str, Any], items: list[str | list[int]]) -> tuple[int, str, str | None] | None:
+    """Voyage's refusals: unknown fields, `encoding_format` other than null / base64, token ids, and
+    lists over 1,000 inputs (its API reference)."""
+    extra = sorted(set(body) - _VOYAGE_FIELDS)
+    if extra:
+        return 400, f"Unexpected request parameter: {extra[0]}", extra[0]
+    if body.get("encoding_format") not in (None, "base64"):
+        return 400, "Value error, encoding_format must be None or 'base64'", "encoding_format"
+    if not all(isinstance(item, str) for item in items):
+        return 400, "input must be a string or a list of strings", "input"
+    if len(items) > VOYAGE_MAX_INPUTS:
+        return 400, f"The max allowed list length is {VOYAGE_MAX_INPUTS}, but got {len(items)}.", "input"
     return None
 
 
@@ -75,21 +104,30 @@ def inputs_of(value: Any) -> list[str | list[int]] | None:
     return None
 
 
-def render_embeddings(body: dict[str, Any], model: str, *, reverse: bool = False) -> dict[str, Any]:
-    """OpenAI's embeddings answer; ``reverse`` lists the vectors last input first (as hosts may:
-    only ``index`` says whose vector it is)."""
+def _encoded(vector: list[float], encoding_format: object) -> list[float] | str:
+    if encoding_format == "base64":  # little-endian float32, as OpenAI and Voyage send it
+        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+    return vector
+
+
+def render_embeddings(
+    body: dict[str, Any], model: str, *, reverse: bool = False, dialect: EmbeddingsDialect = "openai"
+) -> dict[str, Any]:
+    """OpenAI's embeddings answer (Voyage's: its dimensions field and usage differ), base64 when
+    asked; ``reverse`` lists the vectors last input first (as hosts may: only ``index`` says whose
+    vector it is)."""
     items = inputs_of(body["input"]) or []
-    dims = body.get("dimensions") or DEFAULT_DIMS
-    data = [{"object": "embedding", "index": i, "embedding": vector_for(item, dims)} for i, item in enumerate(items)]
+    dims = body.get("output_dimension" if dialect == "voyage" else "dimensions") or DEFAULT_DIMS
+    fmt = body.get("encoding_format")
+    data = [
+        {"object": "embedding", "index": i, "embedding": _encoded(vector_for(item, dims), fmt)}
+        for i, item in enumerate(items)
+    ]
     if reverse:
         data.reverse()
     tokens = sum(tokens_of(item) for item in items)
-    return {
-        "object": "list",
-        "data": data,
-        "model": model,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
+    usage = {"total_tokens": tokens} if dialect == "voyage" else {"prompt_tokens": tokens, "total_tokens": tokens}
+    return {"object": "list", "data": data, "model": model, "usage": usage}
 
 
 def rerank_problem(body: dict[str, Any], tei: bool) -> tuple[int, str] | None:

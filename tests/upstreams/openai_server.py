@@ -56,6 +56,8 @@ class OpenAIUpstream(EmulatedUpstream):
       reasoning-free tool call it made is answered with ``reasoning_content: ""``.
     - ``embeddings_max_batch``: refuse (413, TEI's wording) an embeddings request with more inputs.
     - ``embeddings_reversed``: list embeddings last input first (only ``index`` orders them).
+    - ``embeddings_dialect="voyage"``: ``/embeddings`` is Voyage's (no ``dimensions``, ``user`` or
+      ``encoding_format: "float"``; ``output_dimension``; at most 1,000 texts; ``usage.total_tokens``).
     - ``rerank_tei``: ``/rerank`` speaks Hugging Face TEI's dialect (``texts`` in, a bare list out).
 
     As OpenAI does: ``logprobs: true`` adds each content piece's token logprob (``top_logprobs``
@@ -79,6 +81,7 @@ class OpenAIUpstream(EmulatedUpstream):
         models: tuple[str, ...] = ("gpt-4o-mini", "gpt-4o"),
         embeddings_max_batch: int | None = None,
         embeddings_reversed: bool = False,
+        embeddings_dialect: embeddings.EmbeddingsDialect = "openai",
         rerank_tei: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -96,6 +99,7 @@ class OpenAIUpstream(EmulatedUpstream):
         self.models = models
         self.embeddings_max_batch = embeddings_max_batch
         self.embeddings_reversed = embeddings_reversed
+        self.embeddings_dialect: embeddings.EmbeddingsDialect = embeddings_dialect
         self.rerank_tei = rerank_tei
         self.add_route("POST", f"{self.prefix}/chat/completions", self._chat)
         self.add_route("POST", f"{self.prefix}/embeddings", self._embeddings)
@@ -130,7 +134,7 @@ class OpenAIUpstream(EmulatedUpstream):
             return denied
         if not isinstance(rec.body, dict):
             return self.error_response(400, "We could not parse the JSON body of your request.")
-        problem = embeddings.embedding_problem(rec.body, self.embeddings_max_batch)
+        problem = embeddings.embedding_problem(rec.body, self.embeddings_max_batch, self.embeddings_dialect)
         if problem is not None:
             status, message, param = problem
             return web.json_response(
@@ -289,7 +293,9 @@ class OpenAIUpstream(EmulatedUpstream):
         body = rec.body if isinstance(rec.body, dict) else {}
         model = reply.model or rec.model or "unknown"
         if rec.path.endswith("/embeddings"):
-            return embeddings.render_embeddings(body, model, reverse=self.embeddings_reversed)
+            return embeddings.render_embeddings(
+                body, model, reverse=self.embeddings_reversed, dialect=self.embeddings_dialect
+            )
         if rec.path.endswith("/rerank"):
             return embeddings.render_rerank(body, model, tei=self.rerank_tei)
         n: int = body["n"] if isinstance(body.get("n"), int) else 1

@@ -4,7 +4,9 @@ Embeddings: POST {base_url}/embeddings, OpenAI's shape, which OpenAI, Mistral, T
 Ollama, vLLM and TEI all serve. A request with more inputs than the host takes in one call is split
 into batches (`embedding_body` a batch), sent concurrently and reassembled in input order
 (`providers.retrieval.in_batches`); a host's limit is data (BATCH_LIMITS), or learned from its
-refusal (`learn_batch_limit`).
+refusal (`learn_batch_limit`). `encoding_format` is never sent: floats are every host's default, and
+Voyage refuses `"float"` (it takes only `base64` or nothing). Voyage also names `dimensions`
+`output_dimension` and refuses fields it does not know (EMBEDDING_DIALECTS).
 
 Rerank: POST {base_url}/rerank. Cohere, Jina, vLLM and Infinity take Cohere's body (`query`,
 `documents`, `top_n`, `return_documents`); Voyage names the cut `top_k`; Hugging Face TEI wants
@@ -33,7 +35,11 @@ from keeprouter.formats.embeddings import (
 )
 
 DEFAULT_BATCH = 2048  # OpenAI's own limit on the inputs of one request; most hosts take as many
-BATCH_LIMITS: dict[str, int] = {}  # hostname -> inputs per request, for hosts known to take fewer
+# hostname -> inputs per request, for hosts known to take fewer (Voyage: "max list length 1,000")
+BATCH_LIMITS: dict[str, int] = {"api.voyageai.com": 1000}
+
+EmbeddingDialect = Literal["openai", "voyage"]
+EMBEDDING_DIALECTS: dict[str, EmbeddingDialect] = {"api.voyageai.com": "voyage"}
 
 RerankDialect = Literal["cohere", "voyage", "tei"]
 RERANK_DIALECTS: dict[str, RerankDialect] = {"api.voyageai.com": "voyage"}
@@ -66,25 +72,32 @@ def learn_batch_limit(message: str, current: int) -> int | None:
     return limit if 0 < limit < current else None
 
 
-def embedding_body(chunk: list[EmbeddingInput], req: EmbeddingRequest, upstream_model: str) -> dict[str, Any]:
-    """The upstream body for one batch of `req`'s inputs. Floats are always asked for: every host
-    serves them."""
-    body: dict[str, Any] = {**req.extra, "model": upstream_model, "input": chunk, "encoding_format": "float"}
+def embedding_dialect_for(base_url: str) -> EmbeddingDialect:
+    return EMBEDDING_DIALECTS.get(_host(base_url), "openai")
+
+
+def embedding_body(
+    chunk: list[EmbeddingInput], req: EmbeddingRequest, upstream_model: str, dialect: EmbeddingDialect = "openai"
+) -> dict[str, Any]:
+    """The upstream body for one batch of `req`'s inputs. No `encoding_format`: its absence means
+    floats on every host, whereas `"float"` spelled out is refused by Voyage. The caller's base64 is
+    ours to encode (`clients.openai_embeddings.response`)."""
+    body: dict[str, Any] = {**req.extra, "model": upstream_model, "input": chunk}
     if req.dimensions is not None:
-        body["dimensions"] = req.dimensions
-    if req.user is not None:
+        body["output_dimension" if dialect == "voyage" else "dimensions"] = req.dimensions
+    if req.user is not None and dialect != "voyage":  # an abuse-monitoring id Voyage has no field for
         body["user"] = req.user
     return body
 
 
 def embedding_batches(
-    req: EmbeddingRequest, upstream_model: str, limit: int
+    req: EmbeddingRequest, upstream_model: str, limit: int, dialect: EmbeddingDialect = "openai"
 ) -> list[tuple[list[EmbeddingInput], dict[str, Any]]]:
     """The upstream bodies for `req`, each with the inputs it carries, at most `limit` inputs a
     body, in input order (what `providers.retrieval.in_batches` sends)."""
     size = max(1, limit)
     chunks = [req.inputs[start : start + size] for start in range(0, len(req.inputs), size)]
-    return [(chunk, embedding_body(chunk, req, upstream_model)) for chunk in chunks]
+    return [(chunk, embedding_body(chunk, req, upstream_model, dialect)) for chunk in chunks]
 
 
 def _vector(item: object, i: int) -> tuple[int, list[float]]:

@@ -40,6 +40,7 @@ class RetrievalCalls:
         self.embeddings_url = provider.base_url + "/embeddings"
         self.rerank_url = provider.base_url + "/rerank"
         self.batch_limit = wire.batch_limit_for(provider.base_url)
+        self.embedding_dialect: wire.EmbeddingDialect = wire.embedding_dialect_for(provider.base_url)
         self.dialect: wire.RerankDialect = wire.rerank_dialect_for(provider.base_url)
 
     async def embed(self, req: EmbeddingRequest, ep: EndpointConfig) -> EmbeddingResponse:
@@ -57,7 +58,7 @@ class RetrievalCalls:
 
     async def _embed(self, req: EmbeddingRequest, ep: EndpointConfig, limit: int) -> EmbeddingResponse:
         async def batch(chunk: list[EmbeddingInput]) -> EmbeddingResponse:
-            return await self._batch(chunk, wire.embedding_body(chunk, req, ep.model), ep)
+            return await self._batch(chunk, wire.embedding_body(chunk, req, ep.model, self.embedding_dialect), ep)
 
         return await retrieval.in_batches(req.inputs, limit, batch)
 

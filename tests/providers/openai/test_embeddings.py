@@ -18,6 +18,7 @@ from keeprouter.providers.openai.embeddings import (
     DEFAULT_BATCH,
     batch_limit_for,
     embedding_batches,
+    embedding_dialect_for,
     learn_batch_limit,
     learn_rerank_dialect,
     parse_embeddings,
@@ -38,10 +39,18 @@ def test_one_body_when_the_inputs_fit() -> None:
         "input_type": "query",
         "model": "up-e",
         "input": ["a", "b"],
-        "encoding_format": "float",
         "dimensions": 64,
         "user": "u",
-    }
+    }  # no encoding_format: absent means floats on every host; Voyage refuses "float" spelled out
+
+
+def test_voyage_bodies_name_its_dimensions_field_and_carry_only_its_fields() -> None:
+    req = EmbeddingRequest(model="e", inputs=["a"], dimensions=512, user="u", encoding_format="base64")
+    [(_, body)] = embedding_batches(req, "voyage-3.5", 10, "voyage")
+    assert body == {"model": "voyage-3.5", "input": ["a"], "output_dimension": 512}
+    assert embedding_dialect_for("https://api.voyageai.com/v1") == "voyage"
+    assert embedding_dialect_for("https://api.openai.com/v1") == "openai"
+    assert batch_limit_for("https://api.voyageai.com/v1") == 1000  # Voyage's max list length
 
 
 def test_batches_split_in_order_at_the_limit() -> None:

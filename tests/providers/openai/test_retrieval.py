@@ -45,7 +45,28 @@ async def test_embed_in_batches_reassembled_in_order(make_openai_upstream: Any, 
     assert resp.vectors == [vector_for(t, 8) for t in texts]
     assert resp.usage.input_tokens == 3 * 8
     assert [len(r.body["input"]) for r in server.requests] == [3, 3, 2]
-    assert all(r.body["model"] == "emb-up" and r.body["encoding_format"] == "float" for r in server.requests)
+    assert all(r.body["model"] == "emb-up" and "encoding_format" not in r.body for r in server.requests)
+
+
+async def test_voyage_is_sent_its_own_body_in_batches_of_1000(make_openai_upstream: Any, calls: Any) -> None:
+    server = await make_openai_upstream(embeddings_dialect="voyage")
+    c = calls(server)
+    c.embedding_dialect, c.batch_limit = "voyage", 1000  # what api.voyageai.com's base_url gives
+    texts = [f"t{i}" for i in range(1001)]
+    req = EmbeddingRequest(model="emb", inputs=list(texts), dimensions=8, user="u", encoding_format="base64")
+    resp = await c.embed(req, EP)
+    assert resp.vectors == [vector_for(t, 8) for t in texts]
+    assert resp.usage.input_tokens == 1001  # Voyage's usage.total_tokens
+    assert [len(r.body["input"]) for r in server.requests] == [1000, 1]
+    assert all(set(r.body) == {"model", "input", "output_dimension"} for r in server.requests)
+
+
+async def test_voyage_refuses_openais_spelling(make_openai_upstream: Any, calls: Any) -> None:
+    server = await make_openai_upstream(embeddings_dialect="voyage")
+    c = calls(server)  # an OpenAI-dialect body (`dimensions`) to a Voyage host: refused, as Voyage does
+    with pytest.raises(UpstreamError) as caught:
+        await c.embed(EmbeddingRequest(model="emb", inputs=["a"], dimensions=8), EP)
+    assert caught.value.status == 400 and "dimensions" in caught.value.message
 
 
 async def test_a_batch_refusal_is_learned_once(make_openai_upstream: Any, calls: Any) -> None:
