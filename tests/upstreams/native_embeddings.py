@@ -109,7 +109,13 @@ def bedrock_invoke_problem(body: Any, model: str) -> str | None:
     if not isinstance(body, dict):
         return "Malformed input request, please reformat your input and try again."
     if "titan-embed-text" in model:
-        extra = set(body) - {"inputText", "dimensions", "normalize", "embeddingTypes"}
+        # G1 (v1) takes inputText alone (its model parameters page); V2 adds the other three
+        allowed = (
+            {"inputText"}
+            if "titan-embed-text-v1" in model
+            else {"inputText", "dimensions", "normalize", "embeddingTypes"}
+        )
+        extra = set(body) - allowed
         if extra:
             return f"Malformed input request: extraneous key [{sorted(extra)[0]}] is not permitted"
         if not isinstance(body.get("inputText"), str) or not body["inputText"]:
@@ -139,13 +145,19 @@ def render_bedrock_invoke(body: dict[str, Any], model: str) -> tuple[dict[str, A
     if "titan-embed-text" in model:
         text = body["inputText"]
         values = vector_for(text, int(body.get("dimensions") or DEFAULT_DIMS))
+        if "titan-embed-text-v1" in model:
+            return {"embedding": values, "inputTextTokenCount": tokens_of(text)}, 0
         return {"embedding": values, "inputTextTokenCount": tokens_of(text), "embeddingsByType": {"float": values}}, 0
     texts: list[str] = body["texts"]
     dims = int(body.get("output_dimension") or DEFAULT_DIMS)
     vectors = [vector_for(t, dims) for t in texts]
     answer: dict[str, Any] = {"id": str(uuid.uuid4()), "texts": texts}
-    if body.get("embedding_types"):
-        answer |= {"embeddings": {"float": vectors}, "response_type": "embeddings_by_type"}
+    types = body.get("embedding_types")
+    if types:  # by type: only the types asked for (int8 as Cohere's signed bytes)
+        by_type: dict[str, Any] = {}
+        for t in types:
+            by_type[t] = vectors if t == "float" else [[round(x * 127) for x in v] for v in vectors]
+        answer |= {"embeddings": by_type, "response_type": "embeddings_by_type"}
     else:
         answer |= {"embeddings": vectors, "response_type": "embeddings_floats"}
     return answer, sum(tokens_of(t) for t in texts)

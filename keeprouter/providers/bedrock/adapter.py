@@ -139,7 +139,7 @@ class BedrockAdapter:
         url = self.url(ep.model, "invoke")
 
         async def batch(chunk: list[str]) -> EmbeddingResponse:
-            wire = emb.titan_body(chunk[0], req) if fam == "titan" else emb.cohere_body(chunk, req, ep.model)
+            wire = emb.titan_body(chunk[0], req, ep.model) if fam == "titan" else emb.cohere_body(chunk, req, ep.model)
             body = orjson.dumps(wire)
             headers = await self._signed(url, body, "application/json")
             data, answer_headers = await self.transport.post_json_headers(url, body, headers, ep.timeout)

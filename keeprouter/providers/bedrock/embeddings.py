@@ -3,11 +3,12 @@
 Bedrock has no common embeddings shape: each model family keeps its own body.
 - Amazon Titan Text Embeddings (`amazon.titan-embed-text-v1`, `-v2:0`): ONE text a call,
   `{"inputText", "dimensions"?}` -> `{"embedding": [...], "inputTextTokenCount"}`; a request's texts
-  are fanned out concurrently and reassembled in order.
+  are fanned out concurrently and reassembled in order. G1 (`-v1`) takes `inputText` alone.
 - Cohere Embed (`cohere.embed-english-v3`, `-multilingual-v3`, `-v4:0`): at most 96 texts a call,
   `{"texts", "input_type", "truncate"?, "output_dimension"? (v4)}` -> `{"embeddings": [[...]]}` (or,
   by type, `{"embeddings": {"float": [[...]]}}`); its token count is the answer's
-  `x-amzn-bedrock-input-token-count` header. `input_type` is required by Cohere: the caller's, else
+  `x-amzn-bedrock-input-token-count` header. A caller's `embedding_types` always gets `float` added:
+  the floats are what we answer with, and Cohere answers only the types asked for. `input_type` is required by Cohere: the caller's, else
   `search_document` (what a corpus being indexed, the common case, needs).
 Model ids may carry a cross-region prefix (`us.cohere.embed-v4:0`) or be an ARN, so the family is
 found by name inside the id.
@@ -42,9 +43,11 @@ def batch_size(fam: Family) -> int:
     return TITAN_BATCH if fam == "titan" else COHERE_BATCH
 
 
-def titan_body(text: str, req: EmbeddingRequest) -> dict[str, Any]:
+def titan_body(text: str, req: EmbeddingRequest, model: str) -> dict[str, Any]:
     body: dict[str, Any] = {"inputText": text}
     if req.dimensions is not None:
+        if "titan-embed-text-v1" in model:  # G1 has one size and refuses any other key
+            raise UpstreamError(f"{model} does not take `dimensions`", status=400)
         body["dimensions"] = req.dimensions
     return body
 
@@ -52,6 +55,9 @@ def titan_body(text: str, req: EmbeddingRequest) -> dict[str, Any]:
 def cohere_body(texts: list[str], req: EmbeddingRequest, model: str) -> dict[str, Any]:
     body: dict[str, Any] = {"texts": texts, "input_type": "search_document"}
     body.update({k: req.extra[k] for k in _COHERE_FIELDS if k in req.extra})
+    types = body.get("embedding_types")
+    if isinstance(types, list) and "float" not in types:
+        body["embedding_types"] = [*types, "float"]
     if req.dimensions is not None:
         if "embed-v4" not in model:  # v3 has one size; silently answering another would mislead
             raise UpstreamError(f"{model} does not take `dimensions`", status=400)

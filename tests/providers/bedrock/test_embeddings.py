@@ -105,3 +105,25 @@ def test_cohere_answers_by_type_and_without_a_token_header() -> None:
     assert got.usage.input_tokens == estimate_embedding_tokens(["two words"])  # no header: our estimate
     with pytest.raises(UpstreamError, match="1 vectors for 2 texts"):
         emb.parse_cohere({"embeddings": [[0.5]]}, {TOKEN: "3"}, ["a", "b"])
+
+
+async def test_titan_g1_is_sent_input_text_alone(adapter: BedrockAdapter, bedrock_upstream: BedrockUpstream) -> None:
+    g1 = "amazon.titan-embed-text-v1"
+    resp = await adapter.embed(EmbeddingRequest(model="e", inputs=["one text"]), ep(g1), {})
+    assert resp.vectors == [vector_for("one text")]
+    assert bedrock_upstream.requests[-1].body == {"inputText": "one text"}
+    sent = len(bedrock_upstream.requests)
+    with pytest.raises(UpstreamError) as dims:  # G1 has one size: refused here, not by a 400 upstream
+        await adapter.embed(EmbeddingRequest(model="e", inputs=["x"], dimensions=256), ep(g1), {})
+    assert dims.value.status == 400 and "dimensions" in dims.value.message
+    assert len(bedrock_upstream.requests) == sent
+
+
+async def test_cohere_embedding_types_keep_the_floats(
+    adapter: BedrockAdapter, bedrock_upstream: BedrockUpstream
+) -> None:
+    # Cohere answers only the types asked for; the floats are the ones the caller gets back
+    req = EmbeddingRequest(model="e", inputs=["a doc", "b doc"], extra={"embedding_types": ["int8"]})
+    resp = await adapter.embed(req, ep(COHERE), {})
+    assert resp.vectors == [vector_for("a doc"), vector_for("b doc")]
+    assert bedrock_upstream.requests[-1].body["embedding_types"] == ["int8", "float"]
