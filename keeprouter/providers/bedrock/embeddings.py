@@ -8,8 +8,9 @@ Bedrock has no common embeddings shape: each model family keeps its own body.
   `{"texts", "input_type", "truncate"?, "output_dimension"? (v4)}` -> `{"embeddings": [[...]]}` (or,
   by type, `{"embeddings": {"float": [[...]]}}`); its token count is the answer's
   `x-amzn-bedrock-input-token-count` header. A caller's `embedding_types` always gets `float` added:
-  the floats are what we answer with, and Cohere answers only the types asked for. `input_type` is required by Cohere: the caller's, else
-  `search_document` (what a corpus being indexed, the common case, needs).
+  the floats are what we answer with, and Cohere answers only the types asked for. `input_type` is
+  required by Cohere: the caller's, else `search_document` (what a corpus being indexed, the common
+  case, needs).
 Model ids may carry a cross-region prefix (`us.cohere.embed-v4:0`) or be an ARN, so the family is
 found by name inside the id.
 """
