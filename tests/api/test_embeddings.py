@@ -250,6 +250,14 @@ async def test_rerank_sorted_cut_billed_and_recorded(env: Env, path: str) -> Non
     assert env.primary.requests[-1].body == {"model": "up-rr", "query": query, "documents": DOCS, "top_n": 2}
 
 
+async def test_rerank_voyage_style_top_k_cuts_the_results(env: Env) -> None:
+    key, _ = await make_key(env.gw)
+    status, got = await _rerank(env.gw, key, {"model": "rr-test", "query": "cat dog", "documents": DOCS, "top_k": 1})
+    assert status == 200, got
+    assert len(got["body"]["results"]) == 1
+    assert env.primary.requests[-1].body == {"model": "up-rr", "query": "cat dog", "documents": DOCS, "top_n": 1}
+
+
 async def test_rerank_errors_carry_message_and_error(env: Env) -> None:
     key, _ = await make_key(env.gw)
     status, got = await _rerank(env.gw, key, {"model": "rr-test", "documents": DOCS})

@@ -18,6 +18,7 @@ import uuid
 from typing import Any, Literal
 
 DEFAULT_DIMS = 16
+TEI_MAX_TOKENS = 512  # the emulated TEI reranker's max input length (a BERT-sized model's)
 VOYAGE_MAX_INPUTS = 1000  # Voyage's "maximum length of the list"
 # Voyage's /v1/embeddings fields; anything else (OpenAI's `dimensions`, `user`) is a 400
 _VOYAGE_FIELDS = frozenset(
@@ -135,6 +136,11 @@ def rerank_problem(body: dict[str, Any], tei: bool) -> tuple[int, str] | None:
         if "texts" not in body:  # TEI's refusal of a Cohere-shaped body
             return 422, "Failed to deserialize the JSON body into the target type: missing field `texts`"
         docs = body.get("texts")
+        # TEI's `truncate` defaults to false: a text over the model's length is a 413
+        too_long = [d for d in docs or [] if isinstance(d, str) and tokens_of(d) > TEI_MAX_TOKENS]
+        if too_long and body.get("truncate") is not True:
+            given = tokens_of(too_long[0])
+            return 413, f"Input validation error: `inputs` must have less than {TEI_MAX_TOKENS} tokens. Given: {given}"
     else:
         if not isinstance(body.get("model"), str):
             return 400, "model is required"

@@ -1,7 +1,9 @@
 """Cohere v2 rerank client bodies -> canonical (`parse_request`).
 
 Cohere's v2 `documents` are strings; objects with a `text` field (Cohere v1, Jina and the many
-clients written for them) are accepted too. Validation names the offending field.
+clients written for them) are accepted too, and so is Voyage's name for the cut, `top_k`, when
+`top_n` is absent (Voyage-shaped clients send it to `/v1/rerank`). Validation names the offending
+field.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from keeprouter.formats.canonical import ROUTER_FIELDS
 from keeprouter.formats.embeddings import RerankRequest
 
 MAX_DOCUMENTS = 10_000  # Cohere's documented ceiling for one request
-_MODELLED = frozenset({"model", "query", "documents", "top_n", "return_documents", "max_tokens_per_doc"})
+_MODELLED = frozenset({"model", "query", "documents", "top_n", "top_k", "return_documents", "max_tokens_per_doc"})
 _NOT_EXTRA = _MODELLED | ROUTER_FIELDS
 
 
@@ -60,7 +62,7 @@ def parse_request(body: dict[str, Any]) -> RerankRequest:
         model=model,
         query=query,
         documents=documents,
-        top_n=_positive(body, "top_n"),
+        top_n=_positive(body, "top_n") if body.get("top_n") is not None else _positive(body, "top_k"),
         return_documents=return_documents,
         max_tokens_per_doc=_positive(body, "max_tokens_per_doc"),
         extra={k: v for k, v in body.items() if k not in _NOT_EXTRA},

@@ -160,7 +160,9 @@ def rerank_body(req: RerankRequest, upstream_model: str, dialect: RerankDialect)
     """The upstream body for `req`. Documents are never asked back (the client renderer takes the
     texts from the request), which keeps answers small."""
     if dialect == "tei":  # TEI serves one model per server: no `model`; it ranks every text
-        return {"query": req.query, "texts": req.documents}
+        # TEI refuses (413) a text over the model's length unless told to truncate; Cohere's
+        # contract, the caller's, is that long documents are truncated
+        return {"query": req.query, "texts": req.documents, "truncate": True}
     body: dict[str, Any] = {**req.extra, "model": upstream_model, "query": req.query, "documents": req.documents}
     if req.top_n is not None:
         body["top_k" if dialect == "voyage" else "top_n"] = req.top_n
@@ -204,10 +206,14 @@ def parse_rerank(data: object, req: RerankRequest) -> RerankResponse:
     tokens = _tokens(usage)
     if isinstance(meta, dict):
         billed = meta.get("billed_units")
-        if isinstance(billed, dict) and isinstance(billed.get("search_units"), int):
-            units = billed["search_units"]
+        found = billed.get("search_units") if isinstance(billed, dict) else None
+        # Cohere's schema types billed units as numbers: 1 and 1.0 are the same unit
+        if isinstance(found, int | float) and not isinstance(found, bool) and found >= 0 and found == int(found):
+            units = int(found)
         if tokens is None:
-            tokens = _tokens(meta.get("tokens")) or _tokens(billed)
+            tokens = _tokens(meta.get("tokens"))
+        if tokens is None:  # a count of 0 is a count, not a missing one
+            tokens = _tokens(billed)
     return RerankResponse(
         results=results,
         usage=Usage(input_tokens=estimate_rerank_tokens(req) if tokens is None else tokens),

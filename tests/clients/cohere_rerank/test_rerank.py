@@ -47,6 +47,17 @@ def test_documents_as_objects_with_text() -> None:
     assert req.top_n is None and req.return_documents is False
 
 
+def test_voyages_top_k_is_the_cut_when_top_n_is_absent() -> None:
+    # Voyage-shaped clients name the cut top_k; it must cut here, not ride along to the upstream
+    req = parse_request({"model": "r", "query": "q", "documents": DOCS, "top_k": 1})
+    assert req.top_n == 1 and "top_k" not in req.extra
+    both = parse_request({"model": "r", "query": "q", "documents": DOCS, "top_n": 2, "top_k": 1})
+    assert both.top_n == 2  # Cohere's own name wins
+    with pytest.raises(InvalidRequest) as bad:
+        parse_request({"model": "r", "query": "q", "documents": DOCS, "top_k": 0})
+    assert bad.value.param == "top_k"
+
+
 @pytest.mark.parametrize(
     ("body", "param"),
     [

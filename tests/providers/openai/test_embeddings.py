@@ -150,7 +150,7 @@ def test_rerank_bodies_per_dialect() -> None:
         "documents": DOCS,
         "top_k": 2,
     }
-    assert rerank_body(req, "up-r", "tei") == {"query": "q", "texts": DOCS}
+    assert rerank_body(req, "up-r", "tei") == {"query": "q", "texts": DOCS, "truncate": True}
     assert rerank_body(_rr(), "up-r", "cohere") == {"model": "up-r", "query": "q", "documents": DOCS}
 
 
@@ -171,6 +171,17 @@ def test_parse_rerank_cohere_shape_with_search_units() -> None:
     resp = parse_rerank(data, _rr())
     assert [(r.index, r.relevance_score) for r in resp.results] == [(1, 0.9), (0, 0.1)]
     assert resp.search_units == 1 and resp.usage.input_tokens == 12
+
+
+def test_parse_rerank_takes_units_written_as_floats_and_a_zero_token_count() -> None:
+    # Cohere's schema types billed units as numbers; 1.0 is one search unit, and 0 tokens is a count
+    data = {
+        "results": [{"index": 0, "relevance_score": 0.5}],
+        "meta": {"billed_units": {"search_units": 1.0, "input_tokens": 99}, "tokens": {"input_tokens": 0}},
+    }
+    resp = parse_rerank(data, _rr())
+    assert resp.search_units == 1 and resp.usage.input_tokens == 0
+    assert parse_rerank({**data, "meta": {"billed_units": {"search_units": 1.5}}}, _rr()).search_units is None
 
 
 def test_parse_rerank_vllm_jina_voyage_and_tei_shapes() -> None:

@@ -121,6 +121,17 @@ async def test_a_tei_host_is_learned_from_its_refusal(make_openai_upstream: Any,
     assert c.dialect == "tei"
     assert [list(r.body) for r in server.requests] == [
         ["model", "query", "documents", "top_n"],
-        ["query", "texts"],
-        ["query", "texts"],
+        ["query", "texts", "truncate"],
+        ["query", "texts", "truncate"],
     ]
+
+
+async def test_tei_is_told_to_truncate_long_documents(make_openai_upstream: Any, calls: Any) -> None:
+    # Cohere's contract truncates long documents; TEI refuses them (413) unless `truncate` is true
+    server = await make_openai_upstream(rerank_tei=True)
+    c = calls(server)
+    c.dialect = "tei"
+    docs = ["cat " + "word " * 600, "dog"]
+    resp = await c.rerank(RerankRequest(model="r", query="cat", documents=docs), EP)
+    assert [(r.index, r.relevance_score) for r in resp.results] == [(0, 1.0), (1, 0.0)]
+    assert server.requests[-1].body["truncate"] is True
