@@ -20,6 +20,7 @@ from keeprouter.config import EndpointConfig
 from keeprouter.errors import UpstreamError
 from keeprouter.formats.canonical import Usage
 from keeprouter.formats.embeddings import EmbeddingRequest, EmbeddingResponse, RerankRequest, RerankResponse
+from keeprouter.formats.tokens import quick_text
 
 
 @runtime_checkable
@@ -60,15 +61,38 @@ def merge(parts: list[EmbeddingResponse]) -> EmbeddingResponse:
     return EmbeddingResponse(vectors=vectors, usage=Usage(input_tokens=tokens), model=parts[0].model if parts else None)
 
 
+def chunks_of(inputs: list[str], size: int, token_budget: int) -> list[list[str]]:
+    """`inputs` in order, at most `size` a chunk and at most `token_budget` estimated tokens a chunk
+    (an input over the budget alone goes alone), for hosts that cap a call's tokens as well as its
+    inputs (Vertex)."""
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    spent = 0
+    for text in inputs:
+        cost = quick_text(text)
+        if current and (len(current) >= size or spent + cost > token_budget):
+            chunks.append(current)
+            current, spent = [], 0
+        current.append(text)
+        spent += cost
+    if current:
+        chunks.append(current)
+    return chunks
+
+
 async def in_batches(
-    inputs: list[T], size: int, call: Callable[[list[T]], Awaitable[EmbeddingResponse]]
+    inputs: list[T],
+    size: int,
+    call: Callable[[list[T]], Awaitable[EmbeddingResponse]],
+    chunks: list[list[T]] | None = None,
 ) -> EmbeddingResponse:
-    """`inputs` embedded `size` at a time (`call` answers one batch, vectors in its order), at most
-    MAX_CONCURRENT_CALLS batches in flight, reassembled in input order. The first failure cancels
-    the other batches and is the call's: an answer is never made of a part, so nothing is billed
-    for a request that failed."""
+    """`inputs` embedded `size` at a time (or as the given `chunks`, in order; `call` answers one
+    batch, vectors in its order), at most MAX_CONCURRENT_CALLS batches in flight, reassembled in
+    input order. The first failure cancels the other batches and is the call's: an answer is never
+    made of a part, so nothing is billed for a request that failed."""
     size = max(1, size)
-    chunks = [inputs[i : i + size] for i in range(0, len(inputs), size)]
+    if chunks is None:
+        chunks = [inputs[i : i + size] for i in range(0, len(inputs), size)]
     if len(chunks) == 1:
         return await call(chunks[0])
     gate = asyncio.Semaphore(MAX_CONCURRENT_CALLS)

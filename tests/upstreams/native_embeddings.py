@@ -7,7 +7,8 @@ from each provider's API reference (not from keeprouter). Vectors and token coun
   each naming the path's model -> ``{"embeddings": [{"values"}]}`` (no usage, as the API).
 - Vertex ``:predict``: ``{"instances": [{"content", "task_type"?, "title"?}], "parameters"?:
   {"outputDimensionality"?, "autoTruncate"?}}``, at most 250 instances (1 for gemini-embedding
-  models) -> ``{"predictions": [{"embeddings": {"values", "statistics": {"token_count", "truncated"}}}]}``.
+  models) and 20,000 input tokens -> ``{"predictions": [{"embeddings": {"values", "statistics":
+  {"token_count", "truncated"}}}]}``.
 - Bedrock InvokeModel: Titan ``{"inputText", "dimensions"?, "normalize"?, "embeddingTypes"?}`` ->
   ``{"embedding", "inputTextTokenCount", "embeddingsByType"}``; Cohere ``{"texts" (<= 96),
   "input_type" (required), "truncate"?, "embedding_types"?, "output_dimension"? (v4)}`` ->
@@ -24,6 +25,7 @@ from .embeddings import DEFAULT_DIMS, tokens_of, vector_for
 
 GEMINI_MAX_BATCH = 100
 VERTEX_MAX_INSTANCES = 250
+VERTEX_MAX_TOKENS = 20_000  # input tokens of one :predict call ("Get text embeddings", API limits)
 COHERE_MAX_TEXTS = 96
 COHERE_INPUT_TYPES = frozenset({"search_document", "search_query", "classification", "clustering", "image"})
 TITAN_DIMENSIONS = frozenset({256, 512, 1024})
@@ -81,6 +83,12 @@ def vertex_predict_problem(body: Any, model: str) -> str | None:
             return f"instances[{i}]: unknown field"
         if not isinstance(inst.get("content"), str) or not inst["content"]:
             return f"instances[{i}].content must be a non-empty string"
+    tokens = sum(tokens_of(inst["content"]) for inst in instances)
+    if tokens > VERTEX_MAX_TOKENS:  # the API's per-request input token limit
+        return (
+            f"Unable to submit request because the input token count is {tokens} "
+            f"but the model supports up to {VERTEX_MAX_TOKENS}."
+        )
     params = body.get("parameters") or {}
     if not isinstance(params, dict) or set(params) - {"outputDimensionality", "autoTruncate"}:
         return "parameters: unknown field"

@@ -8,7 +8,9 @@ Gemini API: POST `{base}/v1beta/models/{m}:batchEmbedContents`, body
 
 Vertex `:predict`: body `{"instances": [{"content": ..., "task_type"?}], "parameters"?:
 {"outputDimensionality"}}`, answer `{"predictions": [{"embeddings": {"values", "statistics":
-{"token_count"}}}]}`; 250 instances a call, except the gemini-embedding models, which take one.
+{"token_count"}}}]}`; 250 instances a call, except the gemini-embedding models, which take one, and
+at most 20,000 input tokens a call (a 400 beyond; Google's "Get text embeddings" API limits), so the
+text-embedding models' batches are also cut at VERTEX_TOKEN_BUDGET estimated tokens.
 
 A caller's `input_type` (Cohere's names: `search_query`, `search_document`, ...) or `task_type` (Google's
 names) becomes the task type, so one client request means the same on every kind.
@@ -22,11 +24,14 @@ from keeprouter.errors import UpstreamError
 from keeprouter.formats.canonical import Usage
 from keeprouter.formats.embeddings import EmbeddingRequest, EmbeddingResponse, estimate_embedding_tokens
 from keeprouter.providers.gemini.request import model_path
-from keeprouter.providers.retrieval import vector
+from keeprouter.providers.retrieval import chunks_of, vector
 
 GEMINI_BATCH = 100  # requests in one batchEmbedContents call (more is refused with a 400)
 VERTEX_BATCH = 250  # instances in one :predict call of the text-embedding models
 VERTEX_GEMINI_BATCH = 1  # Vertex's gemini-embedding models take one instance a call
+# Vertex refuses a :predict call of more than 20,000 input tokens; our count is an estimate (about
+# 4 characters a token), so a quarter is kept in hand for text that tokenizes more densely
+VERTEX_TOKEN_BUDGET = 15_000
 
 _TASK_TYPES = {
     "search_query": "RETRIEVAL_QUERY",
@@ -83,6 +88,14 @@ def parse_batch(data: dict[str, Any], texts: list[str]) -> EmbeddingResponse:
 
 def vertex_batch_size(model: str) -> int:
     return VERTEX_GEMINI_BATCH if "gemini-embedding" in model else VERTEX_BATCH
+
+
+def vertex_chunks(texts: list[str], model: str) -> list[list[str]]:
+    """`texts` as the model's :predict calls: by count, and by tokens for the text-embedding models."""
+    size = vertex_batch_size(model)
+    if size == 1:
+        return [[t] for t in texts]
+    return chunks_of(texts, size, VERTEX_TOKEN_BUDGET)
 
 
 def predict_body(texts: list[str], req: EmbeddingRequest) -> dict[str, Any]:

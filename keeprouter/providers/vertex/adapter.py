@@ -168,7 +168,8 @@ class VertexAdapter:
         self, req: EmbeddingRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
     ) -> EmbeddingResponse:
         """Google's embedding models at `:predict`, split at the model's instance limit (one a call
-        for gemini-embedding models, fanned out concurrently) and reassembled in input order."""
+        for gemini-embedding models, fanned out concurrently) and its token limit, and reassembled
+        in input order."""
         if is_claude(ep.model):
             raise UpstreamError(f"provider {self.provider.id}: {ep.model} is not an embedding model")
         texts = retrieval.text_inputs(req, self.provider.id, self.api)
@@ -182,7 +183,8 @@ class VertexAdapter:
                 raise self.gemini._credentials(e) from None
             return emb.parse_predict(data, chunk)
 
-        return await retrieval.in_batches(texts, emb.vertex_batch_size(ep.model), batch)
+        size = emb.vertex_batch_size(ep.model)
+        return await retrieval.in_batches(texts, size, batch, emb.vertex_chunks(texts, ep.model))
 
     async def close(self) -> None:
         if isinstance(self.auth, TokenAuth):

@@ -17,6 +17,7 @@ from keeprouter.config import EndpointConfig, Pricing, Timeouts, parse_config
 from keeprouter.errors import UpstreamError
 from keeprouter.formats.embeddings import EmbeddingRequest
 from keeprouter.providers import build_adapter
+from keeprouter.providers.retrieval import chunks_of
 from keeprouter.providers.vertex import VertexAdapter
 
 ROOT = "/v1/projects/test-project/locations/us-east5/publishers/google/models"
@@ -86,3 +87,25 @@ async def test_errors(vertex_upstream: VertexUpstream, key_file: Path) -> None:
         await a.close()
     assert limited.value.status == 429 and limited.value.retryable
     assert "not an embedding model" in claude.value.message
+
+
+async def test_text_embedding_calls_stay_under_the_token_limit(vertex_upstream: VertexUpstream, key_file: Path) -> None:
+    # 250 passages of 300 tokens are 75,000 tokens: one call of 250 is Vertex's 400 (20,000 a call)
+    texts = [f"passage {i} " + "word " * 298 for i in range(250)]
+    a = adapter(vertex_upstream, credentials=str(key_file))
+    try:
+        resp = await a.embed(EmbeddingRequest(model="e", inputs=[*texts]), ep("text-embedding-005"), {})
+    finally:
+        await a.close()
+    assert resp.vectors == [vector_for(t) for t in texts]
+    assert resp.usage.input_tokens == sum(tokens_of(t) for t in texts)
+    calls = [r for r in vertex_upstream.requests if r.path.endswith(":predict")]
+    assert len(calls) > 1 and sum(len(r.body["instances"]) for r in calls) == 250
+    assert all(sum(tokens_of(i["content"]) for i in r.body["instances"]) <= 20_000 for r in calls)
+
+
+def test_chunks_are_cut_by_count_and_by_estimated_tokens() -> None:
+    long, short = "x" * 4000, "y"  # about 1,000 tokens, and 1
+    assert chunks_of([short] * 5, 2, 100) == [[short] * 2, [short] * 2, [short]]
+    assert [len(c) for c in chunks_of([long] * 5, 250, 2500)] == [2, 2, 1]
+    assert chunks_of([long * 10, short], 250, 2500) == [[long * 10], [short]]  # an input over it goes alone
