@@ -61,6 +61,16 @@ async def test_voyage_is_sent_its_own_body_in_batches_of_1000(make_openai_upstre
     assert all(set(r.body) == {"model", "input", "output_dimension"} for r in server.requests)
 
 
+async def test_token_ids_are_not_sent_to_voyage(make_openai_upstream: Any, calls: Any) -> None:
+    server = await make_openai_upstream(embeddings_dialect="voyage")
+    c = calls(server)
+    c.embedding_dialect = "voyage"
+    with pytest.raises(UpstreamError) as caught:  # retryable: another endpoint may take token ids
+        await c.embed(EmbeddingRequest(model="emb", inputs=[[1, 2, 3]]), EP)
+    assert caught.value.retryable and "token ids" in caught.value.message
+    assert not server.requests
+
+
 async def test_voyage_refuses_openais_spelling(make_openai_upstream: Any, calls: Any) -> None:
     server = await make_openai_upstream(embeddings_dialect="voyage")
     c = calls(server)  # an OpenAI-dialect body (`dimensions`) to a Voyage host: refused, as Voyage does
