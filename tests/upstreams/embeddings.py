@@ -131,7 +131,17 @@ def render_embeddings(
     return {"object": "list", "data": data, "model": model, "usage": usage}
 
 
-def rerank_problem(body: dict[str, Any], tei: bool) -> tuple[int, str] | None:
+# Cohere's /v2/rerank fields; any other is a 422 ("unknown field: parameter 'top_k' is not a valid field")
+COHERE_RERANK_FIELDS = frozenset(
+    {"model", "query", "documents", "top_n", "max_tokens_per_doc", "priority", "relevant_spans"}
+)
+
+
+def rerank_problem(body: dict[str, Any], tei: bool, cohere: bool = False) -> tuple[int, str] | None:
+    if cohere:
+        unknown = sorted(set(body) - COHERE_RERANK_FIELDS)
+        if unknown:
+            return 422, f"unknown field: parameter '{unknown[0]}' is not a valid field"
     if tei:
         if "texts" not in body:  # TEI's refusal of a Cohere-shaped body
             return 422, "Failed to deserialize the JSON body into the target type: missing field `texts`"
@@ -152,8 +162,9 @@ def rerank_problem(body: dict[str, Any], tei: bool) -> tuple[int, str] | None:
     return None
 
 
-def render_rerank(body: dict[str, Any], model: str, *, tei: bool) -> Any:
-    """vLLM / Jina's answer (``results`` best first, ``usage.total_tokens``), or TEI's bare list."""
+def render_rerank(body: dict[str, Any], model: str, *, tei: bool, cohere: bool = False) -> Any:
+    """vLLM / Jina's answer (``results`` best first, ``usage.total_tokens``), TEI's bare list, or
+    Cohere v2's (no documents, ``meta.billed_units.search_units``, no token count)."""
     query = body["query"]
     docs: list[str] = body["texts"] if tei else body["documents"]
     ranked = sorted(range(len(docs)), key=lambda i: -score(query, docs[i]))
@@ -162,6 +173,12 @@ def render_rerank(body: dict[str, Any], model: str, *, tei: bool) -> Any:
     top_n = body.get("top_n")
     if isinstance(top_n, int):
         ranked = ranked[:top_n]
+    if cohere:
+        return {
+            "id": str(uuid.uuid4()),
+            "results": [{"index": i, "relevance_score": score(query, docs[i])} for i in ranked],
+            "meta": {"api_version": {"version": "2"}, "billed_units": {"search_units": -(-len(docs) // 100)}},
+        }
     results: list[dict[str, Any]] = []
     for i in ranked:
         result: dict[str, Any] = {"index": i, "relevance_score": score(query, docs[i])}

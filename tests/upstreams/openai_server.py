@@ -59,6 +59,8 @@ class OpenAIUpstream(EmulatedUpstream):
     - ``embeddings_dialect="voyage"``: ``/embeddings`` is Voyage's (no ``dimensions``, ``user`` or
       ``encoding_format: "float"``; ``output_dimension``; at most 1,000 texts; ``usage.total_tokens``).
     - ``rerank_tei``: ``/rerank`` speaks Hugging Face TEI's dialect (``texts`` in, a bare list out).
+    - ``rerank_cohere``: ``/rerank`` is Cohere's v2: a field it does not know is a 422, and the answer
+      carries ``meta.billed_units.search_units`` and no documents.
 
     As OpenAI does: ``logprobs: true`` adds each content piece's token logprob (``top_logprobs``
     alternatives each), and ``n`` > 1 answers n choices (choice k's text gets `` [k]``), one usage.
@@ -83,6 +85,7 @@ class OpenAIUpstream(EmulatedUpstream):
         embeddings_reversed: bool = False,
         embeddings_dialect: embeddings.EmbeddingsDialect = "openai",
         rerank_tei: bool = False,
+        rerank_cohere: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
     ):
@@ -101,6 +104,7 @@ class OpenAIUpstream(EmulatedUpstream):
         self.embeddings_reversed = embeddings_reversed
         self.embeddings_dialect: embeddings.EmbeddingsDialect = embeddings_dialect
         self.rerank_tei = rerank_tei
+        self.rerank_cohere = rerank_cohere
         self.add_route("POST", f"{self.prefix}/chat/completions", self._chat)
         self.add_route("POST", f"{self.prefix}/embeddings", self._embeddings)
         self.add_route("POST", f"{self.prefix}/rerank", self._rerank)
@@ -148,7 +152,7 @@ class OpenAIUpstream(EmulatedUpstream):
             return denied
         if not isinstance(rec.body, dict):
             return self.error_response(400, "We could not parse the JSON body of your request.")
-        problem = embeddings.rerank_problem(rec.body, self.rerank_tei)
+        problem = embeddings.rerank_problem(rec.body, self.rerank_tei, self.rerank_cohere)
         if problem is not None:
             return self.error_response(*problem)
         return await self.generate(request, rec, stream=False)
@@ -297,7 +301,7 @@ class OpenAIUpstream(EmulatedUpstream):
                 body, model, reverse=self.embeddings_reversed, dialect=self.embeddings_dialect
             )
         if rec.path.endswith("/rerank"):
-            return embeddings.render_rerank(body, model, tei=self.rerank_tei)
+            return embeddings.render_rerank(body, model, tei=self.rerank_tei, cohere=self.rerank_cohere)
         n: int = body["n"] if isinstance(body.get("n"), int) else 1
         out = self._render_one(reply, rec)
         first = out["choices"][0]

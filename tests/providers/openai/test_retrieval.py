@@ -11,6 +11,7 @@ import pytest
 from upstreams import Fault, OpenAIUpstream
 from upstreams.embeddings import vector_for
 
+from keeprouter.clients.cohere_rerank.request import parse_request
 from keeprouter.config import EndpointConfig, Pricing, ProviderConfig, Timeouts
 from keeprouter.errors import UpstreamError
 from keeprouter.formats.embeddings import EmbeddingRequest, RerankRequest
@@ -145,3 +146,26 @@ async def test_tei_is_told_to_truncate_long_documents(make_openai_upstream: Any,
     resp = await c.rerank(RerankRequest(model="r", query="cat", documents=docs), EP)
     assert [(r.index, r.relevance_score) for r in resp.results] == [(0, 1.0), (1, 0.0)]
     assert server.requests[-1].body["truncate"] is True
+
+
+async def test_a_voyage_style_client_request_reaches_a_strict_cohere_host(
+    make_openai_upstream: Any, calls: Any
+) -> None:
+    # Cohere refuses a field it does not know (422 on top_k); the client's top_k is the cut here
+    server = await make_openai_upstream(rerank_cohere=True)
+    c = calls(server)
+    docs = ["the cat sat", "a dog ran", "the cat and the dog"]
+    req = parse_request({"model": "r", "query": "cat dog", "documents": docs, "top_k": 1, "priority": 2})
+    resp = await c.rerank(req, EP)
+    assert [(r.index, r.relevance_score) for r in resp.results] == [(2, 1.0)]
+    assert resp.search_units == 1
+    assert server.requests[-1].body == {
+        "model": "emb-up",
+        "query": "cat dog",
+        "documents": docs,
+        "top_n": 1,
+        "priority": 2,
+    }
+    with pytest.raises(UpstreamError) as caught:
+        await c.rerank(RerankRequest(model="r", query="q", documents=docs, extra={"top_k": 1}), EP)
+    assert caught.value.status == 422 and "top_k" in caught.value.message
