@@ -45,10 +45,11 @@ RerankDialect = Literal["cohere", "voyage", "tei"]
 RERANK_DIALECTS: dict[str, RerankDialect] = {"api.voyageai.com": "voyage"}
 
 # TEI: "batch size 40 > maximum allowed batch size 32"; Azure: "Too many inputs. The max number of
-# inputs is 16."; others: "... at most 16 inputs"
+# inputs is 16."; Google's OpenAI-compatible endpoint: "at most 100 requests can be in one batch";
+# others: "... at most 16 inputs"
 _BATCH_REFUSAL = re.compile(
     r"maximum allowed batch size (\d+)|batch size[^0-9]{0,40}(?:exceeds|over|above|limit of)[^0-9]{0,20}(\d+)"
-    r"|at most (\d+) (?:inputs|texts|items)|max(?:imum)? number of inputs is (\d+)",
+    r"|at most (\d+) (?:inputs|texts|items|requests)|max(?:imum)? number of inputs is (\d+)",
     re.IGNORECASE,
 )
 # TEI's /rerank refusing Cohere's body: "missing field `texts`"

@@ -66,6 +66,10 @@ def test_batch_limits_are_host_data_and_learned_from_refusals() -> None:
     assert learn_batch_limit("batch size 40 > maximum allowed batch size 32", 2048) == 32
     assert learn_batch_limit("Input batch size exceeds the limit of 16", 2048) == 16
     assert learn_batch_limit("send at most 8 inputs per request", 2048) == 8
+    # Google's wording (its OpenAI-compatible /embeddings is batchEmbedContents underneath)
+    assert (
+        learn_batch_limit("* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch", 2048) == 100
+    )
     assert learn_batch_limit("maximum allowed batch size 64", 32) is None  # not smaller: nothing learned
     assert learn_batch_limit("model not found", 2048) is None
 
