@@ -24,7 +24,9 @@ VOYAGE_MAX_INPUTS = 1000  # Voyage's "maximum length of the list"
 _VOYAGE_FIELDS = frozenset(
     {"model", "input", "input_type", "truncation", "output_dimension", "output_dtype", "encoding_format"}
 )
-EmbeddingsDialect = Literal["openai", "voyage"]
+# Mistral's /v1/embeddings fields; any other is a 422 extra_forbidden ("Extra inputs are not permitted")
+_MISTRAL_FIELDS = frozenset({"model", "input", "output_dimension", "output_dtype", "encoding_format"})
+EmbeddingsDialect = Literal["openai", "voyage", "mistral"]
 
 
 def _key(item: str | list[int]) -> bytes:
@@ -65,6 +67,8 @@ def embedding_problem(
         return 400, "'$.input' is invalid. Please check the API reference.", "input"
     if dialect == "voyage":
         return _voyage_problem(body, items)
+    if dialect == "mistral":
+        return _mistral_problem(body, items)
     if body.get("encoding_format") not in (None, "float", "base64"):
         return 400, "Invalid value for 'encoding_format': must be 'float' or 'base64'.", "encoding_format"
     if max_batch is not None and len(items) > max_batch:  # Hugging Face TEI's wording
@@ -87,6 +91,15 @@ def _voyage_problem(body: dict[str, Any], items: list[str | list[int]]) -> tuple
         return 400, "input must be a string or a list of strings", "input"
     if len(items) > VOYAGE_MAX_INPUTS:
         return 400, f"The max allowed list length is {VOYAGE_MAX_INPUTS}, but got {len(items)}.", "input"
+    return None
+
+
+def _mistral_problem(body: dict[str, Any], items: list[str | list[int]]) -> tuple[int, str, str | None] | None:
+    extra = sorted(set(body) - _MISTRAL_FIELDS)
+    if extra:
+        return 422, f"Extra inputs are not permitted: body.{extra[0]}", extra[0]
+    if not all(isinstance(item, str) for item in items):
+        return 422, "Input should be a valid string", "input"
     return None
 
 
@@ -118,7 +131,7 @@ def render_embeddings(
     asked; ``reverse`` lists the vectors last input first (as hosts may: only ``index`` says whose
     vector it is)."""
     items = inputs_of(body["input"]) or []
-    dims = body.get("output_dimension" if dialect == "voyage" else "dimensions") or DEFAULT_DIMS
+    dims = body.get("dimensions" if dialect == "openai" else "output_dimension") or DEFAULT_DIMS
     fmt = body.get("encoding_format")
     data = [
         {"object": "embedding", "index": i, "embedding": _encoded(vector_for(item, dims), fmt)}

@@ -57,7 +57,9 @@ class OpenAIUpstream(EmulatedUpstream):
     - ``embeddings_max_batch``: refuse (413, TEI's wording) an embeddings request with more inputs.
     - ``embeddings_reversed``: list embeddings last input first (only ``index`` orders them).
     - ``embeddings_dialect="voyage"``: ``/embeddings`` is Voyage's (no ``dimensions``, ``user`` or
-      ``encoding_format: "float"``; ``output_dimension``; at most 1,000 texts; ``usage.total_tokens``).
+      ``encoding_format: "float"``; ``output_dimension``; at most 1,000 texts; ``usage.total_tokens``);
+      ``"mistral"``: Mistral's (a field it does not know, ``dimensions`` or ``user``, is a 422;
+      ``output_dimension``; texts only).
     - ``rerank_tei``: ``/rerank`` speaks Hugging Face TEI's dialect (``texts`` in, a bare list out).
     - ``rerank_cohere``: ``/rerank`` is Cohere's v2: a field it does not know is a 422, and the answer
       carries ``meta.billed_units.search_units`` and no documents.

@@ -5,8 +5,8 @@ Ollama, vLLM and TEI all serve. A request with more inputs than the host takes i
 into batches (`embedding_body` a batch), sent concurrently and reassembled in input order
 (`providers.retrieval.in_batches`); a host's limit is data (BATCH_LIMITS), or learned from its
 refusal (`learn_batch_limit`). `encoding_format` is never sent: floats are every host's default, and
-Voyage refuses `"float"` (it takes only `base64` or nothing). Voyage also names `dimensions`
-`output_dimension` and refuses fields it does not know (EMBEDDING_DIALECTS).
+Voyage refuses `"float"` (it takes only `base64` or nothing). Voyage and Mistral name `dimensions`
+`output_dimension`, take texts only and refuse fields they do not know (EMBEDDING_DIALECTS).
 
 Rerank: POST {base_url}/rerank. Cohere, Jina, vLLM and Infinity take Cohere's body (`query`,
 `documents`, `top_n`, `return_documents`); Voyage names the cut `top_k`; Hugging Face TEI wants
@@ -38,8 +38,11 @@ DEFAULT_BATCH = 2048  # OpenAI's own limit on the inputs of one request; most ho
 # hostname -> inputs per request, for hosts known to take fewer (Voyage: "max list length 1,000")
 BATCH_LIMITS: dict[str, int] = {"api.voyageai.com": 1000}
 
-EmbeddingDialect = Literal["openai", "voyage"]
-EMBEDDING_DIALECTS: dict[str, EmbeddingDialect] = {"api.voyageai.com": "voyage"}
+EmbeddingDialect = Literal["openai", "voyage", "mistral"]
+EMBEDDING_DIALECTS: dict[str, EmbeddingDialect] = {"api.voyageai.com": "voyage", "api.mistral.ai": "mistral"}
+# the dialects whose `input` is texts only, whose size field is `output_dimension`, and which refuse
+# OpenAI's `dimensions` and `user` as unknown fields
+TEXT_ONLY_DIALECTS: frozenset[EmbeddingDialect] = frozenset({"voyage", "mistral"})
 
 RerankDialect = Literal["cohere", "voyage", "tei"]
 RERANK_DIALECTS: dict[str, RerankDialect] = {"api.voyageai.com": "voyage"}
@@ -85,8 +88,8 @@ def embedding_body(
     ours to encode (`clients.openai_embeddings.response`)."""
     body: dict[str, Any] = {**req.extra, "model": upstream_model, "input": chunk}
     if req.dimensions is not None:
-        body["output_dimension" if dialect == "voyage" else "dimensions"] = req.dimensions
-    if req.user is not None and dialect != "voyage":  # an abuse-monitoring id Voyage has no field for
+        body["output_dimension" if dialect in TEXT_ONLY_DIALECTS else "dimensions"] = req.dimensions
+    if req.user is not None and dialect not in TEXT_ONLY_DIALECTS:  # an abuse-monitoring id they lack
         body["user"] = req.user
     return body
 

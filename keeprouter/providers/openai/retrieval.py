@@ -44,8 +44,8 @@ class RetrievalCalls:
         self.dialect: wire.RerankDialect = wire.rerank_dialect_for(provider.base_url)
 
     async def embed(self, req: EmbeddingRequest, ep: EndpointConfig) -> EmbeddingResponse:
-        if self.embedding_dialect == "voyage":  # Voyage's `input` is texts only: fail over, not a 400
-            retrieval.text_inputs(req, self.provider.id, "voyage")
+        if self.embedding_dialect in wire.TEXT_ONLY_DIALECTS:  # token ids: fail over, not a 400
+            retrieval.text_inputs(req, self.provider.id, self.embedding_dialect)
         for _ in range(3):  # a refusal may teach a smaller batch once or twice, never forever
             limit = self.batch_limit
             try:

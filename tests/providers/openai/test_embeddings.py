@@ -50,6 +50,10 @@ def test_voyage_bodies_name_its_dimensions_field_and_carry_only_its_fields() -> 
     assert body == {"model": "voyage-3.5", "input": ["a"], "output_dimension": 512}
     assert embedding_dialect_for("https://api.voyageai.com/v1") == "voyage"
     assert embedding_dialect_for("https://api.openai.com/v1") == "openai"
+    # Mistral refuses OpenAI's `dimensions` and `user` as extra fields too (extra_forbidden)
+    assert embedding_dialect_for("https://api.mistral.ai/v1") == "mistral"
+    [(_, mistral)] = embedding_batches(req, "codestral-embed", 10, "mistral")
+    assert mistral == {"model": "codestral-embed", "input": ["a"], "output_dimension": 512}
     assert batch_limit_for("https://api.voyageai.com/v1") == 1000  # Voyage's max list length
 
 

@@ -72,6 +72,19 @@ async def test_token_ids_are_not_sent_to_voyage(make_openai_upstream: Any, calls
     assert not server.requests
 
 
+async def test_mistral_is_sent_output_dimension_and_no_user(make_openai_upstream: Any, calls: Any) -> None:
+    server = await make_openai_upstream(embeddings_dialect="mistral")
+    c = calls(server)
+    req = EmbeddingRequest(model="emb", inputs=["a", "b"], dimensions=8, user="u")
+    with pytest.raises(UpstreamError) as caught:  # OpenAI's spelling: Mistral's extra_forbidden
+        await c.embed(req, EP)
+    assert caught.value.status == 422
+    c.embedding_dialect = "mistral"  # what api.mistral.ai's base_url gives
+    resp = await c.embed(req, EP)
+    assert resp.vectors == [vector_for("a", 8), vector_for("b", 8)]
+    assert server.requests[-1].body == {"model": "emb-up", "input": ["a", "b"], "output_dimension": 8}
+
+
 async def test_voyage_refuses_openais_spelling(make_openai_upstream: Any, calls: Any) -> None:
     server = await make_openai_upstream(embeddings_dialect="voyage")
     c = calls(server)  # an OpenAI-dialect body (`dimensions`) to a Voyage host: refused, as Voyage does
