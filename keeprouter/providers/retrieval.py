@@ -19,7 +19,13 @@ from typing import Protocol, TypeVar, runtime_checkable
 from keeprouter.config import EndpointConfig
 from keeprouter.errors import UpstreamError
 from keeprouter.formats.canonical import Usage
-from keeprouter.formats.embeddings import EmbeddingRequest, EmbeddingResponse, RerankRequest, RerankResponse
+from keeprouter.formats.embeddings import (
+    EmbeddingInput,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    RerankRequest,
+    RerankResponse,
+)
 from keeprouter.formats.tokens import quick_text
 
 
@@ -61,15 +67,20 @@ def merge(parts: list[EmbeddingResponse]) -> EmbeddingResponse:
     return EmbeddingResponse(vectors=vectors, usage=Usage(input_tokens=tokens), model=parts[0].model if parts else None)
 
 
-def chunks_of(inputs: list[str], size: int, token_budget: int) -> list[list[str]]:
-    """`inputs` in order, at most `size` a chunk and at most `token_budget` estimated tokens a chunk
-    (an input over the budget alone goes alone), for hosts that cap a call's tokens as well as its
-    inputs (Vertex)."""
-    chunks: list[list[str]] = []
-    current: list[str] = []
+def input_tokens(item: EmbeddingInput) -> int:
+    """One input's token estimate: token ids count exactly, a text by its length."""
+    return quick_text(item) if isinstance(item, str) else len(item)
+
+
+def chunks_of(inputs: list[T], size: int, token_budget: int, weigh: Callable[[T], int]) -> list[list[T]]:
+    """`inputs` in order, at most `size` a chunk and at most `token_budget` tokens (by `weigh`) a
+    chunk (an input over the budget goes alone), for hosts that cap a call's tokens as well as its
+    inputs (Vertex, OpenAI)."""
+    chunks: list[list[T]] = []
+    current: list[T] = []
     spent = 0
     for text in inputs:
-        cost = quick_text(text)
+        cost = weigh(text)
         if current and (len(current) >= size or spent + cost > token_budget):
             chunks.append(current)
             current, spent = [], 0

@@ -18,6 +18,7 @@ import uuid
 from typing import Any, Literal
 
 DEFAULT_DIMS = 16
+OPENAI_MAX_REQUEST_TOKENS = 300_000  # "summed across all inputs in a single request"
 TEI_MAX_TOKENS = 512  # the emulated TEI reranker's max input length (a BERT-sized model's)
 VOYAGE_MAX_INPUTS = 1000  # Voyage's "maximum length of the list"
 # Voyage's /v1/embeddings fields; anything else (OpenAI's `dimensions`, `user`) is a 400
@@ -57,7 +58,10 @@ def score(query: str, document: str) -> float:
 
 
 def embedding_problem(
-    body: dict[str, Any], max_batch: int | None, dialect: EmbeddingsDialect = "openai"
+    body: dict[str, Any],
+    max_batch: int | None,
+    dialect: EmbeddingsDialect = "openai",
+    max_tokens: int = OPENAI_MAX_REQUEST_TOKENS,
 ) -> tuple[int, str, str | None] | None:
     """(status, message, param) when a real host would refuse ``body``, else None."""
     if not isinstance(body.get("model"), str) or not body["model"]:
@@ -71,6 +75,9 @@ def embedding_problem(
         return _mistral_problem(body, items)
     if body.get("encoding_format") not in (None, "float", "base64"):
         return 400, "Invalid value for 'encoding_format': must be 'float' or 'base64'.", "encoding_format"
+    tokens = sum(tokens_of(item) for item in items)
+    if tokens > max_tokens:  # OpenAI's limit summed over a request's inputs
+        return 400, f"Requested {tokens} tokens, max {max_tokens} tokens per request", "input"
     if max_batch is not None and len(items) > max_batch:  # Hugging Face TEI's wording
         return 413, f"batch size {len(items)} > maximum allowed batch size {max_batch}", None
     dims = body.get("dimensions")

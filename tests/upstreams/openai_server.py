@@ -55,6 +55,8 @@ class OpenAIUpstream(EmulatedUpstream):
       server made, exactly the reasoning it answered them with; otherwise DeepSeek's 400. A
       reasoning-free tool call it made is answered with ``reasoning_content: ""``.
     - ``embeddings_max_batch``: refuse (413, TEI's wording) an embeddings request with more inputs.
+    - ``embeddings_max_tokens``: refuse (400, OpenAI's wording) an embeddings request whose inputs
+      sum to more tokens (OpenAI's 300,000 by default).
     - ``embeddings_reversed``: list embeddings last input first (only ``index`` orders them).
     - ``embeddings_dialect="voyage"``: ``/embeddings`` is Voyage's (no ``dimensions``, ``user`` or
       ``encoding_format: "float"``; ``output_dimension``; at most 1,000 texts; ``usage.total_tokens``);
@@ -85,6 +87,7 @@ class OpenAIUpstream(EmulatedUpstream):
         models: tuple[str, ...] = ("gpt-4o-mini", "gpt-4o"),
         embeddings_max_batch: int | None = None,
         embeddings_reversed: bool = False,
+        embeddings_max_tokens: int = embeddings.OPENAI_MAX_REQUEST_TOKENS,
         embeddings_dialect: embeddings.EmbeddingsDialect = "openai",
         rerank_tei: bool = False,
         rerank_cohere: bool = False,
@@ -104,6 +107,7 @@ class OpenAIUpstream(EmulatedUpstream):
         self.models = models
         self.embeddings_max_batch = embeddings_max_batch
         self.embeddings_reversed = embeddings_reversed
+        self.embeddings_max_tokens = embeddings_max_tokens
         self.embeddings_dialect: embeddings.EmbeddingsDialect = embeddings_dialect
         self.rerank_tei = rerank_tei
         self.rerank_cohere = rerank_cohere
@@ -140,7 +144,9 @@ class OpenAIUpstream(EmulatedUpstream):
             return denied
         if not isinstance(rec.body, dict):
             return self.error_response(400, "We could not parse the JSON body of your request.")
-        problem = embeddings.embedding_problem(rec.body, self.embeddings_max_batch, self.embeddings_dialect)
+        problem = embeddings.embedding_problem(
+            rec.body, self.embeddings_max_batch, self.embeddings_dialect, self.embeddings_max_tokens
+        )
         if problem is not None:
             status, message, param = problem
             return web.json_response(

@@ -23,6 +23,7 @@ from typing import Any
 from keeprouter.errors import UpstreamError
 from keeprouter.formats.canonical import Usage
 from keeprouter.formats.embeddings import EmbeddingRequest, EmbeddingResponse, estimate_embedding_tokens
+from keeprouter.formats.tokens import quick_text
 from keeprouter.providers.gemini.request import model_path
 from keeprouter.providers.retrieval import chunks_of, vector
 
@@ -95,7 +96,7 @@ def vertex_chunks(texts: list[str], model: str) -> list[list[str]]:
     size = vertex_batch_size(model)
     if size == 1:
         return [[t] for t in texts]
-    return chunks_of(texts, size, VERTEX_TOKEN_BUDGET)
+    return chunks_of(texts, size, VERTEX_TOKEN_BUDGET, quick_text)
 
 
 def predict_body(texts: list[str], req: EmbeddingRequest) -> dict[str, Any]:

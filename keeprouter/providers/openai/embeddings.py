@@ -38,6 +38,11 @@ DEFAULT_BATCH = 2048  # OpenAI's own limit on the inputs of one request; most ho
 # hostname -> inputs per request, for hosts known to take fewer (Voyage: "max list length 1,000")
 BATCH_LIMITS: dict[str, int] = {"api.voyageai.com": 1000}
 
+# hostname -> input tokens a request may carry, summed over its inputs: OpenAI's "maximum of 300,000
+# tokens summed across all inputs in a single request" (its embeddings reference). Our count is an
+# estimate, so a quarter is kept in hand.
+TOKEN_BUDGETS: dict[str, int] = {"api.openai.com": 225_000}
+
 EmbeddingDialect = Literal["openai", "voyage", "mistral"]
 EMBEDDING_DIALECTS: dict[str, EmbeddingDialect] = {"api.voyageai.com": "voyage", "api.mistral.ai": "mistral"}
 # the dialects whose `input` is texts only, whose size field is `output_dimension`, and which refuse
@@ -65,6 +70,10 @@ def _host(base_url: str) -> str:
 
 def batch_limit_for(base_url: str) -> int:
     return BATCH_LIMITS.get(_host(base_url), DEFAULT_BATCH)
+
+
+def token_budget_for(base_url: str) -> int | None:
+    return TOKEN_BUDGETS.get(_host(base_url))
 
 
 def learn_batch_limit(message: str, current: int) -> int | None:

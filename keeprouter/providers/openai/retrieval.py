@@ -40,6 +40,7 @@ class RetrievalCalls:
         self.embeddings_url = provider.base_url + "/embeddings"
         self.rerank_url = provider.base_url + "/rerank"
         self.batch_limit = wire.batch_limit_for(provider.base_url)
+        self.token_budget = wire.token_budget_for(provider.base_url)
         self.embedding_dialect: wire.EmbeddingDialect = wire.embedding_dialect_for(provider.base_url)
         self.dialect: wire.RerankDialect = wire.rerank_dialect_for(provider.base_url)
 
@@ -62,7 +63,10 @@ class RetrievalCalls:
         async def batch(chunk: list[EmbeddingInput]) -> EmbeddingResponse:
             return await self._batch(chunk, wire.embedding_body(chunk, req, ep.model, self.embedding_dialect), ep)
 
-        return await retrieval.in_batches(req.inputs, limit, batch)
+        chunks = None
+        if self.token_budget is not None:
+            chunks = retrieval.chunks_of(req.inputs, limit, self.token_budget, retrieval.input_tokens)
+        return await retrieval.in_batches(req.inputs, limit, batch, chunks)
 
     async def _batch(self, inputs: list[EmbeddingInput], body: dict[str, Any], ep: EndpointConfig) -> EmbeddingResponse:
         data = await self.transport.post_json(self.embeddings_url, orjson.dumps(body), self.headers, ep.timeout)

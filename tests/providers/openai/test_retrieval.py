@@ -15,6 +15,7 @@ from keeprouter.clients.cohere_rerank.request import parse_request
 from keeprouter.config import EndpointConfig, Pricing, ProviderConfig, Timeouts
 from keeprouter.errors import UpstreamError
 from keeprouter.formats.embeddings import EmbeddingRequest, RerankRequest
+from keeprouter.providers.openai.embeddings import token_budget_for
 from keeprouter.providers.openai.retrieval import RetrievalCalls
 from keeprouter.providers.transport import Transport
 
@@ -91,6 +92,24 @@ async def test_voyage_refuses_openais_spelling(make_openai_upstream: Any, calls:
     with pytest.raises(UpstreamError) as caught:
         await c.embed(EmbeddingRequest(model="emb", inputs=["a"], dimensions=8), EP)
     assert caught.value.status == 400 and "dimensions" in caught.value.message
+
+
+async def test_openai_calls_stay_under_its_request_token_limit(make_openai_upstream: Any, calls: Any) -> None:
+    # OpenAI's 300,000 tokens a request, at a tenth of the scale (a 1.2 MB body is not a unit test):
+    # 40 inputs of 800 tokens are 32,000, over a 30,000 limit however few the inputs
+    assert token_budget_for("https://api.openai.com/v1") == 225_000  # 300,000 less a quarter
+    server = await make_openai_upstream(embeddings_max_tokens=30_000)
+    c = calls(server)
+    texts = [f"doc{i} " + "word " * 799 for i in range(40)]
+    with pytest.raises(UpstreamError) as caught:
+        await c.embed(EmbeddingRequest(model="emb", inputs=list(texts)), EP)
+    assert caught.value.status == 400 and "tokens per request" in caught.value.message
+    c.token_budget = 22_500  # the same quarter in hand
+    resp = await c.embed(EmbeddingRequest(model="emb", inputs=list(texts)), EP)
+    assert resp.vectors == [vector_for(t) for t in texts]
+    sent = [r.body["input"] for r in server.requests[1:]]
+    assert len(sent) > 1 and [t for body in sent for t in body] == texts
+    assert all(sum(len(t.split()) for t in body) <= 30_000 for body in sent)
 
 
 async def test_a_batch_refusal_is_learned_once(make_openai_upstream: Any, calls: Any) -> None:

@@ -17,7 +17,7 @@ from keeprouter.config import EndpointConfig, Pricing, Timeouts, parse_config
 from keeprouter.errors import UpstreamError
 from keeprouter.formats.embeddings import EmbeddingRequest
 from keeprouter.providers import build_adapter
-from keeprouter.providers.retrieval import chunks_of
+from keeprouter.providers.retrieval import chunks_of, input_tokens
 from keeprouter.providers.vertex import VertexAdapter
 
 ROOT = "/v1/projects/test-project/locations/us-east5/publishers/google/models"
@@ -106,6 +106,7 @@ async def test_text_embedding_calls_stay_under_the_token_limit(vertex_upstream: 
 
 def test_chunks_are_cut_by_count_and_by_estimated_tokens() -> None:
     long, short = "x" * 4000, "y"  # about 1,000 tokens, and 1
-    assert chunks_of([short] * 5, 2, 100) == [[short] * 2, [short] * 2, [short]]
-    assert [len(c) for c in chunks_of([long] * 5, 250, 2500)] == [2, 2, 1]
-    assert chunks_of([long * 10, short], 250, 2500) == [[long * 10], [short]]  # an input over it goes alone
+    assert chunks_of([short] * 5, 2, 100, input_tokens) == [[short] * 2, [short] * 2, [short]]
+    assert [len(c) for c in chunks_of([long] * 5, 250, 2500, input_tokens)] == [2, 2, 1]
+    assert chunks_of([long * 10, short], 250, 2500, input_tokens) == [[long * 10], [short]]  # over it: alone
+    assert chunks_of([[1] * 600, [2] * 600, [3]], 250, 1000, input_tokens) == [[[1] * 600], [[2] * 600, [3]]]
