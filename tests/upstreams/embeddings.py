@@ -157,7 +157,9 @@ COHERE_RERANK_FIELDS = frozenset(
 )
 
 
-def rerank_problem(body: dict[str, Any], tei: bool, cohere: bool = False) -> tuple[int, str] | None:
+def rerank_problem(
+    body: dict[str, Any], tei: bool, cohere: bool = False, max_batch: int | None = None
+) -> tuple[int, str] | None:
     if cohere:
         unknown = sorted(set(body) - COHERE_RERANK_FIELDS)
         if unknown:
@@ -166,6 +168,8 @@ def rerank_problem(body: dict[str, Any], tei: bool, cohere: bool = False) -> tup
         if "texts" not in body:  # TEI's refusal of a Cohere-shaped body
             return 422, "Failed to deserialize the JSON body into the target type: missing field `texts`"
         docs = body.get("texts")
+        if max_batch is not None and isinstance(docs, list) and len(docs) > max_batch:  # TEI's wording
+            return 413, f"batch size {len(docs)} > maximum allowed batch size {max_batch}"
         # TEI's `truncate` defaults to false: a text over the model's length is a 413
         too_long = [d for d in docs or [] if isinstance(d, str) and tokens_of(d) > TEI_MAX_TOKENS]
         if too_long and body.get("truncate") is not True:

@@ -63,6 +63,7 @@ class OpenAIUpstream(EmulatedUpstream):
       ``"mistral"``: Mistral's (a field it does not know, ``dimensions`` or ``user``, is a 422;
       ``output_dimension``; texts only).
     - ``rerank_tei``: ``/rerank`` speaks Hugging Face TEI's dialect (``texts`` in, a bare list out).
+    - ``rerank_max_batch``: with ``rerank_tei``, refuse (413, TEI's wording) more texts a request.
     - ``rerank_cohere``: ``/rerank`` is Cohere's v2: a field it does not know is a 422, and the answer
       carries ``meta.billed_units.search_units`` and no documents.
 
@@ -91,6 +92,7 @@ class OpenAIUpstream(EmulatedUpstream):
         embeddings_dialect: embeddings.EmbeddingsDialect = "openai",
         rerank_tei: bool = False,
         rerank_cohere: bool = False,
+        rerank_max_batch: int | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ):
@@ -111,6 +113,7 @@ class OpenAIUpstream(EmulatedUpstream):
         self.embeddings_dialect: embeddings.EmbeddingsDialect = embeddings_dialect
         self.rerank_tei = rerank_tei
         self.rerank_cohere = rerank_cohere
+        self.rerank_max_batch = rerank_max_batch
         self.add_route("POST", f"{self.prefix}/chat/completions", self._chat)
         self.add_route("POST", f"{self.prefix}/embeddings", self._embeddings)
         self.add_route("POST", f"{self.prefix}/rerank", self._rerank)
@@ -160,7 +163,7 @@ class OpenAIUpstream(EmulatedUpstream):
             return denied
         if not isinstance(rec.body, dict):
             return self.error_response(400, "We could not parse the JSON body of your request.")
-        problem = embeddings.rerank_problem(rec.body, self.rerank_tei, self.rerank_cohere)
+        problem = embeddings.rerank_problem(rec.body, self.rerank_tei, self.rerank_cohere, self.rerank_max_batch)
         if problem is not None:
             return self.error_response(*problem)
         return await self.generate(request, rec, stream=False)

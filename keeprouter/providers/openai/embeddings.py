@@ -20,6 +20,8 @@ import re
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import msgspec
+
 from keeprouter.errors import UpstreamError
 from keeprouter.formats.canonical import Usage
 from keeprouter.formats.embeddings import (
@@ -182,6 +184,35 @@ def rerank_body(req: RerankRequest, upstream_model: str, dialect: RerankDialect)
     if req.max_tokens_per_doc is not None and dialect == "cohere":
         body["max_tokens_per_doc"] = req.max_tokens_per_doc
     return body
+
+
+def rerank_parts(req: RerankRequest, size: int) -> list[tuple[int, RerankRequest]]:
+    """`req` as requests of at most `size` documents, each with the offset of its first document,
+    for a host that ranks fewer a call (TEI's `--max-client-batch-size`, 32 by default). A pair's
+    score does not depend on the other documents, so the parts' scores are the whole's; each part
+    keeps `top_n` (the best n overall are among the parts' best n)."""
+    size = max(1, size)
+    return [
+        (start, msgspec.structs.replace(req, documents=req.documents[start : start + size]))
+        for start in range(0, len(req.documents), size)
+    ]
+
+
+def merge_rerank(parts: list[tuple[int, RerankResponse]]) -> RerankResponse:
+    """The parts' answers (with their offsets) as one: indices into the whole request, usage summed,
+    search units summed when every part reported them."""
+    results = [
+        RerankResult(index=offset + r.index, relevance_score=r.relevance_score)
+        for offset, resp in parts
+        for r in resp.results
+    ]
+    units = [resp.search_units for _, resp in parts]
+    return RerankResponse(
+        results=results,
+        usage=Usage(input_tokens=sum(resp.usage.input_tokens for _, resp in parts)),
+        search_units=None if any(u is None for u in units) else sum(u for u in units if u is not None),
+        model=parts[0][1].model if parts else None,
+    )
 
 
 def _result(item: object, n_docs: int) -> RerankResult:

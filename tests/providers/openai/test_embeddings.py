@@ -12,6 +12,8 @@ from keeprouter.formats.embeddings import (
     EmbeddingRequest,
     EmbeddingResponse,
     RerankRequest,
+    RerankResponse,
+    RerankResult,
     encode_base64,
 )
 from keeprouter.providers.openai.embeddings import (
@@ -21,10 +23,12 @@ from keeprouter.providers.openai.embeddings import (
     embedding_dialect_for,
     learn_batch_limit,
     learn_rerank_dialect,
+    merge_rerank,
     parse_embeddings,
     parse_rerank,
     rerank_body,
     rerank_dialect_for,
+    rerank_parts,
 )
 from keeprouter.providers.retrieval import merge
 
@@ -228,3 +232,25 @@ def test_malformed_rerank_answers_are_upstream_errors(data: Any) -> None:
 
 def test_azures_input_limit_is_learned() -> None:
     assert learn_batch_limit("Too many inputs. The max number of inputs is 16.  We hope to increase it.", 2048) == 16
+
+
+def test_rerank_parts_and_their_merge_index_into_the_whole_request() -> None:
+    req = RerankRequest(model="r", query="q", documents=[f"d{i}" for i in range(5)], top_n=2)
+    parts = rerank_parts(req, 2)
+    assert [(offset, part.documents, part.top_n) for offset, part in parts] == [
+        (0, ["d0", "d1"], 2),
+        (2, ["d2", "d3"], 2),
+        (4, ["d4"], 2),
+    ]
+    answers = [
+        RerankResponse(
+            results=[RerankResult(index=1, relevance_score=0.4)], usage=Usage(input_tokens=3), search_units=1
+        ),
+        RerankResponse(
+            results=[RerankResult(index=0, relevance_score=0.9)], usage=Usage(input_tokens=4), search_units=1
+        ),
+        RerankResponse(results=[RerankResult(index=0, relevance_score=0.1)], usage=Usage(input_tokens=2)),
+    ]
+    merged = merge_rerank([(offset, a) for (offset, _), a in zip(parts, answers, strict=True)])
+    assert [(r.index, r.relevance_score) for r in merged.results] == [(1, 0.4), (2, 0.9), (4, 0.1)]
+    assert merged.usage.input_tokens == 9 and merged.search_units is None  # one part reported none

@@ -201,3 +201,18 @@ async def test_a_voyage_style_client_request_reaches_a_strict_cohere_host(
     with pytest.raises(UpstreamError) as caught:
         await c.rerank(RerankRequest(model="r", query="q", documents=docs, extra={"top_k": 1}), EP)
     assert caught.value.status == 422 and "top_k" in caught.value.message
+
+
+async def test_tei_reranks_more_documents_than_its_batch_in_parts(make_openai_upstream: Any, calls: Any) -> None:
+    # TEI ranks at most --max-client-batch-size texts a request (32 by default), refused with a 413
+    server = await make_openai_upstream(rerank_tei=True, rerank_max_batch=4)
+    c = calls(server)
+    docs = [f"doc {i}" + (" cat" if i % 3 == 0 else "") for i in range(10)]
+    for _ in range(2):
+        resp = await c.rerank(RerankRequest(model="r", query="cat", documents=docs, top_n=3), EP)
+        assert {r.index for r in resp.results if r.relevance_score == 1.0} == {0, 3, 6, 9}
+        assert sorted(r.index for r in resp.results) == sorted({r.index for r in resp.results})
+    assert (c.dialect, c.rerank_batch) == ("tei", 4)
+    sizes = [len(r.body.get("texts", r.body.get("documents", []))) for r in server.requests]
+    assert sizes[:2] == [10, 10]  # Cohere's body refused, then TEI's refused as too large
+    assert sorted(sizes[2:5]) == [2, 4, 4] and sorted(sizes[5:]) == [2, 4, 4]  # learned once
