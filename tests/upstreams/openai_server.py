@@ -164,6 +164,11 @@ class OpenAIUpstream(EmulatedUpstream):
         if not isinstance(rec.body, dict):
             return self.error_response(400, "We could not parse the JSON body of your request.")
         problem = embeddings.rerank_problem(rec.body, self.rerank_tei, self.rerank_cohere, self.rerank_max_batch)
+        if problem is not None and self.rerank_tei:
+            status, message = problem
+            if status == 422:  # axum's JSON extractor: a plain-text rejection, not TEI's error body
+                return web.Response(status=422, text=message, content_type="text/plain")
+            return web.json_response({"error": message, "error_type": "validation"}, status=status)
         if problem is not None:
             return self.error_response(*problem)
         return await self.generate(request, rec, stream=False)
