@@ -51,8 +51,8 @@ EMBEDDING_DIALECTS: dict[str, EmbeddingDialect] = {"api.voyageai.com": "voyage",
 # OpenAI's `dimensions` and `user` as unknown fields
 TEXT_ONLY_DIALECTS: frozenset[EmbeddingDialect] = frozenset({"voyage", "mistral"})
 
-RerankDialect = Literal["cohere", "voyage", "tei"]
-RERANK_DIALECTS: dict[str, RerankDialect] = {"api.voyageai.com": "voyage"}
+RerankDialect = Literal["cohere", "voyage", "tei", "jina"]
+RERANK_DIALECTS: dict[str, RerankDialect] = {"api.voyageai.com": "voyage", "api.jina.ai": "jina"}
 
 # TEI: "batch size 40 > maximum allowed batch size 32"; Azure: "Too many inputs. The max number of
 # inputs is 16."; Google's OpenAI-compatible endpoint: "at most 100 requests can be in one batch";
@@ -173,7 +173,7 @@ def learn_rerank_dialect(message: str, current: RerankDialect) -> RerankDialect 
 
 def rerank_body(req: RerankRequest, upstream_model: str, dialect: RerankDialect) -> dict[str, Any]:
     """The upstream body for `req`. Documents are never asked back (the client renderer takes the
-    texts from the request), which keeps answers small."""
+    texts from the request), which keeps answers small: Jina returns them unless told not to."""
     if dialect == "tei":  # TEI serves one model per server: no `model`; it ranks every text
         # TEI refuses (413) a text over the model's length unless told to truncate; Cohere's
         # contract, the caller's, is that long documents are truncated
@@ -183,6 +183,8 @@ def rerank_body(req: RerankRequest, upstream_model: str, dialect: RerankDialect)
         body["top_k" if dialect == "voyage" else "top_n"] = req.top_n
     if req.max_tokens_per_doc is not None and dialect == "cohere":
         body["max_tokens_per_doc"] = req.max_tokens_per_doc
+    if dialect == "jina":  # Jina's `return_documents` defaults to true
+        body["return_documents"] = False
     return body
 
 

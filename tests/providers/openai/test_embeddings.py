@@ -163,11 +163,20 @@ def test_rerank_bodies_per_dialect() -> None:
         "top_k": 2,
     }
     assert rerank_body(req, "up-r", "tei") == {"query": "q", "texts": DOCS, "truncate": True}
+    assert rerank_body(req, "up-r", "jina") == {  # Jina sends the documents back unless told not to
+        "priority": 0,
+        "model": "up-r",
+        "query": "q",
+        "documents": DOCS,
+        "top_n": 2,
+        "return_documents": False,
+    }
     assert rerank_body(_rr(), "up-r", "cohere") == {"model": "up-r", "query": "q", "documents": DOCS}
 
 
 def test_rerank_dialects_are_host_data_and_learned_from_tei() -> None:
     assert rerank_dialect_for("https://api.voyageai.com/v1") == "voyage"
+    assert rerank_dialect_for("https://api.jina.ai/v1") == "jina"
     assert rerank_dialect_for("http://127.0.0.1:8080") == "cohere"
     assert learn_rerank_dialect("Failed to deserialize: missing field `texts` at line 1", "cohere") == "tei"
     assert learn_rerank_dialect("missing field `texts`", "tei") is None

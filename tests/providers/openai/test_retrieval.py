@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from upstreams import Fault, OpenAIUpstream
-from upstreams.embeddings import vector_for
+from upstreams.embeddings import render_rerank, vector_for
 
 from keeprouter.clients.cohere_rerank.request import parse_request
 from keeprouter.config import EndpointConfig, Pricing, ProviderConfig, Timeouts
@@ -216,3 +216,14 @@ async def test_tei_reranks_more_documents_than_its_batch_in_parts(make_openai_up
     sizes = [len(r.body.get("texts", r.body.get("documents", []))) for r in server.requests]
     assert sizes[:2] == [10, 10]  # Cohere's body refused, then TEI's refused as too large
     assert sorted(sizes[2:5]) == [2, 4, 4] and sorted(sizes[5:]) == [2, 4, 4]  # learned once
+
+
+async def test_jina_is_asked_not_to_send_the_documents_back(openai_upstream: OpenAIUpstream, calls: Any) -> None:
+    c = calls(openai_upstream)
+    c.dialect = "jina"  # what api.jina.ai's base_url gives; the emulator defaults as Jina does
+    docs = ["the cat sat", "a dog ran"]
+    resp = await c.rerank(RerankRequest(model="r", query="cat", documents=docs), EP)
+    assert [r.index for r in resp.results] == [0, 1]
+    assert openai_upstream.requests[-1].body["return_documents"] is False
+    answered = render_rerank(openai_upstream.requests[-1].body, "r", tei=False)  # what the host sent back
+    assert all("document" not in r for r in answered["results"])
