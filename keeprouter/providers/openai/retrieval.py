@@ -3,9 +3,9 @@
 
 Batches of one embeddings request go out concurrently (`providers.retrieval.in_batches`, at most
 MAX_CONCURRENT_CALLS at once) and are reassembled in input order. A host that refuses a batch as
-too large (embeddings or rerank), or refuses Cohere's rerank body for TEI's, is learned from once (kept for every later
-request) and the call is sent again; any other failure is the caller's to see, with nothing billed
-twice: the answer is only built when every batch succeeded.
+too large (embeddings or rerank), or refuses Cohere's rerank body for TEI's, is learned from once
+(kept for every later request) and the call is sent again; any other failure is the caller's to
+see, with nothing billed twice: the answer is only built when every batch succeeded.
 """
 
 from __future__ import annotations
