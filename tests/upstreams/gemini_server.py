@@ -9,6 +9,8 @@ Strict as the real service where KeepRouter could get it wrong:
 - the key must come in ``x-goog-api-key`` (a ``?key=`` is accepted, as Google does, and recorded);
 - unknown fields in the body, ``generationConfig`` or ``thinkingConfig`` are refused with Google's
   "Invalid JSON payload received" 400, and so are parts with no data or two kinds of data;
+- a ``thinkingLevel`` before Gemini 3, and a 2.5 model's ``thinkingBudget`` outside its documented range
+  (2.5 Pro 128-32768 and never 0; Flash 0-24576; Flash-Lite 0 or 512-24576) are refused with a 400;
 - thought signatures, for Gemini 3 models (``gemini-3`` in the name): each answer with function calls
   carries a fresh signature on its FIRST ``functionCall`` part (parallel calls: only the first), an
   answer without calls carries one on its last part (streamed: on an empty-text part of its own).
@@ -72,7 +74,11 @@ CONFIG_FIELDS = frozenset(
      "responseMimeType", "responseSchema", "responseJsonSchema", "thinkingConfig", "presencePenalty",
      "frequencyPenalty", "responseLogprobs", "logprobs", "responseModalities", "mediaResolution"}
 )  # fmt: skip
-THINKING_FIELDS = frozenset({"thinkingBudget", "thinkingLevel", "includeThoughts"})
+# Proto3 JSON parsers take a field's original proto name as well as its lowerCamelCase one
+# (protobuf.dev, "JSON Mapping"); google-genai sends thinkingConfig's in snake_case.
+THINKING_FIELDS = frozenset(
+    {"thinkingBudget", "thinkingLevel", "includeThoughts", "thinking_budget", "thinking_level", "include_thoughts"}
+)
 PART_DATA = ("text", "inlineData", "fileData", "functionCall", "functionResponse", "executableCode",
              "codeExecutionResult")  # fmt: skip
 PART_FIELDS = frozenset({*PART_DATA, "thought", "thoughtSignature", "videoMetadata", "partMetadata"})
@@ -141,7 +147,8 @@ class GeminiUpstream(EmulatedUpstream):
             inner = rec.body.get("generateContentRequest", rec.body)
             rec.completed = True
             return web.json_response({"totalTokens": count_tokens(inner if isinstance(inner, dict) else {})})
-        problem = _invalid(rec.body) or (self._unsigned(rec.body) if "gemini-3" in model else None)
+        problem = _invalid(rec.body) or _thinking_problem(rec.body, model)
+        problem = problem or (self._unsigned(rec.body) if "gemini-3" in model else None)
         if problem is not None:
             return self.error_response(400, problem)
         if method == "streamGenerateContent" and rec.query.get("alt") != "sse":
@@ -280,6 +287,34 @@ class GeminiUpstream(EmulatedUpstream):
         return StreamPlan(events=events, error_event=sse(error_event), broken_event=b'data: {"candidates": [\n\n')
 
 
+# Gemini 2.5's thinkingBudget ranges (ai.google.dev/gemini-api/docs/thinking, "Set budget"): (least,
+# most, whether 0 turns thinking off); -1 (dynamic) is always accepted.
+BUDGET_RANGES = (
+    ("gemini-2.5-pro", (128, 32768, False)),
+    ("gemini-2.5-flash-lite", (512, 24576, True)),
+    ("gemini-2.5-flash", (1, 24576, True)),
+)
+
+
+def _thinking_problem(body: dict[str, Any], model: str) -> str | None:
+    """The 400s for a thinkingConfig the model cannot take: a level before Gemini 3, a 2.5 budget out
+    of its model's range, thinking turned off on 2.5 Pro."""
+    tc = (body.get("generationConfig") or {}).get("thinkingConfig") or {}
+    if {"thinkingLevel", "thinking_level"} & tc.keys() and "gemini-3" not in model:
+        return "Thinking level is not supported for this model."
+    budget = tc.get("thinkingBudget", tc.get("thinking_budget"))
+    if not isinstance(budget, int) or budget == -1:
+        return None
+    for name, (low, high, can_stop) in BUDGET_RANGES:
+        if name in model:
+            if budget == 0 and not can_stop:
+                return "Budget 0 is invalid. This model only works in thinking mode."
+            if not (low <= budget <= high or (budget == 0 and can_stop)):
+                return f"The thinking budget {budget} is invalid. Please choose a value between {low} and {high}."
+            return None
+    return None
+
+
 def _invalid(body: dict[str, Any]) -> str | None:
     """The 400s the real API gives for the mistakes a translator could make."""
     for k in body:
@@ -293,7 +328,7 @@ def _invalid(body: dict[str, Any]) -> str | None:
     for k in tc:
         if k not in THINKING_FIELDS:
             return f"Invalid JSON payload received. Unknown name \"{k}\" at 'generation_config.thinking_config'."
-    if "thinkingLevel" in tc and "thinkingBudget" in tc:
+    if {"thinkingLevel", "thinking_level"} & tc.keys() and {"thinkingBudget", "thinking_budget"} & tc.keys():
         return "You can only set one of thinking budget and thinking level."
     contents = body.get("contents")
     if not isinstance(contents, list) or not contents:

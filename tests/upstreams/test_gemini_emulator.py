@@ -111,3 +111,30 @@ async def test_batch_embed_contents_as_the_sdk_sends_and_reads_it(gemini_upstrea
     rec = gemini_upstream.requests[-1]
     assert rec.path == "/v1beta/models/gemini-embedding-001:batchEmbedContents"
     assert [q["taskType"] for q in rec.body["requests"]] == ["RETRIEVAL_QUERY"] * 2
+
+
+@pytest.mark.parametrize(
+    ("model", "config", "refusal"),
+    [
+        ("gemini-2.5-pro", types.ThinkingConfig(thinking_budget=0), "only works in thinking mode"),
+        ("gemini-2.5-pro", types.ThinkingConfig(thinking_budget=64), "between 128 and 32768"),
+        ("gemini-2.5-flash", types.ThinkingConfig(thinking_budget=32768), "between 1 and 24576"),
+        ("gemini-2.5-flash-lite", types.ThinkingConfig(thinking_budget=256), "between 512 and 24576"),
+        ("gemini-2.5-flash", types.ThinkingConfig(thinking_level=types.ThinkingLevel.LOW), "not supported"),
+    ],
+)
+async def test_thinking_config_out_of_the_models_range_is_refused(
+    gemini_upstream: GeminiUpstream, model: str, config: types.ThinkingConfig, refusal: str
+) -> None:
+    cfg = types.GenerateContentConfig(thinking_config=config)
+    with pytest.raises(errors.ClientError) as refused:
+        await client(gemini_upstream).aio.models.generate_content(model=model, contents="Hi", config=cfg)
+    assert refused.value.code == 400 and refusal in (refused.value.message or "")
+
+
+@pytest.mark.parametrize("budget", [-1, 128, 32768])
+async def test_thinking_budgets_in_range_are_taken(gemini_upstream: GeminiUpstream, budget: int) -> None:
+    gemini_upstream.script(Reply(text="ok"))
+    cfg = types.GenerateContentConfig(thinking_config=types.ThinkingConfig(thinking_budget=budget))
+    r = await client(gemini_upstream).aio.models.generate_content(model="gemini-2.5-pro", contents="Hi", config=cfg)
+    assert r.text == "ok"

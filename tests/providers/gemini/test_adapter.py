@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 import pytest_asyncio
 from upstreams.gemini_server import GeminiUpstream
@@ -13,7 +15,15 @@ from upstreams.script import Fault, Reply
 
 from keeprouter.config import EndpointConfig, Pricing, Timeouts, parse_config
 from keeprouter.errors import UpstreamError
-from keeprouter.formats.canonical import ChatRequest, Finish, Message, StreamEvent, TextDelta, TextPart
+from keeprouter.formats.canonical import (
+    ChatRequest,
+    Finish,
+    Message,
+    Reasoning,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+)
 from keeprouter.providers import build_adapter
 from keeprouter.providers.gemini import DEFAULT_BASE_URL, GeminiAdapter
 
@@ -117,3 +127,20 @@ async def test_gemini_400_for_a_bad_key_is_a_credentials_failure_not_the_callers
             assert e.value.message.startswith("provider gm rejected KeepRouter's credentials: API key not valid")
     finally:
         await a.close()
+
+
+@pytest.mark.parametrize(
+    ("model", "reasoning", "budget"),
+    [("gemini-2.5-pro", Reasoning(effort="none"), 128), ("gemini-2.5-pro", Reasoning(budget_tokens=60000), 32768),
+     ("gemini-2.5-flash", Reasoning(effort="max"), 24576), ("gemini-2.5-flash-lite", Reasoning(effort="minimal"), 512)],
+)  # fmt: skip
+async def test_reasoning_reaches_each_25_model_inside_its_budget_range(
+    adapter: GeminiAdapter, gemini_upstream: GeminiUpstream, model: str, reasoning: Reasoning, budget: int
+) -> None:
+    """The emulator refuses a budget outside the model's documented range, as Gemini does."""
+    gemini_upstream.script(Reply(text="ok"))
+    ep = dataclasses.replace(EP, model=model)
+    r = await adapter.complete(msgspec.structs.replace(REQ, reasoning=reasoning), ep, {})
+    assert r.content == [TextPart(text="ok")]
+    sent = gemini_upstream.requests[-1].body["generationConfig"]["thinkingConfig"]
+    assert sent["thinkingBudget"] == budget
