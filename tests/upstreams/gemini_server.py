@@ -18,7 +18,8 @@ Strict as the real service where KeepRouter could get it wrong:
   call lacks the exact signature issued for that call is refused with Gemini's 400; Google's
   documented placeholder ``skip_thought_signature_validator`` is accepted in its place.
 Errors are ``{"error": {"code", "message", "status"}}`` (``list_errors=True``: wrapped in a list, as
-the streaming endpoint answers them).
+the streaming endpoint answers them); a 429 adds ``details`` with a ``google.rpc.RetryInfo``
+``retryDelay`` (``retry_delay``; None: none), and no Retry-After header, as Google answers.
 """
 
 from __future__ import annotations
@@ -84,6 +85,19 @@ PART_DATA = ("text", "inlineData", "fileData", "functionCall", "functionResponse
 PART_FIELDS = frozenset({*PART_DATA, "thought", "thoughtSignature", "videoMetadata", "partMetadata"})
 
 
+def quota_details(retry_delay: str) -> list[dict[str, Any]]:
+    """A quota 429's `details` as the Gemini API sends them: which quota, and when to retry (Google
+    sends no Retry-After header; the delay is a google.rpc.RetryInfo Duration in the body)."""
+    return [
+        {
+            "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+            "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_requests",
+                            "quotaId": "GenerateRequestsPerMinutePerProjectPerModel"}],
+        },
+        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay},
+    ]  # fmt: skip
+
+
 def count_tokens(body: dict[str, Any]) -> int:
     """The emulator's deterministic count: compact JSON length of contents+systemInstruction+tools, // 4."""
     counted = {k: body.get(k) for k in ("contents", "systemInstruction", "tools")}
@@ -120,11 +134,13 @@ class GeminiUpstream(EmulatedUpstream):
         *,
         expected_key: str | None = DEFAULT_KEY,
         list_errors: bool = False,
+        retry_delay: str | None = "17s",
         host: str = "127.0.0.1",
         port: int = 0,
     ):
         super().__init__(expected_key=expected_key, host=host, port=port)
         self.list_errors = list_errors
+        self.retry_delay = retry_delay  # a 429's RetryInfo.retryDelay (None: a 429 without details)
         self.issued: dict[bytes, str] = {}  # signature bytes -> "name:args" of the call it signs
         self.add_route("POST", "/v1beta/models/{target}", self._models)
 
@@ -188,11 +204,13 @@ class GeminiUpstream(EmulatedUpstream):
 
     # ----- rendering ----------------------------------------------------------------------------
     def error_body(self, status: int, message: str | None = None) -> Any:
-        err = {
+        err: dict[str, Any] = {
             "code": status,
             "message": message or ERROR_MESSAGES.get(status, "Error"),
             "status": STATUS_NAMES.get(status, "UNKNOWN"),
         }
+        if status == 429 and self.retry_delay is not None:
+            err["details"] = quota_details(self.retry_delay)
         return [{"error": err}] if self.list_errors else {"error": err}
 
     def _sign(self, key: str) -> str:

@@ -97,6 +97,8 @@ async def test_errors_in_gemini_shape(gemini_upstream: GeminiUpstream) -> None:
     with pytest.raises(errors.ClientError) as limited:
         await client(gemini_upstream).aio.models.generate_content(model=MODEL, contents="Hi")
     assert (limited.value.code, limited.value.status) == (429, "RESOURCE_EXHAUSTED")
+    details = limited.value.details["error"]["details"]
+    assert {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "17s"} in details
     with pytest.raises(errors.ClientError) as bad_key:
         await client(gemini_upstream, key="wrong").aio.models.generate_content(model=MODEL, contents="Hi")
     assert bad_key.value.code == 400 and "API key not valid" in (bad_key.value.message or "")

@@ -9,13 +9,17 @@
 - Usage: `promptTokenCount` includes cached tokens (`cachedContentTokenCount`), as canonical input
   does; thoughts are counted apart from candidates (`thoughtsTokenCount`), so output = candidates +
   thoughts, and the thoughts are the reasoning tokens. Tool-use prompt tokens are input.
-- Errors come as `{"error": {code, message, status}}`, or as a list of those.
+- Errors come as `{"error": {code, message, status, details}}`, or as a list of those. A 429's
+  `details` may hold a `google.rpc.RetryInfo` whose `retryDelay` (a Duration, "37s") is Google's
+  Retry-After: Gemini sends no such header.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -175,6 +179,40 @@ def error_of(data: object) -> UpstreamError | None:
     text = message if isinstance(message, str) and message else str(err.get("status") or "error")
     code = err.get("code")
     status = code if isinstance(code, int) and 400 <= code < 600 else 502
-    if status in (400, 413, 422, 429):
+    if status == 429:
+        return UpstreamError(text, status=429, retry_after=retry_delay(err))
+    if status in (400, 413, 422):
         return UpstreamError(text, status=status)
     return UpstreamError(f"Gemini failed with {status}: {text}")
+
+
+_RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+
+
+def retry_delay(err: dict[str, Any]) -> str | None:
+    """The error's `RetryInfo.retryDelay` as whole seconds (rounded up), as a Retry-After value."""
+    details = err.get("details")
+    for d in details if isinstance(details, list) else ():
+        if isinstance(d, dict) and d.get("@type") == _RETRY_INFO:
+            delay = d.get("retryDelay")
+            if not isinstance(delay, str) or not delay.endswith("s"):
+                return None
+            try:
+                seconds = float(delay[:-1])
+            except ValueError:
+                return None
+            return str(max(1, math.ceil(seconds))) if math.isfinite(seconds) and seconds >= 0 else None
+    return None
+
+
+def http_error(status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamError | None:
+    """A 429 answer's Retry-After taken from its body, when no header gave one; None for the rest
+    (the transport maps those by status)."""
+    if status != 429 or headers.get("retry-after") is not None:
+        return None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    err = error_of(data)
+    return err if err is not None and err.retry_after is not None else None

@@ -228,6 +228,20 @@ async def test_errors_reach_each_client_in_its_own_shape(
     assert bad.value.body["error"]["message"] == message  # type: ignore[index]
 
 
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_quota_429s_retry_delay_is_the_callers_retry_after(
+    gw: RunningGateway, gemini_upstream: GeminiUpstream, stream: bool
+) -> None:
+    """Gemini sends no Retry-After header: the delay is its body's google.rpc.RetryInfo."""
+    gemini_upstream.retry_delay = "2.5s"
+    gemini_upstream.script(Fault(status=429))
+    async with anthropic_client(gw.url, gw.admin_key) as an:
+        with pytest.raises(anthropic.RateLimitError) as e:
+            await call_anthropic(an, stream, model="gem3", messages=[{"role": "user", "content": "Hi"}])
+    assert e.value.response.headers.get("retry-after") == "3"
+    assert e.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+
+
 async def test_count_tokens_asks_gemini(gw: RunningGateway, gemini_upstream: GeminiUpstream) -> None:
     messages = [{"role": "user", "content": "How many tokens is this?"}]
     async with anthropic_client(gw.url, gw.admin_key) as an:
