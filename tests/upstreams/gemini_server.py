@@ -9,8 +9,9 @@ Strict as the real service where KeepRouter could get it wrong:
 - the key must come in ``x-goog-api-key`` (a ``?key=`` is accepted, as Google does, and recorded);
 - unknown fields in the body, ``generationConfig`` or ``thinkingConfig`` are refused with Google's
   "Invalid JSON payload received" 400, and so are parts with no data or two kinds of data;
-- a ``thinkingLevel`` before Gemini 3, and a 2.5 model's ``thinkingBudget`` outside its documented range
-  (2.5 Pro 128-32768 and never 0; Flash 0-24576; Flash-Lite 0 or 512-24576) are refused with a 400;
+- a ``thinkingLevel`` before Gemini 3 or other than low / high on Gemini 3 Pro, and a 2.5 model's
+  ``thinkingBudget`` outside its documented range (2.5 Pro 128-32768 and never 0; Flash 0-24576;
+  Flash-Lite 0 or 512-24576) are refused with a 400;
 - thought signatures, for Gemini 3 models (``gemini-3`` in the name): each answer with function calls
   carries a fresh signature on its FIRST ``functionCall`` part (parallel calls: only the first), an
   answer without calls carries one on its last part (streamed: on an empty-text part of its own).
@@ -314,12 +315,22 @@ BUDGET_RANGES = (
 )
 
 
+THINKING_LEVELS = ("minimal", "low", "medium", "high", "thinking_level_unspecified")
+
+
 def _thinking_problem(body: dict[str, Any], model: str) -> str | None:
     """The 400s for a thinkingConfig the model cannot take: a level before Gemini 3, a 2.5 budget out
     of its model's range, thinking turned off on 2.5 Pro."""
     tc = (body.get("generationConfig") or {}).get("thinkingConfig") or {}
-    if {"thinkingLevel", "thinking_level"} & tc.keys() and "gemini-3" not in model:
+    level = tc.get("thinkingLevel", tc.get("thinking_level"))
+    if level is not None and "gemini-3" not in model:
         return "Thinking level is not supported for this model."
+    if isinstance(level, str) and level.lower() not in THINKING_LEVELS:
+        return f"Invalid value at 'generation_config.thinking_config.thinking_level' ({level})"
+    if isinstance(level, str) and "gemini-3-pro" in model and level.lower() not in ("low", "high"):
+        return (
+            f"Thinking level {level.upper()} is not supported for this model. Please retry with other thinking level."
+        )
     budget = tc.get("thinkingBudget", tc.get("thinking_budget"))
     if not isinstance(budget, int) or budget == -1:
         return None

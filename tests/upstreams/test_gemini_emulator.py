@@ -123,6 +123,16 @@ async def test_batch_embed_contents_as_the_sdk_sends_and_reads_it(gemini_upstrea
         ("gemini-2.5-flash", types.ThinkingConfig(thinking_budget=32768), "between 1 and 24576"),
         ("gemini-2.5-flash-lite", types.ThinkingConfig(thinking_budget=256), "between 512 and 24576"),
         ("gemini-2.5-flash", types.ThinkingConfig(thinking_level=types.ThinkingLevel.LOW), "not supported"),
+        (
+            "gemini-3-pro-preview",
+            types.ThinkingConfig(thinking_level=types.ThinkingLevel.MEDIUM),
+            "Thinking level MEDIUM is not supported",
+        ),
+        (
+            "gemini-3-pro-preview",
+            types.ThinkingConfig(thinking_level=types.ThinkingLevel.MINIMAL),
+            "Thinking level MINIMAL is not supported",
+        ),
     ],
 )
 async def test_thinking_config_out_of_the_models_range_is_refused(

@@ -15,7 +15,8 @@
   validates them, a step of the current turn (since the last user text) whose calls have no
   signature at all gets the documented placeholder that turns validation off, so a history from
   another model or provider still works.
-- Reasoning becomes `thinkingConfig`: `thinkingLevel` for Gemini 3 models, `thinkingBudget` for 2.5
+- Reasoning becomes `thinkingConfig`: `thinkingLevel` for Gemini 3 models (3 Pro: low or high only),
+  `thinkingBudget` for 2.5
   (kept inside each model's documented range; 2.5 Pro cannot turn thinking off, so "off" is its least
   budget), with `includeThoughts` so the thought summaries come back.
 - `n` > 1 is refused (the answer is read as one candidate; billing for choices never seen is not an
@@ -47,6 +48,9 @@ ORIGIN = "gemini"
 SKIP_SIGNATURE = "skip_thought_signature_validator"  # Google's documented placeholder signature
 # Effort -> Gemini 3 `thinkingLevel` and Gemini 2.5 `thinkingBudget` (tokens).
 LEVELS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+# Gemini 3 Pro takes `low` and `high` only (ai.google.dev/gemini-api/docs/gemini-3, "Thinking level");
+# another level is a 400. Medium rounds up to its default, high.
+_PRO3_LEVELS = {"minimal": "low", "medium": "high"}
 BUDGETS = {"minimal": 512, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768, "max": 32768}
 # Gemini 2.5's `thinkingBudget` bounds per model (ai.google.dev/gemini-api/docs/thinking, "Set
 # budget"): (smallest budget, largest, whether 0 turns thinking off). Out of range is a 400; Pro
@@ -260,6 +264,8 @@ def thinking_config(r: Reasoning, model: str, max_tokens: int | None) -> dict[st
         if off:
             return None  # Gemini 3 always thinks; its default level is the safe answer
         level = LEVELS.get(r.effort or "") or _level_of(r.budget_tokens)
+        if "gemini-3-pro" in model:
+            level = _PRO3_LEVELS.get(level, level)
         return {"thinkingLevel": level, "includeThoughts": True}
     low, high, can_stop = _budget_bounds(model)
     if off:  # a model that cannot stop thinking gets its least, its thoughts left out

@@ -144,3 +144,15 @@ async def test_reasoning_reaches_each_25_model_inside_its_budget_range(
     assert r.content == [TextPart(text="ok")]
     sent = gemini_upstream.requests[-1].body["generationConfig"]["thinkingConfig"]
     assert sent["thinkingBudget"] == budget
+
+
+@pytest.mark.parametrize(("effort", "level"), [("medium", "high"), ("minimal", "low"), ("low", "low")])
+async def test_gemini_3_pro_gets_only_the_levels_it_takes(
+    adapter: GeminiAdapter, gemini_upstream: GeminiUpstream, effort: str, level: str
+) -> None:
+    """The emulator refuses medium and minimal on Gemini 3 Pro, as Gemini does."""
+    gemini_upstream.script(Reply(text="ok"))
+    ep = dataclasses.replace(EP, model="gemini-3-pro-preview")
+    r = await adapter.complete(msgspec.structs.replace(REQ, reasoning=Reasoning(effort=effort)), ep, {})
+    assert TextPart(text="ok") in r.content  # then the signature-only part Gemini 3 closes with
+    assert gemini_upstream.requests[-1].body["generationConfig"]["thinkingConfig"]["thinkingLevel"] == level
