@@ -9,7 +9,9 @@
 - Usage: `promptTokenCount` includes cached tokens (`cachedContentTokenCount`), as canonical input
   does; thoughts are counted apart from candidates (`thoughtsTokenCount`), so output = candidates +
   thoughts, and the thoughts are the reasoning tokens. Tool-use prompt tokens are input.
-- Errors come as `{"error": {code, message, status, details}}`, or as a list of those. A 429's
+- Errors come as `{"error": {code, message, status, details}}`, or as a list of those. A 400
+  FAILED_PRECONDITION is the account's (ai.google.dev/gemini-api/docs/troubleshooting), not the
+  caller's: a provider failure. A 429's
   `details` may hold a `google.rpc.RetryInfo` whose `retryDelay` (a Duration, "37s") is Google's
   Retry-After: Gemini sends no such header.
 """
@@ -181,6 +183,10 @@ def error_of(data: object) -> UpstreamError | None:
     status = code if isinstance(code, int) and 400 <= code < 600 else 502
     if status == 429:
         return UpstreamError(text, status=429, retry_after=retry_delay(err))
+    if status == 400 and err.get("status") == "FAILED_PRECONDITION":
+        # The account's problem (no free tier in its country, billing off), never the request's:
+        # a provider failure, so another endpoint is tried and the caller is not told to fix theirs.
+        return UpstreamError(f"Gemini cannot serve this account: {text}")
     if status in (400, 413, 422):
         return UpstreamError(text, status=status)
     return UpstreamError(f"Gemini failed with {status}: {text}")
@@ -206,13 +212,17 @@ def retry_delay(err: dict[str, Any]) -> str | None:
 
 
 def http_error(status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamError | None:
-    """A 429 answer's Retry-After taken from its body, when no header gave one; None for the rest
-    (the transport maps those by status)."""
-    if status != 429 or headers.get("retry-after") is not None:
+    """What Gemini's error body says beyond its status: a 429's Retry-After (when no header gave
+    one), a 400 that is the account's failure; None for the rest (the transport maps those by status)."""
+    if status not in (400, 429) or (status == 429 and headers.get("retry-after") is not None):
         return None
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
     err = error_of(data)
-    return err if err is not None and err.retry_after is not None else None
+    if err is None:
+        return None
+    if status == 429:
+        return err if err.retry_after is not None else None
+    return err if err.status != 400 else None

@@ -156,3 +156,20 @@ async def test_gemini_3_pro_gets_only_the_levels_it_takes(
     r = await adapter.complete(msgspec.structs.replace(REQ, reasoning=Reasoning(effort=effort)), ep, {})
     assert TextPart(text="ok") in r.content  # then the signature-only part Gemini 3 closes with
     assert gemini_upstream.requests[-1].body["generationConfig"]["thinkingConfig"]["thinkingLevel"] == level
+
+
+async def test_a_failed_precondition_400_is_a_provider_failure(
+    adapter: GeminiAdapter, gemini_upstream: GeminiUpstream
+) -> None:
+    """Gemini's 400 FAILED_PRECONDITION (free tier not in the account's country) is retryable: the next
+    endpoint may serve; the caller's request was fine."""
+    message = "Gemini API free tier is not available in your country. Please enable billing on your project."
+    body = {"error": {"code": 400, "message": message, "status": "FAILED_PRECONDITION"}}
+    gemini_upstream.script(Fault(status=400, body=body), Fault(status=400, body=body))
+    with pytest.raises(UpstreamError) as whole:
+        await adapter.complete(REQ, EP, {})
+    with pytest.raises(UpstreamError) as streamed:
+        await events(adapter)
+    for e in (whole.value, streamed.value):
+        assert (e.status, e.retryable, e.kind) == (502, True, "provider_unavailable")
+        assert message in e.message and e.metadata == {"provider_name": "gm", "provider_code": 400}

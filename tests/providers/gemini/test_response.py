@@ -149,6 +149,18 @@ def test_http_error_reads_the_body_only_for_a_429_without_a_header() -> None:
     assert http_error(503, raw, {}) is None and http_error(429, b"<html>", {}) is None
 
 
+def test_a_failed_precondition_is_the_accounts_failure_not_the_callers() -> None:
+    """ai.google.dev/gemini-api/docs/troubleshooting: 400 FAILED_PRECONDITION is the free tier refused
+    in the account's country (billing off): retried elsewhere, never the caller's 400."""
+    body = {"error": {"code": 400, "message": "User location is not supported for the API use.",
+                      "status": "FAILED_PRECONDITION"}}  # fmt: skip
+    for err in (error_of(body), http_error(400, orjson.dumps(body), {}), http_error(400, orjson.dumps([body]), {})):
+        assert err is not None and err.status == 502 and err.retryable
+        assert err.message == "Gemini cannot serve this account: User location is not supported for the API use."
+    invalid = {"error": {"code": 400, "message": "Bad field", "status": "INVALID_ARGUMENT"}}
+    assert http_error(400, orjson.dumps(invalid), {}) is None  # the caller's 400, mapped by status
+
+
 def test_an_error_body_raises() -> None:
     with pytest.raises(UpstreamError, match="Bad"):
         parse_response({"error": {"code": 400, "message": "Bad", "status": "INVALID_ARGUMENT"}}, "g")
