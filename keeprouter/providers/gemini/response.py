@@ -220,9 +220,11 @@ def http_error(status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamE
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
-    err = error_of(data)
-    if err is None:
-        return None
+    first = data[0] if isinstance(data, list) and data else data
+    google = first.get("error") if isinstance(first, dict) else None
+    if not isinstance(google, dict) or google.get("code") != status:
+        return None  # not Google's shape (Vertex's Claude may answer Anthropic's): mapped by status
+    err = error_of(first)
     if status == 429:
-        return err if err.retry_after is not None else None
-    return err if err.status != 400 else None
+        return err if err is not None and err.retry_after is not None else None
+    return err if google.get("status") == "FAILED_PRECONDITION" else None

@@ -159,6 +159,11 @@ def test_a_failed_precondition_is_the_accounts_failure_not_the_callers() -> None
         assert err.message == "Gemini cannot serve this account: User location is not supported for the API use."
     invalid = {"error": {"code": 400, "message": "Bad field", "status": "INVALID_ARGUMENT"}}
     assert http_error(400, orjson.dumps(invalid), {}) is None  # the caller's 400, mapped by status
+    # Vertex's Claude answers Anthropic's shape through the same transport: left to the status mapping
+    claude = {"type": "error", "error": {"type": "invalid_request_error", "message": "prompt is too long"}}
+    assert http_error(400, orjson.dumps(claude), {}) is None
+    overloaded = {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}
+    assert http_error(429, orjson.dumps(overloaded), {}) is None
 
 
 def test_an_error_body_raises() -> None:

@@ -109,6 +109,21 @@ async def test_a_gemini_quota_429_carries_its_retry_delay(vertex_upstream: Verte
     assert limited.value.metadata == {"provider_name": "vx", "provider_code": 429}
 
 
+async def test_a_claude_400_in_anthropics_shape_stays_the_callers(
+    vertex_upstream: VertexUpstream, key_file: Path
+) -> None:
+    """Google's error reading (the gemini family's) leaves Anthropic-shaped answers to the status."""
+    a = sa_adapter(vertex_upstream, key_file)
+    body = {"type": "error", "error": {"type": "invalid_request_error", "message": "prompt is too long"}}
+    vertex_upstream.script(Fault(status=400, body=body))
+    try:
+        with pytest.raises(UpstreamError) as bad:
+            await a.complete(REQ, ep(CLAUDE), {})
+    finally:
+        await a.close()
+    assert (bad.value.status, bad.value.message, bad.value.retryable) == (400, "prompt is too long", False)
+
+
 async def test_concurrent_first_requests_share_one_token(vertex_upstream: VertexUpstream, key_file: Path) -> None:
     a = sa_adapter(vertex_upstream, key_file)
     try:
