@@ -388,4 +388,37 @@ def _invalid(body: dict[str, Any]) -> str | None:
                 return "parameters and parameters_json_schema cannot both be set."
             if "$schema" in (d.get("parametersJsonSchema") or {}):
                 return 'Invalid JSON payload received. Unknown name "$schema".'
+            unknown = _openapi_unknown(d.get("parameters"))
+            if unknown is not None:
+                where = "tools[0].function_declarations.parameters"
+                return f"Invalid JSON payload received. Unknown name \"{unknown}\" at '{where}'."
+    unknown = _openapi_unknown(gc.get("responseSchema"))
+    if unknown is not None:
+        return f"Invalid JSON payload received. Unknown name \"{unknown}\" at 'generation_config.response_schema'."
     return None
+
+
+# The `Schema` object `parameters` and `responseSchema` take: a subset of OpenAPI 3.0, so JSON Schema's
+# `additionalProperties`, `$ref`, `$defs`, `$schema`, `const`... are refused (ai.google.dev/api/caching#Schema).
+OPENAPI_SCHEMA_FIELDS = frozenset(
+    {"type", "format", "title", "description", "nullable", "enum", "maxItems", "minItems", "properties",
+     "required", "minProperties", "maxProperties", "minLength", "maxLength", "pattern", "example", "anyOf",
+     "propertyOrdering", "default", "items", "minimum", "maximum"}
+)  # fmt: skip
+
+
+def _openapi_unknown(schema: Any) -> str | None:
+    """The first field of a `Schema` (recursively) that the OpenAPI subset does not know."""
+    if not isinstance(schema, dict):
+        return None
+    nested: list[Any] = []
+    for k, v in schema.items():
+        if k not in OPENAPI_SCHEMA_FIELDS:
+            return str(k)
+        if k == "properties" and isinstance(v, dict):
+            nested += v.values()
+        elif k == "anyOf" and isinstance(v, list):
+            nested += v
+        elif k == "items":
+            nested.append(v)
+    return next((found for child in nested if (found := _openapi_unknown(child)) is not None), None)

@@ -3,6 +3,7 @@ it sends to it are what the real service answers and takes."""
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 from google import genai
 from google.genai import errors, types
@@ -150,3 +151,20 @@ async def test_thinking_budgets_in_range_are_taken(gemini_upstream: GeminiUpstre
     cfg = types.GenerateContentConfig(thinking_config=types.ThinkingConfig(thinking_budget=budget))
     r = await client(gemini_upstream).aio.models.generate_content(model="gemini-2.5-pro", contents="Hi", config=cfg)
     assert r.text == "ok"
+
+
+async def test_openapi_parameters_refuse_json_schema_keywords(gemini_upstream: GeminiUpstream) -> None:
+    """`parameters` is Gemini's OpenAPI-subset Schema: `additionalProperties` is refused there (hence
+    KeepRouter's parametersJsonSchema), as the real API refuses it."""
+    schema = {"type": "object", "properties": {"o": {"type": "object", "additionalProperties": False}}}
+    url = f"{gemini_upstream.url}/v1beta/models/{MODEL}:generateContent"
+    headers = {"x-goog-api-key": GeminiUpstream.DEFAULT_KEY}
+    gemini_upstream.script(Reply(text="ok"))
+    async with aiohttp.ClientSession() as s:
+        for field, status in (("parameters", 400), ("parametersJsonSchema", 200)):
+            body = {"contents": [{"role": "user", "parts": [{"text": "Hi"}]}],
+                    "tools": [{"functionDeclarations": [{"name": "f", field: schema}]}]}  # fmt: skip
+            async with s.post(url, json=body, headers=headers) as r:
+                assert r.status == status
+                if status == 400:
+                    assert 'Unknown name "additionalProperties"' in (await r.json())["error"]["message"]
