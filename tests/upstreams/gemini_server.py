@@ -12,6 +12,9 @@ Strict as the real service where KeepRouter could get it wrong:
 - a ``thinkingLevel`` before Gemini 3 or other than low / high on Gemini 3 Pro, and a 2.5 model's
   ``thinkingBudget`` outside its documented range (2.5 Pro 128-32768 and never 0; Flash 0-24576;
   Flash-Lite 0 or 512-24576) are refused with a 400;
+- an ``id`` on a ``functionCall`` or ``functionResponse`` sent back is refused ("Unknown name "id" at
+  'contents[i].parts[j].function_call'"), as peers report Gemini answering (google-gemini/gemini-cli#13972,
+  googleapis/java-genai#694) although the reference lists the field: calls pair with results by name;
 - thought signatures, for Gemini 3 models (``gemini-3`` in the name): each answer with function calls
   carries a fresh signature on its FIRST ``functionCall`` part (parallel calls: only the first), an
   answer without calls carries one on its last part (streamed: on an empty-text part of its own).
@@ -382,6 +385,11 @@ def _invalid(body: dict[str, Any]) -> str | None:
             fr = p.get("functionResponse")
             if fr is not None and (not fr.get("name") or not isinstance(fr.get("response"), dict)):
                 return f"* GenerateContentRequest.{where}.function_response.name: Name cannot be empty."
+            for key, proto in (("functionCall", "function_call"), ("functionResponse", "function_response")):
+                if isinstance(p.get(key), dict) and "id" in p[key]:
+                    return (
+                        f"Invalid JSON payload received. Unknown name \"id\" at '{where}.{proto}': Cannot find field."
+                    )
     for t in body.get("tools") or []:
         for d in t.get("functionDeclarations") or []:
             if "parameters" in d and "parametersJsonSchema" in d:

@@ -3,6 +3,8 @@ it sends to it are what the real service answers and takes."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import aiohttp
 import pytest
 from google import genai
@@ -168,3 +170,17 @@ async def test_openapi_parameters_refuse_json_schema_keywords(gemini_upstream: G
                 assert r.status == status
                 if status == 400:
                     assert 'Unknown name "additionalProperties"' in (await r.json())["error"]["message"]
+
+
+@pytest.mark.parametrize("part", [
+    {"functionCall": {"id": "fc-1", "name": "f", "args": {}}},
+    {"functionResponse": {"id": "fc-1", "name": "f", "response": {"output": "x"}}},
+])  # fmt: skip
+async def test_an_id_on_a_function_part_sent_back_is_refused(gemini_upstream: GeminiUpstream, part: Any) -> None:
+    role = "model" if "functionCall" in part else "user"
+    body = {"contents": [{"role": "user", "parts": [{"text": "Hi"}]}, {"role": role, "parts": [part]}]}
+    url = f"{gemini_upstream.url}/v1beta/models/gemini-2.5-flash:generateContent"
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url, json=body, headers={"x-goog-api-key": GeminiUpstream.DEFAULT_KEY}) as r:
+            assert r.status == 400
+            assert 'Unknown name "id" at \'contents[1].parts[0].function_' in (await r.json())["error"]["message"]
