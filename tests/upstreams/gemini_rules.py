@@ -110,13 +110,13 @@ def invalid(body: dict[str, Any]) -> str | None:
                 return "parameters and parameters_json_schema cannot both be set."
             if "$schema" in (d.get("parametersJsonSchema") or {}):
                 return 'Invalid JSON payload received. Unknown name "$schema".'
-            unknown = _openapi_unknown(d.get("parameters"))
-            if unknown is not None:
+            field = _openapi_unknown(d.get("parameters"))
+            if field is not None:
                 where = "tools[0].function_declarations.parameters"
-                return f"Invalid JSON payload received. Unknown name \"{unknown}\" at '{where}'."
-    unknown = _openapi_unknown(gc.get("responseSchema"))
-    if unknown is not None:
-        return f"Invalid JSON payload received. Unknown name \"{unknown}\" at 'generation_config.response_schema'."
+                return f"Invalid JSON payload received. Unknown name \"{field}\" at '{where}'."
+    field = _openapi_unknown(gc.get("responseSchema"))
+    if field is not None:
+        return f"Invalid JSON payload received. Unknown name \"{field}\" at 'generation_config.response_schema'."
     return None
 
 
