@@ -15,7 +15,8 @@
   validates them, a step of the current turn (since the last user text) whose calls have no
   signature at all gets the documented placeholder that turns validation off, so a history from
   another model or provider still works.
-- Reasoning becomes `thinkingConfig`: `thinkingLevel` for Gemini 3 models (3 Pro: low or high only),
+- Reasoning becomes `thinkingConfig`: `thinkingLevel` for Gemini 3 models (3 Pro: low or high only;
+  "off" is low, as Gemini 3 cannot stop thinking),
   `thinkingBudget` for 2.5
   (kept inside each model's documented range; 2.5 Pro cannot turn thinking off, so "off" is its least
   budget), with `includeThoughts` so the thought summaries come back.
@@ -261,8 +262,8 @@ def thinking_config(r: Reasoning, model: str, max_tokens: int | None) -> dict[st
     """Reasoning -> `thinkingConfig`; None when the model is best left at its default."""
     off = not r.enabled or r.effort == "none"
     if is_gemini3(model):
-        if off:
-            return None  # Gemini 3 always thinks; its default level is the safe answer
+        if off:  # Gemini 3 cannot stop thinking: its least level, which every Gemini 3 model takes
+            return {"thinkingLevel": "low"}
         level = LEVELS.get(r.effort or "") or _level_of(r.budget_tokens)
         if "gemini-3-pro" in model:
             level = _PRO3_LEVELS.get(level, level)

@@ -223,7 +223,10 @@ def test_generation_config_sampling_stop_seed_and_structured_output() -> None:
         ("gemini-3-flash-preview", Reasoning(effort="xhigh"), None, {"thinkingLevel": "high", "includeThoughts": True}),
         ("gemini-3-flash-preview", Reasoning(budget_tokens=4000), None,
          {"thinkingLevel": "medium", "includeThoughts": True}),
-        ("gemini-3-flash-preview", Reasoning(enabled=False), None, None),
+        # Gemini 3 cannot stop thinking: "off" is the least level every Gemini 3 model takes, not
+        # the default (high), which spends the most on thoughts the caller declined.
+        ("gemini-3-flash-preview", Reasoning(enabled=False), None, {"thinkingLevel": "low"}),
+        ("gemini-3-pro-preview", Reasoning(effort="none"), None, {"thinkingLevel": "low"}),
         ("gemini-3-flash-preview", Reasoning(effort="medium"), None,
          {"thinkingLevel": "medium", "includeThoughts": True}),
         ("gemini-3-flash-preview", Reasoning(effort="minimal"), None,
