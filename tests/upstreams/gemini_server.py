@@ -5,10 +5,16 @@ Routes (``{model}`` is e.g. ``gemini-3-flash-preview``):
 events, each ``data:`` a whole GenerateContentResponse; without it, one JSON array of them),
 ``:countTokens`` and ``:batchEmbedContents`` (see ``native_embeddings.py``; scripted Faults apply).
 
-Strict as the real service where KeepRouter could get it wrong:
+Strict as the real service where KeepRouter could get it wrong (the request checks: ``gemini_rules``):
 - the key must come in ``x-goog-api-key`` (a ``?key=`` is accepted, as Google does, and recorded);
 - unknown fields in the body, ``generationConfig`` or ``thinkingConfig`` are refused with Google's
   "Invalid JSON payload received" 400, and so are parts with no data or two kinds of data;
+- a ``thinkingLevel`` before Gemini 3 or other than low / high on Gemini 3 Pro, and a 2.5 model's
+  ``thinkingBudget`` outside its documented range (2.5 Pro 128-32768 and never 0; Flash 0-24576;
+  Flash-Lite 0 or 512-24576) are refused with a 400;
+- an ``id`` on a ``functionCall`` or ``functionResponse`` sent back is refused ("Unknown name "id" at
+  'contents[i].parts[j].function_call'"), as peers report Gemini answering (google-gemini/gemini-cli#13972,
+  googleapis/java-genai#694) although the reference lists the field: calls pair with results by name;
 - thought signatures, for Gemini 3 models (``gemini-3`` in the name): each answer with function calls
   carries a fresh signature on its FIRST ``functionCall`` part (parallel calls: only the first), an
   answer without calls carries one on its last part (streamed: on an empty-text part of its own).
@@ -16,7 +22,8 @@ Strict as the real service where KeepRouter could get it wrong:
   call lacks the exact signature issued for that call is refused with Gemini's 400; Google's
   documented placeholder ``skip_thought_signature_validator`` is accepted in its place.
 Errors are ``{"error": {"code", "message", "status"}}`` (``list_errors=True``: wrapped in a list, as
-the streaming endpoint answers them).
+the streaming endpoint answers them); a 429 adds ``details`` with a ``google.rpc.RetryInfo``
+``retryDelay`` (``retry_delay``; None: none), and no Retry-After header, as Google answers.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import native_embeddings
+from . import gemini_rules, native_embeddings
 from .base import EmulatedUpstream, Received, StreamPlan, sse
 from .script import Fault, Reply, pieces
 
@@ -64,18 +71,19 @@ MISSING_SIGNATURE = (
     "function call `default_api:{name}` , position {position}. Please refer to "
     "https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
 )
-TOP_FIELDS = frozenset(
-    {"contents", "systemInstruction", "tools", "toolConfig", "generationConfig", "safetySettings", "cachedContent"}
-)
-CONFIG_FIELDS = frozenset(
-    {"maxOutputTokens", "temperature", "topP", "topK", "stopSequences", "seed", "candidateCount",
-     "responseMimeType", "responseSchema", "responseJsonSchema", "thinkingConfig", "presencePenalty",
-     "frequencyPenalty", "responseLogprobs", "logprobs", "responseModalities", "mediaResolution"}
-)  # fmt: skip
-THINKING_FIELDS = frozenset({"thinkingBudget", "thinkingLevel", "includeThoughts"})
-PART_DATA = ("text", "inlineData", "fileData", "functionCall", "functionResponse", "executableCode",
-             "codeExecutionResult")  # fmt: skip
-PART_FIELDS = frozenset({*PART_DATA, "thought", "thoughtSignature", "videoMetadata", "partMetadata"})
+
+
+def quota_details(retry_delay: str) -> list[dict[str, Any]]:
+    """A quota 429's `details` as the Gemini API sends them: which quota, and when to retry (Google
+    sends no Retry-After header; the delay is a google.rpc.RetryInfo Duration in the body)."""
+    return [
+        {
+            "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+            "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_requests",
+                            "quotaId": "GenerateRequestsPerMinutePerProjectPerModel"}],
+        },
+        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": retry_delay},
+    ]  # fmt: skip
 
 
 def count_tokens(body: dict[str, Any]) -> int:
@@ -114,11 +122,13 @@ class GeminiUpstream(EmulatedUpstream):
         *,
         expected_key: str | None = DEFAULT_KEY,
         list_errors: bool = False,
+        retry_delay: str | None = "17s",
         host: str = "127.0.0.1",
         port: int = 0,
     ):
         super().__init__(expected_key=expected_key, host=host, port=port)
         self.list_errors = list_errors
+        self.retry_delay = retry_delay  # a 429's RetryInfo.retryDelay (None: a 429 without details)
         self.issued: dict[bytes, str] = {}  # signature bytes -> "name:args" of the call it signs
         self.add_route("POST", "/v1beta/models/{target}", self._models)
 
@@ -141,7 +151,8 @@ class GeminiUpstream(EmulatedUpstream):
             inner = rec.body.get("generateContentRequest", rec.body)
             rec.completed = True
             return web.json_response({"totalTokens": count_tokens(inner if isinstance(inner, dict) else {})})
-        problem = _invalid(rec.body) or (self._unsigned(rec.body) if "gemini-3" in model else None)
+        problem = gemini_rules.invalid(rec.body) or gemini_rules.thinking_problem(rec.body, model)
+        problem = problem or (self._unsigned(rec.body) if "gemini-3" in model else None)
         if problem is not None:
             return self.error_response(400, problem)
         if method == "streamGenerateContent" and rec.query.get("alt") != "sse":
@@ -181,11 +192,13 @@ class GeminiUpstream(EmulatedUpstream):
 
     # ----- rendering ----------------------------------------------------------------------------
     def error_body(self, status: int, message: str | None = None) -> Any:
-        err = {
+        err: dict[str, Any] = {
             "code": status,
             "message": message or ERROR_MESSAGES.get(status, "Error"),
             "status": STATUS_NAMES.get(status, "UNKNOWN"),
         }
+        if status == 429 and self.retry_delay is not None:
+            err["details"] = quota_details(self.retry_delay)
         return [{"error": err}] if self.list_errors else {"error": err}
 
     def _sign(self, key: str) -> str:
@@ -278,50 +291,3 @@ class GeminiUpstream(EmulatedUpstream):
         error = fault.body if isinstance(fault.body, dict) else None
         error_event = error or {"error": {"code": 503, "message": ERROR_MESSAGES[503], "status": "UNAVAILABLE"}}
         return StreamPlan(events=events, error_event=sse(error_event), broken_event=b'data: {"candidates": [\n\n')
-
-
-def _invalid(body: dict[str, Any]) -> str | None:
-    """The 400s the real API gives for the mistakes a translator could make."""
-    for k in body:
-        if k not in TOP_FIELDS:
-            return f'Invalid JSON payload received. Unknown name "{k}": Cannot find field.'
-    gc = body.get("generationConfig") or {}
-    for k in gc:
-        if k not in CONFIG_FIELDS:
-            return f"Invalid JSON payload received. Unknown name \"{k}\" at 'generation_config': Cannot find field."
-    tc = gc.get("thinkingConfig") or {}
-    for k in tc:
-        if k not in THINKING_FIELDS:
-            return f"Invalid JSON payload received. Unknown name \"{k}\" at 'generation_config.thinking_config'."
-    if "thinkingLevel" in tc and "thinkingBudget" in tc:
-        return "You can only set one of thinking budget and thinking level."
-    contents = body.get("contents")
-    if not isinstance(contents, list) or not contents:
-        return "* GenerateContentRequest.contents: contents is not specified"
-    for i, c in enumerate(contents):
-        if not isinstance(c, dict) or c.get("role") not in ("user", "model"):
-            return f"Please use a valid role: user, model. (contents[{i}])"
-        parts = c.get("parts")
-        if not isinstance(parts, list) or not parts:
-            return f"* GenerateContentRequest.contents[{i}].parts: contents.parts must not be empty."
-        for j, p in enumerate(parts):
-            where = f"contents[{i}].parts[{j}]"
-            unknown = [k for k in p if k not in PART_FIELDS] if isinstance(p, dict) else ["?"]
-            if unknown:
-                return f"Invalid JSON payload received. Unknown name \"{unknown[0]}\" at '{where}'."
-            data = [k for k in PART_DATA if k in p]
-            if len(data) != 1:
-                return (
-                    f"* GenerateContentRequest.{where}.data: required oneof field 'data' must have one "
-                    "initialized field"
-                )
-            fr = p.get("functionResponse")
-            if fr is not None and (not fr.get("name") or not isinstance(fr.get("response"), dict)):
-                return f"* GenerateContentRequest.{where}.function_response.name: Name cannot be empty."
-    for t in body.get("tools") or []:
-        for d in t.get("functionDeclarations") or []:
-            if "parameters" in d and "parametersJsonSchema" in d:
-                return "parameters and parameters_json_schema cannot both be set."
-            if "$schema" in (d.get("parametersJsonSchema") or {}):
-                return 'Invalid JSON payload received. Unknown name "$schema".'
-    return None

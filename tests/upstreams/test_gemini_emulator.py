@@ -3,6 +3,9 @@ it sends to it are what the real service answers and takes."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import aiohttp
 import pytest
 from google import genai
 from google.genai import errors, types
@@ -97,6 +100,8 @@ async def test_errors_in_gemini_shape(gemini_upstream: GeminiUpstream) -> None:
     with pytest.raises(errors.ClientError) as limited:
         await client(gemini_upstream).aio.models.generate_content(model=MODEL, contents="Hi")
     assert (limited.value.code, limited.value.status) == (429, "RESOURCE_EXHAUSTED")
+    details = limited.value.details["error"]["details"]
+    assert {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "17s"} in details
     with pytest.raises(errors.ClientError) as bad_key:
         await client(gemini_upstream, key="wrong").aio.models.generate_content(model=MODEL, contents="Hi")
     assert bad_key.value.code == 400 and "API key not valid" in (bad_key.value.message or "")
@@ -111,3 +116,71 @@ async def test_batch_embed_contents_as_the_sdk_sends_and_reads_it(gemini_upstrea
     rec = gemini_upstream.requests[-1]
     assert rec.path == "/v1beta/models/gemini-embedding-001:batchEmbedContents"
     assert [q["taskType"] for q in rec.body["requests"]] == ["RETRIEVAL_QUERY"] * 2
+
+
+@pytest.mark.parametrize(
+    ("model", "config", "refusal"),
+    [
+        ("gemini-2.5-pro", types.ThinkingConfig(thinking_budget=0), "only works in thinking mode"),
+        ("gemini-2.5-pro", types.ThinkingConfig(thinking_budget=64), "between 128 and 32768"),
+        ("gemini-2.5-flash", types.ThinkingConfig(thinking_budget=32768), "between 1 and 24576"),
+        ("gemini-2.5-flash-lite", types.ThinkingConfig(thinking_budget=256), "between 512 and 24576"),
+        ("gemini-2.5-flash", types.ThinkingConfig(thinking_level=types.ThinkingLevel.LOW), "not supported"),
+        (
+            "gemini-3-pro-preview",
+            types.ThinkingConfig(thinking_level=types.ThinkingLevel.MEDIUM),
+            "Thinking level MEDIUM is not supported",
+        ),
+        (
+            "gemini-3-pro-preview",
+            types.ThinkingConfig(thinking_level=types.ThinkingLevel.MINIMAL),
+            "Thinking level MINIMAL is not supported",
+        ),
+    ],
+)
+async def test_thinking_config_out_of_the_models_range_is_refused(
+    gemini_upstream: GeminiUpstream, model: str, config: types.ThinkingConfig, refusal: str
+) -> None:
+    cfg = types.GenerateContentConfig(thinking_config=config)
+    with pytest.raises(errors.ClientError) as refused:
+        await client(gemini_upstream).aio.models.generate_content(model=model, contents="Hi", config=cfg)
+    assert refused.value.code == 400 and refusal in (refused.value.message or "")
+
+
+@pytest.mark.parametrize("budget", [-1, 128, 32768])
+async def test_thinking_budgets_in_range_are_taken(gemini_upstream: GeminiUpstream, budget: int) -> None:
+    gemini_upstream.script(Reply(text="ok"))
+    cfg = types.GenerateContentConfig(thinking_config=types.ThinkingConfig(thinking_budget=budget))
+    r = await client(gemini_upstream).aio.models.generate_content(model="gemini-2.5-pro", contents="Hi", config=cfg)
+    assert r.text == "ok"
+
+
+async def test_openapi_parameters_refuse_json_schema_keywords(gemini_upstream: GeminiUpstream) -> None:
+    """`parameters` is Gemini's OpenAPI-subset Schema: `additionalProperties` is refused there (hence
+    KeepRouter's parametersJsonSchema), as the real API refuses it."""
+    schema = {"type": "object", "properties": {"o": {"type": "object", "additionalProperties": False}}}
+    url = f"{gemini_upstream.url}/v1beta/models/{MODEL}:generateContent"
+    headers = {"x-goog-api-key": GeminiUpstream.DEFAULT_KEY}
+    gemini_upstream.script(Reply(text="ok"))
+    async with aiohttp.ClientSession() as s:
+        for field, status in (("parameters", 400), ("parametersJsonSchema", 200)):
+            body = {"contents": [{"role": "user", "parts": [{"text": "Hi"}]}],
+                    "tools": [{"functionDeclarations": [{"name": "f", field: schema}]}]}  # fmt: skip
+            async with s.post(url, json=body, headers=headers) as r:
+                assert r.status == status
+                if status == 400:
+                    assert 'Unknown name "additionalProperties"' in (await r.json())["error"]["message"]
+
+
+@pytest.mark.parametrize("part", [
+    {"functionCall": {"id": "fc-1", "name": "f", "args": {}}},
+    {"functionResponse": {"id": "fc-1", "name": "f", "response": {"output": "x"}}},
+])  # fmt: skip
+async def test_an_id_on_a_function_part_sent_back_is_refused(gemini_upstream: GeminiUpstream, part: Any) -> None:
+    role = "model" if "functionCall" in part else "user"
+    body = {"contents": [{"role": "user", "parts": [{"text": "Hi"}]}, {"role": role, "parts": [part]}]}
+    url = f"{gemini_upstream.url}/v1beta/models/gemini-2.5-flash:generateContent"
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url, json=body, headers={"x-goog-api-key": GeminiUpstream.DEFAULT_KEY}) as r:
+            assert r.status == 400
+            assert 'Unknown name "id" at \'contents[1].parts[0].function_' in (await r.json())["error"]["message"]

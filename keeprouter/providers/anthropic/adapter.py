@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
+from typing import ClassVar
 
 import orjson
 
@@ -24,6 +25,7 @@ _NOT_COUNTED = ("max_tokens", "stream", "temperature", "top_p", "top_k", "stop_s
 
 class AnthropicAdapter:
     api = "anthropic"
+    count_fields: ClassVar[Mapping[str, str]] = {}  # added to a count body (Vertex: its API version)
 
     def __init__(self, provider: ProviderConfig, transport: Transport | None = None) -> None:
         self.provider = provider
@@ -73,6 +75,7 @@ class AnthropicAdapter:
         body = fmt.build_request(req, ep.model, default_max_tokens=1)
         for field in _NOT_COUNTED:
             body.pop(field, None)
+        body.update(self.count_fields)
         timeouts = Timeouts(connect=ep.timeout.connect, first_byte=COUNT_TIMEOUT, idle=COUNT_TIMEOUT)
         data = await self.transport.post_json(
             self._count_url(ep.model), orjson.dumps(body), self._headers(client_headers), timeouts

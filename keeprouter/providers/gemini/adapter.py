@@ -18,7 +18,7 @@ from keeprouter.providers import retrieval
 from keeprouter.providers.framing import load_json
 from keeprouter.providers.gemini import embeddings as emb
 from keeprouter.providers.gemini import request as fmt
-from keeprouter.providers.gemini.response import parse_response
+from keeprouter.providers.gemini.response import http_error, parse_response
 from keeprouter.providers.gemini.stream import GeminiStreamDecoder, ended_early
 from keeprouter.providers.transport import Transport
 
@@ -40,6 +40,14 @@ class GeminiAdapter:
         self.headers = {"Content-Type": "application/json", "Accept": "application/json", **provider.headers}
         if provider.api_key:
             self.headers["x-goog-api-key"] = provider.api_key
+        self.transport.errors = self._http_error
+
+    def _http_error(self, status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamError | None:
+        """Google's own reading of an error answer where the status alone says less (a 429's delay)."""
+        e = http_error(status, raw, headers)
+        if e is not None:
+            e.metadata = {"provider_name": self.provider.id, "provider_code": status}
+        return e
 
     def _url(self, model: str, method: str) -> str:
         return f"{self.base}/{fmt.model_path(model)}:{method}"

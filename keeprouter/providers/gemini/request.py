@@ -15,8 +15,11 @@
   validates them, a step of the current turn (since the last user text) whose calls have no
   signature at all gets the documented placeholder that turns validation off, so a history from
   another model or provider still works.
-- Reasoning becomes `thinkingConfig`: `thinkingLevel` for Gemini 3 models, `thinkingBudget` for 2.5,
-  with `includeThoughts` so the thought summaries come back.
+- Reasoning becomes `thinkingConfig`: `thinkingLevel` for Gemini 3 models (3 Pro: low or high only;
+  "off" is low, as Gemini 3 cannot stop thinking),
+  `thinkingBudget` for 2.5
+  (kept inside each model's documented range; 2.5 Pro cannot turn thinking off, so "off" is its least
+  budget), with `includeThoughts` so the thought summaries come back.
 - `n` > 1 is refused (the answer is read as one candidate; billing for choices never seen is not an
   option). What the body does not carry is listed by `dropped_fields` (the X-KeepRouter-Dropped
   header): `logprobs`, `top_logprobs`, `user`, `parallel_tool_calls`, Anthropic server tools and
@@ -46,7 +49,18 @@ ORIGIN = "gemini"
 SKIP_SIGNATURE = "skip_thought_signature_validator"  # Google's documented placeholder signature
 # Effort -> Gemini 3 `thinkingLevel` and Gemini 2.5 `thinkingBudget` (tokens).
 LEVELS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high", "xhigh": "high", "max": "high"}
+# Gemini 3 Pro takes `low` and `high` only (ai.google.dev/gemini-api/docs/gemini-3, "Thinking level");
+# another level is a 400. Medium rounds up to its default, high.
+_PRO3_LEVELS = {"minimal": "low", "medium": "high"}
 BUDGETS = {"minimal": 512, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768, "max": 32768}
+# Gemini 2.5's `thinkingBudget` bounds per model (ai.google.dev/gemini-api/docs/thinking, "Set
+# budget"): (smallest budget, largest, whether 0 turns thinking off). Out of range is a 400; Pro
+# cannot stop thinking. Most specific name first ("flash-lite" before "flash").
+_BUDGET_BOUNDS = (
+    ("gemini-2.5-pro", (128, 32768, False)),
+    ("gemini-2.5-flash-lite", (512, 24576, True)),
+    ("gemini-2.5-flash", (1, 24576, True)),
+)
 _MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY", "tool": "ANY"}
 _REFUSED_SCHEMA_KEYS = ("$schema",)
 
@@ -248,16 +262,26 @@ def thinking_config(r: Reasoning, model: str, max_tokens: int | None) -> dict[st
     """Reasoning -> `thinkingConfig`; None when the model is best left at its default."""
     off = not r.enabled or r.effort == "none"
     if is_gemini3(model):
-        if off:
-            return None  # Gemini 3 always thinks; its default level is the safe answer
+        if off:  # Gemini 3 cannot stop thinking: its least level, which every Gemini 3 model takes
+            return {"thinkingLevel": "low"}
         level = LEVELS.get(r.effort or "") or _level_of(r.budget_tokens)
+        if "gemini-3-pro" in model:
+            level = _PRO3_LEVELS.get(level, level)
         return {"thinkingLevel": level, "includeThoughts": True}
-    if off:
-        return {"thinkingBudget": 0}
+    low, high, can_stop = _budget_bounds(model)
+    if off:  # a model that cannot stop thinking gets its least, its thoughts left out
+        return {"thinkingBudget": 0 if can_stop else low}
     budget = r.budget_tokens or BUDGETS.get(r.effort or "medium", BUDGETS["medium"])
     if max_tokens is not None and budget >= max_tokens:
         budget = max_tokens // 2  # thoughts count against maxOutputTokens: leave room for the answer
-    return {"thinkingBudget": budget, "includeThoughts": True}
+    return {"thinkingBudget": min(max(budget, low), high), "includeThoughts": True}
+
+
+def _budget_bounds(model: str) -> tuple[int, int, bool]:
+    for name, bounds in _BUDGET_BOUNDS:
+        if name in model:
+            return bounds
+    return 0, BUDGETS["max"], True  # another model: Gemini refuses what it refuses
 
 
 def _level_of(budget: int | None) -> str:

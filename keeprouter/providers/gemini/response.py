@@ -9,13 +9,19 @@
 - Usage: `promptTokenCount` includes cached tokens (`cachedContentTokenCount`), as canonical input
   does; thoughts are counted apart from candidates (`thoughtsTokenCount`), so output = candidates +
   thoughts, and the thoughts are the reasoning tokens. Tool-use prompt tokens are input.
-- Errors come as `{"error": {code, message, status}}`, or as a list of those.
+- Errors come as `{"error": {code, message, status, details}}`, or as a list of those. A 400
+  FAILED_PRECONDITION is the account's (ai.google.dev/gemini-api/docs/troubleshooting), not the
+  caller's: a provider failure. A 429's
+  `details` may hold a `google.rpc.RetryInfo` whose `retryDelay` (a Duration, "37s") is Google's
+  Retry-After: Gemini sends no such header.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -175,6 +181,50 @@ def error_of(data: object) -> UpstreamError | None:
     text = message if isinstance(message, str) and message else str(err.get("status") or "error")
     code = err.get("code")
     status = code if isinstance(code, int) and 400 <= code < 600 else 502
-    if status in (400, 413, 422, 429):
+    if status == 429:
+        return UpstreamError(text, status=429, retry_after=retry_delay(err))
+    if status == 400 and err.get("status") == "FAILED_PRECONDITION":
+        # The account's problem (no free tier in its country, billing off), never the request's:
+        # a provider failure, so another endpoint is tried and the caller is not told to fix theirs.
+        return UpstreamError(f"Gemini cannot serve this account: {text}")
+    if status in (400, 413, 422):
         return UpstreamError(text, status=status)
     return UpstreamError(f"Gemini failed with {status}: {text}")
+
+
+_RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+
+
+def retry_delay(err: dict[str, Any]) -> str | None:
+    """The error's `RetryInfo.retryDelay` as whole seconds (rounded up), as a Retry-After value."""
+    details = err.get("details")
+    for d in details if isinstance(details, list) else ():
+        if isinstance(d, dict) and d.get("@type") == _RETRY_INFO:
+            delay = d.get("retryDelay")
+            if not isinstance(delay, str) or not delay.endswith("s"):
+                return None
+            try:
+                seconds = float(delay[:-1])
+            except ValueError:
+                return None
+            return str(max(1, math.ceil(seconds))) if math.isfinite(seconds) and seconds >= 0 else None
+    return None
+
+
+def http_error(status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamError | None:
+    """What Gemini's error body says beyond its status: a 429's Retry-After (when no header gave
+    one), a 400 that is the account's failure; None for the rest (the transport maps those by status)."""
+    if status not in (400, 429) or (status == 429 and headers.get("retry-after") is not None):
+        return None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    first = data[0] if isinstance(data, list) and data else data
+    google = first.get("error") if isinstance(first, dict) else None
+    if not isinstance(google, dict) or google.get("code") != status:
+        return None  # not Google's shape (Vertex's Claude may answer Anthropic's): mapped by status
+    err = error_of(first)
+    if status == 429:
+        return err if err is not None and err.retry_after is not None else None
+    return err if google.get("status") == "FAILED_PRECONDITION" else None

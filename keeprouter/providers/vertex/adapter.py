@@ -5,7 +5,8 @@ Vertex serves each family in its own publisher's wire format, so this adapter ow
   `:streamGenerateContent?alt=sse` and `:countTokens` (whose body is unwrapped, unlike AI Studio's);
 - Claude (`publishers/anthropic`, a model id starting `claude-`): Anthropic's Messages body at
   `:rawPredict` / `:streamRawPredict`, without `model` (the URL names it) and with the body field
-  `anthropic_version: vertex-2023-10-16` in place of the header; counted at `count-tokens:rawPredict`.
+  `anthropic_version: vertex-2023-10-16` in place of the header; counted at `count-tokens:rawPredict`
+  (with `model` and `anthropic_version` in the body).
 Every path is under `{base_url}/v1/projects/{project}/locations/{location}/publishers/...`, except
 with an express-mode key, whose URLs have no project or location (`{base}/v1/publishers/google/...`)
 and whose host is the global one. Credentials are added to every request at the transport (see
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncGenerator, Mapping
+from typing import ClassVar
 from urllib.parse import quote
 
 import msgspec
@@ -80,6 +82,10 @@ class _Gemini(GeminiAdapter):
 
 class _Claude(AnthropicAdapter):
     """The Anthropic adapter at Vertex's rawPredict URLs, with Vertex's version of the body."""
+
+    # Anthropic's Vertex clients (Python's and TypeScript's) send the version in every body, the
+    # count's included.
+    count_fields: ClassVar[Mapping[str, str]] = {"anthropic_version": ANTHROPIC_VERSION}
 
     def __init__(self, provider: ProviderConfig, transport: Transport, publisher: str) -> None:
         super().__init__(provider, transport)

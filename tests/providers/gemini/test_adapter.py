@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import pytest
 import pytest_asyncio
 from upstreams.gemini_server import GeminiUpstream
@@ -13,7 +15,15 @@ from upstreams.script import Fault, Reply
 
 from keeprouter.config import EndpointConfig, Pricing, Timeouts, parse_config
 from keeprouter.errors import UpstreamError
-from keeprouter.formats.canonical import ChatRequest, Finish, Message, StreamEvent, TextDelta, TextPart
+from keeprouter.formats.canonical import (
+    ChatRequest,
+    Finish,
+    Message,
+    Reasoning,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+)
 from keeprouter.providers import build_adapter
 from keeprouter.providers.gemini import DEFAULT_BASE_URL, GeminiAdapter
 
@@ -117,3 +127,49 @@ async def test_gemini_400_for_a_bad_key_is_a_credentials_failure_not_the_callers
             assert e.value.message.startswith("provider gm rejected KeepRouter's credentials: API key not valid")
     finally:
         await a.close()
+
+
+@pytest.mark.parametrize(
+    ("model", "reasoning", "budget"),
+    [("gemini-2.5-pro", Reasoning(effort="none"), 128), ("gemini-2.5-pro", Reasoning(budget_tokens=60000), 32768),
+     ("gemini-2.5-flash", Reasoning(effort="max"), 24576), ("gemini-2.5-flash-lite", Reasoning(effort="minimal"), 512)],
+)  # fmt: skip
+async def test_reasoning_reaches_each_25_model_inside_its_budget_range(
+    adapter: GeminiAdapter, gemini_upstream: GeminiUpstream, model: str, reasoning: Reasoning, budget: int
+) -> None:
+    """The emulator refuses a budget outside the model's documented range, as Gemini does."""
+    gemini_upstream.script(Reply(text="ok"))
+    ep = dataclasses.replace(EP, model=model)
+    r = await adapter.complete(msgspec.structs.replace(REQ, reasoning=reasoning), ep, {})
+    assert r.content == [TextPart(text="ok")]
+    sent = gemini_upstream.requests[-1].body["generationConfig"]["thinkingConfig"]
+    assert sent["thinkingBudget"] == budget
+
+
+@pytest.mark.parametrize(("effort", "level"), [("medium", "high"), ("minimal", "low"), ("low", "low")])
+async def test_gemini_3_pro_gets_only_the_levels_it_takes(
+    adapter: GeminiAdapter, gemini_upstream: GeminiUpstream, effort: str, level: str
+) -> None:
+    """The emulator refuses medium and minimal on Gemini 3 Pro, as Gemini does."""
+    gemini_upstream.script(Reply(text="ok"))
+    ep = dataclasses.replace(EP, model="gemini-3-pro-preview")
+    r = await adapter.complete(msgspec.structs.replace(REQ, reasoning=Reasoning(effort=effort)), ep, {})
+    assert TextPart(text="ok") in r.content  # then the signature-only part Gemini 3 closes with
+    assert gemini_upstream.requests[-1].body["generationConfig"]["thinkingConfig"]["thinkingLevel"] == level
+
+
+async def test_a_failed_precondition_400_is_a_provider_failure(
+    adapter: GeminiAdapter, gemini_upstream: GeminiUpstream
+) -> None:
+    """Gemini's 400 FAILED_PRECONDITION (free tier not in the account's country) is retryable: the next
+    endpoint may serve; the caller's request was fine."""
+    message = "Gemini API free tier is not available in your country. Please enable billing on your project."
+    body = {"error": {"code": 400, "message": message, "status": "FAILED_PRECONDITION"}}
+    gemini_upstream.script(Fault(status=400, body=body), Fault(status=400, body=body))
+    with pytest.raises(UpstreamError) as whole:
+        await adapter.complete(REQ, EP, {})
+    with pytest.raises(UpstreamError) as streamed:
+        await events(adapter)
+    for e in (whole.value, streamed.value):
+        assert (e.status, e.retryable, e.kind) == (502, True, "provider_unavailable")
+        assert message in e.message and e.metadata == {"provider_name": "gm", "provider_code": 400}

@@ -157,6 +157,26 @@ async def test_openai_client_tool_loop_with_thinking_keeps_the_signature(
 
 
 @pytest.mark.parametrize("stream", [False, True])
+async def test_a_call_id_gemini_gives_names_the_call_but_is_never_sent_back(
+    gw: RunningGateway, gemini_upstream: GeminiUpstream, stream: bool
+) -> None:
+    """Gemini may name a call (`functionCall.id`); the client sees that id, and the next turn pairs the
+    result by name with no `id` on either part, which Gemini refuses (the emulator too)."""
+    step1 = Reply(text=None, tool_calls=[ToolCall("fc-7", "get_weather", {"city": "Oslo"})])
+    gemini_upstream.script(step1, STEP2)
+    messages: list[dict[str, Any]] = [{"role": "user", "content": "Weather in Oslo?"}]
+    async with openai_client(gw.url, gw.admin_key) as c:
+        assistant = await _openai_first_turn(c, stream, messages)
+        assert assistant["tool_calls"][0]["id"] == "fc-7"
+        messages += [assistant, {"role": "tool", "tool_call_id": "fc-7", "content": "cold"}]
+        got = await call_openai(c, stream, model="gem3", messages=messages, tools=TOOLS_OA, reasoning_effort="low")
+    assert got.text == "It is sunny in Paris."
+    assert _replayed_call(gemini_upstream)["functionCall"] == {"name": "get_weather", "args": {"city": "Oslo"}}
+    answer = gemini_upstream.requests[-1].body["contents"][2]["parts"]
+    assert answer == [{"functionResponse": {"name": "get_weather", "response": {"output": "cold"}}}]
+
+
+@pytest.mark.parametrize("stream", [False, True])
 async def test_anthropic_client_tool_loop_with_thinking_keeps_the_signature(
     gw: RunningGateway, gemini_upstream: GeminiUpstream, stream: bool
 ) -> None:
@@ -226,6 +246,20 @@ async def test_errors_reach_each_client_in_its_own_shape(
         with pytest.raises(anthropic.BadRequestError) as bad:
             await call_anthropic(an, stream, model="gem3", messages=[{"role": "user", "content": "Hi"}])
     assert bad.value.body["error"]["message"] == message  # type: ignore[index]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_quota_429s_retry_delay_is_the_callers_retry_after(
+    gw: RunningGateway, gemini_upstream: GeminiUpstream, stream: bool
+) -> None:
+    """Gemini sends no Retry-After header: the delay is its body's google.rpc.RetryInfo."""
+    gemini_upstream.retry_delay = "2.5s"
+    gemini_upstream.script(Fault(status=429))
+    async with anthropic_client(gw.url, gw.admin_key) as an:
+        with pytest.raises(anthropic.RateLimitError) as e:
+            await call_anthropic(an, stream, model="gem3", messages=[{"role": "user", "content": "Hi"}])
+    assert e.value.response.headers.get("retry-after") == "3"
+    assert e.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
 
 
 async def test_count_tokens_asks_gemini(gw: RunningGateway, gemini_upstream: GeminiUpstream) -> None:

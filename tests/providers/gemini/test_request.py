@@ -223,10 +223,30 @@ def test_generation_config_sampling_stop_seed_and_structured_output() -> None:
         ("gemini-3-flash-preview", Reasoning(effort="xhigh"), None, {"thinkingLevel": "high", "includeThoughts": True}),
         ("gemini-3-flash-preview", Reasoning(budget_tokens=4000), None,
          {"thinkingLevel": "medium", "includeThoughts": True}),
-        ("gemini-3-flash-preview", Reasoning(enabled=False), None, None),
+        # Gemini 3 cannot stop thinking: "off" is the least level every Gemini 3 model takes, not
+        # the default (high), which spends the most on thoughts the caller declined.
+        ("gemini-3-flash-preview", Reasoning(enabled=False), None, {"thinkingLevel": "low"}),
+        ("gemini-3-pro-preview", Reasoning(effort="none"), None, {"thinkingLevel": "low"}),
+        ("gemini-3-flash-preview", Reasoning(effort="medium"), None,
+         {"thinkingLevel": "medium", "includeThoughts": True}),
+        ("gemini-3-flash-preview", Reasoning(effort="minimal"), None,
+         {"thinkingLevel": "minimal", "includeThoughts": True}),
+        # Gemini 3 Pro takes low and high only: medium rounds up to its default, minimal to low.
+        ("gemini-3-pro-preview", Reasoning(effort="medium"), None, {"thinkingLevel": "high", "includeThoughts": True}),
+        ("gemini-3-pro-preview", Reasoning(effort="minimal"), None, {"thinkingLevel": "low", "includeThoughts": True}),
+        ("gemini-3-pro-preview", Reasoning(budget_tokens=4000), None,
+         {"thinkingLevel": "high", "includeThoughts": True}),
         ("gemini-2.5-flash", Reasoning(effort="medium"), None, {"thinkingBudget": 8192, "includeThoughts": True}),
         ("gemini-2.5-flash", Reasoning(budget_tokens=3000), 2000, {"thinkingBudget": 1000, "includeThoughts": True}),
         ("gemini-2.5-flash", Reasoning(effort="none"), None, {"thinkingBudget": 0}),
+        # Each 2.5 model's documented range: Pro 128-32768 and never off, Flash to 24576, Lite 512-24576.
+        ("gemini-2.5-pro", Reasoning(effort="none"), None, {"thinkingBudget": 128}),
+        ("gemini-2.5-pro", Reasoning(budget_tokens=64), None, {"thinkingBudget": 128, "includeThoughts": True}),
+        ("gemini-2.5-pro", Reasoning(budget_tokens=50000), None, {"thinkingBudget": 32768, "includeThoughts": True}),
+        ("gemini-2.5-flash", Reasoning(effort="xhigh"), None, {"thinkingBudget": 24576, "includeThoughts": True}),
+        ("gemini-2.5-flash-lite", Reasoning(effort="minimal"), None, {"thinkingBudget": 512, "includeThoughts": True}),
+        ("gemini-2.5-flash-lite", Reasoning(budget_tokens=100), None, {"thinkingBudget": 512, "includeThoughts": True}),
+        ("gemini-2.5-flash-lite", Reasoning(enabled=False), None, {"thinkingBudget": 0}),
     ],
 )  # fmt: skip
 def test_thinking_config_per_model_generation(

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from keeprouter.errors import UpstreamError
 from keeprouter.formats.canonical import TextPart, ThinkingPart, ToolCallPart, Usage
-from keeprouter.providers.gemini.response import call_id, error_of, finish_reason, parse_response, parse_usage
+from keeprouter.providers.gemini.response import (
+    call_id,
+    error_of,
+    finish_reason,
+    http_error,
+    parse_response,
+    parse_usage,
+)
 
 
 def answer(parts: list[dict[str, Any]], finish: str = "STOP", **extra: Any) -> dict[str, Any]:
@@ -115,6 +123,47 @@ def test_error_shapes_object_and_list(wrap: Any) -> None:
     bare = error_of(wrap({"error": {"status": "UNAVAILABLE"}}))
     assert bare is not None and bare.message == "Gemini failed with 502: UNAVAILABLE"
     assert error_of(answer([])) is None and error_of([]) is None
+
+
+def _quota(delay: object) -> dict[str, Any]:
+    info = {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}
+    help_ = {"@type": "type.googleapis.com/google.rpc.Help", "links": []}
+    return {"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED", "details": [help_, info]}}
+
+
+@pytest.mark.parametrize(("delay", "seconds"), [("37s", "37"), ("0.4s", "1"), ("12.000001s", "13"), ("soon", None),
+                                                (5, None), ("-3s", None)])  # fmt: skip
+def test_a_429s_retry_info_is_its_retry_after(delay: object, seconds: str | None) -> None:
+    """google.rpc.RetryInfo.retryDelay (a Duration) in whole seconds, rounded up; Gemini has no header."""
+    err = error_of(_quota(delay))
+    assert err is not None and (err.status, err.retry_after) == (429, seconds)
+
+
+def test_http_error_reads_the_body_only_for_a_429_without_a_header() -> None:
+    raw = orjson.dumps(_quota("21s"))
+    limited = http_error(429, raw, {})
+    assert limited is not None and (limited.status, limited.retry_after, limited.message) == (429, "21", "quota")
+    assert http_error(429, raw, {"retry-after": "4"}) is None  # the header wins, mapped as any 429
+    assert http_error(429, orjson.dumps([_quota("21s")]), {}) is not None  # the list-shaped body
+    assert http_error(429, b'{"error": {"code": 429, "message": "quota"}}', {}) is None  # no delay: by status
+    assert http_error(503, raw, {}) is None and http_error(429, b"<html>", {}) is None
+
+
+def test_a_failed_precondition_is_the_accounts_failure_not_the_callers() -> None:
+    """ai.google.dev/gemini-api/docs/troubleshooting: 400 FAILED_PRECONDITION is the free tier refused
+    in the account's country (billing off): retried elsewhere, never the caller's 400."""
+    body = {"error": {"code": 400, "message": "User location is not supported for the API use.",
+                      "status": "FAILED_PRECONDITION"}}  # fmt: skip
+    for err in (error_of(body), http_error(400, orjson.dumps(body), {}), http_error(400, orjson.dumps([body]), {})):
+        assert err is not None and err.status == 502 and err.retryable
+        assert err.message == "Gemini cannot serve this account: User location is not supported for the API use."
+    invalid = {"error": {"code": 400, "message": "Bad field", "status": "INVALID_ARGUMENT"}}
+    assert http_error(400, orjson.dumps(invalid), {}) is None  # the caller's 400, mapped by status
+    # Vertex's Claude answers Anthropic's shape through the same transport: left to the status mapping
+    claude = {"type": "error", "error": {"type": "invalid_request_error", "message": "prompt is too long"}}
+    assert http_error(400, orjson.dumps(claude), {}) is None
+    overloaded = {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}
+    assert http_error(429, orjson.dumps(overloaded), {}) is None
 
 
 def test_an_error_body_raises() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from upstreams.script import Reply
+from upstreams.script import Fault, Reply
 from upstreams.vertex_server import VERSION, ServiceAccount, VertexUpstream
 
 from keeprouter.config import EndpointConfig, Pricing, Timeouts, parse_config
@@ -93,6 +93,35 @@ async def test_gemini_and_claude_with_a_service_account(vertex_upstream: VertexU
     assert claude.header("anthropic-version") is None and claude.header("x-api-key") is None
     assert streamed.path.endswith(":streamRawPredict") and streamed.body["stream"] is True
     assert vertex_upstream.grants == 1  # one token served all six requests
+
+
+async def test_a_gemini_quota_429_carries_its_retry_delay(vertex_upstream: VertexUpstream, key_file: Path) -> None:
+    """Vertex answers Google's error shape too: the delay is the body's RetryInfo, no header."""
+    a = sa_adapter(vertex_upstream, key_file)
+    vertex_upstream.retry_delay = "9s"
+    vertex_upstream.script(Fault(status=429))
+    try:
+        with pytest.raises(UpstreamError) as limited:
+            await a.complete(REQ, ep(GEMINI), {})
+    finally:
+        await a.close()
+    assert (limited.value.status, limited.value.retry_after) == (429, "9")
+    assert limited.value.metadata == {"provider_name": "vx", "provider_code": 429}
+
+
+async def test_a_claude_400_in_anthropics_shape_stays_the_callers(
+    vertex_upstream: VertexUpstream, key_file: Path
+) -> None:
+    """Google's error reading (the gemini family's) leaves Anthropic-shaped answers to the status."""
+    a = sa_adapter(vertex_upstream, key_file)
+    body = {"type": "error", "error": {"type": "invalid_request_error", "message": "prompt is too long"}}
+    vertex_upstream.script(Fault(status=400, body=body))
+    try:
+        with pytest.raises(UpstreamError) as bad:
+            await a.complete(REQ, ep(CLAUDE), {})
+    finally:
+        await a.close()
+    assert (bad.value.status, bad.value.message, bad.value.retryable) == (400, "prompt is too long", False)
 
 
 async def test_concurrent_first_requests_share_one_token(vertex_upstream: VertexUpstream, key_file: Path) -> None:

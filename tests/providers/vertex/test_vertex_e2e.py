@@ -114,3 +114,4 @@ async def test_count_tokens_asks_vertex(gw: RunningGateway, vertex_upstream: Ver
         assert rec.path == f"{PREFIX}/google/models/{GEMINI}:countTokens" and "contents" in rec.body
     else:
         assert rec.path == f"{PREFIX}/anthropic/models/count-tokens:rawPredict" and rec.body["model"] == CLAUDE
+        assert rec.body["anthropic_version"] == VERSION  # as Anthropic's own Vertex clients send it
