@@ -305,14 +305,17 @@ class BedrockUpstream(EmulatedUpstream):
         return blocks
 
     @staticmethod
-    def _usage(reply: Reply) -> dict[str, int]:
-        u = {
+    def _usage(reply: Reply) -> dict[str, Any]:
+        u: dict[str, Any] = {
             "inputTokens": reply.input_tokens,
             "outputTokens": reply.output_tokens,
             "totalTokens": reply.prompt_tokens + reply.output_tokens,
         }
         if reply.cache_read or reply.cache_write:
             u |= {"cacheReadInputTokens": reply.cache_read, "cacheWriteInputTokens": reply.cache_write}
+        if reply.cache_write:  # the writes by TTL (TokenUsage.cacheDetails)
+            split = (("5m", reply.cache_write - reply.cache_write_1h), ("1h", reply.cache_write_1h))
+            u["cacheDetails"] = [{"ttl": ttl, "inputTokens": n} for ttl, n in split if n]
         return u
 
     @staticmethod
@@ -380,6 +383,8 @@ def invalid(body: dict[str, Any]) -> str | None:
     if not isinstance(messages, list) or not messages:
         return "A conversation must start with a user message. Try again with a conversation that starts with a user message."  # noqa: E501
     has_tool_blocks = False
+    if isinstance(messages[0], dict) and messages[0].get("role") == "assistant":
+        return "A conversation must start with a user message. Try again with a conversation that starts with a user message."  # noqa: E501
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict) or msg.get("role") not in ("user", "assistant"):
             return f"messages.{i}.role: Member must satisfy enum value set: [user, assistant]"
@@ -398,6 +403,9 @@ def invalid(body: dict[str, Any]) -> str | None:
                 not result.get("content") or any("text" in c and not str(c["text"]).strip() for c in result["content"])
             ):
                 return f"The content field in the ToolResult object at messages.{i}.content.{j} is blank."
+            problem = _block_problem(b, f"messages.{i}.content.{j}")
+            if problem is not None:
+                return problem
             rc = b.get("reasoningContent")
             if isinstance(rc, dict) and "reasoningText" in rc and not isinstance(rc["reasoningText"].get("text"), str):
                 return f"messages.{i}.content.{j}.reasoningContent.reasoningText.text: Member must not be null"
@@ -412,6 +420,10 @@ def invalid(body: dict[str, Any]) -> str | None:
             )
     if has_tool_blocks and not body.get("toolConfig"):
         return "The toolConfig field must be defined when using toolUse and toolResult content blocks."
+    for at, block in enumerate(body.get("system") or []):
+        problem = _block_problem(block, f"system.{at}") if isinstance(block, dict) else None
+        if problem is not None:
+            return problem
     config = body.get("toolConfig")
     if config is not None:
         tools = config.get("tools") if isinstance(config, dict) else None
@@ -420,6 +432,9 @@ def invalid(body: dict[str, Any]) -> str | None:
         for n, t in enumerate(tools):
             spec = t.get("toolSpec") if isinstance(t, dict) else None
             if "cachePoint" in t:
+                problem = _block_problem(t, f"toolConfig.tools.{n}")
+                if problem is not None:
+                    return problem
                 continue
             if not isinstance(spec, dict) or not spec.get("name") or "json" not in (spec.get("inputSchema") or {}):
                 return f"toolConfig.tools.{n}.toolSpec: name and inputSchema.json are required"
@@ -427,4 +442,38 @@ def invalid(body: dict[str, Any]) -> str | None:
     unknown = set(inference) - {"maxTokens", "temperature", "topP", "stopSequences"}
     if unknown:
         return f"Malformed input request: extraneous key [{sorted(unknown)[0]}] is not permitted"
+    for n, seq in enumerate(inference.get("stopSequences") or []):
+        if not isinstance(seq, str) or not seq:  # a list of NonEmptyString
+            return f"1 validation error detected: Value at 'inferenceConfig.stopSequences.{n}' failed to satisfy constraint: Member must have length greater than or equal to 1"  # noqa: E501
+    return None
+
+
+# DocumentBlock.name: letters, digits, hyphens, parentheses, square brackets, single whitespace
+_DOCUMENT_NAME = re.compile(r"(?!.*\s\s)[A-Za-z0-9()\[\]\s-]+")
+_DOCUMENT_FORMATS = {"pdf", "csv", "doc", "docx", "xls", "xlsx", "html", "txt", "md"}
+
+
+def _block_problem(b: dict[str, Any], where: str) -> str | None:
+    """What Converse refuses in a `document` or `cachePoint` block (in messages, system or tools)."""
+    doc = b.get("document")
+    if isinstance(doc, dict):
+        name = doc.get("name")
+        if not isinstance(name, str) or not 1 <= len(name) <= 200 or _DOCUMENT_NAME.fullmatch(name) is None:
+            return (
+                "The document file name can only contain alphanumeric characters, whitespace characters, hyphens, "
+                "parentheses, and square brackets. The name can't contain more than one consecutive whitespace "
+                "character."
+            )
+        if doc.get("format", "txt") not in _DOCUMENT_FORMATS:
+            return f"{where}.document.format: Member must satisfy enum value set: {sorted(_DOCUMENT_FORMATS)}"
+    point = b.get("cachePoint")
+    if point is not None:
+        if not isinstance(point, dict) or point.get("type") != "default":
+            return f"{where}.cachePoint.type: Member must satisfy enum value set: [default]"
+        if set(point) - {"type", "ttl"}:
+            return (
+                f"Malformed input request: extraneous key [{sorted(set(point) - {'type', 'ttl'})[0]}] is not permitted"
+            )
+        if "ttl" in point and point["ttl"] not in ("5m", "1h"):
+            return f"{where}.cachePoint.ttl: Member must satisfy enum value set: [5m, 1h]"
     return None

@@ -4,7 +4,8 @@ The model id travels in the URL, never in the body. Decisions:
 - Content blocks are Converse's own: `text`, `image {format, source.bytes}` (base64 in JSON),
   `toolUse {toolUseId, name, input}`, `toolResult {toolUseId, content, status}` (in the user turn),
   `reasoningContent` (`reasoningText {text, signature}` or `redactedContent`) and a `cachePoint`
-  after any block the caller marked with `cache_control` (Claude and Nova models only).
+  after any block the caller marked with `cache_control` (Claude and Nova models only; `ttl: "1h"`
+  kept as the cachePoint's `ttl`).
 - Every tool call of an assistant turn is kept, in order, with every result in the next user turn.
 - `toolConfig` goes with every request that has tools, also when the history holds tool blocks
   (Converse refuses toolUse/toolResult history without a toolConfig: tools named only in the
@@ -66,7 +67,10 @@ IMAGE_FORMATS = {
     "image/webp": "webp",
 }
 CACHE_POINT: dict[str, Any] = {"cachePoint": {"type": "default"}}
+CACHE_POINT_1H: dict[str, Any] = {"cachePoint": {"type": "default", "ttl": "1h"}}
 EMPTY_RESULT = "(no output)"
+OPENING = "(conversation start)"
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9()\[\]-]+")
 
 
 def is_claude(model: str) -> bool:
@@ -92,14 +96,21 @@ def _image(p: ImagePart) -> dict[str, Any]:
     return {"image": {"format": fmt, "source": {"bytes": "".join(p.data.split())}}}
 
 
+def document_name(raw: str) -> str:
+    """A name Converse takes (DocumentBlock.name): letters, digits, hyphens, parentheses, square
+    brackets and single spaces, 1 to 200 characters; anything else becomes one space."""
+    name = " ".join(_NAME_UNSAFE.sub(" ", raw).split())[:200].strip()
+    return name or "document"
+
+
 def _document(p: DocumentPart) -> dict[str, Any]:
-    """A document as a Converse block: text as text, an inline PDF as a `document` (its name only
-    letters, digits, spaces and hyphens, as Converse requires); anything else refused naming it."""
+    """A document as a Converse block: text as text, an inline PDF as a `document`; anything else
+    refused naming it."""
     if p.text is not None:
         return {"text": p.text}
     if p.data is not None and (p.media_type or "application/pdf") == "application/pdf":
-        name = re.sub(r"[^A-Za-z0-9 -]+", " ", (p.filename or p.title or "document").removesuffix(".pdf")).strip()
-        return {"document": {"format": "pdf", "name": name or "document", "source": {"bytes": "".join(p.data.split())}}}
+        name = document_name((p.filename or p.title or "document").removesuffix(".pdf"))
+        return {"document": {"format": "pdf", "name": name, "source": {"bytes": "".join(p.data.split())}}}
     raise InvalidRequest(
         f"`{p.where or 'document'}`: this model's provider (Bedrock Converse) takes inline PDF or text documents only",
         param=p.where or None,
@@ -109,7 +120,8 @@ def _document(p: DocumentPart) -> dict[str, Any]:
 def _with_cache(block: dict[str, Any], cache_control: dict[str, Any] | None, out: list[dict[str, Any]]) -> None:
     out.append(block)
     if cache_control is not None:
-        out.append(CACHE_POINT)
+        # a one-hour breakpoint says so (CachePointBlock.ttl); five minutes is the default
+        out.append(CACHE_POINT_1H if cache_control.get("ttl") == "1h" else CACHE_POINT)
 
 
 def _result(p: ToolResultPart) -> dict[str, Any]:
@@ -178,6 +190,10 @@ def messages(history: list[Message]) -> list[dict[str, Any]]:
             out[-1]["content"] = prev[:k] + results + prev[k:] + rest
         else:
             out.append({"role": m.role, "content": results + rest})
+    if out and out[0]["role"] == "assistant":
+        # Converse refuses a conversation that does not start with a user turn (a chat opened by
+        # the assistant's greeting): a neutral user turn goes first, as blank text is refused too
+        out.insert(0, {"role": "user", "content": [{"text": OPENING}]})
     return out
 
 
@@ -294,8 +310,9 @@ def build_request(
         # newer Claude models refuse temperature and top_p together: the caller's temperature wins
         if not (claude and "temperature" in inference and req.source != "anthropic"):
             inference["topP"] = req.top_p
-    if req.stop:
-        inference["stopSequences"] = list(req.stop)
+    stop = [s for s in req.stop if s]  # Converse refuses an empty stop sequence; it matches nothing
+    if stop:
+        inference["stopSequences"] = stop
         if claude:  # Converse does not say which sequence stopped the answer unless asked
             body["additionalModelResponseFieldPaths"] = ["/stop_sequence"]
     if inference:

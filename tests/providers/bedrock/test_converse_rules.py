@@ -1,0 +1,208 @@
+"""Converse's own input rules at the wire (botocore's bedrock-runtime model and the API reference):
+the emulator refuses what Converse refuses, and the adapter's bodies pass it.
+
+- DocumentBlock.name: letters, digits, hyphens, parentheses, square brackets, no two whitespace
+  characters in a row;
+- a conversation starts with a user message;
+- InferenceConfiguration.stopSequences: a list of non-empty strings;
+- CachePointBlock: `type: default` and an optional `ttl` of "5m" or "1h"; TokenUsage.cacheDetails
+  splits the cache writes by TTL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import msgspec
+import pytest
+import pytest_asyncio
+from upstreams import Reply
+from upstreams.bedrock_server import API_KEY, BedrockUpstream
+
+from keeprouter.config import EndpointConfig, Pricing, ProviderConfig, Timeouts
+from keeprouter.formats.canonical import (
+    ChatRequest,
+    DocumentPart,
+    Message,
+    StreamEvent,
+    TextPart,
+    UsageUpdate,
+)
+from keeprouter.providers.bedrock import BedrockAdapter
+from keeprouter.providers.bedrock.request import OPENING, build_request, document_name
+from keeprouter.providers.bedrock.response import parse_usage
+
+MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
+TIMEOUTS = Timeouts(connect=2, first_byte=2, idle=2)
+EP = EndpointConfig(
+    provider="bd",
+    model=MODEL,
+    pricing=Pricing(input=Decimal(1), output=Decimal(1)),
+    capabilities=frozenset({"streaming"}),
+    context_length=100_000,
+    max_output_tokens=None,
+    timeout=TIMEOUTS,
+)
+HI: dict[str, Any] = {"role": "user", "content": [{"text": "Hi"}]}
+
+
+@pytest_asyncio.fixture
+async def adapter(bedrock_upstream: BedrockUpstream) -> AsyncIterator[BedrockAdapter]:
+    a = BedrockAdapter(ProviderConfig("bd", "bedrock", bedrock_upstream.url, API_KEY, TIMEOUTS))
+    yield a
+    await a.close()
+
+
+async def post(upstream: BedrockUpstream, body: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:
+    """A Converse call straight to the emulator: (status, error type, JSON body)."""
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(f"{upstream.url}/model/{MODEL.replace(':', '%3A')}/converse", json=body, headers=headers) as r,
+    ):
+        return r.status, r.headers.get("x-amzn-errortype", ""), await r.json()
+
+
+def doc(name: str) -> dict[str, Any]:
+    return {"document": {"format": "pdf", "name": name, "source": {"bytes": "JVBERi0="}}}
+
+
+# ----- the emulator refuses what Converse refuses -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"messages": [{"role": "user", "content": [doc("Q3  report")]}]}, "document file name"),
+        ({"messages": [{"role": "user", "content": [doc("report.pdf")]}]}, "document file name"),
+        ({"messages": [{"role": "assistant", "content": [{"text": "Hello"}]}, HI]}, "must start with a user"),
+        ({"messages": [HI], "inferenceConfig": {"stopSequences": ["END", ""]}}, "stopSequences.1"),
+        ({"messages": [HI], "system": [{"text": "x"}, {"cachePoint": {"type": "default", "ttl": "2h"}}]}, "ttl"),
+        ({"messages": [HI], "system": [{"text": "x"}, {"cachePoint": {"type": "ephemeral"}}]}, "type"),
+    ],
+)
+async def test_the_emulator_refuses_what_converse_refuses(
+    bedrock_upstream: BedrockUpstream, body: dict[str, Any], says: str
+) -> None:
+    status, kind, answer = await post(bedrock_upstream, body)
+    assert status == 400 and kind.startswith("ValidationException")
+    assert says in answer["message"]
+
+
+async def test_the_emulator_takes_what_converse_takes(bedrock_upstream: BedrockUpstream) -> None:
+    bedrock_upstream.script(Reply(text="ok"))
+    body = {
+        "messages": [{"role": "user", "content": [doc("Q3 report (final) [v2]"), {"text": "Sum up"}]}],
+        "system": [{"text": "Be brief."}, {"cachePoint": {"type": "default", "ttl": "1h"}}],
+    }
+    status, _, answer = await post(bedrock_upstream, body)
+    assert status == 200 and answer["output"]["message"]["content"] == [{"text": "ok"}]
+
+
+# ----- the translator writes what Converse takes --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "name"),
+    [
+        ("Q3  report (final) [v2]", "Q3 report (final) [v2]"),
+        ("quarterly_report.v2", "quarterly report v2"),
+        ("  tab\there\n", "tab here"),
+        ("***", "document"),
+        ("a" * 250, "a" * 200),
+    ],
+)
+def test_document_names_are_made_acceptable(raw: str, name: str) -> None:
+    assert document_name(raw) == name
+
+
+async def test_a_pdf_with_an_awkward_filename_is_taken(
+    adapter: BedrockAdapter, bedrock_upstream: BedrockUpstream
+) -> None:
+    bedrock_upstream.script(Reply(text="A summary."))
+    pdf = DocumentPart(data="JVBERi0=", media_type="application/pdf", filename="Q3  report (final) [v2].pdf")
+    req = ChatRequest(model="x", messages=[Message(role="user", content=[pdf, TextPart(text="Sum up")])])
+    answer = await adapter.complete(req, EP, {})
+    assert answer.content[0].text == "A summary."  # type: ignore[union-attr]
+    sent = bedrock_upstream.requests[-1].body["messages"][0]["content"][0]["document"]
+    assert sent["name"] == "Q3 report (final) [v2]"
+
+
+async def test_a_conversation_opened_by_the_assistant_is_taken(
+    adapter: BedrockAdapter, bedrock_upstream: BedrockUpstream
+) -> None:
+    bedrock_upstream.script(Reply(text="Sure."))
+    req = ChatRequest(
+        model="x",
+        messages=[
+            Message(role="assistant", content=[TextPart(text="Hello! How can I help?")]),
+            Message(role="user", content=[TextPart(text="Tell me a joke")]),
+        ],
+    )
+    await adapter.complete(req, EP, {})
+    turns = bedrock_upstream.requests[-1].body["messages"]
+    assert [t["role"] for t in turns] == ["user", "assistant", "user"]
+    assert turns[0]["content"] == [{"text": OPENING}]
+
+
+async def test_empty_stop_sequences_are_left_out(adapter: BedrockAdapter, bedrock_upstream: BedrockUpstream) -> None:
+    bedrock_upstream.script(Reply(text="ok"), Reply(text="ok"))
+    base = ChatRequest(model="x", messages=[Message(role="user", content=[TextPart(text="Hi")])])
+    await adapter.complete(msgspec.structs.replace(base, stop=["", "END"]), EP, {})
+    sent = bedrock_upstream.requests[-1].body
+    assert sent["inferenceConfig"]["stopSequences"] == ["END"]
+    await adapter.complete(msgspec.structs.replace(base, stop=[""]), EP, {})
+    sent = bedrock_upstream.requests[-1].body
+    assert "stopSequences" not in sent.get("inferenceConfig", {})
+    assert "additionalModelResponseFieldPaths" not in sent
+
+
+def test_a_one_hour_breakpoint_keeps_its_ttl() -> None:
+    req = ChatRequest(
+        model="x",
+        system=[TextPart(text="a long manual", cache_control={"type": "ephemeral", "ttl": "1h"})],
+        messages=[Message(role="user", content=[TextPart(text="Hi", cache_control={"type": "ephemeral"})])],
+    )
+    b = build_request(req, MODEL, default_max_tokens=100)
+    assert b["system"] == [{"text": "a long manual"}, {"cachePoint": {"type": "default", "ttl": "1h"}}]
+    assert b["messages"][0]["content"] == [{"text": "Hi"}, {"cachePoint": {"type": "default"}}]
+
+
+def test_cache_details_give_the_one_hour_writes() -> None:
+    u = parse_usage(
+        {
+            "inputTokens": 10,
+            "outputTokens": 5,
+            "totalTokens": 1515,
+            "cacheReadInputTokens": 0,
+            "cacheWriteInputTokens": 1500,
+            "cacheDetails": [{"ttl": "5m", "inputTokens": 500}, {"ttl": "1h", "inputTokens": 1000}],
+        }
+    )
+    assert (u.input_tokens, u.cache_write_tokens, u.cache_write_1h_tokens) == (1510, 1500, 1000)
+    assert parse_usage({"inputTokens": 1, "outputTokens": 1, "totalTokens": 2}).cache_write_1h_tokens == 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_one_hour_writes_reach_the_usage(
+    adapter: BedrockAdapter, bedrock_upstream: BedrockUpstream, stream: bool
+) -> None:
+    bedrock_upstream.script(Reply(text="ok", input_tokens=10, cache_write=1500, cache_write_1h=1000))
+    req = ChatRequest(
+        model="x",
+        system=[TextPart(text="a long manual", cache_control={"type": "ephemeral", "ttl": "1h"})],
+        messages=[Message(role="user", content=[TextPart(text="Hi")])],
+        stream=stream,
+    )
+    if stream:
+        async with aclosing(adapter.stream(req, EP, {})) as s:
+            events: list[StreamEvent] = [ev async for ev in s]
+        usage = [e.usage for e in events if isinstance(e, UsageUpdate)][-1]
+    else:
+        usage = (await adapter.complete(req, EP, {})).usage
+    assert (usage.cache_write_tokens, usage.cache_write_1h_tokens) == (1500, 1000)
+    assert bedrock_upstream.requests[-1].body["system"][1] == {"cachePoint": {"type": "default", "ttl": "1h"}}
