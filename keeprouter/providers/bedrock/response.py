@@ -70,13 +70,17 @@ def error_for(
     kind: str, message: str, provider: str, *, status: int | None = None, retry_after: str | None = None
 ) -> UpstreamError:
     """An error of Bedrock type `kind` (header or exception event; `status` the HTTP one, if any)
-    as the caller should see it: 400/404/413/429 keep their status and message; a refused
-    credential is the router's problem (502); the rest are the upstream failing (502, 504)."""
+    as the caller should see it: 400/413/429 keep their status and message; a refused credential
+    and a model id Bedrock does not know (404: the endpoint's configured id, never the caller's
+    model) are the router's problem (502, so another endpoint is tried); the rest are the upstream
+    failing (502, 504)."""
     status = ERROR_STATUS.get(kind.lower(), status or 500)
     meta: dict[str, object] = {"provider_name": provider, "provider_code": status, "error_type": kind}
     if status in (401, 403):
         return UpstreamError(f"provider {provider} rejected KeepRouter's credentials: {message}", metadata=meta)
-    if status in (400, 404, 413, 429):
+    if status == 404:
+        return UpstreamError(f"provider {provider} does not serve this model: {message}", metadata=meta)
+    if status in (400, 413, 429):
         return UpstreamError(message, status=status, retry_after=retry_after, metadata=meta)
     if status == 408:
         return UpstreamTimeout(f"provider {provider} timed out: {message}", metadata=meta)

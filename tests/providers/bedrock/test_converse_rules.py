@@ -20,10 +20,11 @@ import aiohttp
 import msgspec
 import pytest
 import pytest_asyncio
-from upstreams import Reply
+from upstreams import Fault, Reply
 from upstreams.bedrock_server import API_KEY, BedrockUpstream
 
 from keeprouter.config import EndpointConfig, Pricing, ProviderConfig, Timeouts
+from keeprouter.errors import UpstreamError
 from keeprouter.formats.canonical import (
     ChatRequest,
     DocumentPart,
@@ -206,3 +207,21 @@ async def test_one_hour_writes_reach_the_usage(
         usage = (await adapter.complete(req, EP, {})).usage
     assert (usage.cache_write_tokens, usage.cache_write_1h_tokens) == (1500, 1000)
     assert bedrock_upstream.requests[-1].body["system"][1] == {"cachePoint": {"type": "default", "ttl": "1h"}}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_an_unknown_model_id_is_the_routers_problem(
+    adapter: BedrockAdapter, bedrock_upstream: BedrockUpstream, stream: bool
+) -> None:
+    """ResourceNotFoundException (404) names the endpoint's configured model id, never the caller's
+    model: retryable, so another endpoint serves the request, as a 404 from any other kind."""
+    message = "The provided model identifier is invalid."
+    bedrock_upstream.script(Fault(status=404, body={"message": message}))
+    req = ChatRequest(model="x", messages=[Message(role="user", content=[TextPart(text="Hi")])], stream=stream)
+    with pytest.raises(UpstreamError) as e:
+        if stream:
+            async with aclosing(adapter.stream(req, EP, {})) as s:
+                [ev async for ev in s]
+        else:
+            await adapter.complete(req, EP, {})
+    assert e.value.status == 502 and e.value.retryable and message in e.value.message
