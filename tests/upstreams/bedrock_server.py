@@ -409,6 +409,9 @@ def invalid(body: dict[str, Any]) -> str | None:
             rc = b.get("reasoningContent")
             if isinstance(rc, dict) and "reasoningText" in rc and not isinstance(rc["reasoningText"].get("text"), str):
                 return f"messages.{i}.content.{j}.reasoningContent.reasoningText.text: Member must not be null"
+            ids = [x.get("toolUseId") for x in (b.get("toolUse"), b.get("toolResult")) if isinstance(x, dict)]
+            if any(not isinstance(t, str) or _TOOL_USE_ID.fullmatch(t) is None for t in ids):
+                return f"1 validation error detected: Value at 'messages.{i + 1}.member.content.{j + 1}.member.toolUse.toolUseId' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.:-]+ and length less than or equal to 64"  # noqa: E501
             has_tool_blocks = has_tool_blocks or "toolUse" in b or "toolResult" in b
         used = {b["toolUse"]["toolUseId"] for b in content if "toolUse" in b} if msg["role"] == "assistant" else set()
         following = messages[i + 1].get("content", []) if i + 1 < len(messages) else []
@@ -450,6 +453,7 @@ def invalid(body: dict[str, Any]) -> str | None:
 
 # DocumentBlock.name: letters, digits, hyphens, parentheses, square brackets, single whitespace
 _DOCUMENT_NAME = re.compile(r"(?!.*\s\s)[A-Za-z0-9()\[\]\s-]+")
+_TOOL_USE_ID = re.compile(r"[a-zA-Z0-9_.:-]{1,64}")  # ToolUseId
 _DOCUMENT_FORMATS = {"pdf", "csv", "doc", "docx", "xls", "xlsx", "html", "txt", "md"}
 
 

@@ -37,6 +37,7 @@ The model id travels in the URL, never in the body. Decisions:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -70,6 +71,7 @@ CACHE_POINT: dict[str, Any] = {"cachePoint": {"type": "default"}}
 CACHE_POINT_1H: dict[str, Any] = {"cachePoint": {"type": "default", "ttl": "1h"}}
 EMPTY_RESULT = "(no output)"
 OPENING = "(conversation start)"
+MAX_USE_ID = 64
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9()\[\]-]+")
 
 
@@ -81,6 +83,15 @@ def is_claude(model: str) -> bool:
 def caches(model: str) -> bool:
     """Whether the model takes `cachePoint` blocks (Claude and Nova; others refuse them)."""
     return is_claude(model) or "amazon.nova" in model
+
+
+def use_id(id: str) -> str:
+    """A toolUseId Converse takes (ToolUseId: at most 64 of [a-zA-Z0-9_.:-]): another provider's
+    longer id is shortened the same way in its toolUse and its toolResult, so they still match."""
+    t = tool_id(id)
+    if len(t) <= MAX_USE_ID:
+        return t
+    return f"{t[:40]}_{hashlib.sha256(t.encode()).hexdigest()[:16]}"
 
 
 def _uncached(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -134,7 +145,7 @@ def _result(p: ToolResultPart) -> dict[str, Any]:
             content.append(_image(c))
     if not content:  # Converse refuses blank text, and a result needs content: say it was empty
         content.append({"text": EMPTY_RESULT})
-    d: dict[str, Any] = {"toolUseId": tool_id(p.tool_call_id), "content": content}
+    d: dict[str, Any] = {"toolUseId": use_id(p.tool_call_id), "content": content}
     if p.is_error:
         d["status"] = "error"
     return {"toolResult": d}
@@ -162,7 +173,7 @@ def _blocks(m: Message, results: list[dict[str, Any]], rest: list[dict[str, Any]
                 _with_cache(_result(p), p.cache_control, results)
         elif isinstance(p, ToolCallPart):
             if m.role == "assistant":
-                use = {"toolUseId": tool_id(p.id), "name": p.name, "input": tool_input(p.arguments)}
+                use = {"toolUseId": use_id(p.id), "name": p.name, "input": tool_input(p.arguments)}
                 _with_cache({"toolUse": use}, p.cache_control, rest)
         elif isinstance(p, ImagePart):
             _with_cache(_image(p), p.cache_control, rest)

@@ -31,10 +31,13 @@ from keeprouter.formats.canonical import (
     Message,
     StreamEvent,
     TextPart,
+    Tool,
+    ToolCallPart,
+    ToolResultPart,
     UsageUpdate,
 )
 from keeprouter.providers.bedrock import BedrockAdapter
-from keeprouter.providers.bedrock.request import OPENING, build_request, document_name
+from keeprouter.providers.bedrock.request import OPENING, build_request, document_name, use_id
 from keeprouter.providers.bedrock.response import parse_usage
 
 MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
@@ -225,3 +228,43 @@ async def test_an_unknown_model_id_is_the_routers_problem(
         else:
             await adapter.complete(req, EP, {})
     assert e.value.status == 502 and e.value.retryable and message in e.value.message
+
+
+def test_long_tool_call_ids_are_shortened_alike() -> None:
+    long = "call_" + "x" * 95
+    assert use_id("toolu_01ABC") == "toolu_01ABC"
+    assert use_id("functions.get_weather:0") == "functions_get_weather_0"  # as for Anthropic
+    short = use_id(long)
+    assert len(short) <= 64 and short == use_id(long) and short != use_id(long + "y")
+
+
+async def test_a_tool_loop_with_a_long_call_id_is_taken(
+    adapter: BedrockAdapter, bedrock_upstream: BedrockUpstream
+) -> None:
+    long = "call_" + "x" * 95  # another provider's id, longer than ToolUseId's 64
+    status, _, answer = await post(
+        bedrock_upstream,
+        {
+            "messages": [
+                HI,
+                {"role": "assistant", "content": [{"toolUse": {"toolUseId": long, "name": "f", "input": {}}}]},
+                {"role": "user", "content": [{"toolResult": {"toolUseId": long, "content": [{"text": "1"}]}}]},
+            ],
+            "toolConfig": {"tools": [{"toolSpec": {"name": "f", "inputSchema": {"json": {"type": "object"}}}}]},
+        },
+    )
+    assert status == 400 and "toolUseId" in answer["message"]
+    bedrock_upstream.script(Reply(text="Done."))
+    req = ChatRequest(
+        model="x",
+        tools=[Tool(name="f", parameters={"type": "object"})],
+        messages=[
+            Message(role="user", content=[TextPart(text="Hi")]),
+            Message(role="assistant", content=[ToolCallPart(id=long, name="f", arguments="{}")]),
+            Message(role="user", content=[ToolResultPart(tool_call_id=long, content=[TextPart(text="1")])]),
+        ],
+    )
+    assert (await adapter.complete(req, EP, {})).content[0].text == "Done."  # type: ignore[union-attr]
+    turns = bedrock_upstream.requests[-1].body["messages"]
+    sent_use = turns[1]["content"][0]["toolUse"]["toolUseId"]
+    assert sent_use == turns[2]["content"][0]["toolResult"]["toolUseId"] and len(sent_use) <= 64
