@@ -10,6 +10,9 @@ botocore from the request as received (raw path, signed headers, body, ``x-amz-d
 secret; a wrong signature, an unknown key id, a wrong region or signing name, or a missing or wrong
 ``x-amz-security-token`` get 403 with ``x-amzn-ErrorType``. ``Authorization: Bearer`` is a Bedrock
 API key, compared with ``api_key``.
+
+CountTokens counts for foundation models only: an inference profile (``us.anthropic.claude-…`` or a
+profile ARN) is refused with a ValidationException, as AWS documents and answers.
 """
 
 from __future__ import annotations
@@ -175,6 +178,8 @@ class BedrockUpstream(EmulatedUpstream):
         rejected = self._authorize(request, rec)
         if rejected is not None:
             return rejected
+        if not _COUNTED_MODEL.fullmatch(request.match_info["model"]):  # a profile, not a foundation model
+            return self.error_response(400, "The provided model doesn't support counting tokens.")
         converse = rec.body.get("input", {}).get("converse") if isinstance(rec.body, dict) else None
         problem = invalid(converse) if isinstance(converse, dict) and self.validate else None
         if not isinstance(converse, dict) or problem is not None:
@@ -453,6 +458,10 @@ def invalid(body: dict[str, Any]) -> str | None:
 
 # DocumentBlock.name: letters, digits, hyphens, parentheses, square brackets, single whitespace
 _DOCUMENT_NAME = re.compile(r"(?!.*\s\s)[A-Za-z0-9()\[\]\s-]+")
+# CountTokens takes a foundation model's id or ARN: not a cross-region profile (`us.anthropic.…`)
+_COUNTED_MODEL = re.compile(
+    r"(?:arn:aws[^:]*:bedrock:[a-z0-9-]+::foundation-model/)?(?![a-z]{2,6}(?:-gov)?\.[a-z0-9-]+\.)[a-z0-9-]+\.[a-z0-9.:-]+"
+)
 _TOOL_USE_ID = re.compile(r"[a-zA-Z0-9_.:-]{1,64}")  # ToolUseId
 _DOCUMENT_FORMATS = {"pdf", "csv", "doc", "docx", "xls", "xlsx", "html", "txt", "md"}
 

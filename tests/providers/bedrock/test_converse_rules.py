@@ -11,6 +11,7 @@ the emulator refuses what Converse refuses, and the adapter's bodies pass it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from decimal import Decimal
@@ -36,7 +37,9 @@ from keeprouter.formats.canonical import (
     ToolResultPart,
     UsageUpdate,
 )
+from keeprouter.providers.base import CountNotSupported
 from keeprouter.providers.bedrock import BedrockAdapter
+from keeprouter.providers.bedrock.adapter import counted_model
 from keeprouter.providers.bedrock.request import OPENING, build_request, document_name, use_id
 from keeprouter.providers.bedrock.response import parse_usage
 
@@ -61,14 +64,19 @@ async def adapter(bedrock_upstream: BedrockUpstream) -> AsyncIterator[BedrockAda
     await a.close()
 
 
-async def post(upstream: BedrockUpstream, body: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:
-    """A Converse call straight to the emulator: (status, error type, JSON body)."""
+async def post_to(upstream: BedrockUpstream, path: str, body: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:
+    """A call straight to the emulator: (status, error type, JSON body)."""
     headers = {"Authorization": f"Bearer {API_KEY}"}
     async with (
         aiohttp.ClientSession() as s,
-        s.post(f"{upstream.url}/model/{MODEL.replace(':', '%3A')}/converse", json=body, headers=headers) as r,
+        s.post(f"{upstream.url}{path.replace(':', '%3A')}", json=body, headers=headers) as r,
     ):
         return r.status, r.headers.get("x-amzn-errortype", ""), await r.json()
+
+
+async def post(upstream: BedrockUpstream, body: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:
+    """A Converse call straight to the emulator."""
+    return await post_to(upstream, f"/model/{MODEL}/converse", body)
 
 
 def doc(name: str) -> dict[str, Any]:
@@ -268,3 +276,39 @@ async def test_a_tool_loop_with_a_long_call_id_is_taken(
     turns = bedrock_upstream.requests[-1].body["messages"]
     sent_use = turns[1]["content"][0]["toolUse"]["toolUseId"]
     assert sent_use == turns[2]["content"][0]["toolResult"]["toolUseId"] and len(sent_use) <= 64
+
+
+async def test_count_tokens_names_the_foundation_model(
+    adapter: BedrockAdapter, bedrock_upstream: BedrockUpstream
+) -> None:
+    """CountTokens refuses inference profiles ("The provided model doesn't support counting
+    tokens"): a cross-region profile is counted as its foundation model, a profile ARN not at all."""
+    req = ChatRequest(model="x", messages=[Message(role="user", content=[TextPart(text="Hi")])])
+    status, kind, answer = await post_to(bedrock_upstream, f"/model/{MODEL}/count-tokens", {"input": {"converse": {}}})
+    assert status == 400 and kind.startswith("ValidationException") and "counting tokens" in answer["message"]
+    assert await adapter.count_tokens(req, EP, {}) > 0
+    assert bedrock_upstream.requests[-1].path == "/model/anthropic.claude-haiku-4-5-20251001-v1:0/count-tokens"
+    arn = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5f6"
+    before = len(bedrock_upstream.requests)
+    with pytest.raises(CountNotSupported):
+        await adapter.count_tokens(req, dataclasses.replace(EP, model=arn), {})
+    assert len(bedrock_upstream.requests) == before  # not asked
+
+
+@pytest.mark.parametrize(
+    ("model", "counted"),
+    [
+        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "anthropic.claude-sonnet-4-5-20250929-v1:0"),
+        ("global.anthropic.claude-haiku-4-5-20251001-v1:0", "anthropic.claude-haiku-4-5-20251001-v1:0"),
+        ("us-gov.anthropic.claude-3-haiku-20240307-v1:0", "anthropic.claude-3-haiku-20240307-v1:0"),
+        ("anthropic.claude-3-haiku-20240307-v1:0", "anthropic.claude-3-haiku-20240307-v1:0"),
+        ("amazon.nova-pro-v1:0", "amazon.nova-pro-v1:0"),
+        (
+            "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0",
+            "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0",
+        ),
+        ("arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-x-v1:0", None),
+    ],
+)
+def test_counted_model(model: str, counted: str | None) -> None:
+    assert counted_model(model) == counted
