@@ -446,10 +446,18 @@ def invalid(body: dict[str, Any]) -> str | None:
                 continue
             if not isinstance(spec, dict) or not spec.get("name") or "json" not in (spec.get("inputSchema") or {}):
                 return f"toolConfig.tools.{n}.toolSpec: name and inputSchema.json are required"
+            if _TOOL_NAME.fullmatch(str(spec["name"])) is None:
+                return f"1 validation error detected: Value at 'toolConfig.tools.{n + 1}.member.toolSpec.name' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_-]+ and length less than or equal to 64"  # noqa: E501
+            if "description" in spec and not spec["description"]:  # NonEmptyString
+                return f"toolConfig.tools.{n}.toolSpec.description: Member must have length greater than or equal to 1"
     inference = body.get("inferenceConfig") or {}
     unknown = set(inference) - {"maxTokens", "temperature", "topP", "stopSequences"}
     if unknown:
         return f"Malformed input request: extraneous key [{sorted(unknown)[0]}] is not permitted"
+    for name, low, high in (("maxTokens", 1, None), ("temperature", 0, 1), ("topP", 0, 1)):
+        v = inference.get(name)
+        if v is not None and (not isinstance(v, int | float) or v < low or (high is not None and v > high)):
+            return f"1 validation error detected: Value '{v}' at 'inferenceConfig.{name}' failed to satisfy constraint: Member must be {f'between {low} and {high}' if high is not None else f'at least {low}'}"  # noqa: E501
     for n, seq in enumerate(inference.get("stopSequences") or []):
         if not isinstance(seq, str) or not seq:  # a list of NonEmptyString
             return f"1 validation error detected: Value at 'inferenceConfig.stopSequences.{n}' failed to satisfy constraint: Member must have length greater than or equal to 1"  # noqa: E501
@@ -462,6 +470,7 @@ _DOCUMENT_NAME = re.compile(r"(?!.*\s\s)[A-Za-z0-9()\[\]\s-]+")
 _COUNTED_MODEL = re.compile(
     r"(?:arn:aws[^:]*:bedrock:[a-z0-9-]+::foundation-model/)?(?![a-z]{2,6}(?:-gov)?\.[a-z0-9-]+\.)[a-z0-9-]+\.[a-z0-9.:-]+"
 )
+_TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # ToolName
 _TOOL_USE_ID = re.compile(r"[a-zA-Z0-9_.:-]{1,64}")  # ToolUseId
 _DOCUMENT_FORMATS = {"pdf", "csv", "doc", "docx", "xls", "xlsx", "html", "txt", "md"}
 

@@ -6,7 +6,11 @@ the emulator refuses what Converse refuses, and the adapter's bodies pass it.
 - a conversation starts with a user message;
 - InferenceConfiguration.stopSequences: a list of non-empty strings;
 - CachePointBlock: `type: default` and an optional `ttl` of "5m" or "1h"; TokenUsage.cacheDetails
-  splits the cache writes by TTL.
+  splits the cache writes by TTL;
+- ToolUseId: at most 64 of [a-zA-Z0-9_.:-]; ToolName: at most 64 of [a-zA-Z0-9_-];
+  InferenceConfiguration: maxTokens >= 1, temperature and topP in [0, 1];
+- CountTokens: a foundation model, not an inference profile;
+- ResourceNotFoundException (404): the endpoint's model id, so another endpoint is tried.
 """
 
 from __future__ import annotations
@@ -95,6 +99,15 @@ def doc(name: str) -> dict[str, Any]:
         ({"messages": [HI], "inferenceConfig": {"stopSequences": ["END", ""]}}, "stopSequences.1"),
         ({"messages": [HI], "system": [{"text": "x"}, {"cachePoint": {"type": "default", "ttl": "2h"}}]}, "ttl"),
         ({"messages": [HI], "system": [{"text": "x"}, {"cachePoint": {"type": "ephemeral"}}]}, "type"),
+        ({"messages": [HI], "inferenceConfig": {"temperature": 1.5}}, "inferenceConfig.temperature"),
+        ({"messages": [HI], "inferenceConfig": {"maxTokens": 0}}, "inferenceConfig.maxTokens"),
+        (
+            {
+                "messages": [HI],
+                "toolConfig": {"tools": [{"toolSpec": {"name": "web.search", "inputSchema": {"json": {}}}}]},
+            },
+            "toolSpec.name",
+        ),
     ],
 )
 async def test_the_emulator_refuses_what_converse_refuses(
