@@ -12,7 +12,7 @@ The OpenAI emulator with Azure's differences on top:
 - Azure's error body ``{"error": {"code", "message"[, "innererror"]}}``; what the model service
   itself refuses in OpenAI's shape: before ``2024-09-01-preview`` the deployments API refuses
   ``stream_options`` and ``max_completion_tokens`` ("Unrecognized request argument supplied"), and a
-  reasoning deployment refuses ``max_tokens`` on either API;
+  reasoning deployment refuses ``max_tokens`` and a ``temperature`` other than 1 on either API;
 - content filtering: ``prompt_filter_results`` on every answer (streamed: alone, in a first chunk
   with empty ``choices`` and blank id/model), ``content_filter_results`` on every choice, and with
   ``async_filter`` an annotation-only chunk (a choice with no ``delta``) as the asynchronous filter
@@ -134,9 +134,13 @@ class AzureUpstream(OpenAIUpstream):
         problem = self._invalid({"model": self._deployment(rec), **rec.body})
         if problem is not None:
             return self._azure_error(400, "BadRequest", problem[0])
-        if "max_tokens" in rec.body and _REASONING.match(self.deployments.get(self._deployment(rec), "")):
+        reasoning = _REASONING.match(self.deployments.get(self._deployment(rec), "")) is not None
+        if "max_tokens" in rec.body and reasoning:
             message = "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."  # noqa: E501
             return self._invalid_request(message, "max_tokens", "unsupported_parameter")
+        if reasoning and rec.body.get("temperature", 1) != 1:
+            message = f"Unsupported value: 'temperature' does not support {rec.body['temperature']} with this model. Only the default (1) value is supported."  # noqa: E501
+            return self._invalid_request(message, "temperature", "unsupported_value")
         return await self.generate(request, rec, stream=rec.stream)
 
     def _check_auth(self, rec: Received) -> web.Response | None:  # GET /openai/v1/models

@@ -103,3 +103,22 @@ async def test_a_reasoning_deployment_gets_max_completion_tokens(
     assert r.content[0].text == "4"  # type: ignore[union-attr]
     [rec] = azure_upstream.requests
     assert rec.body["max_completion_tokens"] == 300 and "max_tokens" not in rec.body
+
+
+async def test_a_reasoning_deployment_refusing_temperature_is_learned_for_it_alone(
+    azure_upstream: AzureUpstream,
+) -> None:
+    """An o-series deployment takes only the default temperature (Azure's 400 "Unsupported value:
+    'temperature' ... Only the default (1) value is supported"): learned once, for that deployment;
+    another deployment still gets the caller's temperature."""
+    azure_upstream.script(Reply(text="4"), Reply(text="5"), Reply(text="warm"))
+    a = AzureAdapter(provider(azure_upstream.url, None))
+    try:
+        first = await a.complete(request(temperature=0.7), endpoint("o4mini"), {})
+        second = await a.complete(request(temperature=0.7), endpoint("o4mini"), {})
+        other = await a.complete(request(temperature=0.7), endpoint("gpt4o-prod"), {})
+    finally:
+        await a.close()
+    assert [r.content[0].text for r in (first, second, other)] == ["4", "5", "warm"]  # type: ignore[union-attr]
+    sent = [rec.body.get("temperature") for rec in azure_upstream.requests]
+    assert sent == [0.7, None, None, 0.7]  # refused once, resent without; never again; other kept
