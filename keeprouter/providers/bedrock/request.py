@@ -32,7 +32,7 @@ The model id travels in the URL, never in the body. Decisions:
   forced tool.
 - With stop sequences, Claude models are asked for the one that matched
   (`additionalModelResponseFieldPaths: ["/stop_sequence"]`).
-- Images must be inline (Converse takes bytes or S3 locations, not web URLs).
+- Images and documents must be inline (Converse takes bytes or S3 locations, not web URLs).
 """
 
 from __future__ import annotations
@@ -66,6 +66,18 @@ IMAGE_FORMATS = {
     "image/jpg": "jpeg",
     "image/gif": "gif",
     "image/webp": "webp",
+}
+# media type -> Converse's DocumentFormat
+DOCUMENT_FORMATS = {
+    "application/pdf": "pdf",
+    "text/csv": "csv",
+    "application/msword": "doc",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.ms-excel": "xls",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+    "text/html": "html",
+    "text/plain": "txt",
+    "text/markdown": "md",
 }
 CACHE_POINT: dict[str, Any] = {"cachePoint": {"type": "default"}}
 CACHE_POINT_1H: dict[str, Any] = {"cachePoint": {"type": "default", "ttl": "1h"}}
@@ -115,15 +127,20 @@ def document_name(raw: str) -> str:
 
 
 def _document(p: DocumentPart) -> dict[str, Any]:
-    """A document as a Converse block: text as text, an inline PDF as a `document`; anything else
+    """A document as a Converse block: text as text, an inline file of a format Converse reads
+    (DocumentFormat: pdf, csv, doc, docx, xls, xlsx, html, txt, md) as a `document`; anything else
     refused naming it."""
     if p.text is not None:
         return {"text": p.text}
-    if p.data is not None and (p.media_type or "application/pdf") == "application/pdf":
-        name = document_name((p.filename or p.title or "document").removesuffix(".pdf"))
-        return {"document": {"format": "pdf", "name": name, "source": {"bytes": "".join(p.data.split())}}}
+    fmt = DOCUMENT_FORMATS.get((p.media_type or "application/pdf").split(";")[0].strip().lower())
+    if p.data is not None and fmt is not None:
+        raw = p.filename or p.title or "document"
+        stem, dot, ext = raw.rpartition(".")
+        name = document_name(stem if dot and ext.lower() == fmt else raw)
+        return {"document": {"format": fmt, "name": name, "source": {"bytes": "".join(p.data.split())}}}
     raise InvalidRequest(
-        f"`{p.where or 'document'}`: this model's provider (Bedrock Converse) takes inline PDF or text documents only",
+        f"`{p.where or 'document'}`: this model's provider (Bedrock Converse) takes inline PDF, Word, "
+        "Excel, CSV, HTML, Markdown or text documents only",
         param=p.where or None,
     )
 

@@ -29,7 +29,7 @@ from upstreams import Fault, Reply
 from upstreams.bedrock_server import API_KEY, BedrockUpstream
 
 from keeprouter.config import EndpointConfig, Pricing, ProviderConfig, Timeouts
-from keeprouter.errors import UpstreamError
+from keeprouter.errors import InvalidRequest, UpstreamError
 from keeprouter.formats.canonical import (
     ChatRequest,
     DocumentPart,
@@ -325,3 +325,34 @@ async def test_count_tokens_names_the_foundation_model(
 )
 def test_counted_model(model: str, counted: str | None) -> None:
     assert counted_model(model) == counted
+
+
+@pytest.mark.parametrize(
+    ("media_type", "filename", "fmt", "name"),
+    [
+        ("application/pdf", "Q3 report.PDF", "pdf", "Q3 report"),
+        ("text/csv", "sales.csv", "csv", "sales"),
+        ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", "memo.docx", "docx", "memo"),
+        ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "q3.xlsx", "xlsx", "q3"),
+        ("text/markdown; charset=utf-8", "README.md", "md", "README"),
+        ("text/plain", "notes.markdown", "txt", "notes markdown"),
+    ],
+)
+async def test_documents_of_every_converse_format_are_taken(
+    adapter: BedrockAdapter, bedrock_upstream: BedrockUpstream, media_type: str, filename: str, fmt: str, name: str
+) -> None:
+    """Converse reads pdf, csv, doc, docx, xls, xlsx, html, txt and md documents (DocumentFormat)."""
+    bedrock_upstream.script(Reply(text="Read."))
+    part = DocumentPart(data="SGVsbG8=", media_type=media_type, filename=filename)
+    req = ChatRequest(model="x", messages=[Message(role="user", content=[part, TextPart(text="Sum up")])])
+    assert (await adapter.complete(req, EP, {})).content[0].text == "Read."  # type: ignore[union-attr]
+    sent = bedrock_upstream.requests[-1].body["messages"][0]["content"][0]["document"]
+    assert (sent["format"], sent["name"], sent["source"]) == (fmt, name, {"bytes": "SGVsbG8="})
+
+
+def test_a_document_converse_cannot_read_is_refused_naming_it() -> None:
+    part = DocumentPart(data="AAAA", media_type="application/zip", filename="a.zip", where="messages[0].content[0]")
+    req = ChatRequest(model="x", messages=[Message(role="user", content=[part])])
+    with pytest.raises(InvalidRequest) as e:
+        build_request(req, MODEL, default_max_tokens=10)
+    assert e.value.param == "messages[0].content[0]"
