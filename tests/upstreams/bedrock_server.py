@@ -196,6 +196,8 @@ class BedrockUpstream(EmulatedUpstream):
             return self.error_response(400, "Malformed input request, please reformat your input and try again.")
         if self.validate and (problem := invalid(rec.body)) is not None:
             return self.error_response(400, problem)
+        if self.validate and _one_hour_points(rec.body) and not _ONE_HOUR_MODELS.search(request.match_info["model"]):
+            return self.error_response(400, "The model does not support a cachePoint ttl of 1h.")
         if self.claude.verify_thinking and (problem := self.claude._thinking_problem(as_messages(rec.body))):
             return self.error_response(400, MODEL_ERRORS + problem)
         return await self.generate(request, rec, stream=stream)
@@ -473,6 +475,16 @@ _COUNTED_MODEL = re.compile(
 _TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # ToolName
 _TOOL_USE_ID = re.compile(r"[a-zA-Z0-9_.:-]{1,64}")  # ToolUseId
 _DOCUMENT_FORMATS = {"pdf", "csv", "doc", "docx", "xls", "xlsx", "html", "txt", "md"}
+
+
+# one-hour cache points: Claude Opus, Sonnet and Haiku 4.5 and later
+_ONE_HOUR_MODELS = re.compile(r"claude-(?:opus|sonnet|haiku)-(?:4-[5-9](?!\d)|[5-9](?!\d))")
+
+
+def _one_hour_points(body: dict[str, Any]) -> bool:
+    blocks = [b for m in body.get("messages") or [] if isinstance(m, dict) for b in m.get("content") or []]
+    blocks += list(body.get("system") or []) + list((body.get("toolConfig") or {}).get("tools") or [])
+    return any(isinstance(b, dict) and (b.get("cachePoint") or {}).get("ttl") == "1h" for b in blocks)
 
 
 def _block_problem(b: dict[str, Any], where: str) -> str | None:

@@ -5,7 +5,7 @@ The model id travels in the URL, never in the body. Decisions:
   `toolUse {toolUseId, name, input}`, `toolResult {toolUseId, content, status}` (in the user turn),
   `reasoningContent` (`reasoningText {text, signature}` or `redactedContent`) and a `cachePoint`
   after any block the caller marked with `cache_control` (Claude and Nova models only; `ttl: "1h"`
-  kept as the cachePoint's `ttl`).
+  kept as the cachePoint's `ttl` for the models that take it, Claude 4.5 and later).
 - Every tool call of an assistant turn is kept, in order, with every result in the next user turn.
 - `toolConfig` goes with every request that has tools, also when the history holds tool blocks
   (Converse refuses toolUse/toolResult history without a toolConfig: tools named only in the
@@ -81,6 +81,8 @@ DOCUMENT_FORMATS = {
 }
 CACHE_POINT: dict[str, Any] = {"cachePoint": {"type": "default"}}
 CACHE_POINT_1H: dict[str, Any] = {"cachePoint": {"type": "default", "ttl": "1h"}}
+# `claude-sonnet-4-5-…`, `claude-opus-4-1-…`, `claude-sonnet-4-2025…` (4.0): family, major, minor
+_CLAUDE_VERSION = re.compile(r"claude-(?:opus|sonnet|haiku)-(\d+)(?:-(\d)(?!\d))?")
 EMPTY_RESULT = "(no output)"
 OPENING = "(conversation start)"
 MAX_USE_ID = 64
@@ -106,8 +108,18 @@ def use_id(id: str) -> str:
     return f"{t[:40]}_{hashlib.sha256(t.encode()).hexdigest()[:16]}"
 
 
+def caches_1h(model: str) -> bool:
+    """Whether the model takes one-hour cache points (Claude 4.5 and later; others keep 5 minutes)."""
+    m = _CLAUDE_VERSION.search(model)
+    return m is not None and (int(m[1]), int(m[2] or 0)) >= (4, 5)
+
+
 def _uncached(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [b for b in blocks if "cachePoint" not in b]
+
+
+def _five_minutes(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [CACHE_POINT if b is CACHE_POINT_1H else b for b in blocks]
 
 
 def _image(p: ImagePart) -> dict[str, Any]:
@@ -349,13 +361,14 @@ def build_request(
         extra["top_k"] = req.top_k
     if extra:
         body["additionalModelRequestFields"] = extra
-    if not caches(model):
+    strip = _uncached if not caches(model) else None if caches_1h(model) else _five_minutes
+    if strip is not None:
         for turn in turns:
-            turn["content"] = _uncached(turn["content"])
+            turn["content"] = strip(turn["content"])
         if system:
-            body["system"] = _uncached(system)
+            body["system"] = strip(system)
         if config is not None:
-            config["tools"] = _uncached(config["tools"])
+            config["tools"] = strip(config["tools"])
     return body
 
 

@@ -356,3 +356,36 @@ def test_a_document_converse_cannot_read_is_refused_naming_it() -> None:
     with pytest.raises(InvalidRequest) as e:
         build_request(req, MODEL, default_max_tokens=10)
     assert e.value.param == "messages[0].content[0]"
+
+
+@pytest.mark.parametrize(
+    ("model", "ttl"),
+    [
+        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "1h"),
+        ("anthropic.claude-opus-4-6-v1", "1h"),
+        ("anthropic.claude-sonnet-4-20250514-v1:0", None),  # 4.0: five minutes only
+        ("anthropic.claude-3-7-sonnet-20250219-v1:0", None),
+        ("amazon.nova-pro-v1:0", None),
+    ],
+)
+async def test_one_hour_cache_points_only_where_the_model_takes_them(
+    adapter: BedrockAdapter, bedrock_upstream: BedrockUpstream, model: str, ttl: str | None
+) -> None:
+    """One-hour cache points are Claude 4.5 and later's: elsewhere the breakpoint stays a five-minute
+    one (the emulator, as Bedrock, refuses a 1h ttl there)."""
+    bedrock_upstream.script(Reply(text="ok"))
+    req = ChatRequest(
+        model="x",
+        system=[TextPart(text="a long manual", cache_control={"type": "ephemeral", "ttl": "1h"})],
+        messages=[Message(role="user", content=[TextPart(text="Hi")])],
+    )
+    await adapter.complete(req, dataclasses.replace(EP, model=model), {})
+    point = bedrock_upstream.requests[-1].body["system"][1]["cachePoint"]
+    assert point.get("ttl") == ttl and point["type"] == "default"
+    status, kind, answer = await post_to(
+        bedrock_upstream,
+        f"/model/{model}/converse",
+        {"messages": [HI], "system": [{"text": "x"}, {"cachePoint": {"type": "default", "ttl": "1h"}}]},
+    )
+    if ttl is None:
+        assert status == 400 and kind.startswith("ValidationException") and "ttl" in answer["message"]
