@@ -9,7 +9,10 @@ The OpenAI emulator with Azure's differences on top:
   deployment is 404 ``DeploymentNotFound`` on both;
 - auth by the ``api-key`` header, or ``Authorization: Bearer`` with a Microsoft Entra token (the v1 API
   also takes the key as a bearer token, as the plain OpenAI SDK sends it); 401 in Azure's shape;
-- Azure's error body ``{"error": {"code", "message"[, "innererror"]}}``;
+- Azure's error body ``{"error": {"code", "message"[, "innererror"]}}``; what the model service
+  itself refuses in OpenAI's shape: before ``2024-09-01-preview`` the deployments API refuses
+  ``stream_options`` and ``max_completion_tokens`` ("Unrecognized request argument supplied"), and a
+  reasoning deployment refuses ``max_tokens`` and a ``temperature`` other than 1 on either API;
 - content filtering: ``prompt_filter_results`` on every answer (streamed: alone, in a first chunk
   with empty ``choices`` and blank id/model), ``content_filter_results`` on every choice, and with
   ``async_filter`` an annotation-only chunk (a choice with no ``delta``) as the asynchronous filter
@@ -50,6 +53,9 @@ ERROR_MESSAGES = {
     500: "The server had an error while processing your request. Sorry about that!",
 }
 _DEPLOYMENT_PATH = re.compile(r"^/openai/deployments/([^/]+)/")
+# The deployments-API version that brought `max_completion_tokens` and `stream_options`
+SINCE_2024_09 = "2024-09-01"
+_REASONING = re.compile(r"o\d|gpt-5")  # models that refuse `max_tokens`
 
 
 def filter_results(filtered: str | None = None) -> dict[str, Any]:
@@ -105,6 +111,10 @@ class AzureUpstream(OpenAIUpstream):
             return denied
         if request.match_info["deployment"] not in self.deployments:
             return self._azure_error(404, "DeploymentNotFound", DEPLOYMENT_NOT_FOUND)
+        if version[:10] < SINCE_2024_09 and isinstance(rec.body, dict):
+            for name in ("stream_options", "max_completion_tokens"):  # both came with 2024-09-01-preview
+                if name in rec.body:
+                    return self._invalid_request(f"Unrecognized request argument supplied: {name}", None, None)
         return await self._generation(request, rec)
 
     async def _chat(self, request: web.Request, rec: Received) -> web.StreamResponse:  # the v1 API
@@ -124,6 +134,13 @@ class AzureUpstream(OpenAIUpstream):
         problem = self._invalid({"model": self._deployment(rec), **rec.body})
         if problem is not None:
             return self._azure_error(400, "BadRequest", problem[0])
+        reasoning = _REASONING.match(self.deployments.get(self._deployment(rec), "")) is not None
+        if "max_tokens" in rec.body and reasoning:
+            message = "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."  # noqa: E501
+            return self._invalid_request(message, "max_tokens", "unsupported_parameter")
+        if reasoning and rec.body.get("temperature", 1) != 1:
+            message = f"Unsupported value: 'temperature' does not support {rec.body['temperature']} with this model. Only the default (1) value is supported."  # noqa: E501
+            return self._invalid_request(message, "temperature", "unsupported_value")
         return await self.generate(request, rec, stream=rec.stream)
 
     def _check_auth(self, rec: Received) -> web.Response | None:  # GET /openai/v1/models
@@ -143,6 +160,11 @@ class AzureUpstream(OpenAIUpstream):
     # ----- rendering ----------------------------------------------------------------------------
     def response_headers(self) -> dict[str, str]:
         return {"apim-request-id": "00000000-0000-0000-0000-000000000000", "x-ms-region": "Sweden Central"}
+
+    def _invalid_request(self, message: str, param: str | None, code: str | None) -> web.Response:
+        """A 400 the model service itself answers (OpenAI's shape, as Azure passes it on)."""
+        body = {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
+        return web.json_response(body, status=400, headers=self.response_headers())
 
     def _azure_error(self, status: int, code: str, message: str, **inner: Any) -> web.Response:
         body: dict[str, Any] = {"error": {"code": code, "message": message}}

@@ -10,6 +10,9 @@ botocore from the request as received (raw path, signed headers, body, ``x-amz-d
 secret; a wrong signature, an unknown key id, a wrong region or signing name, or a missing or wrong
 ``x-amz-security-token`` get 403 with ``x-amzn-ErrorType``. ``Authorization: Bearer`` is a Bedrock
 API key, compared with ``api_key``.
+
+CountTokens counts for foundation models only: an inference profile (``us.anthropic.claude-…`` or a
+profile ARN) is refused with a ValidationException, as AWS documents and answers.
 """
 
 from __future__ import annotations
@@ -175,6 +178,8 @@ class BedrockUpstream(EmulatedUpstream):
         rejected = self._authorize(request, rec)
         if rejected is not None:
             return rejected
+        if not _COUNTED_MODEL.fullmatch(request.match_info["model"]):  # a profile, not a foundation model
+            return self.error_response(400, "The provided model doesn't support counting tokens.")
         converse = rec.body.get("input", {}).get("converse") if isinstance(rec.body, dict) else None
         problem = invalid(converse) if isinstance(converse, dict) and self.validate else None
         if not isinstance(converse, dict) or problem is not None:
@@ -191,6 +196,8 @@ class BedrockUpstream(EmulatedUpstream):
             return self.error_response(400, "Malformed input request, please reformat your input and try again.")
         if self.validate and (problem := invalid(rec.body)) is not None:
             return self.error_response(400, problem)
+        if self.validate and _one_hour_points(rec.body) and not _ONE_HOUR_MODELS.search(request.match_info["model"]):
+            return self.error_response(400, "The model does not support a cachePoint ttl of 1h.")
         if self.claude.verify_thinking and (problem := self.claude._thinking_problem(as_messages(rec.body))):
             return self.error_response(400, MODEL_ERRORS + problem)
         return await self.generate(request, rec, stream=stream)
@@ -305,14 +312,17 @@ class BedrockUpstream(EmulatedUpstream):
         return blocks
 
     @staticmethod
-    def _usage(reply: Reply) -> dict[str, int]:
-        u = {
+    def _usage(reply: Reply) -> dict[str, Any]:
+        u: dict[str, Any] = {
             "inputTokens": reply.input_tokens,
             "outputTokens": reply.output_tokens,
             "totalTokens": reply.prompt_tokens + reply.output_tokens,
         }
         if reply.cache_read or reply.cache_write:
             u |= {"cacheReadInputTokens": reply.cache_read, "cacheWriteInputTokens": reply.cache_write}
+        if reply.cache_write:  # the writes by TTL (TokenUsage.cacheDetails)
+            split = (("5m", reply.cache_write - reply.cache_write_1h), ("1h", reply.cache_write_1h))
+            u["cacheDetails"] = [{"ttl": ttl, "inputTokens": n} for ttl, n in split if n]
         return u
 
     @staticmethod
@@ -380,6 +390,8 @@ def invalid(body: dict[str, Any]) -> str | None:
     if not isinstance(messages, list) or not messages:
         return "A conversation must start with a user message. Try again with a conversation that starts with a user message."  # noqa: E501
     has_tool_blocks = False
+    if isinstance(messages[0], dict) and messages[0].get("role") == "assistant":
+        return "A conversation must start with a user message. Try again with a conversation that starts with a user message."  # noqa: E501
     for i, msg in enumerate(messages):
         if not isinstance(msg, dict) or msg.get("role") not in ("user", "assistant"):
             return f"messages.{i}.role: Member must satisfy enum value set: [user, assistant]"
@@ -398,9 +410,15 @@ def invalid(body: dict[str, Any]) -> str | None:
                 not result.get("content") or any("text" in c and not str(c["text"]).strip() for c in result["content"])
             ):
                 return f"The content field in the ToolResult object at messages.{i}.content.{j} is blank."
+            problem = _block_problem(b, f"messages.{i}.content.{j}")
+            if problem is not None:
+                return problem
             rc = b.get("reasoningContent")
             if isinstance(rc, dict) and "reasoningText" in rc and not isinstance(rc["reasoningText"].get("text"), str):
                 return f"messages.{i}.content.{j}.reasoningContent.reasoningText.text: Member must not be null"
+            ids = [x.get("toolUseId") for x in (b.get("toolUse"), b.get("toolResult")) if isinstance(x, dict)]
+            if any(not isinstance(t, str) or _TOOL_USE_ID.fullmatch(t) is None for t in ids):
+                return f"1 validation error detected: Value at 'messages.{i + 1}.member.content.{j + 1}.member.toolUse.toolUseId' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.:-]+ and length less than or equal to 64"  # noqa: E501
             has_tool_blocks = has_tool_blocks or "toolUse" in b or "toolResult" in b
         used = {b["toolUse"]["toolUseId"] for b in content if "toolUse" in b} if msg["role"] == "assistant" else set()
         following = messages[i + 1].get("content", []) if i + 1 < len(messages) else []
@@ -412,6 +430,10 @@ def invalid(body: dict[str, Any]) -> str | None:
             )
     if has_tool_blocks and not body.get("toolConfig"):
         return "The toolConfig field must be defined when using toolUse and toolResult content blocks."
+    for at, block in enumerate(body.get("system") or []):
+        problem = _block_problem(block, f"system.{at}") if isinstance(block, dict) else None
+        if problem is not None:
+            return problem
     config = body.get("toolConfig")
     if config is not None:
         tools = config.get("tools") if isinstance(config, dict) else None
@@ -420,11 +442,72 @@ def invalid(body: dict[str, Any]) -> str | None:
         for n, t in enumerate(tools):
             spec = t.get("toolSpec") if isinstance(t, dict) else None
             if "cachePoint" in t:
+                problem = _block_problem(t, f"toolConfig.tools.{n}")
+                if problem is not None:
+                    return problem
                 continue
             if not isinstance(spec, dict) or not spec.get("name") or "json" not in (spec.get("inputSchema") or {}):
                 return f"toolConfig.tools.{n}.toolSpec: name and inputSchema.json are required"
+            if _TOOL_NAME.fullmatch(str(spec["name"])) is None:
+                return f"1 validation error detected: Value at 'toolConfig.tools.{n + 1}.member.toolSpec.name' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_-]+ and length less than or equal to 64"  # noqa: E501
+            if "description" in spec and not spec["description"]:  # NonEmptyString
+                return f"toolConfig.tools.{n}.toolSpec.description: Member must have length greater than or equal to 1"
     inference = body.get("inferenceConfig") or {}
     unknown = set(inference) - {"maxTokens", "temperature", "topP", "stopSequences"}
     if unknown:
         return f"Malformed input request: extraneous key [{sorted(unknown)[0]}] is not permitted"
+    for name, low, high in (("maxTokens", 1, None), ("temperature", 0, 1), ("topP", 0, 1)):
+        v = inference.get(name)
+        if v is not None and (not isinstance(v, int | float) or v < low or (high is not None and v > high)):
+            return f"1 validation error detected: Value '{v}' at 'inferenceConfig.{name}' failed to satisfy constraint: Member must be {f'between {low} and {high}' if high is not None else f'at least {low}'}"  # noqa: E501
+    for n, seq in enumerate(inference.get("stopSequences") or []):
+        if not isinstance(seq, str) or not seq:  # a list of NonEmptyString
+            return f"1 validation error detected: Value at 'inferenceConfig.stopSequences.{n}' failed to satisfy constraint: Member must have length greater than or equal to 1"  # noqa: E501
+    return None
+
+
+# DocumentBlock.name: letters, digits, hyphens, parentheses, square brackets, single whitespace
+_DOCUMENT_NAME = re.compile(r"(?!.*\s\s)[A-Za-z0-9()\[\]\s-]+")
+# CountTokens takes a foundation model's id or ARN: not a cross-region profile (`us.anthropic.…`)
+_COUNTED_MODEL = re.compile(
+    r"(?:arn:aws[^:]*:bedrock:[a-z0-9-]+::foundation-model/)?(?![a-z]{2,6}(?:-gov)?\.[a-z0-9-]+\.)[a-z0-9-]+\.[a-z0-9.:-]+"
+)
+_TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")  # ToolName
+_TOOL_USE_ID = re.compile(r"[a-zA-Z0-9_.:-]{1,64}")  # ToolUseId
+_DOCUMENT_FORMATS = {"pdf", "csv", "doc", "docx", "xls", "xlsx", "html", "txt", "md"}
+
+
+# one-hour cache points: Claude Opus, Sonnet and Haiku 4.5 and later
+_ONE_HOUR_MODELS = re.compile(r"claude-(?:opus|sonnet|haiku)-(?:4-[5-9](?!\d)|[5-9](?!\d))")
+
+
+def _one_hour_points(body: dict[str, Any]) -> bool:
+    blocks = [b for m in body.get("messages") or [] if isinstance(m, dict) for b in m.get("content") or []]
+    blocks += list(body.get("system") or []) + list((body.get("toolConfig") or {}).get("tools") or [])
+    return any(isinstance(b, dict) and (b.get("cachePoint") or {}).get("ttl") == "1h" for b in blocks)
+
+
+def _block_problem(b: dict[str, Any], where: str) -> str | None:
+    """What Converse refuses in a `document` or `cachePoint` block (in messages, system or tools)."""
+    doc = b.get("document")
+    if isinstance(doc, dict):
+        name = doc.get("name")
+        if not isinstance(name, str) or not 1 <= len(name) <= 200 or _DOCUMENT_NAME.fullmatch(name) is None:
+            return (
+                "The document file name can only contain alphanumeric characters, whitespace characters, hyphens, "
+                "parentheses, and square brackets. The name can't contain more than one consecutive whitespace "
+                "character."
+            )
+        if doc.get("format", "txt") not in _DOCUMENT_FORMATS:
+            return f"{where}.document.format: Member must satisfy enum value set: {sorted(_DOCUMENT_FORMATS)}"
+    point = b.get("cachePoint")
+    if point is not None:
+        if not isinstance(point, dict) or point.get("type") != "default":
+            return f"{where}.cachePoint.type: Member must satisfy enum value set: [default]"
+        if set(point) - {"type", "ttl"}:
+            return (
+                f"Malformed input request: extraneous key [{sorted(set(point) - {'type', 'ttl'})[0]}] is not permitted"
+            )
+        if "ttl" in point and point["ttl"] not in ("5m", "1h"):
+            return f"{where}.cachePoint.ttl: Member must satisfy enum value set: [5m, 1h]"
     return None

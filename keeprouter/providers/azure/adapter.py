@@ -42,7 +42,9 @@ class AzureAdapter:
             headers["api-key"] = provider.api_key
         self._inner = replace(provider, api_key=None, headers=headers)
         self._quirks = hosts.HostQuirks(
-            max_tokens_field="max_completion_tokens" if self.urls.takes_max_completion_tokens else "max_tokens"
+            max_tokens_field="max_completion_tokens" if self.urls.takes_max_completion_tokens else "max_tokens",
+            # an older API version refuses the request that asks for the usage chunk: not asked for
+            drop=frozenset() if self.urls.takes_stream_options else frozenset({"stream_options"}),
         )
         self._deployments: dict[str, OpenAIAdapter] = {}
 

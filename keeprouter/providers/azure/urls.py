@@ -23,8 +23,9 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 # library once turned `api_version: v1` into a deployments URL that could only 404.
 _V1_VERSIONS = frozenset({"v1", "preview", "latest"})
 # The first dated version that takes `max_completion_tokens` (reasoning deployments refuse
-# `max_tokens`); older versions refuse the new name, so they keep `max_tokens`.
-_MAX_COMPLETION_TOKENS_SINCE = "2024-09-01"
+# `max_tokens`) and `stream_options` (the usage chunk); older versions refuse both ("Unrecognized
+# request argument supplied"), so they get `max_tokens` and no usage chunk.
+_SINCE_2024_09 = "2024-09-01"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,11 @@ class AzureUrls:
 
     @property
     def takes_max_completion_tokens(self) -> bool:
-        return not self.deployments_api or (self.api_version or "")[:10] >= _MAX_COMPLETION_TOKENS_SINCE
+        return not self.deployments_api or (self.api_version or "")[:10] >= _SINCE_2024_09
+
+    @property
+    def takes_stream_options(self) -> bool:
+        return self.takes_max_completion_tokens  # both came with 2024-09-01-preview
 
     def chat(self, deployment: str) -> str:
         return self.operation(deployment, "chat/completions")

@@ -11,6 +11,7 @@ Bedrock did not write them (a proxy, a load balancer).
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
@@ -37,6 +38,18 @@ from .stream import BedrockStreamDecoder
 DEFAULT_MAX_TOKENS = 8192  # Claude requires a maximum (other models have their own default)
 COUNT_TIMEOUT = 10.0  # seconds: a count that slow is better estimated locally
 _COUNTED = ("messages", "system", "toolConfig", "additionalModelRequestFields")  # what CountTokens takes
+
+
+# a cross-region inference profile: a geography before the model id (`us.`, `eu.`, `apac.`, `global.`)
+_PROFILE_PREFIX = re.compile(r"[a-z]{2,6}(?:-gov)?\.(?=[a-z0-9-]+\.)")
+
+
+def counted_model(model: str) -> str | None:
+    """The model id CountTokens takes for `model` (an id or ARN of a foundation model), or None."""
+    if model.startswith("arn:"):
+        return model if ":foundation-model/" in model else None
+    m = _PROFILE_PREFIX.match(model)
+    return model[m.end() :] if m else model
 
 
 class BedrockAdapter:
@@ -84,11 +97,16 @@ class BedrockAdapter:
 
     async def count_tokens(self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]) -> int:
         """Bedrock's own count (`CountTokens` over the Converse input; Claude models only, others
-        raise CountNotSupported without a request)."""
+        raise CountNotSupported without a request). CountTokens takes a foundation model, not an
+        inference profile: a cross-region profile id is counted as its model (`us.anthropic.…` ->
+        `anthropic.…`), a profile ARN (whose model it does not name) is not counted."""
         if not is_claude(ep.model):
             raise CountNotSupported(f"provider {self.provider.id} counts tokens for Claude models only")
+        model = counted_model(ep.model)
+        if model is None:
+            raise CountNotSupported(f"provider {self.provider.id} counts tokens for foundation models, not {ep.model}")
         converse = build_request(req, ep.model, default_max_tokens=1)
-        url = self.url(ep.model, "count-tokens")
+        url = self.url(model, "count-tokens")
         body = orjson.dumps({"input": {"converse": {k: converse[k] for k in _COUNTED if k in converse}}})
         headers = await self._signed(url, body, "application/json")
         timeouts = Timeouts(connect=ep.timeout.connect, first_byte=COUNT_TIMEOUT, idle=COUNT_TIMEOUT)

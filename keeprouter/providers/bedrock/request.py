@@ -4,7 +4,8 @@ The model id travels in the URL, never in the body. Decisions:
 - Content blocks are Converse's own: `text`, `image {format, source.bytes}` (base64 in JSON),
   `toolUse {toolUseId, name, input}`, `toolResult {toolUseId, content, status}` (in the user turn),
   `reasoningContent` (`reasoningText {text, signature}` or `redactedContent`) and a `cachePoint`
-  after any block the caller marked with `cache_control` (Claude and Nova models only).
+  after any block the caller marked with `cache_control` (Claude and Nova models only; `ttl: "1h"`
+  kept as the cachePoint's `ttl` for the models that take it, Claude 4.5 and later).
 - Every tool call of an assistant turn is kept, in order, with every result in the next user turn.
 - `toolConfig` goes with every request that has tools, also when the history holds tool blocks
   (Converse refuses toolUse/toolResult history without a toolConfig: tools named only in the
@@ -31,11 +32,12 @@ The model id travels in the URL, never in the body. Decisions:
   forced tool.
 - With stop sequences, Claude models are asked for the one that matched
   (`additionalModelResponseFieldPaths: ["/stop_sequence"]`).
-- Images must be inline (Converse takes bytes or S3 locations, not web URLs).
+- Images and documents must be inline (Converse takes bytes or S3 locations, not web URLs).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -65,8 +67,26 @@ IMAGE_FORMATS = {
     "image/gif": "gif",
     "image/webp": "webp",
 }
+# media type -> Converse's DocumentFormat
+DOCUMENT_FORMATS = {
+    "application/pdf": "pdf",
+    "text/csv": "csv",
+    "application/msword": "doc",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.ms-excel": "xls",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+    "text/html": "html",
+    "text/plain": "txt",
+    "text/markdown": "md",
+}
 CACHE_POINT: dict[str, Any] = {"cachePoint": {"type": "default"}}
+CACHE_POINT_1H: dict[str, Any] = {"cachePoint": {"type": "default", "ttl": "1h"}}
+# `claude-sonnet-4-5-…`, `claude-opus-4-1-…`, `claude-sonnet-4-2025…` (4.0): family, major, minor
+_CLAUDE_VERSION = re.compile(r"claude-(?:opus|sonnet|haiku)-(\d+)(?:-(\d)(?!\d))?")
 EMPTY_RESULT = "(no output)"
+OPENING = "(conversation start)"
+MAX_USE_ID = 64
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9()\[\]-]+")
 
 
 def is_claude(model: str) -> bool:
@@ -79,8 +99,27 @@ def caches(model: str) -> bool:
     return is_claude(model) or "amazon.nova" in model
 
 
+def use_id(id: str) -> str:
+    """A toolUseId Converse takes (ToolUseId: at most 64 of [a-zA-Z0-9_.:-]): another provider's
+    longer id is shortened the same way in its toolUse and its toolResult, so they still match."""
+    t = tool_id(id)
+    if len(t) <= MAX_USE_ID:
+        return t
+    return f"{t[:40]}_{hashlib.sha256(t.encode()).hexdigest()[:16]}"
+
+
+def caches_1h(model: str) -> bool:
+    """Whether the model takes one-hour cache points (Claude 4.5 and later; others keep 5 minutes)."""
+    m = _CLAUDE_VERSION.search(model)
+    return m is not None and (int(m[1]), int(m[2] or 0)) >= (4, 5)
+
+
 def _uncached(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [b for b in blocks if "cachePoint" not in b]
+
+
+def _five_minutes(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [CACHE_POINT if b is CACHE_POINT_1H else b for b in blocks]
 
 
 def _image(p: ImagePart) -> dict[str, Any]:
@@ -92,16 +131,28 @@ def _image(p: ImagePart) -> dict[str, Any]:
     return {"image": {"format": fmt, "source": {"bytes": "".join(p.data.split())}}}
 
 
+def document_name(raw: str) -> str:
+    """A name Converse takes (DocumentBlock.name): letters, digits, hyphens, parentheses, square
+    brackets and single spaces, 1 to 200 characters; anything else becomes one space."""
+    name = " ".join(_NAME_UNSAFE.sub(" ", raw).split())[:200].strip()
+    return name or "document"
+
+
 def _document(p: DocumentPart) -> dict[str, Any]:
-    """A document as a Converse block: text as text, an inline PDF as a `document` (its name only
-    letters, digits, spaces and hyphens, as Converse requires); anything else refused naming it."""
+    """A document as a Converse block: text as text, an inline file of a format Converse reads
+    (DocumentFormat: pdf, csv, doc, docx, xls, xlsx, html, txt, md) as a `document`; anything else
+    refused naming it."""
     if p.text is not None:
         return {"text": p.text}
-    if p.data is not None and (p.media_type or "application/pdf") == "application/pdf":
-        name = re.sub(r"[^A-Za-z0-9 -]+", " ", (p.filename or p.title or "document").removesuffix(".pdf")).strip()
-        return {"document": {"format": "pdf", "name": name or "document", "source": {"bytes": "".join(p.data.split())}}}
+    fmt = DOCUMENT_FORMATS.get((p.media_type or "application/pdf").split(";")[0].strip().lower())
+    if p.data is not None and fmt is not None:
+        raw = p.filename or p.title or "document"
+        stem, dot, ext = raw.rpartition(".")
+        name = document_name(stem if dot and ext.lower() == fmt else raw)
+        return {"document": {"format": fmt, "name": name, "source": {"bytes": "".join(p.data.split())}}}
     raise InvalidRequest(
-        f"`{p.where or 'document'}`: this model's provider (Bedrock Converse) takes inline PDF or text documents only",
+        f"`{p.where or 'document'}`: this model's provider (Bedrock Converse) takes inline PDF, Word, "
+        "Excel, CSV, HTML, Markdown or text documents only",
         param=p.where or None,
     )
 
@@ -109,7 +160,8 @@ def _document(p: DocumentPart) -> dict[str, Any]:
 def _with_cache(block: dict[str, Any], cache_control: dict[str, Any] | None, out: list[dict[str, Any]]) -> None:
     out.append(block)
     if cache_control is not None:
-        out.append(CACHE_POINT)
+        # a one-hour breakpoint says so (CachePointBlock.ttl); five minutes is the default
+        out.append(CACHE_POINT_1H if cache_control.get("ttl") == "1h" else CACHE_POINT)
 
 
 def _result(p: ToolResultPart) -> dict[str, Any]:
@@ -122,7 +174,7 @@ def _result(p: ToolResultPart) -> dict[str, Any]:
             content.append(_image(c))
     if not content:  # Converse refuses blank text, and a result needs content: say it was empty
         content.append({"text": EMPTY_RESULT})
-    d: dict[str, Any] = {"toolUseId": tool_id(p.tool_call_id), "content": content}
+    d: dict[str, Any] = {"toolUseId": use_id(p.tool_call_id), "content": content}
     if p.is_error:
         d["status"] = "error"
     return {"toolResult": d}
@@ -150,7 +202,7 @@ def _blocks(m: Message, results: list[dict[str, Any]], rest: list[dict[str, Any]
                 _with_cache(_result(p), p.cache_control, results)
         elif isinstance(p, ToolCallPart):
             if m.role == "assistant":
-                use = {"toolUseId": tool_id(p.id), "name": p.name, "input": tool_input(p.arguments)}
+                use = {"toolUseId": use_id(p.id), "name": p.name, "input": tool_input(p.arguments)}
                 _with_cache({"toolUse": use}, p.cache_control, rest)
         elif isinstance(p, ImagePart):
             _with_cache(_image(p), p.cache_control, rest)
@@ -178,6 +230,10 @@ def messages(history: list[Message]) -> list[dict[str, Any]]:
             out[-1]["content"] = prev[:k] + results + prev[k:] + rest
         else:
             out.append({"role": m.role, "content": results + rest})
+    if out and out[0]["role"] == "assistant":
+        # Converse refuses a conversation that does not start with a user turn (a chat opened by
+        # the assistant's greeting): a neutral user turn goes first, as blank text is refused too
+        out.insert(0, {"role": "user", "content": [{"text": OPENING}]})
     return out
 
 
@@ -294,8 +350,9 @@ def build_request(
         # newer Claude models refuse temperature and top_p together: the caller's temperature wins
         if not (claude and "temperature" in inference and req.source != "anthropic"):
             inference["topP"] = req.top_p
-    if req.stop:
-        inference["stopSequences"] = list(req.stop)
+    stop = [s for s in req.stop if s]  # Converse refuses an empty stop sequence; it matches nothing
+    if stop:
+        inference["stopSequences"] = stop
         if claude:  # Converse does not say which sequence stopped the answer unless asked
             body["additionalModelResponseFieldPaths"] = ["/stop_sequence"]
     if inference:
@@ -304,13 +361,14 @@ def build_request(
         extra["top_k"] = req.top_k
     if extra:
         body["additionalModelRequestFields"] = extra
-    if not caches(model):
+    strip = _uncached if not caches(model) else None if caches_1h(model) else _five_minutes
+    if strip is not None:
         for turn in turns:
-            turn["content"] = _uncached(turn["content"])
+            turn["content"] = strip(turn["content"])
         if system:
-            body["system"] = _uncached(system)
+            body["system"] = strip(system)
         if config is not None:
-            config["tools"] = _uncached(config["tools"])
+            config["tools"] = strip(config["tools"])
     return body
 
 

@@ -3,7 +3,8 @@
 - Reasoning comes back as ThinkingPart with origin "bedrock" (its signature / redacted content is
   signed state, replayed by `request.py`).
 - Usage: Converse's `inputTokens` excludes the cache reads and writes, reported beside it as
-  `cacheReadInputTokens` / `cacheWriteInputTokens`; canonical `input_tokens` includes them.
+  `cacheReadInputTokens` / `cacheWriteInputTokens`; canonical `input_tokens` includes them. The
+  writes' split by TTL is `cacheDetails: [{ttl: "5m" | "1h", inputTokens}]`.
 - Errors: Bedrock answers `{"message": ...}` with the error's type in the `x-amzn-errortype` header
   (`ValidationException:http://…`); in a stream the same types arrive as exception events
   (`throttlingException`, …). `error_for` maps a type to the status a caller gets.
@@ -39,7 +40,9 @@ STOP: dict[str, StopReason] = {
     "malformed_model_output": "error",
     "malformed_tool_use": "error",
 }
-# error type (lower-cased, "Exception" kept) -> the HTTP status Bedrock gives it
+# error type (lower-cased, "Exception" kept) -> the HTTP status Bedrock gives it, but for one:
+# ServiceQuotaExceededException is a 400 from AWS, yet it is this router's account quota, not the
+# caller's mistake, so it is a 429 here (another endpoint may serve the request)
 ERROR_STATUS: dict[str, int] = {
     "validationexception": 400,
     "servicequotaexceededexception": 429,
@@ -67,13 +70,17 @@ def error_for(
     kind: str, message: str, provider: str, *, status: int | None = None, retry_after: str | None = None
 ) -> UpstreamError:
     """An error of Bedrock type `kind` (header or exception event; `status` the HTTP one, if any)
-    as the caller should see it: 400/404/413/429 keep their status and message; a refused
-    credential is the router's problem (502); the rest are the upstream failing (502, 504)."""
+    as the caller should see it: 400/413/429 keep their status and message; a refused credential
+    and a model id Bedrock does not know (404: the endpoint's configured id, never the caller's
+    model) are the router's problem (502, so another endpoint is tried); the rest are the upstream
+    failing (502, 504)."""
     status = ERROR_STATUS.get(kind.lower(), status or 500)
     meta: dict[str, object] = {"provider_name": provider, "provider_code": status, "error_type": kind}
     if status in (401, 403):
         return UpstreamError(f"provider {provider} rejected KeepRouter's credentials: {message}", metadata=meta)
-    if status in (400, 404, 413, 429):
+    if status == 404:
+        return UpstreamError(f"provider {provider} does not serve this model: {message}", metadata=meta)
+    if status in (400, 413, 429):
         return UpstreamError(message, status=status, retry_after=retry_after, metadata=meta)
     if status == 408:
         return UpstreamTimeout(f"provider {provider} timed out: {message}", metadata=meta)
@@ -104,11 +111,18 @@ def parse_usage(u: object) -> Usage:
     if not isinstance(u, dict):
         return Usage()
     read, write = _n(u, "cacheReadInputTokens"), _n(u, "cacheWriteInputTokens")
+    details = u.get("cacheDetails")
+    hour = (
+        sum(_n(d, "inputTokens") for d in details if isinstance(d, dict) and d.get("ttl") == "1h")
+        if isinstance(details, list)
+        else 0
+    )
     return Usage(
         input_tokens=_n(u, "inputTokens") + read + write,
         output_tokens=_n(u, "outputTokens"),
         cache_read_tokens=read,
         cache_write_tokens=write,
+        cache_write_1h_tokens=min(hour, write),
     )
 
 

@@ -64,6 +64,12 @@ _REFUSED_FIELD = re.compile(
     r"|[Uu]nrecognized request argument supplied: (\w+)"
     r"|[Uu]nknown (?:parameter|field|argument):? '?(\w+)"
 )
+# OpenAI's and Azure's reasoning models: "Unsupported value: 'temperature' does not support 0.7 with this
+# model. Only the default (1) value is supported." / "Unsupported parameter: 'top_p' is not supported
+# with this model." Learned only for sampling knobs (the model then samples as its default), never
+# for a limit; `max_tokens` is renamed instead ("Use 'max_completion_tokens' instead").
+_UNSUPPORTED = re.compile(r"Unsupported (?:value|parameter): '(\w+)'")
+_SAMPLING = frozenset({"temperature", "top_p", "presence_penalty", "frequency_penalty", "logit_bias"})
 _ID_RULE = re.compile(r"tool.?call.?id.*(?:length of 9|9 char|a-zA-Z0-9)", re.IGNORECASE | re.DOTALL)
 # DeepSeek's "The reasoning_content in the thinking mode must be passed back to the API." and Kimi's
 # "thinking is enabled but reasoning_content is missing in assistant tool call message"
@@ -77,6 +83,13 @@ def learn(q: HostQuirks, error_message: str) -> HostQuirks | None:
     if m:
         field = next(g for g in m.groups() if g)
         if field not in q.drop and field not in ("model", "messages"):
+            return replace(q, drop=q.drop | {field})
+    m = _UNSUPPORTED.search(error_message)
+    if m:
+        field = m.group(1)
+        if field == "max_tokens" and q.max_tokens_field == "max_tokens" and "max_completion_tokens" in error_message:
+            return replace(q, max_tokens_field="max_completion_tokens")
+        if field in _SAMPLING and field not in q.drop:
             return replace(q, drop=q.drop | {field})
     if not q.tool_id_alnum9 and _ID_RULE.search(error_message):
         return replace(q, tool_id_alnum9=True)

@@ -334,7 +334,8 @@ async def test_count_tokens_is_bedrocks_own(gw: RunningGateway, bedrock_upstream
             model="claude-bedrock", messages=[{"role": "user", "content": "Hello"}], system="Be brief."
         )
     [rec] = bedrock_upstream.requests
-    assert rec.path == f"/model/{MODEL}/count-tokens"
+    # CountTokens takes the foundation model, not the cross-region profile the endpoint names
+    assert rec.path == f"/model/{MODEL.removeprefix('us.')}/count-tokens"
     converse = rec.body["input"]["converse"]
     assert converse["messages"] == [{"role": "user", "content": [{"text": "Hello"}]}]
     assert converse["system"] == [{"text": "Be brief."}]

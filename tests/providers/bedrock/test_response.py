@@ -96,7 +96,7 @@ def test_error_type_header() -> None:
     [
         ("ValidationException", 400, "invalid_request"),
         ("throttlingException", 429, "rate_limit_exceeded"),
-        ("ResourceNotFoundException", 404, "not_found"),
+        ("ResourceNotFoundException", 502, "provider_unavailable"),  # the endpoint's model id: fall back
         ("serviceUnavailableException", 502, "provider_unavailable"),
         ("modelStreamErrorException", 502, "provider_unavailable"),
         ("internalServerException", 502, "provider_unavailable"),
@@ -110,5 +110,7 @@ def test_error_mapping(kind: str, status: int, error_kind: str) -> None:
     assert "msg" in e.message
     if kind == "AccessDeniedException":
         assert "rejected KeepRouter's credentials" in e.message
+    if kind == "ResourceNotFoundException":
+        assert "does not serve this model" in e.message and e.retryable
     if kind == "ModelTimeoutException":
         assert isinstance(e, UpstreamTimeout)

@@ -105,3 +105,33 @@ def test_mistral_host_never_gets_stream_options() -> None:
     q = hosts.quirks_for("https://api.mistral.ai/v1")
     body = hosts.apply(q, {"model": "m", "stream": True, "stream_options": {"include_usage": True}, "user": "u"})
     assert body == {"model": "m", "stream": True}
+
+
+@pytest.mark.parametrize(
+    ("message", "drop", "field"),
+    [
+        (
+            "Unsupported value: 'temperature' does not support 0.7 with this model. "
+            "Only the default (1) value is supported.",
+            {"temperature"},
+            "max_tokens",
+        ),
+        ("Unsupported parameter: 'top_p' is not supported with this model.", {"top_p"}, "max_tokens"),
+        (
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+            set(),
+            "max_completion_tokens",
+        ),
+    ],
+)
+def test_reasoning_models_refusals_are_learned(message: str, drop: set[str], field: str) -> None:
+    learned = hosts.learn(hosts.PLAIN, message)
+    assert learned is not None and learned.drop == drop and learned.max_tokens_field == field
+
+
+def test_a_limit_is_never_learned_away() -> None:
+    """`max_tokens` refused without a replacement named, or a field that is not a sampling knob, is
+    the caller's 400 to see: dropping it would lift a cap or lose content."""
+    assert hosts.learn(hosts.PLAIN, "Unsupported parameter: 'max_tokens' is not supported with this model.") is None
+    assert hosts.learn(hosts.PLAIN, "Unsupported parameter: 'tools' is not supported with this model.") is None
