@@ -245,7 +245,12 @@ async def _relay(
 
     observe, feed = live.observe, enc.feed
     try:
+        # The first event goes out at once, with the headers: coalescing starts after it, so a
+        # stream whose first read holds many events does not hold its first byte back for them.
         pending.extend(feed(live.start()))
+        writing = flush()
+        if writing is not None:
+            await writing
         async with aclosing(live.rest) as events:
             while True:
                 try:
