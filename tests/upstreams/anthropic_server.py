@@ -316,7 +316,19 @@ def _invalid(body: dict[str, Any], *, need_max_tokens: bool) -> str | None:
             if stray:
                 found = min(stray)
                 return f"messages.{i}.content: unexpected `tool_use_id` found in `tool_result` blocks: {found}"
+    last = messages[-1]
+    if last.get("role") == "assistant" and _ends_in_blank(last.get("content")):  # a prefill
+        return "messages: final assistant content cannot end with trailing whitespace"
     return None
+
+
+def _ends_in_blank(content: Any) -> bool:
+    if isinstance(content, str):
+        return content != content.rstrip()
+    if isinstance(content, list) and content and isinstance(content[-1], dict):
+        text = content[-1].get("text") if content[-1].get("type") == "text" else None
+        return isinstance(text, str) and text != text.rstrip()
+    return False
 
 
 def _ids(message: Any, block_type: str, key: str) -> set[str]:

@@ -189,7 +189,30 @@ def _messages(messages: list[Message], keep_system: bool) -> list[dict[str, Any]
             out[i - 1]["content"] = prev[:j] + cur[:k] + prev[j:] + cur[k:]
         else:
             i += 1
+    trim_prefill(out)
     return out
+
+
+def trim_prefill(turns: list[dict[str, Any]], converse: bool = False) -> None:
+    """A final assistant turn is a prefill, and Claude refuses one whose content ends in whitespace
+    ("final assistant content cannot end with trailing whitespace"): its last block, when text, is
+    stripped on the right (dropped when nothing is left, and the turn with it when it empties). The
+    answer goes on from the text without its trailing blank. `converse`: Bedrock's blocks
+    (`{"text": ...}`), else Anthropic's (`{"type": "text", "text": ...}`)."""
+    if not turns or turns[-1]["role"] != "assistant" or not turns[-1]["content"]:
+        return
+    content = turns[-1]["content"]
+    last = content[-1]
+    is_text = "text" in last if converse else last.get("type") == "text"
+    value = last.get("text") if is_text else None
+    if not isinstance(value, str) or value == value.rstrip():
+        return
+    if value.rstrip():
+        content[-1] = {**last, "text": value.rstrip()}
+    else:
+        content.pop()
+        if not content:
+            turns.pop()
 
 
 def json_tool(req: ChatRequest) -> tuple[str, dict[str, Any]] | None:

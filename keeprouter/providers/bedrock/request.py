@@ -54,7 +54,7 @@ from keeprouter.formats.canonical import (
     ToolResultPart,
 )
 from keeprouter.formats.wire.anthropic import tool_id, tool_input
-from keeprouter.providers.anthropic.request import EFFORT_BUDGET, MIN_BUDGET, json_tool, thinking_budget
+from keeprouter.providers.anthropic.request import EFFORT_BUDGET, MIN_BUDGET, json_tool, thinking_budget, trim_prefill
 
 __all__ = ["build_request", "caches", "dropped_fields", "is_claude"]
 
@@ -234,6 +234,7 @@ def messages(history: list[Message]) -> list[dict[str, Any]]:
         # Converse refuses a conversation that does not start with a user turn (a chat opened by
         # the assistant's greeting): a neutral user turn goes first, as blank text is refused too
         out.insert(0, {"role": "user", "content": [{"text": OPENING}]})
+    trim_prefill(out, converse=True)  # Claude's rule on a final assistant turn holds on Bedrock too
     return out
 
 
