@@ -79,12 +79,12 @@ def chunks_of(inputs: list[T], size: int, token_budget: int, weigh: Callable[[T]
     chunks: list[list[T]] = []
     current: list[T] = []
     spent = 0
-    for text in inputs:
-        cost = weigh(text)
+    for item in inputs:
+        cost = weigh(item)
         if current and (len(current) >= size or spent + cost > token_budget):
             chunks.append(current)
             current, spent = [], 0
-        current.append(text)
+        current.append(item)
         spent += cost
     if current:
         chunks.append(current)

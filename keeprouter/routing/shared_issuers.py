@@ -22,8 +22,9 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from keeprouter.config import EndpointConfig
 from keeprouter.formats.canonical import ChatRequest, ThinkingPart
-from keeprouter.routing.fit import MAX_SIGNATURES, SignatureIssuers, state_of
+from keeprouter.routing.fit import MAX_SIGNATURES, SignatureIssuers, issuer_of, state_of
 
 log = logging.getLogger("keeprouter.routing")
 DEFAULT_PREFIX = "keeprouter:sig:"
@@ -78,11 +79,11 @@ class SharedIssuers(SignatureIssuers):
     def up(self) -> bool:
         return self._clock() >= self._down_until
 
-    def remember(self, signature: str, issuer: str) -> None:
-        super().remember(signature, issuer)
+    def record(self, signature: str, ep: EndpointConfig) -> None:
+        super().record(signature, ep)
         if not self.up:
             return
-        self._unsent.append((self._prefix + digest(signature), issuer))
+        self._unsent.append((self._prefix + digest(signature), issuer_of(ep)))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.ensure_future(self._write())
 
@@ -117,7 +118,7 @@ class SharedIssuers(SignatureIssuers):
         for state, issuer in zip(states, found, strict=True):
             if issuer is not None:
                 # Learned, not recorded: kept in this process's memory without writing it back.
-                SignatureIssuers.remember(self, state, issuer.decode() if isinstance(issuer, bytes) else issuer)
+                self.remember(state, issuer.decode() if isinstance(issuer, bytes) else issuer)
 
     def _gone(self, e: BaseException) -> None:
         if self.up:

@@ -11,29 +11,11 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
+from support.clock import Clock
 from support.redis_server import drop_prefix, shared_client, unique_prefix
 
 from keeprouter.routing.affinity import AffinityTable, MemoryAffinity
 from keeprouter.routing.affinity.redis_table import RedisAffinity
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest_asyncio.fixture(name="shared")
-async def shared_fixture() -> AsyncIterator[tuple[Redis, str]]:
-    client = await shared_client()
-    prefix = unique_prefix()
-    try:
-        yield client, prefix
-    finally:
-        await drop_prefix(client, prefix)
-        await client.aclose()
 
 
 @pytest_asyncio.fixture(name="table", params=["memory", pytest.param("redis", marks=pytest.mark.redis)])

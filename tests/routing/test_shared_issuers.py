@@ -4,13 +4,12 @@ instance records another learns before fitting; Redis away, each instance keeps 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
-import pytest_asyncio
 from redis.asyncio import Redis
-from support.redis_server import drop_prefix, shared_client, unique_prefix
+from support.clock import Clock
+from support.redis_server import unique_prefix
 
 from keeprouter.config import EndpointConfig, Pricing, Timeouts
 from keeprouter.formats.canonical import ChatRequest, Message, TextPart, ThinkingPart, ToolCallPart
@@ -28,25 +27,6 @@ def endpoint(provider: str) -> EndpointConfig:
 def loop(*thinking: ThinkingPart) -> ChatRequest:
     assistant = Message(role="assistant", content=[*thinking, ToolCallPart(id="c", name="f", arguments="{}")])
     return ChatRequest(model="x", messages=[Message(role="user", content=[TextPart(text="q")]), assistant])
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest_asyncio.fixture(name="shared")
-async def shared_fixture() -> AsyncIterator[tuple[Redis, str]]:
-    client = await shared_client()
-    prefix = unique_prefix()
-    try:
-        yield client, prefix
-    finally:
-        await drop_prefix(client, prefix)
-        await client.aclose()
 
 
 async def test_what_one_instance_records_another_learns_before_fitting(shared: tuple[Redis, str]) -> None:
