@@ -98,7 +98,7 @@ def create_app(
 
 def _lifecycle(config: Config, admin_key: str, tracing: Tracing | None, settings: Settings):  # type: ignore[no-untyped-def]
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        store = await open_store(config.database)
+        store = await open_store(config.database, lease_credit=True)
         keys = KeyService(store, admin_key=admin_key)
         watch_keys = getattr(store, "watch_keys", None)  # PostgreSQL's: several processes share the keys
         if watch_keys is not None:

@@ -9,8 +9,11 @@ from __future__ import annotations
 from keeprouter.store.base import Store
 
 
-async def open_store(database_url: str, *, migrate: bool = True) -> Store:
+async def open_store(database_url: str, *, migrate: bool = True, lease_credit: bool = False) -> Store:
     """Open (and by default migrate) the store at `database_url`; the caller must `close()` it.
+
+    `lease_credit` (PostgreSQL; the gateway's): admit from this process's slices of each key's
+    credit instead of one reservation statement per request (store._pg_leases).
 
     `sqlite:///relative/path.db`, `sqlite:////absolute/path.db`, `sqlite:///:memory:`,
     `postgresql://user@host:port/db` (or `postgres://`); extra query parameters of a PostgreSQL
@@ -25,7 +28,7 @@ async def open_store(database_url: str, *, migrate: bool = True) -> Store:
     elif database_url.startswith(("postgresql://", "postgres://")):
         from keeprouter.store.postgres import PostgresStore
 
-        store = await PostgresStore.open(database_url)
+        store = await PostgresStore.open(database_url, lease_credit=lease_credit)
     else:
         raise ValueError("database URL must start with sqlite:// or postgresql://")
     if migrate:

@@ -34,18 +34,26 @@ _P = _rows.period_start_sql(f"${_N + 2}", f"${_N + 3}", f"${_N + 4}")
 _COST = "COALESCE((SELECT cost_nanos FROM g), 0)"
 # Settle = insert the generation (a duplicate id does nothing, so settling twice bills once),
 # drop the hold, bill the key, add to the key's day. A late settle never rewinds period_start.
+# ${_N + 1} is the hold's id; when ${_N + 5} is true it is a credit lease's (_pg_leases.py), which
+# stays and gives up the cost instead (the key's `reserved` with it).
 SETTLE = f"""
 WITH g AS (
     INSERT INTO generations ({_rows.GEN_COLUMN_LIST})
     VALUES ({", ".join(f"${i}" for i in range(1, _N + 1))})
     ON CONFLICT (id) DO NOTHING RETURNING cost_nanos
 ), h AS (
-    DELETE FROM holds WHERE id = ${_N + 1} AND key_hash = $2 RETURNING amount_nanos, user_id, team_id
+    DELETE FROM holds WHERE id = ${_N + 1} AND key_hash = $2 AND NOT ${_N + 5}
+    RETURNING amount_nanos, user_id, team_id
+), l AS (
+    SELECT amount_nanos FROM holds WHERE id = ${_N + 1} AND key_hash = $2 AND ${_N + 5} FOR UPDATE
+), lu AS (
+    UPDATE holds SET amount_nanos = l.amount_nanos - LEAST(l.amount_nanos, {_COST}) FROM l WHERE holds.id = ${_N + 1}
 ), o AS (
     SELECT user_id, team_id FROM keys WHERE hash = $2
 ), {owner_settle_cte("users", "u", _COST, _P)}, {owner_settle_cte("teams", "t", _COST, _P)}, k AS (
     UPDATE keys SET usage_nanos = usage_nanos + {_COST},
-        reserved_nanos = reserved_nanos - COALESCE((SELECT amount_nanos FROM h), 0),
+        reserved_nanos = reserved_nanos - COALESCE((SELECT amount_nanos FROM h), 0)
+            - COALESCE((SELECT LEAST(amount_nanos, {_COST}) FROM l), 0),
         inflight = inflight - (SELECT COUNT(*) FROM h),
         period_usage_nanos = CASE WHEN {_P} > period_start THEN {_COST} ELSE period_usage_nanos + {_COST} END,
         period_start = GREATEST(period_start, {_P})

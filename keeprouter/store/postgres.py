@@ -4,7 +4,9 @@ Every ledger operation is ONE statement (data-modifying CTEs), hence one round t
 transaction; settles arriving together share one round trip and one COMMIT (_pg_settle.py).
 The admission check is a single row-locked UPDATE of the key whose WHERE clause reads
 only that row: under READ COMMITTED a concurrent writer makes it wait and then re-check against
-the committed row, so two processes can never both admit on the same stale balance.
+the committed row, so two processes can never both admit on the same stale balance. The gateway
+opens the store with `lease_credit`: that UPDATE then takes a slice of the key's credit for this
+process, and the requests that fit in it are admitted from memory (_pg_leases.py).
 
 Outages: every operation goes through `GuardedPool` (_pg_pool.py), which bounds it in time (connecting,
 acquiring a connection, each command) and turns whatever the driver raises when the server is
@@ -26,6 +28,7 @@ import msgspec
 
 from keeprouter.store import _health, _response_cache, _responses, _rows
 from keeprouter.store._migrate import SCHEMA_MIGRATIONS_DDL, migrations
+from keeprouter.store._pg_leases import CreditLeases
 from keeprouter.store._pg_notify import NOTIFY_KEY, KeyChanges, OnChange
 from keeprouter.store._pg_people import PgPeople, owner_reserve_sql, owners_release_ctes
 from keeprouter.store._pg_pool import COMMAND_TIMEOUT, CONNECT_TIMEOUT, MIGRATE_TIMEOUT, GuardedPool
@@ -121,25 +124,37 @@ def _p(now: float) -> tuple[int, int, int]:
 class PostgresStore(PgPeople):
     """`Store` on PostgreSQL. Open with `await PostgresStore.open(url)`; `close()` closes the pool."""
 
-    def __init__(self, pool: asyncpg.Pool, url: str | None = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, url: str | None = None, *, lease_credit: bool = False) -> None:
         self._pool = GuardedPool(pool)
         self._url = url  # for the connection that listens for key changes (watch_keys)
         self._key_changes: KeyChanges | None = None
         self._settles = SettleBatcher(self._pool, SETTLE)  # group commit (_pg_settle.py)
+        # Admission from per-process slices of a key's credit (_pg_leases.py): the gateway's.
+        self._leases = CreditLeases(self._pool, _RELEASE) if lease_credit else None
 
     @classmethod
-    async def open(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> PostgresStore:
+    async def open(
+        cls, url: str, *, min_size: int = 1, max_size: int = 10, lease_credit: bool = False
+    ) -> PostgresStore:
         # Unknown URL query parameters (e.g. ?search_path=x) become server settings in asyncpg.
         pool = await asyncpg.create_pool(
             url, min_size=min_size, max_size=max_size, reset=_keep_session,
             timeout=CONNECT_TIMEOUT, command_timeout=COMMAND_TIMEOUT,
         )  # fmt: skip
-        return cls(pool, url)
+        return cls(pool, url, lease_credit=lease_credit)
 
     async def watch_keys(self, on_change: OnChange) -> None:
         """Call `on_change(hash)` when another process (or this one) changes a key, `on_change(None)`
         when any may have (store._pg_notify)."""
         if self._url is not None and self._key_changes is None:
+            leases = self._leases
+            if leases is not None:  # a changed key's lease goes back: its next request is checked anew
+
+                def changed(key_hash: str | None, inner: OnChange = on_change) -> None:
+                    leases.forget(key_hash)
+                    inner(key_hash)
+
+                on_change = changed
             self._key_changes = KeyChanges(self._url, on_change)
             await self._key_changes.start()
 
@@ -147,6 +162,8 @@ class PostgresStore(PgPeople):
         if self._key_changes is not None:
             await self._key_changes.close()
         await self._settles.close()
+        if self._leases is not None:
+            await self._leases.close()
         await self._pool.raw.close()
 
     async def ping(self) -> None:
@@ -240,7 +257,18 @@ class PostgresStore(PgPeople):
     # ---- ledger -------------------------------------------------------------------------------
 
     async def reserve(self, key_hash: str, hold_id: str, amount: Decimal, expires_at: float, now: float) -> bool:
-        args = (*_p(now), key_hash, to_nanos_ceil(amount), float(now), hold_id, float(expires_at))
+        nanos = to_nanos_ceil(amount)
+        leases = self._leases
+        if leases is not None and await leases.reserve(key_hash, hold_id, nanos, expires_at, now):
+            return True
+        admitted = await self._reserve_one(key_hash, hold_id, nanos, expires_at, now)
+        if admitted and leases is not None:
+            leases.unleasable(key_hash, now)  # owned, or parallel-limited: the lease refused it
+        return admitted
+
+    async def _reserve_one(self, key_hash: str, hold_id: str, nanos: int, expires_at: float, now: float) -> bool:
+        """A hold of its own for one request."""
+        args = (*_p(now), key_hash, nanos, float(now), hold_id, float(expires_at))
         if await self._pool.fetchval(_RESERVE, *args) is not None:
             return True
         for attempt in range(3):
@@ -275,13 +303,22 @@ class PostgresStore(PgPeople):
             return False
 
     async def settle(self, hold_id: str, gen: GenerationRecord, now: float) -> bool:
-        return await self._settles.settle((*_rows.gen_values(gen), hold_id, *_p(now)))
+        leases = self._leases
+        lease = None if leases is None else leases.lease_of(hold_id)
+        if leases is None or lease is None:
+            return await self._settles.settle((*_rows.gen_values(gen), hold_id, *_p(now), False))
+        billed = await self._settles.settle((*_rows.gen_values(gen), lease, *_p(now), True))
+        leases.settled(hold_id, to_nanos(gen.cost))
+        return billed
 
     async def release(self, hold_id: str) -> bool:
+        if self._leases is not None and self._leases.owns(hold_id):
+            return self._leases.release(hold_id)
         return bool(await self._pool.fetch(_RELEASE, hold_id))
 
     async def expire_holds(self, now: float) -> int:
-        return sum(int(r[0]) for r in await self._pool.fetch(_EXPIRE, float(now)))
+        local = 0 if self._leases is None else self._leases.expire(now)
+        return local + sum(int(r[0]) for r in await self._pool.fetch(_EXPIRE, float(now)))
 
     async def key_usage(self, key_hash: str) -> KeyUsage | None:
         row = await self._pool.fetchrow(
