@@ -14,6 +14,7 @@ application_name, read from /proc), plus the walwriter's, and the database's com
 transactions per request (pg_stat_database: other users of the `test` database add to it).
 
     python bench/pg.py [--seconds 10] [--concurrency 8] [--rounds 2] [--keys 1] [--pg-params '&setting=value']
+    python bench/pg.py --rounds 1 --profile /tmp/pg.raw   # py-spy of the PostgreSQL gateway's run
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import asyncio
 import os
 import secrets
+import signal
 import sys
 import tempfile
 import time
@@ -39,6 +41,7 @@ from support.gateway import ADMIN_KEY, two_format_config  # noqa: E402
 from support.process import ServerProcess  # noqa: E402
 from upstreams.openai_server import OpenAIUpstream  # noqa: E402
 from upstreams.script import Reply  # noqa: E402
+from workloads import profiler  # noqa: E402
 
 PG = os.environ.get("KEEPROUTER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 BODY = {"model": "gpt-test", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
@@ -133,9 +136,13 @@ async def one_backend(backend: str, up: OpenAIUpstream, tmp: Path, a: argparse.N
         probe = PgProbe(admin, schema) if admin is not None else None
         if probe is not None:
             await probe.start()
+        spy = await profiler(proc.proc.pid, a.profile) if a.profile and backend == "postgres" else None
         cpu0 = cpu_seconds(proc.proc.pid)
         ok, failed, took = await load(proc.url, keys, a.seconds, a.concurrency)
         gw = cpu_seconds(proc.proc.pid) - cpu0
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+            await spy.wait()
         out: dict[str, Any] = {"backend": backend, "rps": round(ok / took), "failed": failed,
                                "gateway_ms_per_req": round(1000 * gw / max(ok, 1), 3)}  # fmt: skip
         if probe is not None:
@@ -157,6 +164,7 @@ async def main() -> None:
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--keys", type=int, default=1, help="spread the connections over this many keys")
+    ap.add_argument("--profile", type=Path, help="py-spy's collapsed stacks of the PostgreSQL gateway, to FILE")
     ap.add_argument("--pg-params", default="", help="appended to the URL, e.g. '&plan_cache_mode=force_generic_plan'")
     a = ap.parse_args()
     up = OpenAIUpstream(expected_key=None)

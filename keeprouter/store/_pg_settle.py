@@ -7,13 +7,10 @@ batch instead of one per settle is most of what a settle costs PostgreSQL under 
     batcher = SettleBatcher(pool, settle_sql)
     fresh = await batcher.settle(args)   # returns once its batch is committed
 
-A batch of one runs the settle statement alone (its RETURNING says whether it billed). A larger
-batch is `executemany` (asyncpg pipelines it and makes it atomic: all or none), sorted by key so
-two processes' batches take key rows in the same order, preceded by one read of which generation
-ids are already recorded: that read says which settles bill (a settle of an already recorded id
-bills nothing, as alone). The read is outside the batch's transaction, so the same generation
-settled by ANOTHER process in between would be reported as billed by both; billing itself is exact
-(ON CONFLICT), only the returned flag could be wrong, and nothing but tests reads it.
+A batch of one runs the settle statement alone. A larger batch is asyncpg's `fetchmany` (one
+pipelined round trip, atomic: all or none), sorted by key so two processes' batches take key rows
+in the same order. Each settle's result says whether it billed: a settle of an id already recorded,
+earlier or by a settle before it in the same batch, bills nothing.
 A batch that fails for any reason but an outage is retried one settle at a time, so one bad
 settle (or a deadlock) never fails the others.
 """
@@ -70,7 +67,6 @@ SELECT EXISTS (SELECT 1 FROM g)
 """
 
 MAX_BATCH = 256  # settles per COMMIT; more wait for the next batch
-_RECORDED = "SELECT id FROM generations WHERE id = ANY($1::text[])"
 
 _Item = tuple[tuple[Any, ...], "asyncio.Future[bool]"]
 
@@ -128,15 +124,13 @@ class SettleBatcher:
         ordered = sorted(range(len(batch)), key=lambda i: batch[i][1])  # by key hash, stable
         try:
             async with self._pool.acquire() as conn:
-                recorded = {r[0] for r in await conn.fetch(_RECORDED, [args[0] for args in batch])}
-                await conn.executemany(self._sql, [batch[i] for i in ordered])
+                rows = await conn.fetchmany(self._sql, [batch[i] for i in ordered])
         except asyncpg.PostgresError:
             # A bad settle (a constraint) or a deadlock rolled the whole batch back: one at a time.
             return [await self._one_or_error(args) for args in batch]
-        out: list[bool | BaseException] = []
-        for args in batch:  # in submission order: the first settle of a new id is the one that billed
-            out.append(args[0] not in recorded)
-            recorded.add(args[0])
+        out: list[bool | BaseException] = [False] * len(batch)
+        for i, row in zip(ordered, rows, strict=True):
+            out[i] = bool(row[0])
         return out
 
     async def _one_or_error(self, args: tuple[Any, ...]) -> bool | BaseException:
