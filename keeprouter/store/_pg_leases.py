@@ -19,10 +19,13 @@ holds fits in what it leased. A settle bills the key and takes the cost out of t
 same statement (_pg_settle.py), so the lease never counts credit that was spent.
 
 What a lease costs other processes: its unused part is credit they cannot admit against until it
-comes back, so a lease is at most a quarter of what the key had left when it grew, and goes back
-after IDLE_RETURN seconds without a request in flight (or at once when the key changes, or at
-shutdown). Near a key's limit another process may therefore refuse (402) a request the key could
-just pay, for at most a second: erring on the side of never overspending.
+comes back. So a lease only grows while the key keeps LOW_WATER more worst cases of the asking
+request beyond it: near its limit a key is reserved per request, exactly, as without leases. A
+lease goes back after IDLE_RETURN seconds without a request in flight, as soon as its requests are
+done when the key changes (its unused part at once), and at shutdown. What is left: a lease taken
+while the key was far from its limit is spent by its own process or comes back within a second of
+idleness, so only a key that spends its last LOW_WATER worst cases within that second can see a 402
+that a hold per request would have admitted: erring on the side of never overspending.
 
 Not leased: keys with a user or a team (their budgets are reserved with the key's, statement by
 statement) and keys with `max_parallel_requests` (their holds count requests in flight across
@@ -38,7 +41,6 @@ import itertools
 import logging
 import secrets
 import time
-from typing import Any
 
 import asyncpg
 
@@ -49,12 +51,13 @@ from keeprouter.store.base import periods
 log = logging.getLogger("keeprouter.store")
 
 LEASE_REQUESTS = 16  # a lease grows by this many worst cases of the request that asked
-LEASE_SHARE = 4  # ... but by at most this fraction of what the key had left after the last growth
+LOW_WATER = 256  # ... only while the key has this many more of them left beyond it
 IDLE_RETURN = 1.0  # seconds a lease with no request in flight is kept before it is given back
 UNLEASABLE_FOR = 10.0  # seconds an owned or parallel-limited key is not offered a lease again
 
 _USAGE = _rows.limit_usage_sql("$1", "$2", "$3")
-# $1..$3 periods, $4 key hash, $5 nanos to add, $6 now, $7 lease id, $8 expires_at. The lease row
+# $1..$3 periods, $4 key hash, $5 nanos to add, $6 now, $7 lease id, $8 expires_at, $9 the credit
+# that must be left beyond the lease (LOW_WATER worst cases). The lease row
 # is locked before the key's (its subquery runs during the scan), the order a settle takes them in.
 # A lease row that does not exist yet (or expired meanwhile) counts once in `inflight`. Committed
 # without waiting for its WAL flush, like a reservation (see postgres._ASYNC_COMMIT).
@@ -66,29 +69,33 @@ k AS (
         inflight = inflight + (SELECT CASE WHEN EXISTS (SELECT 1 FROM l) THEN 0 ELSE 1 END)
     WHERE hash = $4 AND deleted_at IS NULL AND NOT disabled AND (expires_at IS NULL OR expires_at > $6)
       AND user_id IS NULL AND team_id IS NULL AND max_parallel_requests IS NULL
-      AND (limit_nanos IS NULL OR {_USAGE} + reserved_nanos + $5 <= limit_nanos)
-    RETURNING hash, limit_nanos - {_USAGE} - reserved_nanos AS left_nanos
+      AND (limit_nanos IS NULL OR {_USAGE} + reserved_nanos + $5 + $9 <= limit_nanos)
+    RETURNING hash
 ), h AS (
     INSERT INTO holds (id, key_hash, amount_nanos, expires_at) SELECT $7, hash, $5, $8 FROM k, a
     ON CONFLICT (id) DO UPDATE SET amount_nanos = holds.amount_nanos + EXCLUDED.amount_nanos,
         expires_at = EXCLUDED.expires_at
 )
-SELECT left_nanos FROM k
+SELECT 1 FROM k
 """
 RENEW = "UPDATE holds SET expires_at = $2 WHERE id = $1 RETURNING 1"
+# Give $2 nanos of lease $1 back to its key (the unused part of a retired lease).
+SHRINK = """
+WITH l AS (UPDATE holds SET amount_nanos = amount_nanos - $2 WHERE id = $1 AND amount_nanos >= $2 RETURNING key_hash)
+UPDATE keys SET reserved_nanos = reserved_nanos - $2 FROM l WHERE keys.hash = l.key_hash
+"""
 
 
 class Lease:
     """One process's slice of one key's credit; `granted` mirrors the lease row's amount."""
 
-    __slots__ = ("expires_at", "granted", "hold_id", "idle_since", "key_hash", "left", "retired", "ttl", "used")
+    __slots__ = ("expires_at", "granted", "hold_id", "idle_since", "key_hash", "retired", "ttl", "used")
 
     def __init__(self, hold_id: str, key_hash: str) -> None:
         self.hold_id = hold_id
         self.key_hash = key_hash
         self.granted = 0  # nano-dollars the lease row holds
         self.used = 0  # nano-dollars held by this process's requests in flight on it
-        self.left: int | None = None  # what the key had left after the last growth (None: no limit)
         self.expires_at = 0.0
         self.ttl = 0.0
         self.idle_since: float | None = None  # loop time since when nothing is in flight
@@ -109,6 +116,7 @@ class CreditLeases:
         self._ids = itertools.count()
         self._prefix = f"lease-{secrets.token_hex(6)}-"
         self._sweeper: asyncio.Task[None] | None = None
+        self._returning: set[asyncio.Task[None]] = set()  # retired leases going back now
 
     # ---- admission ----
     async def reserve(self, key_hash: str, hold_id: str, nanos: int, expires_at: float, now: float) -> bool | None:
@@ -132,14 +140,9 @@ class CreditLeases:
                 self._take(lease, hold_id, nanos, expires_at)
                 return True
             need = nanos - free
-            want = max(need, nanos * LEASE_REQUESTS)
-            if lease.left is not None:
-                want = max(need, min(want, lease.left // LEASE_SHARE))
-            for amount in dict.fromkeys((want, need)):
-                row = await self._grow(key_hash, amount, now, lease.hold_id, expires_at)
-                if row is not None:
+            for amount in dict.fromkeys((max(need, nanos * LEASE_REQUESTS), need)):
+                if await self._grow(key_hash, amount, nanos * LOW_WATER, now, lease.hold_id, expires_at):
                     lease.granted += amount
-                    lease.left = row[0]
                     lease.ttl = expires_at - now
                     lease.expires_at = expires_at
                     self._take(lease, hold_id, nanos, expires_at)
@@ -149,13 +152,14 @@ class CreditLeases:
                 del self._leases[key_hash]
             return None
 
-    async def _grow(self, key_hash: str, amount: int, now: float, lease_id: str, expires_at: float) -> Any:
+    async def _grow(
+        self, key_hash: str, amount: int, low_water: int, now: float, lease_id: str, expires_at: float
+    ) -> bool:
         p = periods(now)
+        args = (p.day, p.week, p.month, key_hash, amount, float(now), lease_id, float(expires_at), low_water)
         for attempt in range(3):
             try:
-                return await self._pool.fetchrow(
-                    GROW, p.day, p.week, p.month, key_hash, amount, float(now), lease_id, float(expires_at)
-                )
+                return await self._pool.fetchval(GROW, *args) is not None
             except asyncpg.exceptions.DeadlockDetectedError:  # against a settle; rolled back, so retried
                 if attempt == 2:
                     raise
@@ -202,6 +206,8 @@ class CreditLeases:
         if lease.used <= 0:
             lease.used = 0
             lease.idle_since = asyncio.get_running_loop().time()
+            if lease.retired:
+                self._return_retired()
 
     def expire(self, now: float) -> int:
         """Drop this process's holds past their expiry (as expire_holds does with the database's),
@@ -222,6 +228,29 @@ class CreditLeases:
             if lease is not None:
                 lease.retired = True
                 self._retired.append(lease)
+                self._return_retired()
+
+    def _return_retired(self) -> None:
+        """Give back, now, the retired leases' unused credit, and the whole of those that have
+        nothing in flight (a task: called from synchronous code)."""
+        task = asyncio.get_running_loop().create_task(self._give_back_retired())
+        self._returning.add(task)
+        task.add_done_callback(self._returning.discard)
+
+    async def _give_back_retired(self) -> None:
+        for lease in list(self._retired):
+            try:
+                if lease.used == 0:
+                    if lease not in self._retired:  # another call is giving it back
+                        continue
+                    self._retired.remove(lease)
+                    await self._give_back(lease)
+                else:
+                    unused, lease.granted = lease.granted - lease.used, lease.used
+                    if unused > 0:  # taken off first: nothing admits against it while it goes back
+                        await self._pool.execute(SHRINK, lease.hold_id, unused)
+            except Exception:  # the database is away: its row expires if no later sweep gives it back
+                log.debug("giving back a retired credit lease failed", exc_info=True)
 
     # ---- giving back ----
     def _ensure_sweeper(self) -> None:
@@ -247,13 +276,7 @@ class CreditLeases:
                         del self._leases[key_hash]
                         self._locks.pop(key_hash, None)
                         await self._give_back(lease)
-        keep: list[Lease] = []
-        for lease in self._retired:
-            if lease.used == 0:
-                await self._give_back(lease)
-            else:
-                keep.append(lease)
-        self._retired = keep
+        await self._give_back_retired()
         await self._renew()
 
     async def _renew(self) -> None:
@@ -263,7 +286,6 @@ class CreditLeases:
                 if await self._pool.fetchval(RENEW, lease.hold_id, now + lease.ttl) is None:
                     # the row expired (a stalled process): its credit went back; start a new lease
                     self.forget(lease.key_hash)
-                    self._retired.remove(lease)
                 else:
                     lease.expires_at = now + lease.ttl
 
@@ -273,10 +295,11 @@ class CreditLeases:
 
     async def close(self) -> None:
         """Give every lease back (requests are done by now); a lease not given back expires."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        for task in [self._sweeper, *self._returning]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for lease in [*self._leases.values(), *self._retired]:
             with contextlib.suppress(Exception):
                 await self._give_back(lease)

@@ -43,7 +43,7 @@ async def lease_rows(store: PostgresStore, key_hash: str) -> list[Any]:
 
 async def test_requests_are_admitted_from_one_lease_and_billed_exactly(two: tuple[PostgresStore, ...]) -> None:
     a, _ = two
-    k = await make_key(a, limit="100")
+    k = await make_key(a, limit="1000")
     for i in range(10):
         assert await a.reserve(k, f"h{i}", D("0.5"), EXP, T0)
     rows = await lease_rows(a, k)
@@ -60,25 +60,31 @@ async def test_requests_are_admitted_from_one_lease_and_billed_exactly(two: tupl
     assert (u.open_holds, u.reserved, u.usage) == (0, D(0), D("2.0")), "the idle lease went back whole"
 
 
-async def test_a_lease_never_lets_processes_overspend_and_one_process_can_spend_it_all(
-    two: tuple[PostgresStore, ...],
-) -> None:
+async def test_processes_leasing_one_key_admit_exactly_its_limit_together(two: tuple[PostgresStore, ...]) -> None:
     a, b = two
-    k = await make_key(a, limit="10")
+    limit = _pg_leases.LEASE_REQUESTS * 2 + _pg_leases.LOW_WATER + 30  # room for a lease in each, and more
+    k = await make_key(a, limit=str(limit))
     results = await asyncio.gather(
-        *(s.reserve(k, f"{n}{i}", D("1"), EXP, T0) for i in range(20) for n, s in (("a", a), ("b", b)))
+        *(s.reserve(k, f"{n}{i}", D("1"), EXP, T0) for i in range(limit) for n, s in (("a", a), ("b", b)))
     )
-    assert 0 < sum(results) <= 10, "the two processes together hold at most the limit"
-    u = await ledger(a, k)
-    assert u.reserved <= D("10")
-    for s in (a, b):
-        for i in range(20):
-            await s.release(f"{'a' if s is a else 'b'}{i}")
+    assert sum(results) == limit, "leases first, then holds per request near the limit: exactly the limit"
+    assert any(r["id"].startswith("lease-") for r in await lease_rows(a, k)), "far from the limit: leased"
+    assert (await ledger(a, k)).reserved == limit
+    for s, n in ((a, "a"), (b, "b")):
+        for i in range(limit):
+            await s.release(f"{n}{i}")
         await s._leases.sweep(everything=True)  # type: ignore[union-attr]
     assert (await ledger(a, k)).reserved == 0
-    # alone, one process admits exactly up to the limit, its lease shrinking to what is left
-    admitted = [await a.reserve(k, f"x{i}", D("1"), EXP, T0) for i in range(11)]
-    assert admitted == [True] * 10 + [False]
+    # alone, one process admits exactly up to the limit again
+    admitted = [await a.reserve(k, f"x{i}", D("1"), EXP, T0) for i in range(limit + 1)]
+    assert admitted == [True] * limit + [False]
+
+
+async def test_a_key_near_its_limit_is_reserved_per_request(two: tuple[PostgresStore, ...]) -> None:
+    a, _ = two
+    k = await make_key(a, limit=str(_pg_leases.LOW_WATER))  # never LOW_WATER worst cases beyond a lease
+    assert await a.reserve(k, "h1", D("1"), EXP, T0)
+    assert [r["id"] for r in await lease_rows(a, k)] == ["h1"], "a hold of its own, as without leases"
 
 
 async def test_owned_and_parallel_limited_keys_are_reserved_per_request(two: tuple[PostgresStore, ...]) -> None:
@@ -101,11 +107,16 @@ async def test_owned_and_parallel_limited_keys_are_reserved_per_request(two: tup
 
 async def test_a_changed_key_gets_no_more_requests_from_its_lease(two: tuple[PostgresStore, ...]) -> None:
     a, _ = two
-    k = await make_key(a, limit="100")
+    k = await make_key(a, limit="1000")
     assert await a.reserve(k, "h1", D("1"), EXP, T0)
     leases = a._leases
     assert leases is not None
     leases.forget(k)  # what a NOTIFY of the key's change does
+    for _ in range(50):  # its unused part goes back at once; h1's dollar stays held
+        if (await ledger(a, k)).reserved == 1:
+            break
+        await asyncio.sleep(0.02)
+    assert (await ledger(a, k)).reserved == 1
     assert await a.reserve(k, "h2", D("1"), EXP, T0)
     assert len(await lease_rows(a, k)) == 2, "a new lease, checked against the row as it is now"
     await a.release("h1")
@@ -120,7 +131,7 @@ async def test_a_changed_key_gets_no_more_requests_from_its_lease(two: tuple[Pos
 async def test_idle_leases_go_back_by_themselves(two: tuple[PostgresStore, ...], monkeypatch: Any) -> None:
     monkeypatch.setattr(_pg_leases, "IDLE_RETURN", 0.1)
     a, _ = two
-    k = await make_key(a, limit="100")
+    k = await make_key(a, limit="1000")
     assert await a.reserve(k, "h1", D("1"), EXP, T0)
     await asyncio.sleep(0.3)
     assert len(await lease_rows(a, k)) == 1, "kept while a request is in flight"
@@ -135,7 +146,7 @@ async def test_idle_leases_go_back_by_themselves(two: tuple[PostgresStore, ...],
 
 async def test_a_lease_lost_to_expiry_bills_without_giving_back_twice(two: tuple[PostgresStore, ...]) -> None:
     a, b = two
-    k = await make_key(a, limit="100")
+    k = await make_key(a, limit="1000")
     assert await a.reserve(k, "h1", D("1"), EXP, T0)
     assert await b.expire_holds(EXP + 1) == 1, "another process expired the stalled lease"
     assert (await ledger(a, k)).reserved == 0
