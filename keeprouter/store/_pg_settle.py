@@ -24,7 +24,7 @@ import asyncpg
 
 from keeprouter.store import _rows
 from keeprouter.store._pg_people import owner_settle_cte
-from keeprouter.store._pg_pool import GuardedPool
+from keeprouter.store._pg_pool import GuardedPool, HeldConnection
 
 _N = len(_rows.GEN_COLUMNS)  # generation values are $1..$N; key_hash is $2
 _P = _rows.period_start_sql(f"${_N + 2}", f"${_N + 3}", f"${_N + 4}")
@@ -76,6 +76,7 @@ class SettleBatcher:
 
     def __init__(self, pool: GuardedPool, sql: str) -> None:
         self._pool = pool
+        self._conn = HeldConnection(pool)  # batches run one at a time, on one connection
         self._sql = sql
         self._pending: list[_Item] = []
         self._task: asyncio.Task[None] | None = None
@@ -94,6 +95,7 @@ class SettleBatcher:
         """Let the batch being written finish (callers await their settles before the store closes)."""
         if self._task is not None:
             await asyncio.shield(self._task)
+        await self._conn.release()
 
     async def _run(self) -> None:
         try:
@@ -123,7 +125,7 @@ class SettleBatcher:
             return [await self._one(batch[0])]
         ordered = sorted(range(len(batch)), key=lambda i: batch[i][1])  # by key hash, stable
         try:
-            async with self._pool.acquire() as conn:
+            async with self._conn.use() as conn:
                 rows = await conn.fetchmany(self._sql, [batch[i] for i in ordered])
         except asyncpg.PostgresError:
             # A bad settle (a constraint) or a deadlock rolled the whole batch back: one at a time.
@@ -142,7 +144,8 @@ class SettleBatcher:
     async def _one(self, args: tuple[Any, ...]) -> bool:
         for attempt in range(3):
             try:
-                return bool(await self._pool.fetchval(self._sql, *args))
+                async with self._conn.use() as conn:
+                    return bool(await conn.fetchval(self._sql, *args))
             except asyncpg.exceptions.DeadlockDetectedError:
                 # Safe to retry: the generation id makes settle idempotent.
                 if attempt == 2:
