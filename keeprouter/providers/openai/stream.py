@@ -27,6 +27,7 @@ from keeprouter.formats.canonical import (
     ToolCallStart,
     UsageUpdate,
 )
+from keeprouter.providers.framing import load_json
 from keeprouter.providers.openai.response import FINISH_TO_STOP, parse_logprobs, parse_usage
 
 
@@ -50,6 +51,18 @@ class OpenAIStreamDecoder:
         self._names: list[str] = []  # per canonical tool index
         self._by_id: dict[str, int] = {}
         self._by_index: dict[int, int] = {}  # upstream index (or fragment position) -> canonical index
+
+    @property
+    def finished(self) -> bool:
+        """Whether a finish_reason came (its Finish was emitted)."""
+        return self._finished
+
+    def feed_bytes(self, data: bytes) -> list[StreamEvent]:
+        """`feed` of a chunk's JSON payload; ValueError when it is not a JSON object."""
+        chunk = load_json(data)
+        if not isinstance(chunk, dict):
+            raise ValueError("not a JSON object")
+        return self.feed(chunk)
 
     def feed(self, chunk: dict[str, Any]) -> list[StreamEvent]:
         if err := chunk.get("error"):
