@@ -25,6 +25,7 @@ from keeprouter.api.coalesce import next_or_flush
 from keeprouter.api.http import STATE, authenticate, error_response, json_response, log, note_dropped, read_json
 from keeprouter.clients.base import ClientApi, Reply
 from keeprouter.errors import GatewayError
+from keeprouter.formats.batches import Batched
 from keeprouter.formats.canonical import ChatRequest, Usage
 from keeprouter.formats.sse import KEEPALIVE
 from keeprouter.gateway import Caller, Completion, Gateway, LiveStream, Metering
@@ -252,14 +253,26 @@ async def _relay(
         if writing is not None:
             await writing
         async with aclosing(live.rest) as events:
-            while True:
-                try:
-                    ev = await next_or_flush(events, flush)
-                except StopAsyncIteration:
-                    break
-                frames = feed(observe(ev))
-                if frames:
-                    pending.extend(frames)
+            if type(events) is Batched:  # a list of events per upstream read: one write per read
+                for ev in events.take():
+                    pending += feed(observe(ev))
+                source = events.source
+                while True:
+                    try:
+                        batch = await next_or_flush(source, flush)
+                    except StopAsyncIteration:
+                        break
+                    for ev in batch:
+                        pending += feed(observe(ev))
+            else:
+                while True:
+                    try:
+                        ev = await next_or_flush(events, flush)
+                    except StopAsyncIteration:
+                        break
+                    frames = feed(observe(ev))
+                    if frames:
+                        pending.extend(frames)
         writing = flush()
         if writing is not None:
             await writing

@@ -73,6 +73,19 @@ class SSEFrameParser:
         return self._lines(lines)
 
     def _lines(self, lines: list[bytes]) -> list[tuple[str | None, bytes]]:
+        if self._data is None and self._event is None and not any(lines[1::2]):
+            # Nearly every event of a long stream is one `data: ` line and a blank line: taken by
+            # slices and one comprehension, not the field-by-field loop below.
+            datas = lines[0::2]
+            out: list[tuple[str | None, bytes]] = [(None, line[6:]) for line in datas if line[:6] == b"data: "]
+            if len(out) == len(datas):
+                if len(lines) % 2:  # the last event has its data line but not yet its blank line
+                    value = out.pop()[1]
+                    self._data, self._data_len = [value], len(value) + 1
+                return out
+        return self._fields(lines)
+
+    def _fields(self, lines: list[bytes]) -> list[tuple[str | None, bytes]]:
         out: list[tuple[str | None, bytes]] = []
         for line in lines:
             if not line:

@@ -90,6 +90,10 @@ class LiveStream:
         return self._it
 
     def observe(self, ev: StreamEvent) -> StreamEvent:
+        if type(ev) is TextDelta and not self._thinking:  # the common event, as below
+            self._out_chars.append(ev.text)
+            self._last = ev
+            return ev
         if self._thinking and not isinstance(ev, ThinkingDelta):
             if not isinstance(ev, SignatureDelta):  # signed thinking is known by its signature
                 self.owner.issuers.record("".join(self._thinking), self.candidate.endpoint)

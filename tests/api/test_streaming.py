@@ -246,3 +246,24 @@ async def test_count_tokens_asks_an_anthropic_upstream_for_the_exact_count(
         # an unknown model still gets a count (Claude Code treats a 404 here as an error)
         async with s.post(gw.url + "/v1/messages/count_tokens", json={**body, "model": "nope"}, headers=headers) as r:
             assert r.status == 200
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
+async def test_what_the_upstream_sent_reaches_the_client_before_the_upstream_goes_quiet(
+    gw: RunningGateway, openai_upstream: OpenAIUpstream, path: str
+) -> None:
+    # Events are written a batch per upstream read: the batch must go out before the next read waits.
+    openai_upstream.script(Fault(hold_before=b"omega", reply=Reply(text="alphabravogammaomega", chunk_size=5)))
+    body = {"model": "gpt-test", "stream": True, "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
+    got = b""
+    async with aiohttp.ClientSession() as s, asyncio.timeout(10):
+        async with s.post(gw.url + path, json=body, headers=auth(gw)) as r:
+            assert r.status == 200
+            while b"gamma" not in got:
+                read = await r.content.readany()
+                assert read, got
+                got += read
+            assert openai_upstream.held.is_set()  # the upstream is still holding "omega" back
+            openai_upstream.release()
+            got += await r.content.read()
+    assert b"omega" in got

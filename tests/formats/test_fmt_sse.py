@@ -131,3 +131,15 @@ def test_parser_is_independent_of_chunking_and_line_ends(
     points = sorted({c % (len(raw) + 1) for c in cuts})
     chunks = [raw[a:b] for a, b in zip([0, *points], [*points, len(raw)], strict=True)]
     assert feed_all(chunks) == expected
+
+
+def test_whole_events_cut_at_blank_lines_keep_the_state_of_an_event_in_progress() -> None:
+    p = SSEParser()
+    assert p.feed(b"data: a\nevent: e") == []
+    assert p.feed(b"\ndata: b\n\ndata: c\n\n: note\ndata: d\n\nevent: f\ndata: g\n\n\n\ndata: h\ndata: i") == [
+        SSEEvent("e", "a\nb"),
+        SSEEvent(None, "c"),
+        SSEEvent(None, "d"),
+        SSEEvent("f", "g"),
+    ]
+    assert p.feed(b"\n\ndata:j\n\n") == [SSEEvent(None, "h\ni"), SSEEvent(None, "j")]

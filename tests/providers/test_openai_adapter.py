@@ -257,3 +257,15 @@ async def test_tool_call_answer_parses() -> None:
     resp = await build_adapter(transport.provider, transport).complete(REQ, endpoint(transport.provider), {})
     assert resp.content == [ToolCallPart(id="call_9", name="get", arguments="{}")]
     assert resp.stop_reason == "tool_use"
+
+
+async def test_events_before_a_failure_in_the_same_read_still_come_first() -> None:
+    body = sse_body(_chunk({"content": "a"}), _chunk({"content": "b"})) + b"data: [1]\n\n"
+    got: list[StreamEvent] = []
+    with pytest.raises(UpstreamError, match="malformed stream chunk"):
+        transport = _stream_of([body])
+        adapter = build_adapter(transport.provider, transport)
+        async with aclosing(adapter.stream(REQ, endpoint(transport.provider), {})) as events:
+            async for ev in events:
+                got.append(ev)
+    assert _text(got) == "ab"

@@ -54,6 +54,9 @@ _START = b'event: content_block_start\ndata: {"type":"content_block_start","inde
 _DELTA = (
     b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,"delta":{"type":"%b","%b":%b}}\n\n'
 )
+_TEXT_DELTA = (  # _DELTA of a text delta up to its text: a text block's constant part
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,"delta":{"type":"text_delta","text":'
+)
 _EMPTY_TEXT = b'{"type":"text","text":""}'
 _EMPTY_THINKING = b'{"type":"thinking","thinking":"","signature":""}'
 
@@ -117,6 +120,7 @@ class AnthropicStreamEncoder:
         "_sealed",
         "_start_usage",
         "_started",
+        "_text_head",
         "_tools_seen",
         "_usage",
     )
@@ -129,6 +133,7 @@ class AnthropicStreamEncoder:
         self._started = False
         self._index = -1  # index of the last opened block
         self._open: str | None = None  # "text" | "thinking" | "tool_use"
+        self._text_head = b""  # a text delta's bytes up to its text, for the open block
         self._sealed = False  # the open thinking block got its signature: new thinking opens a new block
         self._live_tool: int | None = None
         self._live_args: list[str] = []  # the open call's argument fragments so far
@@ -168,6 +173,8 @@ class AnthropicStreamEncoder:
         self._open = kind
         self._sealed = False
         out.append(_START % (self._index, block))
+        if kind == "text":
+            self._text_head = _TEXT_DELTA % self._index
         return self._index
 
     def _delta(self, kind: str, key: bytes, dtype: bytes, value: str, out: list[bytes]) -> None:
@@ -190,6 +197,8 @@ class AnthropicStreamEncoder:
             self._pending.append(_HeldThinking([value]))
 
     def feed(self, ev: StreamEvent) -> list[bytes]:
+        if type(ev) is TextDelta and self._open == "text":  # the common event: more of the open text block
+            return [self._text_head + orjson.dumps(ev.text) + b"}}\n\n"] if ev.text else []
         out: list[bytes] = []
         if isinstance(ev, Start):
             if not self._started:

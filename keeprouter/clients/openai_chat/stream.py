@@ -56,6 +56,8 @@ class OpenAIStreamEncoder:
         "_rd_open",
         "_started",
         "_tail",
+        "_text_head",
+        "_text_tail",
         "_tools",
         "_usage",
         "_usage_null",
@@ -83,6 +85,7 @@ class OpenAIStreamEncoder:
         self._set_head(head)
         self._usage_null = b',"usage":null}\n\n' if include_usage else b"}\n\n"
         self._tail = b',"logprobs":null,"finish_reason":null}]' + self._usage_null
+        self._text_tail = b"}" + self._tail
         self._include_usage = include_usage
         self._started = False
         self._finished = False
@@ -96,6 +99,7 @@ class OpenAIStreamEncoder:
     def _set_head(self, head: dict[str, Any]) -> None:
         self._head = b"data: " + orjson.dumps(head)[:-1]  # without the closing brace
         self._prefix = self._head + b',"choices":[{"index":0,"delta":'
+        self._text_head = self._prefix + b'{"content":'
 
     def _detail(self, d: dict[str, Any], *, closes: bool, text: str | None = None) -> bytes:
         """A chunk with one `reasoning_details` entry (and the `reasoning` text it carries)."""
@@ -121,6 +125,9 @@ class OpenAIStreamEncoder:
         return b"null" if lp is None else lp
 
     def feed(self, ev: StreamEvent) -> list[bytes]:
+        if type(ev) is TextDelta and self._started and not self._rd_open and self._logprobs is None:
+            # the common event, as the general path below writes it
+            return [self._text_head + orjson.dumps(ev.text) + self._text_tail] if ev.text else []
         out: list[bytes] = []
         if not self._started:
             self._started = True

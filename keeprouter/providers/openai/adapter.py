@@ -10,10 +10,11 @@ import orjson
 
 from keeprouter.config import EndpointConfig, ProviderConfig
 from keeprouter.errors import UpstreamError
-from keeprouter.formats.canonical import ChatRequest, ChatResponse, Finish, StreamEvent
+from keeprouter.formats.batches import Batched
+from keeprouter.formats.canonical import ChatRequest, ChatResponse, StreamEvent
 from keeprouter.formats.embeddings import EmbeddingRequest, EmbeddingResponse, RerankRequest, RerankResponse
 from keeprouter.providers.base import CountNotSupported
-from keeprouter.providers.framing import Frame, load_json
+from keeprouter.providers.framing import Frame
 from keeprouter.providers.openai import hosts
 from keeprouter.providers.openai import request as fmt
 from keeprouter.providers.openai.response import parse_response
@@ -66,11 +67,14 @@ class OpenAIAdapter:
                     raise
         return parse_response(data)
 
-    async def stream(
+    def stream(
         self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
     ) -> AsyncGenerator[StreamEvent, None]:
+        return Batched(self._batches(req, ep))
+
+    async def _batches(self, req: ChatRequest, ep: EndpointConfig) -> AsyncGenerator[list[StreamEvent], None]:
+        """The events of each upstream read, decoded in one step: one async step per read."""
         decoder = OpenAIStreamDecoder()
-        finished = False
         opened = await self._open_stream(req, ep)
         if opened is None:
             raise UpstreamError(f"provider {self.provider.id} ended the stream early")
@@ -78,26 +82,25 @@ class OpenAIAdapter:
         async with aclosing(reads):  # closed however the loop ends
             batch: list[Frame] | None = first
             while batch is not None:
-                for _, data in batch:
-                    if data == b"[DONE]":
-                        return
-                    try:
-                        chunk = load_json(data)
-                    except orjson.JSONDecodeError:
-                        raise UpstreamError(f"provider {self.provider.id} sent a malformed stream chunk") from None
-                    if not isinstance(chunk, dict):
-                        raise UpstreamError(f"provider {self.provider.id} sent a malformed stream chunk")
-                    try:
-                        events = decoder.feed(chunk)
-                    except UpstreamError as e:  # an in-band error: it may echo our key back
-                        raise self.transport.scrub(e) from None
-                    for ev in events:
-                        if isinstance(ev, Finish):
-                            finished = True
-                        yield ev
-                # One async step per upstream read, not per frame, on a long stream.
+                events: list[StreamEvent] = []
+                try:
+                    for _, data in batch:
+                        if data == b"[DONE]":
+                            if events:
+                                yield events
+                            return
+                        events += decoder.feed_bytes(data)
+                    failure: UpstreamError | None = None
+                except ValueError:  # not JSON, or not an object
+                    failure = UpstreamError(f"provider {self.provider.id} sent a malformed stream chunk")
+                except UpstreamError as e:  # an in-band error: it may echo our key back
+                    failure = self.transport.scrub(e)
+                if events:  # what came before a failure still goes out, as it would one by one
+                    yield events
+                if failure is not None:
+                    raise failure
                 batch = await anext(reads, None)
-        if not finished:  # the connection ended with neither a finish_reason nor [DONE]
+        if not decoder.finished:  # the connection ended with neither a finish_reason nor [DONE]
             raise UpstreamError(f"provider {self.provider.id} ended the stream early")
 
     async def _open_stream(

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keeprouter.errors import UpstreamError
 from keeprouter.formats.canonical import (
@@ -235,3 +239,80 @@ def c(delta: dict[str, Any], finish: str | None = None, usage: bool = True) -> d
     if usage:
         d["usage"] = None
     return d
+
+
+def decode_bytes(payloads: list[bytes]) -> list[StreamEvent]:
+    dec = OpenAIStreamDecoder()
+    return [ev for p in payloads for ev in dec.feed_bytes(p)]
+
+
+TEXTS = ["Hello", " wörld", 'a "quoted" \\ path', "", "日本 🎉", "line\nbreak", "</tag>", "Hello"]
+
+
+def test_feed_bytes_reads_later_text_chunks_by_their_learned_shape() -> None:
+    chunks = [chunk({"role": "assistant", "content": ""}), *(chunk({"content": x}) for x in TEXTS)]
+    chunks += [chunk({"content": "bye"}, "stop"), chunk({}, usage=USAGE)]
+    payloads = [orjson.dumps(c) for c in chunks]
+    dec = OpenAIStreamDecoder()
+    assert [ev for p in payloads for ev in dec.feed_bytes(p)] == decode(chunks)
+    assert dec._head.endswith(b'"delta":{"content":') and dec._tail == b'},"finish_reason":null}]}'
+
+
+@pytest.mark.parametrize(
+    "middle",
+    [
+        b'"a","role":"x"',  # more than one string there: the whole chunk is parsed
+        b'"a" ',
+        b'"a\xffb"',  # invalid UTF-8: replaced, as the full parse does
+        b'"\\u00e9\\"\\/"',  # escapes another encoder writes
+        b"null",
+        b"12",
+        b'["a"]',
+    ],
+)
+def test_feed_bytes_equals_feed_for_any_bytes_in_the_text_s_place(middle: bytes) -> None:
+    head = orjson.dumps(chunk({"content": "\0"})).split(b'"\\u0000"')
+    payloads = [orjson.dumps(chunk({"content": ""})), head[0] + b'"learn"' + head[1], head[0] + middle + head[1]]
+    expected = decode([orjson.loads(p.decode("utf-8", "replace")) for p in payloads])
+    assert decode_bytes(payloads) == expected
+
+
+def test_a_chunk_with_more_than_text_teaches_no_shape() -> None:
+    for first in (
+        chunk({"content": "a", "reasoning": "r"}),
+        chunk({"content": "a", "tool_calls": [tc(0, "call_1", "f", "{}")]}),
+        {**chunk(), "choices": [{"index": 0, "delta": {"content": "a"}, "logprobs": {"content": []}}]},
+        chunk({"content": "a"}, "stop"),
+        {**chunk({"content": "a"}), "usage": USAGE},
+        {**chunk({"content": "a"}), "choices": [{"index": 1, "delta": {"content": "a"}}]},
+    ):
+        dec = OpenAIStreamDecoder()
+        dec.feed_bytes(orjson.dumps(chunk({"content": ""})))
+        dec.feed_bytes(orjson.dumps(first))
+        assert dec._head == b""
+
+
+def test_an_upstream_escaping_unlike_orjson_is_read_whole() -> None:
+    payloads = [
+        json.dumps(c).encode() for c in (chunk({"content": ""}), chunk({"content": "é"}), chunk({"content": "ü"}))
+    ]
+    dec = OpenAIStreamDecoder()
+    assert [ev for p in payloads for ev in dec.feed_bytes(p)] == [
+        Start(id="chatcmpl-1", model="gpt-4o"),
+        TextDelta(text="é"),
+        TextDelta(text="ü"),
+    ]
+    assert dec._head == b""
+
+
+@pytest.mark.parametrize("payload", [b"{nope", b"[1]", b'"text"'])
+def test_feed_bytes_refuses_what_is_not_a_json_object(payload: bytes) -> None:
+    with pytest.raises(ValueError):
+        OpenAIStreamDecoder().feed_bytes(payload)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=12), min_size=1, max_size=8))
+def test_feed_bytes_matches_feed_for_any_texts(texts: list[str]) -> None:
+    chunks = [chunk({"role": "assistant", "content": ""}), *(chunk({"content": x}) for x in texts), chunk({}, "stop")]
+    assert decode_bytes([orjson.dumps(c) for c in chunks]) == decode(chunks)
