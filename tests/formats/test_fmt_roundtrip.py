@@ -187,10 +187,27 @@ def test_openai_request_survives_build_then_parse(req: ChatRequest) -> None:
     assert chat_req.parse_request(openai_req.build_request(req, "m")) == req
 
 
+def prefill_trimmed(req: ChatRequest) -> ChatRequest:
+    """`req` as Claude is sent it: a final assistant turn's last text loses its trailing whitespace,
+    and the part (then the turn) goes when nothing is left (providers.anthropic.request.trim_prefill)."""
+    last = req.messages[-1] if req.messages else None
+    if last is None or last.role != "assistant" or not last.content:
+        return req
+    part = last.content[-1]
+    if not isinstance(part, TextPart) or part.text == part.text.rstrip():
+        return req
+    content = last.content[:-1]
+    if part.text.rstrip():
+        content.append(msgspec.structs.replace(part, text=part.text.rstrip()))
+    messages = req.messages[:-1] + ([msgspec.structs.replace(last, content=content)] if content else [])
+    return msgspec.structs.replace(req, messages=messages)
+
+
 @settings(max_examples=200, deadline=None)
 @given(req=anthropic_request())
 def test_anthropic_request_survives_build_then_parse(req: ChatRequest) -> None:
     body = anthropic_req.build_request(req, "m", default_max_tokens=1)
+    req = prefill_trimmed(req)
     if req.reasoning is not None and req.reasoning.on and "thinking" not in body:
         # left off on purpose: a tool loop whose last assistant turn has no thinking, or no room
         req = msgspec.structs.replace(req, reasoning=None)
