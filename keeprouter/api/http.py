@@ -82,8 +82,11 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     if (request.content_length or 0) > request.client_max_size:
         raise PayloadTooLarge(f"request body is too large (limit {request.client_max_size} bytes)")
     try:
-        async with asyncio.timeout(BODY_READ_TIMEOUT):
+        if request.content.is_eof():  # all of it has arrived (a small body comes with its headers): no wait
             raw = await request.read()
+        else:
+            async with asyncio.timeout(BODY_READ_TIMEOUT):
+                raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"request body is too large (limit {request.client_max_size} bytes)") from None
     except TimeoutError:

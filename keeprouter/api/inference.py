@@ -28,7 +28,7 @@ from keeprouter.errors import GatewayError
 from keeprouter.formats.batches import Batched
 from keeprouter.formats.canonical import ChatRequest, Usage
 from keeprouter.formats.sse import KEEPALIVE
-from keeprouter.gateway import Caller, Completion, Gateway, LiveStream, Metering
+from keeprouter.gateway import Caller, Completion, Gateway, LiveStream, Metering, settled_within
 from keeprouter.store.base import GenerationStatus, KeyRecord
 
 KEEPALIVE_AFTER = 3.0
@@ -122,7 +122,7 @@ def chat_handler(
         # killed right after. Bounded: past `settle_wait` the answer goes anyway and the settle task
         # (which survives the client going away and is drained at shutdown) records it late.
         settling = gateway.settle_later(work)
-        await asyncio.wait((settling,), timeout=gateway.settle_wait)
+        await settled_within(settling, gateway.settle_wait)
         return resp
 
     return traced

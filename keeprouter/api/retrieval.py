@@ -9,7 +9,6 @@ Cohere-shaped HTTP clients (which read `message`) and gateway clients (which rea
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -24,7 +23,7 @@ from keeprouter.clients.openai_embeddings import request as embeddings_request
 from keeprouter.clients.openai_embeddings import response as embeddings_response
 from keeprouter.clients.registry import OPENAI_CHAT
 from keeprouter.errors import GatewayError
-from keeprouter.gateway import Caller, Gateway, Retrieved
+from keeprouter.gateway import Caller, Gateway, Retrieved, settled_within
 
 EMBEDDINGS = "embeddings"  # the `api` of their generations, metrics and traces
 RERANK = "rerank"
@@ -82,7 +81,7 @@ async def _serve(request: web.Request, api: str, answer: Answer, span: Any) -> w
     )
     # Recorded before the answer leaves, bounded, as chat answers are (api.inference).
     settling = gateway.settle_later(gateway.settle_retrieved(done))
-    await asyncio.wait((settling,), timeout=gateway.settle_wait)
+    await settled_within(settling, gateway.settle_wait)
     return resp
 
 

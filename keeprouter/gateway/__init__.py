@@ -20,7 +20,7 @@ from keeprouter.gateway.gateway import Gateway, Route
 from keeprouter.gateway.live_stream import LiveStream, StreamOwner
 from keeprouter.gateway.metering import Attempt, Caller, Completion, Metering
 from keeprouter.gateway.retrieval import Retrieved
-from keeprouter.gateway.settle import SETTLE_WAIT, Settler
+from keeprouter.gateway.settle import SETTLE_WAIT, Settler, settled_within
 
 __all__ = [
     "MAX_ATTEMPTS",
@@ -36,4 +36,5 @@ __all__ = [
     "Route",
     "Settler",
     "StreamOwner",
+    "settled_within",
 ]

@@ -33,6 +33,27 @@ SETTLE_WAIT = 5.0  # seconds an answer's last byte may wait for its ledger write
 log = logging.getLogger("keeprouter")
 
 
+async def settled_within(task: asyncio.Future[Any], seconds: float) -> None:
+    """Wait for `task` for at most `seconds`, never cancelling it: `asyncio.wait((task,), timeout=...)`
+    without its sets and bookkeeping, which every non-streamed answer pays before it leaves."""
+    if task.done():
+        return
+    loop = asyncio.get_running_loop()
+    waiter = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    timer = loop.call_later(seconds, wake)
+    task.add_done_callback(wake)
+    try:
+        await waiter
+    finally:
+        timer.cancel()
+        task.remove_done_callback(wake)
+
+
 class Settler:
     """Owns every settle in flight: `record` builds the generation and settles its hold and rate
     limit ticket; `settle_later` runs a settle that must outlive its request; `drain` waits for all."""
