@@ -26,6 +26,14 @@ from keeprouter.errors import UpstreamError, UpstreamTimeout
 from keeprouter.providers.framing import SSE, Frame, FramingFactory
 
 _MAX_ERROR_BODY = 64 * 1024
+# A stream's consumer stops at its end event (`[DONE]`, `message_stop`), often a read before the
+# body's own end (the chunked terminator comes in the next TCP segment), and aiohttp closes a
+# connection released before its body ended: the next request then paid a new connection (a TLS
+# handshake on a real upstream) before its first token. The rest is read in the background, at
+# most this much and this long, and the connection goes back to the pool once the body ended.
+_DRAIN_BYTES = 16 * 1024
+_DRAIN_SECONDS = 1.0
+_draining: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak refs)
 
 
 class Response(Protocol):
@@ -227,8 +235,28 @@ class _AiohttpResponse:
         return await self._resp.content.read(limit)
 
     async def aclose(self) -> None:  # what `async with resp` does on leaving
-        self._resp.release()
-        await self._resp.wait_for_close()
+        resp = self._resp
+        if resp.content.is_eof() or resp.closed:
+            resp.release()
+            await resp.wait_for_close()
+            return
+        task = asyncio.get_running_loop().create_task(_drain(resp))
+        _draining.add(task)
+        task.add_done_callback(_draining.discard)
+
+
+async def _drain(resp: aiohttp.ClientResponse) -> None:
+    """Read what is left of a body whose consumer stopped (see _DRAIN_BYTES), then release it: to
+    the pool when the body ended, closed when it did not in time."""
+    try:
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            left = _DRAIN_BYTES
+            while left > 0 and (chunk := await resp.content.readany()):
+                left -= len(chunk)
+    except (TimeoutError, aiohttp.ClientError, OSError):
+        pass
+    finally:
+        resp.release()
 
 
 def _connection_error(provider: str, e: aiohttp.ClientError) -> UpstreamError:
