@@ -227,3 +227,14 @@ async def test_base_url_written_with_v1_is_accepted() -> None:
     transport = FakeTransport(provider("anthropic", base_url=BASE + "/v1"), lambda req: FakeResponse(body=[STREAM]))
     assert _text(await _collect(transport)) == TEXT
     assert transport.requests[0].url == f"{BASE}/v1/messages"
+
+
+async def test_events_before_a_failure_in_the_same_read_still_come_first() -> None:
+    body = STREAM[: STREAM.index(b'event: content_block_stop\ndata: {"type":"content_block_stop","index":1')]
+    got: list[StreamEvent] = []
+    adapter = build_adapter((transport := _stream_of([body + b"event: ping\ndata: [1]\n\n"])).provider, transport)
+    with pytest.raises(UpstreamError, match="malformed stream event"):
+        async with aclosing(adapter.stream(REQ, endpoint(transport.provider), {})) as events:
+            async for ev in events:
+                got.append(ev)
+    assert _text(got) == TEXT, "the read's text went out before its malformed event's error"

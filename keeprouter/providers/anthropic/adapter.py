@@ -10,6 +10,7 @@ import orjson
 
 from keeprouter.config import EndpointConfig, ProviderConfig, Timeouts
 from keeprouter.errors import UpstreamError
+from keeprouter.formats.batches import Batched
 from keeprouter.formats.canonical import ChatRequest, ChatResponse, StreamEvent
 from keeprouter.providers.anthropic import request as fmt
 from keeprouter.providers.anthropic.response import parse_response
@@ -91,30 +92,44 @@ class AnthropicAdapter:
         )
         return parse_response(data, self._json_tool(req))
 
-    async def stream(
+    def stream(
         self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
     ) -> AsyncGenerator[StreamEvent, None]:
+        return Batched(self._batches(req, ep, client_headers))
+
+    async def _batches(
+        self, req: ChatRequest, ep: EndpointConfig, client_headers: Mapping[str, str]
+    ) -> AsyncGenerator[list[StreamEvent], None]:
+        """The events of each upstream read, decoded in one step: one async step per read."""
         decoder = AnthropicStreamDecoder(self._json_tool(req))
         reads = self.transport.post_stream_reads(
             self._url(ep.model, stream=True), self._body(req, ep), self._headers(client_headers), ep.timeout
         )
         async with aclosing(reads):  # closed however the loop ends
-            async for frames in reads:  # one async step per upstream read
+            async for frames in reads:
+                events: list[StreamEvent] = []
+                failure: UpstreamError | None = None
                 for event, payload in frames:
                     if event == "message_stop":
+                        if events:
+                            yield events
                         return
                     try:
                         data = load_json(payload)
                     except orjson.JSONDecodeError:
-                        raise UpstreamError(f"provider {self.provider.id} sent a malformed stream event") from None
+                        data = None
                     if not isinstance(data, dict):
-                        raise UpstreamError(f"provider {self.provider.id} sent a malformed stream event")
+                        failure = UpstreamError(f"provider {self.provider.id} sent a malformed stream event")
+                        break
                     try:
-                        events = decoder.feed(event or data.get("type"), data)
+                        events += decoder.feed(event or data.get("type"), data)
                     except UpstreamError as e:  # an in-band error: it may echo our key back
-                        raise self.transport.scrub(e) from None
-                    for ev in events:
-                        yield ev
+                        failure = self.transport.scrub(e)
+                        break
+                if events:  # what came before a failure still goes out, as it would one by one
+                    yield events
+                if failure is not None:
+                    raise failure
         raise UpstreamError(f"provider {self.provider.id} ended the stream early")
 
     async def close(self) -> None:
