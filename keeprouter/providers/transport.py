@@ -13,6 +13,7 @@ an adapter's unit tests run the real timeouts, framing and error mapping without
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from typing import Any, Protocol
@@ -29,8 +30,10 @@ _MAX_ERROR_BODY = 64 * 1024
 # A stream's consumer stops at its end event (`[DONE]`, `message_stop`), often a read before the
 # body's own end (the chunked terminator comes in the next TCP segment), and aiohttp closes a
 # connection released before its body ended: the next request then paid a new connection (a TLS
-# handshake on a real upstream) before its first token. The rest is read in the background, at
-# most this much and this long, and the connection goes back to the pool once the body ended.
+# handshake on a real upstream) before its first token. After an end event (`end_stream`) the rest
+# is read in the background, at most this much and this long, and the connection goes back to the
+# pool once the body ended. A stream closed for any other reason (a client gone) is hung up at once:
+# the upstream bills what it produces.
 _DRAIN_BYTES = 16 * 1024
 _DRAIN_SECONDS = 1.0
 _draining: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak refs)
@@ -55,6 +58,21 @@ class Response(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+    def finish_in_background(self) -> None:
+        """The consumer saw the stream's end event: `aclose()` may read the rest of the body in the
+        background, so the connection can be reused, instead of closing it."""
+        ...
+
+
+class StreamEnded(Exception):
+    """Thrown into `post_stream_reads` by `end_stream`: the stream's end event was read."""
+
+
+async def end_stream(reads: AsyncGenerator[list[Frame], None]) -> None:
+    """Close `post_stream_reads` after the stream's end event: its connection is kept for reuse."""
+    with contextlib.suppress(StopAsyncIteration):
+        await reads.athrow(StreamEnded())
 
 
 # (method, url, body, headers) -> the answer. Connection failures raise aiohttp.ClientError.
@@ -206,10 +224,15 @@ class Transport:
                     frames = feed(chunk)  # b"" at the end: a framing raises what it deferred
                     if not chunk:
                         if frames:
-                            yield frames
+                            with contextlib.suppress(StreamEnded):  # the body has ended already
+                                yield frames
                         return
                     if frames:
-                        yield frames
+                        try:
+                            yield frames
+                        except StreamEnded:
+                            resp.finish_in_background()
+                            return
                         deadline = loop.time() + timeouts.idle
         except TimeoutError:
             raise UpstreamTimeout(f"provider {self.provider.id} timed out") from None
@@ -223,10 +246,11 @@ class _AiohttpResponse:
     """`Response` over aiohttp's: the chunk read is aiohttp's own bound method, so a streamed chunk
     costs no extra call."""
 
-    __slots__ = ("_resp", "headers", "readany", "status")
+    __slots__ = ("_finish", "_resp", "headers", "readany", "status")
 
     def __init__(self, resp: aiohttp.ClientResponse) -> None:
         self._resp = resp
+        self._finish = False
         self.status = resp.status
         self.headers: Mapping[str, str] = resp.headers
         self.readany: Callable[[], Awaitable[bytes]] = resp.content.readany
@@ -234,9 +258,12 @@ class _AiohttpResponse:
     async def read(self, limit: int = -1) -> bytes:
         return await self._resp.content.read(limit)
 
+    def finish_in_background(self) -> None:
+        self._finish = True
+
     async def aclose(self) -> None:  # what `async with resp` does on leaving
         resp = self._resp
-        if resp.content.is_eof() or resp.closed:
+        if not self._finish or resp.content.is_eof() or resp.closed:
             resp.release()
             await resp.wait_for_close()
             return

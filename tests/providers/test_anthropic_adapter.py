@@ -147,6 +147,15 @@ async def test_message_stop_ends_the_stream_and_closes_the_answer() -> None:
     transport = _stream_of([STREAM + b": trailing bytes are never read\n\n"])
     assert _text(await _collect(transport)) == TEXT
     assert transport.answers[0].closed
+    assert transport.answers[0].finished, "ended by its end event: its connection may be kept"
+
+
+async def test_a_stream_closed_before_its_end_is_hung_up_at_once() -> None:
+    transport = _stream_of([STREAM[: len(STREAM) // 2], STREAM[len(STREAM) // 2 :]])
+    adapter = build_adapter(transport.provider, transport)
+    async with aclosing(adapter.stream(REQ, endpoint(transport.provider), {})) as events:
+        await anext(events)  # a client that goes away after the first event
+    assert transport.answers[0].closed and not transport.answers[0].finished
 
 
 async def test_in_band_error_event_is_an_upstream_error_without_the_key() -> None:

@@ -69,6 +69,7 @@ class _Answer:
         self.status = fake.status
         self.headers: Mapping[str, str] = fake.headers
         self.closed = False
+        self.finished = False  # the consumer saw the stream's end event (end_stream)
         self._cut = fake.cut
         body = fake.body
         self._chunks: Iterator[bytes] | AsyncIterator[bytes]
@@ -92,6 +93,9 @@ class _Answer:
                 return b""
             if chunk:
                 return chunk
+
+    def finish_in_background(self) -> None:
+        self.finished = True
 
     async def readany(self) -> bytes:
         if self._left:

@@ -16,7 +16,7 @@ from keeprouter.providers.anthropic import request as fmt
 from keeprouter.providers.anthropic.response import parse_response
 from keeprouter.providers.anthropic.stream import AnthropicStreamDecoder
 from keeprouter.providers.framing import load_json
-from keeprouter.providers.transport import Transport
+from keeprouter.providers.transport import Transport, end_stream
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 8192  # Anthropic requires max_tokens; OpenAI callers may omit it
@@ -111,6 +111,7 @@ class AnthropicAdapter:
                 failure: UpstreamError | None = None
                 for event, payload in frames:
                     if event == "message_stop":
+                        await end_stream(reads)
                         if events:
                             yield events
                         return

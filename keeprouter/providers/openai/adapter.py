@@ -20,7 +20,7 @@ from keeprouter.providers.openai import request as fmt
 from keeprouter.providers.openai.response import parse_response
 from keeprouter.providers.openai.retrieval import RetrievalCalls
 from keeprouter.providers.openai.stream import OpenAIStreamDecoder
-from keeprouter.providers.transport import Transport
+from keeprouter.providers.transport import Transport, end_stream
 
 log = logging.getLogger("keeprouter")
 MAX_LEARNING_RETRIES = 3  # fields a host may refuse per request before its error is passed on
@@ -86,6 +86,7 @@ class OpenAIAdapter:
                 try:
                     for _, data in batch:
                         if data == b"[DONE]":
+                            await end_stream(reads)
                             if events:
                                 yield events
                             return
