@@ -42,10 +42,8 @@ import logging
 import secrets
 import time
 
-import asyncpg
-
 from keeprouter.store import _rows
-from keeprouter.store._pg_pool import GuardedPool
+from keeprouter.store._pg_pool import GuardedPool, retrying_deadlocks
 from keeprouter.store.base import periods
 
 log = logging.getLogger("keeprouter.store")
@@ -157,13 +155,7 @@ class CreditLeases:
     ) -> bool:
         p = periods(now)
         args = (p.day, p.week, p.month, key_hash, amount, float(now), lease_id, float(expires_at), low_water)
-        for attempt in range(3):
-            try:
-                return await self._pool.fetchval(GROW, *args) is not None
-            except asyncpg.exceptions.DeadlockDetectedError:  # against a settle; rolled back, so retried
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        return await retrying_deadlocks(lambda: self._pool.fetchval(GROW, *args)) is not None
 
     def unleasable(self, key_hash: str, now: float) -> None:
         """The key was admitted per request where its lease could not grow: it is owned or limits

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import asyncpg
 
@@ -34,6 +34,22 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.OperatorInterventionError,  # CannotConnectNowError, AdminShutdownError, ...
     asyncpg.exceptions.InsufficientResourcesError,  # TooManyConnectionsError, ...
 )
+
+
+T = TypeVar("T")
+DEADLOCK_TRIES = 3
+
+
+async def retrying_deadlocks(call: Callable[[], Awaitable[T]]) -> T:
+    """`call()`, again when PostgreSQL broke a deadlock by rolling it back (a ledger statement
+    against another that takes the same rows in another order; each caller's is safe to repeat)."""
+    for attempt in range(DEADLOCK_TRIES):
+        try:
+            return await call()
+        except asyncpg.exceptions.DeadlockDetectedError:
+            if attempt == DEADLOCK_TRIES - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def unavailable(e: BaseException) -> StoreUnavailable:

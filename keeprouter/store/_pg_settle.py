@@ -24,7 +24,7 @@ import asyncpg
 
 from keeprouter.store import _rows
 from keeprouter.store._pg_people import owner_settle_cte
-from keeprouter.store._pg_pool import GuardedPool, HeldConnection
+from keeprouter.store._pg_pool import GuardedPool, HeldConnection, retrying_deadlocks
 
 _N = len(_rows.GEN_COLUMNS)  # generation values are $1..$N; key_hash is $2
 _P = _rows.period_start_sql(f"${_N + 2}", f"${_N + 3}", f"${_N + 4}")
@@ -142,12 +142,8 @@ class SettleBatcher:
             return e
 
     async def _one(self, args: tuple[Any, ...]) -> bool:
-        for attempt in range(3):
-            try:
-                async with self._conn.use() as conn:
-                    return bool(await conn.fetchval(self._sql, *args))
-            except asyncpg.exceptions.DeadlockDetectedError:
-                # Safe to retry: the generation id makes settle idempotent.
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        async def once() -> bool:
+            async with self._conn.use() as conn:
+                return bool(await conn.fetchval(self._sql, *args))
+
+        return await retrying_deadlocks(once)  # safe: the generation id makes a settle idempotent

@@ -31,7 +31,13 @@ from keeprouter.store._migrate import SCHEMA_MIGRATIONS_DDL, migrations
 from keeprouter.store._pg_leases import CreditLeases
 from keeprouter.store._pg_notify import NOTIFY_KEY, KeyChanges, OnChange
 from keeprouter.store._pg_people import PgPeople, owner_reserve_sql, owners_release_ctes
-from keeprouter.store._pg_pool import COMMAND_TIMEOUT, CONNECT_TIMEOUT, MIGRATE_TIMEOUT, GuardedPool
+from keeprouter.store._pg_pool import (
+    COMMAND_TIMEOUT,
+    CONNECT_TIMEOUT,
+    MIGRATE_TIMEOUT,
+    GuardedPool,
+    retrying_deadlocks,
+)
 from keeprouter.store._pg_settle import SETTLE, SettleBatcher
 from keeprouter.store.base import (
     ActivityRow,
@@ -271,14 +277,8 @@ class PostgresStore(PgPeople):
         args = (*_p(now), key_hash, nanos, float(now), hold_id, float(expires_at))
         if await self._pool.fetchval(_RESERVE, *args) is not None:
             return True
-        for attempt in range(3):
-            try:
-                return await self._reserve_owned(args)
-            except asyncpg.exceptions.DeadlockDetectedError:
-                # Against a settle (which touches key, user and team in one statement); rolled back.
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        # a deadlock against a settle (which touches key, user and team in one statement) is retried
+        return await retrying_deadlocks(lambda: self._reserve_owned(args))
 
     async def _reserve_owned(self, args: tuple[Any, ...]) -> bool:
         """Team, then user, then key, in one transaction; any refusal rolls back all three."""
