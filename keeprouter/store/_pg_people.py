@@ -54,6 +54,29 @@ def owner_settle_cte(table: rows.Table, name: str, cost: str, p: str) -> str:
 )"""
 
 
+def owner_settle_many_cte(table: rows.Table, name: str) -> str:
+    """`owner_settle_cte` for a batch of settles (store._pg_settle.SETTLE_MANY): each user or team
+    updated once, with the costs of the keys it currently owns (CTEs `a`, billed per key, and `o`,
+    the keys' owners) and the holds' shares it gave (CTE `h`) summed."""
+    col = "team_id" if table == "teams" else "user_id"
+    s = f"{name}s"
+    p = _rows.period_start_sql(f"{s}.pd", f"{s}.pw", f"{s}.pm")
+    return f"""{s} AS (
+    SELECT id, SUM(billed)::bigint AS billed, SUM(held)::bigint AS held, MAX(pd) AS pd, MAX(pw) AS pw,
+        MAX(pm) AS pm
+    FROM (SELECT o.{col} AS id, a.billed, 0::bigint AS held, a.pd, a.pw, a.pm FROM a JOIN o ON o.hash = a.key_hash
+          WHERE o.{col} IS NOT NULL
+          UNION ALL SELECT {col}, 0, amount_nanos, pd, pw, pm FROM h WHERE {col} IS NOT NULL) x
+    GROUP BY id
+), {name} AS (
+    UPDATE {table} SET usage_nanos = usage_nanos + {s}.billed, reserved_nanos = reserved_nanos - {s}.held,
+        period_usage_nanos = CASE WHEN {p} > period_start THEN {s}.billed ELSE period_usage_nanos + {s}.billed END,
+        period_start = GREATEST(period_start, {p})
+    FROM {s} WHERE {table}.id = {s}.id
+    RETURNING 1
+)"""
+
+
 def owners_release_ctes() -> str:
     """CTEs giving dropped holds' (CTE `h`) credit back to their users and teams."""
     out = []

@@ -7,10 +7,10 @@ batch instead of one per settle is most of what a settle costs PostgreSQL under 
     batcher = SettleBatcher(pool, settle_sql)
     fresh = await batcher.settle(args)   # returns once its batch is committed
 
-A batch of one runs the settle statement alone. A larger batch is asyncpg's `fetchmany` (one
-pipelined round trip, atomic: all or none), sorted by key so two processes' batches take key rows
-in the same order. Each settle's result says whether it billed: a settle of an id already recorded,
-earlier or by a settle before it in the same batch, bills nothing.
+A batch of one runs the settle statement alone. A larger batch is one statement over arrays
+(SETTLE_MANY: atomic, all or none), which writes each key, user, team and lease row once with the
+batch's sums. Its answer names the generations it recorded: a settle of an id already recorded bills
+nothing; a batch repeating an id runs one settle at a time, so the first of them bills.
 A batch that fails for any reason but an outage is retried one settle at a time, so one bad
 settle (or a deadlock) never fails the others.
 """
@@ -23,7 +23,7 @@ from typing import Any
 import asyncpg
 
 from keeprouter.store import _rows
-from keeprouter.store._pg_people import owner_settle_cte
+from keeprouter.store._pg_people import owner_settle_cte, owner_settle_many_cte
 from keeprouter.store._pg_pool import GuardedPool, HeldConnection, retrying_deadlocks
 
 _N = len(_rows.GEN_COLUMNS)  # generation values are $1..$N; key_hash is $2
@@ -66,6 +66,67 @@ WITH g AS (
 SELECT EXISTS (SELECT 1 FROM g)
 """
 
+# The types of SETTLE's parameters, in order: the generation's columns, then the hold's id, today's
+# periods (day, week, month) and whether the hold is a lease.
+_GEN_TYPES = {"streamed": "boolean", "cached": "boolean", "cost_nanos": "bigint", "cache_discount_nanos": "bigint",
+              "throughput": "float8", "created_at": "float8"}  # fmt: skip
+_INT_COLUMNS = {"tokens_prompt", "tokens_completion", "tokens_cached", "tokens_cache_write", "tokens_reasoning",
+                "latency_ms", "ttft_ms", "day"}  # fmt: skip
+_PARAMS = (
+    *((c, "int" if c in _INT_COLUMNS else _GEN_TYPES.get(c, "text")) for c in _rows.GEN_COLUMNS),
+    ("hold_id", "text"), ("pd", "int"), ("pw", "int"), ("pm", "int"), ("leased", "boolean"),
+)  # fmt: skip
+_KP = _rows.period_start_sql("a.pd", "a.pw", "a.pm")
+# SETTLE for a batch, as ONE statement over arrays (one per parameter of SETTLE, a settle's values at
+# the same index): PostgreSQL starts a statement, prepares its CHECK constraints and runs its commit
+# once per batch rather than once per settle, and writes each key, user, team and lease row once,
+# with the batch's sums. The same bills as the settles one after another would give; the generation
+# ids of a batch must be distinct (SettleBatcher sends a batch with a repeated id one at a time).
+SETTLE_MANY = f"""
+WITH i AS (
+    SELECT * FROM unnest({", ".join(f"${n}::{t}[]" for n, (_, t) in enumerate(_PARAMS, 1))})
+        AS t({", ".join(c for c, _ in _PARAMS)})
+), g AS (
+    INSERT INTO generations ({_rows.GEN_COLUMN_LIST}) SELECT {_rows.GEN_COLUMN_LIST} FROM i
+    ON CONFLICT (id) DO NOTHING RETURNING id, key_hash, cost_nanos
+), gi AS (
+    SELECT g.id, g.key_hash, g.cost_nanos, i.hold_id, i.leased, i.pd, i.pw, i.pm FROM g JOIN i ON i.id = g.id
+), h AS (
+    DELETE FROM holds USING i WHERE holds.id = i.hold_id AND holds.key_hash = i.key_hash AND NOT i.leased
+    RETURNING holds.key_hash, holds.amount_nanos, holds.user_id, holds.team_id, i.pd, i.pw, i.pm
+), l AS (
+    SELECT holds.id, holds.key_hash, LEAST(holds.amount_nanos, c.cost) AS given FROM holds
+    JOIN (SELECT hold_id, key_hash, SUM(cost_nanos)::bigint AS cost FROM gi WHERE leased GROUP BY hold_id, key_hash) c
+        ON holds.id = c.hold_id AND holds.key_hash = c.key_hash
+    FOR UPDATE OF holds
+), lu AS (
+    UPDATE holds SET amount_nanos = amount_nanos - l.given FROM l WHERE holds.id = l.id
+), a AS (
+    SELECT key_hash, SUM(billed)::bigint AS billed, SUM(held)::bigint AS held, SUM(n_held)::int AS n_held,
+        SUM(given)::bigint AS given, MAX(pd) AS pd, MAX(pw) AS pw, MAX(pm) AS pm
+    FROM (SELECT key_hash, cost_nanos AS billed, 0::bigint AS held, 0 AS n_held, 0::bigint AS given, pd, pw, pm FROM gi
+          UNION ALL SELECT key_hash, 0, amount_nanos, 1, 0, pd, pw, pm FROM h
+          UNION ALL SELECT key_hash, 0, 0, 0, given, NULL, NULL, NULL FROM l) x
+    GROUP BY key_hash
+), o AS (
+    SELECT hash, user_id, team_id FROM keys WHERE hash IN (SELECT key_hash FROM a)
+), {owner_settle_many_cte("users", "u")}, {owner_settle_many_cte("teams", "t")}, k AS (
+    UPDATE keys SET usage_nanos = usage_nanos + a.billed, reserved_nanos = reserved_nanos - a.held - a.given,
+        inflight = inflight - a.n_held,
+        period_usage_nanos = CASE WHEN {_KP} > period_start THEN a.billed ELSE period_usage_nanos + a.billed END,
+        period_start = GREATEST(period_start, {_KP})
+    FROM a WHERE keys.hash = a.key_hash
+    RETURNING 1
+), d AS (
+    INSERT INTO key_usage_daily (key_hash, day, usage_nanos, requests)
+    SELECT key_hash, pd, SUM(cost_nanos)::bigint, COUNT(*)::int FROM gi GROUP BY key_hash, pd
+    ON CONFLICT (key_hash, day) DO UPDATE
+    SET usage_nanos = key_usage_daily.usage_nanos + EXCLUDED.usage_nanos,
+        requests = key_usage_daily.requests + EXCLUDED.requests
+)
+SELECT id FROM g
+"""
+
 MAX_BATCH = 256  # settles per COMMIT; more wait for the next batch
 
 _Item = tuple[tuple[Any, ...], "asyncio.Future[bool]"]
@@ -74,10 +135,11 @@ _Item = tuple[tuple[Any, ...], "asyncio.Future[bool]"]
 class SettleBatcher:
     """Group commit of one settle statement whose $1 is the generation id and $2 its key hash."""
 
-    def __init__(self, pool: GuardedPool, sql: str) -> None:
+    def __init__(self, pool: GuardedPool, sql: str, many_sql: str) -> None:
         self._pool = pool
         self._conn = HeldConnection(pool)  # batches run one at a time, on one connection
         self._sql = sql
+        self._many_sql = many_sql  # the same settles as one statement over arrays (SETTLE_MANY)
         self._pending: list[_Item] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -123,17 +185,17 @@ class SettleBatcher:
     async def _commit(self, batch: list[tuple[Any, ...]]) -> list[bool | BaseException]:
         if len(batch) == 1:
             return [await self._one(batch[0])]
-        ordered = sorted(range(len(batch)), key=lambda i: batch[i][1])  # by key hash, stable
+        ids = {args[0] for args in batch}
+        if len(ids) < len(batch):  # a repeated id: which of them bills depends on order, so in order
+            return [await self._one_or_error(args) for args in batch]
         try:
             async with self._conn.use() as conn:
-                rows = await conn.fetchmany(self._sql, [batch[i] for i in ordered])
+                rows = await conn.fetch(self._many_sql, *map(list, zip(*batch, strict=True)))
         except asyncpg.PostgresError:
             # A bad settle (a constraint) or a deadlock rolled the whole batch back: one at a time.
             return [await self._one_or_error(args) for args in batch]
-        out: list[bool | BaseException] = [False] * len(batch)
-        for i, row in zip(ordered, rows, strict=True):
-            out[i] = bool(row[0])
-        return out
+        billed = {row[0] for row in rows}
+        return [args[0] in billed for args in batch]
 
     async def _one_or_error(self, args: tuple[Any, ...]) -> bool | BaseException:
         try:

@@ -38,7 +38,7 @@ from keeprouter.store._pg_pool import (
     GuardedPool,
     retrying_deadlocks,
 )
-from keeprouter.store._pg_settle import SETTLE, SettleBatcher
+from keeprouter.store._pg_settle import SETTLE, SETTLE_MANY, SettleBatcher
 from keeprouter.store.base import (
     ActivityRow,
     AppRow,
@@ -134,7 +134,7 @@ class PostgresStore(PgPeople):
         self._pool = GuardedPool(pool)
         self._url = url  # for the connection that listens for key changes (watch_keys)
         self._key_changes: KeyChanges | None = None
-        self._settles = SettleBatcher(self._pool, SETTLE)  # group commit (_pg_settle.py)
+        self._settles = SettleBatcher(self._pool, SETTLE, SETTLE_MANY)  # group commit (_pg_settle.py)
         # Admission from per-process slices of a key's credit (_pg_leases.py): the gateway's.
         self._leases = CreditLeases(self._pool, _RELEASE) if lease_credit else None
 

@@ -106,3 +106,62 @@ async def test_a_reservation_relaxes_only_its_own_commit() -> None:
             assert (await ledger(one, k)).reserved == D("3")
         finally:
             await one.close()
+
+
+_TABLES = {
+    "keys": "SELECT hash, usage_nanos, reserved_nanos, inflight, period_start, period_usage_nanos FROM keys",
+    "users": "SELECT id, usage_nanos, reserved_nanos, period_start, period_usage_nanos FROM users",
+    "teams": "SELECT id, usage_nanos, reserved_nanos, period_start, period_usage_nanos FROM teams",
+    "holds": "SELECT id, key_hash, amount_nanos FROM holds",
+    "daily": "SELECT key_hash, day, usage_nanos, requests FROM key_usage_daily",
+    "generations": "SELECT id, key_hash, cost_nanos FROM generations",
+}
+
+
+async def _batch_state(batched: bool) -> tuple[list[bool | BaseException], dict[str, list[Any]]]:
+    """Owners, periods, leases, a repeated settle and a settle without hold, settled as one batch
+    statement or one at a time, on a fresh schema; what each said and every row they touch."""
+    from keeprouter.store import _rows
+    from keeprouter.store.postgres import _p
+    from store.test_people import team, user
+
+    async with pg_schema() as schema:
+        pg = await PostgresStore.open(f"{PG_URL}?search_path={schema}", max_size=2)
+        try:
+            await pg.migrate()
+            await team(pg, limit="10", limit_reset="daily")
+            await user(pg, "u1", limit="10", limit_reset="weekly")
+            await user(pg, "u2")
+            k1 = await make_key(pg, "k1", user_id="u1", team_id="t1")
+            k2 = await make_key(pg, "k2", user_id="u2", team_id="t1")
+            k3 = await make_key(pg, "k3", limit="100", limit_reset="daily")
+            k4 = await make_key(pg, "k4", limit="100")
+            for k, h in ((k1, "h0"), (k3, "h-old")):  # yesterday's bills: today's settles start a new period
+                assert await pg.reserve(k, h, D("1"), T0 + 600, T0)
+                assert await pg.settle(h, gen(k, f"g-{h}", "0.75"), T0)
+            today = T0 + 86_400
+            holds = {"h1": k1, "h2": k1, "h3": k2, "h4": k3, "h5": k3, "lease-1": k4}
+            for h, k in holds.items():
+                assert await pg.reserve(k, h, D("5") if h == "lease-1" else D("1"), today + 600, today)
+            settles = [  # (hold, key, generation, cost, leased)
+                ("h1", k1, "g1", "0.5", False), ("h2", k1, "g2", "0.25", False), ("h3", k2, "g3", "0.125", False),
+                ("h4", k3, "g4", "1", False), ("h5", k3, "g-h-old", "0.3", False), ("none", k3, "g6", "0.2", False),
+                ("lease-1", k4, "g7", "1.5", True), ("lease-1", k4, "g8", "4", True),
+            ]  # fmt: skip
+            batch = [
+                (*_rows.gen_values(gen(k, g, c, at=today)), h, *_p(today), leased) for h, k, g, c, leased in settles
+            ]
+            settler = pg._settles
+            said = await settler._commit(batch) if batched else [await settler._one(args) for args in batch]
+            state = {name: sorted(map(tuple, await pg._pool.fetch(sql))) for name, sql in _TABLES.items()}
+            return said, state
+        finally:
+            await pg.close()
+
+
+async def test_a_batch_statement_bills_as_its_settles_one_after_another() -> None:
+    said, state = await _batch_state(batched=True)
+    assert said == [True, True, True, True, False, True, True, True]
+    assert (said, state) == await _batch_state(batched=False)
+    lease = next(r for r in state["holds"] if r[0] == "lease-1")
+    assert lease[2] == 0  # 5 held, 5.5 billed through it: what it held is given up, never below 0
