@@ -118,7 +118,7 @@ _TABLES = {
 }
 
 
-async def _batch_state(batched: bool) -> tuple[list[bool | BaseException], dict[str, list[Any]]]:
+async def _batch_state(batched: bool) -> tuple[list[Any], dict[str, list[Any]]]:
     """Owners, periods, leases, a repeated settle and a settle without hold, settled as one batch
     statement or one at a time, on a fresh schema; what each said and every row they touch."""
     from keeprouter.store import _rows
@@ -152,7 +152,7 @@ async def _batch_state(batched: bool) -> tuple[list[bool | BaseException], dict[
                 (*_rows.gen_values(gen(k, g, c, at=today)), h, *_p(today), leased) for h, k, g, c, leased in settles
             ]
             settler = pg._settles
-            said = await settler._commit(batch) if batched else [await settler._one(args) for args in batch]
+            said: list[Any] = await settler._commit(batch) if batched else [await settler._one(a) for a in batch]
             state = {name: sorted(map(tuple, await pg._pool.fetch(sql))) for name, sql in _TABLES.items()}
             return said, state
         finally:
