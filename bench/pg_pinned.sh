@@ -24,6 +24,7 @@ schema=kr_pinned_$$
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -- -"$p" 2>/dev/null || true; done
+  pkill -f -- "--config $work/" 2>/dev/null || true  # a gateway left by a run that failed (started in a subshell)
   psql -h 127.0.0.1 -U postgres -d test -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -52,7 +53,7 @@ EOF
 
 cpu_of() {  # cpu_of PID... -> clock ticks (user + system)
   local t=0
-  for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done  # a pid may be gone
   echo $t
 }
 
