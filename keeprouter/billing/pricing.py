@@ -29,7 +29,7 @@ from keeprouter.store.base import from_nanos, to_nanos, to_nanos_ceil
 
 __all__ = [
     "NANOS_PER_USD", "ZERO", "cache_discount", "cache_saving", "charge", "cost", "from_nanos", "insured",
-    "quantize", "to_float", "to_nanos", "to_nanos_ceil", "worst_case",
+    "quantize", "rounded_cost", "to_float", "to_nanos", "to_nanos_ceil", "worst_case",
 ]  # fmt: skip
 
 ZERO = Decimal(0)
@@ -68,6 +68,53 @@ def _prices(pricing: Pricing, prompt_tokens: int) -> _Prices:
             inp, out, cr, cw, cw1h = tier.input, tier.output, tier.cache_read, tier.cache_write, tier.cache_write_1h
     write = inp if cw is None else cw
     return _Prices(inp, out, inp if cr is None else cr, write, write if cw1h is None else cw1h)
+
+
+class _Exact:
+    """One tierless `Pricing`, prepared once for the per-request arithmetic: every per-1M price as an
+    integer count of 10**exp (one `exp` for all), so a cost is summed in integers and rounded to
+    nano-dollars once, exactly as `quantize(cost(...))` rounds; and the prices `worst_case` uses."""
+
+    __slots__ = (
+        "in_price", "input", "out_price", "output", "read", "reasoning", "request", "scale", "unit", "write",
+        "write_1h",
+    )  # fmt: skip
+
+    def __init__(self, pricing: Pricing) -> None:
+        p = _prices(pricing, 0)
+        self.in_price = max(p.input, p.cache_write, p.cache_write_1h, p.cache_read)
+        self.out_price = p.output if pricing.reasoning is None else max(p.output, pricing.reasoning)
+        reasoning = p.output if pricing.reasoning is None else pricing.reasoning  # the same sum when unset
+        request = ZERO if pricing.request is None else pricing.request.scaleb(6)  # per-1M scale, as in `cost`
+        values = (p.input, p.cache_read, p.cache_write, p.cache_write_1h, p.output, reasoning, request)
+        exp = min(int(v.as_tuple().exponent) for v in values)
+        # a sum of 10**exp per-1M-token units is a sum x 10**(exp + 3) nano-dollars: multiplied by
+        # `scale`, or divided by `unit` (then rounded)
+        self.scale = 10 ** max(exp + 3, 0)
+        self.unit = 10 ** max(-(exp + 3), 0)
+        self.input, self.read, self.write, self.write_1h, self.output, self.reasoning, self.request = (
+            int(v.scaleb(-exp)) for v in values
+        )
+
+
+_EXACT: dict[int, tuple[Pricing, _Exact | None]] = {}  # by id; the entry holds its Pricing, so no id is reused
+_EXACT_MAX = 4096  # configured endpoints' prices: a bound that is never reached, only a safety
+
+
+def _exact(pricing: Pricing) -> _Exact | None:
+    """`pricing` prepared (`_Exact`), or None when the Decimal path must price it: tiers (chosen per
+    request), or a price that is negative or not finite (no config loads one; a hand-built one may)."""
+    hit = _EXACT.get(id(pricing))
+    if hit is not None and hit[0] is pricing:
+        return hit[1]
+    prices = (pricing.input, pricing.output, pricing.cache_read, pricing.cache_write, pricing.cache_write_1h,
+              pricing.reasoning, pricing.request)  # fmt: skip
+    ok = not pricing.tiers and all(v is None or (v.is_finite() and v >= 0) for v in prices)
+    exact = _Exact(pricing) if ok else None
+    if len(_EXACT) >= _EXACT_MAX:
+        _EXACT.clear()
+    _EXACT[id(pricing)] = (pricing, exact)
+    return exact
 
 
 class _Split:
@@ -128,9 +175,13 @@ def worst_case(prompt_tokens: int, max_output_tokens: int, pricing: Pricing) -> 
     than plain input) and every possible output token at the highest output-side price.
     `prompt_tokens` should itself be an upper-bound estimate; tiers are chosen from it.
     """
-    p = _prices(pricing, prompt_tokens)
-    in_price = max(p.input, p.cache_write, p.cache_write_1h, p.cache_read)
-    out_price = p.output if pricing.reasoning is None else max(p.output, pricing.reasoning)
+    exact = _exact(pricing)
+    if exact is not None:  # tierless: the same two prices for every request, found once
+        in_price, out_price = exact.in_price, exact.out_price
+    else:
+        p = _prices(pricing, prompt_tokens)
+        in_price = max(p.input, p.cache_write, p.cache_write_1h, p.cache_read)
+        out_price = p.output if pricing.reasoning is None else max(p.output, pricing.reasoning)
     total = max(prompt_tokens, 0) * in_price + max(max_output_tokens, 0) * out_price
     if pricing.request is not None:
         total += pricing.request.scaleb(6)
@@ -148,7 +199,47 @@ def charge(usage: Usage, pricing: Pricing, finish_reason: str | None) -> Decimal
     the generation is insured. This is the number to put in `GenerationRecord.cost`."""
     if insured(finish_reason, usage.output_tokens):
         return ZERO
-    return quantize(cost(usage, pricing))
+    return rounded_cost(usage, pricing)
+
+
+# Below this many units of 10**exp, the Decimal sums of `cost` are exact too (the default context
+# keeps 28 digits): the integer path then gives exactly their result; above it, they are the rule.
+_EXACT_BOUND = 10**27
+
+
+def rounded_cost(usage: Usage, pricing: Pricing) -> Decimal:
+    """`quantize(cost(usage, pricing))`, the same Decimal, summed in integers: what every generation
+    pays per request. The Decimal path prices what `_exact` does not prepare."""
+    hit = _EXACT.get(id(pricing))
+    e = hit[1] if hit is not None and hit[0] is pricing else _exact(pricing)
+    if e is None:
+        return quantize(cost(usage, pricing))
+    # `_Split` and `cost`'s clamps, in integers
+    output = usage.output_tokens if usage.output_tokens > 0 else 0
+    reasoning = usage.reasoning_tokens
+    reasoning = output if reasoning > output else reasoning if reasoning > 0 else 0
+    read, write = usage.cache_read_tokens, usage.cache_write_tokens
+    if read > 0 or write > 0:
+        read, write = max(read, 0), max(write, 0)
+        write_1h = min(max(usage.cache_write_1h_tokens, 0), write)
+        total = read * e.read + (write - write_1h) * e.write + write_1h * e.write_1h
+        uncached = usage.input_tokens - read - write
+    else:
+        total, uncached = 0, usage.input_tokens
+    if uncached > 0:
+        total += uncached * e.input
+    total += (output - reasoning) * e.output + reasoning * e.reasoning + e.request
+    if total >= _EXACT_BOUND:
+        return quantize(cost(usage, pricing))
+    # total x 10**exp USD per 1M tokens = total x 10**(exp + 3) nano-dollars, rounded half-even
+    unit = e.unit
+    if unit == 1:
+        return from_nanos(total * e.scale)
+    nanos, rest = divmod(total, unit)
+    rest *= 2
+    if rest > unit or (rest == unit and nanos & 1):
+        nanos += 1
+    return from_nanos(nanos)
 
 
 def cache_discount(usage: Usage, pricing: Pricing, finish_reason: str | None) -> Decimal:

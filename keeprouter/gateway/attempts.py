@@ -88,7 +88,7 @@ class WholeAnswer:
                 self.issuers.record(state, ep)
         out = resp.usage.output_tokens
         self.health.success(cand.key, elapsed, out / elapsed if elapsed > 0 and out else None)
-        cost = pricing.quantize(pricing.cost(resp.usage, ep.pricing)) if out else Decimal(0)
+        cost = pricing.rounded_cost(resp.usage, ep.pricing) if out else Decimal(0)
         return Completion(resp, cand, cost, meter)
 
 

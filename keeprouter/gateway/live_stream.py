@@ -138,7 +138,7 @@ class LiveStream:
         u = u or self.final_usage()
         if u.output_tokens == 0 and not self._out_chars:
             return Decimal(0)  # nothing produced: nothing billed
-        return pricing.quantize(pricing.cost(u, self.candidate.endpoint.pricing))
+        return pricing.rounded_cost(u, self.candidate.endpoint.pricing)
 
     async def finish(self, status: GenerationStatus, error: GatewayError | None = None) -> None:
         u = self.final_usage()

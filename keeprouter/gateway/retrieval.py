@@ -79,7 +79,7 @@ class Retrieval(Generic[A]):
         attempt.first_token_at = now
         cand = attempt.candidate
         self.health.success(cand.key, now - attempt.started, None)
-        cost = pricing.quantize(pricing.cost(first.usage, cand.endpoint.pricing))
+        cost = pricing.rounded_cost(first.usage, cand.endpoint.pricing)
         return Retrieved(first, cand, cost, meter)
 
 

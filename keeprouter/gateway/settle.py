@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 SETTLE_WAIT = 5.0  # seconds an answer's last byte may wait for its ledger write (then it goes anyway)
 log = logging.getLogger("keeprouter")
+NO_SAVING = pricing.from_nanos(0)  # quantize(cache_saving(...)) of a usage without cache tokens
 
 
 async def settled_within(task: asyncio.Future[Any], seconds: float) -> None:
@@ -84,8 +85,14 @@ class Settler:
         latency = now - meter.started
         ttft = (served.first_token_at or now) - meter.started
         gen_time = now - (served.first_token_at or meter.started)
-        # what the prompt cache saved: nothing charged, nothing saved
-        discount = pricing.quantize(pricing.cache_saving(usage, cand.endpoint.pricing)) if cost else pricing.ZERO
+        # what the prompt cache saved: nothing charged, nothing saved; no cache tokens, nothing saved
+        # (the same Decimal `cache_saving` would give, without pricing the zero counts)
+        if not cost:
+            discount = pricing.ZERO
+        elif usage.cache_read_tokens > 0 or usage.cache_write_tokens > 0:
+            discount = pricing.quantize(pricing.cache_saving(usage, cand.endpoint.pricing))
+        else:
+            discount = NO_SAVING
         gen = GenerationRecord(
             id=meter.gen_id,
             key_hash=meter.caller.key.hash,

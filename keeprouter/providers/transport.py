@@ -154,9 +154,7 @@ class Transport:
             self._session = None
 
     async def _send_aiohttp(self, method: str, url: str, body: bytes, headers: Mapping[str, str]) -> Response:
-        # Adapters build their URLs percent-encoded; sent exactly so (yarl would turn a model id's
-        # `%3A` back into `:`, and a signature over the path would no longer match).
-        resp = await self.session.request(method, URL(url, encoded=True), data=body, headers=headers)
+        resp = await self.session.request(method, _url(url), data=body, headers=headers)
         return _AiohttpResponse(resp)
 
     def _error(self, status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamError:
@@ -184,11 +182,14 @@ class Transport:
         header (Bedrock's InvokeModel: `x-amzn-bedrock-input-token-count`)."""
         try:
             async with asyncio.timeout(timeouts.first_byte):
-                async with aclosing(await self._send("POST", url, body, headers)) as resp:
+                resp = await self._send("POST", url, body, headers)
+                try:  # `async with aclosing(resp)`, without its two extra awaits per request
                     raw = await resp.read()
                     if resp.status >= 400:
                         raise self._error(resp.status, raw, resp.headers)
                     answer_headers = resp.headers
+                finally:
+                    await resp.aclose()
         except TimeoutError:
             raise UpstreamTimeout(f"provider {self.provider.id} timed out") from None
         except aiohttp.ClientError as e:
@@ -240,6 +241,21 @@ class Transport:
             raise _connection_error(self.provider.id, e) from None
         except ValueError as e:  # bytes the framing cannot frame (an SSE line over the bound)
             raise UpstreamError(f"provider {self.provider.id} sent an invalid stream: {e}") from None
+
+
+_URLS: dict[str, URL] = {}  # an endpoint's few URLs, parsed once (yarl also keeps its parts computed)
+_URLS_MAX = 4096  # a safety bound: a deployment's endpoints use far fewer
+
+
+def _url(url: str) -> URL:
+    """`url` as sent. Adapters build their URLs percent-encoded; sent exactly so (yarl would turn a
+    model id's `%3A` back into `:`, and a signature over the path would no longer match)."""
+    parsed = _URLS.get(url)
+    if parsed is None:
+        if len(_URLS) >= _URLS_MAX:
+            _URLS.clear()
+        parsed = _URLS[url] = URL(url, encoded=True)
+    return parsed
 
 
 class _AiohttpResponse:

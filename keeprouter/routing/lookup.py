@@ -34,8 +34,11 @@ class Found(NamedTuple):
 def find_model(models: Mapping[str, ModelConfig], name: str) -> Found | None:
     """The catalogue model `name` means (see the module docstring for the order), or None."""
     base, _, variant = name.partition(":")
+    model = models.get(name)  # the usual case, before the other forms are worked out
+    if model is not None:
+        return Found(model, variant)
     slug = base.rpartition("/")[2]
-    for candidate in (name, base, slug, _DATE_SUFFIX.sub("", slug)):
+    for candidate in (base, slug, _DATE_SUFFIX.sub("", slug)):
         model = models.get(candidate)
         if model is not None:
             return Found(model, variant)

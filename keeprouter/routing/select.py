@@ -29,14 +29,30 @@ SORTS = ("price", "throughput", "latency")
 class Candidate:
     model: ModelConfig
     endpoint: EndpointConfig
+    # endpoint_key, made once: routing, health, affinity and metrics read it several times a request
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        return endpoint_key(self.model.id, self.endpoint)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", endpoint_key(self.model.id, self.endpoint))
 
 
 def endpoint_key(model_id: str, ep: EndpointConfig) -> str:
     return f"{model_id}|{ep.provider}|{ep.model}"
+
+
+_CANDIDATES: dict[tuple[int, int], Candidate] = {}  # by ids; an entry holds its objects, so no id is reused
+_CANDIDATES_MAX = 4096  # a safety bound: a deployment has far fewer endpoints
+
+
+def _candidate(model: ModelConfig, ep: EndpointConfig) -> Candidate:
+    """`Candidate(model, ep)`, made once per endpoint (it is immutable) rather than per request."""
+    ids = (id(model), id(ep))
+    c = _CANDIDATES.get(ids)
+    if c is None or c.model is not model or c.endpoint is not ep:
+        if len(_CANDIDATES) >= _CANDIDATES_MAX:
+            _CANDIDATES.clear()
+        c = _CANDIDATES[ids] = Candidate(model, ep)
+    return c
 
 
 @dataclass(slots=True)
@@ -116,13 +132,21 @@ def plan(
     reasons: set[str] = set()
     too_long: list[int] = []  # the prompt limits of the endpoints the prompt alone overflows
     for model in models:
-        eligible = [ep for ep in model.endpoints if _eligible(ep, req, prefs, prompt_tokens, reasons, too_long)]
-        usable = [Candidate(model, ep) for ep in eligible if not stats.is_open(endpoint_key(model.id, ep))]
+        eligible = [
+            _candidate(model, ep)
+            for ep in model.endpoints
+            if _eligible(ep, req, prefs, prompt_tokens, reasons, too_long)
+        ]
+        usable = [c for c in eligible if not stats.is_open(c.key)]
         if not usable and eligible:
             # Every endpoint's circuit is open: try them anyway rather than refuse outright.
-            usable = [Candidate(model, ep) for ep in eligible]
+            usable = eligible
         ordered = _order(usable, prefs, stats, rng or random)
-        if req.max_tokens is not None and any(_cut(c.endpoint, req.max_tokens, prompt_tokens) for c in ordered):
+        if (
+            req.max_tokens is not None
+            and len(ordered) > 1  # one endpoint has nothing to move after
+            and any(_cut(c.endpoint, req.max_tokens, prompt_tokens) for c in ordered)
+        ):
             # endpoints that must lower the output budget come after those where it fits whole
             ordered = [c for c in ordered if not _cut(c.endpoint, req.max_tokens, prompt_tokens)] + [
                 c for c in ordered if _cut(c.endpoint, req.max_tokens, prompt_tokens)

@@ -34,12 +34,20 @@ LIMIT_RESETS: tuple[str, ...] = ("daily", "weekly", "monthly")
 
 def to_nanos(usd: Decimal) -> int:
     """USD -> integer nano-dollars (the storage unit), rounded half-even: settled costs."""
-    return int(usd.scaleb(9).to_integral_value(rounding=ROUND_HALF_EVEN))
+    scaled = usd.scaleb(9)
+    nanos = int(scaled)  # toward zero; exact when `usd` is whole nano-dollars, as every settled cost is
+    if nanos == scaled:
+        return nanos  # nothing to round (half the work of to_integral_value, on every settle)
+    return int(scaled.to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
 def to_nanos_ceil(usd: Decimal) -> int:
     """USD -> integer nano-dollars, rounded up: holds never cover less than their estimate."""
-    return int(usd.scaleb(9).to_integral_value(rounding=ROUND_CEILING))
+    scaled = usd.scaleb(9)
+    nanos = int(scaled)
+    if nanos == scaled:  # a whole number already (most estimates): nothing to round
+        return nanos
+    return int(scaled.to_integral_value(rounding=ROUND_CEILING))
 
 
 def from_nanos(nanos: int) -> Decimal:

@@ -203,3 +203,82 @@ def test_worst_case_covers_any_usage_within_its_bounds(case: tuple[Pricing, Usag
 def test_charge_is_storable_exactly(finish: str | None) -> None:
     c = charge(Usage(input_tokens=123_457, output_tokens=89, cache_read_tokens=3), SONNET, finish)
     assert from_nanos(to_nanos(c)) == c
+
+
+# ---- the integer path (`rounded_cost`) and the shortcuts give the Decimal path's results, exactly ----
+
+wide_prices = st.one_of(
+    st.decimals(min_value=0, max_value=10**6, places=9, allow_nan=False, allow_infinity=False),
+    st.decimals(min_value=0, max_value=10**30, allow_nan=False, allow_infinity=False),
+    st.decimals(min_value=-5, max_value=5, places=3, allow_nan=False, allow_infinity=False),  # only a hand-built one
+    st.sampled_from([D("1E+5"), D("0.0000000001"), D("1.5E-12"), D("2.50"), D("0E-20")]),
+)
+token_counts = st.integers(min_value=-5, max_value=10**8) | st.integers(min_value=0, max_value=10**40)
+
+
+@st.composite
+def any_pricing_and_usage(draw: st.DrawFn) -> tuple[Pricing, Usage]:
+    maybe = st.none() | wide_prices
+    p = Pricing(
+        input=draw(wide_prices),
+        output=draw(wide_prices),
+        cache_read=draw(maybe),
+        cache_write=draw(maybe),
+        cache_write_1h=draw(maybe),
+        reasoning=draw(maybe),
+        request=draw(maybe),
+        tiers=draw(st.sampled_from([(), (PriceTier(min_prompt_tokens=100, input=D("2"), output=D("4")),)])),
+    )
+    u = Usage(
+        input_tokens=draw(token_counts),
+        output_tokens=draw(token_counts),
+        cache_read_tokens=draw(st.just(0) | token_counts),
+        cache_write_tokens=draw(st.just(0) | token_counts),
+        cache_write_1h_tokens=draw(st.just(0) | token_counts),
+        reasoning_tokens=draw(st.just(0) | token_counts),
+    )
+    return p, u
+
+
+@given(any_pricing_and_usage())
+def test_rounded_cost_is_quantize_of_cost_to_the_digit(case: tuple[Pricing, Usage]) -> None:
+    p, u = case
+    assert str(pricing.rounded_cost(u, p)) == str(pricing.quantize(cost(u, p)))
+
+
+def _old_worst_case(prompt_tokens: int, max_output_tokens: int, p: Pricing) -> Decimal:
+    """worst_case before it kept a tierless Pricing's two prices (the reference)."""
+    pr = pricing._prices(p, prompt_tokens)
+    in_price = max(pr.input, pr.cache_write, pr.cache_write_1h, pr.cache_read)
+    out_price = pr.output if p.reasoning is None else max(pr.output, p.reasoning)
+    total = max(prompt_tokens, 0) * in_price + max(max_output_tokens, 0) * out_price
+    if p.request is not None:
+        total += p.request.scaleb(6)
+    return total.scaleb(-6)
+
+
+@given(any_pricing_and_usage())
+def test_worst_case_is_the_decimal_formula_to_the_digit(case: tuple[Pricing, Usage]) -> None:
+    p, u = case
+    prompt, output = u.input_tokens, u.output_tokens
+    assert str(worst_case(prompt, output, p)) == str(_old_worst_case(prompt, output, p))
+
+
+exact_usd = st.decimals(allow_nan=False, allow_infinity=False, min_value=-(10**12), max_value=10**12) | st.decimals(
+    min_value=-(10**6), max_value=10**6, places=9, allow_nan=False, allow_infinity=False
+)
+
+
+@given(exact_usd)
+def test_to_nanos_shortcut_rounds_as_to_integral_value(usd: Decimal) -> None:
+    from decimal import ROUND_CEILING, ROUND_HALF_EVEN
+
+    assert to_nanos(usd) == int(usd.scaleb(9).to_integral_value(rounding=ROUND_HALF_EVEN))
+    assert to_nanos_ceil(usd) == int(usd.scaleb(9).to_integral_value(rounding=ROUND_CEILING))
+
+
+def test_a_hand_built_pricing_is_prepared_once_and_never_confused_with_another() -> None:
+    u = Usage(input_tokens=1000, output_tokens=10)
+    for i in range(3):  # new Pricing objects may reuse a freed one's id: the memo checks identity
+        p = Pricing(input=D(i + 1), output=D(1))
+        assert pricing.rounded_cost(u, p) == pricing.quantize(cost(u, p))
