@@ -210,8 +210,7 @@ _EXACT_BOUND = 10**27
 def rounded_cost(usage: Usage, pricing: Pricing) -> Decimal:
     """`quantize(cost(usage, pricing))`, the same Decimal, summed in integers: what every generation
     pays per request. The Decimal path prices what `_exact` does not prepare."""
-    hit = _EXACT.get(id(pricing))
-    e = hit[1] if hit is not None and hit[0] is pricing else _exact(pricing)
+    e = _exact(pricing)
     if e is None:
         return quantize(cost(usage, pricing))
     # `_Split` and `cost`'s clamps, in integers

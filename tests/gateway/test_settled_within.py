@@ -7,13 +7,18 @@ import asyncio
 from keeprouter.gateway import settled_within
 
 
-async def test_returns_once_the_settle_is_done() -> None:
+def pending_settle() -> tuple[asyncio.Event, asyncio.Task[None]]:
+    """A settle that runs until its gate is set."""
     gate = asyncio.Event()
 
     async def settle() -> None:
         await gate.wait()
 
-    task = asyncio.ensure_future(settle())
+    return gate, asyncio.ensure_future(settle())
+
+
+async def test_returns_once_the_settle_is_done() -> None:
+    gate, task = pending_settle()
     waiting = asyncio.ensure_future(settled_within(task, 60.0))
     await asyncio.sleep(0)
     assert not waiting.done()  # the settle is not committed yet: the answer waits
@@ -23,12 +28,7 @@ async def test_returns_once_the_settle_is_done() -> None:
 
 
 async def test_past_the_wait_the_answer_goes_and_the_settle_keeps_running() -> None:
-    gate = asyncio.Event()
-
-    async def settle() -> None:
-        await gate.wait()
-
-    task = asyncio.ensure_future(settle())
+    gate, task = pending_settle()
     await settled_within(task, 0.0)
     assert not task.done()  # not cancelled: recorded late
     gate.set()
@@ -47,12 +47,7 @@ async def test_a_finished_or_failed_settle_returns_at_once_and_raises_nothing() 
 
 
 async def test_a_cancelled_waiter_leaves_the_settle_running() -> None:
-    gate = asyncio.Event()
-
-    async def settle() -> None:
-        await gate.wait()
-
-    task = asyncio.ensure_future(settle())
+    gate, task = pending_settle()
     waiting = asyncio.ensure_future(settled_within(task, 60.0))
     await asyncio.sleep(0)
     waiting.cancel()

@@ -12,6 +12,7 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -19,6 +20,7 @@ import pytest_asyncio
 from support.services import service_missing
 
 from keeprouter.store import Store, open_store
+from keeprouter.store.postgres import PostgresStore
 
 PG_URL = os.environ.get("KEEPROUTER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -63,6 +65,21 @@ async def pg_schema(prefix: str = "kr_test") -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await admin.close()
+
+
+@asynccontextmanager
+async def two_pg_stores(**open_kw: Any) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
+    """Two stores on one fresh schema (migrated once), as two gateway processes have."""
+    async with pg_schema() as schema:
+        url = f"{PG_URL}?search_path={schema}"
+        a = await PostgresStore.open(url, **open_kw)
+        b = await PostgresStore.open(url, **open_kw)
+        try:
+            await a.migrate()
+            yield a, b
+        finally:
+            await a.close()
+            await b.close()
 
 
 @pytest_asyncio.fixture(name="store_url", params=BACKENDS)

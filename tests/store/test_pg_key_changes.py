@@ -14,7 +14,7 @@ from keeprouter.errors import AuthenticationFailed
 from keeprouter.keys import KeyService
 from keeprouter.store.base import BudgetPatch, TeamRecord, UserRecord
 from keeprouter.store.postgres import PostgresStore
-from store.backends import PG_URL, T0, pg_schema
+from store.backends import PG_URL, T0, two_pg_stores
 
 pytestmark = pytest.mark.postgres
 LONG_TTL = 3600.0  # so only a notification can explain a dropped record
@@ -31,15 +31,8 @@ async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 5.0)
 @pytest.fixture
 async def two() -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
     """Two stores on one database, as two gateway processes have."""
-    async with pg_schema() as schema:
-        url = f"{PG_URL}?search_path={schema}"
-        a, b = await PostgresStore.open(url, max_size=2), await PostgresStore.open(url, max_size=2)
-        try:
-            await a.migrate()
-            yield a, b
-        finally:
-            await a.close()
-            await b.close()
+    async with two_pg_stores(max_size=2) as stores:
+        yield stores
 
 
 async def test_a_change_in_one_process_drops_the_cached_record_in_another(

@@ -13,7 +13,7 @@ import pytest
 
 from keeprouter.store import _pg_leases
 from keeprouter.store.postgres import PostgresStore
-from store.backends import PG_URL, T0, pg_schema
+from store.backends import T0, two_pg_stores
 from store.test_people import team, user
 from store.test_store_ledger import gen, ledger, make_key
 
@@ -25,16 +25,8 @@ EXP = T0 + 900
 @pytest.fixture
 async def two() -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
     """Two gateway processes' stores on one database, both leasing."""
-    async with pg_schema() as schema:
-        url = f"{PG_URL}?search_path={schema}"
-        a = await PostgresStore.open(url, max_size=4, lease_credit=True)
-        b = await PostgresStore.open(url, max_size=4, lease_credit=True)
-        try:
-            await a.migrate()
-            yield a, b
-        finally:
-            await a.close()
-            await b.close()
+    async with two_pg_stores(max_size=4, lease_credit=True) as stores:
+        yield stores
 
 
 async def lease_rows(store: PostgresStore, key_hash: str) -> list[Any]:
