@@ -1,4 +1,4 @@
-"""The one network seam: a pooled aiohttp session per provider, per-phase timeouts, error mapping.
+"""The one network seam: a pooled HTTP client per provider, per-phase timeouts, error mapping.
 
 Every upstream call goes through `Transport.post_json` (whole body) or `Transport.post_stream_reads`
 (an async iterator of the frames of each read, cut by the provider kind's `Framing`). Both raise only
@@ -6,7 +6,7 @@ Every upstream call goes through `Transport.post_json` (whole body) or `Transpor
 cancellation (the client went away).
 
 Below them sits `Send`: one HTTP exchange, up to the answer's status and headers, the body read on
-demand. The default sends over aiohttp; a test passes its own (`tests/support/fake_transport.py`), so
+demand. The default sends with `http1.Http1Client`; a test passes its own (`tests/support/fake_transport.py`), so
 an adapter's unit tests run the real timeouts, framing and error mapping without a socket.
 """
 
@@ -18,25 +18,14 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from contextlib import aclosing
 from typing import Any, Protocol
 
-import aiohttp
 import orjson
-from yarl import URL
 
 from keeprouter.config import ProviderConfig, Timeouts
 from keeprouter.errors import UpstreamError, UpstreamTimeout
 from keeprouter.providers.framing import SSE, Frame, FramingFactory
+from keeprouter.providers.http1 import ConnectFailed, ConnectTimeout, Http1Client, HttpError
 
 _MAX_ERROR_BODY = 64 * 1024
-# A stream's consumer stops at its end event (`[DONE]`, `message_stop`), often a read before the
-# body's own end (the chunked terminator comes in the next TCP segment), and aiohttp closes a
-# connection released before its body ended: the next request then paid a new connection (a TLS
-# handshake on a real upstream) before its first token. After an end event (`end_stream`) the rest
-# is read in the background, at most this much and this long, and the connection goes back to the
-# pool once the body ended. A stream closed for any other reason (a client gone) is hung up at once:
-# the upstream bills what it produces.
-_DRAIN_BYTES = 16 * 1024
-_DRAIN_SECONDS = 1.0
-_draining: set[asyncio.Task[None]] = set()  # referenced until done (the loop keeps weak refs)
 
 
 class Response(Protocol):
@@ -75,7 +64,7 @@ async def end_stream(reads: AsyncGenerator[list[Frame], None]) -> None:
         await reads.athrow(StreamEnded())
 
 
-# (method, url, body, headers) -> the answer. Connection failures raise aiohttp.ClientError.
+# (method, url, body, headers) -> the answer. Connection failures raise http1.HttpError.
 Send = Callable[[str, str, bytes, Mapping[str, str]], Awaitable[Response]]
 # A kind's own reading of an error answer (status, body, headers), or None: mapped by status.
 ErrorMap = Callable[[int, bytes, Mapping[str, str]], UpstreamError | None]
@@ -112,8 +101,8 @@ class Transport:
         self.secrets = provider_secrets(provider)
         self.framing = framing
         self.errors: ErrorMap | None = None
-        self._send: Send = send or self._send_aiohttp
-        self._session: aiohttp.ClientSession | None = None
+        self._send: Send = send or self._send_http1
+        self._client: Http1Client | None = None
         self._limit = limit
 
     def authorise(self, auth: RequestAuth) -> None:
@@ -136,26 +125,16 @@ class Transport:
         e.args = (e.message,)
         return e
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:  # created lazily inside the running loop
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._limit, keepalive_timeout=60, ttl_dns_cache=300),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.provider.timeout.connect),
-                json_serialize=lambda o: orjson.dumps(o).decode(),
-                auto_decompress=True,
-                skip_auto_headers=("User-Agent",),
-            )
-        return self._session
-
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
 
-    async def _send_aiohttp(self, method: str, url: str, body: bytes, headers: Mapping[str, str]) -> Response:
-        resp = await self.session.request(method, _url(url), data=body, headers=headers)
-        return _AiohttpResponse(resp)
+    async def _send_http1(self, method: str, url: str, body: bytes, headers: Mapping[str, str]) -> Response:
+        client = self._client
+        if client is None:  # created lazily inside the running loop
+            client = self._client = Http1Client(connect_timeout=self.provider.timeout.connect, limit=self._limit)
+        return await client.send(method, url, body, headers)
 
     def _error(self, status: int, raw: bytes, headers: Mapping[str, str]) -> UpstreamError:
         mapped = self.errors(status, raw, headers) if self.errors is not None else None
@@ -192,7 +171,7 @@ class Transport:
                     await resp.aclose()
         except TimeoutError:
             raise UpstreamTimeout(f"provider {self.provider.id} timed out") from None
-        except aiohttp.ClientError as e:
+        except HttpError as e:
             raise _connection_error(self.provider.id, e) from None
         try:
             return orjson.loads(raw), answer_headers
@@ -237,76 +216,17 @@ class Transport:
                         deadline = loop.time() + timeouts.idle
         except TimeoutError:
             raise UpstreamTimeout(f"provider {self.provider.id} timed out") from None
-        except aiohttp.ClientError as e:
+        except HttpError as e:
             raise _connection_error(self.provider.id, e) from None
         except ValueError as e:  # bytes the framing cannot frame (an SSE line over the bound)
             raise UpstreamError(f"provider {self.provider.id} sent an invalid stream: {e}") from None
 
 
-_URLS: dict[str, URL] = {}  # an endpoint's few URLs, parsed once (yarl also keeps its parts computed)
-_URLS_MAX = 4096  # a safety bound: a deployment's endpoints use far fewer
-
-
-def _url(url: str) -> URL:
-    """`url` as sent. Adapters build their URLs percent-encoded; sent exactly so (yarl would turn a
-    model id's `%3A` back into `:`, and a signature over the path would no longer match)."""
-    parsed = _URLS.get(url)
-    if parsed is None:
-        if len(_URLS) >= _URLS_MAX:
-            _URLS.clear()
-        parsed = _URLS[url] = URL(url, encoded=True)
-    return parsed
-
-
-class _AiohttpResponse:
-    """`Response` over aiohttp's: the chunk read is aiohttp's own bound method, so a streamed chunk
-    costs no extra call."""
-
-    __slots__ = ("_finish", "_resp", "headers", "readany", "status")
-
-    def __init__(self, resp: aiohttp.ClientResponse) -> None:
-        self._resp = resp
-        self._finish = False
-        self.status = resp.status
-        self.headers: Mapping[str, str] = resp.headers
-        self.readany: Callable[[], Awaitable[bytes]] = resp.content.readany
-
-    async def read(self, limit: int = -1) -> bytes:
-        return await self._resp.content.read(limit)
-
-    def finish_in_background(self) -> None:
-        self._finish = True
-
-    async def aclose(self) -> None:  # what `async with resp` does on leaving
-        resp = self._resp
-        if not self._finish or resp.content.is_eof() or resp.closed:
-            resp.release()
-            await resp.wait_for_close()
-            return
-        task = asyncio.get_running_loop().create_task(_drain(resp))
-        _draining.add(task)
-        task.add_done_callback(_draining.discard)
-
-
-async def _drain(resp: aiohttp.ClientResponse) -> None:
-    """Read what is left of a body whose consumer stopped (see _DRAIN_BYTES), then release it: to
-    the pool when the body ended, closed when it did not in time."""
-    try:
-        async with asyncio.timeout(_DRAIN_SECONDS):
-            left = _DRAIN_BYTES
-            while left > 0 and (chunk := await resp.content.readany()):
-                left -= len(chunk)
-    except (TimeoutError, aiohttp.ClientError, OSError):
-        pass
-    finally:
-        resp.release()
-
-
-def _connection_error(provider: str, e: aiohttp.ClientError) -> UpstreamError:
-    if isinstance(e, aiohttp.ClientConnectorError):
-        return UpstreamError(f"could not connect to provider {provider}")
-    if isinstance(e, aiohttp.ServerTimeoutError):
+def _connection_error(provider: str, e: HttpError) -> UpstreamError:
+    if isinstance(e, ConnectTimeout):
         return UpstreamTimeout(f"provider {provider} timed out")
+    if isinstance(e, ConnectFailed):
+        return UpstreamError(f"could not connect to provider {provider}")
     return UpstreamError(f"connection to provider {provider} failed: {type(e).__name__}")
 
 

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import aiohttp
 import orjson
 
 from keeprouter.config import EndpointConfig, Pricing, ProviderConfig, Timeouts
 from keeprouter.formats.sse import sse_data, sse_event
+from keeprouter.providers.http1 import Disconnected
 from keeprouter.providers.registry import kind_of
 from keeprouter.providers.transport import Transport
 
@@ -89,7 +89,7 @@ class _Answer:
                 chunk = next(self._chunks, None)
             if chunk is None:
                 if self._cut:
-                    raise aiohttp.ClientPayloadError("connection cut by the fake upstream")
+                    raise Disconnected("connection cut by the fake upstream")
                 return b""
             if chunk:
                 return chunk
