@@ -35,6 +35,19 @@ _Pending = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]"]
 
 def _group(c: sqlite3.Connection, batch: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
     """Run each body in its own SAVEPOINT inside one BEGIN IMMEDIATE ... COMMIT."""
+    if len(batch) == 1:  # alone (every settle at one request in flight): the transaction is its savepoint
+        body, args = batch[0]
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            result = body(c, *args)
+        except Exception as e:
+            c.execute("ROLLBACK")
+            return [(False, e)]
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        c.execute("COMMIT")
+        return [(True, result)]
     out: list[tuple[bool, Any]] = []
     c.execute("BEGIN IMMEDIATE")
     try:

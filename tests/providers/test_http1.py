@@ -1013,3 +1013,98 @@ async def test_transport_maps_a_cut_body(serve: ServeFixture) -> None:
             await transport.post_json(server.url(), b"{}", {}, TIMEOUTS)
     finally:
         await transport.close()
+
+
+# ---- TLS -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """A self-signed certificate for the IP address 127.0.0.1 and its key, as PEM files."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "keeprouter test upstream")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    folder = tmp_path_factory.mktemp("tls")
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return str(cert_file), str(key_file)
+
+
+async def _tls_server(cert: str, key: str) -> tuple[asyncio.Server, list[bytes]]:
+    import ssl
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    seen: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(v)
+                    for n, _, v in (ln.partition(b":") for ln in head.split(b"\r\n"))
+                    if n.lower() == b"content-length"
+                )
+                seen.append(head + await reader.readexactly(length))
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nsecured")
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+            writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ctx), seen
+
+
+async def test_an_https_upstream_is_spoken_to_over_verified_tls(
+    tls_pair: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ssl
+
+    trusting = ssl.create_default_context(cafile=tls_pair[0])
+    monkeypatch.setattr(http1, "_ssl_context", trusting)  # the test's CA instead of the system's
+    server, seen = await _tls_server(*tls_pair)
+    port = server.sockets[0].getsockname()[1]
+    client = Http1Client()
+    try:
+        async with asyncio.timeout(WAIT * 4):
+            for _ in range(2):
+                resp = await client.send("POST", f"https://127.0.0.1:{port}/v1/x", b"{}", {"A": "b"})
+                assert (resp.status, await resp.read()) == (200, b"secured")
+                await resp.aclose()
+        assert len(seen) == 2 and seen[0].startswith(b"POST /v1/x HTTP/1.1\r\n")
+        assert f"Host: 127.0.0.1:{port}\r\n".encode() in seen[0]
+    finally:
+        await client.close()
+        server.close()
+
+
+async def test_a_certificate_the_system_does_not_trust_is_refused(tls_pair: tuple[str, str]) -> None:
+    server, seen = await _tls_server(*tls_pair)
+    port = server.sockets[0].getsockname()[1]
+    client = Http1Client()
+    try:
+        with pytest.raises(ConnectFailed, match="certificate"):
+            async with asyncio.timeout(WAIT * 4):
+                await client.send("POST", f"https://127.0.0.1:{port}/v1/x", b"{}", {})
+        assert seen == []  # nothing was sent to it
+    finally:
+        await client.close()
+        server.close()
