@@ -10,7 +10,8 @@ on the request path it cost about 85 us of CPU per small request at 8 in flight,
 (the same local server, one process). A gateway's own overhead is what it sells, and this was the
 largest single part of it. The HTTP parsing itself is llhttp (Node's parser) through httptools.
 
-What it does: TLS with the system's default verification; a pool per origin with an idle timeout
+What it does: TLS with the system's default verification; addresses raced (happy eyeballs, by
+aiohappyeyeballs, as aiohttp does); a pool per origin with an idle timeout
 and a bound on open connections; bodies framed by length, chunked or ended by the close; gzip and
 deflate bodies; one retry of a request whose reused connection the server had already closed (no
 byte of the answer read: the request never reached it); back-pressure on a body its reader leaves
@@ -20,12 +21,15 @@ unread. What it leaves out, because no upstream call needs it: proxies, cookies,
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 import ssl
 import zlib
 from collections import deque
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohappyeyeballs
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -402,13 +406,15 @@ class _Pool:
         tls = self.scheme == "https"
         try:
             async with asyncio.timeout(self.client.connect_timeout):
-                _, conn = await self.loop.create_connection(
-                    lambda: _Connection(self),
-                    self.host,
-                    self.port,
-                    ssl=_tls() if tls else None,
-                    server_hostname=self.host if tls else None,
-                )  # fmt: skip (uvloop's takes no happy_eyeballs_delay: addresses are tried in turn)
+                sock = await _open_socket(self.loop, self.host, self.port)
+                try:
+                    _, conn = await self.loop.create_connection(
+                        lambda: _Connection(self), sock=sock,
+                        ssl=_tls() if tls else None, server_hostname=self.host if tls else None,
+                    )  # fmt: skip
+                except BaseException:
+                    sock.close()
+                    raise
         except TimeoutError:
             raise ConnectTimeout(f"connecting to {self.host}:{self.port} timed out") from None
         except (OSError, ssl.SSLError) as e:
@@ -459,6 +465,21 @@ class _Pool:
             self._sweep = None
         for conn in list(self.idle):
             conn.abort()
+
+
+async def _open_socket(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:
+    """A connected socket to `host`, its addresses raced as RFC 8305 says (a host whose IPv6 route is
+    broken still answers over IPv4 after 250 ms; uvloop's own connect tries one address at a time)."""
+    try:  # an address already (a local upstream's 127.0.0.1): no resolver thread to ask
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    else:
+        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        infos = [(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port))]  # type: ignore[list-item]
+    if not infos:
+        raise OSError(f"{host} has no address")
+    return await aiohappyeyeballs.start_connection(infos, happy_eyeballs_delay=0.25, interleave=1)
 
 
 class Http1Client:

@@ -266,14 +266,13 @@ async def test_the_host_header_of_a_default_port_has_no_port(
     serve: ServeFixture, client: Http1Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = await serve(replies(answer(b"x")))
-    loop = asyncio.get_running_loop()
-    connect = loop.create_connection
+    dial = http1._open_socket
 
-    async def to_the_server(factory: Any, host: str, port: int, **kw: Any) -> Any:
+    async def to_the_server(loop: asyncio.AbstractEventLoop, host: str, port: int) -> Any:
         assert (host, port) == ("127.0.0.1", 80)
-        return await connect(factory, host, server.port, **kw)  # port 80 is not ours to listen on
+        return await dial(loop, host, server.port)  # port 80 is not ours to listen on
 
-    monkeypatch.setattr(loop, "create_connection", to_the_server)
+    monkeypatch.setattr(http1, "_open_socket", to_the_server)
     _, data = await fetch(client, "http://127.0.0.1:80/p?q=1")
     assert data == b"x"
     assert head_of(server.requests[0])[:2] == [b"POST /p?q=1 HTTP/1.1", b"Host: 127.0.0.1"]
@@ -1108,3 +1107,11 @@ async def test_a_certificate_the_system_does_not_trust_is_refused(tls_pair: tupl
     finally:
         await client.close()
         server.close()
+
+
+async def test_a_host_name_is_resolved_and_its_addresses_raced(serve: ServeFixture, client: Http1Client) -> None:
+    # "localhost" may resolve to ::1 first, where nothing listens: the race still reaches 127.0.0.1
+    server = await serve(replies(answer(b"named")))
+    resp, data = await fetch(client, f"http://localhost:{server.port}/n")
+    assert (resp.status, data) == (200, b"named")
+    assert head_of(server.requests[0])[1] == f"Host: localhost:{server.port}".encode()
