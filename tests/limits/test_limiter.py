@@ -148,10 +148,12 @@ async def test_a_settle_after_the_window_changes_nothing(limiter: RateLimiter, c
 
 
 async def test_many_concurrent_admissions_never_exceed_the_limits(limiter: RateLimiter) -> None:
-    results = await asyncio.gather(*(admit(limiter, Limits(rpm=50, tpm=None)) for _ in range(300)))
+    # Bursts about twice the Redis pool (64): they queue for connections, each within the pool's 1 s
+    # wait even on a loaded CI machine (bursts of 300 and 400 once outwaited it there).
+    results = await asyncio.gather(*(admit(limiter, Limits(rpm=50, tpm=None)) for _ in range(120)))
     assert sum(isinstance(r, Ticket) for r in results) == 50
-    results = await asyncio.gather(*(admit(limiter, Limits(rpm=None, tpm=1000), 7, "t" * 64) for _ in range(400)))
-    assert sum(isinstance(r, Ticket) for r in results) == 1000 // 7
+    results = await asyncio.gather(*(admit(limiter, Limits(rpm=None, tpm=400), 7, "t" * 64) for _ in range(130)))
+    assert sum(isinstance(r, Ticket) for r in results) == 400 // 7
 
 
 @pytest.mark.redis
