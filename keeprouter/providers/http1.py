@@ -26,6 +26,7 @@ import socket
 import ssl
 import zlib
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -226,7 +227,6 @@ class _Connection(asyncio.Protocol):
         self.reused = False  # it carried an exchange before this one
         self.idle_since = 0.0
         self.received = False  # a byte of the current answer arrived
-        self.counted = True  # it counts against the pool's bound until it is lost
         self._head: list[tuple[str, str]] = []
         self._head_bytes = 0
         self._interim = False  # parsing a 1xx answer, which a final one follows
@@ -323,9 +323,6 @@ class _Connection(asyncio.Protocol):
         resp = self.resp
         if resp is None or self.transport is None:
             return
-        if resp._done:
-            self.pool.release(self)
-            return
         resp._chunks.clear()  # _feed drops what comes from now on
         resp._size = 0
         self.transport.resume_reading()
@@ -370,15 +367,17 @@ class _Pool:
 
     async def acquire(self) -> _Connection:
         idle = self.idle
-        now = self.loop.time()
-        while idle:
-            conn = idle.pop()
-            if conn.transport is not None and now - conn.idle_since < self.client.keepalive:
-                conn.reused = True
-                return conn
-            conn.abort()
-        while self.open >= self.client.limit:
-            waiter = self.loop.create_future()
+        while True:
+            now = self.loop.time()
+            while idle:
+                conn = idle.pop()
+                if conn.transport is not None and now - conn.idle_since < self.client.keepalive:
+                    conn.reused = True
+                    return conn
+                conn.abort()
+            if self.open < self.client.limit:
+                break
+            waiter = self.loop.create_future()  # woken when a connection is released or lost
             self.waiters.append(waiter)
             try:
                 await waiter
@@ -389,11 +388,6 @@ class _Pool:
             finally:
                 if waiter in self.waiters:
                     self.waiters.remove(waiter)
-            if idle:
-                conn = idle.pop()
-                if conn.transport is not None:
-                    conn.reused = True
-                    return conn
         self.open += 1
         try:
             return await self._connect()
@@ -435,9 +429,7 @@ class _Pool:
         self._wake()
 
     def lost(self, conn: _Connection) -> None:
-        if conn.counted:
-            conn.counted = False
-            self.open -= 1
+        self.open -= 1  # asyncio calls connection_lost once per connection
         if conn in self.idle:
             self.idle.remove(conn)
         self._wake()
@@ -492,7 +484,7 @@ class Http1Client:
         self.keepalive = keepalive
         self._pools: dict[tuple[str, str, int], _Pool] = {}
 
-    async def send(self, method: str, url: str, body: bytes, headers: Any) -> Http1Response:
+    async def send(self, method: str, url: str, body: bytes, headers: Mapping[str, str]) -> Http1Response:
         """Send one request; returns once the answer's status and headers arrived. Raises HttpError."""
         origin, target, host = _target(url)
         pool = self._pools.get(origin)
@@ -524,7 +516,7 @@ class Http1Client:
         self._pools.clear()
 
 
-def _head(method: str, target: str, host: str, body: bytes, headers: Any) -> bytes:
+def _head(method: str, target: str, host: str, body: bytes, headers: Mapping[str, str]) -> bytes:
     """The request's bytes: head and body in one buffer, so one write sends the request."""
     lines = [f"{method} {target} HTTP/1.1\r\n"]
     given = {k.lower() for k in headers}
