@@ -1,4 +1,4 @@
-"""What runs on aiosqlite's worker thread: plain functions of a sqlite3 connection.
+"""What runs on the SQLite worker thread (`_sqlite_worker`): plain functions of a sqlite3 connection.
 
 `_group` is the group commit (many bodies, one BEGIN IMMEDIATE ... COMMIT, a SAVEPOINT each);
 `_transaction` one body; the rest configure the connection, read, write and migrate.

@@ -1,10 +1,11 @@
-"""SQLite backend: one aiosqlite connection, owned by the one process that owns the database file.
+"""SQLite backend: one connection on its own thread (`_sqlite_worker`), owned by the one process
+that owns the database file.
 
 WAL (readers never block the writer), busy_timeout (another process, e.g. the CLI, may briefly hold
 the write lock), synchronous=NORMAL (in WAL a commit survives a killed process; only an OS crash
 or power cut can lose the last commits), foreign keys on.
 
-Each operation is one plain function run on aiosqlite's worker thread in ONE hop: that thread runs
+Each operation is one plain function run on that thread in ONE hop: that thread runs
 queued calls strictly one after another, so a ledger transaction (BEGIN IMMEDIATE ... COMMIT) is
 never interleaved with another coroutine's statements, and costs one thread switch instead of one
 per statement.
@@ -36,11 +37,10 @@ import asyncio
 import datetime as dt
 import math
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
-import aiosqlite
 import msgspec
 
 from keeprouter.store import _health, _response_cache, _responses, _rows
@@ -55,6 +55,7 @@ from keeprouter.store._sqlite_sync import (
     _Pending,
     _transaction,
 )
+from keeprouter.store._sqlite_worker import SqliteWorker
 from keeprouter.store.base import (
     SECONDS_PER_DAY,
     ActivityRow,
@@ -125,7 +126,7 @@ def _period_params(now: float) -> dict[str, Any]:
 class SqliteStore(SqlitePeople):
     """`Store` on SQLite. Open with `await SqliteStore.open(path)` (":memory:" works); `close()` it."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    def __init__(self, db: SqliteWorker) -> None:
         self._db = db
         self._pending: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -135,7 +136,7 @@ class SqliteStore(SqlitePeople):
         # hold id -> (key hash, nanos, expires_at, the key's user and team accounts held on too)
         self._holds: dict[str, tuple[str, int, float, tuple[str, ...]]] = {}
         self._inflight: dict[str, int] = {}  # key hash -> its open holds (its requests in flight)
-        self._db_seq = 0  # incremented ONLY on aiosqlite's worker thread: orders database states
+        self._db_seq = 0  # incremented ONLY on the worker thread: orders database states
 
     async def _tx(self, body: Callable[..., T], *args: Any) -> T:
         """Run `body(conn, *args)` in the next group commit; returns once it is committed."""
@@ -162,17 +163,13 @@ class SqliteStore(SqlitePeople):
 
     @classmethod
     async def open(cls, path: str) -> SqliteStore:
-        # isolation_level=None: the sqlite3 module must not open transactions behind our back.
-        db = await aiosqlite.connect(path, isolation_level=None)
+        db = await SqliteWorker.open(path)
         store = cls(db)
         await store._run(_configure)
         return store
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        # aiosqlite's one sanctioned way to run code on its worker thread with its sqlite3 connection
-        # (its own Cursor uses it); wrapped here so the dependency sits in one line.
-        execute = cast(Callable[..., Awaitable[T]], self._db._execute)
-        return await execute(fn, self._db._conn, *args)
+        return await self._db.run(fn, *args)
 
     def _sequenced(self, c: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> tuple[int, T]:
         """On the worker thread: run `fn` and number the database state it leaves (or saw)."""
