@@ -19,7 +19,11 @@ Modes (each prints CPU per unit, and ours / floor where the floor applies):
 - ttft:  time to the first streamed token, sequential, minus the upstream's own; median in us.
 - features: the small request again with one feature on at a time (a key of a user in a team, so
          three budgets reserved; a model allowlist; a named conversation for affinity; reasoning
-         on; all of them), each one's extra CPU per request in us.
+         on; all of them), each one's extra CPU per request in us, and each case's ratio to the
+         thin pass-through measured in the same interleaved rounds (`--rounds`, medians).
+
+On a machine of 2 cores or more the gateway and the floor run on core 0 and this process (load and
+upstream) on core 1, as in the shared bench (`--no-pin` to leave them free).
 
 Bounded in count; every socket is on 127.0.0.1. Compare figures of one run only (the machine is
 shared): the ratios are what to quote.
@@ -227,7 +231,7 @@ async def measure(gw: Target, thin: Target | None, args: argparse.Namespace) -> 
         elif mode == "ttft":
             await ttft(gw, thin, args.ttft, args.upstream)
         elif mode == "features":
-            await features(gw, args.small)
+            await features(gw, thin, args.small, args.rounds)
 
 
 async def admin_post(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -241,8 +245,9 @@ async def admin_post(url: str, path: str, body: dict[str, Any]) -> dict[str, Any
         return got
 
 
-async def features(gw: Target, n: int) -> None:
-    """Each feature's cost on the small request: its CPU per request minus the plain key's."""
+async def features(gw: Target, thin: Target | None, n: int, rounds: int) -> None:
+    """Each feature's cost on the small request (its CPU per request minus the plain key's), and
+    each case's ratio to the thin pass-through measured in the same rounds."""
     team = (await admin_post(gw.url, "/api/v1/teams", {"name": "bench", "limit": 100000}))["data"]["id"]
     user = await admin_post(gw.url, "/api/v1/users", {"email": "b@example.com", "team_id": team, "limit": 100000})
     uid = user["data"]["id"]
@@ -252,20 +257,22 @@ async def features(gw: Target, n: int) -> None:
         gw.url, "/api/v1/keys", {"name": "all", "limit": 100000, "user_id": uid, "models": ["mock-chat"]}
     )
     chat = {"model": "mock-chat", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 50}
-    cases: list[tuple[str, str, dict[str, Any]]] = [
-        ("plain key", gw.headers["Authorization"], chat),
-        ("user + team budgets", f"Bearer {owned['key']}", chat),
-        ("model allowlist", f"Bearer {listed['key']}", chat),
-        ("named conversation (affinity)", gw.headers["Authorization"], {**chat, "session_id": "s-1"}),
-        ("reasoning on", gw.headers["Authorization"], {**chat, "reasoning": {"effort": "low"}}),
-        ("all of them", f"Bearer {everything['key']}", {**chat, "session_id": "s-1", "reasoning": {"effort": "low"}}),
-    ]
-    rounds: dict[str, list[float]] = {label: [] for label, _, _ in cases}
-    for _ in range(3):  # rounds interleave the cases, so drift on a shared machine spreads evenly
-        for label, auth, body in cases:
-            t = Target(label, gw.url, gw.pid, {"Authorization": auth})
+    cases: list[tuple[str, Target, dict[str, Any]]] = [
+        ("plain key", gw, chat),
+        ("user + team budgets", Target("", gw.url, gw.pid, {"Authorization": f"Bearer {owned['key']}"}), chat),
+        ("model allowlist", Target("", gw.url, gw.pid, {"Authorization": f"Bearer {listed['key']}"}), chat),
+        ("named conversation (affinity)", gw, {**chat, "session_id": "s-1"}),
+        ("reasoning on", gw, {**chat, "reasoning": {"effort": "low"}}),
+        ("all of them", Target("", gw.url, gw.pid, {"Authorization": f"Bearer {everything['key']}"}),
+         {**chat, "session_id": "s-1", "reasoning": {"effort": "low"}}),
+    ]  # fmt: skip
+    if thin is not None:
+        cases.append(("thin pass-through", thin, chat))
+    per_round: dict[str, list[float]] = {label: [] for label, _, _ in cases}
+    for _ in range(rounds):  # rounds interleave the cases, so drift on a shared machine spreads evenly
+        for label, target, body in cases:
             call = post("/v1/chat/completions", body)
-            async with session_for(t) as s:
+            async with session_for(target) as s:
                 sem = asyncio.Semaphore(8)
 
                 async def guarded(s: aiohttp.ClientSession = s, sem: asyncio.Semaphore = sem, call: Any = call) -> None:
@@ -273,14 +280,29 @@ async def features(gw: Target, n: int) -> None:
                         await call(s)
 
                 await asyncio.gather(*(guarded() for _ in range(50)))
-                c0 = cpu_seconds(gw.pid)
+                c0 = cpu_seconds(target.pid)
                 await asyncio.gather(*(guarded() for _ in range(n)))
-                rounds[label].append((cpu_seconds(gw.pid) - c0) / n * 1e6)
-    base = statistics.median(rounds[cases[0][0]])
-    for label, values in rounds.items():
+                per_round[label].append((cpu_seconds(target.pid) - c0) / n * 1e6)
+    base = statistics.median(per_round["plain key"])
+    floor = statistics.median(per_round["thin pass-through"]) if thin is not None else None
+    for label, values in per_round.items():
         us = statistics.median(values)
-        shown = f"{us:8.1f}" if label == cases[0][0] else f"{us - base:+8.1f}"
-        print(f"{'feature cost: ' + label:42s} {shown} us/req (median of 3 rounds)")
+        shown = f"{us:8.1f}" if label in ("plain key", "thin pass-through") else f"{us - base:+8.1f}"
+        ratio = f"   {us / floor:4.2f}x the floor" if floor and label != "thin pass-through" else ""
+        print(f"{'feature cost: ' + label:42s} {shown} us/req (median of {rounds} rounds){ratio}")
+
+
+def pin(gateway: int, floor: int | None) -> None:
+    """The shared bench's layout on a machine of 2 cores or more: the gateway (every thread) and the
+    floor on core 0, this process (load and upstream) on core 1. Less noise from migrations, and
+    the gateway's threads share one core as they do there."""
+    if not hasattr(os, "sched_setaffinity") or (os.cpu_count() or 1) < 2:
+        return
+    for pid in (gateway, floor):
+        if pid is not None:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                os.sched_setaffinity(int(task), {0})
+    os.sched_setaffinity(0, {1})
 
 
 async def first_token(s: aiohttp.ClientSession, url: str, body: bytes) -> float:
@@ -332,6 +354,8 @@ async def main() -> None:
     p.add_argument("--small", type=int, default=2000)
     p.add_argument("--cc", type=int, default=300)
     p.add_argument("--ttft", type=int, default=200)
+    p.add_argument("--rounds", type=int, default=5, help="features: interleaved rounds, medians reported")
+    p.add_argument("--no-pin", action="store_true", help="leave the processes on every core")
     p.add_argument("--thin", type=Path, default=THIN)
     p.add_argument("--profile", type=Path, help="py-spy's collapsed stacks of the gateway over the run, to FILE")
     args = p.parse_args()
@@ -365,6 +389,8 @@ async def main() -> None:
             else:
                 print(f"# no thin pass-through at {args.thin}: figures without the floor")
             assert gw.proc is not None
+            if not args.no_pin:
+                pin(gw.proc.pid, thin.pid if thin is not None else None)
             ours = Target("ours", gw.url, gw.proc.pid, {"Authorization": f"Bearer {key}", **ANTHROPIC})
             spy = await profiler(gw.proc.pid, args.profile) if args.profile else None
             await measure(ours, thin, args)
