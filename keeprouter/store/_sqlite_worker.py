@@ -38,10 +38,14 @@ class SqliteWorker:
         self._conn: sqlite3.Connection | None = None  # touched only on the thread
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()  # None: stop
         self._done: deque[tuple[asyncio.Future[Any], bool, Any]] = deque()  # (future, ok, value)
-        self._signalled = False  # a wake-up byte is in the pipe and the loop has not yet read it
+        self._signalled = False  # a wake-up is on its way and the loop has not yet taken it
         self._rfd, self._wfd = os.pipe()
         os.set_blocking(self._rfd, False)
-        loop.add_reader(self._rfd, self._deliver)
+        try:
+            loop.add_reader(self._rfd, self._deliver)
+            self._piped = True
+        except NotImplementedError:  # a loop that cannot watch a pipe (Windows' proactor)
+            self._piped = False
         self._thread = threading.Thread(target=self._main, name="keeprouter-sqlite", daemon=True)
         self._closed = False
 
@@ -76,14 +80,18 @@ class SqliteWorker:
                 self._done.append((fut, False, e))
             if not self._signalled:  # one byte per wake-up: the loop takes every queued result
                 self._signalled = True
-                os.write(self._wfd, b"\0")  # releases the GIL for the syscall (see the module doc)
+                if self._piped:
+                    os.write(self._wfd, b"\0")  # releases the GIL for the syscall (see the module doc)
+                else:
+                    self._loop.call_soon_threadsafe(self._deliver)
         if self._conn is not None:
             self._conn.close()
 
     def _deliver(self) -> None:
         """On the loop: hand every finished job's result to its future."""
-        with contextlib.suppress(BlockingIOError):
-            os.read(self._rfd, 4096)
+        if self._piped:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._rfd, 4096)
         # Cleared before draining: a result the thread queues from here on sends a new byte, so
         # none waits unseen (the thread queues before it looks at the flag).
         self._signalled = False
@@ -105,6 +113,7 @@ class SqliteWorker:
         self._jobs.put(None)
         await asyncio.to_thread(self._thread.join)
         self._deliver()
-        self._loop.remove_reader(self._rfd)
+        if self._piped:
+            self._loop.remove_reader(self._rfd)
         os.close(self._rfd)
         os.close(self._wfd)

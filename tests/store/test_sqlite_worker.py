@@ -116,3 +116,19 @@ async def test_a_database_that_cannot_be_opened_raises_and_stops_the_thread(tmp_
     with pytest.raises(sqlite3.OperationalError):
         await SqliteWorker.open(str(tmp_path / "no-such-dir" / "w.db"))
     assert ours() == before
+
+
+async def test_a_loop_that_cannot_watch_a_pipe_gets_its_results_by_call_soon_threadsafe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unsupported(*_: object) -> None:
+        raise NotImplementedError  # as Windows' proactor loop does
+
+    monkeypatch.setattr(asyncio.get_running_loop(), "add_reader", unsupported)
+    worker = await _opened(tmp_path)
+    try:
+        assert await asyncio.gather(*(worker.run(_insert, n) for n in range(100))) == list(range(100))
+        with pytest.raises(sqlite3.IntegrityError):
+            await worker.run(_insert, 1)
+    finally:
+        await worker.close()
