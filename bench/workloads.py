@@ -257,15 +257,18 @@ async def features(gw: Target, thin: Target | None, n: int, rounds: int) -> None
         gw.url, "/api/v1/keys", {"name": "all", "limit": 100000, "user_id": uid, "models": ["mock-chat"]}
     )
     chat = {"model": "mock-chat", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 50}
+
+    def keyed(created: dict[str, Any]) -> Target:  # the gateway, called with another key
+        return Target("", gw.url, gw.pid, {"Authorization": f"Bearer {created['key']}"})
+
     cases: list[tuple[str, Target, dict[str, Any]]] = [
         ("plain key", gw, chat),
-        ("user + team budgets", Target("", gw.url, gw.pid, {"Authorization": f"Bearer {owned['key']}"}), chat),
-        ("model allowlist", Target("", gw.url, gw.pid, {"Authorization": f"Bearer {listed['key']}"}), chat),
+        ("user + team budgets", keyed(owned), chat),
+        ("model allowlist", keyed(listed), chat),
         ("named conversation (affinity)", gw, {**chat, "session_id": "s-1"}),
         ("reasoning on", gw, {**chat, "reasoning": {"effort": "low"}}),
-        ("all of them", Target("", gw.url, gw.pid, {"Authorization": f"Bearer {everything['key']}"}),
-         {**chat, "session_id": "s-1", "reasoning": {"effort": "low"}}),
-    ]  # fmt: skip
+        ("all of them", keyed(everything), {**chat, "session_id": "s-1", "reasoning": {"effort": "low"}}),
+    ]
     if thin is not None:
         cases.append(("thin pass-through", thin, chat))
     per_round: dict[str, list[float]] = {label: [] for label, _, _ in cases}
